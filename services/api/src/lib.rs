@@ -1,0 +1,41 @@
+//! The gRPC wire types of every Caseway service, generated from `proto/`. One crate, so the
+//! generated code compiles once and a client never depends on a server crate.
+
+/// Encoded `FileDescriptorSet` of the whole proto tree, served by gRPC reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/caseway_descriptor.bin"));
+
+pub mod google {
+    pub mod r#type {
+        tonic::include_proto!("google.r#type");
+    }
+}
+
+/// Modules nest like the proto packages, so generated cross-package paths resolve.
+pub mod caseway {
+    pub mod common {
+        pub mod v1 {
+            tonic::include_proto!("caseway.common.v1");
+        }
+    }
+
+    pub mod tenancy {
+        pub mod v1 {
+            tonic::include_proto!("caseway.tenancy.v1");
+        }
+    }
+
+    pub mod catalog {
+        pub mod v1 {
+            tonic::include_proto!("caseway.catalog.v1");
+        }
+    }
+
+    pub mod events {
+        pub mod v1 {
+            tonic::include_proto!("caseway.events.v1");
+        }
+    }
+}
+
+pub use caseway::{catalog, common, events, tenancy};

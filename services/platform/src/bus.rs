@@ -1,0 +1,400 @@
+//! RabbitMQ: one topic exchange, protobuf payloads, CloudEvents attribute names and the W3C
+//! `traceparent` carried as AMQP headers; publishing with confirms; consumers that reconnect,
+//! retry with backoff and park what keeps failing in a dead-letter queue.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use chrono::{DateTime, TimeZone, Utc};
+use futures::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::ids::TenantId;
+
+/// Where events that failed every retry are parked.
+pub const DEAD_LETTER_EXCHANGE: &str = "caseway.dead-letter";
+const HANDLER_ATTEMPTS: u32 = 5;
+
+/// One event with its envelope attributes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Envelope {
+    pub id: Uuid,
+    pub tenant_id: TenantId,
+    /// Routing key and CloudEvents `type`.
+    pub event_type: String,
+    pub source: String,
+    pub subject: String,
+    pub time: DateTime<Utc>,
+    pub traceparent: Option<String>,
+    pub payload: Vec<u8>,
+}
+
+impl Envelope {
+    fn properties(&self) -> BasicProperties {
+        let mut headers = BTreeMap::new();
+        let mut put = |name: &str, value: String| {
+            headers.insert(
+                ShortString::from(name),
+                AMQPValue::LongString(LongString::from(value)),
+            );
+        };
+        put("specversion", "1.0".into());
+        put("id", self.id.to_string());
+        put("source", self.source.clone());
+        put("type", self.event_type.clone());
+        put("subject", self.subject.clone());
+        put("time", self.time.to_rfc3339());
+        put("datacontenttype", "application/protobuf".into());
+        put("tenant_id", self.tenant_id.to_string());
+        if let Some(traceparent) = &self.traceparent {
+            put("traceparent", traceparent.clone());
+        }
+        BasicProperties::default()
+            .with_message_id(self.id.to_string().into())
+            .with_type(self.event_type.clone().into())
+            .with_app_id(self.source.clone().into())
+            .with_content_type("application/protobuf".into())
+            .with_timestamp(self.time.timestamp().max(0) as u64)
+            .with_delivery_mode(2)
+            .with_headers(FieldTable::from(headers))
+    }
+
+    /// Reads an envelope from a delivery's headers.
+    pub fn from_delivery(delivery: &lapin::message::Delivery) -> anyhow::Result<Envelope> {
+        let headers = delivery
+            .properties
+            .headers()
+            .as_ref()
+            .context("message without headers")?;
+        let header = |name: &str| -> Option<String> {
+            match headers.inner().get(name)? {
+                AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into()),
+                AMQPValue::ShortString(s) => Some(s.to_string()),
+                _ => None,
+            }
+        };
+        let required = |name: &str| header(name).with_context(|| format!("missing header {name}"));
+        let time = DateTime::parse_from_rfc3339(&required("time")?)
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_else(|_| Utc.timestamp_opt(0, 0).single().expect("epoch"));
+        Ok(Envelope {
+            id: required("id")?.parse().context("id header is not a UUID")?,
+            tenant_id: required("tenant_id")?
+                .parse()
+                .context("tenant_id header is not a UUID")?,
+            event_type: required("type")?,
+            source: required("source")?,
+            subject: header("subject").unwrap_or_default(),
+            time,
+            traceparent: header("traceparent"),
+            payload: delivery.data.clone(),
+        })
+    }
+}
+
+/// A handle on the broker. Cloning is cheap; publishers share one confirmed channel.
+#[derive(Clone)]
+pub struct Bus {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    url: String,
+    exchange: String,
+    publisher: Mutex<Option<(Connection, Channel)>>,
+}
+
+impl Bus {
+    pub fn new(url: &str, exchange: &str) -> Self {
+        Bus {
+            inner: Arc::new(Inner {
+                url: url.into(),
+                exchange: exchange.into(),
+                publisher: Mutex::new(None),
+            }),
+        }
+    }
+
+    pub fn exchange(&self) -> &str {
+        &self.inner.exchange
+    }
+
+    pub fn url(&self) -> &str {
+        &self.inner.url
+    }
+
+    /// Opens a connection and declares the exchange (and the dead-letter exchange).
+    pub async fn connect(&self) -> anyhow::Result<(Connection, Channel)> {
+        let connection = tokio::time::timeout(
+            Duration::from_secs(5),
+            Connection::connect(&self.inner.url, ConnectionProperties::default()),
+        )
+        .await
+        .context("connecting to RabbitMQ timed out")?
+        .context("connecting to RabbitMQ")?;
+        let channel = connection.create_channel().await?;
+        let durable = ExchangeDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        channel
+            .exchange_declare(
+                self.inner.exchange.as_str().into(),
+                ExchangeKind::Topic,
+                durable,
+                FieldTable::default(),
+            )
+            .await?;
+        channel
+            .exchange_declare(
+                DEAD_LETTER_EXCHANGE.into(),
+                ExchangeKind::Topic,
+                durable,
+                FieldTable::default(),
+            )
+            .await?;
+        Ok((connection, channel))
+    }
+
+    /// Publishes every envelope and waits for the broker to confirm all of them.
+    pub async fn publish_confirmed(&self, envelopes: &[Envelope]) -> anyhow::Result<()> {
+        let mut publisher = self.inner.publisher.lock().await;
+        if publisher.as_ref().is_none_or(|(c, _)| !c.status().connected()) {
+            let (connection, channel) = self.connect().await?;
+            channel.confirm_select(ConfirmSelectOptions::default()).await?;
+            *publisher = Some((connection, channel));
+        }
+        let (_, channel) = publisher.as_ref().expect("publisher was just set");
+        let mut confirms = Vec::with_capacity(envelopes.len());
+        for envelope in envelopes {
+            let confirm = channel
+                .basic_publish(
+                    self.inner.exchange.as_str().into(),
+                    envelope.event_type.as_str().into(),
+                    BasicPublishOptions::default(),
+                    &envelope.payload,
+                    envelope.properties(),
+                )
+                .await?;
+            confirms.push(confirm);
+        }
+        for confirm in confirms {
+            let confirmation = tokio::time::timeout(Duration::from_secs(10), confirm)
+                .await
+                .context("publisher confirm timed out")??;
+            if confirmation.is_nack() {
+                return Err(anyhow!("the broker refused an event"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops the publisher connection, so the next publish reconnects.
+    pub async fn reset(&self) {
+        if let Some((connection, _)) = self.inner.publisher.lock().await.take() {
+            let _ = connection.close(200, "reset".into()).await;
+        }
+    }
+
+    /// Whether the broker answers, for readiness.
+    pub async fn ping(&self) -> bool {
+        {
+            let publisher = self.inner.publisher.lock().await;
+            if let Some((connection, _)) = publisher.as_ref()
+                && connection.status().connected()
+            {
+                return true;
+            }
+        }
+        match self.connect().await {
+            Ok((connection, _)) => {
+                let _ = connection.close(200, "ping".into()).await;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+/// What a consumer listens to.
+#[derive(Clone, Debug)]
+pub struct Subscription {
+    /// A durable queue shared by the replicas of a consumer (work is split between them); None
+    /// for a private queue of this process that every replica gets (cache invalidation).
+    pub queue: Option<String>,
+    /// Routing-key patterns bound on the events exchange: `catalog.service_*.v1`, `tenancy.#`.
+    pub bindings: Vec<String>,
+}
+
+/// Consumes until `shutdown`: each delivery goes to `handler`; it is acked after the handler
+/// succeeds, retried with backoff when it fails, and dead-lettered after the last attempt.
+pub async fn consume<F, Fut>(
+    bus: Bus,
+    subscription: Subscription,
+    shutdown: CancellationToken,
+    handler: F,
+) where
+    F: Fn(Envelope) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let mut backoff = Duration::from_millis(200);
+    while !shutdown.is_cancelled() {
+        let result = tokio::select! {
+            result = consume_once(&bus, &subscription, &shutdown, &handler) => result,
+            _ = shutdown.cancelled() => Ok(()),
+        };
+        match result {
+            Ok(()) => backoff = Duration::from_millis(200),
+            Err(error) => {
+                tracing::warn!(error = %error, bindings = ?subscription.bindings, "consumer disconnected; reconnecting");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.cancelled() => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+async fn consume_once<F, Fut>(
+    bus: &Bus,
+    subscription: &Subscription,
+    shutdown: &CancellationToken,
+    handler: &F,
+) -> anyhow::Result<()>
+where
+    F: Fn(Envelope) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let (connection, channel) = bus.connect().await?;
+    let (queue_name, options, arguments) = match &subscription.queue {
+        Some(name) => {
+            let mut arguments = FieldTable::default();
+            arguments.insert(
+                "x-dead-letter-exchange".into(),
+                AMQPValue::LongString(DEAD_LETTER_EXCHANGE.into()),
+            );
+            let options = QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            };
+            (name.clone(), options, arguments)
+        }
+        None => {
+            let options = QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..Default::default()
+            };
+            (String::new(), options, FieldTable::default())
+        }
+    };
+    let queue = channel
+        .queue_declare(queue_name.as_str().into(), options, arguments)
+        .await?;
+    let queue_name = queue.name().to_string();
+    if subscription.queue.is_some() {
+        // Parked messages of this consumer, for `caseway` to list and replay.
+        let parked = format!("{queue_name}.dead-letter");
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        channel
+            .queue_declare(parked.as_str().into(), durable, FieldTable::default())
+            .await?;
+        for binding in &subscription.bindings {
+            channel
+                .queue_bind(
+                    parked.as_str().into(),
+                    DEAD_LETTER_EXCHANGE.into(),
+                    binding.as_str().into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+        }
+    }
+    for binding in &subscription.bindings {
+        channel
+            .queue_bind(
+                queue_name.as_str().into(),
+                bus.exchange().into(),
+                binding.as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    channel.basic_qos(64, BasicQosOptions::default()).await?;
+    let mut consumer = channel
+        .basic_consume(
+            queue_name.as_str().into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    tracing::debug!(queue = %queue_name, "consumer started");
+    while let Some(delivery) = tokio::select! {
+        next = consumer.next() => next,
+        _ = shutdown.cancelled() => None,
+    } {
+        let delivery = delivery?;
+        let envelope = match Envelope::from_delivery(&delivery) {
+            Ok(envelope) => envelope,
+            Err(error) => {
+                tracing::warn!(error = %error, "malformed event dead-lettered");
+                delivery
+                    .acker
+                    .nack(BasicNackOptions {
+                        requeue: false,
+                        ..Default::default()
+                    })
+                    .await?;
+                continue;
+            }
+        };
+        let mut attempt = 0;
+        let mut delay = Duration::from_millis(50);
+        loop {
+            attempt += 1;
+            match handler(envelope.clone()).await {
+                Ok(()) => {
+                    delivery.acker.ack(BasicAckOptions::default()).await?;
+                    break;
+                }
+                Err(error) if attempt < HANDLER_ATTEMPTS => {
+                    tracing::warn!(error = %error, event_id = %envelope.id, attempt, "event handler failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay *= 4;
+                }
+                Err(error) => {
+                    tracing::error!(error = %error, event_id = %envelope.id, "event handler failed; dead-lettered");
+                    delivery
+                        .acker
+                        .nack(BasicNackOptions {
+                            requeue: false,
+                            ..Default::default()
+                        })
+                        .await?;
+                    break;
+                }
+            }
+        }
+    }
+    let _ = connection.close(200, "consumer stopped".into()).await;
+    Ok(())
+}

@@ -1,0 +1,282 @@
+//! Typed configuration, loaded in layers: defaults that reach the local servers, then an
+//! optional TOML file (`CASEWAY_CONFIG_FILE`), then `CASEWAY_*` environment variables. All
+//! environment parsing lives in this file. Secrets come from files, and `Debug` never prints them.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Deserialize;
+
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the gRPC server listens (`CASEWAY_GRPC_LISTEN`).
+    pub grpc_listen: SocketAddr,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served (`CASEWAY_METRICS_LISTEN`).
+    pub metrics_listen: SocketAddr,
+    /// Connection for the services: a role that owns no table and has no BYPASSRLS
+    /// (`CASEWAY_DATABASE_URL`).
+    pub database_url: String,
+    /// Connection of the schema owner, used only by `caseway migrate` (`CASEWAY_MIGRATION_DATABASE_URL`).
+    pub migration_database_url: String,
+    /// Pool size per process (`CASEWAY_DATABASE_MAX_CONNECTIONS`).
+    pub database_max_connections: u32,
+    /// `CASEWAY_REDIS_URL`.
+    pub redis_url: String,
+    /// `CASEWAY_AMQP_URL`.
+    pub amqp_url: String,
+    /// The topic exchange events go to (`CASEWAY_EVENTS_EXCHANGE`).
+    pub events_exchange: String,
+    /// PEM file of the Ed25519 public key tokens are verified with (`CASEWAY_JWT_PUBLIC_KEY_FILE`).
+    pub jwt_public_key_file: PathBuf,
+    /// PEM file of the private key; only `caseway token` and `caseway dev` sign (`CASEWAY_JWT_PRIVATE_KEY_FILE`).
+    pub jwt_private_key_file: PathBuf,
+    /// Expected `iss` claim (`CASEWAY_JWT_ISSUER`).
+    pub jwt_issuer: String,
+    /// Expected `aud` claim (`CASEWAY_JWT_AUDIENCE`).
+    pub jwt_audience: String,
+    /// File holding the secret that signs page tokens (`CASEWAY_PAGE_TOKEN_SECRET_FILE`);
+    /// when unset, a secret is derived from the JWT public key so every replica agrees.
+    pub page_token_secret_file: Option<PathBuf>,
+    /// Local data folder for `caseway dev` (`CASEWAY_DATA_DIR`).
+    pub data_dir: PathBuf,
+    /// OTLP/gRPC collector; no export when unset (`CASEWAY_OTLP_ENDPOINT`).
+    pub otlp_endpoint: Option<String>,
+    /// `json` or `text` (`CASEWAY_LOG_FORMAT`).
+    pub log_format: String,
+    /// Endpoint of the tenancy service for other services (`CASEWAY_TENANCY_ENDPOINT`); when
+    /// unset, the process itself.
+    pub tenancy_endpoint: Option<String>,
+    /// Endpoint of the catalog service (`CASEWAY_CATALOG_ENDPOINT`); when unset, the process itself.
+    pub catalog_endpoint: Option<String>,
+    /// How long a tenant's status is trusted without an event (`CASEWAY_TENANT_STATUS_TTL_SECONDS`).
+    #[serde(with = "seconds")]
+    pub tenant_status_ttl: Duration,
+    /// How often the outbox relay polls when no notification wakes it (`CASEWAY_OUTBOX_POLL_MILLIS`).
+    #[serde(with = "millis")]
+    pub outbox_poll_interval: Duration,
+    /// Time between NOT_SERVING and closing the listener, for load balancers to notice
+    /// (`CASEWAY_SHUTDOWN_DELAY_MILLIS`).
+    #[serde(with = "millis")]
+    pub shutdown_delay: Duration,
+    /// Longest wait for in-flight calls and workers at shutdown (`CASEWAY_SHUTDOWN_GRACE_SECONDS`).
+    #[serde(with = "seconds")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            grpc_listen: "127.0.0.1:50051".parse().expect("valid address"),
+            metrics_listen: "127.0.0.1:9464".parse().expect("valid address"),
+            database_url: "postgres://caseway_app@127.0.0.1:5432/caseway".into(),
+            migration_database_url: "postgres://postgres@127.0.0.1:5432/caseway".into(),
+            database_max_connections: 16,
+            redis_url: "redis://127.0.0.1:6379".into(),
+            amqp_url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+            events_exchange: "caseway.events".into(),
+            jwt_public_key_file: PathBuf::from(".caseway/jwt-public.pem"),
+            jwt_private_key_file: PathBuf::from(".caseway/jwt-private.pem"),
+            jwt_issuer: "caseway".into(),
+            jwt_audience: "caseway".into(),
+            page_token_secret_file: None,
+            data_dir: PathBuf::from(".caseway"),
+            otlp_endpoint: None,
+            log_format: "text".into(),
+            tenancy_endpoint: None,
+            catalog_endpoint: None,
+            tenant_status_ttl: Duration::from_secs(30),
+            outbox_poll_interval: Duration::from_millis(1000),
+            shutdown_delay: Duration::from_millis(0),
+            shutdown_grace: Duration::from_secs(20),
+        }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("grpc_listen", &self.grpc_listen)
+            .field("metrics_listen", &self.metrics_listen)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("redis_url", &redact_url(&self.redis_url))
+            .field("amqp_url", &redact_url(&self.amqp_url))
+            .field("events_exchange", &self.events_exchange)
+            .field("otlp_endpoint", &self.otlp_endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Hides the password of a connection URL.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.find(':') {
+                Some(colon) => format!("{}:***{}", &url[..scheme + 3 + colon], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl Config {
+    /// Defaults, then the file named by `CASEWAY_CONFIG_FILE`, then `CASEWAY_*` variables.
+    pub fn load() -> anyhow::Result<Self> {
+        Self::load_from(|name| std::env::var(name).ok())
+    }
+
+    pub fn load_from(env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let mut config = match env("CASEWAY_CONFIG_FILE") {
+            Some(path) => {
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading config file {path}"))?;
+                toml::from_str(&text).with_context(|| format!("parsing config file {path}"))?
+            }
+            None => Config::default(),
+        };
+        config.apply_env(env)?;
+        Ok(config)
+    }
+
+    fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+        fn parse<T: std::str::FromStr>(name: &str, value: &str) -> anyhow::Result<T>
+        where
+            T::Err: std::fmt::Display,
+        {
+            value
+                .parse()
+                .map_err(|e| anyhow::anyhow!("{name}: {e}"))
+        }
+        let var = |name: &str| env(name).filter(|v| !v.is_empty());
+        if let Some(v) = var("CASEWAY_GRPC_LISTEN") {
+            self.grpc_listen = parse("CASEWAY_GRPC_LISTEN", &v)?;
+        }
+        if let Some(v) = var("CASEWAY_METRICS_LISTEN") {
+            self.metrics_listen = parse("CASEWAY_METRICS_LISTEN", &v)?;
+        }
+        if let Some(v) = var("CASEWAY_DATABASE_URL") {
+            self.database_url = v;
+        }
+        if let Some(v) = var("CASEWAY_MIGRATION_DATABASE_URL") {
+            self.migration_database_url = v;
+        }
+        if let Some(v) = var("CASEWAY_DATABASE_MAX_CONNECTIONS") {
+            self.database_max_connections = parse("CASEWAY_DATABASE_MAX_CONNECTIONS", &v)?;
+        }
+        if let Some(v) = var("CASEWAY_REDIS_URL") {
+            self.redis_url = v;
+        }
+        if let Some(v) = var("CASEWAY_AMQP_URL") {
+            self.amqp_url = v;
+        }
+        if let Some(v) = var("CASEWAY_EVENTS_EXCHANGE") {
+            self.events_exchange = v;
+        }
+        if let Some(v) = var("CASEWAY_DATA_DIR") {
+            self.data_dir = PathBuf::from(&v);
+            self.jwt_public_key_file = self.data_dir.join("jwt-public.pem");
+            self.jwt_private_key_file = self.data_dir.join("jwt-private.pem");
+        }
+        if let Some(v) = var("CASEWAY_JWT_PUBLIC_KEY_FILE") {
+            self.jwt_public_key_file = PathBuf::from(v);
+        }
+        if let Some(v) = var("CASEWAY_JWT_PRIVATE_KEY_FILE") {
+            self.jwt_private_key_file = PathBuf::from(v);
+        }
+        if let Some(v) = var("CASEWAY_JWT_ISSUER") {
+            self.jwt_issuer = v;
+        }
+        if let Some(v) = var("CASEWAY_JWT_AUDIENCE") {
+            self.jwt_audience = v;
+        }
+        if let Some(v) = var("CASEWAY_PAGE_TOKEN_SECRET_FILE") {
+            self.page_token_secret_file = Some(PathBuf::from(v));
+        }
+        if let Some(v) = var("CASEWAY_OTLP_ENDPOINT") {
+            self.otlp_endpoint = Some(v);
+        }
+        if let Some(v) = var("CASEWAY_LOG_FORMAT") {
+            self.log_format = v;
+        }
+        if let Some(v) = var("CASEWAY_TENANCY_ENDPOINT") {
+            self.tenancy_endpoint = Some(v);
+        }
+        if let Some(v) = var("CASEWAY_CATALOG_ENDPOINT") {
+            self.catalog_endpoint = Some(v);
+        }
+        if let Some(v) = var("CASEWAY_TENANT_STATUS_TTL_SECONDS") {
+            self.tenant_status_ttl =
+                Duration::from_secs(parse("CASEWAY_TENANT_STATUS_TTL_SECONDS", &v)?);
+        }
+        if let Some(v) = var("CASEWAY_OUTBOX_POLL_MILLIS") {
+            self.outbox_poll_interval = Duration::from_millis(parse("CASEWAY_OUTBOX_POLL_MILLIS", &v)?);
+        }
+        if let Some(v) = var("CASEWAY_SHUTDOWN_DELAY_MILLIS") {
+            self.shutdown_delay = Duration::from_millis(parse("CASEWAY_SHUTDOWN_DELAY_MILLIS", &v)?);
+        }
+        if let Some(v) = var("CASEWAY_SHUTDOWN_GRACE_SECONDS") {
+            self.shutdown_grace = Duration::from_secs(parse("CASEWAY_SHUTDOWN_GRACE_SECONDS", &v)?);
+        }
+        Ok(())
+    }
+}
+
+mod seconds {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_secs)
+    }
+}
+
+mod millis {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_overrides_defaults() {
+        let config = Config::load_from(|name| match name {
+            "CASEWAY_GRPC_LISTEN" => Some("0.0.0.0:6000".into()),
+            "CASEWAY_DATA_DIR" => Some("/srv/caseway".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(config.grpc_listen.port(), 6000);
+        assert_eq!(config.jwt_public_key_file, PathBuf::from("/srv/caseway/jwt-public.pem"));
+        assert_eq!(config.redis_url, Config::default().redis_url);
+    }
+
+    #[test]
+    fn bad_environment_value_is_an_error_naming_the_variable() {
+        let error = Config::load_from(|name| {
+            (name == "CASEWAY_DATABASE_MAX_CONNECTIONS").then(|| "many".to_string())
+        })
+        .unwrap_err();
+        assert!(error.to_string().contains("CASEWAY_DATABASE_MAX_CONNECTIONS"));
+    }
+
+    #[test]
+    fn debug_output_hides_passwords() {
+        let config = Config {
+            database_url: "postgres://app:secret@db:5432/caseway".into(),
+            ..Config::default()
+        };
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("secret"), "{printed}");
+        assert!(printed.contains("app:***@db"));
+    }
+}

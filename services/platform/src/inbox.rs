@@ -1,0 +1,23 @@
+//! The inbox: a consumer records each event id in the transaction of its effect, so a
+//! redelivered event changes nothing.
+
+use uuid::Uuid;
+
+use crate::db::Scoped;
+use crate::error::Result;
+
+/// Records that `consumer` handled `event_id`; false when it already had (skip the effect).
+pub async fn first_delivery(tx: &mut impl Scoped, consumer: &str, event_id: Uuid) -> Result<bool> {
+    let tenant = tx.tenant_id().as_uuid();
+    let inserted = sqlx::query(
+        "INSERT INTO platform.inbox (tenant_id, consumer, event_id) VALUES ($1, $2, $3) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(tenant)
+    .bind(consumer)
+    .bind(event_id)
+    .execute(tx.conn())
+    .await?
+    .rows_affected();
+    Ok(inserted == 1)
+}

@@ -1,0 +1,32 @@
+//! The cross-cutting library every Caseway service stands on: configuration, authentication and
+//! the tenant context, database access under row-level security, the outbox/inbox event bus, the
+//! error model, telemetry, health and graceful shutdown, and the gRPC server assembly.
+
+pub mod audit;
+pub mod auth;
+pub mod bus;
+pub mod config;
+pub mod convert;
+pub mod db;
+pub mod error;
+pub mod etag;
+pub mod ids;
+pub mod idempotency;
+pub mod inbox;
+pub mod layer;
+pub mod metrics;
+pub mod outbox;
+pub mod paging;
+pub mod server;
+pub mod telemetry;
+pub mod tenant_status;
+pub mod testing;
+pub mod validate;
+
+pub use config::Config;
+pub use db::{Db, PLATFORM_TENANT, Scoped, SystemTx, TenantTx};
+pub use error::{Error, FieldViolation, Result};
+pub use ids::TenantId;
+
+/// Migrations of the platform's own schema (outbox, inbox, idempotency keys, audit log).
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/platform");

@@ -1,0 +1,127 @@
+//! Prometheus metrics: RED metrics per RPC (rate, errors by gRPC code, duration), served with
+//! liveness and readiness on an HTTP port.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RpcLabels {
+    pub method: String,
+    pub code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MethodLabels {
+    pub method: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub rpc_requests: Family<RpcLabels, Counter>,
+    pub rpc_duration: Family<MethodLabels, Histogram>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("caseway");
+        let rpc_requests = Family::<RpcLabels, Counter>::default();
+        registry.register(
+            "grpc_server_handled",
+            "RPCs completed, by method and gRPC status code",
+            rpc_requests.clone(),
+        );
+        let rpc_duration = Family::<MethodLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(
+                [
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                ]
+                .into_iter(),
+            )
+        });
+        registry.register(
+            "grpc_server_handling_seconds",
+            "RPC latency, by method",
+            rpc_duration.clone(),
+        );
+        Metrics {
+            registry,
+            rpc_requests,
+            rpc_duration,
+        }
+    }
+
+    pub fn observe(&self, method: &str, code: &str, elapsed: Duration) {
+        self.rpc_requests
+            .get_or_create(&RpcLabels {
+                method: method.to_string(),
+                code: code.to_string(),
+            })
+            .inc();
+        self.rpc_duration
+            .get_or_create(&MethodLabels {
+                method: method.to_string(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .expect("writing to a String cannot fail");
+        text
+    }
+}
+
+/// What readiness asks.
+pub type ReadinessCheck =
+    Arc<dyn Fn() -> futures::future::BoxFuture<'static, bool> + Send + Sync>;
+
+/// Serves `/metrics`, `/healthz` (the process is up) and `/readyz` (PostgreSQL and RabbitMQ
+/// answer, and the process is not shutting down).
+pub async fn serve_http(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Metrics>,
+    ready: ReadinessCheck,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    let router = axum::Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let metrics = metrics.clone();
+                async move { metrics.encode() }
+            }),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = ready.clone();
+                async move {
+                    if ready().await {
+                        (StatusCode::OK, "ready")
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+                    }
+                }
+            }),
+        );
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,202 @@
+//! The transactional outbox. A service writes its state change and its event in one
+//! transaction; the [`Relay`] publishes unsent rows to RabbitMQ with publisher confirms and marks
+//! them sent. A broker outage delays events and never fails the user's call.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use prost::Message;
+use sqlx::postgres::PgListener;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::bus::{Bus, Envelope};
+use crate::db::{Db, Scoped};
+use crate::error::Result;
+use crate::ids::TenantId;
+use crate::telemetry;
+
+/// The channel a commit with new outbox rows notifies.
+pub const CHANNEL: &str = "caseway_outbox";
+const BATCH: i64 = 200;
+
+/// An event to publish once the transaction commits.
+pub struct Event<'a, M: Message> {
+    /// Routing key and CloudEvents `type`: `catalog.service_created.v1`.
+    pub event_type: &'a str,
+    /// CloudEvents `source`: the publishing service, e.g. `caseway/catalog`.
+    pub source: &'a str,
+    /// CloudEvents `subject`: the resource id.
+    pub subject: String,
+    pub payload: &'a M,
+}
+
+/// Adds an event to the outbox in the tenant's transaction.
+pub async fn enqueue<M: Message>(tx: &mut impl Scoped, event: Event<'_, M>) -> Result<Uuid> {
+    let tenant = tx.tenant_id();
+    insert(tx.conn(), tenant, event).await
+}
+
+async fn insert<M: Message>(
+    conn: &mut sqlx::PgConnection,
+    tenant: TenantId,
+    event: Event<'_, M>,
+) -> Result<Uuid> {
+    // Events of the platform itself must name the tenant they are about.
+    debug_assert!(tenant != crate::db::PLATFORM_TENANT);
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO platform.outbox \
+         (id, tenant_id, event_type, source, subject, occurred_at, payload, traceparent) \
+         VALUES ($1, $2, $3, $4, $5, now(), $6, $7)",
+    )
+    .bind(id)
+    .bind(tenant.as_uuid())
+    .bind(event.event_type)
+    .bind(event.source)
+    .bind(&event.subject)
+    .bind(event.payload.encode_to_vec())
+    .bind(telemetry::current_traceparent())
+    .execute(&mut *conn)
+    .await?;
+    // Delivered at commit; PostgreSQL folds repeats within one transaction.
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(CHANNEL)
+        .execute(conn)
+        .await?;
+    Ok(id)
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: Uuid,
+    tenant_id: Uuid,
+    event_type: String,
+    source: String,
+    subject: String,
+    occurred_at: DateTime<Utc>,
+    payload: Vec<u8>,
+    traceparent: Option<String>,
+}
+
+/// Publishes outbox rows. Several relays (replicas) may run: rows are claimed with
+/// `FOR UPDATE SKIP LOCKED`, so each is published by one of them.
+pub struct Relay {
+    db: Db,
+    bus: Bus,
+    poll_interval: Duration,
+}
+
+impl Relay {
+    pub fn new(db: Db, bus: Bus, poll_interval: Duration) -> Self {
+        Relay {
+            db,
+            bus,
+            poll_interval,
+        }
+    }
+
+    /// Runs until `shutdown`, then makes a last attempt to publish what is left.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut listener: Option<PgListener> = None;
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            if listener.is_none() {
+                listener = self.listen().await;
+            }
+            match self.drain().await {
+                Ok(published) => {
+                    if published > 0 {
+                        tracing::debug!(published, "outbox relayed");
+                    }
+                    backoff = Duration::from_millis(100);
+                }
+                Err(error) => {
+                    tracing::warn!(error = %error, "outbox relay failed; will retry");
+                    self.bus.reset().await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.cancelled() => break,
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            }
+            let woken = async {
+                match listener.as_mut() {
+                    Some(l) => l.recv().await.map(|_| ()),
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                result = woken => {
+                    if result.is_err() {
+                        listener = None;
+                    }
+                }
+                _ = tokio::time::sleep(self.poll_interval) => {}
+                _ = shutdown.cancelled() => break,
+            }
+        }
+        // Flush: publish what committed before shutdown, if the broker lets us.
+        match tokio::time::timeout(Duration::from_secs(5), self.drain()).await {
+            Ok(Ok(published)) => tracing::info!(published, "outbox flushed at shutdown"),
+            Ok(Err(error)) => tracing::warn!(error = %error, "outbox flush at shutdown failed"),
+            Err(_) => tracing::warn!("outbox flush at shutdown timed out"),
+        }
+    }
+
+    async fn listen(&self) -> Option<PgListener> {
+        let mut listener = PgListener::connect_with(self.db.pool()).await.ok()?;
+        listener.listen(CHANNEL).await.ok()?;
+        Some(listener)
+    }
+
+    /// Publishes batches until the outbox is empty; returns how many were published.
+    pub async fn drain(&self) -> anyhow::Result<usize> {
+        let mut total = 0;
+        loop {
+            let published = self.publish_batch().await?;
+            total += published;
+            if published < BATCH as usize {
+                return Ok(total);
+            }
+        }
+    }
+
+    async fn publish_batch(&self) -> anyhow::Result<usize> {
+        let mut tx = self.db.system_tx().await?;
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT id, tenant_id, event_type, source, subject, occurred_at, payload, traceparent \
+             FROM platform.outbox WHERE published_at IS NULL \
+             ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(BATCH)
+        .fetch_all(tx.conn())
+        .await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let envelopes: Vec<Envelope> = rows
+            .into_iter()
+            .map(|row| Envelope {
+                id: row.id,
+                tenant_id: TenantId(row.tenant_id),
+                event_type: row.event_type,
+                source: row.source,
+                subject: row.subject,
+                time: row.occurred_at,
+                traceparent: row.traceparent,
+                payload: row.payload,
+            })
+            .collect();
+        self.bus.publish_confirmed(&envelopes).await?;
+        let ids: Vec<Uuid> = envelopes.iter().map(|e| e.id).collect();
+        sqlx::query("UPDATE platform.outbox SET published_at = now() WHERE id = ANY($1)")
+            .bind(&ids)
+            .execute(tx.conn())
+            .await?;
+        tx.commit().await?;
+        Ok(ids.len())
+    }
+}

@@ -1,0 +1,258 @@
+//! Assembles a node: the gRPC services of the chosen targets behind the gateway layer, health
+//! per service name, reflection (v1 and v1alpha), the metrics port, the outbox relay and the
+//! tenant-status follower; and shuts it down in a fixed order: NOT_SERVING, stop accepting,
+//! drain calls, flush the relay, stop workers.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use futures::future::BoxFuture;
+use http::Request;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::body::Body;
+use tonic::server::NamedService;
+use tonic::service::RoutesBuilder;
+use tonic_health::ServingStatus;
+
+use crate::auth::TokenVerifier;
+use crate::bus::Bus;
+use crate::config::Config;
+use crate::db::Db;
+use crate::layer::GatewayLayer;
+use crate::metrics::Metrics;
+use crate::outbox::Relay;
+use crate::paging::PageTokens;
+use crate::tenant_status::TenantStatusCache;
+
+/// What every service of a process shares.
+pub struct Platform {
+    pub config: Config,
+    pub db: Db,
+    pub bus: Bus,
+    pub verifier: Arc<TokenVerifier>,
+    pub tenants: Arc<TenantStatusCache>,
+    pub page_tokens: PageTokens,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Platform {
+    pub fn new(config: Config) -> anyhow::Result<Arc<Platform>> {
+        let public_pem = std::fs::read(&config.jwt_public_key_file).with_context(|| {
+            format!(
+                "reading JWT public key {}",
+                config.jwt_public_key_file.display()
+            )
+        })?;
+        let verifier =
+            TokenVerifier::from_pem(&public_pem, &config.jwt_issuer, &config.jwt_audience)?;
+        let page_secret = match &config.page_token_secret_file {
+            Some(path) => std::fs::read(path)
+                .with_context(|| format!("reading page token secret {}", path.display()))?,
+            None => {
+                use sha2::Digest;
+                sha2::Sha256::digest([b"caseway-page-tokens:".as_slice(), &public_pem].concat())
+                    .to_vec()
+            }
+        };
+        let db = Db::connect_lazy(&config.database_url, config.database_max_connections)?;
+        let tenants = Arc::new(TenantStatusCache::new(db.clone(), config.tenant_status_ttl));
+        Ok(Arc::new(Platform {
+            bus: Bus::new(&config.amqp_url, &config.events_exchange),
+            db,
+            verifier: Arc::new(verifier),
+            tenants,
+            page_tokens: PageTokens::new(&page_secret),
+            metrics: Arc::new(Metrics::new()),
+            config,
+        }))
+    }
+}
+
+type WorkerFn = Box<dyn FnOnce(CancellationToken) -> BoxFuture<'static, ()> + Send>;
+
+/// The services and workers of one process, gathered from its targets.
+#[derive(Default)]
+pub struct NodeBuilder {
+    routes: RoutesBuilder,
+    health_names: Vec<String>,
+    workers: Vec<(&'static str, WorkerFn)>,
+}
+
+impl NodeBuilder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a gRPC service; its health is reported under its full service name.
+    pub fn add_service<S>(&mut self, service: S) -> &mut Self
+    where
+        S: tower::Service<Request<Body>, Error = Infallible>
+            + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Response: axum::response::IntoResponse,
+        S::Future: Send + 'static,
+    {
+        self.health_names.push(S::NAME.to_string());
+        self.routes.add_service(service);
+        self
+    }
+
+    /// Adds a background task that runs until its token is cancelled.
+    pub fn add_worker<F, Fut>(&mut self, name: &'static str, run: F) -> &mut Self
+    where
+        F: FnOnce(CancellationToken) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.workers
+            .push((name, Box::new(move |token| Box::pin(run(token)))));
+        self
+    }
+
+    pub fn health_names(&self) -> &[String] {
+        &self.health_names
+    }
+}
+
+/// A started node.
+pub struct RunningNode {
+    pub grpc_addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
+    shutdown: CancellationToken,
+    handle: JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningNode {
+    /// Starts the shutdown sequence and waits for it to finish.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.handle.await.context("node task panicked")?
+    }
+
+    /// Waits until the node stops (after its shutdown token is cancelled).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.handle.await.context("node task panicked")?
+    }
+}
+
+/// Starts serving on the given listeners until `shutdown` is cancelled.
+pub async fn start(
+    platform: Arc<Platform>,
+    mut node: NodeBuilder,
+    grpc_listener: TcpListener,
+    metrics_listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<RunningNode> {
+    let grpc_addr = grpc_listener.local_addr()?;
+    let metrics_addr = metrics_listener.local_addr()?;
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_service_status("", ServingStatus::Serving)
+        .await;
+    for name in &node.health_names {
+        health
+            .set_service_status(name.as_str(), ServingStatus::Serving)
+            .await;
+    }
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(caseway_api::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(caseway_api::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+    node.routes
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha);
+
+    // Workers stop after the server has drained, so the relay publishes what calls committed.
+    let workers_token = CancellationToken::new();
+    let relay = Relay::new(
+        platform.db.clone(),
+        platform.bus.clone(),
+        platform.config.outbox_poll_interval,
+    );
+    node.add_worker("outbox-relay", move |token| relay.run(token));
+    let tenants = platform.tenants.clone();
+    let bus = platform.bus.clone();
+    node.add_worker("tenant-status", move |token| tenants.follow_events(bus, token));
+    let mut worker_handles = Vec::new();
+    for (name, run) in node.workers {
+        let token = workers_token.child_token();
+        worker_handles.push((name, tokio::spawn(run(token))));
+    }
+
+    let ready_platform = platform.clone();
+    let ready_token = shutdown.clone();
+    let readiness: crate::metrics::ReadinessCheck = Arc::new(move || {
+        let platform = ready_platform.clone();
+        let token = ready_token.clone();
+        Box::pin(async move {
+            !token.is_cancelled() && platform.db.ping().await && platform.bus.ping().await
+        })
+    });
+    let metrics_handle = tokio::spawn(crate::metrics::serve_http(
+        metrics_listener,
+        platform.metrics.clone(),
+        readiness,
+        workers_token.clone(),
+    ));
+
+    let layer = GatewayLayer::new(
+        platform.verifier.clone(),
+        platform.tenants.clone(),
+        platform.metrics.clone(),
+    );
+    let routes = node.routes.routes();
+    let health_names = node.health_names.clone();
+    let signal_token = shutdown.clone();
+    let delay = platform.config.shutdown_delay;
+    let signal = async move {
+        signal_token.cancelled().await;
+        tracing::info!("shutting down: NOT_SERVING");
+        health
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
+        for name in &health_names {
+            health
+                .set_service_status(name.as_str(), ServingStatus::NotServing)
+                .await;
+        }
+        tokio::time::sleep(delay).await;
+    };
+    let incoming = tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true));
+    let grace = platform.config.shutdown_grace;
+    let handle = tokio::spawn(async move {
+        let served = tonic::transport::Server::builder()
+            .layer(layer)
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(incoming, signal)
+            .await;
+        tracing::info!("calls drained; stopping workers");
+        workers_token.cancel();
+        for (name, handle) in worker_handles {
+            if tokio::time::timeout(grace, handle).await.is_err() {
+                tracing::warn!(worker = name, "worker did not stop in time");
+            }
+        }
+        let _ = metrics_handle.await;
+        platform.db.close().await;
+        served.context("gRPC server failed")
+    });
+    tracing::info!(%grpc_addr, %metrics_addr, "serving");
+    Ok(RunningNode {
+        grpc_addr,
+        metrics_addr,
+        shutdown,
+        handle,
+    })
+}

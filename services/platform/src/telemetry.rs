@@ -1,0 +1,98 @@
+//! Tracing: JSON or text logs with trace ids, OpenTelemetry spans exported over OTLP when an
+//! endpoint is configured, and W3C trace context read from and written to gRPC metadata and
+//! AMQP headers.
+
+use std::collections::HashMap;
+
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+use crate::config::Config;
+
+/// Flushes spans on drop.
+pub struct TelemetryGuard {
+    provider: SdkTracerProvider,
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        let _ = self.provider.shutdown();
+    }
+}
+
+/// Installs the global subscriber. Spans are always created with OpenTelemetry ids (so trace
+/// context flows through gRPC and events), and exported only when `otlp_endpoint` is set.
+pub fn init(service_name: &str, config: &Config) -> anyhow::Result<TelemetryGuard> {
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(service_name.to_string())
+        .build();
+    let mut builder = SdkTracerProvider::builder().with_resource(resource);
+    if let Some(endpoint) = &config.otlp_endpoint {
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .with_endpoint(endpoint.clone())
+            .build()?;
+        builder = builder.with_batch_exporter(exporter);
+    }
+    let provider = builder.build();
+    opentelemetry::global::set_tracer_provider(provider.clone());
+    let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("caseway"));
+    let filter = EnvFilter::try_from_env("CASEWAY_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,lapin=warn,h2=warn,tower=warn"));
+    let fmt = if config.log_format == "json" {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .with_current_span(true)
+            .boxed()
+    } else {
+        tracing_subscriber::fmt::layer().boxed()
+    };
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(otel)
+        .try_init();
+    Ok(TelemetryGuard { provider })
+}
+
+struct HeaderExtractor<'a>(&'a http::HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+/// Makes the trace context of incoming headers the parent of `span`.
+pub fn set_parent_from_headers(span: &tracing::Span, headers: &http::HeaderMap) {
+    let context = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
+    let _ = span.set_parent(context);
+}
+
+struct MapInjector<'a>(&'a mut HashMap<String, String>);
+
+impl Injector for MapInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        self.0.insert(key.to_string(), value);
+    }
+}
+
+/// The W3C `traceparent` of the current span, if it has a valid context.
+pub fn current_traceparent() -> Option<String> {
+    let context = tracing::Span::current().context();
+    let mut carrier = HashMap::new();
+    TraceContextPropagator::new().inject_context(&context, &mut MapInjector(&mut carrier));
+    carrier.remove("traceparent")
+}

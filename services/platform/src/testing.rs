@@ -1,0 +1,238 @@
+//! Test support against the real servers: a fresh database per test (migrated as the owner,
+//! used through the services' role) and a private events exchange, both removed on drop.
+
+use std::time::Duration;
+
+use lapin::options::{
+    BasicConsumeOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::bus::{Bus, Envelope};
+use crate::db::Db;
+
+/// The owner (superuser) URL of the local server, from `CASEWAY_TEST_POSTGRES_URL`.
+pub fn postgres_url() -> String {
+    std::env::var("CASEWAY_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+pub fn amqp_url() -> String {
+    std::env::var("CASEWAY_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+/// A database of one test.
+pub struct TestDb {
+    pub name: String,
+    /// URL of the owner (for checks that must see past row-level security).
+    pub owner_url: String,
+    /// URL of the services' role.
+    pub app_url: String,
+    pub db: Db,
+}
+
+impl TestDb {
+    pub async fn create(migrators: &[&Migrator]) -> TestDb {
+        let name = format!("caseway_test_{}", Uuid::new_v4().simple());
+        let base = postgres_url();
+        let owner_url = format!("{base}/{name}");
+        crate::db::migrate(&owner_url, migrators)
+            .await
+            .expect("migrating the test database");
+        let options: PgConnectOptions = owner_url.parse().expect("owner url");
+        let app_url = options
+            .username("caseway_app")
+            .to_url_lossy()
+            .to_string();
+        let db = Db::connect_lazy(&app_url, 8).expect("app pool");
+        TestDb {
+            name,
+            owner_url,
+            app_url,
+            db,
+        }
+    }
+
+    /// A connection as the owner, which row-level security does not filter for superusers.
+    pub async fn owner(&self) -> sqlx::PgConnection {
+        sqlx::PgConnection::connect(&self.owner_url)
+            .await
+            .expect("owner connection")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        let base = postgres_url();
+        let db = self.db.clone();
+        // Drop runs outside any runtime guarantee: use a thread with its own runtime.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let _ = tokio::time::timeout(Duration::from_secs(5), db.close()).await;
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&format!("{base}/postgres")).await {
+                    let statement = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(statement))
+                        .execute(&mut conn)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A private events exchange for one test, deleted on drop.
+pub struct TestBus {
+    pub bus: Bus,
+}
+
+impl TestBus {
+    pub fn new() -> TestBus {
+        let exchange = format!("caseway.events.test.{}", Uuid::new_v4().simple());
+        TestBus {
+            bus: Bus::new(&amqp_url(), &exchange),
+        }
+    }
+
+    pub fn exchange(&self) -> &str {
+        self.bus.exchange()
+    }
+
+    /// Starts receiving every event matching `binding` on a private queue.
+    pub async fn listen(&self, binding: &str) -> EventListener {
+        let (connection, channel) = self.bus.connect().await.expect("connecting to RabbitMQ");
+        let queue = channel
+            .queue_declare(
+                "".into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .expect("declaring test queue");
+        channel
+            .queue_bind(
+                queue.name().clone(),
+                self.exchange().into(),
+                binding.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("binding test queue");
+        let mut consumer = channel
+            .basic_consume(
+                queue.name().clone(),
+                "".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .expect("consuming test queue");
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            use futures::StreamExt;
+            let _connection = connection;
+            while let Some(Ok(delivery)) = consumer.next().await {
+                if let Ok(envelope) = Envelope::from_delivery(&delivery) {
+                    let headers = delivery
+                        .properties
+                        .headers()
+                        .as_ref()
+                        .map(|h| {
+                            h.inner()
+                                .keys()
+                                .map(|k| k.to_string())
+                                .collect::<Vec<_>>()
+                        })
+                        .unwrap_or_default();
+                    if sender.send((envelope, headers)).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        EventListener { receiver, task }
+    }
+}
+
+impl Default for TestBus {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TestBus {
+    fn drop(&mut self) {
+        let bus = self.bus.clone();
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                if let Ok((connection, channel)) = bus.connect().await {
+                    let _ = channel
+                        .exchange_delete(bus.exchange().into(), ExchangeDeleteOptions::default())
+                        .await;
+                    let _ = connection.close(200, "test done".into()).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Events received by a test, with the names of their AMQP headers.
+pub struct EventListener {
+    receiver: mpsc::UnboundedReceiver<(Envelope, Vec<String>)>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl EventListener {
+    /// The next event, or None after `timeout`.
+    pub async fn next(&mut self, timeout: Duration) -> Option<(Envelope, Vec<String>)> {
+        tokio::time::timeout(timeout, self.receiver.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// Waits for an event of `event_type`, skipping others.
+    pub async fn expect(&mut self, event_type: &str, timeout: Duration) -> (Envelope, Vec<String>) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(left).await {
+                Some((envelope, headers)) if envelope.event_type == event_type => {
+                    return (envelope, headers);
+                }
+                Some(_) => continue,
+                None => panic!("no {event_type} event within {timeout:?}"),
+            }
+        }
+    }
+}
+
+impl Drop for EventListener {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

@@ -1,0 +1,25 @@
+//! The tenancy service: tenants (the organizations a hosting provider serves) and their
+//! security organizations.
+
+pub mod api;
+pub mod domain;
+pub mod events;
+pub mod store;
+
+use std::sync::Arc;
+
+use caseway_api::tenancy::v1::tenancy_service_server::TenancyServiceServer;
+use caseway_platform::server::{NodeBuilder, Platform};
+
+pub use domain::Tenancy;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/tenancy");
+
+/// Adds the tenancy service to a node.
+pub fn register(platform: &Arc<Platform>, node: &mut NodeBuilder) {
+    let tenancy = Tenancy::new(platform.db.clone(), platform.tenants.clone());
+    node.add_service(TenancyServiceServer::new(api::TenancyApi::new(
+        platform.clone(),
+        tenancy,
+    )));
+}
