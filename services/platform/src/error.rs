@@ -108,6 +108,10 @@ impl From<sqlx::Error> for Error {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
                 Error::Unavailable("database unavailable".into())
             }
+            sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => {
+                // A unique index caught a race the domain's own check could not.
+                Error::AlreadyExists("a resource with the same unique key exists".into())
+            }
             sqlx::Error::Database(db) if db.code().as_deref() == Some("40001") => {
                 Error::Aborted("concurrent update, retry".into())
             }

@@ -75,6 +75,26 @@ impl PageTokens {
         Ok(Some(payload.c))
     }
 
+    /// Trims `rows` (fetched with `limit + 1`) to one page and returns the token of the next
+    /// page, or an empty string on the last page.
+    pub fn finish_page<T, C: Serialize>(
+        &self,
+        rows: &mut Vec<T>,
+        limit: i64,
+        tenant: TenantId,
+        filter: &[u8],
+        cursor: impl Fn(&T) -> C,
+    ) -> String {
+        if rows.len() as i64 <= limit {
+            return String::new();
+        }
+        rows.truncate(limit as usize);
+        match rows.last() {
+            Some(last) => self.encode(tenant, filter, &cursor(last)),
+            None => String::new(),
+        }
+    }
+
     fn mac(&self) -> HmacSha256 {
         HmacSha256::new_from_slice(&self.key).expect("hmac takes any key length")
     }

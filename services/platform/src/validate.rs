@@ -26,6 +26,18 @@ impl Violations {
         self.0.push(FieldViolation::new(field, description));
     }
 
+    /// Keeps only the violations whose top-level field under `prefix` is in `fields` (an
+    /// update checks only what its mask changes).
+    pub fn retain_masked(&mut self, prefix: &str, fields: &[&str]) {
+        self.0.retain(|v| {
+            let Some(rest) = v.field.strip_prefix(prefix).and_then(|r| r.strip_prefix('.')) else {
+                return true;
+            };
+            let top = rest.split(['.', '[']).next().unwrap_or(rest);
+            fields.contains(&top)
+        });
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -1,0 +1,314 @@
+//! The command line: `serve`, `migrate`, `dev`, `token issue`, `tenant ...`.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use caseway_platform::auth::{Role, TokenIssuer, ensure_key_pair};
+use caseway_platform::db::{self, Db};
+use caseway_platform::tenant_status::TenantStatusCache;
+use caseway_platform::{Config, TenantId, telemetry};
+use caseway_tenancy::Tenancy;
+use caseway_tenancy::domain::{NewTenant, Tenant, TenantStatus};
+
+#[derive(Parser)]
+#[command(name = "caseway", version, about = "Multi-tenant case management back end")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Serves the given targets until SIGTERM or Ctrl-C.
+    Serve {
+        /// `all`, or a comma list of tenancy, catalog.
+        #[arg(long, default_value = "all")]
+        target: String,
+    },
+    /// Creates the database if needed and applies every migration (as the schema owner).
+    Migrate,
+    /// The local stack: migrate, seed a demo tenant, serve all, print how to call it.
+    Dev,
+    /// Development tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Tenant lifecycle, for the hosting provider.
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Signs a token with the private key of the configuration.
+    Issue {
+        /// Tenant slug or id; omit for hosting-provider staff (platform_admin, support_agent).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Comma list: caseworker, supervisor, tenant_admin, support_agent, platform_admin.
+        #[arg(long, value_delimiter = ',')]
+        roles: Vec<String>,
+        /// Comma list of security organization ids or codes.
+        #[arg(long, value_delimiter = ',')]
+        orgs: Vec<String>,
+        #[arg(long, default_value = "dev-user")]
+        user: String,
+        /// Lifetime in hours.
+        #[arg(long, default_value_t = 12)]
+        hours: i64,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TenantCommand {
+    Create {
+        #[arg(long)]
+        slug: String,
+        #[arg(long)]
+        name: String,
+    },
+    List,
+    Suspend {
+        /// Tenant slug or id.
+        tenant: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    Resume {
+        /// Tenant slug or id.
+        tenant: String,
+    },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load()?;
+    match cli.command {
+        Command::Serve { target } => {
+            let targets = crate::parse_targets(&target)?;
+            let _telemetry = telemetry::init("caseway", &config)?;
+            serve_until_signal(config, &targets, None).await
+        }
+        Command::Migrate => {
+            db::migrate(&config.migration_database_url, &crate::migrators()).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Dev => dev(config).await,
+        Command::Token { command } => token(config, command).await,
+        Command::Tenant { command } => tenant(config, command).await,
+    }
+}
+
+fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("installing the SIGTERM handler");
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        cancel.cancel();
+    });
+    token
+}
+
+async fn serve_until_signal(
+    config: Config,
+    targets: &[crate::Target],
+    on_ready: Option<Box<dyn FnOnce(std::net::SocketAddr) + Send>>,
+) -> anyhow::Result<()> {
+    let grpc = TcpListener::bind(config.grpc_listen)
+        .await
+        .with_context(|| format!("binding {}", config.grpc_listen))?;
+    let metrics = TcpListener::bind(config.metrics_listen)
+        .await
+        .with_context(|| format!("binding {}", config.metrics_listen))?;
+    let node = crate::start(config, targets, grpc, metrics, shutdown_on_signal()).await?;
+    if let Some(on_ready) = on_ready {
+        on_ready(node.grpc_addr);
+    }
+    node.wait().await
+}
+
+fn tenancy(config: &Config) -> anyhow::Result<Tenancy> {
+    let db = Db::connect_lazy(&config.database_url, 2)?;
+    let statuses = Arc::new(TenantStatusCache::new(db.clone(), config.tenant_status_ttl));
+    Ok(Tenancy::new(db, statuses))
+}
+
+async fn find_tenant(tenancy: &Tenancy, key: &str) -> anyhow::Result<Tenant> {
+    let found = match key.parse::<TenantId>() {
+        Ok(id) => tenancy.get_tenant(id).await,
+        Err(_) => tenancy.tenant_by_slug(key).await,
+    };
+    found.map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+const CLI_ACTOR: &str = "caseway-cli";
+
+async fn tenant(config: Config, command: TenantCommand) -> anyhow::Result<()> {
+    let tenancy = tenancy(&config)?;
+    match command {
+        TenantCommand::Create { slug, name } => {
+            let tenant = create_tenant(&tenancy, &slug, &name).await?;
+            println!("{}\t{}\t{}", tenant.id, tenant.slug, tenant.status.as_str());
+        }
+        TenantCommand::List => {
+            let mut after = None;
+            loop {
+                let page = tenancy
+                    .list_tenants(None, after.clone(), 500)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                for t in &page {
+                    println!("{}\t{}\t{}\t{}", t.id, t.slug, t.status.as_str(), t.display_name);
+                }
+                match page.last() {
+                    Some(last) if page.len() == 500 => after = Some(last.slug.clone()),
+                    _ => break,
+                }
+            }
+        }
+        TenantCommand::Suspend { tenant, reason } => {
+            let found = find_tenant(&tenancy, &tenant).await?;
+            let t = tenancy
+                .set_status(CLI_ACTOR, found.id, TenantStatus::Suspended, &reason)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{}\t{}\t{}", t.id, t.slug, t.status.as_str());
+        }
+        TenantCommand::Resume { tenant } => {
+            let found = find_tenant(&tenancy, &tenant).await?;
+            let t = tenancy
+                .set_status(CLI_ACTOR, found.id, TenantStatus::Active, "")
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{}\t{}\t{}", t.id, t.slug, t.status.as_str());
+        }
+    }
+    Ok(())
+}
+
+pub async fn create_tenant(tenancy: &Tenancy, slug: &str, name: &str) -> anyhow::Result<Tenant> {
+    let new = NewTenant {
+        slug: slug.into(),
+        display_name: name.into(),
+    };
+    let request = caseway_api::tenancy::v1::CreateTenantRequest::default();
+    let created = tenancy
+        .create_tenant(CLI_ACTOR, "", new, &request, |t| {
+            caseway_api::tenancy::v1::CreateTenantResponse {
+                tenant: Some(caseway_tenancy::api::tenant_to_proto(t)),
+            }
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let id = created
+        .tenant
+        .and_then(|t| t.id.parse().ok())
+        .context("created tenant has an id")?;
+    tenancy.get_tenant(id).await.map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+async fn token(config: Config, command: TokenCommand) -> anyhow::Result<()> {
+    let TokenCommand::Issue {
+        tenant,
+        roles,
+        orgs,
+        user,
+        hours,
+    } = command;
+    let issuer = TokenIssuer::from_file(
+        &config.jwt_private_key_file,
+        &config.jwt_issuer,
+        &config.jwt_audience,
+    )?;
+    let roles = roles
+        .iter()
+        .map(|r| Role::parse(r).with_context(|| format!("unknown role {r}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let (tenant_id, organization_ids) = match tenant {
+        None => (None, Vec::new()),
+        Some(key) => {
+            let tenancy = tenancy(&config)?;
+            let found = find_tenant(&tenancy, &key).await?;
+            let mut ids = Vec::new();
+            for org in &orgs {
+                match Uuid::parse_str(org) {
+                    Ok(id) => ids.push(id),
+                    Err(_) => {
+                        let all = tenancy
+                            .list_organizations(found.id, None, 500)
+                            .await
+                            .map_err(|e| anyhow::anyhow!("{e}"))?;
+                        let matched = all
+                            .iter()
+                            .find(|o| &o.code == org)
+                            .with_context(|| format!("no organization with code {org}"))?;
+                        ids.push(matched.id);
+                    }
+                }
+            }
+            (Some(found.id), ids)
+        }
+    };
+    let token = issuer.issue(
+        &user,
+        tenant_id,
+        &roles,
+        &organization_ids,
+        chrono::Duration::hours(hours),
+    )?;
+    println!("{token}");
+    Ok(())
+}
+
+async fn dev(config: Config) -> anyhow::Result<()> {
+    let _telemetry = telemetry::init("caseway", &config)?;
+    ensure_key_pair(&config.jwt_private_key_file, &config.jwt_public_key_file)?;
+    db::migrate(&config.migration_database_url, &crate::migrators()).await?;
+    let demo = crate::seed::seed_demo(&config).await?;
+    let targets = crate::Target::ALL;
+    let banner_config = config.clone();
+    let on_ready = Box::new(move |addr: std::net::SocketAddr| {
+        print_banner(&banner_config, addr, &demo);
+    });
+    serve_until_signal(config, &targets, Some(on_ready)).await
+}
+
+fn print_banner(config: &Config, addr: std::net::SocketAddr, demo: &crate::seed::Demo) {
+    let host = format!("127.0.0.1:{}", addr.port());
+    println!();
+    println!("Caseway is serving every target on {host} (metrics on {}).", config.metrics_listen);
+    println!("Demo tenant: {} ({})", demo.tenant_slug, demo.tenant_id);
+    println!("Token (tenant_admin + caseworker in both organizations, 12 h):");
+    println!("CASEWAY_TOKEN={}", demo.token);
+    println!();
+    println!("Try, with grpcurl (reflection, no proto files needed):");
+    println!("  grpcurl -plaintext {host} list");
+    println!(
+        "  grpcurl -plaintext -H \"authorization: Bearer $CASEWAY_TOKEN\" {host} caseway.catalog.v1.CatalogService/ListServices"
+    );
+    println!(
+        "  grpcurl -plaintext -H \"authorization: Bearer $CASEWAY_TOKEN\" -d '{{\"id\": \"{}\"}}' {host} caseway.catalog.v1.CatalogService/GetService",
+        demo.service_id
+    );
+    println!("  grpcurl -plaintext -d '{{\"service\": \"caseway.catalog.v1.CatalogService\"}}' {host} grpc.health.v1.Health/Check");
+    println!("ready");
+}
