@@ -1,1 +1,215 @@
+//! Whole-system test support: a Caseway node started in-process on an ephemeral port against
+//! the real PostgreSQL (a fresh database) and RabbitMQ (a private exchange), called over real
+//! gRPC as a gateway would.
 
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+use caseway::Target;
+use caseway_api::catalog::v1::catalog_service_client::CatalogServiceClient;
+use caseway_api::tenancy::v1 as tenancy_pb;
+use caseway_api::tenancy::v1::tenancy_service_client::TenancyServiceClient;
+use caseway_platform::auth::{Role, TokenIssuer, generate_key_pair};
+use caseway_platform::server::RunningNode;
+use caseway_platform::testing::{TestBus, TestDb};
+use caseway_platform::{Config, TenantId};
+
+/// Keys and configuration shared by the nodes of one test.
+pub struct TestEnv {
+    pub db: TestDb,
+    pub bus: TestBus,
+    pub issuer: Arc<TokenIssuer>,
+    dir: PathBuf,
+}
+
+impl TestEnv {
+    pub async fn new() -> TestEnv {
+        // Spans carry trace context into events, as in production (no export in tests).
+        std::mem::forget(caseway_platform::telemetry::init("caseway-test", &Config::default()));
+        let db = TestDb::create(&caseway::migrators()).await;
+        let dir = std::env::temp_dir().join(format!("caseway-test-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let (private, public) = generate_key_pair().expect("key pair");
+        std::fs::write(dir.join("jwt-private.pem"), &private).expect("private key");
+        std::fs::write(dir.join("jwt-public.pem"), &public).expect("public key");
+        let issuer = TokenIssuer::from_pem(private.as_bytes(), "caseway", "caseway").expect("issuer");
+        TestEnv {
+            db,
+            bus: TestBus::new(),
+            issuer: Arc::new(issuer),
+            dir,
+        }
+    }
+
+    /// The configuration a node of this test runs with.
+    pub fn config(&self) -> Config {
+        Config {
+            database_url: self.db.app_url.clone(),
+            migration_database_url: self.db.owner_url.clone(),
+            database_max_connections: 8,
+            events_exchange: self.bus.exchange().to_string(),
+            jwt_public_key_file: self.dir.join("jwt-public.pem"),
+            jwt_private_key_file: self.dir.join("jwt-private.pem"),
+            data_dir: self.dir.clone(),
+            outbox_poll_interval: Duration::from_millis(250),
+            shutdown_grace: Duration::from_secs(5),
+            ..Config::default()
+        }
+    }
+
+    pub async fn start(&self, targets: &[Target]) -> TestNode {
+        self.start_with(self.config(), targets).await
+    }
+
+    pub async fn start_with(&self, config: Config, targets: &[Target]) -> TestNode {
+        let grpc = TcpListener::bind("127.0.0.1:0").await.expect("grpc port");
+        let metrics = TcpListener::bind("127.0.0.1:0").await.expect("metrics port");
+        let node = caseway::start(config, targets, grpc, metrics, CancellationToken::new())
+            .await
+            .expect("node starts");
+        let channel = Channel::from_shared(format!("http://{}", node.grpc_addr))
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connects");
+        TestNode {
+            catalog: CatalogServiceClient::new(channel.clone()),
+            tenancy: TenancyServiceClient::new(channel.clone()),
+            channel,
+            node: Some(node),
+        }
+    }
+
+    pub fn platform_admin_token(&self) -> String {
+        self.issuer
+            .issue("root", None, &[Role::PlatformAdmin], &[], chrono::Duration::hours(1))
+            .expect("token")
+    }
+
+    pub fn token(&self, tenant: TenantId, roles: &[Role], orgs: &[Uuid]) -> String {
+        self.issuer
+            .issue("user-1", Some(tenant), roles, orgs, chrono::Duration::hours(1))
+            .expect("token")
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub struct TestNode {
+    pub catalog: CatalogServiceClient<Channel>,
+    pub tenancy: TenancyServiceClient<Channel>,
+    pub channel: Channel,
+    node: Option<RunningNode>,
+}
+
+impl TestNode {
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.node.as_ref().expect("running").grpc_addr
+    }
+
+    pub fn metrics_addr(&self) -> std::net::SocketAddr {
+        self.node.as_ref().expect("running").metrics_addr
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(node) = self.node.take() {
+            node.shutdown().await.expect("clean shutdown");
+        }
+    }
+
+    /// Creates a tenant through the API, as the hosting provider would.
+    pub async fn create_tenant(&self, env: &TestEnv, slug: &str) -> TenantId {
+        let response = self
+            .tenancy
+            .clone()
+            .create_tenant(authed(
+                &env.platform_admin_token(),
+                tenancy_pb::CreateTenantRequest {
+                    request_id: String::new(),
+                    tenant: Some(tenancy_pb::Tenant {
+                        slug: slug.into(),
+                        display_name: format!("Tenant {slug}"),
+                        ..Default::default()
+                    }),
+                },
+            ))
+            .await
+            .expect("tenant created")
+            .into_inner();
+        response.tenant.expect("tenant").id.parse().expect("uuid")
+    }
+
+    /// Creates a security organization as the tenant's administrator.
+    pub async fn create_organization(&self, admin_token: &str, code: &str) -> Uuid {
+        let response = self
+            .tenancy
+            .clone()
+            .create_organization(authed(
+                admin_token,
+                tenancy_pb::CreateOrganizationRequest {
+                    request_id: String::new(),
+                    organization: Some(tenancy_pb::Organization {
+                        code: code.into(),
+                        name: format!("Organization {code}"),
+                        ..Default::default()
+                    }),
+                },
+            ))
+            .await
+            .expect("organization created")
+            .into_inner();
+        response
+            .organization
+            .expect("organization")
+            .id
+            .parse()
+            .expect("uuid")
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        if let Some(node) = self.node.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            // Stop the node's tasks; the test's runtime is going away anyway.
+            runtime.spawn(async move {
+                let _ = node.shutdown().await;
+            });
+        }
+    }
+}
+
+/// A request carrying a bearer token.
+pub fn authed<T>(token: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("ascii token"),
+    );
+    request
+}
+
+/// The field paths of an INVALID_ARGUMENT's `google.rpc.BadRequest`.
+pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    status
+        .get_details_bad_request()
+        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+        .unwrap_or_default()
+}
+
+/// A date for requests.
+pub fn date(year: i32, month: i32, day: i32) -> caseway_api::google::r#type::Date {
+    caseway_api::google::r#type::Date { year, month, day }
+}

@@ -370,11 +370,16 @@ fn parse_code_value(p: &pb::CodeValue, v: &mut Violations) -> CodeValueFields {
     }
 }
 
-/// Parses a resource for a create: every field counts.
-fn for_create<P, F>(resource: Option<P>, kind: &str, parse: impl Fn(&P, &mut Violations) -> F) -> Result<F> {
+/// Parses a resource for a create: every field counts, and every violation is reported at once.
+fn for_create<P, F: Resource>(
+    resource: Option<P>,
+    kind: &str,
+    parse: impl Fn(&P, &mut Violations) -> F,
+) -> Result<F> {
     let resource = resource.ok_or_else(|| Error::invalid(kind, "is required"))?;
     let mut violations = Violations::new();
     let fields = parse(&resource, &mut violations);
+    fields.validate(kind, &mut violations);
     violations.finish()?;
     Ok(fields)
 }

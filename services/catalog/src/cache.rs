@@ -1,6 +1,6 @@
 //! An in-process cache of services for the hot read path (GetService, and the records service's
 //! lookups later). Entries are dropped when this process changes a service and when a
-//! `catalog.service_*` event says another process did. A generation counter keeps a read that
+//! `catalog.service_updated` (retired, deleted) event says another process did. A generation counter keeps a read that
 //! raced with an invalidation from caching what it read.
 
 use std::collections::HashMap;
@@ -65,7 +65,11 @@ impl ServiceCache {
     pub async fn follow_events(self: Arc<Self>, bus: Bus, shutdown: CancellationToken) {
         let subscription = Subscription {
             queue: None,
-            bindings: vec!["catalog.service_*.v1".into()],
+            // Topic patterns match whole words only, so each change is named.
+            bindings: ["updated", "retired", "deleted"]
+                .iter()
+                .map(|verb| crate::catalog::event_type("service", verb))
+                .collect(),
         };
         consume(bus, subscription, shutdown, |envelope| {
             let cache = self.clone();

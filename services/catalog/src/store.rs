@@ -794,7 +794,7 @@ pub async fn list_providers(
     let rows: Vec<ProviderRow> = sqlx::query_as(
         "SELECT id, name, kind, email, phone, state, version, created_at, updated_at \
          FROM catalog.providers WHERE \
-         ($1::text IS NULL OR $1 <% name OR name ILIKE '%' || $1 || '%') \
+         ($1::text IS NULL OR name % $1 OR $1 <% name OR name ILIKE '%' || $7 || '%') \
          AND ($2::text IS NULL OR kind = $2) \
          AND ($3 OR state = 'active') \
          AND ($4::text IS NULL OR (name, id) > ($4, $5)) \
@@ -806,6 +806,7 @@ pub async fn list_providers(
     .bind(after_name)
     .bind(after_id)
     .bind(limit)
+    .bind(query.map(escape_like))
     .fetch_all(conn)
     .await?;
     Ok(rows.into_iter().map(Into::into).collect())

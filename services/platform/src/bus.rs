@@ -233,7 +233,8 @@ pub struct Subscription {
     /// A durable queue shared by the replicas of a consumer (work is split between them); None
     /// for a private queue of this process that every replica gets (cache invalidation).
     pub queue: Option<String>,
-    /// Routing-key patterns bound on the events exchange: `catalog.service_*.v1`, `tenancy.#`.
+    /// Routing-key patterns bound on the events exchange: `catalog.service_updated.v1`,
+    /// `tenancy.#`. AMQP's `*` and `#` match whole dot-separated words only.
     pub bindings: Vec<String>,
 }
 

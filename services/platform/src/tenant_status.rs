@@ -75,7 +75,11 @@ impl TenantStatusCache {
     pub async fn follow_events(self: Arc<Self>, bus: Bus, shutdown: CancellationToken) {
         let subscription = Subscription {
             queue: None,
-            bindings: vec!["tenancy.tenant_*.v1".into()],
+            // Topic patterns match whole words only, so each change is named.
+            bindings: vec![
+                "tenancy.tenant_suspended.v1".into(),
+                "tenancy.tenant_resumed.v1".into(),
+            ],
         };
         consume(bus, subscription, shutdown, |envelope| {
             let cache = self.clone();

@@ -1,0 +1,175 @@
+//! Every table has row-level security enabled and forced; the services' role owns nothing, is
+//! not a superuser and cannot bypass RLS; a transaction with no tenant reads zero rows and
+//! cannot write. The table list is read from the catalog of PostgreSQL, so a future table
+//! without a policy fails here.
+
+use sqlx::{Connection, Row};
+
+use caseway_api::catalog::v1 as pb;
+use caseway_integration_tests::{TestEnv, authed, date};
+use caseway_platform::auth::Role;
+
+const SCHEMAS: &[&str] = &["platform", "tenancy", "catalog"];
+
+#[tokio::test]
+async fn every_table_is_isolated_by_forced_row_level_security() {
+    let env = TestEnv::new().await;
+    let node = env.start(&caseway::Target::ALL).await;
+    // Put a row in every table through the API (and the inbox directly: no consumer writes it yet).
+    let tenant = node.create_tenant(&env, "rls-a").await;
+    let admin = env.token(tenant, &[Role::TenantAdmin], &[]);
+    let org = node.create_organization(&admin, "NORTH").await;
+    let mut catalog = node.catalog.clone();
+    let group = catalog
+        .create_service_group(authed(&admin, pb::CreateServiceGroupRequest {
+            request_id: "group-1".into(),
+            service_group: Some(pb::ServiceGroup { name: "Financial Services".into(), ..Default::default() }),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .service_group
+        .unwrap();
+    catalog
+        .create_service(authed(&admin, pb::CreateServiceRequest {
+            request_id: String::new(),
+            service: Some(pb::Service {
+                code: "FA".into(),
+                name: "Financial Assistance".into(),
+                unit_of_measure: pb::UnitOfMeasure::Dollars as i32,
+                default_unit_value: "1.00".into(),
+                delivery_mode: pb::DeliveryMode::Direct as i32,
+                service_group_id: group.id.clone(),
+                organization_ids: vec![org.to_string()],
+                ..Default::default()
+            }),
+        }))
+        .await
+        .unwrap();
+    catalog
+        .create_grant(authed(&admin, pb::CreateGrantRequest {
+            request_id: String::new(),
+            grant: Some(pb::Grant { code: "G1".into(), name: "Grant".into(), start_date: Some(date(2026, 1, 1)), ..Default::default() }),
+        }))
+        .await
+        .unwrap();
+    catalog
+        .create_program(authed(&admin, pb::CreateProgramRequest {
+            request_id: String::new(),
+            program: Some(pb::Program { code: "P1".into(), name: "Program".into(), start_date: Some(date(2026, 1, 1)), ..Default::default() }),
+        }))
+        .await
+        .unwrap();
+    catalog
+        .create_provider(authed(&admin, pb::CreateProviderRequest {
+            request_id: String::new(),
+            provider: Some(pb::Provider { name: "Ana Diaz".into(), kind: pb::ProviderKind::Staff as i32, ..Default::default() }),
+        }))
+        .await
+        .unwrap();
+    catalog
+        .create_code_value(authed(&admin, pb::CreateCodeValueRequest {
+            request_id: String::new(),
+            code_value: Some(pb::CodeValue { code_list: pb::CodeList::Reason as i32, code: "R1".into(), label: "Reason".into(), ..Default::default() }),
+        }))
+        .await
+        .unwrap();
+    let mut owner = env.db.owner().await;
+    sqlx::query("INSERT INTO platform.inbox (tenant_id, consumer, event_id) VALUES ($1, 'test', gen_random_uuid())")
+        .bind(tenant.as_uuid())
+        .execute(&mut owner)
+        .await
+        .unwrap();
+
+    // The role itself.
+    let role = sqlx::query("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = 'caseway_app'")
+        .fetch_one(&mut owner)
+        .await
+        .unwrap();
+    assert!(!role.get::<bool, _>("rolsuper"), "the services' role must not be a superuser");
+    assert!(!role.get::<bool, _>("rolbypassrls"), "the services' role must not bypass RLS");
+    let owned: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner \
+         WHERE r.rolname = 'caseway_app'",
+    )
+    .fetch_one(&mut owner)
+    .await
+    .unwrap();
+    assert_eq!(owned, 0, "the services' role must own no relation");
+
+    let tables: Vec<(String, String, bool, bool)> = sqlx::query_as(
+        "SELECT n.nspname::text, c.relname::text, c.relrowsecurity, c.relforcerowsecurity \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY($1) ORDER BY 1, 2",
+    )
+    .bind(SCHEMAS)
+    .fetch_all(&mut owner)
+    .await
+    .unwrap();
+    assert!(tables.len() >= 12, "expected every service's tables, found {tables:?}");
+
+    let mut app = sqlx::PgConnection::connect(&env.db.app_url).await.unwrap();
+    for (schema, table, enabled, forced) in &tables {
+        let name = format!("{schema}.{table}");
+        assert!(enabled, "{name}: row-level security is not enabled");
+        assert!(forced, "{name}: row-level security is not forced");
+        let policies: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_policies WHERE schemaname = $1 AND tablename = $2",
+        )
+        .bind(schema)
+        .bind(table)
+        .fetch_one(&mut owner)
+        .await
+        .unwrap();
+        assert!(policies > 0, "{name}: no policy");
+
+        let sample: Option<serde_json::Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT to_jsonb(t) FROM {name} t LIMIT 1"
+        )))
+        .fetch_optional(&mut owner)
+        .await
+        .unwrap();
+        let sample = sample.unwrap_or_else(|| {
+            panic!("{name}: no sample row; make this test create one so isolation is checked")
+        });
+
+        // No tenant set: nothing to read.
+        let mut tx = app.begin().await.unwrap();
+        let visible: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {name}")))
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        assert_eq!(visible, 0, "{name}: a transaction with no tenant sees rows");
+        tx.rollback().await.unwrap();
+
+        // No tenant set: nothing can be written, even a copy of an existing row.
+        let mut tx = app.begin().await.unwrap();
+        let insert = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {name} OVERRIDING SYSTEM VALUE SELECT * FROM jsonb_populate_record(NULL::{name}, $1)"
+        )))
+        .bind(&sample)
+        .execute(&mut *tx)
+        .await;
+        let error = insert.expect_err(&format!("{name}: a transaction with no tenant could write"));
+        let code = error.as_database_error().and_then(|e| e.code()).map(|c| c.to_string());
+        assert!(
+            matches!(code.as_deref(), Some("42501")),
+            "{name}: expected a row-level security or privilege refusal, got {error}"
+        );
+        tx.rollback().await.unwrap();
+
+        // Another tenant set: still nothing of this tenant's.
+        let mut tx = app.begin().await.unwrap();
+        sqlx::query("SELECT set_config('app.tenant_id', gen_random_uuid()::text, true)")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let visible: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {name}")))
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        assert_eq!(visible, 0, "{name}: another tenant's transaction sees rows");
+        tx.rollback().await.unwrap();
+    }
+    node.shutdown().await;
+}
