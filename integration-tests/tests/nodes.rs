@@ -1,0 +1,211 @@
+//! Whole-node behaviour: the targets as separate servers, a suspension that reaches another
+//! process by event, a broker outage that delays events without failing calls, health and
+//! graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::net::{TcpListener, TcpStream};
+use tonic::Code;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+
+use caseway::Target;
+use caseway_api::catalog::v1 as pb;
+use caseway_api::tenancy::v1 as tpb;
+use caseway_integration_tests::{TestEnv, authed, violated_fields};
+use caseway_platform::auth::Role;
+
+fn service(code: &str, organization_ids: Vec<String>) -> pb::CreateServiceRequest {
+    pb::CreateServiceRequest {
+        request_id: String::new(),
+        service: Some(pb::Service {
+            code: code.into(),
+            name: format!("Service {code}"),
+            unit_of_measure: pb::UnitOfMeasure::Count as i32,
+            default_unit_value: "0".into(),
+            delivery_mode: pb::DeliveryMode::Indirect as i32,
+            organization_ids,
+            ..Default::default()
+        }),
+    }
+}
+
+#[tokio::test]
+async fn catalog_and_tenancy_run_as_two_servers() {
+    let env = TestEnv::new().await;
+    let tenancy_node = env.start(&[Target::Tenancy]).await;
+    let mut config = env.config();
+    config.tenancy_endpoint = Some(format!("http://{}", tenancy_node.addr()));
+    let catalog_node = env.start_with(config, &[Target::Catalog]).await;
+
+    let tenant = tenancy_node.create_tenant(&env, "split").await;
+    let admin = env.token(tenant, &[Role::TenantAdmin], &[]);
+    let org = tenancy_node.create_organization(&admin, "NORTH").await;
+    let mut catalog = catalog_node.catalog.clone();
+
+    // The catalog server checks organizations by calling the tenancy server.
+    let created = catalog.create_service(authed(&admin, service("FW", vec![org.to_string()]))).await.unwrap().into_inner();
+    assert_eq!(created.service.unwrap().organization_ids, vec![org.to_string()]);
+    let status = catalog
+        .create_service(authed(&admin, service("FX", vec![uuid::Uuid::now_v7().to_string()])))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&status), vec!["service.organization_ids[0]"]);
+
+    // Each server serves only its targets.
+    let status = catalog_node.tenancy.clone().list_organizations(authed(&admin, tpb::ListOrganizationsRequest::default())).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unimplemented);
+    let mut health = HealthClient::new(catalog_node.channel.clone());
+    let check = |service: &str| HealthCheckRequest { service: service.into() };
+    let serving = health.check(check("caseway.catalog.v1.CatalogService")).await.unwrap().into_inner();
+    assert_eq!(serving.status, ServingStatus::Serving as i32);
+    assert_eq!(health.check(check("caseway.tenancy.v1.TenancyService")).await.unwrap_err().code(), Code::NotFound);
+
+    // A suspension on the tenancy server reaches the catalog server by event, within seconds
+    // (its cached status would otherwise be trusted for 30 s).
+    assert!(catalog.list_services(authed(&admin, pb::ListServicesRequest::default())).await.is_ok());
+    tenancy_node
+        .tenancy
+        .clone()
+        .suspend_tenant(authed(&env.platform_admin_token(), tpb::SuspendTenantRequest { id: tenant.to_string(), reason: String::new() }))
+        .await
+        .unwrap();
+    let suspended_at = Instant::now();
+    loop {
+        match catalog.list_services(authed(&admin, pb::ListServicesRequest::default())).await {
+            Err(status) if status.code() == Code::PermissionDenied => break,
+            _ if suspended_at.elapsed() > Duration::from_secs(5) => panic!("suspension not seen by the catalog server within 5 s"),
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    println!("suspension reached the other server in {:?}", suspended_at.elapsed());
+}
+
+/// A TCP proxy to the real broker that the test can cut and restore, standing in for a broker
+/// outage without stopping the machine's RabbitMQ.
+struct BrokerProxy {
+    addr: SocketAddr,
+    up: Arc<AtomicBool>,
+    generation: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl BrokerProxy {
+    async fn start() -> BrokerProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let up = Arc::new(AtomicBool::new(true));
+        let (generation, _) = tokio::sync::watch::channel(0u64);
+        let generation = Arc::new(generation);
+        let (accept_up, accept_generation) = (up.clone(), generation.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !accept_up.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let mut cut = accept_generation.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut upstream) = TcpStream::connect("127.0.0.1:5672").await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        BrokerProxy { addr, up, generation }
+    }
+
+    fn url(&self) -> String {
+        format!("amqp://guest:guest@{}/%2f", self.addr)
+    }
+
+    fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn broker_outage_delays_events_without_failing_calls() {
+    let env = TestEnv::new().await;
+    let mut events = env.bus.listen("catalog.#").await;
+    let proxy = BrokerProxy::start().await;
+    let mut config = env.config();
+    config.amqp_url = proxy.url();
+    let node = env.start_with(config, &Target::ALL).await;
+    let tenant = node.create_tenant(&env, "outage").await;
+    let admin = env.token(tenant, &[Role::TenantAdmin], &[]);
+    let mut catalog = node.catalog.clone();
+    catalog.create_service(authed(&admin, service("BEFORE", vec![]))).await.unwrap();
+    events.expect("catalog.service_created.v1", Duration::from_secs(10)).await;
+
+    proxy.cut();
+    let during = catalog.create_service(authed(&admin, service("DURING", vec![]))).await.expect("the call succeeds with the broker down");
+    let during_id = during.into_inner().service.unwrap().id;
+    assert!(events.next(Duration::from_secs(2)).await.is_none(), "nothing can be published while the broker is down");
+    let mut owner = env.db.owner().await;
+    let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM platform.outbox WHERE published_at IS NULL AND subject = $1")
+        .bind(&during_id)
+        .fetch_one(&mut owner)
+        .await
+        .unwrap();
+    assert_eq!(pending, 1, "the event waits in the outbox");
+    let ready = reqwest_status(node.metrics_addr(), "/readyz").await;
+    assert_eq!(ready, 503, "not ready while the broker is unreachable");
+
+    proxy.restore();
+    let (envelope, _) = events.expect("catalog.service_created.v1", Duration::from_secs(15)).await;
+    assert_eq!(envelope.subject, during_id);
+    assert!(events.next(Duration::from_millis(500)).await.is_none(), "published once");
+    assert_eq!(reqwest_status(node.metrics_addr(), "/readyz").await, 200);
+}
+
+/// The HTTP status of a GET on the metrics port, with a hand-written request (no HTTP client
+/// dependency for one call).
+async fn reqwest_status(addr: SocketAddr, path: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0)
+}
+
+#[tokio::test]
+async fn shutdown_reports_not_serving_then_closes_with_no_event_left_behind() {
+    let env = TestEnv::new().await;
+    let mut events = env.bus.listen("catalog.#").await;
+    let mut config = env.config();
+    // Long enough to observe NOT_SERVING before the listener closes.
+    config.shutdown_delay = Duration::from_millis(800);
+    let node = env.start_with(config, &Target::ALL).await;
+    let tenant = node.create_tenant(&env, "shutdown").await;
+    let admin = env.token(tenant, &[Role::TenantAdmin], &[]);
+    let mut health = HealthClient::new(node.channel.clone());
+    let overall = HealthCheckRequest { service: String::new() };
+    assert_eq!(health.check(overall.clone()).await.unwrap().into_inner().status, ServingStatus::Serving as i32);
+    node.catalog.clone().create_service(authed(&admin, service("LAST", vec![]))).await.unwrap();
+
+    let addr = node.addr();
+    let channel = node.channel.clone();
+    let stopping = tokio::spawn(node.shutdown());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut health = HealthClient::new(channel);
+    assert_eq!(health.check(overall).await.unwrap().into_inner().status, ServingStatus::NotServing as i32);
+    stopping.await.unwrap();
+    assert!(TcpStream::connect(addr).await.is_err(), "the listener is closed");
+    let (envelope, _) = events.expect("catalog.service_created.v1", Duration::from_secs(5)).await;
+    assert_eq!(envelope.source, "caseway/catalog");
+}
