@@ -31,14 +31,18 @@ pub struct TestEnv {
 impl TestEnv {
     pub async fn new() -> TestEnv {
         // Spans carry trace context into events, as in production (no export in tests).
-        std::mem::forget(caseway_platform::telemetry::init("caseway-test", &Config::default()));
+        std::mem::forget(caseway_platform::telemetry::init(
+            "caseway-test",
+            &Config::default(),
+        ));
         let db = TestDb::create(&caseway::migrators()).await;
         let dir = std::env::temp_dir().join(format!("caseway-test-{}", Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let (private, public) = generate_key_pair().expect("key pair");
         std::fs::write(dir.join("jwt-private.pem"), &private).expect("private key");
         std::fs::write(dir.join("jwt-public.pem"), &public).expect("public key");
-        let issuer = TokenIssuer::from_pem(private.as_bytes(), "caseway", "caseway").expect("issuer");
+        let issuer =
+            TokenIssuer::from_pem(private.as_bytes(), "caseway", "caseway").expect("issuer");
         TestEnv {
             db,
             bus: TestBus::new(),
@@ -69,7 +73,9 @@ impl TestEnv {
 
     pub async fn start_with(&self, config: Config, targets: &[Target]) -> TestNode {
         let grpc = TcpListener::bind("127.0.0.1:0").await.expect("grpc port");
-        let metrics = TcpListener::bind("127.0.0.1:0").await.expect("metrics port");
+        let metrics = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("metrics port");
         let node = caseway::start(config, targets, grpc, metrics, CancellationToken::new())
             .await
             .expect("node starts");
@@ -88,13 +94,25 @@ impl TestEnv {
 
     pub fn platform_admin_token(&self) -> String {
         self.issuer
-            .issue("root", None, &[Role::PlatformAdmin], &[], chrono::Duration::hours(1))
+            .issue(
+                "root",
+                None,
+                &[Role::PlatformAdmin],
+                &[],
+                chrono::Duration::hours(1),
+            )
             .expect("token")
     }
 
     pub fn token(&self, tenant: TenantId, roles: &[Role], orgs: &[Uuid]) -> String {
         self.issuer
-            .issue("user-1", Some(tenant), roles, orgs, chrono::Duration::hours(1))
+            .issue(
+                "user-1",
+                Some(tenant),
+                roles,
+                orgs,
+                chrono::Duration::hours(1),
+            )
             .expect("token")
     }
 }

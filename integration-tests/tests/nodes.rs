@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpStream};
 use tonic::Code;
+use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
 
 use caseway::Target;
 use caseway_api::catalog::v1 as pb;
@@ -48,41 +48,103 @@ async fn catalog_and_tenancy_run_as_two_servers() {
     let mut catalog = catalog_node.catalog.clone();
 
     // The catalog server checks organizations by calling the tenancy server.
-    let created = catalog.create_service(authed(&admin, service("FW", vec![org.to_string()]))).await.unwrap().into_inner();
-    assert_eq!(created.service.unwrap().organization_ids, vec![org.to_string()]);
+    let created = catalog
+        .create_service(authed(&admin, service("FW", vec![org.to_string()])))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        created.service.unwrap().organization_ids,
+        vec![org.to_string()]
+    );
     let status = catalog
-        .create_service(authed(&admin, service("FX", vec![uuid::Uuid::now_v7().to_string()])))
+        .create_service(authed(
+            &admin,
+            service("FX", vec![uuid::Uuid::now_v7().to_string()]),
+        ))
         .await
         .unwrap_err();
-    assert_eq!(violated_fields(&status), vec!["service.organization_ids[0]"]);
+    assert_eq!(
+        violated_fields(&status),
+        vec!["service.organization_ids[0]"]
+    );
 
     // Each server serves only its targets.
-    let status = catalog_node.tenancy.clone().list_organizations(authed(&admin, tpb::ListOrganizationsRequest::default())).await.unwrap_err();
+    let status = catalog_node
+        .tenancy
+        .clone()
+        .list_organizations(authed(&admin, tpb::ListOrganizationsRequest::default()))
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::Unimplemented);
     let mut health = HealthClient::new(catalog_node.channel.clone());
-    let check = |service: &str| HealthCheckRequest { service: service.into() };
-    let serving = health.check(check("caseway.catalog.v1.CatalogService")).await.unwrap().into_inner();
+    let check = |service: &str| HealthCheckRequest {
+        service: service.into(),
+    };
+    let serving = health
+        .check(check("caseway.catalog.v1.CatalogService"))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(serving.status, ServingStatus::Serving as i32);
-    assert_eq!(health.check(check("caseway.tenancy.v1.TenancyService")).await.unwrap_err().code(), Code::NotFound);
+    assert_eq!(
+        health
+            .check(check("caseway.tenancy.v1.TenancyService"))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
 
     // A suspension on the tenancy server reaches the catalog server by event, within seconds
     // (its cached status would otherwise be trusted for 30 s).
-    assert!(catalog.list_services(authed(&admin, pb::ListServicesRequest::default())).await.is_ok());
+    assert!(
+        catalog
+            .list_services(authed(&admin, pb::ListServicesRequest::default()))
+            .await
+            .is_ok()
+    );
     tenancy_node
         .tenancy
         .clone()
-        .suspend_tenant(authed(&env.platform_admin_token(), tpb::SuspendTenantRequest { id: tenant.to_string(), reason: String::new() }))
+        .suspend_tenant(authed(
+            &env.platform_admin_token(),
+            tpb::SuspendTenantRequest {
+                id: tenant.to_string(),
+                reason: String::new(),
+            },
+        ))
         .await
         .unwrap();
     let suspended_at = Instant::now();
     loop {
-        match catalog.list_services(authed(&admin, pb::ListServicesRequest::default())).await {
+        match catalog
+            .list_services(authed(&admin, pb::ListServicesRequest::default()))
+            .await
+        {
             Err(status) if status.code() == Code::PermissionDenied => break,
-            _ if suspended_at.elapsed() > Duration::from_secs(5) => panic!("suspension not seen by the catalog server within 5 s"),
+            _ if suspended_at.elapsed() > Duration::from_secs(5) => {
+                panic!("suspension not seen by the catalog server within 5 s")
+            }
             _ => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     }
-    println!("suspension reached the other server in {:?}", suspended_at.elapsed());
+    println!(
+        "suspension reached the other server in {:?}",
+        suspended_at.elapsed()
+    );
+
+    // RED metrics per RPC on the metrics port.
+    let (status, metrics) = http_get(catalog_node.metrics_addr(), "/metrics").await;
+    assert_eq!(status, 200);
+    for line in [
+        r#"caseway_grpc_server_handled_total{method="/caseway.catalog.v1.CatalogService/CreateService",code="Ok"} 1"#,
+        r#"caseway_grpc_server_handled_total{method="/caseway.catalog.v1.CatalogService/CreateService",code="InvalidArgument"} 1"#,
+        r#"caseway_grpc_server_handled_total{method="/caseway.catalog.v1.CatalogService/ListServices",code="PermissionDenied"}"#,
+        "caseway_grpc_server_handling_seconds_bucket",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from /metrics");
+    }
 }
 
 /// A TCP proxy to the real broker that the test can cut and restore, standing in for a broker
@@ -109,7 +171,9 @@ impl BrokerProxy {
                 }
                 let mut cut = accept_generation.subscribe();
                 tokio::spawn(async move {
-                    let Ok(mut upstream) = TcpStream::connect("127.0.0.1:5672").await else { return };
+                    let Ok(mut upstream) = TcpStream::connect("127.0.0.1:5672").await else {
+                        return;
+                    };
                     tokio::select! {
                         _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {}
                         _ = cut.changed() => {}
@@ -117,7 +181,11 @@ impl BrokerProxy {
                 });
             }
         });
-        BrokerProxy { addr, up, generation }
+        BrokerProxy {
+            addr,
+            up,
+            generation,
+        }
     }
 
     fn url(&self) -> String {
@@ -145,42 +213,72 @@ async fn broker_outage_delays_events_without_failing_calls() {
     let tenant = node.create_tenant(&env, "outage").await;
     let admin = env.token(tenant, &[Role::TenantAdmin], &[]);
     let mut catalog = node.catalog.clone();
-    catalog.create_service(authed(&admin, service("BEFORE", vec![]))).await.unwrap();
-    events.expect("catalog.service_created.v1", Duration::from_secs(10)).await;
-
-    proxy.cut();
-    let during = catalog.create_service(authed(&admin, service("DURING", vec![]))).await.expect("the call succeeds with the broker down");
-    let during_id = during.into_inner().service.unwrap().id;
-    assert!(events.next(Duration::from_secs(2)).await.is_none(), "nothing can be published while the broker is down");
-    let mut owner = env.db.owner().await;
-    let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM platform.outbox WHERE published_at IS NULL AND subject = $1")
-        .bind(&during_id)
-        .fetch_one(&mut owner)
+    catalog
+        .create_service(authed(&admin, service("BEFORE", vec![])))
         .await
         .unwrap();
+    events
+        .expect("catalog.service_created.v1", Duration::from_secs(10))
+        .await;
+
+    proxy.cut();
+    let during = catalog
+        .create_service(authed(&admin, service("DURING", vec![])))
+        .await
+        .expect("the call succeeds with the broker down");
+    let during_id = during.into_inner().service.unwrap().id;
+    assert!(
+        events.next(Duration::from_secs(2)).await.is_none(),
+        "nothing can be published while the broker is down"
+    );
+    let mut owner = env.db.owner().await;
+    let pending: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM platform.outbox WHERE published_at IS NULL AND subject = $1",
+    )
+    .bind(&during_id)
+    .fetch_one(&mut owner)
+    .await
+    .unwrap();
     assert_eq!(pending, 1, "the event waits in the outbox");
     let ready = reqwest_status(node.metrics_addr(), "/readyz").await;
     assert_eq!(ready, 503, "not ready while the broker is unreachable");
 
     proxy.restore();
-    let (envelope, _) = events.expect("catalog.service_created.v1", Duration::from_secs(15)).await;
+    let (envelope, _) = events
+        .expect("catalog.service_created.v1", Duration::from_secs(15))
+        .await;
     assert_eq!(envelope.subject, during_id);
-    assert!(events.next(Duration::from_millis(500)).await.is_none(), "published once");
+    assert!(
+        events.next(Duration::from_millis(500)).await.is_none(),
+        "published once"
+    );
     assert_eq!(reqwest_status(node.metrics_addr(), "/readyz").await, 200);
 }
 
-/// The HTTP status of a GET on the metrics port, with a hand-written request (no HTTP client
-/// dependency for one call).
 async fn reqwest_status(addr: SocketAddr, path: &str) -> u16 {
+    http_get(addr, path).await.0
+}
+
+/// A GET on the metrics port, with a hand-written request (no HTTP client dependency for a
+/// few calls): the status and the whole response.
+async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = TcpStream::connect(addr).await.unwrap();
     stream
-        .write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes())
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
         .await
         .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).await.unwrap();
-    response.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0)
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    (status, response)
 }
 
 #[tokio::test]
@@ -194,18 +292,40 @@ async fn shutdown_reports_not_serving_then_closes_with_no_event_left_behind() {
     let tenant = node.create_tenant(&env, "shutdown").await;
     let admin = env.token(tenant, &[Role::TenantAdmin], &[]);
     let mut health = HealthClient::new(node.channel.clone());
-    let overall = HealthCheckRequest { service: String::new() };
-    assert_eq!(health.check(overall.clone()).await.unwrap().into_inner().status, ServingStatus::Serving as i32);
-    node.catalog.clone().create_service(authed(&admin, service("LAST", vec![]))).await.unwrap();
+    let overall = HealthCheckRequest {
+        service: String::new(),
+    };
+    assert_eq!(
+        health
+            .check(overall.clone())
+            .await
+            .unwrap()
+            .into_inner()
+            .status,
+        ServingStatus::Serving as i32
+    );
+    node.catalog
+        .clone()
+        .create_service(authed(&admin, service("LAST", vec![])))
+        .await
+        .unwrap();
 
     let addr = node.addr();
     let channel = node.channel.clone();
     let stopping = tokio::spawn(node.shutdown());
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut health = HealthClient::new(channel);
-    assert_eq!(health.check(overall).await.unwrap().into_inner().status, ServingStatus::NotServing as i32);
+    assert_eq!(
+        health.check(overall).await.unwrap().into_inner().status,
+        ServingStatus::NotServing as i32
+    );
     stopping.await.unwrap();
-    assert!(TcpStream::connect(addr).await.is_err(), "the listener is closed");
-    let (envelope, _) = events.expect("catalog.service_created.v1", Duration::from_secs(5)).await;
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "the listener is closed"
+    );
+    let (envelope, _) = events
+        .expect("catalog.service_created.v1", Duration::from_secs(5))
+        .await;
     assert_eq!(envelope.source, "caseway/catalog");
 }

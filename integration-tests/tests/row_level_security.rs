@@ -21,57 +21,97 @@ async fn every_table_is_isolated_by_forced_row_level_security() {
     let org = node.create_organization(&admin, "NORTH").await;
     let mut catalog = node.catalog.clone();
     let group = catalog
-        .create_service_group(authed(&admin, pb::CreateServiceGroupRequest {
-            request_id: "group-1".into(),
-            service_group: Some(pb::ServiceGroup { name: "Financial Services".into(), ..Default::default() }),
-        }))
+        .create_service_group(authed(
+            &admin,
+            pb::CreateServiceGroupRequest {
+                request_id: "group-1".into(),
+                service_group: Some(pb::ServiceGroup {
+                    name: "Financial Services".into(),
+                    ..Default::default()
+                }),
+            },
+        ))
         .await
         .unwrap()
         .into_inner()
         .service_group
         .unwrap();
     catalog
-        .create_service(authed(&admin, pb::CreateServiceRequest {
-            request_id: String::new(),
-            service: Some(pb::Service {
-                code: "FA".into(),
-                name: "Financial Assistance".into(),
-                unit_of_measure: pb::UnitOfMeasure::Dollars as i32,
-                default_unit_value: "1.00".into(),
-                delivery_mode: pb::DeliveryMode::Direct as i32,
-                service_group_id: group.id.clone(),
-                organization_ids: vec![org.to_string()],
-                ..Default::default()
-            }),
-        }))
+        .create_service(authed(
+            &admin,
+            pb::CreateServiceRequest {
+                request_id: String::new(),
+                service: Some(pb::Service {
+                    code: "FA".into(),
+                    name: "Financial Assistance".into(),
+                    unit_of_measure: pb::UnitOfMeasure::Dollars as i32,
+                    default_unit_value: "1.00".into(),
+                    delivery_mode: pb::DeliveryMode::Direct as i32,
+                    service_group_id: group.id.clone(),
+                    organization_ids: vec![org.to_string()],
+                    ..Default::default()
+                }),
+            },
+        ))
         .await
         .unwrap();
     catalog
-        .create_grant(authed(&admin, pb::CreateGrantRequest {
-            request_id: String::new(),
-            grant: Some(pb::Grant { code: "G1".into(), name: "Grant".into(), start_date: Some(date(2026, 1, 1)), ..Default::default() }),
-        }))
+        .create_grant(authed(
+            &admin,
+            pb::CreateGrantRequest {
+                request_id: String::new(),
+                grant: Some(pb::Grant {
+                    code: "G1".into(),
+                    name: "Grant".into(),
+                    start_date: Some(date(2026, 1, 1)),
+                    ..Default::default()
+                }),
+            },
+        ))
         .await
         .unwrap();
     catalog
-        .create_program(authed(&admin, pb::CreateProgramRequest {
-            request_id: String::new(),
-            program: Some(pb::Program { code: "P1".into(), name: "Program".into(), start_date: Some(date(2026, 1, 1)), ..Default::default() }),
-        }))
+        .create_program(authed(
+            &admin,
+            pb::CreateProgramRequest {
+                request_id: String::new(),
+                program: Some(pb::Program {
+                    code: "P1".into(),
+                    name: "Program".into(),
+                    start_date: Some(date(2026, 1, 1)),
+                    ..Default::default()
+                }),
+            },
+        ))
         .await
         .unwrap();
     catalog
-        .create_provider(authed(&admin, pb::CreateProviderRequest {
-            request_id: String::new(),
-            provider: Some(pb::Provider { name: "Ana Diaz".into(), kind: pb::ProviderKind::Staff as i32, ..Default::default() }),
-        }))
+        .create_provider(authed(
+            &admin,
+            pb::CreateProviderRequest {
+                request_id: String::new(),
+                provider: Some(pb::Provider {
+                    name: "Ana Diaz".into(),
+                    kind: pb::ProviderKind::Staff as i32,
+                    ..Default::default()
+                }),
+            },
+        ))
         .await
         .unwrap();
     catalog
-        .create_code_value(authed(&admin, pb::CreateCodeValueRequest {
-            request_id: String::new(),
-            code_value: Some(pb::CodeValue { code_list: pb::CodeList::Reason as i32, code: "R1".into(), label: "Reason".into(), ..Default::default() }),
-        }))
+        .create_code_value(authed(
+            &admin,
+            pb::CreateCodeValueRequest {
+                request_id: String::new(),
+                code_value: Some(pb::CodeValue {
+                    code_list: pb::CodeList::Reason as i32,
+                    code: "R1".into(),
+                    label: "Reason".into(),
+                    ..Default::default()
+                }),
+            },
+        ))
         .await
         .unwrap();
     let mut owner = env.db.owner().await;
@@ -82,12 +122,19 @@ async fn every_table_is_isolated_by_forced_row_level_security() {
         .unwrap();
 
     // The role itself.
-    let role = sqlx::query("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = 'caseway_app'")
-        .fetch_one(&mut owner)
-        .await
-        .unwrap();
-    assert!(!role.get::<bool, _>("rolsuper"), "the services' role must not be a superuser");
-    assert!(!role.get::<bool, _>("rolbypassrls"), "the services' role must not bypass RLS");
+    let role =
+        sqlx::query("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = 'caseway_app'")
+            .fetch_one(&mut owner)
+            .await
+            .unwrap();
+    assert!(
+        !role.get::<bool, _>("rolsuper"),
+        "the services' role must not be a superuser"
+    );
+    assert!(
+        !role.get::<bool, _>("rolbypassrls"),
+        "the services' role must not bypass RLS"
+    );
     let owned: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner \
          WHERE r.rolname = 'caseway_app'",
@@ -106,7 +153,10 @@ async fn every_table_is_isolated_by_forced_row_level_security() {
     .fetch_all(&mut owner)
     .await
     .unwrap();
-    assert!(tables.len() >= 12, "expected every service's tables, found {tables:?}");
+    assert!(
+        tables.len() >= 12,
+        "expected every service's tables, found {tables:?}"
+    );
 
     let mut app = sqlx::PgConnection::connect(&env.db.app_url).await.unwrap();
     for (schema, table, enabled, forced) in &tables {
@@ -135,10 +185,11 @@ async fn every_table_is_isolated_by_forced_row_level_security() {
 
         // No tenant set: nothing to read.
         let mut tx = app.begin().await.unwrap();
-        let visible: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {name}")))
-            .fetch_one(&mut *tx)
-            .await
-            .unwrap();
+        let visible: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {name}")))
+                .fetch_one(&mut *tx)
+                .await
+                .unwrap();
         assert_eq!(visible, 0, "{name}: a transaction with no tenant sees rows");
         tx.rollback().await.unwrap();
 
@@ -151,7 +202,10 @@ async fn every_table_is_isolated_by_forced_row_level_security() {
         .execute(&mut *tx)
         .await;
         let error = insert.expect_err(&format!("{name}: a transaction with no tenant could write"));
-        let code = error.as_database_error().and_then(|e| e.code()).map(|c| c.to_string());
+        let code = error
+            .as_database_error()
+            .and_then(|e| e.code())
+            .map(|c| c.to_string());
         assert!(
             matches!(code.as_deref(), Some("42501")),
             "{name}: expected a row-level security or privilege refusal, got {error}"
@@ -164,10 +218,11 @@ async fn every_table_is_isolated_by_forced_row_level_security() {
             .execute(&mut *tx)
             .await
             .unwrap();
-        let visible: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {name}")))
-            .fetch_one(&mut *tx)
-            .await
-            .unwrap();
+        let visible: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {name}")))
+                .fetch_one(&mut *tx)
+                .await
+                .unwrap();
         assert_eq!(visible, 0, "{name}: another tenant's transaction sees rows");
         tx.rollback().await.unwrap();
     }

@@ -19,23 +19,50 @@ async fn platform_admin_creates_lists_suspends_and_resumes_tenants() {
     let mut t = node.tenancy.clone();
     let create = |slug: &str, request_id: &str| tpb::CreateTenantRequest {
         request_id: request_id.into(),
-        tenant: Some(tpb::Tenant { slug: slug.into(), display_name: format!("Agency {slug}"), ..Default::default() }),
+        tenant: Some(tpb::Tenant {
+            slug: slug.into(),
+            display_name: format!("Agency {slug}"),
+            ..Default::default()
+        }),
     };
-    let first = t.create_tenant(authed(&root, create("agency-one", "r-1"))).await.unwrap().into_inner();
-    let again = t.create_tenant(authed(&root, create("agency-one", "r-1"))).await.unwrap().into_inner();
+    let first = t
+        .create_tenant(authed(&root, create("agency-one", "r-1")))
+        .await
+        .unwrap()
+        .into_inner();
+    let again = t
+        .create_tenant(authed(&root, create("agency-one", "r-1")))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(first, again, "the same request id returns the first result");
-    let status = t.create_tenant(authed(&root, create("agency-one", "r-2"))).await.unwrap_err();
+    let status = t
+        .create_tenant(authed(&root, create("agency-one", "r-2")))
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::AlreadyExists);
-    let status = t.create_tenant(authed(&root, create("Not A Slug", ""))).await.unwrap_err();
+    let status = t
+        .create_tenant(authed(&root, create("Not A Slug", "")))
+        .await
+        .unwrap_err();
     assert_eq!(violated_fields(&status), vec!["tenant.slug"]);
     for slug in ["agency-two", "agency-three"] {
-        t.create_tenant(authed(&root, create(slug, ""))).await.unwrap();
+        t.create_tenant(authed(&root, create(slug, "")))
+            .await
+            .unwrap();
     }
     let mut slugs = Vec::new();
     let mut token = String::new();
     loop {
         let page = t
-            .list_tenants(authed(&root, tpb::ListTenantsRequest { page_size: 2, page_token: token.clone(), ..Default::default() }))
+            .list_tenants(authed(
+                &root,
+                tpb::ListTenantsRequest {
+                    page_size: 2,
+                    page_token: token.clone(),
+                    ..Default::default()
+                },
+            ))
             .await
             .unwrap()
             .into_inner();
@@ -49,7 +76,13 @@ async fn platform_admin_creates_lists_suspends_and_resumes_tenants() {
 
     let id = first.tenant.unwrap().id;
     let suspended = t
-        .suspend_tenant(authed(&root, tpb::SuspendTenantRequest { id: id.clone(), reason: "unpaid invoice".into() }))
+        .suspend_tenant(authed(
+            &root,
+            tpb::SuspendTenantRequest {
+                id: id.clone(),
+                reason: "unpaid invoice".into(),
+            },
+        ))
         .await
         .unwrap()
         .into_inner()
@@ -57,18 +90,42 @@ async fn platform_admin_creates_lists_suspends_and_resumes_tenants() {
         .unwrap();
     assert_eq!(suspended.status, tpb::TenantStatus::Suspended as i32);
     let listed = t
-        .list_tenants(authed(&root, tpb::ListTenantsRequest { status: tpb::TenantStatus::Suspended as i32, ..Default::default() }))
+        .list_tenants(authed(
+            &root,
+            tpb::ListTenantsRequest {
+                status: tpb::TenantStatus::Suspended as i32,
+                ..Default::default()
+            },
+        ))
         .await
         .unwrap()
         .into_inner();
     assert_eq!(listed.tenants.len(), 1);
-    let resumed = t.resume_tenant(authed(&root, tpb::ResumeTenantRequest { id: id.clone() })).await.unwrap().into_inner().tenant.unwrap();
+    let resumed = t
+        .resume_tenant(authed(&root, tpb::ResumeTenantRequest { id: id.clone() }))
+        .await
+        .unwrap()
+        .into_inner()
+        .tenant
+        .unwrap();
     assert_eq!(resumed.status, tpb::TenantStatus::Active as i32);
-    let (envelope, _) = events.expect("tenancy.tenant_suspended.v1", Duration::from_secs(10)).await;
+    let (envelope, _) = events
+        .expect("tenancy.tenant_suspended.v1", Duration::from_secs(10))
+        .await;
     assert_eq!(envelope.tenant_id.to_string(), id);
-    events.expect("tenancy.tenant_resumed.v1", Duration::from_secs(10)).await;
+    events
+        .expect("tenancy.tenant_resumed.v1", Duration::from_secs(10))
+        .await;
 
-    let status = t.get_tenant(authed(&root, tpb::GetTenantRequest { id: uuid::Uuid::now_v7().to_string() })).await.unwrap_err();
+    let status = t
+        .get_tenant(authed(
+            &root,
+            tpb::GetTenantRequest {
+                id: uuid::Uuid::now_v7().to_string(),
+            },
+        ))
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
 }
 
@@ -81,16 +138,43 @@ async fn suspended_tenant_is_refused_on_every_service_until_resumed() {
     let root = env.platform_admin_token();
     let mut c = node.catalog.clone();
     let mut t = node.tenancy.clone();
-    assert!(c.list_services(authed(&user, pb::ListServicesRequest::default())).await.is_ok());
-    t.suspend_tenant(authed(&root, tpb::SuspendTenantRequest { id: tenant.to_string(), reason: String::new() }))
+    assert!(
+        c.list_services(authed(&user, pb::ListServicesRequest::default()))
+            .await
+            .is_ok()
+    );
+    t.suspend_tenant(authed(
+        &root,
+        tpb::SuspendTenantRequest {
+            id: tenant.to_string(),
+            reason: String::new(),
+        },
+    ))
+    .await
+    .unwrap();
+    let status = c
+        .list_services(authed(&user, pb::ListServicesRequest::default()))
         .await
-        .unwrap();
-    let status = c.list_services(authed(&user, pb::ListServicesRequest::default())).await.unwrap_err();
+        .unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied);
-    let status = t.list_organizations(authed(&user, tpb::ListOrganizationsRequest::default())).await.unwrap_err();
+    let status = t
+        .list_organizations(authed(&user, tpb::ListOrganizationsRequest::default()))
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied);
-    t.resume_tenant(authed(&root, tpb::ResumeTenantRequest { id: tenant.to_string() })).await.unwrap();
-    assert!(c.list_services(authed(&user, pb::ListServicesRequest::default())).await.is_ok());
+    t.resume_tenant(authed(
+        &root,
+        tpb::ResumeTenantRequest {
+            id: tenant.to_string(),
+        },
+    ))
+    .await
+    .unwrap();
+    assert!(
+        c.list_services(authed(&user, pb::ListServicesRequest::default()))
+            .await
+            .is_ok()
+    );
 }
 
 #[tokio::test]
@@ -103,26 +187,68 @@ async fn tenant_admin_manages_organizations_and_others_read_them() {
     let mut t = node.tenancy.clone();
     let org = |code: &str| tpb::CreateOrganizationRequest {
         request_id: String::new(),
-        organization: Some(tpb::Organization { code: code.into(), name: format!("Office {code}"), ..Default::default() }),
+        organization: Some(tpb::Organization {
+            code: code.into(),
+            name: format!("Office {code}"),
+            ..Default::default()
+        }),
     };
-    let north = t.create_organization(authed(&admin, org("NORTH"))).await.unwrap().into_inner().organization.unwrap();
-    let status = t.create_organization(authed(&worker, org("SOUTH"))).await.unwrap_err();
+    let north = t
+        .create_organization(authed(&admin, org("NORTH")))
+        .await
+        .unwrap()
+        .into_inner()
+        .organization
+        .unwrap();
+    let status = t
+        .create_organization(authed(&worker, org("SOUTH")))
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied);
-    let status = t.create_organization(authed(&admin, org("NORTH"))).await.unwrap_err();
+    let status = t
+        .create_organization(authed(&admin, org("NORTH")))
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::AlreadyExists);
-    let status = t.create_organization(authed(&admin, org("no spaces"))).await.unwrap_err();
+    let status = t
+        .create_organization(authed(&admin, org("no spaces")))
+        .await
+        .unwrap_err();
     assert_eq!(violated_fields(&status), vec!["organization.code"]);
 
-    let listed = t.list_organizations(authed(&worker, tpb::ListOrganizationsRequest::default())).await.unwrap().into_inner();
+    let listed = t
+        .list_organizations(authed(&worker, tpb::ListOrganizationsRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(listed.organizations.len(), 1);
-    let own = t.get_tenant(authed(&worker, tpb::GetTenantRequest { id: tenant.to_string() })).await.unwrap().into_inner();
+    let own = t
+        .get_tenant(authed(
+            &worker,
+            tpb::GetTenantRequest {
+                id: tenant.to_string(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(own.tenant.unwrap().slug, "orgs");
 
     let renamed = t
-        .update_organization(authed(&admin, tpb::UpdateOrganizationRequest {
-            organization: Some(tpb::Organization { id: north.id.clone(), etag: north.etag.clone(), name: "North Family Center".into(), ..Default::default() }),
-            update_mask: Some(prost_types::FieldMask { paths: vec!["name".into()] }),
-        }))
+        .update_organization(authed(
+            &admin,
+            tpb::UpdateOrganizationRequest {
+                organization: Some(tpb::Organization {
+                    id: north.id.clone(),
+                    etag: north.etag.clone(),
+                    name: "North Family Center".into(),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["name".into()],
+                }),
+            },
+        ))
         .await
         .unwrap()
         .into_inner()
@@ -131,21 +257,46 @@ async fn tenant_admin_manages_organizations_and_others_read_them() {
     assert_eq!(renamed.name, "North Family Center");
     assert_eq!(renamed.code, "NORTH");
     let status = t
-        .update_organization(authed(&admin, tpb::UpdateOrganizationRequest {
-            organization: Some(tpb::Organization { id: north.id.clone(), etag: north.etag.clone(), name: "Stale".into(), ..Default::default() }),
-            update_mask: Some(prost_types::FieldMask { paths: vec!["name".into()] }),
-        }))
+        .update_organization(authed(
+            &admin,
+            tpb::UpdateOrganizationRequest {
+                organization: Some(tpb::Organization {
+                    id: north.id.clone(),
+                    etag: north.etag.clone(),
+                    name: "Stale".into(),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["name".into()],
+                }),
+            },
+        ))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Aborted);
     let status = t
-        .delete_organization(authed(&worker, tpb::DeleteOrganizationRequest { id: north.id.clone(), etag: String::new() }))
+        .delete_organization(authed(
+            &worker,
+            tpb::DeleteOrganizationRequest {
+                id: north.id.clone(),
+                etag: String::new(),
+            },
+        ))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied);
-    t.delete_organization(authed(&admin, tpb::DeleteOrganizationRequest { id: north.id.clone(), etag: renamed.etag }))
+    t.delete_organization(authed(
+        &admin,
+        tpb::DeleteOrganizationRequest {
+            id: north.id.clone(),
+            etag: renamed.etag,
+        },
+    ))
+    .await
+    .unwrap();
+    let status = t
+        .get_organization(authed(&admin, tpb::GetOrganizationRequest { id: north.id }))
         .await
-        .unwrap();
-    let status = t.get_organization(authed(&admin, tpb::GetOrganizationRequest { id: north.id })).await.unwrap_err();
+        .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
 }

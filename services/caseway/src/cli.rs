@@ -16,7 +16,11 @@ use caseway_tenancy::Tenancy;
 use caseway_tenancy::domain::{NewTenant, Tenant, TenantStatus};
 
 #[derive(Parser)]
-#[command(name = "caseway", version, about = "Multi-tenant case management back end")]
+#[command(
+    name = "caseway",
+    version,
+    about = "Multi-tenant case management back end"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -114,8 +118,9 @@ fn shutdown_on_signal() -> CancellationToken {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
         {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("installing the SIGTERM handler");
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("installing the SIGTERM handler");
             tokio::select! {
                 _ = ctrl_c => {}
                 _ = term.recv() => {}
@@ -177,7 +182,13 @@ async fn tenant(config: Config, command: TenantCommand) -> anyhow::Result<()> {
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
                 for t in &page {
-                    println!("{}\t{}\t{}\t{}", t.id, t.slug, t.status.as_str(), t.display_name);
+                    println!(
+                        "{}\t{}\t{}\t{}",
+                        t.id,
+                        t.slug,
+                        t.status.as_str(),
+                        t.display_name
+                    );
                 }
                 match page.last() {
                     Some(last) if page.len() == 500 => after = Some(last.slug.clone()),
@@ -223,7 +234,10 @@ pub async fn create_tenant(tenancy: &Tenancy, slug: &str, name: &str) -> anyhow:
         .tenant
         .and_then(|t| t.id.parse().ok())
         .context("created tenant has an id")?;
-    tenancy.get_tenant(id).await.map_err(|e| anyhow::anyhow!("{e}"))
+    tenancy
+        .get_tenant(id)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 async fn token(config: Config, command: TokenCommand) -> anyhow::Result<()> {
@@ -295,7 +309,10 @@ async fn dev(config: Config) -> anyhow::Result<()> {
 fn print_banner(config: &Config, addr: std::net::SocketAddr, demo: &crate::seed::Demo) {
     let host = format!("127.0.0.1:{}", addr.port());
     println!();
-    println!("Caseway is serving every target on {host} (metrics on {}).", config.metrics_listen);
+    println!(
+        "Caseway is serving every target on {host} (metrics on {}).",
+        config.metrics_listen
+    );
     println!("Demo tenant: {} ({})", demo.tenant_slug, demo.tenant_id);
     println!("Token (tenant_admin + caseworker in both organizations, 12 h):");
     println!("CASEWAY_TOKEN={}", demo.token);
@@ -309,6 +326,8 @@ fn print_banner(config: &Config, addr: std::net::SocketAddr, demo: &crate::seed:
         "  grpcurl -plaintext -H \"authorization: Bearer $CASEWAY_TOKEN\" -d '{{\"id\": \"{}\"}}' {host} caseway.catalog.v1.CatalogService/GetService",
         demo.service_id
     );
-    println!("  grpcurl -plaintext -d '{{\"service\": \"caseway.catalog.v1.CatalogService\"}}' {host} grpc.health.v1.Health/Check");
+    println!(
+        "  grpcurl -plaintext -d '{{\"service\": \"caseway.catalog.v1.CatalogService\"}}' {host} grpc.health.v1.Health/Check"
+    );
     println!("ready");
 }

@@ -43,9 +43,7 @@ pub fn parse_targets(text: &str) -> anyhow::Result<Vec<Target>> {
         let target = Target::ALL
             .into_iter()
             .find(|t| t.name() == part)
-            .with_context(|| {
-                format!("unknown target {part}; expected all, tenancy or catalog")
-            })?;
+            .with_context(|| format!("unknown target {part}; expected all, tenancy or catalog"))?;
         if !targets.contains(&target) {
             targets.push(target);
         }
@@ -75,7 +73,10 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> anyhow::Result<RunningNode> {
     let own = format!("http://127.0.0.1:{}", grpc_listener.local_addr()?.port());
-    let tenancy_endpoint = config.tenancy_endpoint.clone().unwrap_or_else(|| own.clone());
+    let tenancy_endpoint = config
+        .tenancy_endpoint
+        .clone()
+        .unwrap_or_else(|| own.clone());
     let platform: Arc<Platform> = Platform::new(config)?;
     let mut node = NodeBuilder::new();
     for target in targets {

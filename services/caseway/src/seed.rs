@@ -53,7 +53,10 @@ pub async fn seed_demo(config: &Config) -> anyhow::Result<Demo> {
         roles: vec![Role::TenantAdmin],
     };
     let mut organization_ids = Vec::new();
-    for (code, name) in [("NORTH", "North Family Center"), ("SOUTH", "South Outreach Office")] {
+    for (code, name) in [
+        ("NORTH", "North Family Center"),
+        ("SOUTH", "South Outreach Office"),
+    ] {
         let request_id = format!("seed-organization-{code}");
         let request = tenancy_pb::CreateOrganizationRequest {
             request_id: request_id.clone(),
@@ -117,9 +120,27 @@ pub async fn seed_demo(config: &Config) -> anyhow::Result<Demo> {
     )
     .await?;
     let services = [
-        ("FA", "Financial Assistance", UnitOfMeasure::Dollars, "1.00", vec![]),
-        ("FC", "Financial Counseling", UnitOfMeasure::Hours, "45.00", vec![]),
-        ("FW", "Financial Workshop", UnitOfMeasure::Count, "0.00", vec![organization_ids[0]]),
+        (
+            "FA",
+            "Financial Assistance",
+            UnitOfMeasure::Dollars,
+            "1.00",
+            vec![],
+        ),
+        (
+            "FC",
+            "Financial Counseling",
+            UnitOfMeasure::Hours,
+            "45.00",
+            vec![],
+        ),
+        (
+            "FW",
+            "Financial Workshop",
+            UnitOfMeasure::Count,
+            "0.00",
+            vec![organization_ids[0]],
+        ),
     ];
     let mut first_service = None;
     for (code, name, unit, value, orgs) in services {

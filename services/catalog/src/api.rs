@@ -31,7 +31,11 @@ pub struct CatalogApi {
 }
 
 impl CatalogApi {
-    pub fn new(platform: Arc<Platform>, catalog: Catalog, tenancy_endpoint: &str) -> anyhow::Result<Self> {
+    pub fn new(
+        platform: Arc<Platform>,
+        catalog: Catalog,
+        tenancy_endpoint: &str,
+    ) -> anyhow::Result<Self> {
         let channel = Channel::from_shared(tenancy_endpoint.to_string())?.connect_lazy();
         Ok(CatalogApi {
             platform,
@@ -42,7 +46,10 @@ impl CatalogApi {
 
     /// The tenant's security organizations, asked of the tenancy service with the caller's
     /// own credentials.
-    async fn organizations(&self, authorization: Option<&MetadataValue<tonic::metadata::Ascii>>) -> Result<Vec<Uuid>> {
+    async fn organizations(
+        &self,
+        authorization: Option<&MetadataValue<tonic::metadata::Ascii>>,
+    ) -> Result<Vec<Uuid>> {
         let mut ids = Vec::new();
         let mut page_token = String::new();
         loop {
@@ -51,7 +58,9 @@ impl CatalogApi {
                 page_token: page_token.clone(),
             });
             if let Some(value) = authorization {
-                request.metadata_mut().insert("authorization", value.clone());
+                request
+                    .metadata_mut()
+                    .insert("authorization", value.clone());
             }
             let response = self
                 .tenancy
@@ -141,7 +150,10 @@ pub fn service_to_proto(r: &Record<ServiceFields>) -> pb::Service {
             DeliveryMode::Direct => pb::DeliveryMode::Direct,
             DeliveryMode::Indirect => pb::DeliveryMode::Indirect,
         } as i32,
-        service_group_id: f.service_group_id.map(|g| g.to_string()).unwrap_or_default(),
+        service_group_id: f
+            .service_group_id
+            .map(|g| g.to_string())
+            .unwrap_or_default(),
         organization_ids: ids_to_proto(&f.organization_ids),
         grant_ids: ids_to_proto(&f.grant_ids),
         program_ids: ids_to_proto(&f.program_ids),
@@ -161,7 +173,10 @@ pub fn grant_to_proto(r: &Record<GrantFields>) -> pb::Grant {
         funder: f.funder.clone(),
         start_date: Some(date(f.start_date)),
         end_date: f.end_date.map(date),
-        budget: f.budget.map(|b| b.round_dp(2).to_string()).unwrap_or_default(),
+        budget: f
+            .budget
+            .map(|b| b.round_dp(2).to_string())
+            .unwrap_or_default(),
         state: state_to_proto(r.state),
         etag: etag::format(r.version),
         create_time: Some(timestamp(r.created_at)),
@@ -245,7 +260,12 @@ fn unit_of_measure(v: &mut Violations, field: &str, value: i32) -> UnitOfMeasure
     }
 }
 
-fn delivery_mode(v: &mut Violations, field: &str, value: i32, required: bool) -> Option<DeliveryMode> {
+fn delivery_mode(
+    v: &mut Violations,
+    field: &str,
+    value: i32,
+    required: bool,
+) -> Option<DeliveryMode> {
     match pb::DeliveryMode::try_from(value) {
         Ok(pb::DeliveryMode::Direct) => Some(DeliveryMode::Direct),
         Ok(pb::DeliveryMode::Indirect) => Some(DeliveryMode::Indirect),
@@ -262,7 +282,12 @@ fn delivery_mode(v: &mut Violations, field: &str, value: i32, required: bool) ->
     }
 }
 
-fn provider_kind(v: &mut Violations, field: &str, value: i32, required: bool) -> Option<ProviderKind> {
+fn provider_kind(
+    v: &mut Violations,
+    field: &str,
+    value: i32,
+    required: bool,
+) -> Option<ProviderKind> {
     match pb::ProviderKind::try_from(value) {
         Ok(pb::ProviderKind::Staff) => Some(ProviderKind::Staff),
         Ok(pb::ProviderKind::Vendor) => Some(ProviderKind::Vendor),
@@ -318,7 +343,11 @@ fn parse_service(p: &pb::Service, v: &mut Violations) -> ServiceFields {
         delivery_mode: delivery_mode(v, "service.delivery_mode", p.delivery_mode, true)
             .unwrap_or(DeliveryMode::Direct),
         service_group_id: v.optional_id(&format!("{prefix}.service_group_id"), &p.service_group_id),
-        organization_ids: v.ids(&format!("{prefix}.organization_ids"), &p.organization_ids, MAX_LINKS),
+        organization_ids: v.ids(
+            &format!("{prefix}.organization_ids"),
+            &p.organization_ids,
+            MAX_LINKS,
+        ),
         grant_ids: v.ids(&format!("{prefix}.grant_ids"), &p.grant_ids, MAX_LINKS),
         program_ids: v.ids(&format!("{prefix}.program_ids"), &p.program_ids, MAX_LINKS),
     }
@@ -428,7 +457,11 @@ impl CatalogService for CatalogApi {
         let caller = principal(&request)?;
         let tenant = Self::admin(&caller)?;
         let m = request.into_inner();
-        let fields = for_create(m.service_group.clone(), "service_group", parse_service_group)?;
+        let fields = for_create(
+            m.service_group.clone(),
+            "service_group",
+            parse_service_group,
+        )?;
         let reply = self
             .catalog
             .create(&caller, tenant, &m.request_id, fields, None, &m, |r| {
@@ -470,7 +503,15 @@ impl CatalogService for CatalogApi {
         )?;
         let record = self
             .catalog
-            .update(&caller, tenant, parts.id, parts.expected, parts.fields, &parts.mask, None)
+            .update(
+                &caller,
+                tenant,
+                parts.id,
+                parts.expected,
+                parts.fields,
+                &parts.mask,
+                None,
+            )
             .await?;
         Ok(Response::new(pb::UpdateServiceGroupResponse {
             service_group: Some(service_group_to_proto(&record)),
@@ -508,8 +549,9 @@ impl CatalogService for CatalogApi {
         let mut tx = self.catalog.db().tenant_tx(tenant).await?;
         let mut rows = store::list_service_groups(tx.conn(), after, limit + 1).await?;
         tx.commit().await?;
-        let next_page_token =
-            tokens.finish_page(&mut rows, limit, tenant, &filter, |r| (r.fields.name.clone(), r.id));
+        let next_page_token = tokens.finish_page(&mut rows, limit, tenant, &filter, |r| {
+            (r.fields.name.clone(), r.id)
+        });
         Ok(Response::new(pb::ListServiceGroupsResponse {
             service_groups: rows.iter().map(service_group_to_proto).collect(),
             next_page_token,
@@ -592,7 +634,8 @@ impl CatalogService for CatalogApi {
         )?;
         let organizations = self
             .organizations_if(
-                parts.mask.contains(&"organization_ids") && !parts.fields.organization_ids.is_empty(),
+                parts.mask.contains(&"organization_ids")
+                    && !parts.fields.organization_ids.is_empty(),
                 authorization.as_ref(),
             )
             .await?;
@@ -730,10 +773,25 @@ impl CatalogService for CatalogApi {
         let caller = principal(&request)?;
         let tenant = Self::admin(&caller)?;
         let m = request.into_inner();
-        let parts = for_update(m.grant, m.update_mask.as_ref(), "grant", |p| &p.id, |p| &p.etag, parse_grant)?;
+        let parts = for_update(
+            m.grant,
+            m.update_mask.as_ref(),
+            "grant",
+            |p| &p.id,
+            |p| &p.etag,
+            parse_grant,
+        )?;
         let record = self
             .catalog
-            .update(&caller, tenant, parts.id, parts.expected, parts.fields, &parts.mask, None)
+            .update(
+                &caller,
+                tenant,
+                parts.id,
+                parts.expected,
+                parts.fields,
+                &parts.mask,
+                None,
+            )
             .await?;
         Ok(Response::new(pb::UpdateGrantResponse {
             grant: Some(grant_to_proto(&record)),
@@ -748,7 +806,10 @@ impl CatalogService for CatalogApi {
         let tenant = Self::admin(&caller)?;
         let id = parse_id("id", &request.get_ref().id)?;
         let expected = etag::parse("etag", &request.get_ref().etag)?;
-        let record = self.catalog.retire::<GrantFields>(&caller, tenant, id, expected).await?;
+        let record = self
+            .catalog
+            .retire::<GrantFields>(&caller, tenant, id, expected)
+            .await?;
         Ok(Response::new(pb::RetireGrantResponse {
             grant: Some(grant_to_proto(&record)),
         }))
@@ -774,11 +835,19 @@ impl CatalogService for CatalogApi {
         let after = tokens.decode(&m.page_token, tenant, &filter)?;
         let query = (!m.query.is_empty()).then_some(m.query.as_str());
         let mut tx = self.catalog.db().tenant_tx(tenant).await?;
-        let mut rows =
-            store::list_grants(tx.conn(), query, active_on, m.include_retired, after, limit + 1).await?;
+        let mut rows = store::list_grants(
+            tx.conn(),
+            query,
+            active_on,
+            m.include_retired,
+            after,
+            limit + 1,
+        )
+        .await?;
         tx.commit().await?;
-        let next_page_token =
-            tokens.finish_page(&mut rows, limit, tenant, &filter, |r| (r.fields.code.clone(), r.id));
+        let next_page_token = tokens.finish_page(&mut rows, limit, tenant, &filter, |r| {
+            (r.fields.code.clone(), r.id)
+        });
         Ok(Response::new(pb::ListGrantsResponse {
             grants: rows.iter().map(grant_to_proto).collect(),
             next_page_token,
@@ -826,10 +895,25 @@ impl CatalogService for CatalogApi {
         let caller = principal(&request)?;
         let tenant = Self::admin(&caller)?;
         let m = request.into_inner();
-        let parts = for_update(m.program, m.update_mask.as_ref(), "program", |p| &p.id, |p| &p.etag, parse_program)?;
+        let parts = for_update(
+            m.program,
+            m.update_mask.as_ref(),
+            "program",
+            |p| &p.id,
+            |p| &p.etag,
+            parse_program,
+        )?;
         let record = self
             .catalog
-            .update(&caller, tenant, parts.id, parts.expected, parts.fields, &parts.mask, None)
+            .update(
+                &caller,
+                tenant,
+                parts.id,
+                parts.expected,
+                parts.fields,
+                &parts.mask,
+                None,
+            )
             .await?;
         Ok(Response::new(pb::UpdateProgramResponse {
             program: Some(program_to_proto(&record)),
@@ -844,7 +928,10 @@ impl CatalogService for CatalogApi {
         let tenant = Self::admin(&caller)?;
         let id = parse_id("id", &request.get_ref().id)?;
         let expected = etag::parse("etag", &request.get_ref().etag)?;
-        let record = self.catalog.retire::<ProgramFields>(&caller, tenant, id, expected).await?;
+        let record = self
+            .catalog
+            .retire::<ProgramFields>(&caller, tenant, id, expected)
+            .await?;
         Ok(Response::new(pb::RetireProgramResponse {
             program: Some(program_to_proto(&record)),
         }))
@@ -870,11 +957,19 @@ impl CatalogService for CatalogApi {
         let after = tokens.decode(&m.page_token, tenant, &filter)?;
         let query = (!m.query.is_empty()).then_some(m.query.as_str());
         let mut tx = self.catalog.db().tenant_tx(tenant).await?;
-        let mut rows =
-            store::list_programs(tx.conn(), query, active_on, m.include_retired, after, limit + 1).await?;
+        let mut rows = store::list_programs(
+            tx.conn(),
+            query,
+            active_on,
+            m.include_retired,
+            after,
+            limit + 1,
+        )
+        .await?;
         tx.commit().await?;
-        let next_page_token =
-            tokens.finish_page(&mut rows, limit, tenant, &filter, |r| (r.fields.code.clone(), r.id));
+        let next_page_token = tokens.finish_page(&mut rows, limit, tenant, &filter, |r| {
+            (r.fields.code.clone(), r.id)
+        });
         Ok(Response::new(pb::ListProgramsResponse {
             programs: rows.iter().map(program_to_proto).collect(),
             next_page_token,
@@ -922,10 +1017,25 @@ impl CatalogService for CatalogApi {
         let caller = principal(&request)?;
         let tenant = Self::admin(&caller)?;
         let m = request.into_inner();
-        let parts = for_update(m.provider, m.update_mask.as_ref(), "provider", |p| &p.id, |p| &p.etag, parse_provider)?;
+        let parts = for_update(
+            m.provider,
+            m.update_mask.as_ref(),
+            "provider",
+            |p| &p.id,
+            |p| &p.etag,
+            parse_provider,
+        )?;
         let record = self
             .catalog
-            .update(&caller, tenant, parts.id, parts.expected, parts.fields, &parts.mask, None)
+            .update(
+                &caller,
+                tenant,
+                parts.id,
+                parts.expected,
+                parts.fields,
+                &parts.mask,
+                None,
+            )
             .await?;
         Ok(Response::new(pb::UpdateProviderResponse {
             provider: Some(provider_to_proto(&record)),
@@ -940,7 +1050,10 @@ impl CatalogService for CatalogApi {
         let tenant = Self::admin(&caller)?;
         let id = parse_id("id", &request.get_ref().id)?;
         let expected = etag::parse("etag", &request.get_ref().etag)?;
-        let record = self.catalog.retire::<ProviderFields>(&caller, tenant, id, expected).await?;
+        let record = self
+            .catalog
+            .retire::<ProviderFields>(&caller, tenant, id, expected)
+            .await?;
         Ok(Response::new(pb::RetireProviderResponse {
             provider: Some(provider_to_proto(&record)),
         }))
@@ -967,10 +1080,12 @@ impl CatalogService for CatalogApi {
         let query = (!m.query.is_empty()).then_some(m.query.as_str());
         let mut tx = self.catalog.db().tenant_tx(tenant).await?;
         let mut rows =
-            store::list_providers(tx.conn(), query, kind, m.include_retired, after, limit + 1).await?;
+            store::list_providers(tx.conn(), query, kind, m.include_retired, after, limit + 1)
+                .await?;
         tx.commit().await?;
-        let next_page_token =
-            tokens.finish_page(&mut rows, limit, tenant, &filter, |r| (r.fields.name.clone(), r.id));
+        let next_page_token = tokens.finish_page(&mut rows, limit, tenant, &filter, |r| {
+            (r.fields.name.clone(), r.id)
+        });
         Ok(Response::new(pb::ListProvidersResponse {
             providers: rows.iter().map(provider_to_proto).collect(),
             next_page_token,
@@ -1028,7 +1143,15 @@ impl CatalogService for CatalogApi {
         )?;
         let record = self
             .catalog
-            .update(&caller, tenant, parts.id, parts.expected, parts.fields, &parts.mask, None)
+            .update(
+                &caller,
+                tenant,
+                parts.id,
+                parts.expected,
+                parts.fields,
+                &parts.mask,
+                None,
+            )
             .await?;
         Ok(Response::new(pb::UpdateCodeValueResponse {
             code_value: Some(code_value_to_proto(&record)),
@@ -1043,7 +1166,10 @@ impl CatalogService for CatalogApi {
         let tenant = Self::admin(&caller)?;
         let id = parse_id("id", &request.get_ref().id)?;
         let expected = etag::parse("etag", &request.get_ref().etag)?;
-        let record = self.catalog.retire::<CodeValueFields>(&caller, tenant, id, expected).await?;
+        let record = self
+            .catalog
+            .retire::<CodeValueFields>(&caller, tenant, id, expected)
+            .await?;
         Ok(Response::new(pb::RetireCodeValueResponse {
             code_value: Some(code_value_to_proto(&record)),
         }))

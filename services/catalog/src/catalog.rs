@@ -101,7 +101,12 @@ impl Catalog {
             return Err(Error::AlreadyExists(conflict));
         }
         let record = E::insert(tx.conn(), tenant, &fields).await?;
-        audit::record(&mut tx, principal, audit_entry::<E>(&method, record.id, &[])).await?;
+        audit::record(
+            &mut tx,
+            principal,
+            audit_entry::<E>(&method, record.id, &[]),
+        )
+        .await?;
         publish(&mut tx, "created", &record, vec![]).await?;
         let reply = respond(&record);
         idempotency::complete(&mut tx, &method, request_id, &reply).await?;
@@ -276,8 +281,18 @@ impl Entry for ServiceFields {
             }
         }
         for (table, ids, field, what) in [
-            (ReferenceTable::Grants, &self.grant_ids, "grant_ids", "grant"),
-            (ReferenceTable::Programs, &self.program_ids, "program_ids", "program"),
+            (
+                ReferenceTable::Grants,
+                &self.grant_ids,
+                "grant_ids",
+                "grant",
+            ),
+            (
+                ReferenceTable::Programs,
+                &self.program_ids,
+                "program_ids",
+                "program",
+            ),
         ] {
             if ids.is_empty() {
                 continue;

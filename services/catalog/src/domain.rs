@@ -110,7 +110,13 @@ impl Resource for ServiceGroupFields {
     fn merge(&mut self, input: &Self, mask: &[&'static str]) -> Vec<String> {
         let mut changed = Vec::new();
         merge_field("name", mask, &mut self.name, &input.name, &mut changed);
-        merge_field("description", mask, &mut self.description, &input.description, &mut changed);
+        merge_field(
+            "description",
+            mask,
+            &mut self.description,
+            &input.description,
+            &mut changed,
+        );
         changed
     }
 }
@@ -162,7 +168,10 @@ impl Resource for ServiceFields {
         v.text(&format!("{prefix}.name"), &self.name, 1, 200);
         v.text(&format!("{prefix}.description"), &self.description, 0, 4000);
         if self.default_unit_value.is_sign_negative() && !self.default_unit_value.is_zero() {
-            v.add(format!("{prefix}.default_unit_value"), "must not be negative");
+            v.add(
+                format!("{prefix}.default_unit_value"),
+                "must not be negative",
+            );
         }
     }
 
@@ -170,28 +179,74 @@ impl Resource for ServiceFields {
         let mut c = Vec::new();
         merge_field("code", mask, &mut self.code, &input.code, &mut c);
         merge_field("name", mask, &mut self.name, &input.name, &mut c);
-        merge_field("description", mask, &mut self.description, &input.description, &mut c);
-        merge_field("unit_of_measure", mask, &mut self.unit_of_measure, &input.unit_of_measure, &mut c);
-        merge_field("default_unit_value", mask, &mut self.default_unit_value, &input.default_unit_value, &mut c);
-        merge_field("delivery_mode", mask, &mut self.delivery_mode, &input.delivery_mode, &mut c);
-        merge_field("service_group_id", mask, &mut self.service_group_id, &input.service_group_id, &mut c);
-        merge_field("organization_ids", mask, &mut self.organization_ids, &input.organization_ids, &mut c);
-        merge_field("grant_ids", mask, &mut self.grant_ids, &input.grant_ids, &mut c);
-        merge_field("program_ids", mask, &mut self.program_ids, &input.program_ids, &mut c);
+        merge_field(
+            "description",
+            mask,
+            &mut self.description,
+            &input.description,
+            &mut c,
+        );
+        merge_field(
+            "unit_of_measure",
+            mask,
+            &mut self.unit_of_measure,
+            &input.unit_of_measure,
+            &mut c,
+        );
+        merge_field(
+            "default_unit_value",
+            mask,
+            &mut self.default_unit_value,
+            &input.default_unit_value,
+            &mut c,
+        );
+        merge_field(
+            "delivery_mode",
+            mask,
+            &mut self.delivery_mode,
+            &input.delivery_mode,
+            &mut c,
+        );
+        merge_field(
+            "service_group_id",
+            mask,
+            &mut self.service_group_id,
+            &input.service_group_id,
+            &mut c,
+        );
+        merge_field(
+            "organization_ids",
+            mask,
+            &mut self.organization_ids,
+            &input.organization_ids,
+            &mut c,
+        );
+        merge_field(
+            "grant_ids",
+            mask,
+            &mut self.grant_ids,
+            &input.grant_ids,
+            &mut c,
+        );
+        merge_field(
+            "program_ids",
+            mask,
+            &mut self.program_ids,
+            &input.program_ids,
+            &mut c,
+        );
         c
     }
 }
 
-fn validate_period(
-    prefix: &str,
-    start: NaiveDate,
-    end: Option<NaiveDate>,
-    v: &mut Violations,
-) {
+fn validate_period(prefix: &str, start: NaiveDate, end: Option<NaiveDate>, v: &mut Violations) {
     if let Some(end) = end
         && end < start
     {
-        v.add(format!("{prefix}.end_date"), "must not be before start_date");
+        v.add(
+            format!("{prefix}.end_date"),
+            "must not be before start_date",
+        );
     }
 }
 
@@ -229,8 +284,20 @@ impl Resource for GrantFields {
         merge_field("code", mask, &mut self.code, &input.code, &mut c);
         merge_field("name", mask, &mut self.name, &input.name, &mut c);
         merge_field("funder", mask, &mut self.funder, &input.funder, &mut c);
-        merge_field("start_date", mask, &mut self.start_date, &input.start_date, &mut c);
-        merge_field("end_date", mask, &mut self.end_date, &input.end_date, &mut c);
+        merge_field(
+            "start_date",
+            mask,
+            &mut self.start_date,
+            &input.start_date,
+            &mut c,
+        );
+        merge_field(
+            "end_date",
+            mask,
+            &mut self.end_date,
+            &input.end_date,
+            &mut c,
+        );
         merge_field("budget", mask, &mut self.budget, &input.budget, &mut c);
         c
     }
@@ -261,9 +328,27 @@ impl Resource for ProgramFields {
         let mut c = Vec::new();
         merge_field("code", mask, &mut self.code, &input.code, &mut c);
         merge_field("name", mask, &mut self.name, &input.name, &mut c);
-        merge_field("description", mask, &mut self.description, &input.description, &mut c);
-        merge_field("start_date", mask, &mut self.start_date, &input.start_date, &mut c);
-        merge_field("end_date", mask, &mut self.end_date, &input.end_date, &mut c);
+        merge_field(
+            "description",
+            mask,
+            &mut self.description,
+            &input.description,
+            &mut c,
+        );
+        merge_field(
+            "start_date",
+            mask,
+            &mut self.start_date,
+            &input.start_date,
+            &mut c,
+        );
+        merge_field(
+            "end_date",
+            mask,
+            &mut self.end_date,
+            &input.end_date,
+            &mut c,
+        );
         c
     }
 }
@@ -321,7 +406,13 @@ impl Resource for CodeValueFields {
         let mut c = Vec::new();
         merge_field("code", mask, &mut self.code, &input.code, &mut c);
         merge_field("label", mask, &mut self.label, &input.label, &mut c);
-        merge_field("sort_order", mask, &mut self.sort_order, &input.sort_order, &mut c);
+        merge_field(
+            "sort_order",
+            mask,
+            &mut self.sort_order,
+            &input.sort_order,
+            &mut c,
+        );
         c
     }
 }

@@ -28,6 +28,8 @@ pub fn register(
     let api = api::CatalogApi::new(platform.clone(), catalog, tenancy_endpoint)?;
     node.add_service(CatalogServiceServer::new(api));
     let bus = platform.bus.clone();
-    node.add_worker("service-cache", move |token| cache.follow_events(bus, token));
+    node.add_worker("service-cache", move |token| {
+        cache.follow_events(bus, token)
+    });
     Ok(())
 }

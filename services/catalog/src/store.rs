@@ -116,7 +116,11 @@ impl Stored for ServiceGroupFields {
         Ok(row.into())
     }
 
-    async fn load(conn: &mut PgConnection, id: Uuid, for_update: bool) -> Result<Option<Record<Self>>> {
+    async fn load(
+        conn: &mut PgConnection,
+        id: Uuid,
+        for_update: bool,
+    ) -> Result<Option<Record<Self>>> {
         let sql = if for_update {
             "SELECT id, name, description, version, created_at, updated_at FROM catalog.service_groups \
              WHERE id = $1 AND deleted_at IS NULL FOR UPDATE"
@@ -124,7 +128,8 @@ impl Stored for ServiceGroupFields {
             "SELECT id, name, description, version, created_at, updated_at FROM catalog.service_groups \
              WHERE id = $1 AND deleted_at IS NULL"
         };
-        let row: Option<ServiceGroupRow> = sqlx::query_as(sql).bind(id).fetch_optional(conn).await?;
+        let row: Option<ServiceGroupRow> =
+            sqlx::query_as(sql).bind(id).fetch_optional(conn).await?;
         Ok(row.map(Into::into))
     }
 
@@ -142,8 +147,11 @@ impl Stored for ServiceGroupFields {
         Ok(row.into())
     }
 
-
-    async fn conflict(conn: &mut PgConnection, f: &Self, except: Option<Uuid>) -> Result<Option<String>> {
+    async fn conflict(
+        conn: &mut PgConnection,
+        f: &Self,
+        except: Option<Uuid>,
+    ) -> Result<Option<String>> {
         let found: Option<Uuid> = sqlx::query_scalar(
             "SELECT id FROM catalog.service_groups WHERE name = $1 AND deleted_at IS NULL \
              AND ($2::uuid IS NULL OR id <> $2)",
@@ -224,10 +232,12 @@ impl From<ServiceRow> for Record<ServiceFields> {
 
 impl Deletable for ServiceFields {
     async fn delete(conn: &mut PgConnection, id: Uuid) -> Result<()> {
-        sqlx::query("UPDATE catalog.services SET deleted_at = now(), version = version + 1 WHERE id = $1")
-            .bind(id)
-            .execute(conn)
-            .await?;
+        sqlx::query(
+            "UPDATE catalog.services SET deleted_at = now(), version = version + 1 WHERE id = $1",
+        )
+        .bind(id)
+        .execute(conn)
+        .await?;
         Ok(())
     }
 }
@@ -274,7 +284,11 @@ impl Stored for ServiceFields {
         Ok(row.into())
     }
 
-    async fn load(conn: &mut PgConnection, id: Uuid, for_update: bool) -> Result<Option<Record<Self>>> {
+    async fn load(
+        conn: &mut PgConnection,
+        id: Uuid,
+        for_update: bool,
+    ) -> Result<Option<Record<Self>>> {
         let sql = if for_update {
             "SELECT id, code, name, description, unit_of_measure, default_unit_value, delivery_mode, \
              service_group_id, organization_ids, grant_ids, program_ids, state, version, created_at, updated_at \
@@ -312,9 +326,11 @@ impl Stored for ServiceFields {
         Ok(row.into())
     }
 
-
-
-    async fn conflict(conn: &mut PgConnection, f: &Self, except: Option<Uuid>) -> Result<Option<String>> {
+    async fn conflict(
+        conn: &mut PgConnection,
+        f: &Self,
+        except: Option<Uuid>,
+    ) -> Result<Option<String>> {
         let found: Option<Uuid> = sqlx::query_scalar(
             "SELECT id FROM catalog.services WHERE code = $1 AND deleted_at IS NULL \
              AND ($2::uuid IS NULL OR id <> $2)",
@@ -377,7 +393,11 @@ pub async fn list_services(
 }
 
 /// Which of `ids` name live service groups, grants or programs of the tenant.
-pub async fn existing_ids(conn: &mut PgConnection, table: ReferenceTable, ids: &[Uuid]) -> Result<Vec<Uuid>> {
+pub async fn existing_ids(
+    conn: &mut PgConnection,
+    table: ReferenceTable,
+    ids: &[Uuid],
+) -> Result<Vec<Uuid>> {
     let sql = match table {
         ReferenceTable::ServiceGroups => {
             "SELECT id FROM catalog.service_groups WHERE id = ANY($1) AND deleted_at IS NULL"
@@ -396,7 +416,9 @@ pub enum ReferenceTable {
 }
 
 fn escape_like(text: &str) -> String {
-    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }
 
 // ---- grants ----
@@ -470,7 +492,11 @@ impl Stored for GrantFields {
         Ok(row.into())
     }
 
-    async fn load(conn: &mut PgConnection, id: Uuid, for_update: bool) -> Result<Option<Record<Self>>> {
+    async fn load(
+        conn: &mut PgConnection,
+        id: Uuid,
+        for_update: bool,
+    ) -> Result<Option<Record<Self>>> {
         let sql = if for_update {
             "SELECT id, code, name, funder, start_date, end_date, budget, state, version, created_at, updated_at \
              FROM catalog.grants WHERE id = $1 FOR UPDATE"
@@ -500,8 +526,11 @@ impl Stored for GrantFields {
         Ok(row.into())
     }
 
-
-    async fn conflict(conn: &mut PgConnection, f: &Self, except: Option<Uuid>) -> Result<Option<String>> {
+    async fn conflict(
+        conn: &mut PgConnection,
+        f: &Self,
+        except: Option<Uuid>,
+    ) -> Result<Option<String>> {
         let found: Option<Uuid> = sqlx::query_scalar(
             "SELECT id FROM catalog.grants WHERE code = $1 AND ($2::uuid IS NULL OR id <> $2)",
         )
@@ -610,7 +639,11 @@ impl Stored for ProgramFields {
         Ok(row.into())
     }
 
-    async fn load(conn: &mut PgConnection, id: Uuid, for_update: bool) -> Result<Option<Record<Self>>> {
+    async fn load(
+        conn: &mut PgConnection,
+        id: Uuid,
+        for_update: bool,
+    ) -> Result<Option<Record<Self>>> {
         let sql = if for_update {
             "SELECT id, code, name, description, start_date, end_date, state, version, created_at, updated_at \
              FROM catalog.programs WHERE id = $1 FOR UPDATE"
@@ -639,8 +672,11 @@ impl Stored for ProgramFields {
         Ok(row.into())
     }
 
-
-    async fn conflict(conn: &mut PgConnection, f: &Self, except: Option<Uuid>) -> Result<Option<String>> {
+    async fn conflict(
+        conn: &mut PgConnection,
+        f: &Self,
+        except: Option<Uuid>,
+    ) -> Result<Option<String>> {
         let found: Option<Uuid> = sqlx::query_scalar(
             "SELECT id FROM catalog.programs WHERE code = $1 AND ($2::uuid IS NULL OR id <> $2)",
         )
@@ -746,7 +782,11 @@ impl Stored for ProviderFields {
         Ok(row.into())
     }
 
-    async fn load(conn: &mut PgConnection, id: Uuid, for_update: bool) -> Result<Option<Record<Self>>> {
+    async fn load(
+        conn: &mut PgConnection,
+        id: Uuid,
+        for_update: bool,
+    ) -> Result<Option<Record<Self>>> {
         let sql = if for_update {
             "SELECT id, name, kind, email, phone, state, version, created_at, updated_at \
              FROM catalog.providers WHERE id = $1 FOR UPDATE"
@@ -774,8 +814,11 @@ impl Stored for ProviderFields {
         Ok(row.into())
     }
 
-
-    async fn conflict(_conn: &mut PgConnection, _f: &Self, _except: Option<Uuid>) -> Result<Option<String>> {
+    async fn conflict(
+        _conn: &mut PgConnection,
+        _f: &Self,
+        _except: Option<Uuid>,
+    ) -> Result<Option<String>> {
         // Two providers may share a name (two staff members called Ana Diaz).
         Ok(None)
     }
@@ -877,7 +920,11 @@ impl Stored for CodeValueFields {
         Ok(row.into())
     }
 
-    async fn load(conn: &mut PgConnection, id: Uuid, for_update: bool) -> Result<Option<Record<Self>>> {
+    async fn load(
+        conn: &mut PgConnection,
+        id: Uuid,
+        for_update: bool,
+    ) -> Result<Option<Record<Self>>> {
         let sql = if for_update {
             "SELECT id, code_list, code, label, sort_order, state, version, created_at, updated_at \
              FROM catalog.code_values WHERE id = $1 FOR UPDATE"
@@ -904,8 +951,11 @@ impl Stored for CodeValueFields {
         Ok(row.into())
     }
 
-
-    async fn conflict(conn: &mut PgConnection, f: &Self, except: Option<Uuid>) -> Result<Option<String>> {
+    async fn conflict(
+        conn: &mut PgConnection,
+        f: &Self,
+        except: Option<Uuid>,
+    ) -> Result<Option<String>> {
         let found: Option<Uuid> = sqlx::query_scalar(
             "SELECT id FROM catalog.code_values WHERE code_list = $1 AND code = $2 \
              AND ($3::uuid IS NULL OR id <> $3)",

@@ -21,7 +21,12 @@ pub async fn record(tx: &mut impl Scoped, actor: &Principal, entry: AuditEntry<'
     insert(tx.conn(), tenant, &actor.user_id, entry).await
 }
 
-async fn insert(conn: &mut PgConnection, tenant: Uuid, actor: &str, entry: AuditEntry<'_>) -> Result<()> {
+async fn insert(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    actor: &str,
+    entry: AuditEntry<'_>,
+) -> Result<()> {
     sqlx::query(
         "INSERT INTO platform.audit_log \
          (tenant_id, actor, action, resource_type, resource_id, changed_fields) \

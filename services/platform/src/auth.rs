@@ -301,7 +301,13 @@ mod tests {
         let tenant = TenantId::new();
         let org = Uuid::now_v7();
         let token = issuer
-            .issue("ana", Some(tenant), &[Role::Caseworker], &[org], chrono::Duration::hours(1))
+            .issue(
+                "ana",
+                Some(tenant),
+                &[Role::Caseworker],
+                &[org],
+                chrono::Duration::hours(1),
+            )
             .unwrap();
         let principal = verifier.verify(&token).unwrap();
         assert_eq!(principal.tenant_id, Some(tenant));
@@ -317,7 +323,10 @@ mod tests {
         let token = issuer
             .issue("ana", None, &[], &[], chrono::Duration::hours(1))
             .unwrap();
-        assert!(matches!(verifier.verify(&token), Err(Error::Unauthenticated(_))));
+        assert!(matches!(
+            verifier.verify(&token),
+            Err(Error::Unauthenticated(_))
+        ));
     }
 
     #[test]
@@ -326,12 +335,18 @@ mod tests {
         let token = issuer
             .issue("ana", None, &[], &[], chrono::Duration::hours(-1))
             .unwrap();
-        assert!(matches!(verifier.verify(&token), Err(Error::Unauthenticated(_))));
+        assert!(matches!(
+            verifier.verify(&token),
+            Err(Error::Unauthenticated(_))
+        ));
     }
 
     #[test]
     fn garbage_is_refused() {
         let (_, verifier) = pair();
-        assert!(matches!(verifier.verify("not.a.jwt"), Err(Error::Unauthenticated(_))));
+        assert!(matches!(
+            verifier.verify("not.a.jwt"),
+            Err(Error::Unauthenticated(_))
+        ));
     }
 }

@@ -22,8 +22,6 @@ use uuid::Uuid;
 
 use crate::ids::TenantId;
 
-/// Where events that failed every retry are parked.
-pub const DEAD_LETTER_EXCHANGE: &str = "caseway.dead-letter";
 const HANDLER_ATTEMPTS: u32 = 5;
 
 /// One event with its envelope attributes.
@@ -134,6 +132,11 @@ impl Bus {
         &self.inner.url
     }
 
+    /// Where events that failed every retry are parked: `<exchange>.dead-letter`.
+    pub fn dead_letter_exchange(&self) -> String {
+        format!("{}.dead-letter", self.inner.exchange)
+    }
+
     /// Opens a connection and declares the exchange (and the dead-letter exchange).
     pub async fn connect(&self) -> anyhow::Result<(Connection, Channel)> {
         let connection = tokio::time::timeout(
@@ -158,7 +161,7 @@ impl Bus {
             .await?;
         channel
             .exchange_declare(
-                DEAD_LETTER_EXCHANGE.into(),
+                self.dead_letter_exchange().as_str().into(),
                 ExchangeKind::Topic,
                 durable,
                 FieldTable::default(),
@@ -170,9 +173,14 @@ impl Bus {
     /// Publishes every envelope and waits for the broker to confirm all of them.
     pub async fn publish_confirmed(&self, envelopes: &[Envelope]) -> anyhow::Result<()> {
         let mut publisher = self.inner.publisher.lock().await;
-        if publisher.as_ref().is_none_or(|(c, _)| !c.status().connected()) {
+        if publisher
+            .as_ref()
+            .is_none_or(|(c, _)| !c.status().connected())
+        {
             let (connection, channel) = self.connect().await?;
-            channel.confirm_select(ConfirmSelectOptions::default()).await?;
+            channel
+                .confirm_select(ConfirmSelectOptions::default())
+                .await?;
             *publisher = Some((connection, channel));
         }
         let (_, channel) = publisher.as_ref().expect("publisher was just set");
@@ -285,7 +293,7 @@ where
             let mut arguments = FieldTable::default();
             arguments.insert(
                 "x-dead-letter-exchange".into(),
-                AMQPValue::LongString(DEAD_LETTER_EXCHANGE.into()),
+                AMQPValue::LongString(bus.dead_letter_exchange().into()),
             );
             let options = QueueDeclareOptions {
                 durable: true,
@@ -320,7 +328,7 @@ where
             channel
                 .queue_bind(
                     parked.as_str().into(),
-                    DEAD_LETTER_EXCHANGE.into(),
+                    bus.dead_letter_exchange().as_str().into(),
                     binding.as_str().into(),
                     QueueBindOptions::default(),
                     FieldTable::default(),

@@ -147,9 +147,7 @@ impl Config {
         where
             T::Err: std::fmt::Display,
         {
-            value
-                .parse()
-                .map_err(|e| anyhow::anyhow!("{name}: {e}"))
+            value.parse().map_err(|e| anyhow::anyhow!("{name}: {e}"))
         }
         let var = |name: &str| env(name).filter(|v| !v.is_empty());
         if let Some(v) = var("CASEWAY_GRPC_LISTEN") {
@@ -213,10 +211,12 @@ impl Config {
                 Duration::from_secs(parse("CASEWAY_TENANT_STATUS_TTL_SECONDS", &v)?);
         }
         if let Some(v) = var("CASEWAY_OUTBOX_POLL_MILLIS") {
-            self.outbox_poll_interval = Duration::from_millis(parse("CASEWAY_OUTBOX_POLL_MILLIS", &v)?);
+            self.outbox_poll_interval =
+                Duration::from_millis(parse("CASEWAY_OUTBOX_POLL_MILLIS", &v)?);
         }
         if let Some(v) = var("CASEWAY_SHUTDOWN_DELAY_MILLIS") {
-            self.shutdown_delay = Duration::from_millis(parse("CASEWAY_SHUTDOWN_DELAY_MILLIS", &v)?);
+            self.shutdown_delay =
+                Duration::from_millis(parse("CASEWAY_SHUTDOWN_DELAY_MILLIS", &v)?);
         }
         if let Some(v) = var("CASEWAY_SHUTDOWN_GRACE_SECONDS") {
             self.shutdown_grace = Duration::from_secs(parse("CASEWAY_SHUTDOWN_GRACE_SECONDS", &v)?);
@@ -256,7 +256,10 @@ mod tests {
         })
         .unwrap();
         assert_eq!(config.grpc_listen.port(), 6000);
-        assert_eq!(config.jwt_public_key_file, PathBuf::from("/srv/caseway/jwt-public.pem"));
+        assert_eq!(
+            config.jwt_public_key_file,
+            PathBuf::from("/srv/caseway/jwt-public.pem")
+        );
         assert_eq!(config.redis_url, Config::default().redis_url);
     }
 
@@ -266,7 +269,11 @@ mod tests {
             (name == "CASEWAY_DATABASE_MAX_CONNECTIONS").then(|| "many".to_string())
         })
         .unwrap_err();
-        assert!(error.to_string().contains("CASEWAY_DATABASE_MAX_CONNECTIONS"));
+        assert!(
+            error
+                .to_string()
+                .contains("CASEWAY_DATABASE_MAX_CONNECTIONS")
+        );
     }
 
     #[test]

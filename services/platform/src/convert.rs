@@ -18,4 +18,3 @@ pub fn date(date: NaiveDate) -> Date {
         day: date.day() as i32,
     }
 }
-

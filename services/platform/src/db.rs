@@ -154,7 +154,9 @@ impl SystemTx {
 /// Creates the database named in `owner_url` if it is missing, then applies every migration
 /// (as the owner; the migrations create the services' role and grant it access).
 pub async fn migrate(owner_url: &str, migrators: &[&Migrator]) -> anyhow::Result<()> {
-    let options: PgConnectOptions = owner_url.parse().context("parsing migration database url")?;
+    let options: PgConnectOptions = owner_url
+        .parse()
+        .context("parsing migration database url")?;
     let database = options
         .get_database()
         .context("the migration database url names no database")?

@@ -71,7 +71,10 @@ impl<S> Gateway<S> {
         let token = header
             .to_str()
             .ok()
-            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
             .ok_or_else(|| Error::Unauthenticated("authorization must be a bearer token".into()))?;
         let principal = layer.verifier.verify(token.trim())?;
         if let Some(tenant) = principal.tenant_id {
@@ -126,7 +129,9 @@ where
                     .unwrap_or(tonic::Code::Ok);
                 let code_name = format!("{code:?}");
                 tracing::Span::current().record("grpc.code", code_name.as_str());
-                layer.metrics.observe(&method, &code_name, started.elapsed());
+                layer
+                    .metrics
+                    .observe(&method, &code_name, started.elapsed());
                 Ok(response)
             }
             .instrument(span),

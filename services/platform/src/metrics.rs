@@ -43,12 +43,9 @@ impl Metrics {
             rpc_requests.clone(),
         );
         let rpc_duration = Family::<MethodLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new(
-                [
-                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-                ]
-                .into_iter(),
-            )
+            Histogram::new([
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ])
         });
         registry.register(
             "grpc_server_handling_seconds",
@@ -85,8 +82,7 @@ impl Metrics {
 }
 
 /// What readiness asks.
-pub type ReadinessCheck =
-    Arc<dyn Fn() -> futures::future::BoxFuture<'static, bool> + Send + Sync>;
+pub type ReadinessCheck = Arc<dyn Fn() -> futures::future::BoxFuture<'static, bool> + Send + Sync>;
 
 /// Serves `/metrics`, `/healthz` (the process is up) and `/readyz` (PostgreSQL and RabbitMQ
 /// answer, and the process is not shutting down).

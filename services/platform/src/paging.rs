@@ -123,12 +123,28 @@ mod tests {
         let tokens = PageTokens::new(b"secret");
         let tenant = TenantId::new();
         let token = tokens.encode(tenant, b"filter", &"x");
-        assert!(tokens.decode::<String>(&token, TenantId::new(), b"filter").is_err());
+        assert!(
+            tokens
+                .decode::<String>(&token, TenantId::new(), b"filter")
+                .is_err()
+        );
         assert!(tokens.decode::<String>(&token, tenant, b"other").is_err());
-        assert!(PageTokens::new(b"other").decode::<String>(&token, tenant, b"filter").is_err());
-        assert!(tokens.decode::<String>("garbage", tenant, b"filter").is_err());
+        assert!(
+            PageTokens::new(b"other")
+                .decode::<String>(&token, tenant, b"filter")
+                .is_err()
+        );
+        assert!(
+            tokens
+                .decode::<String>("garbage", tenant, b"filter")
+                .is_err()
+        );
         let mut tampered = token.clone();
         tampered.insert(3, 'A');
-        assert!(tokens.decode::<String>(&tampered, tenant, b"filter").is_err());
+        assert!(
+            tokens
+                .decode::<String>(&tampered, tenant, b"filter")
+                .is_err()
+        );
     }
 }

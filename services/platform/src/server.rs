@@ -153,9 +153,7 @@ pub async fn start(
     let metrics_addr = metrics_listener.local_addr()?;
 
     let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_service_status("", ServingStatus::Serving)
-        .await;
+    health.set_service_status("", ServingStatus::Serving).await;
     for name in &node.health_names {
         health
             .set_service_status(name.as_str(), ServingStatus::Serving)
@@ -184,7 +182,9 @@ pub async fn start(
     node.add_worker("outbox-relay", move |token| relay.run(token));
     let tenants = platform.tenants.clone();
     let bus = platform.bus.clone();
-    node.add_worker("tenant-status", move |token| tenants.follow_events(bus, token));
+    node.add_worker("tenant-status", move |token| {
+        tenants.follow_events(bus, token)
+    });
     let mut worker_handles = Vec::new();
     for (name, run) in node.workers {
         let token = workers_token.child_token();
@@ -229,7 +229,8 @@ pub async fn start(
         }
         tokio::time::sleep(delay).await;
     };
-    let incoming = tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true));
+    let incoming =
+        tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true));
     let grace = platform.config.shutdown_grace;
     let handle = tokio::spawn(async move {
         let served = tonic::transport::Server::builder()

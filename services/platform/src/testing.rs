@@ -46,10 +46,7 @@ impl TestDb {
             .await
             .expect("migrating the test database");
         let options: PgConnectOptions = owner_url.parse().expect("owner url");
-        let app_url = options
-            .username("caseway_app")
-            .to_url_lossy()
-            .to_string();
+        let app_url = options.username("caseway_app").to_url_lossy().to_string();
         let db = Db::connect_lazy(&app_url, 8).expect("app pool");
         TestDb {
             name,
@@ -71,16 +68,16 @@ impl Drop for TestDb {
     fn drop(&mut self) {
         let name = self.name.clone();
         let base = postgres_url();
-        let db = self.db.clone();
-        // Drop runs outside any runtime guarantee: use a thread with its own runtime.
+        // Drop runs outside any runtime guarantee: use a thread with its own runtime. The pool
+        // is not awaited (its runtime may be gone); FORCE ends its connections.
         let _ = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("runtime");
             runtime.block_on(async move {
-                let _ = tokio::time::timeout(Duration::from_secs(5), db.close()).await;
-                if let Ok(mut conn) = sqlx::PgConnection::connect(&format!("{base}/postgres")).await {
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&format!("{base}/postgres")).await
+                {
                     let statement = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
                     let _ = sqlx::query(sqlx::AssertSqlSafe(statement))
                         .execute(&mut conn)
@@ -156,12 +153,7 @@ impl TestBus {
                         .properties
                         .headers()
                         .as_ref()
-                        .map(|h| {
-                            h.inner()
-                                .keys()
-                                .map(|k| k.to_string())
-                                .collect::<Vec<_>>()
-                        })
+                        .map(|h| h.inner().keys().map(|k| k.to_string()).collect::<Vec<_>>())
                         .unwrap_or_default();
                     if sender.send((envelope, headers)).is_err() {
                         break;
@@ -189,9 +181,14 @@ impl Drop for TestBus {
                 .expect("runtime");
             runtime.block_on(async move {
                 if let Ok((connection, channel)) = bus.connect().await {
-                    let _ = channel
-                        .exchange_delete(bus.exchange().into(), ExchangeDeleteOptions::default())
-                        .await;
+                    for exchange in [bus.exchange().to_string(), bus.dead_letter_exchange()] {
+                        let _ = channel
+                            .exchange_delete(
+                                exchange.as_str().into(),
+                                ExchangeDeleteOptions::default(),
+                            )
+                            .await;
+                    }
                     let _ = connection.close(200, "test done".into()).await;
                 }
             });

@@ -30,7 +30,11 @@ impl Violations {
     /// update checks only what its mask changes).
     pub fn retain_masked(&mut self, prefix: &str, fields: &[&str]) {
         self.0.retain(|v| {
-            let Some(rest) = v.field.strip_prefix(prefix).and_then(|r| r.strip_prefix('.')) else {
+            let Some(rest) = v
+                .field
+                .strip_prefix(prefix)
+                .and_then(|r| r.strip_prefix('.'))
+            else {
                 return true;
             };
             let top = rest.split(['.', '[']).next().unwrap_or(rest);
@@ -154,7 +158,9 @@ fn parse_decimal(value: &str, max_scale: u32) -> std::result::Result<Decimal, St
     if value.is_empty() {
         return Err("is required".into());
     }
-    let well_formed = value.chars().all(|c| c.is_ascii_digit() || c == '.' || c == '-')
+    let well_formed = value
+        .chars()
+        .all(|c| c.is_ascii_digit() || c == '.' || c == '-')
         && value.chars().filter(|c| *c == '.').count() <= 1
         && !value.starts_with('.')
         && !value.ends_with('.');
@@ -168,11 +174,13 @@ fn parse_decimal(value: &str, max_scale: u32) -> std::result::Result<Decimal, St
     if decimal.normalize().scale() > max_scale {
         return Err(format!("must have at most {max_scale} decimal places"));
     }
-    let integer_digits = value.trim_start_matches('-').split('.').next().unwrap_or("");
+    let integer_digits = value
+        .trim_start_matches('-')
+        .split('.')
+        .next()
+        .unwrap_or("");
     if integer_digits.trim_start_matches('0').len() > MAX_DECIMAL_INTEGER_DIGITS {
-        return Err(format!(
-            "must be less than 10^{MAX_DECIMAL_INTEGER_DIGITS}"
-        ));
+        return Err(format!("must be less than 10^{MAX_DECIMAL_INTEGER_DIGITS}"));
     }
     Ok(decimal.abs())
 }
@@ -256,7 +264,11 @@ mod tests {
     fn decimals_are_exact_and_bounded() {
         assert_eq!(parse_decimal("12.50", 2).unwrap().to_string(), "12.50");
         assert_eq!(parse_decimal("0", 2).unwrap(), Decimal::ZERO);
-        assert!(parse_decimal("12.505", 2).unwrap_err().contains("decimal places"));
+        assert!(
+            parse_decimal("12.505", 2)
+                .unwrap_err()
+                .contains("decimal places")
+        );
         assert!(parse_decimal("-1", 2).unwrap_err().contains("negative"));
         assert!(parse_decimal("1e3", 2).is_err());
         assert!(parse_decimal("", 2).is_err());

@@ -125,8 +125,11 @@ impl TenancyService for TenancyApi {
         };
         let filter = prost::Message::encode_to_vec(&filter);
         let tokens = &self.platform.page_tokens;
-        let after: Option<String> =
-            tokens.decode(&message.page_token, caseway_platform::PLATFORM_TENANT, &filter)?;
+        let after: Option<String> = tokens.decode(
+            &message.page_token,
+            caseway_platform::PLATFORM_TENANT,
+            &filter,
+        )?;
         let mut tenants = self.tenancy.list_tenants(status, after, limit + 1).await?;
         let next_page_token = if tenants.len() as i64 > limit {
             tenants.truncate(limit as usize);
@@ -230,10 +233,8 @@ impl TenancyService for TenancyApi {
             .ok_or_else(|| Error::invalid("organization", "is required"))?;
         let id = parse_id("organization.id", &organization.id)?;
         let expected = etag::parse("organization.etag", &organization.etag)?;
-        let mask = validate::update_mask(
-            message.update_mask.as_ref(),
-            OrganizationFields::MUTABLE,
-        )?;
+        let mask =
+            validate::update_mask(message.update_mask.as_ref(), OrganizationFields::MUTABLE)?;
         let updated = self
             .tenancy
             .update_organization(

@@ -246,12 +246,14 @@ impl Tenancy {
         violations.finish()?;
         let mut tx = self.db.tenant_tx(tenant).await?;
         if let Claim::Replay(previous) =
-            idempotency::claim(&mut tx, "CreateOrganization", request_id, request)
-                .await?
+            idempotency::claim(&mut tx, "CreateOrganization", request_id, request).await?
         {
             return Ok(previous);
         }
-        if store::organization_by_code(tx.conn(), &fields.code).await?.is_some() {
+        if store::organization_by_code(tx.conn(), &fields.code)
+            .await?
+            .is_some()
+        {
             return Err(Error::AlreadyExists(format!(
                 "an organization with code {} exists",
                 fields.code
@@ -325,7 +327,9 @@ impl Tenancy {
             return Ok(current);
         }
         if changed.iter().any(|f| f == "code")
-            && store::organization_by_code(tx.conn(), &next.code).await?.is_some()
+            && store::organization_by_code(tx.conn(), &next.code)
+                .await?
+                .is_some()
         {
             return Err(Error::AlreadyExists(format!(
                 "an organization with code {} exists",
@@ -344,8 +348,13 @@ impl Tenancy {
             },
         )
         .await?;
-        events::organization_changed(&mut tx, events::ORGANIZATION_UPDATED, &organization, &changed)
-            .await?;
+        events::organization_changed(
+            &mut tx,
+            events::ORGANIZATION_UPDATED,
+            &organization,
+            &changed,
+        )
+        .await?;
         tx.commit().await?;
         Ok(organization)
     }

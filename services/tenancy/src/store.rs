@@ -34,7 +34,11 @@ impl From<TenantRow> for Tenant {
     }
 }
 
-pub async fn insert_tenant(conn: &mut PgConnection, id: TenantId, new: &NewTenant) -> Result<Tenant> {
+pub async fn insert_tenant(
+    conn: &mut PgConnection,
+    id: TenantId,
+    new: &NewTenant,
+) -> Result<Tenant> {
     let row: TenantRow = sqlx::query_as(
         "INSERT INTO tenancy.tenants (id, slug, display_name, status) VALUES ($1, $2, $3, 'active') \
          RETURNING id, slug, display_name, status, version, created_at, updated_at",

@@ -1,0 +1,117 @@
+//! The hosting provider's commands: `caseway tenant ...` and `caseway token issue`.
+
+use std::process::Command;
+
+use caseway_platform::auth::{Role, TokenVerifier, ensure_key_pair};
+use caseway_platform::testing::TestDb;
+
+struct Cli {
+    db: TestDb,
+    data_dir: std::path::PathBuf,
+}
+
+impl Cli {
+    fn run(&self, args: &[&str]) -> String {
+        let output = Command::new(env!("CARGO_BIN_EXE_caseway"))
+            .args(args)
+            .env("CASEWAY_DATABASE_URL", &self.db.app_url)
+            .env("CASEWAY_MIGRATION_DATABASE_URL", &self.db.owner_url)
+            .env("CASEWAY_DATA_DIR", &self.data_dir)
+            .output()
+            .expect("caseway runs");
+        assert!(
+            output.status.success(),
+            "caseway {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+}
+
+#[tokio::test]
+async fn tenant_lifecycle_and_tokens_from_the_command_line() {
+    let db = TestDb::create(&caseway::migrators()).await;
+    let data_dir =
+        std::env::temp_dir().join(format!("caseway-cli-{}", uuid::Uuid::new_v4().simple()));
+    ensure_key_pair(
+        &data_dir.join("jwt-private.pem"),
+        &data_dir.join("jwt-public.pem"),
+    )
+    .unwrap();
+    let cli = Cli { db, data_dir };
+
+    let created = cli.run(&[
+        "tenant",
+        "create",
+        "--slug",
+        "acme",
+        "--name",
+        "Acme Services",
+    ]);
+    let fields: Vec<&str> = created.trim().split('\t').collect();
+    assert_eq!(fields[1..], ["acme", "active"]);
+    let id = fields[0].to_string();
+    cli.run(&["tenant", "create", "--slug", "bravo", "--name", "Bravo Aid"]);
+    let listed = cli.run(&["tenant", "list"]);
+    let slugs: Vec<&str> = listed
+        .lines()
+        .map(|l| l.split('\t').nth(1).unwrap())
+        .collect();
+    assert_eq!(slugs, ["acme", "bravo"]);
+
+    assert!(
+        cli.run(&["tenant", "suspend", "acme", "--reason", "contract ended"])
+            .contains("\tsuspended")
+    );
+    assert!(cli.run(&["tenant", "resume", &id]).contains("\tactive"));
+    let mut owner = cli.db.owner().await;
+    let actions: Vec<String> = sqlx::query_scalar(
+        "SELECT action FROM platform.audit_log WHERE tenant_id = $1::uuid ORDER BY id",
+    )
+    .bind(&id)
+    .fetch_all(&mut owner)
+    .await
+    .unwrap();
+    assert_eq!(
+        actions,
+        [
+            "tenancy.tenant.create",
+            "tenancy.tenant.suspend",
+            "tenancy.tenant.resume"
+        ]
+    );
+
+    let token = cli.run(&[
+        "token",
+        "issue",
+        "--tenant",
+        "acme",
+        "--roles",
+        "caseworker,supervisor",
+        "--user",
+        "ana",
+    ]);
+    let verifier =
+        TokenVerifier::from_file(&cli.data_dir.join("jwt-public.pem"), "caseway", "caseway")
+            .unwrap();
+    let principal = verifier.verify(token.trim()).unwrap();
+    assert_eq!(principal.tenant_id.unwrap().to_string(), id);
+    assert_eq!(principal.user_id, "ana");
+    assert_eq!(principal.roles, [Role::Caseworker, Role::Supervisor]);
+
+    let failed = Command::new(env!("CARGO_BIN_EXE_caseway"))
+        .args([
+            "token",
+            "issue",
+            "--tenant",
+            "nobody",
+            "--roles",
+            "caseworker",
+        ])
+        .env("CASEWAY_DATABASE_URL", &cli.db.app_url)
+        .env("CASEWAY_DATA_DIR", &cli.data_dir)
+        .output()
+        .unwrap();
+    assert!(!failed.status.success(), "an unknown tenant is an error");
+    let _ = std::fs::remove_dir_all(&cli.data_dir);
+}

@@ -1,0 +1,244 @@
+//! The platform's database and bus pieces against the real PostgreSQL and RabbitMQ.
+
+use std::time::Duration;
+
+use prost::Message;
+use uuid::Uuid;
+
+use caseway_platform::bus::{Bus, Subscription, consume};
+use caseway_platform::idempotency::{self, Claim};
+use caseway_platform::outbox::{self, Event, Relay};
+use caseway_platform::testing::{TestBus, TestDb};
+use caseway_platform::{Error, TenantId, inbox};
+
+async fn db() -> TestDb {
+    TestDb::create(&[&caseway_platform::MIGRATOR]).await
+}
+
+#[tokio::test]
+async fn concurrent_claims_of_one_request_id_do_the_work_once() {
+    let test = db().await;
+    let tenant = TenantId::new();
+    let request = prost_types::Duration {
+        seconds: 7,
+        nanos: 0,
+    };
+    let response = prost_types::Timestamp {
+        seconds: 42,
+        nanos: 0,
+    };
+
+    // The first claim holds the key until its transaction commits; the second waits for it.
+    let mut first = test.db.tenant_tx(tenant).await.unwrap();
+    let claim: Claim<prost_types::Timestamp> =
+        idempotency::claim(&mut first, "m", "key-1", &request)
+            .await
+            .unwrap();
+    assert!(matches!(claim, Claim::New));
+    let second = {
+        let db = test.db.clone();
+        tokio::spawn(async move {
+            let mut tx = db.tenant_tx(tenant).await.unwrap();
+            let claim: Claim<prost_types::Timestamp> =
+                idempotency::claim(&mut tx, "m", "key-1", &request)
+                    .await
+                    .unwrap();
+            claim
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !second.is_finished(),
+        "the duplicate waits for the first to finish"
+    );
+    idempotency::complete(&mut first, "m", "key-1", &response)
+        .await
+        .unwrap();
+    first.commit().await.unwrap();
+    match second.await.unwrap() {
+        Claim::Replay(replayed) => assert_eq!(replayed, response),
+        Claim::New => panic!("the duplicate did the work again"),
+    }
+
+    // A different request under the same id is refused, naming the field.
+    let mut tx = test.db.tenant_tx(tenant).await.unwrap();
+    let other = prost_types::Duration {
+        seconds: 8,
+        nanos: 0,
+    };
+    let refused =
+        idempotency::claim::<_, prost_types::Timestamp>(&mut tx, "m", "key-1", &other).await;
+    assert!(matches!(refused, Err(Error::InvalidArgument(ref v)) if v[0].field == "request_id"));
+}
+
+#[tokio::test]
+async fn inbox_records_each_event_once_per_consumer() {
+    let test = db().await;
+    let tenant = TenantId::new();
+    let event = Uuid::now_v7();
+    let mut tx = test.db.tenant_tx(tenant).await.unwrap();
+    assert!(
+        inbox::first_delivery(&mut tx, "utilization", event)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !inbox::first_delivery(&mut tx, "utilization", event)
+            .await
+            .unwrap()
+    );
+    assert!(
+        inbox::first_delivery(&mut tx, "reports", event)
+            .await
+            .unwrap()
+    );
+    tx.commit().await.unwrap();
+    // A rolled-back effect leaves no trace: the redelivery is handled.
+    let again = Uuid::now_v7();
+    let mut tx = test.db.tenant_tx(tenant).await.unwrap();
+    assert!(
+        inbox::first_delivery(&mut tx, "utilization", again)
+            .await
+            .unwrap()
+    );
+    drop(tx);
+    let mut tx = test.db.tenant_tx(tenant).await.unwrap();
+    assert!(
+        inbox::first_delivery(&mut tx, "utilization", again)
+            .await
+            .unwrap()
+    );
+}
+
+#[tokio::test]
+async fn relay_publishes_committed_events_only_once_and_consumers_see_envelopes() {
+    let test = db().await;
+    let bus = TestBus::new();
+    let mut listener = bus.listen("#").await;
+    let tenant = TenantId::new();
+    let payload = prost_types::Timestamp {
+        seconds: 1,
+        nanos: 2,
+    };
+
+    let mut tx = test.db.tenant_tx(tenant).await.unwrap();
+    outbox::enqueue(
+        &mut tx,
+        Event {
+            event_type: "test.thing_happened.v1",
+            source: "caseway/test",
+            subject: "s-1".into(),
+            payload: &payload,
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let mut rolled_back = test.db.tenant_tx(tenant).await.unwrap();
+    outbox::enqueue(
+        &mut rolled_back,
+        Event {
+            event_type: "test.never.v1",
+            source: "caseway/test",
+            subject: "s-2".into(),
+            payload: &payload,
+        },
+    )
+    .await
+    .unwrap();
+    drop(rolled_back);
+
+    let relay = Relay::new(
+        test.db.clone(),
+        Bus::new(bus.bus.url(), bus.exchange()),
+        Duration::from_millis(100),
+    );
+    assert_eq!(relay.drain().await.unwrap(), 1);
+    assert_eq!(
+        relay.drain().await.unwrap(),
+        0,
+        "a published row is not published again"
+    );
+    let (envelope, headers) = listener
+        .expect("test.thing_happened.v1", Duration::from_secs(5))
+        .await;
+    assert_eq!(envelope.tenant_id, tenant);
+    assert_eq!(envelope.subject, "s-1");
+    assert_eq!(
+        prost_types::Timestamp::decode(&envelope.payload[..]).unwrap(),
+        payload
+    );
+    assert!(headers.contains(&"tenant_id".to_string()));
+    assert!(
+        listener.next(Duration::from_millis(300)).await.is_none(),
+        "the rolled-back event never leaves"
+    );
+}
+
+#[tokio::test]
+async fn failing_consumer_retries_then_dead_letters() {
+    let bus = TestBus::new();
+    let queue = format!("caseway.test.{}", Uuid::new_v4().simple());
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let attempts = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counter = attempts.clone();
+    let consumer = tokio::spawn(consume(
+        bus.bus.clone(),
+        Subscription {
+            queue: Some(queue.clone()),
+            bindings: vec!["test.poison.v1".into()],
+        },
+        shutdown.clone(),
+        move |_| {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                anyhow::bail!("cannot handle this")
+            }
+        },
+    ));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let envelope = caseway_platform::bus::Envelope {
+        id: Uuid::now_v7(),
+        tenant_id: TenantId::new(),
+        event_type: "test.poison.v1".into(),
+        source: "caseway/test".into(),
+        subject: String::new(),
+        time: chrono::Utc::now(),
+        traceparent: None,
+        payload: vec![],
+    };
+    bus.bus.publish_confirmed(&[envelope]).await.unwrap();
+    let (connection, channel) = bus.bus.connect().await.unwrap();
+    let parked = format!("{queue}.dead-letter");
+    let mut found = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let got = channel
+            .basic_get(
+                parked.as_str().into(),
+                lapin::options::BasicGetOptions { no_ack: true },
+            )
+            .await
+            .unwrap();
+        if got.is_some() {
+            found = true;
+            break;
+        }
+    }
+    shutdown.cancel();
+    consumer.await.unwrap();
+    for name in [queue.as_str(), parked.as_str()] {
+        let _ = channel.queue_delete(name.into(), Default::default()).await;
+    }
+    let _ = connection.close(200, "done".into()).await;
+    assert!(
+        found,
+        "the failing event was parked in the dead-letter queue"
+    );
+    assert_eq!(
+        attempts.load(std::sync::atomic::Ordering::SeqCst),
+        5,
+        "five attempts before parking"
+    );
+}
