@@ -1,5 +1,5 @@
 //! GetService against grpc.health.v1.Health/Check at the same concurrency, in one run, over
-//! real gRPC, PostgreSQL and RabbitMQ. Prints both throughputs and their ratio; the target is
+//! real gRPC, PostgreSQL, Redis (the tenant's rate limit) and RabbitMQ. Prints both throughputs and their ratio; the target is
 //! GetService at no less than half of Health/Check.
 //!
 //!     cargo bench -p caseway-integration-tests --bench get_service_vs_health
@@ -39,7 +39,10 @@ async fn run() {
     let concurrency: usize = env_or("CASEWAY_BENCH_CONCURRENCY", 32);
     let seconds: u64 = env_or("CASEWAY_BENCH_SECONDS", 5);
     let env = TestEnv::new().await;
-    let node = env.start(&caseway::Target::ALL).await;
+    // The rate limiter runs, with a budget above what one machine can send.
+    let mut config = env.config();
+    config.tenant_rate_limit = 10_000_000;
+    let node = env.start_with(config, &caseway::Target::ALL).await;
     let tenant = node.create_tenant(&env, "bench").await;
     let token = env.token(tenant, &[Role::TenantAdmin, Role::Caseworker], &[]);
     let service = node

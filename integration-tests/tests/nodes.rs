@@ -329,3 +329,50 @@ async fn shutdown_reports_not_serving_then_closes_with_no_event_left_behind() {
         .await;
     assert_eq!(envelope.source, "caseway/catalog");
 }
+
+#[tokio::test]
+async fn one_tenant_spending_its_rate_limit_does_not_slow_another() {
+    let env = TestEnv::new().await;
+    let mut config = env.config();
+    config.tenant_rate_limit = 10;
+    let node = env.start_with(config, &Target::ALL).await;
+    let noisy = node.create_tenant(&env, "noisy").await;
+    let quiet = node.create_tenant(&env, "quiet").await;
+    let noisy_token = env.token(noisy, &[Role::Caseworker], &[]);
+    let quiet_token = env.token(quiet, &[Role::Caseworker], &[]);
+    let mut catalog = node.catalog.clone();
+    let started = Instant::now();
+    let (mut allowed, mut refused) = (0, 0);
+    for _ in 0..40 {
+        match catalog
+            .list_service_groups(authed(
+                &noisy_token,
+                pb::ListServiceGroupsRequest::default(),
+            ))
+            .await
+        {
+            Ok(_) => allowed += 1,
+            Err(status) => {
+                assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+                refused += 1;
+            }
+        }
+    }
+    let seconds = started.elapsed().as_secs() + 1;
+    assert!(
+        refused > 0,
+        "40 calls at once must pass a limit of 10 a second"
+    );
+    assert!(
+        allowed <= 10 * seconds as usize,
+        "{allowed} calls allowed in {seconds} s windows"
+    );
+    // The other tenant's budget is its own.
+    catalog
+        .list_service_groups(authed(
+            &quiet_token,
+            pb::ListServiceGroupsRequest::default(),
+        ))
+        .await
+        .expect("another tenant is not limited by the noisy one");
+}

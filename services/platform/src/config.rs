@@ -25,6 +25,9 @@ pub struct Config {
     pub database_max_connections: u32,
     /// `CASEWAY_REDIS_URL`.
     pub redis_url: String,
+    /// Calls per second each tenant may make, across every replica; 0 for no limit
+    /// (`CASEWAY_TENANT_RATE_LIMIT`).
+    pub tenant_rate_limit: u32,
     /// `CASEWAY_AMQP_URL`.
     pub amqp_url: String,
     /// The topic exchange events go to (`CASEWAY_EVENTS_EXCHANGE`).
@@ -75,6 +78,7 @@ impl Default for Config {
             migration_database_url: "postgres://postgres@127.0.0.1:5432/caseway".into(),
             database_max_connections: 16,
             redis_url: "redis://127.0.0.1:6379".into(),
+            tenant_rate_limit: 2000,
             amqp_url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
             events_exchange: "caseway.events".into(),
             jwt_public_key_file: PathBuf::from(".caseway/jwt-public.pem"),
@@ -167,6 +171,9 @@ impl Config {
         }
         if let Some(v) = var("CASEWAY_REDIS_URL") {
             self.redis_url = v;
+        }
+        if let Some(v) = var("CASEWAY_TENANT_RATE_LIMIT") {
+            self.tenant_rate_limit = parse("CASEWAY_TENANT_RATE_LIMIT", &v)?;
         }
         if let Some(v) = var("CASEWAY_AMQP_URL") {
             self.amqp_url = v;

@@ -44,6 +44,9 @@ pub enum Error {
     PermissionDenied(String),
     #[error("{0}")]
     Unauthenticated(String),
+    /// A quota or rate limit is spent.
+    #[error("{0}")]
+    ResourceExhausted(String),
     /// A dependency (database, broker, another service) is down.
     #[error("{0}")]
     Unavailable(String),
@@ -96,6 +99,7 @@ impl Error {
             Error::Aborted(_) => Code::Aborted,
             Error::PermissionDenied(_) => Code::PermissionDenied,
             Error::Unauthenticated(_) => Code::Unauthenticated,
+            Error::ResourceExhausted(_) => Code::ResourceExhausted,
             Error::Unavailable(_) => Code::Unavailable,
             Error::Internal(_) => Code::Internal,
         }

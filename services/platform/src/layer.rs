@@ -1,6 +1,6 @@
 //! The tower layer in front of every gRPC service, written once: W3C trace context from
-//! metadata, a span per call, RED metrics, and authentication (a verified token, and a tenant
-//! that is not suspended). Health and reflection are open to all.
+//! metadata, a span per call, RED metrics, authentication (a verified token, and a tenant that
+//! is not suspended) and the tenant's rate limit. Health and reflection are open to all.
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -15,6 +15,7 @@ use tracing::Instrument;
 use crate::auth::{Principal, TokenVerifier};
 use crate::error::Error;
 use crate::metrics::Metrics;
+use crate::rate_limit::RateLimiter;
 use crate::telemetry;
 use crate::tenant_status::TenantStatusCache;
 
@@ -22,6 +23,7 @@ use crate::tenant_status::TenantStatusCache;
 pub struct GatewayLayer {
     verifier: Arc<TokenVerifier>,
     tenants: Arc<TenantStatusCache>,
+    limiter: Arc<RateLimiter>,
     metrics: Arc<Metrics>,
 }
 
@@ -29,11 +31,13 @@ impl GatewayLayer {
     pub fn new(
         verifier: Arc<TokenVerifier>,
         tenants: Arc<TenantStatusCache>,
+        limiter: Arc<RateLimiter>,
         metrics: Arc<Metrics>,
     ) -> Self {
         GatewayLayer {
             verifier,
             tenants,
+            limiter,
             metrics,
         }
     }
@@ -79,6 +83,7 @@ impl<S> Gateway<S> {
         let principal = layer.verifier.verify(token.trim())?;
         if let Some(tenant) = principal.tenant_id {
             layer.tenants.check(tenant).await?;
+            layer.limiter.check(tenant).await?;
         }
         Ok(principal)
     }

@@ -26,6 +26,7 @@ use crate::layer::GatewayLayer;
 use crate::metrics::Metrics;
 use crate::outbox::Relay;
 use crate::paging::PageTokens;
+use crate::rate_limit::RateLimiter;
 use crate::tenant_status::TenantStatusCache;
 
 /// What every service of a process shares.
@@ -37,6 +38,7 @@ pub struct Platform {
     pub tenants: Arc<TenantStatusCache>,
     pub page_tokens: PageTokens,
     pub metrics: Arc<Metrics>,
+    pub limiter: Arc<RateLimiter>,
 }
 
 impl Platform {
@@ -67,6 +69,10 @@ impl Platform {
             tenants,
             page_tokens: PageTokens::new(&page_secret),
             metrics: Arc::new(Metrics::new()),
+            limiter: Arc::new(RateLimiter::new(
+                &config.redis_url,
+                config.tenant_rate_limit,
+            )),
             config,
         }))
     }
@@ -210,6 +216,7 @@ pub async fn start(
     let layer = GatewayLayer::new(
         platform.verifier.clone(),
         platform.tenants.clone(),
+        platform.limiter.clone(),
         platform.metrics.clone(),
     );
     let routes = node.routes.routes();

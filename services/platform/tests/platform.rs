@@ -242,3 +242,36 @@ async fn failing_consumer_retries_then_dead_letters() {
         "five attempts before parking"
     );
 }
+
+#[tokio::test]
+async fn replicas_share_one_rate_budget_per_tenant() {
+    use caseway_platform::rate_limit::RateLimiter;
+    let url =
+        std::env::var("CASEWAY_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let (first, second) = (RateLimiter::new(&url, 20), RateLimiter::new(&url, 20));
+    let tenant = TenantId::new();
+    // Align to the start of a second, so every call lands in one window.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    tokio::time::sleep(Duration::from_nanos(
+        1_000_000_000 - u64::from(now.subsec_nanos()) + 10_000_000,
+    ))
+    .await;
+    let mut allowed = 0;
+    for call in 0..60 {
+        let replica = if call % 2 == 0 { &first } else { &second };
+        match replica.check(tenant).await {
+            Ok(()) => allowed += 1,
+            Err(error) => assert!(matches!(error, Error::ResourceExhausted(_))),
+        }
+    }
+    assert_eq!(
+        allowed, 20,
+        "two replicas together allow the tenant's budget, no more"
+    );
+    assert!(
+        first.check(TenantId::new()).await.is_ok(),
+        "another tenant has its own budget"
+    );
+}
