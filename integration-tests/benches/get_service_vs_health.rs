@@ -152,22 +152,27 @@ async fn drive(
             let mut health = HealthClient::new(channel.clone());
             let mut catalog = CatalogServiceClient::new(channel);
             while Instant::now() < deadline {
-                let ok = match call {
+                let outcome = match call {
                     Call::Health => health
                         .check(HealthCheckRequest {
                             service: "caseway.catalog.v1.CatalogService".into(),
                         })
                         .await
-                        .is_ok(),
+                        .map(|_| ()),
                     Call::GetService => catalog
                         .get_service(authed(&token, pb::GetServiceRequest { id: id.clone() }))
                         .await
-                        .is_ok(),
+                        .map(|_| ()),
                 };
-                if ok {
-                    done.fetch_add(1, Ordering::Relaxed);
-                } else {
-                    errors.fetch_add(1, Ordering::Relaxed);
+                match outcome {
+                    Ok(()) => {
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(status) => {
+                        if errors.fetch_add(1, Ordering::Relaxed) == 0 {
+                            eprintln!("first failed call: {status:?}");
+                        }
+                    }
                 }
             }
         }));

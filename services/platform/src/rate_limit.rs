@@ -5,11 +5,11 @@
 //! become an outage of the product.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::aio::ConnectionManager;
-use tokio::sync::OnceCell;
+use tokio::sync::{Mutex as AsyncMutex, OnceCell};
 
 use crate::error::{Error, Result};
 use crate::ids::TenantId;
@@ -21,10 +21,13 @@ pub struct RateLimiter {
     /// Calls leased from Redis at a time.
     slice: u32,
     redis: OnceCell<ConnectionManager>,
-    leases: Mutex<HashMap<TenantId, Lease>>,
+    /// One lease per tenant. Its lock is held while leasing, so the callers that arrive at a
+    /// new second wait for one lease instead of each taking a slice (which would spend the
+    /// budget without calls).
+    leases: Mutex<HashMap<TenantId, Arc<AsyncMutex<Lease>>>>,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 struct Lease {
     second: u64,
     remaining: u32,
@@ -51,42 +54,35 @@ impl RateLimiter {
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs();
-        {
-            let mut leases = self.lock();
-            if let Some(lease) = leases.get_mut(&tenant)
-                && lease.second == second
-            {
-                if lease.remaining > 0 {
-                    lease.remaining -= 1;
+        let lease = {
+            let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+            if leases.len() > 100_000 {
+                leases.clear();
+            }
+            leases.entry(tenant).or_default().clone()
+        };
+        let mut lease = lease.lock().await;
+        if lease.second != second {
+            *lease = Lease {
+                second,
+                ..Lease::default()
+            };
+        }
+        if lease.remaining == 0 && !lease.exhausted {
+            match self.lease(tenant, second).await {
+                Ok(0) => lease.exhausted = true,
+                Ok(granted) => lease.remaining = granted,
+                Err(error) => {
+                    tracing::warn!(error = %error, "rate limiter unavailable; not limiting");
                     return Ok(());
                 }
-                if lease.exhausted {
-                    return Err(exhausted());
-                }
             }
         }
-        let granted = match self.lease(tenant, second).await {
-            Ok(granted) => granted,
-            Err(error) => {
-                tracing::warn!(error = %error, "rate limiter unavailable; not limiting");
-                return Ok(());
-            }
-        };
-        let mut leases = self.lock();
-        if leases.len() > 100_000 {
-            leases.retain(|_, lease| lease.second == second);
+        if lease.remaining == 0 {
+            return Err(exhausted());
         }
-        let lease = Lease {
-            second,
-            remaining: granted.saturating_sub(1),
-            exhausted: granted == 0,
-        };
-        leases.insert(tenant, lease);
-        if granted == 0 {
-            Err(exhausted())
-        } else {
-            Ok(())
-        }
+        lease.remaining -= 1;
+        Ok(())
     }
 
     /// Takes a slice of the tenant's budget for `second`; returns how many calls it grants.
@@ -117,10 +113,6 @@ impl RateLimiter {
         let before = total.saturating_sub(u64::from(self.slice));
         let left = u64::from(self.limit).saturating_sub(before);
         Ok(left.min(u64::from(self.slice)) as u32)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TenantId, Lease>> {
-        self.leases.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

@@ -275,3 +275,33 @@ async fn replicas_share_one_rate_budget_per_tenant() {
         "another tenant has its own budget"
     );
 }
+
+#[tokio::test]
+async fn callers_arriving_together_do_not_waste_the_budget() {
+    use caseway_platform::rate_limit::RateLimiter;
+    let url =
+        std::env::var("CASEWAY_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let limiter = std::sync::Arc::new(RateLimiter::new(&url, 200));
+    let tenant = TenantId::new();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    tokio::time::sleep(Duration::from_nanos(
+        1_000_000_000 - u64::from(now.subsec_nanos()) + 10_000_000,
+    ))
+    .await;
+    let calls: Vec<_> = (0..64)
+        .map(|_| {
+            let limiter = limiter.clone();
+            tokio::spawn(async move { limiter.check(tenant).await.is_ok() })
+        })
+        .collect();
+    let mut allowed = 0;
+    for call in calls {
+        allowed += usize::from(call.await.unwrap());
+    }
+    assert_eq!(
+        allowed, 64,
+        "64 calls fit a budget of 200 however they arrive"
+    );
+}

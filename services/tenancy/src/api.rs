@@ -131,13 +131,13 @@ impl TenancyService for TenancyApi {
             &filter,
         )?;
         let mut tenants = self.tenancy.list_tenants(status, after, limit + 1).await?;
-        let next_page_token = if tenants.len() as i64 > limit {
-            tenants.truncate(limit as usize);
-            let last = tenants.last().expect("a full page has a last row");
-            tokens.encode(caseway_platform::PLATFORM_TENANT, &filter, &last.slug)
-        } else {
-            String::new()
-        };
+        let next_page_token = tokens.finish_page(
+            &mut tenants,
+            limit,
+            caseway_platform::PLATFORM_TENANT,
+            &filter,
+            |t| t.slug.clone(),
+        );
         Ok(Response::new(pb::ListTenantsResponse {
             tenants: tenants.iter().map(tenant_to_proto).collect(),
             next_page_token,
@@ -283,13 +283,9 @@ impl TenancyService for TenancyApi {
             .tenancy
             .list_organizations(tenant, after, limit + 1)
             .await?;
-        let next_page_token = if organizations.len() as i64 > limit {
-            organizations.truncate(limit as usize);
-            let last = organizations.last().expect("a full page has a last row");
-            tokens.encode(tenant, filter, &last.code)
-        } else {
-            String::new()
-        };
+        let next_page_token = tokens.finish_page(&mut organizations, limit, tenant, filter, |o| {
+            o.code.clone()
+        });
         Ok(Response::new(pb::ListOrganizationsResponse {
             organizations: organizations.iter().map(organization_to_proto).collect(),
             next_page_token,
