@@ -1,0 +1,240 @@
+//! `caseway serve` as deployed: the real binary on an ephemeral port, called as a gateway
+//! would; and the catalog and tenancy targets as two processes.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tonic::transport::Channel;
+
+use caseway_api::catalog::v1 as pb;
+use caseway_api::catalog::v1::catalog_service_client::CatalogServiceClient;
+use caseway_api::tenancy::v1 as tpb;
+use caseway_api::tenancy::v1::tenancy_service_client::TenancyServiceClient;
+use caseway_platform::auth::{Role, TokenIssuer, ensure_key_pair};
+use caseway_platform::testing::{TestBus, TestDb};
+
+struct Server {
+    child: Child,
+    address: String,
+}
+
+impl Server {
+    async fn start(
+        db: &TestDb,
+        bus: &TestBus,
+        data_dir: &std::path::Path,
+        target: &str,
+        extra: &[(&str, String)],
+    ) -> Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_caseway"));
+        command
+            .args(["serve", "--target", target])
+            .env("CASEWAY_DATABASE_URL", &db.app_url)
+            .env("CASEWAY_DATA_DIR", data_dir)
+            .env("CASEWAY_GRPC_LISTEN", "127.0.0.1:0")
+            .env("CASEWAY_METRICS_LISTEN", "127.0.0.1:0")
+            .env("CASEWAY_EVENTS_EXCHANGE", bus.exchange())
+            .env("CASEWAY_LOG_FORMAT", "json")
+            .stdout(Stdio::piped())
+            .kill_on_drop(true);
+        for (name, value) in extra {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("caseway serve starts");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let find = async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                let Ok(log) = serde_json::from_str::<serde_json::Value>(&line) else {
+                    continue;
+                };
+                if log["fields"]["message"] == "serving" {
+                    return log["fields"]["grpc_addr"].as_str().map(str::to_string);
+                }
+            }
+            None
+        };
+        let address = tokio::time::timeout(Duration::from_secs(30), find)
+            .await
+            .expect("the server logs its address")
+            .expect("a serving line");
+        // Keep draining the log so the server never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Server { child, address }
+    }
+
+    async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.address))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    async fn stop(mut self) {
+        let pid = self.child.id().expect("running");
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status()
+            .await
+            .unwrap();
+        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(status.success(), "serve exits cleanly on SIGTERM: {status}");
+    }
+}
+
+fn authed<T>(token: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+#[tokio::test]
+async fn serve_all_and_serve_split_targets_answer_a_gateway() {
+    let db = TestDb::create(&caseway::migrators()).await;
+    let bus = TestBus::new();
+    let data_dir =
+        std::env::temp_dir().join(format!("caseway-serve-{}", uuid::Uuid::new_v4().simple()));
+    ensure_key_pair(
+        &data_dir.join("jwt-private.pem"),
+        &data_dir.join("jwt-public.pem"),
+    )
+    .unwrap();
+    let issuer =
+        TokenIssuer::from_file(&data_dir.join("jwt-private.pem"), "caseway", "caseway").unwrap();
+    let root = issuer
+        .issue(
+            "root",
+            None,
+            &[Role::PlatformAdmin],
+            &[],
+            chrono::Duration::hours(1),
+        )
+        .unwrap();
+
+    // Every target in one process.
+    let all = Server::start(&db, &bus, &data_dir, "all", &[]).await;
+    let channel = all.channel().await;
+    let tenant = TenancyServiceClient::new(channel.clone())
+        .create_tenant(authed(
+            &root,
+            tpb::CreateTenantRequest {
+                request_id: String::new(),
+                tenant: Some(tpb::Tenant {
+                    slug: "gateway".into(),
+                    display_name: "Gateway Test".into(),
+                    ..Default::default()
+                }),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .tenant
+        .unwrap();
+    let admin = issuer
+        .issue(
+            "admin",
+            Some(tenant.id.parse().unwrap()),
+            &[Role::TenantAdmin],
+            &[],
+            chrono::Duration::hours(1),
+        )
+        .unwrap();
+    let service = pb::Service {
+        code: "FA".into(),
+        name: "Financial Assistance".into(),
+        unit_of_measure: pb::UnitOfMeasure::Dollars as i32,
+        default_unit_value: "1.00".into(),
+        delivery_mode: pb::DeliveryMode::Direct as i32,
+        ..Default::default()
+    };
+    CatalogServiceClient::new(channel)
+        .create_service(authed(
+            &admin,
+            pb::CreateServiceRequest {
+                request_id: String::new(),
+                service: Some(service.clone()),
+            },
+        ))
+        .await
+        .unwrap();
+    all.stop().await;
+
+    // The two targets as two processes; the catalog reaches tenancy through its endpoint.
+    let tenancy = Server::start(&db, &bus, &data_dir, "tenancy", &[]).await;
+    let catalog = Server::start(
+        &db,
+        &bus,
+        &data_dir,
+        "catalog",
+        &[(
+            "CASEWAY_TENANCY_ENDPOINT",
+            format!("http://{}", tenancy.address),
+        )],
+    )
+    .await;
+    let organization = TenancyServiceClient::new(tenancy.channel().await)
+        .create_organization(authed(
+            &admin,
+            tpb::CreateOrganizationRequest {
+                request_id: String::new(),
+                organization: Some(tpb::Organization {
+                    code: "NORTH".into(),
+                    name: "North".into(),
+                    ..Default::default()
+                }),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .organization
+        .unwrap();
+    let mut restricted = service.clone();
+    restricted.code = "FW".into();
+    restricted.organization_ids = vec![organization.id];
+    let mut catalog_client = CatalogServiceClient::new(catalog.channel().await);
+    catalog_client
+        .create_service(authed(
+            &admin,
+            pb::CreateServiceRequest {
+                request_id: String::new(),
+                service: Some(restricted),
+            },
+        ))
+        .await
+        .expect("the catalog process validated the organization with the tenancy process");
+    let listed = catalog_client
+        .list_services(authed(&admin, pb::ListServicesRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        listed
+            .services
+            .iter()
+            .map(|s| s.code.as_str())
+            .collect::<Vec<_>>(),
+        ["FA", "FW"]
+    );
+    let status = TenancyServiceClient::new(catalog.channel().await)
+        .list_organizations(authed(&admin, tpb::ListOrganizationsRequest::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        status.code(),
+        tonic::Code::Unimplemented,
+        "the catalog process serves only the catalog"
+    );
+    catalog.stop().await;
+    tenancy.stop().await;
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
