@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use caseway::Target;
 use caseway_api::catalog::v1::catalog_service_client::CatalogServiceClient;
+use caseway_api::clients::v1::clients_service_client::ClientsServiceClient;
 use caseway_api::tenancy::v1 as tenancy_pb;
 use caseway_api::tenancy::v1::tenancy_service_client::TenancyServiceClient;
 use caseway_platform::auth::{Role, TokenIssuer, generate_key_pair};
@@ -41,6 +42,7 @@ impl TestEnv {
         let (private, public) = generate_key_pair().expect("key pair");
         std::fs::write(dir.join("jwt-private.pem"), &private).expect("private key");
         std::fs::write(dir.join("jwt-public.pem"), &public).expect("public key");
+        caseway_platform::pii::ensure_key_file(&dir.join("pii-keys")).expect("PII keys");
         let issuer =
             TokenIssuer::from_pem(private.as_bytes(), "caseway", "caseway").expect("issuer");
         TestEnv {
@@ -60,6 +62,7 @@ impl TestEnv {
             events_exchange: self.bus.exchange().to_string(),
             jwt_public_key_file: self.dir.join("jwt-public.pem"),
             jwt_private_key_file: self.dir.join("jwt-private.pem"),
+            pii_keys_file: self.dir.join("pii-keys"),
             data_dir: self.dir.clone(),
             outbox_poll_interval: Duration::from_millis(250),
             shutdown_grace: Duration::from_secs(5),
@@ -86,6 +89,7 @@ impl TestEnv {
             .expect("connects");
         TestNode {
             catalog: CatalogServiceClient::new(channel.clone()),
+            clients: ClientsServiceClient::new(channel.clone()),
             tenancy: TenancyServiceClient::new(channel.clone()),
             channel,
             node: Some(node),
@@ -99,6 +103,25 @@ impl TestEnv {
                 None,
                 &[Role::PlatformAdmin],
                 &[],
+                chrono::Duration::hours(1),
+            )
+            .expect("token")
+    }
+
+    pub fn token_with_permissions(
+        &self,
+        tenant: TenantId,
+        roles: &[Role],
+        orgs: &[Uuid],
+        permissions: &[&str],
+    ) -> String {
+        self.issuer
+            .issue_with_permissions(
+                "user-1",
+                Some(tenant),
+                roles,
+                orgs,
+                permissions,
                 chrono::Duration::hours(1),
             )
             .expect("token")
@@ -125,6 +148,7 @@ impl Drop for TestEnv {
 
 pub struct TestNode {
     pub catalog: CatalogServiceClient<Channel>,
+    pub clients: ClientsServiceClient<Channel>,
     pub tenancy: TenancyServiceClient<Channel>,
     pub channel: Channel,
     node: Option<RunningNode>,

@@ -9,7 +9,7 @@ use caseway_api::catalog::v1 as pb;
 use caseway_integration_tests::{TestEnv, authed, date};
 use caseway_platform::auth::Role;
 
-const SCHEMAS: &[&str] = &["platform", "tenancy", "catalog"];
+const SCHEMAS: &[&str] = &["platform", "tenancy", "catalog", "clients"];
 
 #[tokio::test]
 async fn every_table_is_isolated_by_forced_row_level_security() {
@@ -114,6 +114,22 @@ async fn every_table_is_isolated_by_forced_row_level_security() {
         ))
         .await
         .unwrap();
+    node.clients
+        .clone()
+        .create_client(authed(
+            &admin,
+            caseway_api::clients::v1::CreateClientRequest {
+                request_id: String::new(),
+                client: Some(caseway_api::clients::v1::Client {
+                    first_name: "Maria".into(),
+                    last_name: "Lopez".into(),
+                    ssn: "123-45-6789".into(),
+                    ..Default::default()
+                }),
+            },
+        ))
+        .await
+        .unwrap();
     let mut owner = env.db.owner().await;
     sqlx::query("INSERT INTO platform.inbox (tenant_id, consumer, event_id) VALUES ($1, 'test', gen_random_uuid())")
         .bind(tenant.as_uuid())
@@ -194,9 +210,20 @@ async fn every_table_is_isolated_by_forced_row_level_security() {
         tx.rollback().await.unwrap();
 
         // No tenant set: nothing can be written, even a copy of an existing row.
+        let columns: String = sqlx::query_scalar(
+            "SELECT string_agg(quote_ident(column_name), ', ' ORDER BY ordinal_position) \
+             FROM information_schema.columns \
+             WHERE table_schema = $1 AND table_name = $2 AND is_generated = 'NEVER'",
+        )
+        .bind(schema)
+        .bind(table)
+        .fetch_one(&mut owner)
+        .await
+        .unwrap();
         let mut tx = app.begin().await.unwrap();
         let insert = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO {name} OVERRIDING SYSTEM VALUE SELECT * FROM jsonb_populate_record(NULL::{name}, $1)"
+            "INSERT INTO {name} ({columns}) OVERRIDING SYSTEM VALUE \
+             SELECT {columns} FROM jsonb_populate_record(NULL::{name}, $1)"
         )))
         .bind(&sample)
         .execute(&mut *tx)

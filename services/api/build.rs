@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "caseway/common/v1/common.proto",
         "caseway/tenancy/v1/tenancy.proto",
         "caseway/catalog/v1/catalog.proto",
+        "caseway/clients/v1/clients.proto",
         "caseway/events/v1/events.proto",
     ];
     println!("cargo:rerun-if-changed={}", root.display());

@@ -31,6 +31,12 @@ pub mod caseway {
         }
     }
 
+    pub mod clients {
+        pub mod v1 {
+            tonic::include_proto!("caseway.clients.v1");
+        }
+    }
+
     pub mod events {
         pub mod v1 {
             tonic::include_proto!("caseway.events.v1");
@@ -38,4 +44,4 @@ pub mod caseway {
     }
 }
 
-pub use caseway::{catalog, common, events, tenancy};
+pub use caseway::{catalog, clients, common, events, tenancy};

@@ -63,6 +63,9 @@ pub enum TokenCommand {
         /// Comma list of security organization ids or codes.
         #[arg(long, value_delimiter = ',')]
         orgs: Vec<String>,
+        /// Comma list of permissions, e.g. clients.read_ssn.
+        #[arg(long, value_delimiter = ',')]
+        perms: Vec<String>,
         #[arg(long, default_value = "dev-user")]
         user: String,
         /// Lifetime in hours.
@@ -245,6 +248,7 @@ async fn token(config: Config, command: TokenCommand) -> anyhow::Result<()> {
         tenant,
         roles,
         orgs,
+        perms,
         user,
         hours,
     } = command;
@@ -282,11 +286,13 @@ async fn token(config: Config, command: TokenCommand) -> anyhow::Result<()> {
             (Some(found.id), ids)
         }
     };
-    let token = issuer.issue(
+    let permissions: Vec<&str> = perms.iter().map(String::as_str).collect();
+    let token = issuer.issue_with_permissions(
         &user,
         tenant_id,
         &roles,
         &organization_ids,
+        &permissions,
         chrono::Duration::hours(hours),
     )?;
     println!("{token}");
@@ -296,6 +302,7 @@ async fn token(config: Config, command: TokenCommand) -> anyhow::Result<()> {
 async fn dev(config: Config) -> anyhow::Result<()> {
     let _telemetry = telemetry::init("caseway", &config)?;
     ensure_key_pair(&config.jwt_private_key_file, &config.jwt_public_key_file)?;
+    caseway_platform::pii::ensure_key_file(&config.pii_keys_file)?;
     db::migrate(&config.migration_database_url, &crate::migrators()).await?;
     let demo = crate::seed::seed_demo(&config).await?;
     let targets = crate::Target::ALL;

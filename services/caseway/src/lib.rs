@@ -20,15 +20,17 @@ use caseway_platform::server::{NodeBuilder, Platform, RunningNode};
 pub enum Target {
     Tenancy,
     Catalog,
+    Clients,
 }
 
 impl Target {
-    pub const ALL: [Target; 2] = [Target::Tenancy, Target::Catalog];
+    pub const ALL: [Target; 3] = [Target::Tenancy, Target::Catalog, Target::Clients];
 
     pub fn name(&self) -> &'static str {
         match self {
             Target::Tenancy => "tenancy",
             Target::Catalog => "catalog",
+            Target::Clients => "clients",
         }
     }
 }
@@ -43,7 +45,9 @@ pub fn parse_targets(text: &str) -> anyhow::Result<Vec<Target>> {
         let target = Target::ALL
             .into_iter()
             .find(|t| t.name() == part)
-            .with_context(|| format!("unknown target {part}; expected all, tenancy or catalog"))?;
+            .with_context(|| {
+                format!("unknown target {part}; expected all, tenancy, catalog or clients")
+            })?;
         if !targets.contains(&target) {
             targets.push(target);
         }
@@ -55,11 +59,12 @@ pub fn parse_targets(text: &str) -> anyhow::Result<Vec<Target>> {
 }
 
 /// Every service's migrations, applied in version order by `caseway migrate`.
-pub fn migrators() -> [&'static Migrator; 3] {
+pub fn migrators() -> [&'static Migrator; 4] {
     [
         &caseway_platform::MIGRATOR,
         &caseway_tenancy::MIGRATOR,
         &caseway_catalog::MIGRATOR,
+        &caseway_clients::MIGRATOR,
     ]
 }
 
@@ -83,6 +88,7 @@ pub async fn start(
         match target {
             Target::Tenancy => caseway_tenancy::register(&platform, &mut node),
             Target::Catalog => caseway_catalog::register(&platform, &mut node, &tenancy_endpoint)?,
+            Target::Clients => caseway_clients::register(&platform, &mut node)?,
         }
     }
     caseway_platform::server::start(platform, node, grpc_listener, metrics_listener, shutdown).await

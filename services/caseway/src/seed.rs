@@ -51,6 +51,7 @@ pub async fn seed_demo(config: &Config) -> anyhow::Result<Demo> {
         tenant_id: Some(tenant.id),
         organization_ids: vec![],
         roles: vec![Role::TenantAdmin],
+        permissions: vec![],
     };
     let mut organization_ids = Vec::new();
     for (code, name) in [

@@ -10,6 +10,8 @@ use tonic::transport::Channel;
 
 use caseway_api::catalog::v1 as pb;
 use caseway_api::catalog::v1::catalog_service_client::CatalogServiceClient;
+use caseway_api::clients::v1 as cpb;
+use caseway_api::clients::v1::clients_service_client::ClientsServiceClient;
 use caseway_api::tenancy::v1 as tpb;
 use caseway_api::tenancy::v1::tenancy_service_client::TenancyServiceClient;
 use caseway_platform::auth::{Role, TokenIssuer, ensure_key_pair};
@@ -18,6 +20,7 @@ use caseway_platform::testing::{TestBus, TestDb};
 struct Server {
     child: Child,
     address: String,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Server {
@@ -44,8 +47,10 @@ impl Server {
         }
         let mut child = command.spawn().expect("caseway serve starts");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let find = async {
             while let Some(line) = lines.next_line().await.unwrap() {
+                log.lock().unwrap().push(line.clone());
                 let Ok(log) = serde_json::from_str::<serde_json::Value>(&line) else {
                     continue;
                 };
@@ -59,9 +64,18 @@ impl Server {
             .await
             .expect("the server logs its address")
             .expect("a serving line");
-        // Keep draining the log so the server never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Server { child, address }
+        // Keep reading the log so the server never blocks on a full pipe.
+        let kept = log.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                kept.lock().unwrap().push(line);
+            }
+        });
+        Server {
+            child,
+            address,
+            log,
+        }
     }
 
     async fn channel(&self) -> Channel {
@@ -72,7 +86,8 @@ impl Server {
             .unwrap()
     }
 
-    async fn stop(mut self) {
+    /// Stops the server with SIGTERM and returns everything it logged.
+    async fn stop(mut self) -> Vec<String> {
         let pid = self.child.id().expect("running");
         Command::new("kill")
             .arg("-TERM")
@@ -85,6 +100,8 @@ impl Server {
             .unwrap()
             .unwrap();
         assert!(status.success(), "serve exits cleanly on SIGTERM: {status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        self.log.lock().unwrap().clone()
     }
 }
 
@@ -107,6 +124,7 @@ async fn serve_all_and_serve_split_targets_answer_a_gateway() {
         &data_dir.join("jwt-public.pem"),
     )
     .unwrap();
+    caseway_platform::pii::ensure_key_file(&data_dir.join("pii-keys")).unwrap();
     let issuer =
         TokenIssuer::from_file(&data_dir.join("jwt-private.pem"), "caseway", "caseway").unwrap();
     let root = issuer
@@ -236,5 +254,129 @@ async fn serve_all_and_serve_split_targets_answer_a_gateway() {
     );
     catalog.stop().await;
     tenancy.stop().await;
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+#[tokio::test]
+async fn no_ssn_reaches_the_log_even_at_debug_level() {
+    let db = TestDb::create(&caseway::migrators()).await;
+    let bus = TestBus::new();
+    let data_dir =
+        std::env::temp_dir().join(format!("caseway-pii-{}", uuid::Uuid::new_v4().simple()));
+    ensure_key_pair(
+        &data_dir.join("jwt-private.pem"),
+        &data_dir.join("jwt-public.pem"),
+    )
+    .unwrap();
+    caseway_platform::pii::ensure_key_file(&data_dir.join("pii-keys")).unwrap();
+    let issuer =
+        TokenIssuer::from_file(&data_dir.join("jwt-private.pem"), "caseway", "caseway").unwrap();
+    let root = issuer
+        .issue(
+            "root",
+            None,
+            &[Role::PlatformAdmin],
+            &[],
+            chrono::Duration::hours(1),
+        )
+        .unwrap();
+    let server = Server::start(
+        &db,
+        &bus,
+        &data_dir,
+        "all",
+        &[("CASEWAY_LOG", "debug".to_string())],
+    )
+    .await;
+    let channel = server.channel().await;
+    let tenant = TenancyServiceClient::new(channel.clone())
+        .create_tenant(authed(
+            &root,
+            tpb::CreateTenantRequest {
+                request_id: String::new(),
+                tenant: Some(tpb::Tenant {
+                    slug: "pii".into(),
+                    display_name: "PII".into(),
+                    ..Default::default()
+                }),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .tenant
+        .unwrap();
+    let reader = issuer
+        .issue_with_permissions(
+            "ana",
+            Some(tenant.id.parse().unwrap()),
+            &[Role::Caseworker],
+            &[],
+            &["clients.read_ssn"],
+            chrono::Duration::hours(1),
+        )
+        .unwrap();
+    let mut clients = ClientsServiceClient::new(channel);
+    let created = clients
+        .create_client(authed(
+            &reader,
+            cpb::CreateClientRequest {
+                request_id: "intake-7".into(),
+                client: Some(cpb::Client {
+                    first_name: "Maria".into(),
+                    last_name: "Lopez".into(),
+                    ssn: "123-45-6789".into(),
+                    ..Default::default()
+                }),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .client
+        .unwrap();
+    clients
+        .get_client(authed(
+            &reader,
+            cpb::GetClientRequest {
+                id: created.id.clone(),
+                ssn_view: cpb::SsnView::Full as i32,
+            },
+        ))
+        .await
+        .unwrap();
+    clients
+        .search_clients(authed(
+            &reader,
+            cpb::SearchClientsRequest {
+                ssn: "123456789".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
+    // A bad SSN's error names the field, not the value.
+    let status = clients
+        .create_client(authed(
+            &reader,
+            cpb::CreateClientRequest {
+                request_id: String::new(),
+                client: Some(cpb::Client {
+                    last_name: "Lopez".into(),
+                    ssn: "987-65-432".into(),
+                    ..Default::default()
+                }),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert!(!status.message().contains("98765432"));
+    let log = server.stop().await;
+    assert!(log.len() > 5, "the server logged at debug level");
+    for line in &log {
+        for secret in ["123456789", "123-45-6789", "98765432", "987-65-432"] {
+            assert!(!line.contains(secret), "an SSN reached the log: {line}");
+        }
+    }
     let _ = std::fs::remove_dir_all(&data_dir);
 }

@@ -442,6 +442,7 @@ mod tests {
             tenant_id: None,
             organization_ids: orgs,
             roles,
+            permissions: vec![],
         }
     }
 

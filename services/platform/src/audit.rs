@@ -42,3 +42,34 @@ async fn insert(
     .await?;
     Ok(())
 }
+
+/// One audited change, as history shows it.
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub actor: String,
+    pub action: String,
+    pub changed_fields: Vec<String>,
+    pub occurred_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A resource's audit trail, newest first, after the entry `before` (a page cursor).
+pub async fn history(
+    tx: &mut impl Scoped,
+    resource_type: &str,
+    resource_id: Uuid,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<AuditRecord>> {
+    Ok(sqlx::query_as(
+        "SELECT id, actor, action, changed_fields, occurred_at FROM platform.audit_log \
+         WHERE resource_type = $1 AND resource_id = $2 AND ($3::bigint IS NULL OR id < $3) \
+         ORDER BY id DESC LIMIT $4",
+    )
+    .bind(resource_type)
+    .bind(resource_id)
+    .bind(before)
+    .bind(limit)
+    .fetch_all(tx.conn())
+    .await?)
+}

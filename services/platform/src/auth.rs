@@ -61,9 +61,15 @@ pub struct Principal {
     pub tenant_id: Option<TenantId>,
     pub organization_ids: Vec<Uuid>,
     pub roles: Vec<Role>,
+    /// Fine-grained grants beyond roles, e.g. `clients.read_ssn`.
+    pub permissions: Vec<String>,
 }
 
 impl Principal {
+    pub fn has_permission(&self, permission: &str) -> bool {
+        self.permissions.iter().any(|p| p == permission)
+    }
+
     pub fn has_role(&self, role: Role) -> bool {
         self.roles.contains(&role)
     }
@@ -114,6 +120,8 @@ pub struct Claims {
     pub roles: Vec<String>,
     #[serde(default)]
     pub orgs: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub perms: Vec<String>,
     pub iss: String,
     pub aud: String,
     pub iat: i64,
@@ -194,6 +202,7 @@ fn principal_from_claims(claims: &Claims) -> Result<Principal> {
         tenant_id,
         organization_ids,
         roles,
+        permissions: claims.perms.clone(),
     })
 }
 
@@ -227,12 +236,25 @@ impl TokenIssuer {
         organization_ids: &[Uuid],
         lifetime: chrono::Duration,
     ) -> anyhow::Result<String> {
+        self.issue_with_permissions(user_id, tenant, roles, organization_ids, &[], lifetime)
+    }
+
+    pub fn issue_with_permissions(
+        &self,
+        user_id: &str,
+        tenant: Option<TenantId>,
+        roles: &[Role],
+        organization_ids: &[Uuid],
+        permissions: &[&str],
+        lifetime: chrono::Duration,
+    ) -> anyhow::Result<String> {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             sub: user_id.into(),
             tenant: tenant.map(|t| t.to_string()),
             roles: roles.iter().map(|r| r.as_str().to_string()).collect(),
             orgs: organization_ids.iter().map(|o| o.to_string()).collect(),
+            perms: permissions.iter().map(|p| p.to_string()).collect(),
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
             iat: now,

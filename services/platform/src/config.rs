@@ -40,6 +40,8 @@ pub struct Config {
     pub jwt_issuer: String,
     /// Expected `aud` claim (`CASEWAY_JWT_AUDIENCE`).
     pub jwt_audience: String,
+    /// Keys that protect personal identifiers (`CASEWAY_PII_KEYS_FILE`); see `pii.rs`.
+    pub pii_keys_file: PathBuf,
     /// File holding the secret that signs page tokens (`CASEWAY_PAGE_TOKEN_SECRET_FILE`);
     /// when unset, a secret is derived from the JWT public key so every replica agrees.
     pub page_token_secret_file: Option<PathBuf>,
@@ -85,6 +87,7 @@ impl Default for Config {
             jwt_private_key_file: PathBuf::from(".caseway/jwt-private.pem"),
             jwt_issuer: "caseway".into(),
             jwt_audience: "caseway".into(),
+            pii_keys_file: PathBuf::from(".caseway/pii-keys"),
             page_token_secret_file: None,
             data_dir: PathBuf::from(".caseway"),
             otlp_endpoint: None,
@@ -185,6 +188,10 @@ impl Config {
             self.data_dir = PathBuf::from(&v);
             self.jwt_public_key_file = self.data_dir.join("jwt-public.pem");
             self.jwt_private_key_file = self.data_dir.join("jwt-private.pem");
+            self.pii_keys_file = self.data_dir.join("pii-keys");
+        }
+        if let Some(v) = var("CASEWAY_PII_KEYS_FILE") {
+            self.pii_keys_file = PathBuf::from(v);
         }
         if let Some(v) = var("CASEWAY_JWT_PUBLIC_KEY_FILE") {
             self.jwt_public_key_file = PathBuf::from(v);

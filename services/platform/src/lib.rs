@@ -17,6 +17,7 @@ pub mod layer;
 pub mod metrics;
 pub mod outbox;
 pub mod paging;
+pub mod pii;
 pub mod rate_limit;
 pub mod server;
 pub mod telemetry;

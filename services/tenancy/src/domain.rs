@@ -413,6 +413,7 @@ async fn audit_tenant(
         tenant_id: None,
         organization_ids: vec![],
         roles: vec![],
+        permissions: vec![],
     };
     audit::record(
         tx,

@@ -1,0 +1,628 @@
+//! The clients service: protected SSNs, search, history, roles and tenant isolation.
+
+use std::time::Duration;
+
+use tonic::Code;
+use uuid::Uuid;
+
+use caseway_api::clients::v1 as pb;
+use caseway_integration_tests::{TestEnv, TestNode, authed, date, violated_fields};
+use caseway_platform::TenantId;
+use caseway_platform::auth::Role;
+
+fn client(first: &str, last: &str, ssn: &str, born: (i32, i32, i32)) -> pb::Client {
+    pb::Client {
+        first_name: first.into(),
+        last_name: last.into(),
+        birth_date: Some(date(born.0, born.1, born.2)),
+        birth_date_quality: pb::DataQuality::Full as i32,
+        ssn: ssn.into(),
+        ssn_quality: if ssn.is_empty() {
+            pb::DataQuality::NotCollected
+        } else {
+            pb::DataQuality::Full
+        } as i32,
+        veteran_status: pb::VeteranStatus::No as i32,
+        demographics: vec![pb::Demographic {
+            category: "race".into(),
+            code: "5".into(),
+        }],
+        contact: Some(pb::Contact {
+            phone: "555-0100".into(),
+            city: "Salt Lake City".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+async fn create(
+    node: &TestNode,
+    token: &str,
+    client: pb::Client,
+) -> Result<pb::Client, tonic::Status> {
+    node.clients
+        .clone()
+        .create_client(authed(
+            token,
+            pb::CreateClientRequest {
+                request_id: String::new(),
+                client: Some(client),
+            },
+        ))
+        .await
+        .map(|r| r.into_inner().client.unwrap())
+}
+
+async fn setup(env: &TestEnv, node: &TestNode, slug: &str) -> (TenantId, String) {
+    let tenant = node.create_tenant(env, slug).await;
+    (tenant, env.token(tenant, &[Role::Caseworker], &[]))
+}
+
+#[tokio::test]
+async fn ssn_is_stored_sealed_shown_masked_and_whole_reads_are_audited() {
+    let env = TestEnv::new().await;
+    let mut events = env.bus.listen("clients.#").await;
+    let node = env.start(&caseway::Target::ALL).await;
+    let (tenant, worker) = setup(&env, &node, "ssn").await;
+    let created = create(
+        &node,
+        &worker,
+        client("Maria", "Lopez", "123-45-6789", (1980, 2, 29)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(created.ssn, "***-**-6789");
+    assert_eq!(created.ssn_last4, "6789");
+
+    // Nowhere in the database is the number in the clear: not the row, the idempotency
+    // record, the audit trail or the outbox.
+    let mut owner = env.db.owner().await;
+    for table in [
+        "clients.clients",
+        "platform.idempotency_keys",
+        "platform.audit_log",
+        "platform.outbox",
+    ] {
+        let found: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) FROM {table} t WHERE t::text LIKE '%123456789%' OR t::text LIKE '%123-45-6789%' \
+             OR encode(convert_to(t::text, 'UTF8'), 'escape') LIKE '%123456789%'"
+        )))
+        .fetch_one(&mut owner)
+        .await
+        .unwrap();
+        assert_eq!(found, 0, "{table} holds the SSN in the clear");
+    }
+    let sealed: Vec<u8> =
+        sqlx::query_scalar("SELECT ssn_sealed FROM clients.clients WHERE tenant_id = $1")
+            .bind(tenant.as_uuid())
+            .fetch_one(&mut owner)
+            .await
+            .unwrap();
+    assert!(
+        !sealed.windows(9).any(|w| w == b"123456789"),
+        "the sealed column holds plaintext"
+    );
+
+    let mut clients = node.clients.clone();
+    let get = |view: pb::SsnView| pb::GetClientRequest {
+        id: created.id.clone(),
+        ssn_view: view as i32,
+    };
+    let masked = clients
+        .get_client(authed(&worker, get(pb::SsnView::Unspecified)))
+        .await
+        .unwrap()
+        .into_inner()
+        .client
+        .unwrap();
+    assert_eq!(masked.ssn, "***-**-6789");
+    let status = clients
+        .get_client(authed(&worker, get(pb::SsnView::Full)))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    let reader =
+        env.token_with_permissions(tenant, &[Role::Caseworker], &[], &["clients.read_ssn"]);
+    let whole = clients
+        .get_client(authed(&reader, get(pb::SsnView::Full)))
+        .await
+        .unwrap()
+        .into_inner()
+        .client
+        .unwrap();
+    assert_eq!(whole.ssn, "123-45-6789");
+    let reads: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM platform.audit_log WHERE tenant_id = $1 AND action = 'clients.client.read_ssn'",
+    )
+    .bind(tenant.as_uuid())
+    .fetch_one(&mut owner)
+    .await
+    .unwrap();
+    assert_eq!(
+        reads, 1,
+        "the whole read is audited, the masked ones are not"
+    );
+
+    // The event carries the facts, masked.
+    let (envelope, _) = events
+        .expect("clients.client_created.v1", Duration::from_secs(10))
+        .await;
+    let payload: caseway_api::events::v1::ClientChanged =
+        prost::Message::decode(&envelope.payload[..]).unwrap();
+    let event_client = payload.client.unwrap();
+    assert_eq!(event_client.ssn, "***-**-6789");
+    assert_eq!(event_client.last_name, "Lopez");
+    assert_eq!(event_client.birth_date, Some(date(1980, 2, 29)));
+}
+
+#[tokio::test]
+async fn search_tolerates_typos_and_matches_ssn_and_birth_date() {
+    let env = TestEnv::new().await;
+    let node = env.start(&caseway::Target::ALL).await;
+    let (_, worker) = setup(&env, &node, "search").await;
+    create(
+        &node,
+        &worker,
+        client("John", "Smith", "123-45-6789", (1975, 6, 1)),
+    )
+    .await
+    .unwrap();
+    create(
+        &node,
+        &worker,
+        client("Joan", "Smythe", "234-56-7890", (1990, 1, 15)),
+    )
+    .await
+    .unwrap();
+    create(
+        &node,
+        &worker,
+        client("Ahmed", "Hassan", "345-67-6789", (1975, 6, 1)),
+    )
+    .await
+    .unwrap();
+    let mut clients = node.clients.clone();
+    let search = |request: pb::SearchClientsRequest| {
+        let token = worker.clone();
+        let mut clients = clients.clone();
+        async move {
+            clients
+                .search_clients(authed(&token, request))
+                .await
+                .map(|r| {
+                    r.into_inner()
+                        .matches
+                        .into_iter()
+                        .map(|m| m.client.unwrap().last_name)
+                        .collect::<Vec<_>>()
+                })
+        }
+    };
+    let by_name = search(pb::SearchClientsRequest {
+        name: "Jon Smith".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        by_name.first().map(String::as_str),
+        Some("Smith"),
+        "{by_name:?}"
+    );
+    assert!(!by_name.contains(&"Hassan".to_string()));
+    let by_last4 = search(pb::SearchClientsRequest {
+        ssn: "6789".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(by_last4.len(), 2);
+    let by_ssn = search(pb::SearchClientsRequest {
+        ssn: "123456789".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(by_ssn, ["Smith"]);
+    let by_birth = search(pb::SearchClientsRequest {
+        birth_date: Some(date(1975, 6, 1)),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(by_birth.len(), 2);
+    let combined = search(pb::SearchClientsRequest {
+        name: "hasan".into(),
+        birth_date: Some(date(1975, 6, 1)),
+        ssn: "6789".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(combined, ["Hassan"]);
+    let status = search(pb::SearchClientsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let status = search(pb::SearchClientsRequest {
+        ssn: "12345".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(violated_fields(&status), vec!["ssn"]);
+
+    // Pages: one match a page, every match once.
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = clients
+            .search_clients(authed(
+                &worker,
+                pb::SearchClientsRequest {
+                    ssn: "6789".into(),
+                    page_size: 1,
+                    page_token: token.clone(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        seen.extend(page.matches.into_iter().map(|m| m.client.unwrap().id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    seen.dedup();
+    assert_eq!(seen.len(), 2);
+}
+
+#[tokio::test]
+async fn invalid_clients_are_refused_naming_the_field_and_nothing_is_written() {
+    let env = TestEnv::new().await;
+    let node = env.start(&caseway::Target::ALL).await;
+    let (tenant, worker) = setup(&env, &node, "invalid").await;
+    let mut bad = client("", "", "12-34", (2999, 1, 1));
+    bad.organization_id = Uuid::now_v7().to_string();
+    bad.veteran_status = 5;
+    bad.contact = Some(pb::Contact {
+        email: "not-an-email".into(),
+        ..Default::default()
+    });
+    let status = create(&node, &worker, bad).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let mut fields = violated_fields(&status);
+    fields.sort();
+    fields.dedup();
+    assert_eq!(
+        fields,
+        [
+            "client.birth_date",
+            "client.contact.email",
+            "client.last_name",
+            "client.organization_id",
+            "client.ssn",
+            "client.veteran_status"
+        ]
+    );
+    let status = create(
+        &node,
+        &worker,
+        client("Ana", "Ruiz", "666-12-3456", (1980, 1, 1)),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(violated_fields(&status), vec!["client.ssn"]);
+    let mut owner = env.db.owner().await;
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM clients.clients WHERE tenant_id = $1")
+        .bind(tenant.as_uuid())
+        .fetch_one(&mut owner)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0);
+}
+
+#[tokio::test]
+async fn updates_are_versioned_and_history_names_what_changed() {
+    let env = TestEnv::new().await;
+    let node = env.start(&caseway::Target::ALL).await;
+    let (tenant, worker) = setup(&env, &node, "history").await;
+    let created = create(
+        &node,
+        &worker,
+        client("Maria", "Lopez", "123-45-6789", (1980, 3, 1)),
+    )
+    .await
+    .unwrap();
+    let mut clients = node.clients.clone();
+    let updated = clients
+        .update_client(authed(
+            &worker,
+            pb::UpdateClientRequest {
+                client: Some(pb::Client {
+                    id: created.id.clone(),
+                    etag: created.etag.clone(),
+                    last_name: "Lopez-Garcia".into(),
+                    ssn: "123-45-6780".into(),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["last_name".into(), "ssn".into()],
+                }),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .client
+        .unwrap();
+    assert_eq!(updated.last_name, "Lopez-Garcia");
+    assert_eq!(updated.ssn, "***-**-6780");
+    assert_eq!(updated.first_name, "Maria", "unmasked fields stay");
+    let status = clients
+        .update_client(authed(
+            &worker,
+            pb::UpdateClientRequest {
+                client: Some(pb::Client {
+                    id: created.id.clone(),
+                    etag: created.etag.clone(),
+                    last_name: "Stale".into(),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["last_name".into()],
+                }),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Aborted);
+    let history = clients
+        .list_client_history(authed(
+            &worker,
+            pb::ListClientHistoryRequest {
+                client_id: created.id.clone(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let entries: Vec<(String, Vec<String>)> = history
+        .entries
+        .into_iter()
+        .map(|e| (e.action, e.changed_fields))
+        .collect();
+    assert_eq!(
+        entries,
+        vec![
+            (
+                "clients.client.update".to_string(),
+                vec!["last_name".to_string(), "ssn".to_string()]
+            ),
+            ("clients.client.create".to_string(), vec![]),
+        ]
+    );
+    let reader =
+        env.token_with_permissions(tenant, &[Role::Caseworker], &[], &["clients.read_ssn"]);
+    let whole = clients
+        .get_client(authed(
+            &reader,
+            pb::GetClientRequest {
+                id: created.id.clone(),
+                ssn_view: pb::SsnView::Full as i32,
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .client
+        .unwrap();
+    assert_eq!(whole.ssn, "123-45-6780", "the new number was sealed");
+
+    // Deleting takes a supervisor and a reason.
+    let delete = |reason: &str| pb::DeleteClientRequest {
+        id: created.id.clone(),
+        etag: String::new(),
+        reason: reason.into(),
+    };
+    assert_eq!(
+        clients
+            .delete_client(authed(&worker, delete("duplicate")))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::PermissionDenied
+    );
+    let supervisor = env.token(tenant, &[Role::Supervisor], &[]);
+    assert_eq!(
+        violated_fields(
+            &clients
+                .delete_client(authed(&supervisor, delete("")))
+                .await
+                .unwrap_err()
+        ),
+        vec!["reason"]
+    );
+    clients
+        .delete_client(authed(&supervisor, delete("duplicate record")))
+        .await
+        .unwrap();
+    let status = clients
+        .get_client(authed(
+            &worker,
+            pb::GetClientRequest {
+                id: created.id.clone(),
+                ssn_view: 0,
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn same_request_id_creates_one_client() {
+    let env = TestEnv::new().await;
+    let node = env.start(&caseway::Target::ALL).await;
+    let (tenant, worker) = setup(&env, &node, "retry").await;
+    let request = pb::CreateClientRequest {
+        request_id: "intake-1".into(),
+        client: Some(client("Maria", "Lopez", "123-45-6789", (1980, 3, 1))),
+    };
+    let mut clients = node.clients.clone();
+    let first = clients
+        .create_client(authed(&worker, request.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    let second = clients
+        .create_client(authed(&worker, request))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first, second);
+    let mut owner = env.db.owner().await;
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM clients.clients WHERE tenant_id = $1")
+        .bind(tenant.as_uuid())
+        .fetch_one(&mut owner)
+        .await
+        .unwrap();
+    assert_eq!(rows, 1);
+}
+
+#[tokio::test]
+async fn tenant_b_cannot_reach_tenant_a_clients_and_support_sees_no_client_data() {
+    let env = TestEnv::new().await;
+    let node = env.start(&caseway::Target::ALL).await;
+    let (_, a) = setup(&env, &node, "clients-a").await;
+    let (b_tenant, b) = setup(&env, &node, "clients-b").await;
+    let theirs = create(
+        &node,
+        &a,
+        client("Maria", "Lopez", "123-45-6789", (1980, 3, 1)),
+    )
+    .await
+    .unwrap();
+    let b_admin = env.token_with_permissions(
+        b_tenant,
+        &[Role::TenantAdmin, Role::Supervisor],
+        &[],
+        &["clients.read_ssn"],
+    );
+    let mut clients = node.clients.clone();
+    let not_found = |status: tonic::Status| assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    not_found(
+        clients
+            .get_client(authed(
+                &b_admin,
+                pb::GetClientRequest {
+                    id: theirs.id.clone(),
+                    ssn_view: pb::SsnView::Full as i32,
+                },
+            ))
+            .await
+            .unwrap_err(),
+    );
+    not_found(
+        clients
+            .update_client(authed(
+                &b_admin,
+                pb::UpdateClientRequest {
+                    client: Some(pb::Client {
+                        id: theirs.id.clone(),
+                        last_name: "Mine".into(),
+                        ..Default::default()
+                    }),
+                    update_mask: Some(prost_types::FieldMask {
+                        paths: vec!["last_name".into()],
+                    }),
+                },
+            ))
+            .await
+            .unwrap_err(),
+    );
+    not_found(
+        clients
+            .delete_client(authed(
+                &b_admin,
+                pb::DeleteClientRequest {
+                    id: theirs.id.clone(),
+                    etag: String::new(),
+                    reason: "x".into(),
+                },
+            ))
+            .await
+            .unwrap_err(),
+    );
+    not_found(
+        clients
+            .list_client_history(authed(
+                &b_admin,
+                pb::ListClientHistoryRequest {
+                    client_id: theirs.id.clone(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap_err(),
+    );
+    for request in [
+        pb::SearchClientsRequest {
+            name: "Maria Lopez".into(),
+            ..Default::default()
+        },
+        pb::SearchClientsRequest {
+            ssn: "123456789".into(),
+            ..Default::default()
+        },
+        pb::SearchClientsRequest {
+            ssn: "6789".into(),
+            ..Default::default()
+        },
+        pb::SearchClientsRequest {
+            birth_date: Some(date(1980, 3, 1)),
+            ..Default::default()
+        },
+    ] {
+        let found = clients
+            .search_clients(authed(&b_admin, request))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(found.matches.is_empty(), "tenant B found tenant A's client");
+    }
+    // B may record the same person independently: nothing about A's record leaks.
+    create(
+        &node,
+        &b,
+        client("Maria", "Lopez", "123-45-6789", (1980, 3, 1)),
+    )
+    .await
+    .unwrap();
+
+    let support = env
+        .issuer
+        .issue(
+            "help",
+            None,
+            &[Role::SupportAgent],
+            &[],
+            chrono::Duration::hours(1),
+        )
+        .unwrap();
+    let status = clients
+        .get_client(authed(
+            &support,
+            pb::GetClientRequest {
+                id: theirs.id.clone(),
+                ssn_view: 0,
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+}

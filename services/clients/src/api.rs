@@ -1,0 +1,555 @@
+//! The clients gRPC API: decode, authorize, validate, call the store, encode. SSNs leave this
+//! service masked unless the caller may see them whole, and then the read is audited.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use prost::Message;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use caseway_api::clients::v1 as pb;
+use caseway_api::clients::v1::clients_service_server::ClientsService;
+use caseway_api::events::v1::ClientChanged;
+use caseway_platform::audit::{self, AuditEntry};
+use caseway_platform::auth::{Principal, principal};
+use caseway_platform::convert::{date, timestamp};
+use caseway_platform::error::{Error, Result};
+use caseway_platform::etag::{self, check_version};
+use caseway_platform::idempotency::{self, Claim};
+use caseway_platform::outbox::{self, Event};
+use caseway_platform::pii::PiiCipher;
+use caseway_platform::server::Platform;
+use caseway_platform::validate::{self, Violations, parse_id};
+use caseway_platform::{Scoped, TenantId};
+
+use crate::domain::*;
+use crate::store::{self, ClientRecord, Search};
+
+const SOURCE: &str = "caseway/clients";
+
+pub struct ClientsApi {
+    platform: Arc<Platform>,
+    cipher: Arc<PiiCipher>,
+}
+
+impl ClientsApi {
+    pub fn new(platform: Arc<Platform>, cipher: Arc<PiiCipher>) -> Self {
+        ClientsApi { platform, cipher }
+    }
+
+    /// What binds a sealed SSN to its row: it opens nowhere else.
+    fn context(tenant: TenantId, id: Uuid) -> Vec<u8> {
+        [tenant.as_uuid().as_bytes().as_slice(), id.as_bytes()].concat()
+    }
+
+    fn open_ssn(&self, tenant: TenantId, record: &ClientRecord) -> Result<Option<Ssn>> {
+        let Some(sealed) = &record.ssn_sealed else {
+            return Ok(None);
+        };
+        let digits = self
+            .cipher
+            .open(sealed, &Self::context(tenant, record.id))
+            .map_err(Error::internal)?;
+        Ssn::parse(&digits)
+            .map(Some)
+            .map_err(|e| Error::internal(anyhow::anyhow!(e)))
+    }
+
+    /// Seals the SSN of `fields` into `record`.
+    fn protect(&self, tenant: TenantId, record: &mut ClientRecord, ssn: Option<&Ssn>) {
+        match ssn {
+            Some(ssn) => {
+                record.ssn_sealed = Some(
+                    self.cipher
+                        .seal(ssn.digits(), &Self::context(tenant, record.id)),
+                );
+                record.ssn_hash = Some(self.cipher.blind_index(tenant, ssn.digits()));
+                record.ssn_last4 = Some(ssn.last4().to_string());
+            }
+            None => {
+                record.ssn_sealed = None;
+                record.ssn_hash = None;
+                record.ssn_last4 = None;
+            }
+        }
+    }
+
+    /// The request as idempotency fingerprints it: the SSN replaced by its keyed hash, so no
+    /// plain hash of an SSN is ever stored.
+    fn fingerprint(
+        &self,
+        tenant: TenantId,
+        request: &pb::CreateClientRequest,
+    ) -> pb::CreateClientRequest {
+        let mut copy = request.clone();
+        if let Some(client) = copy.client.as_mut()
+            && !client.ssn.is_empty()
+        {
+            let digest = self.cipher.blind_index(tenant, &client.ssn);
+            client.ssn = digest.iter().map(|b| format!("{b:02x}")).collect();
+        }
+        copy
+    }
+}
+
+fn quality(v: &mut Violations, field: &str, code: i32) -> DataQuality {
+    match code {
+        0 => DataQuality::NotCollected,
+        code => DataQuality::from_code(code).unwrap_or_else(|| {
+            v.add(field, "is not a data quality code");
+            DataQuality::NotCollected
+        }),
+    }
+}
+
+fn parse_fields(p: &pb::Client, v: &mut Violations) -> ClientFields {
+    let ssn = if p.ssn.is_empty() {
+        None
+    } else {
+        match Ssn::parse(&p.ssn) {
+            Ok(ssn) => Some(ssn),
+            Err(description) => {
+                v.add("client.ssn", description);
+                None
+            }
+        }
+    };
+    let veteran_status = match p.veteran_status {
+        0 => VeteranStatus::NotCollected,
+        code => VeteranStatus::from_code(code).unwrap_or_else(|| {
+            v.add("client.veteran_status", "is not a veteran status");
+            VeteranStatus::NotCollected
+        }),
+    };
+    let contact = p.contact.clone().unwrap_or_default();
+    ClientFields {
+        first_name: p.first_name.clone(),
+        middle_name: p.middle_name.clone(),
+        last_name: p.last_name.clone(),
+        suffix: p.suffix.clone(),
+        preferred_name: p.preferred_name.clone(),
+        birth_date: validate::date(v, "client.birth_date", p.birth_date.as_ref(), false),
+        birth_date_quality: quality(v, "client.birth_date_quality", p.birth_date_quality),
+        ssn,
+        ssn_quality: quality(v, "client.ssn_quality", p.ssn_quality),
+        veteran_status,
+        demographics: p
+            .demographics
+            .iter()
+            .map(|d| Demographic {
+                category: d.category.clone(),
+                code: d.code.clone(),
+            })
+            .collect(),
+        contact: Contact {
+            phone: contact.phone,
+            email: contact.email,
+            address_line1: contact.address_line1,
+            address_line2: contact.address_line2,
+            city: contact.city,
+            state: contact.state,
+            postal_code: contact.postal_code,
+        },
+    }
+}
+
+fn fields_of(record: &ClientRecord, ssn: Option<Ssn>) -> ClientFields {
+    ClientFields {
+        first_name: record.first_name.clone(),
+        middle_name: record.middle_name.clone(),
+        last_name: record.last_name.clone(),
+        suffix: record.suffix.clone(),
+        preferred_name: record.preferred_name.clone(),
+        birth_date: record.birth_date,
+        birth_date_quality: record.birth_date_quality,
+        ssn,
+        ssn_quality: record.ssn_quality,
+        veteran_status: record.veteran_status,
+        demographics: record.demographics.clone(),
+        contact: record.contact.clone(),
+    }
+}
+
+fn apply(record: &mut ClientRecord, fields: &ClientFields) {
+    record.first_name = fields.first_name.clone();
+    record.middle_name = fields.middle_name.clone();
+    record.last_name = fields.last_name.clone();
+    record.suffix = fields.suffix.clone();
+    record.preferred_name = fields.preferred_name.clone();
+    record.birth_date = fields.birth_date;
+    record.birth_date_quality = fields.birth_date_quality;
+    record.ssn_quality = fields.ssn_quality;
+    record.veteran_status = fields.veteran_status;
+    record.demographics = fields.demographics.clone();
+    record.contact = fields.contact.clone();
+}
+
+/// The client as it leaves the service: the SSN whole only when `whole` is given.
+pub fn client_to_proto(record: &ClientRecord, whole: Option<&Ssn>) -> pb::Client {
+    let last4 = record.ssn_last4.clone().unwrap_or_default();
+    pb::Client {
+        id: record.id.to_string(),
+        first_name: record.first_name.clone(),
+        middle_name: record.middle_name.clone(),
+        last_name: record.last_name.clone(),
+        suffix: record.suffix.clone(),
+        preferred_name: record.preferred_name.clone(),
+        birth_date: record.birth_date.map(date),
+        birth_date_quality: record.birth_date_quality as i32,
+        ssn: match (whole, record.ssn_last4.is_some()) {
+            (Some(ssn), _) => ssn.formatted(),
+            (None, true) => masked(&last4),
+            (None, false) => String::new(),
+        },
+        ssn_last4: last4,
+        ssn_quality: record.ssn_quality as i32,
+        veteran_status: record.veteran_status as i32,
+        demographics: record
+            .demographics
+            .iter()
+            .map(|d| pb::Demographic {
+                category: d.category.clone(),
+                code: d.code.clone(),
+            })
+            .collect(),
+        contact: Some(pb::Contact {
+            phone: record.contact.phone.clone(),
+            email: record.contact.email.clone(),
+            address_line1: record.contact.address_line1.clone(),
+            address_line2: record.contact.address_line2.clone(),
+            city: record.contact.city.clone(),
+            state: record.contact.state.clone(),
+            postal_code: record.contact.postal_code.clone(),
+        }),
+        organization_id: record
+            .organization_id
+            .map(|o| o.to_string())
+            .unwrap_or_default(),
+        etag: etag::format(record.version),
+        create_time: Some(timestamp(record.created_at)),
+        update_time: Some(timestamp(record.updated_at)),
+    }
+}
+
+async fn publish(
+    tx: &mut impl Scoped,
+    verb: &str,
+    record: &ClientRecord,
+    changed_fields: Vec<String>,
+) -> Result<()> {
+    let payload = ClientChanged {
+        client: Some(client_to_proto(record, None)),
+        changed_fields,
+    };
+    outbox::enqueue(
+        tx,
+        Event {
+            event_type: &format!("clients.client_{verb}.v1"),
+            source: SOURCE,
+            subject: record.id.to_string(),
+            payload: &payload,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+async fn audit_client(
+    tx: &mut impl Scoped,
+    principal: &Principal,
+    action: &str,
+    id: Uuid,
+    changed: &[String],
+) -> Result<()> {
+    audit::record(
+        tx,
+        principal,
+        AuditEntry {
+            action,
+            resource_type: "client",
+            resource_id: id,
+            changed_fields: changed,
+        },
+    )
+    .await
+}
+
+#[tonic::async_trait]
+impl ClientsService for ClientsApi {
+    async fn create_client(
+        &self,
+        request: Request<pb::CreateClientRequest>,
+    ) -> Result<Response<pb::CreateClientResponse>, Status> {
+        let caller = principal(&request)?;
+        let tenant = caller.tenant_with(CLIENT_ROLES)?;
+        let message = request.into_inner();
+        let input = message
+            .client
+            .clone()
+            .ok_or_else(|| Error::invalid("client", "is required"))?;
+        let mut v = Violations::new();
+        v.request_id(&message.request_id);
+        let fields = parse_fields(&input, &mut v);
+        let requested = v.optional_id("client.organization_id", &input.organization_id);
+        let organization_id = owning_organization(&caller, requested, &mut v);
+        fields.validate("client", Utc::now().date_naive(), &mut v);
+        v.finish()?;
+
+        let method = "clients.client.create";
+        let fingerprint = self.fingerprint(tenant, &message);
+        let mut tx = self.platform.db.tenant_tx(tenant).await?;
+        if let Claim::Replay(previous) =
+            idempotency::claim(&mut tx, method, &message.request_id, &fingerprint).await?
+        {
+            return Ok(Response::new(previous));
+        }
+        let now = Utc::now();
+        let mut record = ClientRecord {
+            id: Uuid::now_v7(),
+            first_name: String::new(),
+            middle_name: String::new(),
+            last_name: String::new(),
+            suffix: String::new(),
+            preferred_name: String::new(),
+            birth_date: None,
+            birth_date_quality: DataQuality::NotCollected,
+            ssn_sealed: None,
+            ssn_hash: None,
+            ssn_last4: None,
+            ssn_quality: DataQuality::NotCollected,
+            veteran_status: VeteranStatus::NotCollected,
+            demographics: vec![],
+            contact: Contact::default(),
+            organization_id,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        apply(&mut record, &fields);
+        self.protect(tenant, &mut record, fields.ssn.as_ref());
+        let stored = store::insert(tx.conn(), tenant, &record).await?;
+        audit_client(&mut tx, &caller, "clients.client.create", stored.id, &[]).await?;
+        publish(&mut tx, "created", &stored, vec![]).await?;
+        let reply = pb::CreateClientResponse {
+            client: Some(client_to_proto(&stored, None)),
+        };
+        idempotency::complete(&mut tx, method, &message.request_id, &reply).await?;
+        tx.commit().await?;
+        Ok(Response::new(reply))
+    }
+
+    async fn get_client(
+        &self,
+        request: Request<pb::GetClientRequest>,
+    ) -> Result<Response<pb::GetClientResponse>, Status> {
+        let caller = principal(&request)?;
+        let tenant = caller.tenant_with(CLIENT_ROLES)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        let whole = match pb::SsnView::try_from(request.get_ref().ssn_view) {
+            Ok(pb::SsnView::Full) => true,
+            Ok(_) => false,
+            Err(_) => return Err(Error::invalid("ssn_view", "is not an SSN view").into()),
+        };
+        if whole && !caller.has_permission(READ_SSN) {
+            return Err(Error::PermissionDenied(format!(
+                "seeing a whole SSN requires the {READ_SSN} permission"
+            ))
+            .into());
+        }
+        let mut tx = self.platform.db.tenant_tx(tenant).await?;
+        let record = store::load(tx.conn(), id, false)
+            .await?
+            .ok_or_else(|| Error::not_found("client", id))?;
+        let ssn = if whole {
+            let ssn = self.open_ssn(tenant, &record)?;
+            if ssn.is_some() {
+                audit_client(&mut tx, &caller, "clients.client.read_ssn", id, &[]).await?;
+            }
+            ssn
+        } else {
+            None
+        };
+        tx.commit().await?;
+        Ok(Response::new(pb::GetClientResponse {
+            client: Some(client_to_proto(&record, ssn.as_ref())),
+        }))
+    }
+
+    async fn update_client(
+        &self,
+        request: Request<pb::UpdateClientRequest>,
+    ) -> Result<Response<pb::UpdateClientResponse>, Status> {
+        let caller = principal(&request)?;
+        let tenant = caller.tenant_with(CLIENT_ROLES)?;
+        let message = request.into_inner();
+        let input = message
+            .client
+            .ok_or_else(|| Error::invalid("client", "is required"))?;
+        let id = parse_id("client.id", &input.id)?;
+        let expected = etag::parse("client.etag", &input.etag)?;
+        let mask = validate::update_mask(message.update_mask.as_ref(), ClientFields::MUTABLE)?;
+        let mut v = Violations::new();
+        let fields = parse_fields(&input, &mut v);
+        v.retain_masked("client", &mask);
+        v.finish()?;
+
+        let mut tx = self.platform.db.tenant_tx(tenant).await?;
+        let mut record = store::load(tx.conn(), id, true)
+            .await?
+            .ok_or_else(|| Error::not_found("client", id))?;
+        check_version(expected, record.version)?;
+        let mut next = fields_of(&record, self.open_ssn(tenant, &record)?);
+        let changed = next.merge(&fields, &mask);
+        let mut v = Violations::new();
+        next.validate("client", Utc::now().date_naive(), &mut v);
+        v.finish()?;
+        if changed.is_empty() {
+            return Ok(Response::new(pb::UpdateClientResponse {
+                client: Some(client_to_proto(&record, None)),
+            }));
+        }
+        apply(&mut record, &next);
+        if changed.iter().any(|f| f == "ssn") {
+            self.protect(tenant, &mut record, next.ssn.as_ref());
+        }
+        let stored = store::update(tx.conn(), &record).await?;
+        audit_client(&mut tx, &caller, "clients.client.update", id, &changed).await?;
+        publish(&mut tx, "updated", &stored, changed).await?;
+        tx.commit().await?;
+        Ok(Response::new(pb::UpdateClientResponse {
+            client: Some(client_to_proto(&stored, None)),
+        }))
+    }
+
+    async fn delete_client(
+        &self,
+        request: Request<pb::DeleteClientRequest>,
+    ) -> Result<Response<pb::DeleteClientResponse>, Status> {
+        let caller = principal(&request)?;
+        let tenant = caller.tenant_with(DELETE_ROLES)?;
+        let message = request.into_inner();
+        let id = parse_id("id", &message.id)?;
+        let expected = etag::parse("etag", &message.etag)?;
+        let mut v = Violations::new();
+        v.text("reason", &message.reason, 1, 1000);
+        v.finish()?;
+        let mut tx = self.platform.db.tenant_tx(tenant).await?;
+        let record = store::load(tx.conn(), id, true)
+            .await?
+            .ok_or_else(|| Error::not_found("client", id))?;
+        check_version(expected, record.version)?;
+        store::delete(tx.conn(), id, &message.reason).await?;
+        audit_client(&mut tx, &caller, "clients.client.delete", id, &[]).await?;
+        publish(&mut tx, "deleted", &record, vec![]).await?;
+        tx.commit().await?;
+        Ok(Response::new(pb::DeleteClientResponse {}))
+    }
+
+    async fn list_client_history(
+        &self,
+        request: Request<pb::ListClientHistoryRequest>,
+    ) -> Result<Response<pb::ListClientHistoryResponse>, Status> {
+        let caller = principal(&request)?;
+        let tenant = caller.tenant_with(CLIENT_ROLES)?;
+        let message = request.into_inner();
+        let id = parse_id("client_id", &message.client_id)?;
+        let limit = validate::page_size(message.page_size)?;
+        let filter = message.client_id.as_bytes();
+        let tokens = &self.platform.page_tokens;
+        let before: Option<i64> = tokens.decode(&message.page_token, tenant, filter)?;
+        let mut tx = self.platform.db.tenant_tx(tenant).await?;
+        if store::load(tx.conn(), id, false).await?.is_none() {
+            return Err(Error::not_found("client", id).into());
+        }
+        let mut entries = audit::history(&mut tx, "client", id, before, limit + 1).await?;
+        tx.commit().await?;
+        let next_page_token = tokens.finish_page(&mut entries, limit, tenant, filter, |e| e.id);
+        Ok(Response::new(pb::ListClientHistoryResponse {
+            entries: entries
+                .into_iter()
+                .map(|e| pb::ClientHistoryEntry {
+                    action: e.action,
+                    actor: e.actor,
+                    changed_fields: e.changed_fields,
+                    time: Some(timestamp(e.occurred_at)),
+                })
+                .collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn search_clients(
+        &self,
+        request: Request<pb::SearchClientsRequest>,
+    ) -> Result<Response<pb::SearchClientsResponse>, Status> {
+        let caller = principal(&request)?;
+        let tenant = caller.tenant_with(CLIENT_ROLES)?;
+        let message = request.into_inner();
+        let limit = validate::page_size(message.page_size)?;
+        let mut v = Violations::new();
+        let name = message.name.trim().to_lowercase();
+        if !name.is_empty() {
+            v.text("name", &name, 2, 200);
+        }
+        let birth_date = validate::date(&mut v, "birth_date", message.birth_date.as_ref(), false);
+        let digits: String = message
+            .ssn
+            .chars()
+            .filter(|c| *c != '-' && *c != ' ')
+            .collect();
+        let (ssn_hash, ssn_last4) = match digits.len() {
+            0 => (None, None),
+            4 if digits.chars().all(|c| c.is_ascii_digit()) => (None, Some(digits.clone())),
+            9 if digits.chars().all(|c| c.is_ascii_digit()) => {
+                (Some(self.cipher.blind_index(tenant, &digits)), None)
+            }
+            _ => {
+                v.add("ssn", "must be the last four digits or all nine");
+                (None, None)
+            }
+        };
+        if name.is_empty() && birth_date.is_none() && digits.is_empty() {
+            v.add(
+                "name",
+                "give a name, a date of birth or an SSN to search by",
+            );
+        }
+        v.finish()?;
+        // The filter a page token is bound to; the SSN enters it only as its keyed hash.
+        let mut filter = pb::SearchClientsRequest {
+            ssn: String::new(),
+            page_size: 0,
+            page_token: String::new(),
+            ..message.clone()
+        }
+        .encode_to_vec();
+        filter.extend(ssn_hash.iter().flatten());
+        filter.extend(ssn_last4.iter().flat_map(|s| s.bytes()));
+        let tokens = &self.platform.page_tokens;
+        let after: Option<(f64, Uuid)> = tokens.decode(&message.page_token, tenant, &filter)?;
+        let search = Search {
+            name: (!name.is_empty()).then_some(name),
+            birth_date,
+            ssn_hash,
+            ssn_last4,
+        };
+        let mut tx = self.platform.db.tenant_tx(tenant).await?;
+        let mut matches = store::search(tx.conn(), &search, after, limit + 1).await?;
+        tx.commit().await?;
+        let next_page_token =
+            tokens.finish_page(&mut matches, limit, tenant, &filter, |(c, score)| {
+                (*score, c.id)
+            });
+        Ok(Response::new(pb::SearchClientsResponse {
+            matches: matches
+                .iter()
+                .map(|(client, score)| pb::ClientMatch {
+                    client: Some(client_to_proto(client, None)),
+                    score: *score,
+                })
+                .collect(),
+            next_page_token,
+        }))
+    }
+}
