@@ -626,3 +626,207 @@ async fn tenant_b_cannot_reach_tenant_a_clients_and_support_sees_no_client_data(
         .unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied);
 }
+
+async fn program(node: &TestNode, admin: &str, code: &str) -> String {
+    node.catalog
+        .clone()
+        .create_program(authed(
+            admin,
+            caseway_api::catalog::v1::CreateProgramRequest {
+                request_id: String::new(),
+                program: Some(caseway_api::catalog::v1::Program {
+                    code: code.into(),
+                    name: format!("Program {code}"),
+                    start_date: Some(date(2020, 1, 1)),
+                    ..Default::default()
+                }),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .program
+        .unwrap()
+        .id
+}
+
+fn start(client_id: &str, program_id: &str, entry: (i32, i32, i32)) -> pb::StartEnrollmentRequest {
+    pb::StartEnrollmentRequest {
+        request_id: String::new(),
+        enrollment: Some(pb::Enrollment {
+            client_id: client_id.into(),
+            program_id: program_id.into(),
+            entry_date: Some(date(entry.0, entry.1, entry.2)),
+            ..Default::default()
+        }),
+    }
+}
+
+#[tokio::test]
+async fn enrollments_open_once_per_program_and_exit_after_entry() {
+    use tonic_types::StatusExt;
+    let env = TestEnv::new().await;
+    let mut events = env.bus.listen("clients.enrollment_started.v1").await;
+    let node = env.start(&caseway::Target::ALL).await;
+    let (tenant, worker) = setup(&env, &node, "enroll").await;
+    let admin = env.token(tenant, &[Role::TenantAdmin], &[]);
+    let prevention = program(&node, &admin, "HP").await;
+    let maria = create(&node, &worker, client("Maria", "Lopez", "", (1980, 3, 1)))
+        .await
+        .unwrap();
+    let mut clients = node.clients.clone();
+
+    let enrollment = clients
+        .start_enrollment(authed(&worker, start(&maria.id, &prevention, (2026, 1, 5))))
+        .await
+        .unwrap()
+        .into_inner()
+        .enrollment
+        .unwrap();
+    let (envelope, _) = events
+        .expect("clients.enrollment_started.v1", Duration::from_secs(10))
+        .await;
+    assert_eq!(envelope.subject, enrollment.id);
+
+    let status = clients
+        .start_enrollment(authed(&worker, start(&maria.id, &prevention, (2026, 2, 1))))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    let rule = status
+        .get_details_precondition_failure()
+        .expect("precondition details");
+    assert_eq!(rule.violations[0].r#type, "one_open_enrollment_per_program");
+
+    let exit = |day: (i32, i32, i32), etag: &str| pb::ExitEnrollmentRequest {
+        id: enrollment.id.clone(),
+        etag: etag.into(),
+        exit_date: Some(date(day.0, day.1, day.2)),
+        exit_destination: "HOUSED".into(),
+    };
+    let status = clients
+        .exit_enrollment(authed(&worker, exit((2026, 1, 4), "")))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&status), vec!["exit_date"]);
+    let status = clients
+        .exit_enrollment(authed(&worker, exit((2999, 1, 1), "")))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&status), vec!["exit_date"]);
+    let exited = clients
+        .exit_enrollment(authed(&worker, exit((2026, 3, 1), &enrollment.etag)))
+        .await
+        .unwrap()
+        .into_inner()
+        .enrollment
+        .unwrap();
+    assert_eq!(exited.exit_date, Some(date(2026, 3, 1)));
+    let status = clients
+        .exit_enrollment(authed(&worker, exit((2026, 3, 2), "")))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        status.code(),
+        Code::FailedPrecondition,
+        "an exited enrollment cannot exit again"
+    );
+
+    // Once exited, a new episode may start.
+    clients
+        .start_enrollment(authed(&worker, start(&maria.id, &prevention, (2026, 4, 1))))
+        .await
+        .unwrap();
+    let listed = clients
+        .list_enrollments(authed(
+            &worker,
+            pb::ListEnrollmentsRequest {
+                client_id: maria.id.clone(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let entries: Vec<_> = listed
+        .enrollments
+        .iter()
+        .map(|e| e.entry_date.unwrap().month)
+        .collect();
+    assert_eq!(entries, [4, 1], "latest entry first");
+
+    // Bad starts name the field.
+    let status = clients
+        .start_enrollment(authed(
+            &worker,
+            start(&maria.id, &Uuid::now_v7().to_string(), (2026, 1, 5)),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&status), vec!["enrollment.program_id"]);
+    let status = clients
+        .start_enrollment(authed(&worker, start(&maria.id, &prevention, (2999, 1, 1))))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&status), vec!["enrollment.entry_date"]);
+    let status = clients
+        .start_enrollment(authed(
+            &worker,
+            start(&Uuid::now_v7().to_string(), &prevention, (2026, 1, 5)),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&status), vec!["enrollment.client_id"]);
+
+    // Another tenant's program is unknown here, and another tenant cannot see these enrollments.
+    let (other, other_worker) = setup(&env, &node, "enroll-b").await;
+    let other_admin = env.token(other, &[Role::TenantAdmin], &[]);
+    let theirs = program(&node, &other_admin, "HP").await;
+    let status = clients
+        .start_enrollment(authed(&worker, start(&maria.id, &theirs, (2026, 1, 5))))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&status), vec!["enrollment.program_id"]);
+    let not_found = |status: tonic::Status| assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    not_found(
+        clients
+            .get_enrollment(authed(
+                &other_worker,
+                pb::GetEnrollmentRequest {
+                    id: enrollment.id.clone(),
+                },
+            ))
+            .await
+            .unwrap_err(),
+    );
+    not_found(
+        clients
+            .exit_enrollment(authed(&other_worker, exit((2026, 3, 1), "")))
+            .await
+            .unwrap_err(),
+    );
+    not_found(
+        clients
+            .list_enrollments(authed(
+                &other_worker,
+                pb::ListEnrollmentsRequest {
+                    client_id: maria.id.clone(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap_err(),
+    );
+    let status = clients
+        .start_enrollment(authed(
+            &other_worker,
+            start(&maria.id, &theirs, (2026, 1, 5)),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        violated_fields(&status),
+        vec!["enrollment.client_id"],
+        "tenant A's client is unknown to B"
+    );
+}

@@ -130,6 +130,48 @@ async fn every_table_is_isolated_by_forced_row_level_security() {
         ))
         .await
         .unwrap();
+    let client_id = node
+        .clients
+        .clone()
+        .search_clients(authed(
+            &admin,
+            caseway_api::clients::v1::SearchClientsRequest {
+                ssn: "6789".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .matches[0]
+        .client
+        .clone()
+        .unwrap()
+        .id;
+    let program_id = catalog
+        .list_programs(authed(&admin, pb::ListProgramsRequest::default()))
+        .await
+        .unwrap()
+        .into_inner()
+        .programs[0]
+        .id
+        .clone();
+    node.clients
+        .clone()
+        .start_enrollment(authed(
+            &admin,
+            caseway_api::clients::v1::StartEnrollmentRequest {
+                request_id: String::new(),
+                enrollment: Some(caseway_api::clients::v1::Enrollment {
+                    client_id,
+                    program_id,
+                    entry_date: Some(date(2026, 1, 5)),
+                    ..Default::default()
+                }),
+            },
+        ))
+        .await
+        .unwrap();
     let mut owner = env.db.owner().await;
     sqlx::query("INSERT INTO platform.inbox (tenant_id, consumer, event_id) VALUES ($1, 'test', gen_random_uuid())")
         .bind(tenant.as_uuid())

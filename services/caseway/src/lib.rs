@@ -82,13 +82,17 @@ pub async fn start(
         .tenancy_endpoint
         .clone()
         .unwrap_or_else(|| own.clone());
+    let catalog_endpoint = config
+        .catalog_endpoint
+        .clone()
+        .unwrap_or_else(|| own.clone());
     let platform: Arc<Platform> = Platform::new(config)?;
     let mut node = NodeBuilder::new();
     for target in targets {
         match target {
             Target::Tenancy => caseway_tenancy::register(&platform, &mut node),
             Target::Catalog => caseway_catalog::register(&platform, &mut node, &tenancy_endpoint)?,
-            Target::Clients => caseway_clients::register(&platform, &mut node)?,
+            Target::Clients => caseway_clients::register(&platform, &mut node, &catalog_endpoint)?,
         }
     }
     caseway_platform::server::start(platform, node, grpc_listener, metrics_listener, shutdown).await

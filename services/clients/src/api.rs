@@ -8,9 +8,11 @@ use prost::Message;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
+use caseway_api::catalog::v1::GetProgramRequest;
+use caseway_api::catalog::v1::catalog_service_client::CatalogServiceClient;
 use caseway_api::clients::v1 as pb;
 use caseway_api::clients::v1::clients_service_server::ClientsService;
-use caseway_api::events::v1::ClientChanged;
+use caseway_api::events::v1::{ClientChanged, EnrollmentChanged};
 use caseway_platform::audit::{self, AuditEntry};
 use caseway_platform::auth::{Principal, principal};
 use caseway_platform::convert::{date, timestamp};
@@ -22,20 +24,56 @@ use caseway_platform::pii::PiiCipher;
 use caseway_platform::server::Platform;
 use caseway_platform::validate::{self, Violations, parse_id};
 use caseway_platform::{Scoped, TenantId};
+use tonic::transport::Channel;
 
 use crate::domain::*;
-use crate::store::{self, ClientRecord, Search};
+use crate::store::{self, ClientRecord, EnrollmentRecord, Search};
 
 const SOURCE: &str = "caseway/clients";
 
 pub struct ClientsApi {
     platform: Arc<Platform>,
     cipher: Arc<PiiCipher>,
+    catalog: CatalogServiceClient<Channel>,
 }
 
 impl ClientsApi {
-    pub fn new(platform: Arc<Platform>, cipher: Arc<PiiCipher>) -> Self {
-        ClientsApi { platform, cipher }
+    pub fn new(
+        platform: Arc<Platform>,
+        cipher: Arc<PiiCipher>,
+        catalog_endpoint: &str,
+    ) -> anyhow::Result<Self> {
+        let channel = Channel::from_shared(catalog_endpoint.to_string())?.connect_lazy();
+        Ok(ClientsApi {
+            platform,
+            cipher,
+            catalog: CatalogServiceClient::new(channel),
+        })
+    }
+
+    /// Whether `program_id` names a program of the caller's tenant, asked of the catalog with
+    /// the caller's own credentials.
+    async fn program_exists(
+        &self,
+        authorization: Option<&tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+        program_id: Uuid,
+    ) -> Result<bool> {
+        let mut request = Request::new(GetProgramRequest {
+            id: program_id.to_string(),
+        });
+        if let Some(value) = authorization {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        match self.catalog.clone().get_program(request).await {
+            Ok(_) => Ok(true),
+            Err(status) if status.code() == tonic::Code::NotFound => Ok(false),
+            Err(status) => Err(Error::Unavailable(format!(
+                "catalog service: {}",
+                status.message()
+            ))),
+        }
     }
 
     /// What binds a sealed SSN to its row: it opens nowhere else.
@@ -246,6 +284,41 @@ async fn publish(
         tx,
         Event {
             event_type: &format!("clients.client_{verb}.v1"),
+            source: SOURCE,
+            subject: record.id.to_string(),
+            payload: &payload,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+pub fn enrollment_to_proto(record: &EnrollmentRecord) -> pb::Enrollment {
+    pb::Enrollment {
+        id: record.id.to_string(),
+        client_id: record.client_id.to_string(),
+        program_id: record.program_id.to_string(),
+        entry_date: Some(date(record.entry_date)),
+        exit_date: record.exit_date.map(date),
+        exit_destination: record.exit_destination.clone(),
+        etag: etag::format(record.version),
+        create_time: Some(timestamp(record.created_at)),
+        update_time: Some(timestamp(record.updated_at)),
+    }
+}
+
+async fn publish_enrollment(
+    tx: &mut impl Scoped,
+    verb: &str,
+    record: &EnrollmentRecord,
+) -> Result<()> {
+    let payload = EnrollmentChanged {
+        enrollment: Some(enrollment_to_proto(record)),
+    };
+    outbox::enqueue(
+        tx,
+        Event {
+            event_type: &format!("clients.enrollment_{verb}.v1"),
             source: SOURCE,
             subject: record.id.to_string(),
             payload: &payload,
@@ -549,6 +622,188 @@ impl ClientsService for ClientsApi {
                     score: *score,
                 })
                 .collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn start_enrollment(
+        &self,
+        request: Request<pb::StartEnrollmentRequest>,
+    ) -> Result<Response<pb::StartEnrollmentResponse>, Status> {
+        let caller = principal(&request)?;
+        let tenant = caller.tenant_with(CLIENT_ROLES)?;
+        let authorization = request.metadata().get("authorization").cloned();
+        let message = request.into_inner();
+        let input = message
+            .enrollment
+            .clone()
+            .ok_or_else(|| Error::invalid("enrollment", "is required"))?;
+        let mut v = Violations::new();
+        v.request_id(&message.request_id);
+        let client_id = v.id("enrollment.client_id", &input.client_id);
+        let program_id = v.id("enrollment.program_id", &input.program_id);
+        let entry_date = validate::date(
+            &mut v,
+            "enrollment.entry_date",
+            input.entry_date.as_ref(),
+            true,
+        );
+        validate_entry(entry_date, Utc::now().date_naive(), &mut v);
+        v.finish()?;
+        let (client_id, program_id, entry_date) = (
+            client_id.expect("validated"),
+            program_id.expect("validated"),
+            entry_date.expect("validated"),
+        );
+        if !self
+            .program_exists(authorization.as_ref(), program_id)
+            .await?
+        {
+            return Err(Error::invalid(
+                "enrollment.program_id",
+                "does not name a program of this tenant",
+            )
+            .into());
+        }
+        let method = "clients.enrollment.start";
+        let mut tx = self.platform.db.tenant_tx(tenant).await?;
+        if let Claim::Replay(previous) =
+            idempotency::claim(&mut tx, method, &message.request_id, &message).await?
+        {
+            return Ok(Response::new(previous));
+        }
+        if store::load(tx.conn(), client_id, true).await?.is_none() {
+            return Err(Error::invalid(
+                "enrollment.client_id",
+                "does not name a client of this tenant",
+            )
+            .into());
+        }
+        if let Some(open) = store::open_enrollment(tx.conn(), client_id, program_id).await? {
+            return Err(Error::precondition(
+                "one_open_enrollment_per_program",
+                format!("enrollments/{open}"),
+                "the client already has an open enrollment in this program; exit it first",
+            )
+            .into());
+        }
+        let record =
+            store::insert_enrollment(tx.conn(), tenant, client_id, program_id, entry_date).await?;
+        audit::record(
+            &mut tx,
+            &caller,
+            AuditEntry {
+                action: "clients.enrollment.start",
+                resource_type: "enrollment",
+                resource_id: record.id,
+                changed_fields: &[],
+            },
+        )
+        .await?;
+        publish_enrollment(&mut tx, "started", &record).await?;
+        let reply = pb::StartEnrollmentResponse {
+            enrollment: Some(enrollment_to_proto(&record)),
+        };
+        idempotency::complete(&mut tx, method, &message.request_id, &reply).await?;
+        tx.commit().await?;
+        Ok(Response::new(reply))
+    }
+
+    async fn exit_enrollment(
+        &self,
+        request: Request<pb::ExitEnrollmentRequest>,
+    ) -> Result<Response<pb::ExitEnrollmentResponse>, Status> {
+        let caller = principal(&request)?;
+        let tenant = caller.tenant_with(CLIENT_ROLES)?;
+        let message = request.into_inner();
+        let id = parse_id("id", &message.id)?;
+        let expected = etag::parse("etag", &message.etag)?;
+        let mut v = Violations::new();
+        let exit_date = validate::date(&mut v, "exit_date", message.exit_date.as_ref(), true);
+        v.finish()?;
+        let exit_date = exit_date.expect("validated");
+        let mut tx = self.platform.db.tenant_tx(tenant).await?;
+        let current = store::load_enrollment(tx.conn(), id, true)
+            .await?
+            .ok_or_else(|| Error::not_found("enrollment", id))?;
+        check_version(expected, current.version)?;
+        if current.exit_date.is_some() {
+            return Err(Error::precondition(
+                "enrollment_is_open",
+                format!("enrollments/{id}"),
+                "the enrollment has already been exited",
+            )
+            .into());
+        }
+        let mut v = Violations::new();
+        validate_exit(
+            current.entry_date,
+            exit_date,
+            Utc::now().date_naive(),
+            &message.exit_destination,
+            &mut v,
+        );
+        v.finish()?;
+        let record =
+            store::exit_enrollment(tx.conn(), id, exit_date, &message.exit_destination).await?;
+        let changed = vec!["exit_date".to_string(), "exit_destination".to_string()];
+        audit::record(
+            &mut tx,
+            &caller,
+            AuditEntry {
+                action: "clients.enrollment.exit",
+                resource_type: "enrollment",
+                resource_id: id,
+                changed_fields: &changed,
+            },
+        )
+        .await?;
+        publish_enrollment(&mut tx, "exited", &record).await?;
+        tx.commit().await?;
+        Ok(Response::new(pb::ExitEnrollmentResponse {
+            enrollment: Some(enrollment_to_proto(&record)),
+        }))
+    }
+
+    async fn get_enrollment(
+        &self,
+        request: Request<pb::GetEnrollmentRequest>,
+    ) -> Result<Response<pb::GetEnrollmentResponse>, Status> {
+        let caller = principal(&request)?;
+        let tenant = caller.tenant_with(CLIENT_ROLES)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        let mut tx = self.platform.db.tenant_tx(tenant).await?;
+        let record = store::load_enrollment(tx.conn(), id, false)
+            .await?
+            .ok_or_else(|| Error::not_found("enrollment", id))?;
+        tx.commit().await?;
+        Ok(Response::new(pb::GetEnrollmentResponse {
+            enrollment: Some(enrollment_to_proto(&record)),
+        }))
+    }
+
+    async fn list_enrollments(
+        &self,
+        request: Request<pb::ListEnrollmentsRequest>,
+    ) -> Result<Response<pb::ListEnrollmentsResponse>, Status> {
+        let caller = principal(&request)?;
+        let tenant = caller.tenant_with(CLIENT_ROLES)?;
+        let message = request.into_inner();
+        let client_id = parse_id("client_id", &message.client_id)?;
+        let limit = validate::page_size(message.page_size)?;
+        let filter = message.client_id.as_bytes();
+        let tokens = &self.platform.page_tokens;
+        let after = tokens.decode(&message.page_token, tenant, filter)?;
+        let mut tx = self.platform.db.tenant_tx(tenant).await?;
+        if store::load(tx.conn(), client_id, false).await?.is_none() {
+            return Err(Error::not_found("client", client_id).into());
+        }
+        let mut rows = store::list_enrollments(tx.conn(), client_id, after, limit + 1).await?;
+        tx.commit().await?;
+        let next_page_token =
+            tokens.finish_page(&mut rows, limit, tenant, filter, |e| (e.entry_date, e.id));
+        Ok(Response::new(pb::ListEnrollmentsResponse {
+            enrollments: rows.iter().map(enrollment_to_proto).collect(),
             next_page_token,
         }))
     }

@@ -69,7 +69,9 @@ pub struct Demographic {
     pub code: String,
 }
 
+/// Contact details; a field missing from the stored JSON reads as empty.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Contact {
     pub phone: String,
     pub email: String,
@@ -315,5 +317,53 @@ mod tests {
             assert!(!Ssn::parse(bad).unwrap().is_plausible(), "{bad}");
         }
         assert!(Ssn::parse("123456789").unwrap().is_plausible());
+    }
+}
+
+/// Rules of a new enrollment: the entry date is not in the future.
+pub fn validate_entry(entry_date: Option<NaiveDate>, today: NaiveDate, v: &mut Violations) {
+    if let Some(entry) = entry_date
+        && entry > today
+    {
+        v.add("enrollment.entry_date", "must not be in the future");
+    }
+}
+
+/// Rules of an exit: not before the entry, not in the future, with a destination code.
+pub fn validate_exit(
+    entry_date: NaiveDate,
+    exit_date: NaiveDate,
+    today: NaiveDate,
+    destination: &str,
+    v: &mut Violations,
+) {
+    if exit_date < entry_date {
+        v.add("exit_date", "must not be before the entry date");
+    }
+    if exit_date > today {
+        v.add("exit_date", "must not be in the future");
+    }
+    v.code("exit_destination", destination, 32);
+}
+
+#[cfg(test)]
+mod enrollment_tests {
+    use super::*;
+
+    fn day(m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, m, d).unwrap()
+    }
+
+    #[test]
+    fn exit_must_follow_entry_and_not_be_in_the_future() {
+        let mut v = Violations::new();
+        validate_exit(day(3, 1), day(2, 28), day(6, 1), "HOUSED", &mut v);
+        assert!(!v.is_empty());
+        let mut v = Violations::new();
+        validate_exit(day(3, 1), day(7, 1), day(6, 1), "HOUSED", &mut v);
+        assert!(!v.is_empty());
+        let mut v = Violations::new();
+        validate_exit(day(3, 1), day(3, 1), day(6, 1), "HOUSED", &mut v);
+        assert!(v.is_empty(), "a same-day exit is allowed");
     }
 }

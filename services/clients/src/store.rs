@@ -207,6 +207,11 @@ pub async fn search(
     limit: i64,
 ) -> Result<Vec<(ClientRecord, f64)>> {
     let (after_score, after_id) = after.unzip();
+    // The optional filters (`$1 IS NULL OR ...`) would make a cached generic plan scan every
+    // row; planned for the actual values, the trigram index does the work.
+    sqlx::query("SELECT set_config('plan_cache_mode', 'force_custom_plan', true)")
+        .execute(&mut *conn)
+        .await?;
     #[derive(sqlx::FromRow)]
     struct Scored {
         #[sqlx(flatten)]
@@ -239,4 +244,108 @@ pub async fn search(
     .fetch_all(conn)
     .await?;
     Ok(rows.into_iter().map(|s| (s.row.into(), s.score)).collect())
+}
+
+/// A stored enrollment.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct EnrollmentRecord {
+    pub id: Uuid,
+    pub client_id: Uuid,
+    pub program_id: Uuid,
+    pub entry_date: NaiveDate,
+    pub exit_date: Option<NaiveDate>,
+    pub exit_destination: String,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+pub async fn open_enrollment(
+    conn: &mut PgConnection,
+    client_id: Uuid,
+    program_id: Uuid,
+) -> Result<Option<Uuid>> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM clients.enrollments WHERE client_id = $1 AND program_id = $2 AND exit_date IS NULL",
+    )
+    .bind(client_id)
+    .bind(program_id)
+    .fetch_optional(conn)
+    .await?)
+}
+
+pub async fn insert_enrollment(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    client_id: Uuid,
+    program_id: Uuid,
+    entry_date: NaiveDate,
+) -> Result<EnrollmentRecord> {
+    Ok(sqlx::query_as(
+        "INSERT INTO clients.enrollments (tenant_id, id, client_id, program_id, entry_date) \
+         VALUES ($1, $2, $3, $4, $5) RETURNING id, client_id, program_id, entry_date, exit_date, \
+         exit_destination, version, created_at, updated_at",
+    )
+    .bind(tenant.as_uuid())
+    .bind(Uuid::now_v7())
+    .bind(client_id)
+    .bind(program_id)
+    .bind(entry_date)
+    .fetch_one(conn)
+    .await?)
+}
+
+pub async fn load_enrollment(
+    conn: &mut PgConnection,
+    id: Uuid,
+    for_update: bool,
+) -> Result<Option<EnrollmentRecord>> {
+    let sql = if for_update {
+        "SELECT id, client_id, program_id, entry_date, exit_date, exit_destination, version, \
+         created_at, updated_at FROM clients.enrollments WHERE id = $1 FOR UPDATE"
+    } else {
+        "SELECT id, client_id, program_id, entry_date, exit_date, exit_destination, version, \
+         created_at, updated_at FROM clients.enrollments WHERE id = $1"
+    };
+    Ok(sqlx::query_as(sql).bind(id).fetch_optional(conn).await?)
+}
+
+pub async fn exit_enrollment(
+    conn: &mut PgConnection,
+    id: Uuid,
+    exit_date: NaiveDate,
+    destination: &str,
+) -> Result<EnrollmentRecord> {
+    Ok(sqlx::query_as(
+        "UPDATE clients.enrollments SET exit_date = $2, exit_destination = $3, version = version + 1, \
+         updated_at = now() WHERE id = $1 RETURNING id, client_id, program_id, entry_date, exit_date, \
+         exit_destination, version, created_at, updated_at",
+    )
+    .bind(id)
+    .bind(exit_date)
+    .bind(destination)
+    .fetch_one(conn)
+    .await?)
+}
+
+/// A client's enrollments, latest entry first, after `(entry_date, id)` of the previous page.
+pub async fn list_enrollments(
+    conn: &mut PgConnection,
+    client_id: Uuid,
+    after: Option<(NaiveDate, Uuid)>,
+    limit: i64,
+) -> Result<Vec<EnrollmentRecord>> {
+    let (after_date, after_id) = after.unzip();
+    Ok(sqlx::query_as(
+        "SELECT id, client_id, program_id, entry_date, exit_date, exit_destination, version, \
+         created_at, updated_at FROM clients.enrollments WHERE client_id = $1 \
+         AND ($2::date IS NULL OR (entry_date, id) < ($2, $3)) \
+         ORDER BY entry_date DESC, id DESC LIMIT $4",
+    )
+    .bind(client_id)
+    .bind(after_date)
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
 }
