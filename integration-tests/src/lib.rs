@@ -18,6 +18,7 @@ use caseway_api::tenancy::v1 as tenancy_pb;
 use caseway_api::tenancy::v1::tenancy_service_client::TenancyServiceClient;
 use caseway_platform::auth::{Role, TokenIssuer, generate_key_pair};
 use caseway_platform::server::RunningNode;
+pub use caseway_platform::testing::authed;
 use caseway_platform::testing::{TestBus, TestDb};
 use caseway_platform::{Config, TenantId};
 
@@ -230,16 +231,6 @@ impl Drop for TestNode {
             });
         }
     }
-}
-
-/// A request carrying a bearer token.
-pub fn authed<T>(token: &str, message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {token}").parse().expect("ascii token"),
-    );
-    request
 }
 
 /// The field paths of an INVALID_ARGUMENT's `google.rpc.BadRequest`.

@@ -15,7 +15,7 @@ use caseway_api::clients::v1::clients_service_client::ClientsServiceClient;
 use caseway_api::tenancy::v1 as tpb;
 use caseway_api::tenancy::v1::tenancy_service_client::TenancyServiceClient;
 use caseway_platform::auth::{Role, TokenIssuer, ensure_key_pair};
-use caseway_platform::testing::{TestBus, TestDb};
+use caseway_platform::testing::{TestBus, TestDb, authed};
 
 struct Server {
     child: Child,
@@ -105,44 +105,69 @@ impl Server {
     }
 }
 
-fn authed<T>(token: &str, message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
+/// What every server of a test shares: a database, an events exchange, keys and a
+/// platform administrator's token. The key folder goes with it.
+struct Fixture {
+    db: TestDb,
+    bus: TestBus,
+    data_dir: std::path::PathBuf,
+    issuer: TokenIssuer,
+    root: String,
+}
+
+impl Fixture {
+    async fn new() -> Fixture {
+        let db = TestDb::create(&caseway::migrators()).await;
+        let data_dir =
+            std::env::temp_dir().join(format!("caseway-serve-{}", uuid::Uuid::new_v4().simple()));
+        ensure_key_pair(
+            &data_dir.join("jwt-private.pem"),
+            &data_dir.join("jwt-public.pem"),
+        )
+        .unwrap();
+        caseway_platform::pii::ensure_key_file(&data_dir.join("pii-keys")).unwrap();
+        let issuer =
+            TokenIssuer::from_file(&data_dir.join("jwt-private.pem"), "caseway", "caseway")
+                .unwrap();
+        let root = issuer
+            .issue(
+                "root",
+                None,
+                &[Role::PlatformAdmin],
+                &[],
+                chrono::Duration::hours(1),
+            )
+            .unwrap();
+        Fixture {
+            db,
+            bus: TestBus::new(),
+            data_dir,
+            issuer,
+            root,
+        }
+    }
+
+    async fn serve(&self, target: &str, extra: &[(&str, String)]) -> Server {
+        Server::start(&self.db, &self.bus, &self.data_dir, target, extra).await
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
 }
 
 #[tokio::test]
 async fn serve_all_and_serve_split_targets_answer_a_gateway() {
-    let db = TestDb::create(&caseway::migrators()).await;
-    let bus = TestBus::new();
-    let data_dir =
-        std::env::temp_dir().join(format!("caseway-serve-{}", uuid::Uuid::new_v4().simple()));
-    ensure_key_pair(
-        &data_dir.join("jwt-private.pem"),
-        &data_dir.join("jwt-public.pem"),
-    )
-    .unwrap();
-    caseway_platform::pii::ensure_key_file(&data_dir.join("pii-keys")).unwrap();
-    let issuer =
-        TokenIssuer::from_file(&data_dir.join("jwt-private.pem"), "caseway", "caseway").unwrap();
-    let root = issuer
-        .issue(
-            "root",
-            None,
-            &[Role::PlatformAdmin],
-            &[],
-            chrono::Duration::hours(1),
-        )
-        .unwrap();
-
+    let fixture = Fixture::new().await;
+    let (issuer, root) = (&fixture.issuer, &fixture.root);
     // Every target in one process.
-    let all = Server::start(&db, &bus, &data_dir, "all", &[]).await;
+    let all = fixture.serve("all", &[]).await;
     let channel = all.channel().await;
     let tenant = TenancyServiceClient::new(channel.clone())
         .create_tenant(authed(
-            &root,
+            root,
             tpb::CreateTenantRequest {
                 request_id: String::new(),
                 tenant: Some(tpb::Tenant {
@@ -187,18 +212,16 @@ async fn serve_all_and_serve_split_targets_answer_a_gateway() {
     all.stop().await;
 
     // The two targets as two processes; the catalog reaches tenancy through its endpoint.
-    let tenancy = Server::start(&db, &bus, &data_dir, "tenancy", &[]).await;
-    let catalog = Server::start(
-        &db,
-        &bus,
-        &data_dir,
-        "catalog",
-        &[(
-            "CASEWAY_TENANCY_ENDPOINT",
-            format!("http://{}", tenancy.address),
-        )],
-    )
-    .await;
+    let tenancy = fixture.serve("tenancy", &[]).await;
+    let catalog = fixture
+        .serve(
+            "catalog",
+            &[(
+                "CASEWAY_TENANCY_ENDPOINT",
+                format!("http://{}", tenancy.address),
+            )],
+        )
+        .await;
     let organization = TenancyServiceClient::new(tenancy.channel().await)
         .create_organization(authed(
             &admin,
@@ -254,44 +277,19 @@ async fn serve_all_and_serve_split_targets_answer_a_gateway() {
     );
     catalog.stop().await;
     tenancy.stop().await;
-    let _ = std::fs::remove_dir_all(&data_dir);
 }
 
 #[tokio::test]
 async fn no_ssn_reaches_the_log_even_at_debug_level() {
-    let db = TestDb::create(&caseway::migrators()).await;
-    let bus = TestBus::new();
-    let data_dir =
-        std::env::temp_dir().join(format!("caseway-pii-{}", uuid::Uuid::new_v4().simple()));
-    ensure_key_pair(
-        &data_dir.join("jwt-private.pem"),
-        &data_dir.join("jwt-public.pem"),
-    )
-    .unwrap();
-    caseway_platform::pii::ensure_key_file(&data_dir.join("pii-keys")).unwrap();
-    let issuer =
-        TokenIssuer::from_file(&data_dir.join("jwt-private.pem"), "caseway", "caseway").unwrap();
-    let root = issuer
-        .issue(
-            "root",
-            None,
-            &[Role::PlatformAdmin],
-            &[],
-            chrono::Duration::hours(1),
-        )
-        .unwrap();
-    let server = Server::start(
-        &db,
-        &bus,
-        &data_dir,
-        "all",
-        &[("CASEWAY_LOG", "debug".to_string())],
-    )
-    .await;
+    let fixture = Fixture::new().await;
+    let (issuer, root) = (&fixture.issuer, &fixture.root);
+    let server = fixture
+        .serve("all", &[("CASEWAY_LOG", "debug".to_string())])
+        .await;
     let channel = server.channel().await;
     let tenant = TenancyServiceClient::new(channel.clone())
         .create_tenant(authed(
-            &root,
+            root,
             tpb::CreateTenantRequest {
                 request_id: String::new(),
                 tenant: Some(tpb::Tenant {
@@ -378,5 +376,4 @@ async fn no_ssn_reaches_the_log_even_at_debug_level() {
             assert!(!line.contains(secret), "an SSN reached the log: {line}");
         }
     }
-    let _ = std::fs::remove_dir_all(&data_dir);
 }

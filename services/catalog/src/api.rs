@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use rust_decimal::Decimal;
-use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -13,7 +12,7 @@ use caseway_api::catalog::v1::catalog_service_server::CatalogService;
 use caseway_api::common::v1::LifecycleState;
 use caseway_api::tenancy::v1::ListOrganizationsRequest;
 use caseway_api::tenancy::v1::tenancy_service_client::TenancyServiceClient;
-use caseway_platform::auth::{Principal, Role, principal};
+use caseway_platform::auth::{Authorization, Principal, Role, on_behalf_of, principal};
 use caseway_platform::convert::{date, timestamp};
 use caseway_platform::error::{Error, Result};
 use caseway_platform::server::Platform;
@@ -46,22 +45,17 @@ impl CatalogApi {
 
     /// The tenant's security organizations, asked of the tenancy service with the caller's
     /// own credentials.
-    async fn organizations(
-        &self,
-        authorization: Option<&MetadataValue<tonic::metadata::Ascii>>,
-    ) -> Result<Vec<Uuid>> {
+    async fn organizations(&self, authorization: Option<&Authorization>) -> Result<Vec<Uuid>> {
         let mut ids = Vec::new();
         let mut page_token = String::new();
         loop {
-            let mut request = Request::new(ListOrganizationsRequest {
-                page_size: 500,
-                page_token: page_token.clone(),
-            });
-            if let Some(value) = authorization {
-                request
-                    .metadata_mut()
-                    .insert("authorization", value.clone());
-            }
+            let request = on_behalf_of(
+                ListOrganizationsRequest {
+                    page_size: 500,
+                    page_token: page_token.clone(),
+                },
+                authorization,
+            );
             let response = self
                 .tenancy
                 .clone()
@@ -87,7 +81,7 @@ impl CatalogApi {
     async fn organizations_if(
         &self,
         needed: bool,
-        authorization: Option<&MetadataValue<tonic::metadata::Ascii>>,
+        authorization: Option<&Authorization>,
     ) -> Result<Option<Vec<Uuid>>> {
         if needed {
             Ok(Some(self.organizations(authorization).await?))
@@ -566,7 +560,7 @@ impl CatalogService for CatalogApi {
     ) -> Result<Response<pb::CreateServiceResponse>, Status> {
         let caller = principal(&request)?;
         let tenant = Self::admin(&caller)?;
-        let authorization = request.metadata().get("authorization").cloned();
+        let authorization = caseway_platform::auth::authorization_of(&request);
         let m = request.into_inner();
         let fields = for_create(m.service.clone(), "service", parse_service)?;
         let organizations = self
@@ -622,7 +616,7 @@ impl CatalogService for CatalogApi {
     ) -> Result<Response<pb::UpdateServiceResponse>, Status> {
         let caller = principal(&request)?;
         let tenant = Self::admin(&caller)?;
-        let authorization = request.metadata().get("authorization").cloned();
+        let authorization = caseway_platform::auth::authorization_of(&request);
         let m = request.into_inner();
         let parts = for_update(
             m.service,

@@ -14,7 +14,7 @@ use caseway_api::clients::v1 as pb;
 use caseway_api::clients::v1::clients_service_server::ClientsService;
 use caseway_api::events::v1::{ClientChanged, EnrollmentChanged};
 use caseway_platform::audit::{self, AuditEntry};
-use caseway_platform::auth::{Principal, principal};
+use caseway_platform::auth::{Authorization, Principal, authorization_of, on_behalf_of, principal};
 use caseway_platform::convert::{date, timestamp};
 use caseway_platform::error::{Error, Result};
 use caseway_platform::etag::{self, check_version};
@@ -55,17 +55,15 @@ impl ClientsApi {
     /// the caller's own credentials.
     async fn program_exists(
         &self,
-        authorization: Option<&tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+        authorization: Option<&Authorization>,
         program_id: Uuid,
     ) -> Result<bool> {
-        let mut request = Request::new(GetProgramRequest {
-            id: program_id.to_string(),
-        });
-        if let Some(value) = authorization {
-            request
-                .metadata_mut()
-                .insert("authorization", value.clone());
-        }
+        let request = on_behalf_of(
+            GetProgramRequest {
+                id: program_id.to_string(),
+            },
+            authorization,
+        );
         match self.catalog.clone().get_program(request).await {
             Ok(_) => Ok(true),
             Err(status) if status.code() == tonic::Code::NotFound => Ok(false),
@@ -632,7 +630,7 @@ impl ClientsService for ClientsApi {
     ) -> Result<Response<pb::StartEnrollmentResponse>, Status> {
         let caller = principal(&request)?;
         let tenant = caller.tenant_with(CLIENT_ROLES)?;
-        let authorization = request.metadata().get("authorization").cloned();
+        let authorization = authorization_of(&request);
         let message = request.into_inner();
         let input = message
             .enrollment

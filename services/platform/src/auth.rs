@@ -102,6 +102,25 @@ impl Principal {
     }
 }
 
+/// The caller's `authorization` metadata, to forward on calls made on its behalf.
+pub type Authorization = tonic::metadata::MetadataValue<tonic::metadata::Ascii>;
+
+pub fn authorization_of<T>(request: &tonic::Request<T>) -> Option<Authorization> {
+    request.metadata().get("authorization").cloned()
+}
+
+/// A request to another service carrying the caller's own credentials, so the callee applies
+/// the caller's tenant and roles.
+pub fn on_behalf_of<T>(message: T, authorization: Option<&Authorization>) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Some(value) = authorization {
+        request
+            .metadata_mut()
+            .insert("authorization", value.clone());
+    }
+    request
+}
+
 /// Reads the principal the auth layer put on a request.
 pub fn principal<T>(request: &tonic::Request<T>) -> Result<Arc<Principal>> {
     request

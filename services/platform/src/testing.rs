@@ -233,3 +233,13 @@ impl Drop for EventListener {
         self.task.abort();
     }
 }
+
+/// A request carrying a bearer token, as a gateway sends it.
+pub fn authed<T>(token: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("ascii token"),
+    );
+    request
+}
