@@ -147,11 +147,37 @@ fn last_name(rng: &mut impl Rng) -> String {
     const TAILS: &[&str] = &[
         "", "", "", "son", "er", "man", "ez", "ski", "ova", "berg", "ley", "ton",
     ];
-    format!(
-        "{}{}",
-        STEMS.choose(rng).unwrap(),
-        TAILS.choose(rng).unwrap()
-    )
+    // Most people share a few hundred common surnames; the rest spread over tens of thousands.
+    if rng.random_bool(0.6) {
+        format!(
+            "{}{}",
+            STEMS.choose(rng).unwrap(),
+            TAILS.choose(rng).unwrap()
+        )
+    } else {
+        coined(rng, 3)
+    }
+}
+
+fn first_name(rng: &mut impl Rng) -> String {
+    if rng.random_bool(0.85) {
+        FIRST.choose(rng).unwrap().to_string()
+    } else {
+        let syllables = rng.random_range(2..=3);
+        coined(rng, syllables)
+    }
+}
+
+/// A name made of syllables, for the long tail of a real population's vocabulary.
+fn coined(rng: &mut impl Rng, syllables: usize) -> String {
+    const SYLLABLES: &[&str] = &[
+        "ka", "lo", "mi", "ra", "ten", "bor", "vi", "an", "del", "su", "ny", "ga", "ro", "shi",
+        "ma", "ter", "ok", "wen", "zu", "be", "la", "dor", "fi", "ha", "jo", "ke", "ni", "pa",
+        "qui", "sten",
+    ];
+    (0..syllables)
+        .map(|_| *SYLLABLES.choose(rng).unwrap())
+        .collect()
 }
 
 fn main() {
@@ -182,7 +208,7 @@ async fn run() {
     let token = env.token(tenant, &[Role::Caseworker], &[]);
     let mut clients = node.clients.clone();
     let mut rng = rand::rng();
-    let kinds: [(&str, SearchOf); 5] = [
+    let kinds: [(&str, SearchOf); 6] = [
         (
             "name with a typo",
             Box::new(
@@ -198,6 +224,16 @@ async fn run() {
             Box::new(
                 |s: &Sample, _: &mut rand::rngs::ThreadRng| pb::SearchClientsRequest {
                     name: s.last.clone(),
+                    page_size: 20,
+                    ..Default::default()
+                },
+            ),
+        ),
+        (
+            "first name only",
+            Box::new(
+                |s: &Sample, _: &mut rand::rngs::ThreadRng| pb::SearchClientsRequest {
+                    name: s.first.clone(),
                     page_size: 20,
                     ..Default::default()
                 },
@@ -282,11 +318,15 @@ struct Sample {
     birth_date: caseway_api::google::r#type::Date,
 }
 
-/// Inserts `total` clients as the owner, in batches, with the search indexes built after.
+/// Inserts `total` clients as the owner, in batches, with the search indexes and the name
+/// vocabulary built after.
 async fn load(env: &TestEnv, tenant: TenantId, cipher: &PiiCipher, total: usize) -> Vec<Sample> {
     let mut owner = env.db.owner().await;
     for statement in [
-        "DROP INDEX clients.clients_search_name",
+        "ALTER TABLE clients.clients DISABLE TRIGGER keep_name_terms",
+        "DROP INDEX clients.clients_last_first",
+        "DROP INDEX clients.clients_first",
+        "DROP INDEX clients.clients_preferred_last",
         "DROP INDEX clients.clients_ssn_hash",
         "DROP INDEX clients.clients_ssn_last4",
         "DROP INDEX clients.clients_birth_date",
@@ -304,7 +344,7 @@ async fn load(env: &TestEnv, tenant: TenantId, cipher: &PiiCipher, total: usize)
         let (mut sealed, mut hashes, mut last4s) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..n {
             let id = Uuid::now_v7();
-            let first = FIRST.choose(&mut rng).unwrap().to_string();
+            let first = first_name(&mut rng);
             let last = last_name(&mut rng);
             let birth = chrono::NaiveDate::from_ymd_opt(
                 rng.random_range(1940..2010),
@@ -357,11 +397,20 @@ async fn load(env: &TestEnv, tenant: TenantId, cipher: &PiiCipher, total: usize)
     }
     for statement in [
         "SET maintenance_work_mem = '512MB'",
-        "CREATE INDEX clients_search_name ON clients.clients USING gin (search_name gin_trgm_ops)",
+        "ALTER TABLE clients.clients ENABLE TRIGGER keep_name_terms",
+        "SELECT clients.add_name_terms(tenant_id, array_agg(DISTINCT k)) \
+         FROM clients.clients, unnest(ARRAY[first_key, last_key, preferred_key]) AS k GROUP BY tenant_id",
+        "CREATE INDEX clients_last_first ON clients.clients (tenant_id, last_key, first_key, id) \
+         WHERE deleted_at IS NULL",
+        "CREATE INDEX clients_first ON clients.clients (tenant_id, first_key, id) WHERE deleted_at IS NULL",
+        "CREATE INDEX clients_preferred_last ON clients.clients (tenant_id, preferred_key, last_key, id) \
+         WHERE deleted_at IS NULL AND preferred_key <> ''",
         "CREATE INDEX clients_ssn_hash ON clients.clients (tenant_id, ssn_hash) WHERE ssn_hash IS NOT NULL",
         "CREATE INDEX clients_ssn_last4 ON clients.clients (tenant_id, ssn_last4) WHERE ssn_last4 IS NOT NULL",
         "CREATE INDEX clients_birth_date ON clients.clients (tenant_id, birth_date)",
-        "ANALYZE clients.clients",
+        "VACUUM ANALYZE clients.clients",
+        "VACUUM ANALYZE clients.name_term_grams",
+        "VACUUM ANALYZE clients.name_term_variants",
     ] {
         sqlx::query(statement).execute(&mut owner).await.unwrap();
     }

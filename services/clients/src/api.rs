@@ -27,9 +27,9 @@ use caseway_platform::{Scoped, TenantId};
 use tonic::transport::Channel;
 
 use crate::domain::*;
-use crate::store::{self, ClientRecord, EnrollmentRecord, Search};
+use crate::store::{self, ClientRecord, EnrollmentRecord, NameQuery, Search};
 
-const SOURCE: &str = "caseway/clients";
+use crate::SOURCE;
 
 pub struct ClientsApi {
     platform: Arc<Platform>,
@@ -559,10 +559,17 @@ impl ClientsService for ClientsApi {
         let message = request.into_inner();
         let limit = validate::page_size(message.page_size)?;
         let mut v = Violations::new();
-        let name = message.name.trim().to_lowercase();
-        if !name.is_empty() {
-            v.text("name", &name, 2, 200);
-        }
+        let name = message.name.trim();
+        let name_query = if name.is_empty() {
+            None
+        } else {
+            v.text("name", name, 2, 200);
+            let parsed = NameQuery::parse(name);
+            if parsed.is_none() {
+                v.add("name", "must hold at least one letter or digit");
+            }
+            parsed
+        };
         let birth_date = validate::date(&mut v, "birth_date", message.birth_date.as_ref(), false);
         let digits: String = message
             .ssn
@@ -600,7 +607,7 @@ impl ClientsService for ClientsApi {
         let tokens = &self.platform.page_tokens;
         let after: Option<(f64, Uuid)> = tokens.decode(&message.page_token, tenant, &filter)?;
         let search = Search {
-            name: (!name.is_empty()).then_some(name),
+            name: name_query,
             birth_date,
             ssn_hash,
             ssn_last4,

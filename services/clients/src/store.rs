@@ -193,10 +193,64 @@ pub async fn delete(conn: &mut PgConnection, id: Uuid, reason: &str) -> Result<(
 
 /// What a search looks for; every given part must match.
 pub struct Search {
-    pub name: Option<String>,
+    pub name: Option<NameQuery>,
     pub birth_date: Option<NaiveDate>,
     pub ssn_hash: Option<Vec<u8>>,
     pub ssn_last4: Option<String>,
+}
+
+/// How a typed name is read: as (first, last) pairs in both orders at every split between words,
+/// and as whole phrases any one name may match, each with the least similarity it needs.
+#[derive(Debug, Default, PartialEq)]
+pub struct NameQuery {
+    pub first: Vec<String>,
+    pub last: Vec<String>,
+    pub single: Vec<String>,
+    pub single_least: Vec<f64>,
+}
+
+impl NameQuery {
+    /// "john smith", "smith, john", "mary ann smith", "smith".
+    pub fn parse(text: &str) -> Option<NameQuery> {
+        fn words(text: &str) -> Vec<String> {
+            text.split(|c: char| !c.is_alphanumeric())
+                .filter(|w| !w.is_empty())
+                .map(str::to_lowercase)
+                .collect()
+        }
+        let mut query = NameQuery::default();
+        if let Some((last, first)) = text.split_once(',') {
+            let (last, first) = (words(last).join(" "), words(first).join(" "));
+            match (first.is_empty(), last.is_empty()) {
+                (false, false) => {
+                    query.first.push(first);
+                    query.last.push(last);
+                    return Some(query);
+                }
+                (true, true) => return None,
+                _ => return NameQuery::parse(&format!("{first} {last}")),
+            }
+        }
+        let words = words(text);
+        match words.len() {
+            0 => return None,
+            1 => {
+                query.single.push(words[0].clone());
+                query.single_least.push(0.0);
+            }
+            n => {
+                for split in 1..n {
+                    let (a, b) = (words[..split].join(" "), words[split..].join(" "));
+                    query.first.extend([a.clone(), b.clone()]);
+                    query.last.extend([b, a]);
+                }
+                // A whole phrase as one name ("garcia lopez") only when it is nearly that name.
+                query.single.push(words.join(" "));
+                query.single_least.push(0.8);
+            }
+        }
+        Some(query)
+    }
 }
 
 /// Matches, best first, after `(score, id)` of the previous page.
@@ -208,7 +262,7 @@ pub async fn search(
 ) -> Result<Vec<(ClientRecord, f64)>> {
     let (after_score, after_id) = after.unzip();
     // The optional filters (`$1 IS NULL OR ...`) would make a cached generic plan scan every
-    // row; planned for the actual values, the trigram index does the work.
+    // row; planned for the actual values, the indexes do the work.
     sqlx::query("SELECT set_config('plan_cache_mode', 'force_custom_plan', true)")
         .execute(&mut *conn)
         .await?;
@@ -218,33 +272,120 @@ pub async fn search(
         row: Row,
         score: f64,
     }
-    let rows: Vec<Scored> = sqlx::query_as(
-        "SELECT * FROM ( \
-           SELECT id, first_name, middle_name, last_name, suffix, preferred_name, birth_date, \
-           birth_date_quality, ssn_sealed, ssn_key_id, ssn_hash, ssn_last4, ssn_quality, veteran_status, \
-           demographics, contact, organization_id, version, created_at, updated_at, \
-           (CASE WHEN $1::text IS NULL THEN 1.0 \
-                 ELSE greatest(similarity(search_name, $1), word_similarity($1, search_name)) END)::float8 AS score \
-           FROM clients.clients WHERE deleted_at IS NULL \
-           AND ($1::text IS NULL OR search_name % $1 OR $1 <% search_name) \
-           AND ($2::date IS NULL OR birth_date = $2) \
-           AND ($3::bytea IS NULL OR ssn_hash = $3) \
-           AND ($4::text IS NULL OR ssn_last4 = $4) \
-         ) matches \
-         WHERE ($5::float8 IS NULL OR (score, id) < ($5, $6)) \
-         ORDER BY score DESC, id DESC LIMIT $7",
-    )
-    .bind(search.name.as_deref())
-    .bind(search.birth_date)
-    .bind(&search.ssn_hash)
-    .bind(&search.ssn_last4)
-    .bind(after_score)
-    .bind(after_id)
-    .bind(limit)
-    .fetch_all(conn)
-    .await?;
+    let rows: Vec<Scored> = match &search.name {
+        Some(name) => {
+            sqlx::query_as(NAME_SEARCH)
+                .bind(&name.first)
+                .bind(&name.last)
+                .bind(&name.single)
+                .bind(&name.single_least)
+                .bind(search.birth_date)
+                .bind(&search.ssn_hash)
+                .bind(&search.ssn_last4)
+                .bind(after_score)
+                .bind(after_id)
+                .bind(limit)
+                .fetch_all(conn)
+                .await?
+        }
+        None => {
+            sqlx::query_as(
+                "SELECT id, first_name, middle_name, last_name, suffix, preferred_name, birth_date, \
+                 birth_date_quality, ssn_sealed, ssn_key_id, ssn_hash, ssn_last4, ssn_quality, veteran_status, \
+                 demographics, contact, organization_id, version, created_at, updated_at, 1.0::float8 AS score \
+                 FROM clients.clients WHERE deleted_at IS NULL \
+                 AND ($1::date IS NULL OR birth_date = $1) \
+                 AND ($2::bytea IS NULL OR ssn_hash = $2) \
+                 AND ($3::text IS NULL OR ssn_last4 = $3) \
+                 AND ($4::float8 IS NULL OR (1.0::float8, id) < ($4, $5)) \
+                 ORDER BY id DESC LIMIT $6",
+            )
+            .bind(search.birth_date)
+            .bind(&search.ssn_hash)
+            .bind(&search.ssn_last4)
+            .bind(after_score)
+            .bind(after_id)
+            .bind(limit)
+            .fetch_all(conn)
+            .await?
+        }
+    };
     Ok(rows.into_iter().map(|s| (s.row.into(), s.score)).collect())
 }
+
+/// Name search in two steps (see the name search migration): each phrase of the query finds up
+/// to ten similar terms of the tenant's vocabulary, by trigram similarity (shared trigrams over
+/// all trigrams, as pg_trgm counts them; not for a whole phrase that must nearly equal a name)
+/// or by one edit (shared deletion variants, scored 1 - 1/length); then clients are found by
+/// exact name keys. A client scores the best of its
+/// readings: the mean of first and last name similarity for a pair, the similarity of a
+/// single name otherwise. Only equality reaches the tables, so every step is an index scan
+/// under row-level security.
+const NAME_SEARCH: &str = "\
+WITH phrase AS MATERIALIZED ( \
+    SELECT DISTINCT clients.name_key(p) AS p FROM unnest($1::text[] || $2::text[] || $3::text[]) AS p \
+), gram AS MATERIALIZED ( \
+    SELECT p, g, cardinality(show_trgm(p)) AS n FROM phrase, unnest(show_trgm(p)) AS g \
+     WHERE p IN (SELECT clients.name_key(x) FROM unnest($1::text[] || $2::text[]) AS x \
+                 UNION ALL \
+                 SELECT clients.name_key(x) FROM unnest($3::text[], $4::float8[]) AS s(x, least) \
+                  WHERE least < 0.8) \
+), variant AS MATERIALIZED ( \
+    SELECT p, x FROM phrase, unnest(clients.name_variants(p)) AS x \
+), scored_term AS ( \
+    SELECT q.p, t.term, count(*)::float8 / (min(q.n) + min(t.grams) - count(*)) AS score \
+      FROM gram q JOIN clients.name_term_grams t ON t.gram = q.g \
+     GROUP BY q.p, t.term \
+    UNION ALL \
+    SELECT DISTINCT q.p, v.term, CASE WHEN v.term = q.p THEN 1.0::float8 \
+                             ELSE 1.0 - 1.0 / greatest(length(v.term), length(q.p)) END \
+      FROM variant q JOIN clients.name_term_variants v ON v.variant = q.x \
+), matched AS MATERIALIZED ( \
+    SELECT p, term, score FROM ( \
+        SELECT p, term, max(score) AS score, \
+               row_number() OVER (PARTITION BY p ORDER BY max(score) DESC, term) AS rank \
+          FROM scored_term GROUP BY p, term HAVING max(score) >= 0.3 \
+    ) ranked WHERE rank <= 10 \
+), reading AS ( \
+    SELECT clients.name_key(first) AS first, clients.name_key(last) AS last \
+      FROM unnest($1::text[], $2::text[]) AS r(first, last) \
+), single AS ( \
+    SELECT m.term, m.score FROM unnest($3::text[], $4::float8[]) AS s(p, least) \
+      JOIN matched m ON m.p = clients.name_key(s.p) AND m.score >= s.least \
+), hit AS ( \
+    SELECT c.id, (f.score + l.score) / 2 AS score \
+      FROM reading r JOIN matched f ON f.p = r.first JOIN matched l ON l.p = r.last \
+      JOIN clients.clients c ON c.last_key = l.term AND c.first_key = f.term AND c.deleted_at IS NULL AND ($5::date IS NULL OR c.birth_date = $5) \
+       AND ($6::bytea IS NULL OR c.ssn_hash = $6) AND ($7::text IS NULL OR c.ssn_last4 = $7) \
+    UNION ALL \
+    SELECT c.id, (f.score + l.score) / 2 \
+      FROM reading r JOIN matched f ON f.p = r.first JOIN matched l ON l.p = r.last \
+      JOIN clients.clients c ON c.preferred_key = f.term AND c.last_key = l.term \
+       AND c.deleted_at IS NULL AND ($5::date IS NULL OR c.birth_date = $5) \
+       AND ($6::bytea IS NULL OR c.ssn_hash = $6) AND ($7::text IS NULL OR c.ssn_last4 = $7) AND c.preferred_key <> '' \
+    UNION ALL \
+    SELECT c.id, s.score FROM single s \
+      JOIN clients.clients c ON c.last_key = s.term AND c.deleted_at IS NULL AND ($5::date IS NULL OR c.birth_date = $5) \
+       AND ($6::bytea IS NULL OR c.ssn_hash = $6) AND ($7::text IS NULL OR c.ssn_last4 = $7) \
+    UNION ALL \
+    SELECT c.id, s.score FROM single s \
+      JOIN clients.clients c ON c.first_key = s.term AND c.deleted_at IS NULL AND ($5::date IS NULL OR c.birth_date = $5) \
+       AND ($6::bytea IS NULL OR c.ssn_hash = $6) AND ($7::text IS NULL OR c.ssn_last4 = $7) \
+    UNION ALL \
+    SELECT c.id, s.score FROM single s \
+      JOIN clients.clients c ON c.preferred_key = s.term AND c.deleted_at IS NULL AND ($5::date IS NULL OR c.birth_date = $5) \
+       AND ($6::bytea IS NULL OR c.ssn_hash = $6) AND ($7::text IS NULL OR c.ssn_last4 = $7) AND c.preferred_key <> '' \
+), page AS ( \
+    SELECT id, max(score)::float8 AS score FROM hit GROUP BY id \
+    HAVING ($8::float8 IS NULL OR (max(score)::float8, id) < ($8, $9)) \
+    ORDER BY 2 DESC, id DESC LIMIT $10 \
+) \
+SELECT c.id, c.first_name, c.middle_name, c.last_name, c.suffix, c.preferred_name, c.birth_date, \
+       c.birth_date_quality, c.ssn_sealed, c.ssn_key_id, c.ssn_hash, c.ssn_last4, c.ssn_quality, \
+       c.veteran_status, c.demographics, c.contact, c.organization_id, c.version, c.created_at, \
+       c.updated_at, p.score \
+  FROM page p JOIN clients.clients c ON c.id = p.id \
+ ORDER BY p.score DESC, p.id DESC";
 
 /// A stored enrollment.
 #[derive(Clone, Debug, sqlx::FromRow)]
