@@ -13,6 +13,8 @@ use uuid::Uuid;
 
 use caseway::Target;
 use caseway_api::catalog::v1::catalog_service_client::CatalogServiceClient;
+use caseway_api::clients::v1::assessments_service_client::AssessmentsServiceClient;
+use caseway_api::clients::v1::barriers_service_client::BarriersServiceClient;
 use caseway_api::clients::v1::clients_service_client::ClientsServiceClient;
 use caseway_api::tenancy::v1 as tenancy_pb;
 use caseway_api::tenancy::v1::tenancy_service_client::TenancyServiceClient;
@@ -91,6 +93,8 @@ impl TestEnv {
         TestNode {
             catalog: CatalogServiceClient::new(channel.clone()),
             clients: ClientsServiceClient::new(channel.clone()),
+            assessments: AssessmentsServiceClient::new(channel.clone()),
+            barriers: BarriersServiceClient::new(channel.clone()),
             tenancy: TenancyServiceClient::new(channel.clone()),
             channel,
             node: Some(node),
@@ -150,6 +154,8 @@ impl Drop for TestEnv {
 pub struct TestNode {
     pub catalog: CatalogServiceClient<Channel>,
     pub clients: ClientsServiceClient<Channel>,
+    pub assessments: AssessmentsServiceClient<Channel>,
+    pub barriers: BarriersServiceClient<Channel>,
     pub tenancy: TenancyServiceClient<Channel>,
     pub channel: Channel,
     node: Option<RunningNode>,

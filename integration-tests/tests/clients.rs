@@ -280,6 +280,162 @@ async fn search_tolerates_typos_and_matches_ssn_and_birth_date() {
     assert_eq!(seen.len(), 2);
 }
 
+/// Names in a search: slips of one letter (a swap included, which trigrams miss in short names),
+/// either order, "last, first", preferred names, names of two words, renames and deletions.
+#[tokio::test]
+async fn name_search_reads_slips_orders_and_renames() {
+    let env = TestEnv::new().await;
+    let node = env.start(&caseway::Target::ALL).await;
+    let (tenant, worker) = setup(&env, &node, "names").await;
+    let mut roberto = client("Roberto", "Garcia Lopez", "", (1970, 3, 3));
+    roberto.preferred_name = "Bob".into();
+    let roberto = create(&node, &worker, roberto).await.unwrap();
+    let john = create(&node, &worker, client("John", "Smith", "", (1975, 6, 1)))
+        .await
+        .unwrap();
+    let mut smiths = Vec::new();
+    for first in ["Anna", "Beth", "Carl", "Dora", "Emil"] {
+        smiths.push(
+            create(&node, &worker, client(first, "Smith", "", (1980, 1, 1)))
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    create(&node, &worker, client("Ahmed", "Hassan", "", (1975, 6, 1)))
+        .await
+        .unwrap();
+    let mut clients = node.clients.clone();
+    let searcher = clients.clone();
+    let search = |name: &str| {
+        let token = worker.clone();
+        let mut clients = searcher.clone();
+        let name = name.to_string();
+        async move {
+            clients
+                .search_clients(authed(
+                    &token,
+                    pb::SearchClientsRequest {
+                        name,
+                        ..Default::default()
+                    },
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+                .matches
+                .into_iter()
+                .map(|m| {
+                    let c = m.client.unwrap();
+                    (format!("{} {}", c.first_name, c.last_name), m.score)
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    for typed in [
+        "John Smith",
+        "Jhon Smith",
+        "John Smtih",
+        "Jon Smith",
+        "Johnn Smith",
+        "smith john",
+        "Smith, John",
+        "JOHN   SMITH",
+    ] {
+        let found = search(typed).await;
+        assert_eq!(
+            found.first().map(|(n, _)| n.as_str()),
+            Some("John Smith"),
+            "{typed}: {found:?}"
+        );
+        assert!(
+            !found.iter().any(|(n, _)| n.contains("Hassan")),
+            "{typed}: {found:?}"
+        );
+    }
+    let exact = search("John Smith").await;
+    let slip = search("Jhon Smith").await;
+    assert_eq!(exact[0].1, 1.0);
+    assert!(slip[0].1 < 1.0, "a slip scores below the exact name");
+
+    // One word finds it as a last, first or preferred name.
+    assert_eq!(search("smith").await.len(), 6);
+    assert_eq!(search("smiht").await.len(), 6);
+    let bob = search("Bob Garcia Lopez").await;
+    assert_eq!(bob[0].0, "Roberto Garcia Lopez", "{bob:?}");
+    assert_eq!(
+        search("Roberto Garcia Lopez").await[0].0,
+        "Roberto Garcia Lopez"
+    );
+    assert_eq!(search("garcia-lopez").await[0].0, "Roberto Garcia Lopez");
+    assert!(search("Zebulon Quartermain").await.is_empty());
+
+    // Pages over equal scores: every Smith once.
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = clients
+            .search_clients(authed(
+                &worker,
+                pb::SearchClientsRequest {
+                    name: "Smith".into(),
+                    page_size: 4,
+                    page_token: token.clone(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        seen.extend(page.matches.into_iter().map(|m| m.client.unwrap().id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    seen.sort();
+    let mut expected = smiths.clone();
+    expected.push(john.id.clone());
+    expected.sort();
+    assert_eq!(seen, expected);
+
+    // A rename is found by the new name only; a deleted client is not found.
+    let mut renamed = roberto.clone();
+    renamed.last_name = "Okafor".into();
+    clients
+        .update_client(authed(
+            &worker,
+            pb::UpdateClientRequest {
+                client: Some(renamed),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["last_name".into()],
+                }),
+            },
+        ))
+        .await
+        .unwrap();
+    assert_eq!(search("Roberto Okafor").await[0].0, "Roberto Okafor");
+    assert!(search("Roberto Garcia Lopez").await.is_empty());
+    let supervisor = env.token(tenant, &[Role::Supervisor], &[]);
+    clients
+        .delete_client(authed(
+            &supervisor,
+            pb::DeleteClientRequest {
+                id: john.id.clone(),
+                etag: String::new(),
+                reason: "duplicate record".into(),
+            },
+        ))
+        .await
+        .unwrap();
+    assert!(
+        !search("John Smith")
+            .await
+            .iter()
+            .any(|(n, _)| n == "John Smith")
+    );
+}
+
 #[tokio::test]
 async fn invalid_clients_are_refused_naming_the_field_and_nothing_is_written() {
     let env = TestEnv::new().await;

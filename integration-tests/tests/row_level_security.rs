@@ -6,6 +6,7 @@
 use sqlx::{Connection, Row};
 
 use caseway_api::catalog::v1 as pb;
+use caseway_api::clients::v1 as clients_pb;
 use caseway_integration_tests::{TestEnv, authed, date};
 use caseway_platform::auth::Role;
 
@@ -163,9 +164,89 @@ async fn every_table_is_isolated_by_forced_row_level_security() {
             caseway_api::clients::v1::StartEnrollmentRequest {
                 request_id: String::new(),
                 enrollment: Some(caseway_api::clients::v1::Enrollment {
-                    client_id,
+                    client_id: client_id.clone(),
                     program_id,
                     entry_date: Some(date(2026, 1, 5)),
+                    ..Default::default()
+                }),
+            },
+        ))
+        .await
+        .unwrap();
+    let household = node
+        .assessments
+        .clone()
+        .create_assessment_type(authed(
+            &admin,
+            clients_pb::CreateAssessmentTypeRequest {
+                request_id: String::new(),
+                assessment_type: Some(clients_pb::AssessmentType {
+                    code: "HOUSEHOLD".into(),
+                    name: "Household".into(),
+                    fields: vec![clients_pb::AssessmentField {
+                        key: "household_size".into(),
+                        label: "Household size".into(),
+                        r#type: clients_pb::FieldType::Integer as i32,
+                        required: true,
+                        options: vec![],
+                    }],
+                    ..Default::default()
+                }),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .assessment_type
+        .unwrap();
+    node.assessments
+        .clone()
+        .record_assessment(authed(
+            &admin,
+            clients_pb::RecordAssessmentRequest {
+                request_id: String::new(),
+                assessment: Some(clients_pb::Assessment {
+                    client_id: client_id.clone(),
+                    assessment_type_id: household.id,
+                    assessment_date: Some(date(2026, 1, 5)),
+                    answers: vec![clients_pb::AssessmentAnswer {
+                        key: "household_size".into(),
+                        value: Some(clients_pb::assessment_answer::Value::IntegerValue(3)),
+                    }],
+                    ..Default::default()
+                }),
+            },
+        ))
+        .await
+        .unwrap();
+    let housing = catalog
+        .create_code_value(authed(
+            &admin,
+            pb::CreateCodeValueRequest {
+                request_id: String::new(),
+                code_value: Some(pb::CodeValue {
+                    code_list: pb::CodeList::BarrierType as i32,
+                    code: "HOUSING".into(),
+                    label: "Housing".into(),
+                    ..Default::default()
+                }),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .code_value
+        .unwrap();
+    node.barriers
+        .clone()
+        .create_barrier(authed(
+            &admin,
+            clients_pb::CreateBarrierRequest {
+                request_id: String::new(),
+                barrier: Some(clients_pb::Barrier {
+                    client_id,
+                    barrier_type_id: housing.id,
+                    identified_date: Some(date(2026, 1, 5)),
                     ..Default::default()
                 }),
             },

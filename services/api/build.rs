@@ -10,6 +10,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "caseway/tenancy/v1/tenancy.proto",
         "caseway/catalog/v1/catalog.proto",
         "caseway/clients/v1/clients.proto",
+        "caseway/clients/v1/assessments.proto",
+        "caseway/clients/v1/barriers.proto",
         "caseway/events/v1/events.proto",
     ];
     println!("cargo:rerun-if-changed={}", root.display());

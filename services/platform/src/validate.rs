@@ -46,6 +46,16 @@ impl Violations {
         self.0.is_empty()
     }
 
+    /// Whether some violation names `field`.
+    pub fn mentions(&self, field: &str) -> bool {
+        self.0.iter().any(|v| v.field == field)
+    }
+
+    /// The fields named, in order (for tests and logs).
+    pub fn fields(&self) -> Vec<String> {
+        self.0.iter().map(|v| v.field.clone()).collect()
+    }
+
     /// INVALID_ARGUMENT with every violation, or Ok when there are none.
     pub fn finish(self) -> Result<()> {
         if self.0.is_empty() {
