@@ -101,7 +101,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { target } => {
             let targets = crate::parse_targets(&target)?;
             let _telemetry = telemetry::init("caseway", &config)?;
-            serve_until_signal(config, &targets, None).await
+            serve_until_signal(config, &targets).await
         }
         Command::Migrate => {
             db::migrate(&config.migration_database_url, &crate::migrators()).await?;
@@ -136,11 +136,7 @@ fn shutdown_on_signal() -> CancellationToken {
     token
 }
 
-async fn serve_until_signal(
-    config: Config,
-    targets: &[crate::Target],
-    on_ready: Option<Box<dyn FnOnce(std::net::SocketAddr) + Send>>,
-) -> anyhow::Result<()> {
+async fn serve_until_signal(config: Config, targets: &[crate::Target]) -> anyhow::Result<()> {
     let grpc = TcpListener::bind(config.grpc_listen)
         .await
         .with_context(|| format!("binding {}", config.grpc_listen))?;
@@ -148,9 +144,6 @@ async fn serve_until_signal(
         .await
         .with_context(|| format!("binding {}", config.metrics_listen))?;
     let node = crate::start(config, targets, grpc, metrics, shutdown_on_signal()).await?;
-    if let Some(on_ready) = on_ready {
-        on_ready(node.grpc_addr);
-    }
     node.wait().await
 }
 
@@ -305,15 +298,33 @@ async fn dev(config: Config) -> anyhow::Result<()> {
     caseway_platform::pii::ensure_key_file(&config.pii_keys_file)?;
     db::migrate(&config.migration_database_url, &crate::migrators()).await?;
     let demo = crate::seed::seed_demo(&config).await?;
-    let targets = crate::Target::ALL;
-    let banner_config = config.clone();
-    let on_ready = Box::new(move |addr: std::net::SocketAddr| {
-        print_banner(&banner_config, addr, &demo);
-    });
-    serve_until_signal(config, &targets, Some(on_ready)).await
+    let grpc = TcpListener::bind(config.grpc_listen)
+        .await
+        .with_context(|| format!("binding {}", config.grpc_listen))?;
+    let metrics = TcpListener::bind(config.metrics_listen)
+        .await
+        .with_context(|| format!("binding {}", config.metrics_listen))?;
+    let node = crate::start(
+        config.clone(),
+        &crate::Target::ALL,
+        grpc,
+        metrics,
+        shutdown_on_signal(),
+    )
+    .await?;
+    let client_id = crate::seed::seed_demo_clients(node.grpc_addr, &demo)
+        .await
+        .context("seeding the demo clients")?;
+    print_banner(&config, node.grpc_addr, &demo, client_id);
+    node.wait().await
 }
 
-fn print_banner(config: &Config, addr: std::net::SocketAddr, demo: &crate::seed::Demo) {
+fn print_banner(
+    config: &Config,
+    addr: std::net::SocketAddr,
+    demo: &crate::seed::Demo,
+    client_id: uuid::Uuid,
+) {
     let host = format!("127.0.0.1:{}", addr.port());
     println!();
     println!(
@@ -332,6 +343,12 @@ fn print_banner(config: &Config, addr: std::net::SocketAddr, demo: &crate::seed:
     println!(
         "  grpcurl -plaintext -H \"authorization: Bearer $CASEWAY_TOKEN\" -d '{{\"id\": \"{}\"}}' {host} caseway.catalog.v1.CatalogService/GetService",
         demo.service_id
+    );
+    println!(
+        "  grpcurl -plaintext -H \"authorization: Bearer $CASEWAY_TOKEN\" -d '{{\"name\": \"jhon smith\"}}' {host} caseway.clients.v1.ClientsService/SearchClients"
+    );
+    println!(
+        "  grpcurl -plaintext -H \"authorization: Bearer $CASEWAY_TOKEN\" -d '{{\"client_id\": \"{client_id}\"}}' {host} caseway.clients.v1.AssessmentsService/ListLatestAssessments"
     );
     println!(
         "  grpcurl -plaintext -d '{{\"service\": \"caseway.catalog.v1.CatalogService\"}}' {host} grpc.health.v1.Health/Check"

@@ -27,6 +27,9 @@ pub struct Demo {
     pub tenant_slug: String,
     pub organization_ids: Vec<Uuid>,
     pub service_id: Uuid,
+    pub program_id: Uuid,
+    /// BARRIER_TYPE code values by code.
+    pub barrier_types: Vec<(String, Uuid)>,
     pub token: String,
 }
 
@@ -165,6 +168,7 @@ pub async fn seed_demo(config: &Config) -> anyhow::Result<Demo> {
         .await?;
         first_service.get_or_insert(id);
     }
+    let mut barrier_types = Vec::new();
     for (list, code, label) in [
         (CodeList::Reason, "EVICTION", "Facing eviction"),
         (CodeList::Goal, "STABLE-HOUSING", "Stable housing"),
@@ -173,7 +177,7 @@ pub async fn seed_demo(config: &Config) -> anyhow::Result<Demo> {
         (CodeList::BarrierType, "EMPLOYMENT", "Employment"),
         (CodeList::TurnAwayReason, "NO-FUNDS", "No funds available"),
     ] {
-        create(
+        let id = create(
             &catalog,
             &admin,
             &format!("seed-code-{}-{code}", list.as_str()),
@@ -185,6 +189,9 @@ pub async fn seed_demo(config: &Config) -> anyhow::Result<Demo> {
             },
         )
         .await?;
+        if list == CodeList::BarrierType {
+            barrier_types.push((code.to_string(), id));
+        }
     }
     create(
         &catalog,
@@ -216,6 +223,8 @@ pub async fn seed_demo(config: &Config) -> anyhow::Result<Demo> {
         tenant_slug: tenant.slug,
         organization_ids,
         service_id: first_service.context("a seeded service")?,
+        program_id: program,
+        barrier_types,
         token,
     })
 }
@@ -250,4 +259,502 @@ async fn create<E: caseway_catalog::catalog::Entry>(
         .await
         .map_err(err)?;
     id_of(reply.service.map(|s| s.id))
+}
+
+/// Demo clients of `caseway dev`, recorded through the running gRPC API as a case worker
+/// would: the seed's assessment types (income, household, disability, veteran status), then a
+/// handful of clients with an enrollment in the prevention program, assessments and barriers.
+/// Whatever already exists is left as it is, so running it again changes nothing.
+pub async fn seed_demo_clients(addr: std::net::SocketAddr, demo: &Demo) -> anyhow::Result<Uuid> {
+    use caseway_api::clients::v1 as pb;
+    use caseway_api::clients::v1::assessment_answer::Value;
+    use caseway_api::clients::v1::assessments_service_client::AssessmentsServiceClient;
+    use caseway_api::clients::v1::barriers_service_client::BarriersServiceClient;
+    use caseway_api::clients::v1::clients_service_client::ClientsServiceClient;
+    use caseway_platform::convert::date;
+
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))?
+        .connect()
+        .await
+        .context("connecting to the demo node")?;
+    let bearer: tonic::metadata::MetadataValue<_> = format!("Bearer {}", demo.token)
+        .parse()
+        .context("the demo token is ASCII")?;
+    let mut clients = ClientsServiceClient::new(channel.clone());
+    let mut assessments = AssessmentsServiceClient::new(channel.clone());
+    let mut barriers = BarriersServiceClient::new(channel);
+    let day = |y: i32, m: u32, d: u32| {
+        NaiveDate::from_ymd_opt(y, m, d)
+            .map(date)
+            .context("a calendar date")
+    };
+
+    // Assessment types, by code.
+    let field = |key: &str, label: &str, kind: pb::FieldType, required: bool, options: &[&str]| {
+        pb::AssessmentField {
+            key: key.into(),
+            label: label.into(),
+            r#type: kind as i32,
+            required,
+            options: options
+                .iter()
+                .map(|code| pb::FieldOption {
+                    code: code.to_string(),
+                    label: code.replace('_', " ").to_lowercase(),
+                })
+                .collect(),
+        }
+    };
+    let definitions = [
+        (
+            "INCOME",
+            "Income",
+            vec![
+                field(
+                    "monthly_income",
+                    "Monthly household income",
+                    pb::FieldType::Decimal,
+                    true,
+                    &[],
+                ),
+                field(
+                    "income_source",
+                    "Main source of income",
+                    pb::FieldType::Code,
+                    false,
+                    &["EMPLOYMENT", "BENEFITS", "CHILD_SUPPORT", "NONE"],
+                ),
+                field(
+                    "verified",
+                    "Verified with documents",
+                    pb::FieldType::Boolean,
+                    false,
+                    &[],
+                ),
+            ],
+        ),
+        (
+            "HOUSEHOLD",
+            "Household size",
+            vec![
+                field(
+                    "household_size",
+                    "People in the household",
+                    pb::FieldType::Integer,
+                    true,
+                    &[],
+                ),
+                field(
+                    "children",
+                    "Children under 18",
+                    pb::FieldType::Integer,
+                    false,
+                    &[],
+                ),
+            ],
+        ),
+        (
+            "DISABILITY",
+            "Disability",
+            vec![
+                field(
+                    "has_disability",
+                    "Has a disabling condition",
+                    pb::FieldType::Boolean,
+                    true,
+                    &[],
+                ),
+                field(
+                    "disability_type",
+                    "Kind of condition",
+                    pb::FieldType::Code,
+                    false,
+                    &[
+                        "PHYSICAL",
+                        "DEVELOPMENTAL",
+                        "MENTAL_HEALTH",
+                        "CHRONIC_HEALTH",
+                    ],
+                ),
+            ],
+        ),
+        (
+            "VETERAN",
+            "Veteran status",
+            vec![
+                field(
+                    "is_veteran",
+                    "Served in the armed forces",
+                    pb::FieldType::Boolean,
+                    true,
+                    &[],
+                ),
+                field(
+                    "discharge",
+                    "Discharge",
+                    pb::FieldType::Code,
+                    false,
+                    &["HONORABLE", "GENERAL", "OTHER"],
+                ),
+                field(
+                    "separation_date",
+                    "Date of separation",
+                    pb::FieldType::Date,
+                    false,
+                    &[],
+                ),
+            ],
+        ),
+    ];
+    let existing = assessments
+        .list_assessment_types(with_bearer(
+            &bearer,
+            pb::ListAssessmentTypesRequest {
+                include_retired: true,
+                ..Default::default()
+            },
+        ))
+        .await?
+        .into_inner()
+        .assessment_types;
+    let mut type_ids = Vec::new();
+    for (code, name, fields) in definitions {
+        let id = match existing.iter().find(|t| t.code == code) {
+            Some(found) => found.id.clone(),
+            None => {
+                assessments
+                    .create_assessment_type(with_bearer(
+                        &bearer,
+                        pb::CreateAssessmentTypeRequest {
+                            request_id: format!("seed-assessment-type-{code}"),
+                            assessment_type: Some(pb::AssessmentType {
+                                code: code.into(),
+                                name: name.into(),
+                                fields,
+                                ..Default::default()
+                            }),
+                        },
+                    ))
+                    .await?
+                    .into_inner()
+                    .assessment_type
+                    .context("a created assessment type")?
+                    .id
+            }
+        };
+        type_ids.push((code, id));
+    }
+    let type_id = |code: &str| {
+        type_ids
+            .iter()
+            .find(|(c, _)| *c == code)
+            .map(|(_, id)| id.clone())
+            .context("a seeded assessment type")
+    };
+    let barrier_type = |code: &str| {
+        demo.barrier_types
+            .iter()
+            .find(|(c, _)| c == code)
+            .map(|(_, id)| id.to_string())
+            .context("a seeded barrier type")
+    };
+
+    type Ymd = (i32, u32, u32);
+    struct DemoClient {
+        first: &'static str,
+        last: &'static str,
+        born: Ymd,
+        ssn: &'static str,
+        veteran: bool,
+        income: &'static str,
+        source: &'static str,
+        household: i64,
+        disability: Option<&'static str>,
+        /// Barrier type code, identified on, resolved on.
+        barriers: &'static [(&'static str, Ymd, Option<Ymd>)],
+    }
+    let people = [
+        DemoClient {
+            first: "Maria",
+            last: "Lopez",
+            born: (1980, 2, 29),
+            ssn: "123-45-6789",
+            veteran: false,
+            income: "1250.00",
+            source: "EMPLOYMENT",
+            household: 4,
+            disability: None,
+            barriers: &[("HOUSING", (2026, 2, 3), None)],
+        },
+        DemoClient {
+            first: "John",
+            last: "Smith",
+            born: (1975, 6, 1),
+            ssn: "234-56-7890",
+            veteran: false,
+            income: "0",
+            source: "NONE",
+            household: 1,
+            disability: Some("MENTAL_HEALTH"),
+            barriers: &[
+                ("HOUSING", (2026, 1, 12), None),
+                ("EMPLOYMENT", (2026, 1, 12), Some((2026, 4, 20))),
+            ],
+        },
+        DemoClient {
+            first: "Ahmed",
+            last: "Hassan",
+            born: (1990, 1, 15),
+            ssn: "",
+            veteran: false,
+            income: "2100.50",
+            source: "EMPLOYMENT",
+            household: 5,
+            disability: None,
+            barriers: &[],
+        },
+        DemoClient {
+            first: "Mei",
+            last: "Chen",
+            born: (1968, 11, 30),
+            ssn: "345-67-8901",
+            veteran: false,
+            income: "940.00",
+            source: "BENEFITS",
+            household: 2,
+            disability: Some("CHRONIC_HEALTH"),
+            barriers: &[("EMPLOYMENT", (2026, 3, 9), None)],
+        },
+        DemoClient {
+            first: "Robert",
+            last: "Okafor",
+            born: (1959, 7, 4),
+            ssn: "456-78-9012",
+            veteran: true,
+            income: "1630.00",
+            source: "BENEFITS",
+            household: 1,
+            disability: Some("PHYSICAL"),
+            barriers: &[("HOUSING", (2026, 3, 30), None)],
+        },
+    ];
+    let mut first_client = None;
+    for (n, person) in people.iter().enumerate() {
+        let birth_date = day(person.born.0, person.born.1, person.born.2)?;
+        let found = clients
+            .search_clients(with_bearer(
+                &bearer,
+                pb::SearchClientsRequest {
+                    name: format!("{} {}", person.first, person.last),
+                    birth_date: Some(birth_date),
+                    page_size: 1,
+                    ..Default::default()
+                },
+            ))
+            .await?
+            .into_inner()
+            .matches
+            .into_iter()
+            .filter_map(|m| m.client)
+            .find(|c| c.first_name == person.first && c.last_name == person.last);
+        let client_id = match found {
+            Some(client) => client.id,
+            None => {
+                let full = pb::DataQuality::Full as i32;
+                clients
+                    .create_client(with_bearer(
+                        &bearer,
+                        pb::CreateClientRequest {
+                            request_id: format!("seed-client-{n}"),
+                            client: Some(pb::Client {
+                                first_name: person.first.into(),
+                                last_name: person.last.into(),
+                                birth_date: Some(birth_date),
+                                birth_date_quality: full,
+                                ssn: person.ssn.into(),
+                                ssn_quality: if person.ssn.is_empty() {
+                                    pb::DataQuality::ClientDoesntKnow as i32
+                                } else {
+                                    full
+                                },
+                                veteran_status: if person.veteran {
+                                    pb::VeteranStatus::Yes
+                                } else {
+                                    pb::VeteranStatus::No
+                                } as i32,
+                                organization_id: demo.organization_ids[n % 2].to_string(),
+                                contact: Some(pb::Contact {
+                                    city: "Springfield".into(),
+                                    ..Default::default()
+                                }),
+                                ..Default::default()
+                            }),
+                        },
+                    ))
+                    .await?
+                    .into_inner()
+                    .client
+                    .context("a created client")?
+                    .id
+            }
+        };
+        first_client.get_or_insert(client_id.parse::<Uuid>()?);
+
+        let enrollments = clients
+            .list_enrollments(with_bearer(
+                &bearer,
+                pb::ListEnrollmentsRequest {
+                    client_id: client_id.clone(),
+                    page_size: 1,
+                    ..Default::default()
+                },
+            ))
+            .await?
+            .into_inner()
+            .enrollments;
+        if enrollments.is_empty() {
+            clients
+                .start_enrollment(with_bearer(
+                    &bearer,
+                    pb::StartEnrollmentRequest {
+                        request_id: format!("seed-enrollment-{n}"),
+                        enrollment: Some(pb::Enrollment {
+                            client_id: client_id.clone(),
+                            program_id: demo.program_id.to_string(),
+                            entry_date: Some(day(2026, 1, 5 + n as u32)?),
+                            ..Default::default()
+                        }),
+                    },
+                ))
+                .await?;
+        }
+
+        let latest = assessments
+            .list_latest_assessments(with_bearer(
+                &bearer,
+                pb::ListLatestAssessmentsRequest {
+                    client_id: client_id.clone(),
+                },
+            ))
+            .await?
+            .into_inner()
+            .assessments;
+        if latest.is_empty() {
+            let answer = |key: &str, value: Value| pb::AssessmentAnswer {
+                key: key.into(),
+                value: Some(value),
+            };
+            let mut recorded = vec![
+                (
+                    "INCOME",
+                    vec![
+                        answer("monthly_income", Value::DecimalValue(person.income.into())),
+                        answer("income_source", Value::CodeValue(person.source.into())),
+                        answer("verified", Value::BooleanValue(true)),
+                    ],
+                ),
+                (
+                    "HOUSEHOLD",
+                    vec![
+                        answer("household_size", Value::IntegerValue(person.household)),
+                        answer(
+                            "children",
+                            Value::IntegerValue((person.household - 2).max(0)),
+                        ),
+                    ],
+                ),
+                (
+                    "DISABILITY",
+                    match person.disability {
+                        Some(kind) => vec![
+                            answer("has_disability", Value::BooleanValue(true)),
+                            answer("disability_type", Value::CodeValue(kind.into())),
+                        ],
+                        None => vec![answer("has_disability", Value::BooleanValue(false))],
+                    },
+                ),
+            ];
+            if person.veteran {
+                recorded.push((
+                    "VETERAN",
+                    vec![
+                        answer("is_veteran", Value::BooleanValue(true)),
+                        answer("discharge", Value::CodeValue("HONORABLE".into())),
+                        answer("separation_date", Value::DateValue(day(1983, 9, 30)?)),
+                    ],
+                ));
+            }
+            for (code, answers) in recorded {
+                assessments
+                    .record_assessment(with_bearer(
+                        &bearer,
+                        pb::RecordAssessmentRequest {
+                            request_id: format!("seed-assessment-{n}-{code}"),
+                            assessment: Some(pb::Assessment {
+                                client_id: client_id.clone(),
+                                assessment_type_id: type_id(code)?,
+                                assessment_date: Some(day(2026, 1, 5 + n as u32)?),
+                                answers,
+                                ..Default::default()
+                            }),
+                        },
+                    ))
+                    .await?;
+            }
+        }
+
+        let existing = barriers
+            .list_barriers(with_bearer(
+                &bearer,
+                pb::ListBarriersRequest {
+                    client_id: client_id.clone(),
+                    page_size: 1,
+                    ..Default::default()
+                },
+            ))
+            .await?
+            .into_inner()
+            .barriers;
+        if existing.is_empty() {
+            for (b, (code, identified, resolved)) in person.barriers.iter().enumerate() {
+                barriers
+                    .create_barrier(with_bearer(
+                        &bearer,
+                        pb::CreateBarrierRequest {
+                            request_id: format!("seed-barrier-{n}-{b}"),
+                            barrier: Some(pb::Barrier {
+                                client_id: client_id.clone(),
+                                barrier_type_id: barrier_type(code)?,
+                                identified_date: Some(day(
+                                    identified.0,
+                                    identified.1,
+                                    identified.2,
+                                )?),
+                                status: match resolved {
+                                    Some(_) => pb::BarrierStatus::Resolved,
+                                    None => pb::BarrierStatus::BeingAddressed,
+                                } as i32,
+                                resolved_date: resolved
+                                    .map(|(y, m, d)| day(y, m, d))
+                                    .transpose()?,
+                                ..Default::default()
+                            }),
+                        },
+                    ))
+                    .await?;
+            }
+        }
+    }
+    first_client.context("a demo client")
+}
+
+fn with_bearer<T>(
+    bearer: &tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
+    message: T,
+) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", bearer.clone());
+    request
 }

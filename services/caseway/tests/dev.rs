@@ -1,13 +1,15 @@
 //! `caseway dev` as a user runs it, then an independent client with no proto files (Python
-//! grpcio, learning the API by reflection) lists the services and calls the catalog.
+//! grpcio, learning the API by reflection) lists the services and calls the catalog; the demo
+//! clients are there with their assessments and barriers, and a second run adds nothing.
 
 use std::process::Stdio;
 use std::time::Duration;
 
+use sqlx::Connection;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
-use caseway_platform::testing::{TestBus, TestDb};
+use caseway_platform::testing::{TestBus, TestDb, authed};
 
 #[tokio::test]
 async fn dev_stack_answers_a_reflection_client_without_proto_files() {
@@ -15,38 +17,7 @@ async fn dev_stack_answers_a_reflection_client_without_proto_files() {
     let bus = TestBus::new();
     let data_dir =
         std::env::temp_dir().join(format!("caseway-dev-{}", uuid::Uuid::new_v4().simple()));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_caseway"))
-        .arg("dev")
-        .env("CASEWAY_DATABASE_URL", &db.app_url)
-        .env("CASEWAY_MIGRATION_DATABASE_URL", &db.owner_url)
-        .env("CASEWAY_DATA_DIR", &data_dir)
-        .env("CASEWAY_GRPC_LISTEN", "127.0.0.1:0")
-        .env("CASEWAY_METRICS_LISTEN", "127.0.0.1:0")
-        .env("CASEWAY_EVENTS_EXCHANGE", bus.exchange())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("caseway dev starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut address, mut token) = (None, None);
-    let read = async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(rest) = line.strip_prefix("Caseway is serving every target on ") {
-                address = rest.split_whitespace().next().map(str::to_string);
-            }
-            if let Some(value) = line.strip_prefix("CASEWAY_TOKEN=") {
-                token = Some(value.to_string());
-            }
-            if line == "ready" {
-                break;
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(60), read)
-        .await
-        .expect("caseway dev prints ready");
-    let address = address.expect("the banner names the address");
-    let token = token.expect("the banner prints a token");
+    let (child, address, token) = start_dev(&db, &bus, &data_dir).await;
 
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -89,7 +60,166 @@ async fn dev_stack_answers_a_reflection_client_without_proto_files() {
     assert_eq!(result["got"], "FA");
     assert_eq!(result["bad_id"], "INVALID_ARGUMENT");
 
-    // SIGTERM: a clean exit.
+    check_demo_clients(&address, &token).await;
+    stop(child).await;
+
+    // Again on the same database: the seed finds what it made and adds nothing.
+    let mut owner = sqlx::PgConnection::connect(&db.owner_url).await.unwrap();
+    let count = |table: &'static str| format!("SELECT count(*) FROM {table}");
+    let mut before = Vec::new();
+    for table in [
+        "clients.clients",
+        "clients.enrollments",
+        "clients.assessments",
+        "clients.barriers",
+        "clients.assessment_types",
+    ] {
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(count(table)))
+            .fetch_one(&mut owner)
+            .await
+            .unwrap();
+        before.push(n);
+    }
+    assert_eq!(before, [5, 5, 16, 5, 4]);
+    let (child, address, token) = start_dev(&db, &bus, &data_dir).await;
+    check_demo_clients(&address, &token).await;
+    let mut after = Vec::new();
+    for table in [
+        "clients.clients",
+        "clients.enrollments",
+        "clients.assessments",
+        "clients.barriers",
+        "clients.assessment_types",
+    ] {
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(count(table)))
+            .fetch_one(&mut owner)
+            .await
+            .unwrap();
+        after.push(n);
+    }
+    assert_eq!(after, before);
+    stop(child).await;
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+/// Starts `caseway dev` and waits for its banner: the child, the address and the token.
+async fn start_dev(
+    db: &TestDb,
+    bus: &TestBus,
+    data_dir: &std::path::Path,
+) -> (tokio::process::Child, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_caseway"))
+        .arg("dev")
+        .env("CASEWAY_DATABASE_URL", &db.app_url)
+        .env("CASEWAY_MIGRATION_DATABASE_URL", &db.owner_url)
+        .env("CASEWAY_DATA_DIR", data_dir)
+        .env("CASEWAY_GRPC_LISTEN", "127.0.0.1:0")
+        .env("CASEWAY_METRICS_LISTEN", "127.0.0.1:0")
+        .env("CASEWAY_EVENTS_EXCHANGE", bus.exchange())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("caseway dev starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut address, mut token) = (None, None);
+    let read = async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(rest) = line.strip_prefix("Caseway is serving every target on ") {
+                address = rest.split_whitespace().next().map(str::to_string);
+            }
+            if let Some(value) = line.strip_prefix("CASEWAY_TOKEN=") {
+                token = Some(value.to_string());
+            }
+            if line == "ready" {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), read)
+        .await
+        .expect("caseway dev prints ready");
+    (
+        child,
+        address.expect("the banner names the address"),
+        token.expect("the banner prints a token"),
+    )
+}
+
+/// The demo clients answer through the API: a misspelt search finds John Smith, who has an
+/// enrollment, the latest income, household and disability assessments, and two barriers.
+async fn check_demo_clients(address: &str, token: &str) {
+    use caseway_api::clients::v1 as pb;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{address}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut clients = pb::clients_service_client::ClientsServiceClient::new(channel.clone());
+    let found = clients
+        .search_clients(authed(
+            token,
+            pb::SearchClientsRequest {
+                name: "jhon smith".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .matches;
+    let john = found[0].client.clone().unwrap();
+    assert_eq!(
+        (john.first_name.as_str(), john.last_name.as_str()),
+        ("John", "Smith")
+    );
+    let enrollments = clients
+        .list_enrollments(authed(
+            token,
+            pb::ListEnrollmentsRequest {
+                client_id: john.id.clone(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .enrollments;
+    assert_eq!(enrollments.len(), 1);
+    let latest = pb::assessments_service_client::AssessmentsServiceClient::new(channel.clone())
+        .list_latest_assessments(authed(
+            token,
+            pb::ListLatestAssessmentsRequest {
+                client_id: john.id.clone(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .assessments;
+    assert_eq!(
+        latest
+            .iter()
+            .map(|a| a.assessment_type_code.as_str())
+            .collect::<Vec<_>>(),
+        ["DISABILITY", "HOUSEHOLD", "INCOME"]
+    );
+    let barriers = pb::barriers_service_client::BarriersServiceClient::new(channel)
+        .list_barriers(authed(
+            token,
+            pb::ListBarriersRequest {
+                client_id: john.id,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .barriers;
+    assert_eq!(barriers.len(), 2);
+}
+
+/// SIGTERM: a clean exit.
+async fn stop(mut child: tokio::process::Child) {
     let pid = child.id().expect("running");
     let killed = Command::new("kill")
         .arg("-TERM")
@@ -103,5 +233,4 @@ async fn dev_stack_answers_a_reflection_client_without_proto_files() {
         .expect("exits after SIGTERM")
         .unwrap();
     assert!(status.success(), "exit status {status}");
-    let _ = std::fs::remove_dir_all(&data_dir);
 }
