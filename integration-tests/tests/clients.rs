@@ -5,6 +5,7 @@ use std::time::Duration;
 use tonic::Code;
 use uuid::Uuid;
 
+use caseway_api::catalog::v1 as catalog_pb;
 use caseway_api::clients::v1 as pb;
 use caseway_integration_tests::{TestEnv, TestNode, authed, date, violated_fields};
 use caseway_platform::TenantId;
@@ -54,9 +55,40 @@ async fn create(
         .map(|r| r.into_inner().client.unwrap())
 }
 
+/// A tenant whose race list holds code "5", and a case worker's token.
 async fn setup(env: &TestEnv, node: &TestNode, slug: &str) -> (TenantId, String) {
     let tenant = node.create_tenant(env, slug).await;
+    let admin = env.token(tenant, &[Role::TenantAdmin], &[]);
+    code_value(node, &admin, catalog_pb::CodeList::Race, "5").await;
     (tenant, env.token(tenant, &[Role::Caseworker], &[]))
+}
+
+async fn code_value(
+    node: &TestNode,
+    admin: &str,
+    list: catalog_pb::CodeList,
+    code: &str,
+) -> String {
+    node.catalog
+        .clone()
+        .create_code_value(authed(
+            admin,
+            catalog_pb::CreateCodeValueRequest {
+                request_id: String::new(),
+                code_value: Some(catalog_pb::CodeValue {
+                    code_list: list as i32,
+                    code: code.into(),
+                    label: format!("{} {code}", list.as_str_name()),
+                    ..Default::default()
+                }),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .code_value
+        .unwrap()
+        .id
 }
 
 #[tokio::test]
@@ -472,6 +504,49 @@ async fn invalid_clients_are_refused_naming_the_field_and_nothing_is_written() {
     .await
     .unwrap_err();
     assert_eq!(violated_fields(&status), vec!["client.ssn"]);
+
+    // Demographics take the tenant's codes: an unknown category, a code not on the list, a
+    // retired code and another tenant's code are each named.
+    let admin = env.token(tenant, &[Role::TenantAdmin], &[]);
+    let retired = code_value(&node, &admin, catalog_pb::CodeList::Gender, "OLD").await;
+    node.catalog
+        .clone()
+        .retire_code_value(authed(
+            &admin,
+            catalog_pb::RetireCodeValueRequest {
+                id: retired,
+                etag: String::new(),
+            },
+        ))
+        .await
+        .unwrap();
+    let other = node.create_tenant(&env, "invalid-other").await;
+    let other_admin = env.token(other, &[Role::TenantAdmin], &[]);
+    code_value(&node, &other_admin, catalog_pb::CodeList::Ethnicity, "1").await;
+    let mut bad = client("Ana", "Ruiz", "", (1980, 1, 1));
+    bad.demographics = [
+        ("race", "5"),
+        ("religion", "X"),
+        ("race", "9"),
+        ("gender", "OLD"),
+        ("ethnicity", "1"),
+    ]
+    .iter()
+    .map(|(category, code)| pb::Demographic {
+        category: category.to_string(),
+        code: code.to_string(),
+    })
+    .collect();
+    let status = create(&node, &worker, bad).await.unwrap_err();
+    assert_eq!(
+        violated_fields(&status),
+        [
+            "client.demographics[1].category",
+            "client.demographics[2].code",
+            "client.demographics[3].code",
+            "client.demographics[4].code"
+        ]
+    );
     let mut owner = env.db.owner().await;
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM clients.clients WHERE tenant_id = $1")
         .bind(tenant.as_uuid())
@@ -536,6 +611,26 @@ async fn updates_are_versioned_and_history_names_what_changed() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Aborted);
+    let status = clients
+        .update_client(authed(
+            &worker,
+            pb::UpdateClientRequest {
+                client: Some(pb::Client {
+                    id: created.id.clone(),
+                    demographics: vec![pb::Demographic {
+                        category: "race".into(),
+                        code: "9".into(),
+                    }],
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["demographics".into()],
+                }),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&status), ["client.demographics[0].code"]);
     let history = clients
         .list_client_history(authed(
             &worker,
@@ -985,4 +1080,100 @@ async fn enrollments_open_once_per_program_and_exit_after_entry() {
         vec!["enrollment.client_id"],
         "tenant A's client is unknown to B"
     );
+}
+
+/// Each kind of change to a client reaches RabbitMQ as its own event, after the commit, with
+/// the client's tenant and the resource it is about.
+#[tokio::test]
+async fn every_kind_of_client_change_is_published() {
+    let env = TestEnv::new().await;
+    let mut events = env.bus.listen("clients.#").await;
+    let node = env.start(&caseway::Target::ALL).await;
+    let (tenant, worker) = setup(&env, &node, "published").await;
+    let admin = env.token(tenant, &[Role::TenantAdmin], &[]);
+    let supervisor = env.token(tenant, &[Role::Supervisor], &[]);
+    let prevention = program(&node, &admin, "HP").await;
+    let maria = create(&node, &worker, client("Maria", "Lopez", "", (1980, 3, 1)))
+        .await
+        .unwrap();
+    let mut clients = node.clients.clone();
+    clients
+        .update_client(authed(
+            &worker,
+            pb::UpdateClientRequest {
+                client: Some(pb::Client {
+                    id: maria.id.clone(),
+                    preferred_name: "Mari".into(),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["preferred_name".into()],
+                }),
+            },
+        ))
+        .await
+        .unwrap();
+    let enrollment = clients
+        .start_enrollment(authed(&worker, start(&maria.id, &prevention, (2026, 1, 5))))
+        .await
+        .unwrap()
+        .into_inner()
+        .enrollment
+        .unwrap();
+    clients
+        .exit_enrollment(authed(
+            &worker,
+            pb::ExitEnrollmentRequest {
+                id: enrollment.id.clone(),
+                etag: String::new(),
+                exit_date: Some(date(2026, 2, 1)),
+                exit_destination: "HOUSED".into(),
+            },
+        ))
+        .await
+        .unwrap();
+    clients
+        .delete_client(authed(
+            &supervisor,
+            pb::DeleteClientRequest {
+                id: maria.id.clone(),
+                etag: String::new(),
+                reason: "duplicate record".into(),
+            },
+        ))
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 5 {
+        let (envelope, _) = events
+            .next(Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|| panic!("only {seen:?} arrived"));
+        assert_eq!(envelope.tenant_id, tenant);
+        if envelope.event_type == "clients.client_updated.v1" {
+            use prost::Message;
+            let change =
+                caseway_api::events::v1::ClientChanged::decode(envelope.payload.as_slice())
+                    .unwrap();
+            assert_eq!(change.changed_fields, ["preferred_name"]);
+            assert_eq!(change.client.unwrap().preferred_name, "Mari");
+        }
+        seen.push((envelope.event_type, envelope.subject));
+    }
+    seen.sort();
+    let mut expected = vec![
+        ("clients.client_created.v1".to_string(), maria.id.clone()),
+        ("clients.client_deleted.v1".to_string(), maria.id.clone()),
+        ("clients.client_updated.v1".to_string(), maria.id.clone()),
+        (
+            "clients.enrollment_exited.v1".to_string(),
+            enrollment.id.clone(),
+        ),
+        (
+            "clients.enrollment_started.v1".to_string(),
+            enrollment.id.clone(),
+        ),
+    ];
+    expected.sort();
+    assert_eq!(seen, expected);
 }

@@ -176,6 +176,21 @@ pub async fn seed_demo(config: &Config) -> anyhow::Result<Demo> {
         (CodeList::BarrierType, "HOUSING", "Housing"),
         (CodeList::BarrierType, "EMPLOYMENT", "Employment"),
         (CodeList::TurnAwayReason, "NO-FUNDS", "No funds available"),
+        // HUD's race and ethnicity (3.04) and gender (3.06) codes.
+        (
+            CodeList::Race,
+            "1",
+            "American Indian, Alaska Native, or Indigenous",
+        ),
+        (CodeList::Race, "2", "Asian or Asian American"),
+        (CodeList::Race, "3", "Black, African American, or African"),
+        (CodeList::Race, "4", "Native Hawaiian or Pacific Islander"),
+        (CodeList::Race, "5", "White"),
+        (CodeList::Race, "6", "Hispanic/Latina/e/o"),
+        (CodeList::Race, "7", "Middle Eastern or North African"),
+        (CodeList::Gender, "0", "Woman"),
+        (CodeList::Gender, "1", "Man"),
+        (CodeList::Gender, "4", "Non-binary"),
     ] {
         let id = create(
             &catalog,
@@ -470,6 +485,9 @@ pub async fn seed_demo_clients(addr: std::net::SocketAddr, demo: &Demo) -> anyho
         source: &'static str,
         household: i64,
         disability: Option<&'static str>,
+        /// Race and gender codes.
+        race: &'static str,
+        gender: &'static str,
         /// Barrier type code, identified on, resolved on.
         barriers: &'static [(&'static str, Ymd, Option<Ymd>)],
     }
@@ -484,6 +502,8 @@ pub async fn seed_demo_clients(addr: std::net::SocketAddr, demo: &Demo) -> anyho
             source: "EMPLOYMENT",
             household: 4,
             disability: None,
+            race: "6",
+            gender: "0",
             barriers: &[("HOUSING", (2026, 2, 3), None)],
         },
         DemoClient {
@@ -496,6 +516,8 @@ pub async fn seed_demo_clients(addr: std::net::SocketAddr, demo: &Demo) -> anyho
             source: "NONE",
             household: 1,
             disability: Some("MENTAL_HEALTH"),
+            race: "5",
+            gender: "1",
             barriers: &[
                 ("HOUSING", (2026, 1, 12), None),
                 ("EMPLOYMENT", (2026, 1, 12), Some((2026, 4, 20))),
@@ -511,6 +533,8 @@ pub async fn seed_demo_clients(addr: std::net::SocketAddr, demo: &Demo) -> anyho
             source: "EMPLOYMENT",
             household: 5,
             disability: None,
+            race: "7",
+            gender: "1",
             barriers: &[],
         },
         DemoClient {
@@ -523,6 +547,8 @@ pub async fn seed_demo_clients(addr: std::net::SocketAddr, demo: &Demo) -> anyho
             source: "BENEFITS",
             household: 2,
             disability: Some("CHRONIC_HEALTH"),
+            race: "2",
+            gender: "0",
             barriers: &[("EMPLOYMENT", (2026, 3, 9), None)],
         },
         DemoClient {
@@ -535,6 +561,8 @@ pub async fn seed_demo_clients(addr: std::net::SocketAddr, demo: &Demo) -> anyho
             source: "BENEFITS",
             household: 1,
             disability: Some("PHYSICAL"),
+            race: "3",
+            gender: "1",
             barriers: &[("HOUSING", (2026, 3, 30), None)],
         },
     ];
@@ -583,6 +611,13 @@ pub async fn seed_demo_clients(addr: std::net::SocketAddr, demo: &Demo) -> anyho
                                     pb::VeteranStatus::No
                                 } as i32,
                                 organization_id: demo.organization_ids[n % 2].to_string(),
+                                demographics: [("race", person.race), ("gender", person.gender)]
+                                    .iter()
+                                    .map(|(category, code)| pb::Demographic {
+                                        category: category.to_string(),
+                                        code: code.to_string(),
+                                    })
+                                    .collect(),
                                 contact: Some(pb::Contact {
                                     city: "Springfield".into(),
                                     ..Default::default()

@@ -219,6 +219,9 @@ fn code_list_to_proto(list: CodeList) -> pb::CodeList {
         CodeList::ReferralPlan => pb::CodeList::ReferralPlan,
         CodeList::BarrierType => pb::CodeList::BarrierType,
         CodeList::TurnAwayReason => pb::CodeList::TurnAwayReason,
+        CodeList::Race => pb::CodeList::Race,
+        CodeList::Ethnicity => pb::CodeList::Ethnicity,
+        CodeList::Gender => pb::CodeList::Gender,
     }
 }
 
@@ -305,6 +308,9 @@ fn code_list(v: &mut Violations, field: &str, value: i32) -> CodeList {
         Ok(pb::CodeList::ReferralPlan) => CodeList::ReferralPlan,
         Ok(pb::CodeList::BarrierType) => CodeList::BarrierType,
         Ok(pb::CodeList::TurnAwayReason) => CodeList::TurnAwayReason,
+        Ok(pb::CodeList::Race) => CodeList::Race,
+        Ok(pb::CodeList::Ethnicity) => CodeList::Ethnicity,
+        Ok(pb::CodeList::Gender) => CodeList::Gender,
         Ok(pb::CodeList::Unspecified) => {
             v.add(field, "is required");
             CodeList::Reason

@@ -50,6 +50,9 @@ text_enum!(
         ReferralPlan => "referral_plan",
         BarrierType => "barrier_type",
         TurnAwayReason => "turn_away_reason",
+        Race => "race",
+        Ethnicity => "ethnicity",
+        Gender => "gender",
     }
 );
 

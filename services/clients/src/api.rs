@@ -8,8 +8,8 @@ use prost::Message;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use caseway_api::catalog::v1::GetProgramRequest;
 use caseway_api::catalog::v1::catalog_service_client::CatalogServiceClient;
+use caseway_api::catalog::v1::{CodeList, GetProgramRequest, ListCodeValuesRequest};
 use caseway_api::clients::v1 as pb;
 use caseway_api::clients::v1::clients_service_server::ClientsService;
 use caseway_api::events::v1::{ClientChanged, EnrollmentChanged};
@@ -71,6 +71,80 @@ impl ClientsApi {
                 "catalog service: {}",
                 status.message()
             ))),
+        }
+    }
+
+    /// Checks each demographic against the tenant's code list of its category (asked of the
+    /// catalog with the caller's credentials): the category must be race, ethnicity or gender
+    /// and the code an active value of that list.
+    async fn check_demographics(
+        &self,
+        authorization: Option<&Authorization>,
+        demographics: &[Demographic],
+        v: &mut Violations,
+    ) -> Result<()> {
+        let mut lists: Vec<(CodeList, Vec<String>)> = Vec::new();
+        for (index, demographic) in demographics.iter().enumerate() {
+            let Some(list) = demographic_list(&demographic.category) else {
+                v.add(
+                    format!("client.demographics[{index}].category"),
+                    "must be race, ethnicity or gender",
+                );
+                continue;
+            };
+            let codes = match lists.iter().position(|(l, _)| *l == list) {
+                Some(at) => &lists[at].1,
+                None => {
+                    let codes = self.active_codes(authorization, list).await?;
+                    lists.push((list, codes));
+                    &lists[lists.len() - 1].1
+                }
+            };
+            if !codes.contains(&demographic.code) {
+                v.add(
+                    format!("client.demographics[{index}].code"),
+                    format!(
+                        "is not an active code of the tenant's {} list",
+                        demographic.category
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The active codes of one of the tenant's code lists.
+    async fn active_codes(
+        &self,
+        authorization: Option<&Authorization>,
+        list: CodeList,
+    ) -> Result<Vec<String>> {
+        let mut codes = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let request = on_behalf_of(
+                ListCodeValuesRequest {
+                    page_size: 500,
+                    page_token,
+                    code_list: list as i32,
+                    include_retired: false,
+                },
+                authorization,
+            );
+            let page = self
+                .catalog
+                .clone()
+                .list_code_values(request)
+                .await
+                .map_err(|status| {
+                    Error::Unavailable(format!("catalog service: {}", status.message()))
+                })?
+                .into_inner();
+            codes.extend(page.code_values.into_iter().map(|c| c.code));
+            if page.next_page_token.is_empty() {
+                return Ok(codes);
+            }
+            page_token = page.next_page_token;
         }
     }
 
@@ -291,6 +365,16 @@ async fn publish(
     Ok(())
 }
 
+/// The catalog code list a demographic category takes its codes from.
+fn demographic_list(category: &str) -> Option<CodeList> {
+    match category {
+        "race" => Some(CodeList::Race),
+        "ethnicity" => Some(CodeList::Ethnicity),
+        "gender" => Some(CodeList::Gender),
+        _ => None,
+    }
+}
+
 pub fn enrollment_to_proto(record: &EnrollmentRecord) -> pb::Enrollment {
     pb::Enrollment {
         id: record.id.to_string(),
@@ -354,6 +438,7 @@ impl ClientsService for ClientsApi {
     ) -> Result<Response<pb::CreateClientResponse>, Status> {
         let caller = principal(&request)?;
         let tenant = caller.tenant_with(CLIENT_ROLES)?;
+        let authorization = authorization_of(&request);
         let message = request.into_inner();
         let input = message
             .client
@@ -365,6 +450,10 @@ impl ClientsService for ClientsApi {
         let requested = v.optional_id("client.organization_id", &input.organization_id);
         let organization_id = owning_organization(&caller, requested, &mut v);
         fields.validate("client", Utc::now().date_naive(), &mut v);
+        v.finish()?;
+        let mut v = Violations::new();
+        self.check_demographics(authorization.as_ref(), &fields.demographics, &mut v)
+            .await?;
         v.finish()?;
 
         let method = "clients.client.create";
@@ -453,6 +542,7 @@ impl ClientsService for ClientsApi {
     ) -> Result<Response<pb::UpdateClientResponse>, Status> {
         let caller = principal(&request)?;
         let tenant = caller.tenant_with(CLIENT_ROLES)?;
+        let authorization = authorization_of(&request);
         let message = request.into_inner();
         let input = message
             .client
@@ -464,6 +554,12 @@ impl ClientsService for ClientsApi {
         let fields = parse_fields(&input, &mut v);
         v.retain_masked("client", &mask);
         v.finish()?;
+        if mask.contains(&"demographics") {
+            let mut v = Violations::new();
+            self.check_demographics(authorization.as_ref(), &fields.demographics, &mut v)
+                .await?;
+            v.finish()?;
+        }
 
         let mut tx = self.platform.db.tenant_tx(tenant).await?;
         let mut record = store::load(tx.conn(), id, true)
