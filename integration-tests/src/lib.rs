@@ -16,6 +16,7 @@ use caseway_api::catalog::v1::catalog_service_client::CatalogServiceClient;
 use caseway_api::clients::v1::assessments_service_client::AssessmentsServiceClient;
 use caseway_api::clients::v1::barriers_service_client::BarriersServiceClient;
 use caseway_api::clients::v1::clients_service_client::ClientsServiceClient;
+use caseway_api::records::v1::records_service_client::RecordsServiceClient;
 use caseway_api::tenancy::v1 as tenancy_pb;
 use caseway_api::tenancy::v1::tenancy_service_client::TenancyServiceClient;
 use caseway_platform::auth::{Role, TokenIssuer, generate_key_pair};
@@ -95,6 +96,7 @@ impl TestEnv {
             clients: ClientsServiceClient::new(channel.clone()),
             assessments: AssessmentsServiceClient::new(channel.clone()),
             barriers: BarriersServiceClient::new(channel.clone()),
+            records: RecordsServiceClient::new(channel.clone()),
             tenancy: TenancyServiceClient::new(channel.clone()),
             channel,
             node: Some(node),
@@ -156,6 +158,7 @@ pub struct TestNode {
     pub clients: ClientsServiceClient<Channel>,
     pub assessments: AssessmentsServiceClient<Channel>,
     pub barriers: BarriersServiceClient<Channel>,
+    pub records: RecordsServiceClient<Channel>,
     pub tenancy: TenancyServiceClient<Channel>,
     pub channel: Channel,
     node: Option<RunningNode>,

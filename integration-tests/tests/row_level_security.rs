@@ -10,7 +10,7 @@ use caseway_api::clients::v1 as clients_pb;
 use caseway_integration_tests::{TestEnv, authed, date};
 use caseway_platform::auth::Role;
 
-const SCHEMAS: &[&str] = &["platform", "tenancy", "catalog", "clients"];
+const SCHEMAS: &[&str] = &["platform", "tenancy", "catalog", "clients", "records"];
 
 #[tokio::test]
 async fn every_table_is_isolated_by_forced_row_level_security() {
@@ -37,7 +37,7 @@ async fn every_table_is_isolated_by_forced_row_level_security() {
         .into_inner()
         .service_group
         .unwrap();
-    catalog
+    let service = catalog
         .create_service(authed(
             &admin,
             pb::CreateServiceRequest {
@@ -55,6 +55,9 @@ async fn every_table_is_isolated_by_forced_row_level_security() {
             },
         ))
         .await
+        .unwrap()
+        .into_inner()
+        .service
         .unwrap();
     catalog
         .create_grant(authed(
@@ -244,9 +247,26 @@ async fn every_table_is_isolated_by_forced_row_level_security() {
             clients_pb::CreateBarrierRequest {
                 request_id: String::new(),
                 barrier: Some(clients_pb::Barrier {
-                    client_id,
+                    client_id: client_id.clone(),
                     barrier_type_id: housing.id,
                     identified_date: Some(date(2026, 1, 5)),
+                    ..Default::default()
+                }),
+            },
+        ))
+        .await
+        .unwrap();
+    node.records
+        .clone()
+        .record_service(authed(
+            &admin,
+            caseway_api::records::v1::RecordServiceRequest {
+                request_id: String::new(),
+                record: Some(caseway_api::records::v1::ServiceRecord {
+                    client_id,
+                    service_id: service.id,
+                    service_date: Some(date(2026, 1, 6)),
+                    units: "25".into(),
                     ..Default::default()
                 }),
             },

@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "caseway/clients/v1/clients.proto",
         "caseway/clients/v1/assessments.proto",
         "caseway/clients/v1/barriers.proto",
+        "caseway/records/v1/records.proto",
         "caseway/events/v1/events.proto",
     ];
     println!("cargo:rerun-if-changed={}", root.display());

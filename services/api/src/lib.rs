@@ -37,6 +37,11 @@ pub mod caseway {
         }
     }
 
+    pub mod records {
+        pub mod v1 {
+            tonic::include_proto!("caseway.records.v1");
+        }
+    }
     pub mod events {
         pub mod v1 {
             tonic::include_proto!("caseway.events.v1");
@@ -44,4 +49,4 @@ pub mod caseway {
     }
 }
 
-pub use caseway::{catalog, clients, common, events, tenancy};
+pub use caseway::{catalog, clients, common, events, records, tenancy};

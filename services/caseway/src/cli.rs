@@ -136,13 +136,19 @@ fn shutdown_on_signal() -> CancellationToken {
     token
 }
 
-async fn serve_until_signal(config: Config, targets: &[crate::Target]) -> anyhow::Result<()> {
+/// The gRPC and metrics listeners of the configuration.
+async fn listen(config: &Config) -> anyhow::Result<(TcpListener, TcpListener)> {
     let grpc = TcpListener::bind(config.grpc_listen)
         .await
         .with_context(|| format!("binding {}", config.grpc_listen))?;
     let metrics = TcpListener::bind(config.metrics_listen)
         .await
         .with_context(|| format!("binding {}", config.metrics_listen))?;
+    Ok((grpc, metrics))
+}
+
+async fn serve_until_signal(config: Config, targets: &[crate::Target]) -> anyhow::Result<()> {
+    let (grpc, metrics) = listen(&config).await?;
     let node = crate::start(config, targets, grpc, metrics, shutdown_on_signal()).await?;
     node.wait().await
 }
@@ -298,12 +304,7 @@ async fn dev(config: Config) -> anyhow::Result<()> {
     caseway_platform::pii::ensure_key_file(&config.pii_keys_file)?;
     db::migrate(&config.migration_database_url, &crate::migrators()).await?;
     let demo = crate::seed::seed_demo(&config).await?;
-    let grpc = TcpListener::bind(config.grpc_listen)
-        .await
-        .with_context(|| format!("binding {}", config.grpc_listen))?;
-    let metrics = TcpListener::bind(config.metrics_listen)
-        .await
-        .with_context(|| format!("binding {}", config.metrics_listen))?;
+    let (grpc, metrics) = listen(&config).await?;
     let node = crate::start(
         config.clone(),
         &crate::Target::ALL,

@@ -21,16 +21,23 @@ pub enum Target {
     Tenancy,
     Catalog,
     Clients,
+    Records,
 }
 
 impl Target {
-    pub const ALL: [Target; 3] = [Target::Tenancy, Target::Catalog, Target::Clients];
+    pub const ALL: [Target; 4] = [
+        Target::Tenancy,
+        Target::Catalog,
+        Target::Clients,
+        Target::Records,
+    ];
 
     pub fn name(&self) -> &'static str {
         match self {
             Target::Tenancy => "tenancy",
             Target::Catalog => "catalog",
             Target::Clients => "clients",
+            Target::Records => "records",
         }
     }
 }
@@ -46,7 +53,7 @@ pub fn parse_targets(text: &str) -> anyhow::Result<Vec<Target>> {
             .into_iter()
             .find(|t| t.name() == part)
             .with_context(|| {
-                format!("unknown target {part}; expected all, tenancy, catalog or clients")
+                format!("unknown target {part}; expected all, tenancy, catalog, clients or records")
             })?;
         if !targets.contains(&target) {
             targets.push(target);
@@ -59,12 +66,13 @@ pub fn parse_targets(text: &str) -> anyhow::Result<Vec<Target>> {
 }
 
 /// Every service's migrations, applied in version order by `caseway migrate`.
-pub fn migrators() -> [&'static Migrator; 4] {
+pub fn migrators() -> [&'static Migrator; 5] {
     [
         &caseway_platform::MIGRATOR,
         &caseway_tenancy::MIGRATOR,
         &caseway_catalog::MIGRATOR,
         &caseway_clients::MIGRATOR,
+        &caseway_records::MIGRATOR,
     ]
 }
 
@@ -86,6 +94,10 @@ pub async fn start(
         .catalog_endpoint
         .clone()
         .unwrap_or_else(|| own.clone());
+    let clients_endpoint = config
+        .clients_endpoint
+        .clone()
+        .unwrap_or_else(|| own.clone());
     let platform: Arc<Platform> = Platform::new(config)?;
     let mut node = NodeBuilder::new();
     for target in targets {
@@ -93,6 +105,12 @@ pub async fn start(
             Target::Tenancy => caseway_tenancy::register(&platform, &mut node),
             Target::Catalog => caseway_catalog::register(&platform, &mut node, &tenancy_endpoint)?,
             Target::Clients => caseway_clients::register(&platform, &mut node, &catalog_endpoint)?,
+            Target::Records => caseway_records::register(
+                &platform,
+                &mut node,
+                &catalog_endpoint,
+                &clients_endpoint,
+            )?,
         }
     }
     caseway_platform::server::start(platform, node, grpc_listener, metrics_listener, shutdown).await

@@ -65,25 +65,19 @@ async fn dev_stack_answers_a_reflection_client_without_proto_files() {
 
     // Again on the same database: the seed finds what it made and adds nothing.
     let mut owner = sqlx::PgConnection::connect(&db.owner_url).await.unwrap();
-    let count = |table: &'static str| format!("SELECT count(*) FROM {table}");
-    let mut before = Vec::new();
-    for table in [
-        "clients.clients",
-        "clients.enrollments",
-        "clients.assessments",
-        "clients.barriers",
-        "clients.assessment_types",
-    ] {
-        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(count(table)))
-            .fetch_one(&mut owner)
-            .await
-            .unwrap();
-        before.push(n);
-    }
+    let before = seeded_counts(&mut owner).await;
     assert_eq!(before, [5, 5, 16, 5, 4]);
     let (child, address, token) = start_dev(&db, &bus, &data_dir).await;
     check_demo_clients(&address, &token).await;
-    let mut after = Vec::new();
+    let after = seeded_counts(&mut owner).await;
+    assert_eq!(after, before);
+    stop(child).await;
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+/// How many clients, enrollments, assessments, barriers and assessment types are stored.
+async fn seeded_counts(owner: &mut sqlx::PgConnection) -> Vec<i64> {
+    let mut counts = Vec::new();
     for table in [
         "clients.clients",
         "clients.enrollments",
@@ -91,15 +85,14 @@ async fn dev_stack_answers_a_reflection_client_without_proto_files() {
         "clients.barriers",
         "clients.assessment_types",
     ] {
-        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(count(table)))
-            .fetch_one(&mut owner)
+        let sql = format!("SELECT count(*) FROM {table}");
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_one(&mut *owner)
             .await
             .unwrap();
-        after.push(n);
+        counts.push(n);
     }
-    assert_eq!(after, before);
-    stop(child).await;
-    let _ = std::fs::remove_dir_all(&data_dir);
+    counts
 }
 
 /// Starts `caseway dev` and waits for its banner: the child, the address and the token.

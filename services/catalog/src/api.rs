@@ -602,7 +602,7 @@ impl CatalogService for CatalogApi {
             None => {
                 let generation = cache.generation();
                 let record = Arc::new(self.catalog.get::<ServiceFields>(tenant, id).await?);
-                cache.insert(tenant, record.clone(), generation);
+                cache.insert(tenant, record.id, record.clone(), generation);
                 record
             }
         };

@@ -29,7 +29,7 @@ pub fn register(
     node.add_service(CatalogServiceServer::new(api));
     let bus = platform.bus.clone();
     node.add_worker("service-cache", move |token| {
-        cache.follow_events(bus, token)
+        cache.follow_events(bus, cache::service_changes(), token)
     });
     Ok(())
 }

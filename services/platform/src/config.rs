@@ -56,6 +56,8 @@ pub struct Config {
     pub tenancy_endpoint: Option<String>,
     /// Endpoint of the catalog service (`CASEWAY_CATALOG_ENDPOINT`); when unset, the process itself.
     pub catalog_endpoint: Option<String>,
+    /// Endpoint of the clients service (`CASEWAY_CLIENTS_ENDPOINT`); when unset, the process itself.
+    pub clients_endpoint: Option<String>,
     /// How long a tenant's status is trusted without an event (`CASEWAY_TENANT_STATUS_TTL_SECONDS`).
     #[serde(with = "seconds")]
     pub tenant_status_ttl: Duration,
@@ -94,6 +96,7 @@ impl Default for Config {
             log_format: "text".into(),
             tenancy_endpoint: None,
             catalog_endpoint: None,
+            clients_endpoint: None,
             tenant_status_ttl: Duration::from_secs(30),
             outbox_poll_interval: Duration::from_millis(1000),
             shutdown_delay: Duration::from_millis(0),
@@ -219,6 +222,9 @@ impl Config {
         }
         if let Some(v) = var("CASEWAY_CATALOG_ENDPOINT") {
             self.catalog_endpoint = Some(v);
+        }
+        if let Some(v) = var("CASEWAY_CLIENTS_ENDPOINT") {
+            self.clients_endpoint = Some(v);
         }
         if let Some(v) = var("CASEWAY_TENANT_STATUS_TTL_SECONDS") {
             self.tenant_status_ttl =

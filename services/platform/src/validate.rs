@@ -51,6 +51,11 @@ impl Violations {
         self.0.iter().any(|v| v.field == field)
     }
 
+    /// The violations, to report them under other names.
+    pub fn into_inner(self) -> Vec<FieldViolation> {
+        self.0
+    }
+
     /// The fields named, in order (for tests and logs).
     pub fn fields(&self) -> Vec<String> {
         self.0.iter().map(|v| v.field.clone()).collect()

@@ -1,0 +1,1294 @@
+//! Service records over real gRPC: every recording check, turn-aways, Quick Services, bulk,
+//! indirect services, history, totals against a hand-computed fixture, retries, events and
+//! tenant isolation.
+
+use std::time::Duration;
+
+use prost::Message;
+use tonic::Code;
+use uuid::Uuid;
+
+use caseway_api::catalog::v1 as catalog_pb;
+use caseway_api::clients::v1 as clients_pb;
+use caseway_api::records::v1 as pb;
+use caseway_integration_tests::{TestEnv, TestNode, authed, date, violated_fields};
+use caseway_platform::TenantId;
+use caseway_platform::auth::Role;
+
+/// One tenant's catalog and clients for recording.
+struct Fixture {
+    tenant: TenantId,
+    admin: String,
+    /// A case worker of the NORTH organization.
+    worker: String,
+    /// A case worker of the SOUTH organization only.
+    south_worker: String,
+    supervisor: String,
+    assistance: String,
+    counseling: String,
+    workshop: String,
+    outreach: String,
+    unlinked: String,
+    grant: String,
+    old_grant: String,
+    program: String,
+    provider: String,
+    reason: String,
+    turn_away: String,
+    maria: String,
+    maria_enrollment: String,
+    john: String,
+    john_enrollment: String,
+}
+
+async fn fixture(env: &TestEnv, node: &TestNode, slug: &str) -> Fixture {
+    let tenant = node.create_tenant(env, slug).await;
+    let admin = env.token(tenant, &[Role::TenantAdmin], &[]);
+    let north = node.create_organization(&admin, "NORTH").await;
+    let south = node.create_organization(&admin, "SOUTH").await;
+    let worker = env.token(tenant, &[Role::Caseworker], &[north]);
+    let south_worker = env.token(tenant, &[Role::Caseworker], &[south]);
+    let supervisor = env.token(tenant, &[Role::Supervisor], &[north]);
+    let mut catalog = node.catalog.clone();
+    let grant = catalog
+        .create_grant(authed(
+            &admin,
+            catalog_pb::CreateGrantRequest {
+                request_id: String::new(),
+                grant: Some(catalog_pb::Grant {
+                    code: "ESG".into(),
+                    name: "Emergency Solutions".into(),
+                    funder: "HUD".into(),
+                    start_date: Some(date(2026, 1, 1)),
+                    end_date: Some(date(2026, 12, 31)),
+                    ..Default::default()
+                }),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .grant
+        .unwrap()
+        .id;
+    let old_grant = catalog
+        .create_grant(authed(
+            &admin,
+            catalog_pb::CreateGrantRequest {
+                request_id: String::new(),
+                grant: Some(catalog_pb::Grant {
+                    code: "OLD".into(),
+                    name: "Last year".into(),
+                    funder: "County".into(),
+                    start_date: Some(date(2025, 1, 1)),
+                    end_date: Some(date(2025, 12, 31)),
+                    ..Default::default()
+                }),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .grant
+        .unwrap()
+        .id;
+    let program = catalog
+        .create_program(authed(
+            &admin,
+            catalog_pb::CreateProgramRequest {
+                request_id: String::new(),
+                program: Some(catalog_pb::Program {
+                    code: "HP".into(),
+                    name: "Homelessness Prevention".into(),
+                    start_date: Some(date(2020, 1, 1)),
+                    ..Default::default()
+                }),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .program
+        .unwrap()
+        .id;
+    let group = catalog
+        .create_service_group(authed(
+            &admin,
+            catalog_pb::CreateServiceGroupRequest {
+                request_id: String::new(),
+                service_group: Some(catalog_pb::ServiceGroup {
+                    name: "Financial Services".into(),
+                    ..Default::default()
+                }),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .service_group
+        .unwrap()
+        .id;
+    let service = |code: &str,
+                   unit: catalog_pb::UnitOfMeasure,
+                   value: &str,
+                   mode: catalog_pb::DeliveryMode,
+                   orgs: Vec<String>,
+                   grants: Vec<String>| {
+        let mut catalog = catalog.clone();
+        let admin = admin.clone();
+        let group = group.clone();
+        let program = program.clone();
+        let code = code.to_string();
+        let value = value.to_string();
+        async move {
+            catalog
+                .create_service(authed(
+                    &admin,
+                    catalog_pb::CreateServiceRequest {
+                        request_id: String::new(),
+                        service: Some(catalog_pb::Service {
+                            name: format!("Service {code}"),
+                            code,
+                            unit_of_measure: unit as i32,
+                            default_unit_value: value,
+                            delivery_mode: mode as i32,
+                            service_group_id: group,
+                            organization_ids: orgs,
+                            grant_ids: grants,
+                            program_ids: vec![program],
+                            ..Default::default()
+                        }),
+                    },
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+                .service
+                .unwrap()
+                .id
+        }
+    };
+    use catalog_pb::{DeliveryMode, UnitOfMeasure};
+    let both = vec![grant.clone(), old_grant.clone()];
+    let assistance = service(
+        "FA",
+        UnitOfMeasure::Dollars,
+        "1.00",
+        DeliveryMode::Direct,
+        vec![],
+        both.clone(),
+    )
+    .await;
+    let counseling = service(
+        "FC",
+        UnitOfMeasure::Hours,
+        "45.00",
+        DeliveryMode::Direct,
+        vec![],
+        both.clone(),
+    )
+    .await;
+    let workshop = service(
+        "FW",
+        UnitOfMeasure::Count,
+        "0.00",
+        DeliveryMode::Direct,
+        vec![north.to_string()],
+        both.clone(),
+    )
+    .await;
+    let outreach = service(
+        "OUT",
+        UnitOfMeasure::Hours,
+        "30.00",
+        DeliveryMode::Indirect,
+        vec![],
+        both,
+    )
+    .await;
+    let unlinked = service(
+        "UN",
+        UnitOfMeasure::Minutes,
+        "1.00",
+        DeliveryMode::Direct,
+        vec![],
+        vec![],
+    )
+    .await;
+    let provider = catalog
+        .create_provider(authed(
+            &admin,
+            catalog_pb::CreateProviderRequest {
+                request_id: String::new(),
+                provider: Some(catalog_pb::Provider {
+                    name: "Ana Diaz".into(),
+                    kind: catalog_pb::ProviderKind::Staff as i32,
+                    ..Default::default()
+                }),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .provider
+        .unwrap()
+        .id;
+    let code = |list: catalog_pb::CodeList, code: &str| {
+        let mut catalog = catalog.clone();
+        let admin = admin.clone();
+        let code = code.to_string();
+        async move {
+            catalog
+                .create_code_value(authed(
+                    &admin,
+                    catalog_pb::CreateCodeValueRequest {
+                        request_id: String::new(),
+                        code_value: Some(catalog_pb::CodeValue {
+                            code_list: list as i32,
+                            label: code.to_lowercase(),
+                            code,
+                            ..Default::default()
+                        }),
+                    },
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+                .code_value
+                .unwrap()
+                .id
+        }
+    };
+    let reason = code(catalog_pb::CodeList::Reason, "EVICTION").await;
+    let turn_away = code(catalog_pb::CodeList::TurnAwayReason, "NO-FUNDS").await;
+    let (maria, maria_enrollment) = client(node, &worker, "Maria", &program, (2026, 1, 5)).await;
+    let (john, john_enrollment) = client(node, &worker, "John", &program, (2026, 2, 1)).await;
+    Fixture {
+        tenant,
+        admin,
+        worker,
+        south_worker,
+        supervisor,
+        assistance,
+        counseling,
+        workshop,
+        outreach,
+        unlinked,
+        grant,
+        old_grant,
+        program,
+        provider,
+        reason,
+        turn_away,
+        maria,
+        maria_enrollment,
+        john,
+        john_enrollment,
+    }
+}
+
+/// A client enrolled in `program` from `entry`.
+async fn client(
+    node: &TestNode,
+    token: &str,
+    first: &str,
+    program: &str,
+    entry: (i32, i32, i32),
+) -> (String, String) {
+    let id = node
+        .clients
+        .clone()
+        .create_client(authed(
+            token,
+            clients_pb::CreateClientRequest {
+                request_id: String::new(),
+                client: Some(clients_pb::Client {
+                    first_name: first.into(),
+                    last_name: "Client".into(),
+                    ..Default::default()
+                }),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .client
+        .unwrap()
+        .id;
+    let enrollment = node
+        .clients
+        .clone()
+        .start_enrollment(authed(
+            token,
+            clients_pb::StartEnrollmentRequest {
+                request_id: String::new(),
+                enrollment: Some(clients_pb::Enrollment {
+                    client_id: id.clone(),
+                    program_id: program.into(),
+                    entry_date: Some(date(entry.0, entry.1, entry.2)),
+                    ..Default::default()
+                }),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .enrollment
+        .unwrap()
+        .id;
+    (id, enrollment)
+}
+
+impl Fixture {
+    fn delivery(&self, service: &str, units: &str, day: (i32, i32, i32)) -> pb::ServiceRecord {
+        pb::ServiceRecord {
+            client_id: self.maria.clone(),
+            service_id: service.into(),
+            service_date: Some(date(day.0, day.1, day.2)),
+            grant_id: self.grant.clone(),
+            enrollment_id: self.maria_enrollment.clone(),
+            provider_id: self.provider.clone(),
+            units: units.into(),
+            ..Default::default()
+        }
+    }
+}
+
+async fn record(
+    node: &TestNode,
+    token: &str,
+    record: pb::ServiceRecord,
+) -> Result<pb::ServiceRecord, tonic::Status> {
+    node.records
+        .clone()
+        .record_service(authed(
+            token,
+            pb::RecordServiceRequest {
+                request_id: String::new(),
+                record: Some(record),
+            },
+        ))
+        .await
+        .map(|r| r.into_inner().record.unwrap())
+}
+
+#[tokio::test]
+async fn a_delivery_is_checked_against_catalog_and_client_and_valued_exactly() {
+    let env = TestEnv::new().await;
+    let mut events = env.bus.listen("records.#").await;
+    let node = env.start(&caseway::Target::ALL).await;
+    let f = fixture(&env, &node, "record").await;
+
+    let counseling = record(
+        &node,
+        &f.worker,
+        f.delivery(&f.counseling, "1.25", (2026, 3, 2)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(counseling.kind, pb::ServiceRecordKind::Delivered as i32);
+    assert_eq!(
+        counseling.unit_value, "45",
+        "the catalog's default unit value"
+    );
+    assert_eq!(counseling.value, "56.25", "1.25 h x 45.00");
+    assert_eq!(counseling.program_id, f.program, "the enrollment's program");
+    assert!(!counseling.service_group_id.is_empty());
+    let mut priced = f.delivery(&f.assistance, "250.10", (2026, 3, 2));
+    priced.unit_value = "0.33".into();
+    priced.reason_id = f.reason.clone();
+    let priced = record(&node, &f.worker, priced).await.unwrap();
+    assert_eq!(priced.value, "82.533");
+    let (envelope, _) = events
+        .expect("records.service_recorded.v1", Duration::from_secs(10))
+        .await;
+    let event = caseway_api::events::v1::ServiceRecordChanged::decode(envelope.payload.as_slice())
+        .unwrap()
+        .record
+        .unwrap();
+    assert_eq!(event, counseling, "the event carries the whole record");
+    assert_eq!(envelope.tenant_id, f.tenant);
+
+    // Each check names its field.
+    type Change<'a> = Box<dyn Fn(&mut pb::ServiceRecord) + 'a>;
+    let cases: Vec<(&str, Change, &str)> = vec![
+        (
+            "an unknown client",
+            Box::new(|r| r.client_id = Uuid::now_v7().to_string()),
+            "record.client_id",
+        ),
+        (
+            "another client's enrollment",
+            Box::new(|r| r.enrollment_id = f.john_enrollment.clone()),
+            "record.enrollment_id",
+        ),
+        (
+            "a date before the enrollment",
+            Box::new(|r| r.service_date = Some(date(2026, 1, 4))),
+            "record.enrollment_id",
+        ),
+        (
+            "a date in the future",
+            Box::new(|r| r.service_date = Some(date(2999, 1, 1))),
+            "record.service_date",
+        ),
+        (
+            "a grant not linked to the service",
+            Box::new(|r| r.service_id = f.unlinked.clone()),
+            "record.grant_id",
+        ),
+        (
+            "a grant whose period ended",
+            Box::new(|r| r.grant_id = f.old_grant.clone()),
+            "record.grant_id",
+        ),
+        (
+            "an indirect service for a client",
+            Box::new(|r| r.service_id = f.outreach.clone()),
+            "record.service_id",
+        ),
+        (
+            "an unknown service",
+            Box::new(|r| r.service_id = Uuid::now_v7().to_string()),
+            "record.service_id",
+        ),
+        (
+            "fractional hours past hundredths",
+            Box::new(|r| r.units = "1.255".into()),
+            "record.units",
+        ),
+        (
+            "no units",
+            Box::new(|r| r.units = String::new()),
+            "record.units",
+        ),
+        (
+            "negative units",
+            Box::new(|r| r.units = "-1".into()),
+            "record.units",
+        ),
+        (
+            "a unit value in tenths of cents",
+            Box::new(|r| r.unit_value = "1.005".into()),
+            "record.unit_value",
+        ),
+        (
+            "a reason from another list",
+            Box::new(|r| r.reason_id = f.turn_away.clone()),
+            "record.reason_id",
+        ),
+        (
+            "an unknown provider",
+            Box::new(|r| r.provider_id = Uuid::now_v7().to_string()),
+            "record.provider_id",
+        ),
+        (
+            "people reached for a client",
+            Box::new(|r| r.people_reached = 3),
+            "record.people_reached",
+        ),
+    ];
+    for (what, change, field) in cases {
+        let mut bad = f.delivery(&f.counseling, "1.00", (2026, 3, 2));
+        change(&mut bad);
+        let status = record(&node, &f.worker, bad).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{what}: {status:?}");
+        assert_eq!(violated_fields(&status), [field], "{what}");
+    }
+    let mut minutes = f.delivery(&f.unlinked, "15.5", (2026, 3, 2));
+    minutes.grant_id = String::new();
+    let status = record(&node, &f.worker, minutes).await.unwrap_err();
+    assert_eq!(violated_fields(&status), ["record.units"], "whole minutes");
+
+    // A service restricted to NORTH: refused to a SOUTH worker, recorded by a NORTH one.
+    let status = record(
+        &node,
+        &f.south_worker,
+        f.delivery(&f.workshop, "1", (2026, 3, 2)),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(violated_fields(&status), ["record.service_id"]);
+    record(&node, &f.worker, f.delivery(&f.workshop, "1", (2026, 3, 2)))
+        .await
+        .unwrap();
+
+    // A retry of the same request records once.
+    let request = pb::RecordServiceRequest {
+        request_id: "visit-42".into(),
+        record: Some(f.delivery(&f.assistance, "100", (2026, 3, 3))),
+    };
+    let mut records = node.records.clone();
+    let first = records
+        .record_service(authed(&f.worker, request.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    let again = records
+        .record_service(authed(&f.worker, request))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first, again);
+    let history = records
+        .list_client_service_records(authed(
+            &f.worker,
+            pb::ListClientServiceRecordsRequest {
+                client_id: f.maria.clone(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .records;
+    assert_eq!(
+        history.len(),
+        4,
+        "counseling, assistance, workshop, one retried assistance"
+    );
+    let _ = (&f.admin, &f.john, &f.supervisor);
+}
+
+#[tokio::test]
+async fn quick_services_are_all_or_nothing_and_bulk_reports_each_row() {
+    let env = TestEnv::new().await;
+    let node = env.start(&caseway::Target::ALL).await;
+    let f = fixture(&env, &node, "quick").await;
+    let mut records = node.records.clone();
+    let line = |service: &str, units: &str| pb::QuickServiceLine {
+        service_id: service.into(),
+        units: units.into(),
+        ..Default::default()
+    };
+    let quick =
+        |lines: Vec<pb::QuickServiceLine>, request_id: &str| pb::RecordQuickServicesRequest {
+            request_id: request_id.into(),
+            client_id: f.maria.clone(),
+            service_date: Some(date(2026, 4, 1)),
+            grant_id: f.grant.clone(),
+            enrollment_id: f.maria_enrollment.clone(),
+            provider_id: f.provider.clone(),
+            lines,
+        };
+    let status = records
+        .record_quick_services(authed(
+            &f.worker,
+            quick(
+                vec![
+                    line(&f.assistance, "50"),
+                    line(&f.counseling, "0.333"),
+                    line(&f.workshop, "1"),
+                    line(&f.outreach, "1"),
+                ],
+                "",
+            ),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        violated_fields(&status),
+        ["lines[1].units", "lines[3].service_id"]
+    );
+    let mut bad_date = quick(
+        vec![line(&f.assistance, "50"), line(&f.counseling, "1")],
+        "",
+    );
+    bad_date.service_date = Some(date(2999, 1, 1));
+    let status = records
+        .record_quick_services(authed(&f.worker, bad_date))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        violated_fields(&status),
+        ["service_date"],
+        "shared fields are named once"
+    );
+    let ok = quick(
+        vec![
+            line(&f.assistance, "50"),
+            line(&f.counseling, "0.5"),
+            line(&f.workshop, "1"),
+        ],
+        "quick-1",
+    );
+    let recorded = records
+        .record_quick_services(authed(&f.worker, ok.clone()))
+        .await
+        .unwrap()
+        .into_inner()
+        .records;
+    assert_eq!(
+        recorded
+            .iter()
+            .map(|r| r.value.as_str())
+            .collect::<Vec<_>>(),
+        ["50", "22.5", "0"]
+    );
+    let again = records
+        .record_quick_services(authed(&f.worker, ok))
+        .await
+        .unwrap()
+        .into_inner()
+        .records;
+    assert_eq!(again, recorded);
+
+    // Bulk: a workshop's attendees; an unknown client and a duplicate are refused by row, the
+    // rest recorded; the retry records nothing twice.
+    let (ahmed, ahmed_enrollment) =
+        client(&node, &f.worker, "Ahmed", &f.program, (2026, 3, 1)).await;
+    let bulk = pb::RecordBulkServiceRequest {
+        request_id: "workshop-2026-04-02".into(),
+        template: Some(pb::ServiceRecord {
+            service_id: f.workshop.clone(),
+            service_date: Some(date(2026, 4, 2)),
+            grant_id: f.grant.clone(),
+            units: "1".into(),
+            ..Default::default()
+        }),
+        attendees: vec![
+            pb::BulkAttendee {
+                client_id: f.maria.clone(),
+                enrollment_id: f.maria_enrollment.clone(),
+                units: String::new(),
+            },
+            pb::BulkAttendee {
+                client_id: Uuid::now_v7().to_string(),
+                ..Default::default()
+            },
+            pb::BulkAttendee {
+                client_id: ahmed.clone(),
+                enrollment_id: ahmed_enrollment,
+                units: "2".into(),
+            },
+            pb::BulkAttendee {
+                client_id: f.maria.clone(),
+                ..Default::default()
+            },
+            pb::BulkAttendee {
+                client_id: f.john.clone(),
+                units: "1.5".into(),
+                ..Default::default()
+            },
+        ],
+    };
+    let reply = records
+        .record_bulk_service(authed(&f.worker, bulk.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((reply.recorded, reply.refused), (2, 3));
+    let refused: Vec<(i32, Vec<String>)> = reply
+        .results
+        .iter()
+        .filter_map(|r| {
+            r.error.as_ref().map(|e| {
+                (
+                    r.index,
+                    e.field_violations.iter().map(|v| v.field.clone()).collect(),
+                )
+            })
+        })
+        .collect();
+    assert_eq!(
+        refused,
+        [
+            (1, vec!["attendees[1].client_id".to_string()]),
+            (3, vec!["attendees[3].client_id".to_string()]),
+            (4, vec!["attendees[4].units".to_string()]),
+        ]
+    );
+    assert_eq!(
+        reply.results[2].record.as_ref().unwrap().units,
+        "2",
+        "a row's own units"
+    );
+    let retried = records
+        .record_bulk_service(authed(&f.worker, bulk))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(retried, reply);
+    let mut owner = env.db.owner().await;
+    let stored: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM records.service_records WHERE tenant_id = $1 AND service_date = '2026-04-02'",
+    )
+    .bind(f.tenant.as_uuid())
+    .fetch_one(&mut owner)
+    .await
+    .unwrap();
+    assert_eq!(stored, 2);
+}
+
+#[tokio::test]
+async fn turn_aways_indirect_services_history_and_totals_match_a_hand_computed_fixture() {
+    let env = TestEnv::new().await;
+    let node = env.start(&caseway::Target::ALL).await;
+    let f = fixture(&env, &node, "totals").await;
+    let mut records = node.records.clone();
+
+    // March: Maria FA 100 + FC 2 h (90), John FA 50; April: Maria FA 25.50, John turned away
+    // twice (once for FA, once for FC), Maria turned away once; outreach to 40 then 25 people.
+    let maria_fa = record(
+        &node,
+        &f.worker,
+        f.delivery(&f.assistance, "100", (2026, 3, 10)),
+    )
+    .await
+    .unwrap();
+    record(
+        &node,
+        &f.worker,
+        f.delivery(&f.counseling, "2", (2026, 3, 11)),
+    )
+    .await
+    .unwrap();
+    let mut john = f.delivery(&f.assistance, "50", (2026, 3, 12));
+    john.client_id = f.john.clone();
+    john.enrollment_id = f.john_enrollment.clone();
+    record(&node, &f.worker, john.clone()).await.unwrap();
+    record(
+        &node,
+        &f.worker,
+        f.delivery(&f.assistance, "25.50", (2026, 4, 2)),
+    )
+    .await
+    .unwrap();
+    let turn_away = |client: &str, enrollment: &str, service: &str| pb::ServiceRecord {
+        client_id: client.into(),
+        enrollment_id: enrollment.into(),
+        service_id: service.into(),
+        service_date: Some(date(2026, 4, 3)),
+        grant_id: f.grant.clone(),
+        turn_away_reason_id: f.turn_away.clone(),
+        ..Default::default()
+    };
+    let turned = record(
+        &node,
+        &f.worker,
+        turn_away(&f.john, &f.john_enrollment, &f.assistance),
+    )
+    .await
+    .unwrap();
+    assert_eq!(turned.kind, pb::ServiceRecordKind::TurnAway as i32);
+    assert_eq!((turned.units.as_str(), turned.value.as_str()), ("", ""));
+    record(
+        &node,
+        &f.worker,
+        turn_away(&f.john, &f.john_enrollment, &f.counseling),
+    )
+    .await
+    .unwrap();
+    record(
+        &node,
+        &f.worker,
+        turn_away(&f.maria, &f.maria_enrollment, &f.counseling),
+    )
+    .await
+    .unwrap();
+    let mut with_units = turn_away(&f.maria, "", &f.counseling);
+    with_units.units = "1".into();
+    let status = record(&node, &f.worker, with_units).await.unwrap_err();
+    assert_eq!(violated_fields(&status), ["record.units"]);
+    let mut wrong_list = turn_away(&f.maria, "", &f.counseling);
+    wrong_list.turn_away_reason_id = f.reason.clone();
+    let status = record(&node, &f.worker, wrong_list).await.unwrap_err();
+    assert_eq!(violated_fields(&status), ["record.turn_away_reason_id"]);
+
+    let indirect = |people: i32, service: &str| pb::RecordIndirectServiceRequest {
+        request_id: String::new(),
+        service_id: service.into(),
+        service_date: Some(date(2026, 4, 20)),
+        people_reached: people,
+        grant_id: f.grant.clone(),
+        provider_id: f.provider.clone(),
+        comments: "street outreach".into(),
+    };
+    let seminar = records
+        .record_indirect_service(authed(&f.worker, indirect(40, &f.outreach)))
+        .await
+        .unwrap()
+        .into_inner()
+        .record
+        .unwrap();
+    assert_eq!(seminar.kind, pb::ServiceRecordKind::Indirect as i32);
+    assert_eq!(
+        (seminar.units.as_str(), seminar.value.as_str()),
+        ("1", "30")
+    );
+    records
+        .record_indirect_service(authed(&f.worker, indirect(25, &f.outreach)))
+        .await
+        .unwrap();
+    for (people, service, field) in [
+        (0, &f.outreach, "record.people_reached"),
+        (5, &f.assistance, "record.service_id"),
+    ] {
+        let status = records
+            .record_indirect_service(authed(&f.worker, indirect(people, service)))
+            .await
+            .unwrap_err();
+        assert_eq!(violated_fields(&status), [field]);
+    }
+
+    // A record entered twice and deleted does not count; one edited counts as edited.
+    let duplicate = record(
+        &node,
+        &f.worker,
+        f.delivery(&f.assistance, "999", (2026, 3, 10)),
+    )
+    .await
+    .unwrap();
+    let status = records
+        .delete_service_record(authed(
+            &f.worker,
+            pb::DeleteServiceRecordRequest {
+                id: duplicate.id.clone(),
+                etag: String::new(),
+                reason: "entered twice".into(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        status.code(),
+        Code::PermissionDenied,
+        "deleting takes a supervisor"
+    );
+    records
+        .delete_service_record(authed(
+            &f.supervisor,
+            pb::DeleteServiceRecordRequest {
+                id: duplicate.id.clone(),
+                etag: duplicate.etag.clone(),
+                reason: "entered twice".into(),
+            },
+        ))
+        .await
+        .unwrap();
+    let edited = records
+        .update_service_record(authed(
+            &f.worker,
+            pb::UpdateServiceRecordRequest {
+                record: Some(pb::ServiceRecord {
+                    id: maria_fa.id.clone(),
+                    etag: maria_fa.etag.clone(),
+                    units: "120".into(),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["units".into()],
+                }),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .record
+        .unwrap();
+    assert_eq!(
+        (edited.units.as_str(), edited.value.as_str()),
+        ("120", "120")
+    );
+    let status = records
+        .update_service_record(authed(
+            &f.worker,
+            pb::UpdateServiceRecordRequest {
+                record: Some(pb::ServiceRecord {
+                    id: maria_fa.id.clone(),
+                    etag: maria_fa.etag.clone(),
+                    units: "130".into(),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["units".into()],
+                }),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Aborted, "a stale etag");
+    let status = records
+        .update_service_record(authed(
+            &f.worker,
+            pb::UpdateServiceRecordRequest {
+                record: Some(pb::ServiceRecord {
+                    id: maria_fa.id.clone(),
+                    units: "1.001".into(),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["units".into()],
+                }),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        violated_fields(&status),
+        ["record.units"],
+        "checked as on create"
+    );
+
+    // Totals over March and April.
+    let totals = |group_by: Vec<pb::TotalsGrouping>| {
+        let mut records = records.clone();
+        let token = f.worker.clone();
+        async move {
+            records
+                .get_service_totals(authed(
+                    &token,
+                    pb::GetServiceTotalsRequest {
+                        start_date: Some(date(2026, 3, 1)),
+                        end_date: Some(date(2026, 4, 30)),
+                        group_by: group_by.into_iter().map(|g| g as i32).collect(),
+                    },
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+                .totals
+        }
+    };
+    let all = totals(vec![]).await;
+    assert_eq!(all.len(), 1);
+    let t = &all[0];
+    // Delivered: 120 + 90 + 50 + 25.50 (dollars and hours summed as units: 120 + 2 + 50 +
+    // 25.5 = 197.5) plus the outreach's 1 + 1 hours; value 120 + 90 + 50 + 25.50 + 30 + 30.
+    assert_eq!(t.units, "199.5");
+    assert_eq!(t.value, "345.5");
+    assert_eq!(t.records, 6);
+    assert_eq!(t.unduplicated_clients, 2);
+    assert_eq!(t.people_reached, 65);
+    assert_eq!((t.turn_aways, t.turned_away_clients), (3, 2));
+
+    let by_month_service =
+        totals(vec![pb::TotalsGrouping::Month, pb::TotalsGrouping::Service]).await;
+    let rows: Vec<(String, String, String, String, i64, i64, i64)> = by_month_service
+        .iter()
+        .map(|t| {
+            let month = t
+                .month
+                .as_ref()
+                .map(|m| format!("{}-{:02}", m.year, m.month))
+                .unwrap();
+            let service = if t.service_id == f.assistance {
+                "FA"
+            } else if t.service_id == f.counseling {
+                "FC"
+            } else {
+                "OUT"
+            };
+            (
+                month,
+                service.to_string(),
+                t.units.clone(),
+                t.value.clone(),
+                t.unduplicated_clients,
+                t.turn_aways,
+                t.turned_away_clients,
+            )
+        })
+        .collect();
+    let mut expected = vec![
+        (
+            "2026-03".into(),
+            "FA".into(),
+            "170".into(),
+            "170".into(),
+            2,
+            0,
+            0,
+        ),
+        (
+            "2026-03".into(),
+            "FC".into(),
+            "2".into(),
+            "90".into(),
+            1,
+            0,
+            0,
+        ),
+        (
+            "2026-04".into(),
+            "FA".into(),
+            "25.5".into(),
+            "25.5".into(),
+            1,
+            1,
+            1,
+        ),
+        (
+            "2026-04".into(),
+            "FC".into(),
+            "0".into(),
+            "0".into(),
+            0,
+            2,
+            2,
+        ),
+        (
+            "2026-04".into(),
+            "OUT".into(),
+            "2".into(),
+            "60".into(),
+            0,
+            0,
+            0,
+        ),
+    ];
+    let mut rows = rows;
+    rows.sort();
+    expected.sort();
+    assert_eq!(rows, expected);
+    let by_grant = totals(vec![pb::TotalsGrouping::Grant, pb::TotalsGrouping::Program]).await;
+    assert_eq!(
+        by_grant.len(),
+        2,
+        "the enrolled clients' program and the indirect services' none"
+    );
+    let enrolled = by_grant.iter().find(|t| t.program_id == f.program).unwrap();
+    assert_eq!(
+        (enrolled.grant_id.as_str(), enrolled.value.as_str()),
+        (f.grant.as_str(), "285.5")
+    );
+
+    // Maria's history, newest first, filtered and paged.
+    let history = |request: pb::ListClientServiceRecordsRequest| {
+        let mut records = records.clone();
+        let token = f.worker.clone();
+        async move {
+            records
+                .list_client_service_records(authed(&token, request))
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    let all = history(pb::ListClientServiceRecordsRequest {
+        client_id: f.maria.clone(),
+        ..Default::default()
+    })
+    .await
+    .records;
+    let dates: Vec<i32> = all.iter().map(|r| r.service_date.unwrap().day).collect();
+    assert_eq!(dates, [3, 2, 11, 10], "newest first, the deleted one gone");
+    let turned_away = history(pb::ListClientServiceRecordsRequest {
+        client_id: f.maria.clone(),
+        kind: pb::ServiceRecordKind::TurnAway as i32,
+        ..Default::default()
+    })
+    .await
+    .records;
+    assert_eq!(turned_away.len(), 1);
+    let march_fc = history(pb::ListClientServiceRecordsRequest {
+        client_id: f.maria.clone(),
+        service_id: f.counseling.clone(),
+        end_date: Some(date(2026, 3, 31)),
+        ..Default::default()
+    })
+    .await
+    .records;
+    assert_eq!(march_fc.len(), 1);
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = history(pb::ListClientServiceRecordsRequest {
+            client_id: f.maria.clone(),
+            page_size: 3,
+            page_token: token.clone(),
+            ..Default::default()
+        })
+        .await;
+        seen.extend(page.records.into_iter().map(|r| r.id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(seen, all.iter().map(|r| r.id.clone()).collect::<Vec<_>>());
+    let _ = &f.admin;
+}
+
+/// Every records RPC, called by another tenant's administrator on this tenant's records and
+/// with its ids, finds nothing and changes nothing.
+#[tokio::test]
+async fn tenant_b_cannot_reach_tenant_a_service_records() {
+    let env = TestEnv::new().await;
+    let node = env.start(&caseway::Target::ALL).await;
+    let a = fixture(&env, &node, "records-a").await;
+    let b = fixture(&env, &node, "records-b").await;
+    let theirs = record(
+        &node,
+        &a.worker,
+        a.delivery(&a.assistance, "10", (2026, 3, 2)),
+    )
+    .await
+    .unwrap();
+    let b_admin = env.token(b.tenant, &[Role::TenantAdmin, Role::Supervisor], &[]);
+    let mut records = node.records.clone();
+    let not_found = |result: Result<(), tonic::Status>, what: &str| match result {
+        Err(status) => assert_eq!(status.code(), Code::NotFound, "{what}: {status:?}"),
+        Ok(()) => panic!("{what}: tenant B reached tenant A's record"),
+    };
+    not_found(
+        records
+            .get_service_record(authed(
+                &b_admin,
+                pb::GetServiceRecordRequest {
+                    id: theirs.id.clone(),
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "GetServiceRecord",
+    );
+    not_found(
+        records
+            .update_service_record(authed(
+                &b_admin,
+                pb::UpdateServiceRecordRequest {
+                    record: Some(pb::ServiceRecord {
+                        id: theirs.id.clone(),
+                        comments: "mine".into(),
+                        ..Default::default()
+                    }),
+                    update_mask: Some(prost_types::FieldMask {
+                        paths: vec!["comments".into()],
+                    }),
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "UpdateServiceRecord",
+    );
+    not_found(
+        records
+            .delete_service_record(authed(
+                &b_admin,
+                pb::DeleteServiceRecordRequest {
+                    id: theirs.id.clone(),
+                    etag: String::new(),
+                    reason: "mine".into(),
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "DeleteServiceRecord",
+    );
+    not_found(
+        records
+            .list_client_service_records(authed(
+                &b_admin,
+                pb::ListClientServiceRecordsRequest {
+                    client_id: a.maria.clone(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "ListClientServiceRecords",
+    );
+    // Recording with A's client, service, enrollment or grant refers to nothing B can see.
+    let mut with_their_client = b.delivery(&b.assistance, "1", (2026, 3, 2));
+    with_their_client.client_id = a.maria.clone();
+    with_their_client.enrollment_id = String::new();
+    let mut with_their_service = b.delivery(&a.assistance, "1", (2026, 3, 2));
+    with_their_service.grant_id = String::new();
+    let mut with_their_grant = b.delivery(&b.assistance, "1", (2026, 3, 2));
+    with_their_grant.grant_id = a.grant.clone();
+    let mut with_their_enrollment = b.delivery(&b.assistance, "1", (2026, 3, 2));
+    with_their_enrollment.enrollment_id = a.maria_enrollment.clone();
+    for (what, bad, field) in [
+        ("client", with_their_client, "record.client_id"),
+        ("service", with_their_service, "record.service_id"),
+        ("grant", with_their_grant, "record.grant_id"),
+        ("enrollment", with_their_enrollment, "record.enrollment_id"),
+    ] {
+        let status = record(&node, &b_admin, bad).await.unwrap_err();
+        assert_eq!(violated_fields(&status), [field], "A's {what}");
+    }
+    let status = records
+        .record_quick_services(authed(
+            &b_admin,
+            pb::RecordQuickServicesRequest {
+                request_id: String::new(),
+                client_id: a.maria.clone(),
+                service_date: Some(date(2026, 3, 2)),
+                grant_id: String::new(),
+                enrollment_id: String::new(),
+                provider_id: String::new(),
+                lines: vec![pb::QuickServiceLine {
+                    service_id: b.assistance.clone(),
+                    units: "1".into(),
+                    ..Default::default()
+                }],
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&status), ["client_id"]);
+    let bulk = records
+        .record_bulk_service(authed(
+            &b_admin,
+            pb::RecordBulkServiceRequest {
+                request_id: String::new(),
+                template: Some(pb::ServiceRecord {
+                    service_id: b.assistance.clone(),
+                    service_date: Some(date(2026, 3, 2)),
+                    units: "1".into(),
+                    ..Default::default()
+                }),
+                attendees: vec![pb::BulkAttendee {
+                    client_id: a.maria.clone(),
+                    ..Default::default()
+                }],
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((bulk.recorded, bulk.refused), (0, 1));
+    let status = records
+        .record_indirect_service(authed(
+            &b_admin,
+            pb::RecordIndirectServiceRequest {
+                request_id: String::new(),
+                service_id: a.outreach.clone(),
+                service_date: Some(date(2026, 3, 2)),
+                people_reached: 5,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&status), ["record.service_id"]);
+    let totals = records
+        .get_service_totals(authed(
+            &b_admin,
+            pb::GetServiceTotalsRequest {
+                start_date: Some(date(2026, 1, 1)),
+                end_date: Some(date(2026, 12, 31)),
+                group_by: vec![],
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .totals;
+    assert!(totals.is_empty(), "B sees none of A's records: {totals:?}");
+    let still = records
+        .get_service_record(authed(
+            &a.worker,
+            pb::GetServiceRecordRequest {
+                id: theirs.id.clone(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .record
+        .unwrap();
+    assert_eq!(still, theirs);
+    let _ = (&b.admin, &b.john, &b.south_worker);
+}

@@ -1,0 +1,258 @@
+//! Service record rules: what a delivery, a turn-away and an indirect service must say, checked
+//! against the facts of the catalog and the client. No I/O here: the facts are looked up by
+//! the API and handed in.
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use uuid::Uuid;
+
+use caseway_platform::auth::Role;
+use caseway_platform::validate::Violations;
+
+/// Roles that record and read service records.
+pub const RECORD_ROLES: &[Role] = &[Role::Caseworker, Role::Supervisor, Role::TenantAdmin];
+
+/// Roles that may delete a service record.
+pub const DELETE_ROLES: &[Role] = &[Role::Supervisor, Role::TenantAdmin];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Delivered = 1,
+    TurnAway = 2,
+    Indirect = 3,
+}
+
+impl Kind {
+    pub fn from_code(code: i16) -> Option<Kind> {
+        Some(match code {
+            1 => Kind::Delivered,
+            2 => Kind::TurnAway,
+            3 => Kind::Indirect,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnitOfMeasure {
+    Dollars,
+    Hours,
+    Minutes,
+    Count,
+}
+
+impl UnitOfMeasure {
+    /// Decimal places a quantity of this unit may have: cents of dollars, hundredths of hours,
+    /// whole minutes and counts.
+    pub fn scale(self) -> u32 {
+        match self {
+            UnitOfMeasure::Dollars | UnitOfMeasure::Hours => 2,
+            UnitOfMeasure::Minutes | UnitOfMeasure::Count => 0,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            UnitOfMeasure::Dollars => "dollars",
+            UnitOfMeasure::Hours => "hours",
+            UnitOfMeasure::Minutes => "minutes",
+            UnitOfMeasure::Count => "a count",
+        }
+    }
+}
+
+/// What the catalog says of a service, as the recording form needs it.
+#[derive(Clone, Debug)]
+pub struct ServiceFacts {
+    pub id: Uuid,
+    pub active: bool,
+    pub direct: bool,
+    pub unit_of_measure: UnitOfMeasure,
+    pub default_unit_value: Decimal,
+    pub organization_ids: Vec<Uuid>,
+    pub grant_ids: Vec<Uuid>,
+    pub service_group_id: Option<Uuid>,
+}
+
+impl ServiceFacts {
+    /// Whether a caller in `organizations` may use it: unrestricted, one of theirs, or the
+    /// caller administers the tenant.
+    pub fn visible_to(&self, organizations: &[Uuid], admin: bool) -> bool {
+        admin
+            || self.organization_ids.is_empty()
+            || self
+                .organization_ids
+                .iter()
+                .any(|o| organizations.contains(o))
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct GrantFacts {
+    pub id: Uuid,
+    pub active: bool,
+    pub start_date: NaiveDate,
+    pub end_date: Option<NaiveDate>,
+}
+
+#[derive(Clone, Debug)]
+pub struct EnrollmentFacts {
+    pub id: Uuid,
+    pub client_id: Uuid,
+    pub program_id: Uuid,
+    pub entry_date: NaiveDate,
+    pub exit_date: Option<NaiveDate>,
+}
+
+/// Checks that need the service: active, of the right delivery mode, usable by the caller.
+pub fn check_service(
+    service: &ServiceFacts,
+    kind: Kind,
+    field: &str,
+    organizations: &[Uuid],
+    admin: bool,
+    v: &mut Violations,
+) {
+    if !service.visible_to(organizations, admin) {
+        v.add(
+            field,
+            "is restricted to security organizations you do not belong to",
+        );
+    } else if !service.active {
+        v.add(field, "is retired and takes no new records");
+    } else if kind == Kind::Indirect && service.direct {
+        v.add(field, "is a DIRECT service; record it for a client");
+    } else if kind != Kind::Indirect && !service.direct {
+        v.add(
+            field,
+            "is an INDIRECT service; record it as an indirect service",
+        );
+    }
+}
+
+/// The grant funds the service and its period covers the date.
+pub fn check_grant(
+    grant: &GrantFacts,
+    service: &ServiceFacts,
+    date: NaiveDate,
+    field: &str,
+    v: &mut Violations,
+) {
+    if !service.grant_ids.contains(&grant.id) {
+        v.add(field, "is not a grant of this service");
+    } else if !grant.active {
+        v.add(field, "is retired");
+    } else if date < grant.start_date || grant.end_date.is_some_and(|end| date > end) {
+        v.add(field, "does not cover the service date");
+    }
+}
+
+/// The enrollment is the client's and covers the date.
+pub fn check_enrollment(
+    enrollment: &EnrollmentFacts,
+    client_id: Uuid,
+    date: NaiveDate,
+    field: &str,
+    v: &mut Violations,
+) {
+    if enrollment.client_id != client_id {
+        v.add(field, "is not an enrollment of this client");
+    } else if date < enrollment.entry_date || enrollment.exit_date.is_some_and(|exit| date > exit) {
+        v.add(field, "does not cover the service date");
+    }
+}
+
+/// Units: positive and of the unit of measure's precision.
+pub fn check_units(units: Decimal, unit: UnitOfMeasure, field: &str, v: &mut Violations) {
+    if units <= Decimal::ZERO {
+        v.add(field, "must be positive");
+    } else if units.normalize().scale() > unit.scale() {
+        v.add(
+            field,
+            match unit.scale() {
+                0 => format!("must be whole for {}", unit.name()),
+                n => format!("must have at most {n} decimal places for {}", unit.name()),
+            },
+        );
+    }
+}
+
+/// value = units x unit value, exactly.
+pub fn value(units: Decimal, unit_value: Decimal) -> Decimal {
+    (units * unit_value).normalize()
+}
+
+/// A date of service: not in the future.
+pub fn check_date(date: NaiveDate, today: NaiveDate, field: &str, v: &mut Violations) {
+    if date > today {
+        v.add(field, "must not be in the future");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn d(text: &str) -> Decimal {
+        Decimal::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn units_fit_their_unit_of_measure() {
+        for (units, unit, ok) in [
+            ("15", UnitOfMeasure::Minutes, true),
+            ("15.5", UnitOfMeasure::Minutes, false),
+            ("1.25", UnitOfMeasure::Hours, true),
+            ("1.255", UnitOfMeasure::Hours, false),
+            ("250.00", UnitOfMeasure::Dollars, true),
+            ("0.001", UnitOfMeasure::Dollars, false),
+            ("3", UnitOfMeasure::Count, true),
+            ("0", UnitOfMeasure::Count, false),
+            ("-2", UnitOfMeasure::Count, false),
+        ] {
+            let mut v = Violations::new();
+            check_units(d(units), unit, "units", &mut v);
+            assert_eq!(v.is_empty(), ok, "{units} {unit:?}");
+        }
+    }
+
+    #[test]
+    fn value_is_exact() {
+        assert_eq!(value(d("1.25"), d("45.00")), d("56.25"));
+        assert_eq!(value(d("0.1"), d("0.2")), d("0.02"));
+        assert_eq!(value(d("3"), d("33.33")).to_string(), "99.99");
+    }
+
+    #[test]
+    fn grants_must_fund_the_service_and_cover_the_date() {
+        let grant = GrantFacts {
+            id: Uuid::now_v7(),
+            active: true,
+            start_date: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+            end_date: NaiveDate::from_ymd_opt(2026, 12, 31),
+        };
+        let mut service = ServiceFacts {
+            id: Uuid::now_v7(),
+            active: true,
+            direct: true,
+            unit_of_measure: UnitOfMeasure::Dollars,
+            default_unit_value: Decimal::ONE,
+            organization_ids: vec![],
+            grant_ids: vec![],
+            service_group_id: None,
+        };
+        let day = NaiveDate::from_ymd_opt(2026, 6, 1).unwrap();
+        let mut v = Violations::new();
+        check_grant(&grant, &service, day, "grant_id", &mut v);
+        assert!(!v.is_empty(), "not linked");
+        service.grant_ids.push(grant.id);
+        let mut v = Violations::new();
+        check_grant(&grant, &service, day, "grant_id", &mut v);
+        assert!(v.is_empty());
+        let mut v = Violations::new();
+        let late = NaiveDate::from_ymd_opt(2027, 1, 1).unwrap();
+        check_grant(&grant, &service, late, "grant_id", &mut v);
+        assert!(!v.is_empty(), "outside the period");
+    }
+}

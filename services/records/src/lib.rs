@@ -1,0 +1,31 @@
+//! The records service: services delivered to clients, turn-aways, Quick Services, bulk and
+//! indirect services, a client's history and the totals grant reports are built on.
+
+pub mod api;
+pub mod domain;
+pub mod lookups;
+pub mod store;
+
+use std::sync::Arc;
+
+use caseway_api::records::v1::records_service_server::RecordsServiceServer;
+use caseway_platform::server::{NodeBuilder, Platform};
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/records");
+
+/// Adds the records service to a node: it asks the catalog at `catalog_endpoint` and the
+/// clients service at `clients_endpoint`, and follows the catalog's events to keep its cache.
+pub fn register(
+    platform: &Arc<Platform>,
+    node: &mut NodeBuilder,
+    catalog_endpoint: &str,
+    clients_endpoint: &str,
+) -> anyhow::Result<()> {
+    let lookups = Arc::new(lookups::Lookups::new(catalog_endpoint, clients_endpoint)?);
+    lookups.follow_catalog(&platform.bus, node);
+    node.add_service(RecordsServiceServer::new(api::RecordsApi::new(
+        platform.clone(),
+        lookups,
+    )));
+    Ok(())
+}

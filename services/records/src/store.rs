@@ -1,0 +1,262 @@
+//! Service record SQL, inside tenant transactions that row-level security scopes.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use caseway_platform::TenantId;
+use caseway_platform::error::Result;
+
+/// A stored service record.
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct RecordRow {
+    pub id: Uuid,
+    pub kind: i16,
+    pub client_id: Option<Uuid>,
+    pub service_id: Uuid,
+    pub service_group_id: Option<Uuid>,
+    pub service_date: NaiveDate,
+    pub grant_id: Option<Uuid>,
+    pub enrollment_id: Option<Uuid>,
+    pub program_id: Option<Uuid>,
+    pub provider_id: Option<Uuid>,
+    pub units: Option<Decimal>,
+    pub unit_value: Option<Decimal>,
+    pub value: Option<Decimal>,
+    pub reason_id: Option<Uuid>,
+    pub goal_id: Option<Uuid>,
+    pub referral_plan_id: Option<Uuid>,
+    pub barrier_id: Option<Uuid>,
+    pub comments: String,
+    pub turn_away_reason_id: Option<Uuid>,
+    pub people_reached: Option<i32>,
+    pub authorization_id: Option<Uuid>,
+    pub recorded_by: String,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, kind, client_id, service_id, service_group_id, service_date, grant_id, \
+    enrollment_id, program_id, provider_id, units, unit_value, value, reason_id, goal_id, \
+    referral_plan_id, barrier_id, comments, turn_away_reason_id, people_reached, authorization_id, \
+    recorded_by, version, created_at, updated_at";
+
+/// Inserts records in one statement.
+pub async fn insert(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    rows: &[RecordRow],
+) -> Result<Vec<RecordRow>> {
+    macro_rules! column {
+        ($field:ident) => {
+            rows.iter().map(|r| r.$field.clone()).collect::<Vec<_>>()
+        };
+    }
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO records.service_records (tenant_id, id, kind, client_id, service_id, \
+         service_group_id, service_date, grant_id, enrollment_id, program_id, provider_id, units, \
+         unit_value, value, reason_id, goal_id, referral_plan_id, barrier_id, comments, \
+         turn_away_reason_id, people_reached, authorization_id, recorded_by) \
+         SELECT $1, * FROM UNNEST($2::uuid[], $3::smallint[], $4::uuid[], $5::uuid[], $6::uuid[], \
+         $7::date[], $8::uuid[], $9::uuid[], $10::uuid[], $11::uuid[], $12::numeric[], \
+         $13::numeric[], $14::numeric[], $15::uuid[], $16::uuid[], $17::uuid[], $18::uuid[], \
+         $19::text[], $20::uuid[], $21::int[], $22::uuid[], $23::text[]) \
+         RETURNING {COLUMNS}"
+    )))
+    .bind(tenant.as_uuid())
+    .bind(column!(id))
+    .bind(column!(kind))
+    .bind(column!(client_id))
+    .bind(column!(service_id))
+    .bind(column!(service_group_id))
+    .bind(column!(service_date))
+    .bind(column!(grant_id))
+    .bind(column!(enrollment_id))
+    .bind(column!(program_id))
+    .bind(column!(provider_id))
+    .bind(column!(units))
+    .bind(column!(unit_value))
+    .bind(column!(value))
+    .bind(column!(reason_id))
+    .bind(column!(goal_id))
+    .bind(column!(referral_plan_id))
+    .bind(column!(barrier_id))
+    .bind(column!(comments))
+    .bind(column!(turn_away_reason_id))
+    .bind(column!(people_reached))
+    .bind(column!(authorization_id))
+    .bind(column!(recorded_by))
+    .fetch_all(conn)
+    .await?)
+}
+
+pub async fn load(
+    conn: &mut PgConnection,
+    id: Uuid,
+    for_update: bool,
+) -> Result<Option<RecordRow>> {
+    let lock = if for_update { " FOR UPDATE" } else { "" };
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM records.service_records WHERE id = $1 AND deleted_at IS NULL{lock}"
+    )))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// Writes every changeable column of `row`.
+pub async fn update(conn: &mut PgConnection, row: &RecordRow) -> Result<RecordRow> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE records.service_records SET service_group_id = $2, service_date = $3, grant_id = $4, \
+         enrollment_id = $5, program_id = $6, provider_id = $7, units = $8, unit_value = $9, \
+         value = $10, reason_id = $11, goal_id = $12, referral_plan_id = $13, barrier_id = $14, \
+         comments = $15, people_reached = $16, authorization_id = $17, version = version + 1, \
+         updated_at = now() WHERE id = $1 AND deleted_at IS NULL RETURNING {COLUMNS}"
+    )))
+    .bind(row.id)
+    .bind(row.service_group_id)
+    .bind(row.service_date)
+    .bind(row.grant_id)
+    .bind(row.enrollment_id)
+    .bind(row.program_id)
+    .bind(row.provider_id)
+    .bind(row.units)
+    .bind(row.unit_value)
+    .bind(row.value)
+    .bind(row.reason_id)
+    .bind(row.goal_id)
+    .bind(row.referral_plan_id)
+    .bind(row.barrier_id)
+    .bind(&row.comments)
+    .bind(row.people_reached)
+    .bind(row.authorization_id)
+    .fetch_one(conn)
+    .await?)
+}
+
+pub async fn delete(conn: &mut PgConnection, id: Uuid, reason: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE records.service_records SET deleted_at = now(), deleted_reason = $2, \
+         version = version + 1 WHERE id = $1 AND deleted_at IS NULL",
+    )
+    .bind(id)
+    .bind(reason)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// What a client's history is filtered by; every set part must match.
+#[derive(Default)]
+pub struct HistoryFilter {
+    pub start_date: Option<NaiveDate>,
+    pub end_date: Option<NaiveDate>,
+    pub service_id: Option<Uuid>,
+    pub service_group_id: Option<Uuid>,
+    pub grant_id: Option<Uuid>,
+    pub program_id: Option<Uuid>,
+    pub enrollment_id: Option<Uuid>,
+    pub kind: Option<i16>,
+}
+
+/// A client's records, newest first, after `(service_date, id)` of the previous page.
+pub async fn client_history(
+    conn: &mut PgConnection,
+    client_id: Uuid,
+    filter: &HistoryFilter,
+    after: Option<(NaiveDate, Uuid)>,
+    limit: i64,
+) -> Result<Vec<RecordRow>> {
+    sqlx::query("SELECT set_config('plan_cache_mode', 'force_custom_plan', true)")
+        .execute(&mut *conn)
+        .await?;
+    let (after_date, after_id) = after.unzip();
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM records.service_records WHERE client_id = $1 AND deleted_at IS NULL \
+         AND ($2::date IS NULL OR service_date >= $2) AND ($3::date IS NULL OR service_date <= $3) \
+         AND ($4::uuid IS NULL OR service_id = $4) AND ($5::uuid IS NULL OR service_group_id = $5) \
+         AND ($6::uuid IS NULL OR grant_id = $6) AND ($7::uuid IS NULL OR program_id = $7) \
+         AND ($8::uuid IS NULL OR enrollment_id = $8) AND ($9::smallint IS NULL OR kind = $9) \
+         AND ($10::date IS NULL OR (service_date, id) < ($10, $11)) \
+         ORDER BY service_date DESC, id DESC LIMIT $12"
+    )))
+    .bind(client_id)
+    .bind(filter.start_date)
+    .bind(filter.end_date)
+    .bind(filter.service_id)
+    .bind(filter.service_group_id)
+    .bind(filter.grant_id)
+    .bind(filter.program_id)
+    .bind(filter.enrollment_id)
+    .bind(filter.kind)
+    .bind(after_date)
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// What totals are grouped by.
+#[derive(Clone, Copy, Default)]
+pub struct Grouping {
+    pub grant: bool,
+    pub program: bool,
+    pub service: bool,
+    pub service_group: bool,
+    pub month: bool,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct TotalsRow {
+    pub grant_id: Option<Uuid>,
+    pub program_id: Option<Uuid>,
+    pub service_id: Option<Uuid>,
+    pub service_group_id: Option<Uuid>,
+    pub month: Option<NaiveDate>,
+    pub units: Decimal,
+    pub value: Decimal,
+    pub records: i64,
+    pub unduplicated_clients: i64,
+    pub people_reached: i64,
+    pub turn_aways: i64,
+    pub turned_away_clients: i64,
+}
+
+/// Sums over `[start, end]`: deliveries and indirect services counted as delivered, turn-aways
+/// apart; clients counted once per group.
+pub async fn totals(
+    conn: &mut PgConnection,
+    start: NaiveDate,
+    end: NaiveDate,
+    by: Grouping,
+) -> Result<Vec<TotalsRow>> {
+    Ok(sqlx::query_as(
+        "SELECT CASE WHEN $3 THEN grant_id END AS grant_id, \
+                CASE WHEN $4 THEN program_id END AS program_id, \
+                CASE WHEN $5 THEN service_id END AS service_id, \
+                CASE WHEN $6 THEN service_group_id END AS service_group_id, \
+                CASE WHEN $7 THEN date_trunc('month', service_date)::date END AS month, \
+                coalesce(sum(units) FILTER (WHERE kind <> 2), 0) AS units, \
+                coalesce(sum(value) FILTER (WHERE kind <> 2), 0) AS value, \
+                count(*) FILTER (WHERE kind <> 2) AS records, \
+                count(DISTINCT client_id) FILTER (WHERE kind = 1) AS unduplicated_clients, \
+                coalesce(sum(people_reached) FILTER (WHERE kind = 3), 0)::bigint AS people_reached, \
+                count(*) FILTER (WHERE kind = 2) AS turn_aways, \
+                count(DISTINCT client_id) FILTER (WHERE kind = 2) AS turned_away_clients \
+         FROM records.service_records \
+         WHERE deleted_at IS NULL AND service_date BETWEEN $1 AND $2 \
+         GROUP BY 1, 2, 3, 4, 5 ORDER BY 5 NULLS FIRST, 1 NULLS FIRST, 2 NULLS FIRST, \
+                  4 NULLS FIRST, 3 NULLS FIRST",
+    )
+    .bind(start)
+    .bind(end)
+    .bind(by.grant)
+    .bind(by.program)
+    .bind(by.service)
+    .bind(by.service_group)
+    .bind(by.month)
+    .fetch_all(conn)
+    .await?)
+}
