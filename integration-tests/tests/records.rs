@@ -1178,6 +1178,19 @@ async fn tenant_b_cannot_reach_tenant_a_service_records() {
     );
     not_found(
         records
+            .list_service_record_history(authed(
+                &b_admin,
+                pb::ListServiceRecordHistoryRequest {
+                    id: theirs.id.clone(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "ListServiceRecordHistory",
+    );
+    not_found(
+        records
             .list_client_service_records(authed(
                 &b_admin,
                 pb::ListClientServiceRecordsRequest {
@@ -1291,4 +1304,146 @@ async fn tenant_b_cannot_reach_tenant_a_service_records() {
         .unwrap();
     assert_eq!(still, theirs);
     let _ = (&b.admin, &b.john, &b.south_worker);
+}
+
+/// The records service caches catalog lookups; a catalog change reaches it by event, so a
+/// retired service is refused at once. Updates and deletions are published with what changed.
+#[tokio::test]
+async fn catalog_changes_reach_the_cache_and_every_change_is_published() {
+    let env = TestEnv::new().await;
+    let mut events = env.bus.listen("records.#").await;
+    let node = env.start(&caseway::Target::ALL).await;
+    let f = fixture(&env, &node, "cache").await;
+    let first = record(
+        &node,
+        &f.worker,
+        f.delivery(&f.counseling, "1", (2026, 3, 2)),
+    )
+    .await
+    .unwrap();
+    node.catalog
+        .clone()
+        .retire_service(authed(
+            &f.admin,
+            catalog_pb::RetireServiceRequest {
+                id: f.counseling.clone(),
+                etag: String::new(),
+            },
+        ))
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match record(
+            &node,
+            &f.worker,
+            f.delivery(&f.counseling, "1", (2026, 3, 2)),
+        )
+        .await
+        {
+            Err(status) => {
+                assert_eq!(violated_fields(&status), ["record.service_id"]);
+                assert!(status.message().contains("retired"), "{status:?}");
+                break;
+            }
+            Ok(_) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            Ok(_) => panic!("the retired service was still accepted after 5 s"),
+        }
+    }
+
+    let mut records = node.records.clone();
+    records
+        .update_service_record(authed(
+            &f.worker,
+            pb::UpdateServiceRecordRequest {
+                record: Some(pb::ServiceRecord {
+                    id: first.id.clone(),
+                    comments: "met at the shelter".into(),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["comments".into()],
+                }),
+            },
+        ))
+        .await
+        .unwrap_err()
+        .code()
+        .eq(&Code::InvalidArgument)
+        .then_some(())
+        .expect("an edit of a record of a retired service is checked as a new one");
+    let other = record(
+        &node,
+        &f.worker,
+        f.delivery(&f.assistance, "10", (2026, 3, 2)),
+    )
+    .await
+    .unwrap();
+    records
+        .update_service_record(authed(
+            &f.worker,
+            pb::UpdateServiceRecordRequest {
+                record: Some(pb::ServiceRecord {
+                    id: other.id.clone(),
+                    units: "12".into(),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["units".into()],
+                }),
+            },
+        ))
+        .await
+        .unwrap();
+    let history = records
+        .list_service_record_history(authed(
+            &f.worker,
+            pb::ListServiceRecordHistoryRequest {
+                id: other.id.clone(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    assert_eq!(
+        history
+            .iter()
+            .map(|e| (e.action.as_str(), e.changed_fields.clone()))
+            .collect::<Vec<_>>(),
+        [
+            (
+                "records.service_record.update",
+                vec!["units".to_string(), "value".to_string()]
+            ),
+            ("records.service_record.create", vec![]),
+        ],
+        "what changed goes to the history, newest first"
+    );
+    records
+        .delete_service_record(authed(
+            &f.supervisor,
+            pb::DeleteServiceRecordRequest {
+                id: other.id.clone(),
+                etag: String::new(),
+                reason: "wrong client".into(),
+            },
+        ))
+        .await
+        .unwrap();
+    let (envelope, _) = events
+        .expect("records.service_updated.v1", Duration::from_secs(10))
+        .await;
+    let update =
+        caseway_api::events::v1::ServiceRecordChanged::decode(envelope.payload.as_slice()).unwrap();
+    assert_eq!(update.changed_fields, ["units", "value"]);
+    assert_eq!(update.previous_units, "10");
+    assert_eq!(update.record.unwrap().units, "12");
+    let (envelope, _) = events
+        .expect("records.service_deleted.v1", Duration::from_secs(10))
+        .await;
+    assert_eq!(envelope.subject, other.id);
 }

@@ -943,6 +943,39 @@ impl RecordsService for RecordsApi {
         Ok(Response::new(pb::DeleteServiceRecordResponse {}))
     }
 
+    async fn list_service_record_history(
+        &self,
+        request: Request<pb::ListServiceRecordHistoryRequest>,
+    ) -> Result<Response<pb::ListServiceRecordHistoryResponse>, Status> {
+        let principal = principal(&request)?;
+        let tenant = principal.tenant_with(RECORD_ROLES)?;
+        let message = request.into_inner();
+        let id = parse_id("id", &message.id)?;
+        let limit = validate::page_size(message.page_size)?;
+        let filter = message.id.as_bytes();
+        let tokens = &self.platform.page_tokens;
+        let before: Option<i64> = tokens.decode(&message.page_token, tenant, filter)?;
+        let mut tx = self.platform.db.tenant_tx(tenant).await?;
+        if store::load(tx.conn(), id, false).await?.is_none() {
+            return Err(Error::not_found("service record", id).into());
+        }
+        let mut entries = audit::history(&mut tx, "service_record", id, before, limit + 1).await?;
+        tx.commit().await?;
+        let next_page_token = tokens.finish_page(&mut entries, limit, tenant, filter, |e| e.id);
+        Ok(Response::new(pb::ListServiceRecordHistoryResponse {
+            entries: entries
+                .into_iter()
+                .map(|e| pb::ServiceRecordHistoryEntry {
+                    action: e.action,
+                    actor: e.actor,
+                    changed_fields: e.changed_fields,
+                    time: Some(timestamp(e.occurred_at)),
+                })
+                .collect(),
+            next_page_token,
+        }))
+    }
+
     async fn list_client_service_records(
         &self,
         request: Request<pb::ListClientServiceRecordsRequest>,
