@@ -1,0 +1,428 @@
+//! RecordService throughput against PostgreSQL's own: in one run, concurrent RecordService
+//! calls over real gRPC (each one checked against the catalog and the client, stored with its
+//! audit row, outbox event and idempotency record), then pgbench running the same write
+//! transaction at the same concurrency with the Caseway node stopped, and the ratio (target at
+//! least 0.8). Then Quick Services with 10 lines, in services recorded per second, against
+//! single calls (target at least 5x).
+//!
+//!     cargo bench -p caseway-integration-tests --bench record_throughput
+//!
+//! CASEWAY_BENCH_CONCURRENCY (default 16) and CASEWAY_BENCH_SECONDS (default 10).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tonic::transport::Channel;
+
+use caseway_api::catalog::v1 as catalog_pb;
+use caseway_api::clients::v1 as clients_pb;
+use caseway_api::records::v1 as pb;
+use caseway_api::records::v1::records_service_client::RecordsServiceClient;
+use caseway_integration_tests::{TestEnv, authed, date};
+use caseway_platform::auth::Role;
+
+const CONNECTIONS: usize = 4;
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(run());
+}
+
+/// What every recording names.
+#[derive(Clone)]
+struct Fixture {
+    tenant: String,
+    token: String,
+    client: String,
+    enrollment: String,
+    program: String,
+    grant: String,
+    provider: String,
+    group: String,
+    services: Vec<String>,
+}
+
+async fn run() {
+    let concurrency: usize = env_or("CASEWAY_BENCH_CONCURRENCY", 16);
+    let seconds: u64 = env_or("CASEWAY_BENCH_SECONDS", 10);
+    let env = TestEnv::new().await;
+    let mut config = env.config();
+    config.tenant_rate_limit = 0;
+    config.database_max_connections = 16;
+    let node = env.start_with(config, &caseway::Target::ALL).await;
+    let fixture = fixture(&env, &node).await;
+    let mut channels = Vec::new();
+    for _ in 0..CONNECTIONS {
+        channels.push(
+            Channel::from_shared(format!("http://{}", node.addr()))
+                .unwrap()
+                .connect()
+                .await
+                .unwrap(),
+        );
+    }
+    println!(
+        "RecordService and Quick Services: {concurrency} concurrent callers over {CONNECTIONS} connections, {seconds} s each"
+    );
+    drive(&channels, &fixture, concurrency, Duration::from_secs(2), 1).await;
+    let single = drive(
+        &channels,
+        &fixture,
+        concurrency,
+        Duration::from_secs(seconds),
+        1,
+    )
+    .await;
+    let quick_calls = drive(
+        &channels,
+        &fixture,
+        concurrency,
+        Duration::from_secs(seconds),
+        10,
+    )
+    .await;
+    node.shutdown().await;
+
+    let pgbench = pgbench(&env, &fixture, concurrency, seconds);
+    println!("RecordService:            {single:>8.0} calls/s");
+    println!("pgbench, same write transaction: {pgbench:>8.0} transactions/s");
+    let ratio = single / pgbench;
+    println!(
+        "ratio RecordService / pgbench: {ratio:.2} (target >= 0.80: {})",
+        if ratio >= 0.8 { "met" } else { "NOT met" }
+    );
+    let quick_services = quick_calls * 10.0;
+    println!(
+        "Quick Services, 10 lines: {quick_calls:>8.0} calls/s = {quick_services:.0} services/s"
+    );
+    let speedup = quick_services / single;
+    println!(
+        "services/s, Quick Services / single calls: {speedup:.1}x (target >= 5x: {})",
+        if speedup >= 5.0 { "met" } else { "NOT met" }
+    );
+}
+
+async fn fixture(env: &TestEnv, node: &caseway_integration_tests::TestNode) -> Fixture {
+    let tenant = node.create_tenant(env, "records-bench").await;
+    let token = env.token(tenant, &[Role::TenantAdmin, Role::Caseworker], &[]);
+    let mut catalog = node.catalog.clone();
+    let grant = catalog
+        .create_grant(authed(
+            &token,
+            catalog_pb::CreateGrantRequest {
+                request_id: String::new(),
+                grant: Some(catalog_pb::Grant {
+                    code: "ESG".into(),
+                    name: "Emergency Solutions".into(),
+                    funder: "HUD".into(),
+                    start_date: Some(date(2026, 1, 1)),
+                    ..Default::default()
+                }),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .grant
+        .unwrap()
+        .id;
+    let program = catalog
+        .create_program(authed(
+            &token,
+            catalog_pb::CreateProgramRequest {
+                request_id: String::new(),
+                program: Some(catalog_pb::Program {
+                    code: "HP".into(),
+                    name: "Homelessness Prevention".into(),
+                    start_date: Some(date(2020, 1, 1)),
+                    ..Default::default()
+                }),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .program
+        .unwrap()
+        .id;
+    let group = catalog
+        .create_service_group(authed(
+            &token,
+            catalog_pb::CreateServiceGroupRequest {
+                request_id: String::new(),
+                service_group: Some(catalog_pb::ServiceGroup {
+                    name: "Financial Services".into(),
+                    ..Default::default()
+                }),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .service_group
+        .unwrap()
+        .id;
+    let mut services = Vec::new();
+    for n in 0..10 {
+        services.push(
+            catalog
+                .create_service(authed(
+                    &token,
+                    catalog_pb::CreateServiceRequest {
+                        request_id: String::new(),
+                        service: Some(catalog_pb::Service {
+                            code: format!("S{n}"),
+                            name: format!("Service {n}"),
+                            unit_of_measure: catalog_pb::UnitOfMeasure::Dollars as i32,
+                            default_unit_value: "1.00".into(),
+                            delivery_mode: catalog_pb::DeliveryMode::Direct as i32,
+                            service_group_id: group.clone(),
+                            grant_ids: vec![grant.clone()],
+                            ..Default::default()
+                        }),
+                    },
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+                .service
+                .unwrap()
+                .id,
+        );
+    }
+    let provider = catalog
+        .create_provider(authed(
+            &token,
+            catalog_pb::CreateProviderRequest {
+                request_id: String::new(),
+                provider: Some(catalog_pb::Provider {
+                    name: "Ana Diaz".into(),
+                    kind: catalog_pb::ProviderKind::Staff as i32,
+                    ..Default::default()
+                }),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .provider
+        .unwrap()
+        .id;
+    let client = node
+        .clients
+        .clone()
+        .create_client(authed(
+            &token,
+            clients_pb::CreateClientRequest {
+                request_id: String::new(),
+                client: Some(clients_pb::Client {
+                    first_name: "Maria".into(),
+                    last_name: "Lopez".into(),
+                    ..Default::default()
+                }),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .client
+        .unwrap()
+        .id;
+    let enrollment = node
+        .clients
+        .clone()
+        .start_enrollment(authed(
+            &token,
+            clients_pb::StartEnrollmentRequest {
+                request_id: String::new(),
+                enrollment: Some(clients_pb::Enrollment {
+                    client_id: client.clone(),
+                    program_id: program.clone(),
+                    entry_date: Some(date(2026, 1, 5)),
+                    ..Default::default()
+                }),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .enrollment
+        .unwrap()
+        .id;
+    Fixture {
+        tenant: tenant.as_uuid().to_string(),
+        token,
+        client,
+        enrollment,
+        program,
+        grant,
+        provider,
+        group,
+        services,
+    }
+}
+
+/// Calls per second over `length`: RecordService when `lines` is 1, Quick Services with
+/// `lines` lines otherwise. Every call has its own request_id.
+async fn drive(
+    channels: &[Channel],
+    f: &Fixture,
+    concurrency: usize,
+    length: Duration,
+    lines: usize,
+) -> f64 {
+    let done = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let deadline = started + length;
+    let mut tasks = Vec::new();
+    for worker in 0..concurrency {
+        let mut records = RecordsServiceClient::new(channels[worker % channels.len()].clone());
+        let (done, errors, f) = (done.clone(), errors.clone(), f.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                n += 1;
+                let request_id = format!("bench-{lines}-{worker}-{n}-{}", uuid::Uuid::now_v7());
+                let outcome = if lines == 1 {
+                    records
+                        .record_service(authed(
+                            &f.token,
+                            pb::RecordServiceRequest {
+                                request_id,
+                                record: Some(pb::ServiceRecord {
+                                    client_id: f.client.clone(),
+                                    service_id: f.services[0].clone(),
+                                    service_date: Some(date(2026, 3, 2)),
+                                    grant_id: f.grant.clone(),
+                                    enrollment_id: f.enrollment.clone(),
+                                    provider_id: f.provider.clone(),
+                                    units: "10".into(),
+                                    ..Default::default()
+                                }),
+                            },
+                        ))
+                        .await
+                        .map(|_| ())
+                } else {
+                    records
+                        .record_quick_services(authed(
+                            &f.token,
+                            pb::RecordQuickServicesRequest {
+                                request_id,
+                                client_id: f.client.clone(),
+                                service_date: Some(date(2026, 3, 2)),
+                                grant_id: f.grant.clone(),
+                                enrollment_id: f.enrollment.clone(),
+                                provider_id: f.provider.clone(),
+                                lines: f.services[..lines]
+                                    .iter()
+                                    .map(|s| pb::QuickServiceLine {
+                                        service_id: s.clone(),
+                                        units: "10".into(),
+                                        ..Default::default()
+                                    })
+                                    .collect(),
+                            },
+                        ))
+                        .await
+                        .map(|_| ())
+                };
+                match outcome {
+                    Ok(()) => done.fetch_add(1, Ordering::Relaxed),
+                    Err(status) => {
+                        if errors.fetch_add(1, Ordering::Relaxed) == 0 {
+                            eprintln!("first failure: {status:?}");
+                        }
+                        0
+                    }
+                };
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let failed = errors.load(Ordering::Relaxed);
+    if failed > 0 {
+        println!("  ({failed} calls failed)");
+    }
+    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Transactions per second of pgbench running, as the services' role under row-level
+/// security, the write transaction RecordService commits: the idempotency claim, the record,
+/// its audit row, its outbox event with the relay's notification, and the stored response.
+fn pgbench(env: &TestEnv, f: &Fixture, concurrency: usize, seconds: u64) -> f64 {
+    let script = format!(
+        "\\set rid random(1, 9000000000000000)\n\
+         BEGIN;\n\
+         SELECT set_config('app.tenant_id', :tenant, true);\n\
+         INSERT INTO platform.idempotency_keys (tenant_id, method, request_id, request_hash) \
+         VALUES (:tenant::uuid, 'records.service_record.create', 'bench-' || :rid, \
+         decode(md5(random()::text), 'hex')) ON CONFLICT DO NOTHING;\n\
+         INSERT INTO records.service_records (tenant_id, id, kind, client_id, service_id, \
+         service_group_id, service_date, grant_id, enrollment_id, program_id, provider_id, units, \
+         unit_value, value, comments, recorded_by) VALUES (:tenant::uuid, gen_random_uuid(), 1, \
+         '{client}', '{service}', '{group}', '2026-03-02', '{grant}', '{enrollment}', '{program}', \
+         '{provider}', 10, 1, 10, '', 'user-1') RETURNING *;\n\
+         INSERT INTO platform.audit_log (tenant_id, actor, action, resource_type, resource_id, \
+         changed_fields) VALUES (:tenant::uuid, 'user-1', 'records.service_record.create', \
+         'service_record', gen_random_uuid(), '{{}}');\n\
+         INSERT INTO platform.outbox (id, tenant_id, event_type, source, subject, occurred_at, \
+         payload, traceparent) VALUES (gen_random_uuid(), :tenant::uuid, \
+         'records.service_recorded.v1', 'caseway/records', gen_random_uuid()::text, now(), \
+         decode(repeat('ab', 400), 'hex'), NULL);\n\
+         SELECT pg_notify('caseway_outbox', '');\n\
+         UPDATE platform.idempotency_keys SET response = decode(repeat('cd', 400), 'hex') \
+         WHERE tenant_id = :tenant::uuid AND method = 'records.service_record.create' \
+         AND request_id = 'bench-' || :rid;\n\
+         COMMIT;\n",
+        client = f.client,
+        service = f.services[0],
+        group = f.group,
+        grant = f.grant,
+        enrollment = f.enrollment,
+        program = f.program,
+        provider = f.provider,
+    );
+    let dir = std::env::temp_dir().join(format!("caseway-pgbench-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("record.sql");
+    std::fs::write(&path, script).unwrap();
+    let output = std::process::Command::new("pgbench")
+        .arg("--no-vacuum")
+        .arg("--protocol=prepared")
+        .arg(format!("--client={concurrency}"))
+        .arg("--jobs=2")
+        .arg(format!("--time={seconds}"))
+        .arg(format!("--define=tenant={}", f.tenant))
+        .arg(format!("--file={}", path.display()))
+        .arg(&env.db.app_url)
+        .output()
+        .expect("pgbench runs");
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "pgbench failed: {}{text}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    text.lines()
+        .find_map(|line| {
+            let rest = line.strip_prefix("tps = ")?;
+            rest.split_whitespace().next()?.parse().ok()
+        })
+        .expect("pgbench prints tps")
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
