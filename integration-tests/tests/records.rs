@@ -1353,6 +1353,48 @@ async fn catalog_changes_reach_the_cache_and_every_change_is_published() {
         }
     }
 
+    // So does a client's deletion and an enrollment's exit.
+    record(
+        &node,
+        &f.worker,
+        f.delivery(&f.assistance, "5", (2026, 3, 2)),
+    )
+    .await
+    .unwrap();
+    node.clients
+        .clone()
+        .exit_enrollment(authed(
+            &f.worker,
+            clients_pb::ExitEnrollmentRequest {
+                id: f.maria_enrollment.clone(),
+                etag: String::new(),
+                exit_date: Some(date(2026, 3, 5)),
+                exit_destination: "HOUSED".into(),
+            },
+        ))
+        .await
+        .unwrap();
+    let mut late = f.delivery(&f.assistance, "5", (2026, 3, 6));
+    late.grant_id = String::new();
+    refused_within(&node, &f.worker, late, "record.enrollment_id").await;
+    let mut johns = f.delivery(&f.assistance, "5", (2026, 3, 6));
+    johns.client_id = f.john.clone();
+    johns.enrollment_id = String::new();
+    record(&node, &f.worker, johns.clone()).await.unwrap();
+    node.clients
+        .clone()
+        .delete_client(authed(
+            &f.supervisor,
+            clients_pb::DeleteClientRequest {
+                id: f.john.clone(),
+                etag: String::new(),
+                reason: "duplicate".into(),
+            },
+        ))
+        .await
+        .unwrap();
+    refused_within(&node, &f.worker, johns, "record.client_id").await;
+
     let mut records = node.records.clone();
     records
         .update_service_record(authed(
@@ -1446,4 +1488,22 @@ async fn catalog_changes_reach_the_cache_and_every_change_is_published() {
         .expect("records.service_deleted.v1", Duration::from_secs(10))
         .await;
     assert_eq!(envelope.subject, other.id);
+}
+
+/// Records `record` until it is refused naming `field`, for at most 5 s (a change reaches the
+/// records service's cache by event).
+async fn refused_within(node: &TestNode, token: &str, record_: pb::ServiceRecord, field: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match record(node, token, record_.clone()).await {
+            Err(status) => {
+                assert_eq!(violated_fields(&status), [field], "{status:?}");
+                return;
+            }
+            Ok(_) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            Ok(_) => panic!("still accepted after 5 s; expected {field} refused"),
+        }
+    }
 }

@@ -224,7 +224,7 @@ impl RecordsApi {
         };
         let mut client_ok = true;
         if let Some(client_id) = draft.client_id
-            && !self.lookups.client_exists(auth, client_id).await?
+            && !self.lookups.client_exists(auth, tenant, client_id).await?
         {
             v.add(at("client_id"), "does not name a client of this tenant");
             client_ok = false;
@@ -233,7 +233,7 @@ impl RecordsApi {
         if let Some(enrollment_id) = draft.enrollment_id {
             match (
                 draft.client_id,
-                self.lookups.enrollment(auth, enrollment_id).await?,
+                self.lookups.enrollment(auth, tenant, enrollment_id).await?,
             ) {
                 (_, None) => v.add(
                     at("enrollment_id"),
@@ -303,7 +303,11 @@ impl RecordsApi {
             }
         }
         if let Some(barrier_id) = draft.barrier_id {
-            match self.lookups.barrier_client(auth, barrier_id).await? {
+            match self
+                .lookups
+                .barrier_client(auth, tenant, barrier_id)
+                .await?
+            {
                 Some(client) if Some(client) == draft.client_id => {}
                 Some(_) => v.add(at("barrier_id"), "is a barrier of another client"),
                 None => v.add(at("barrier_id"), "does not name a barrier of this tenant"),
@@ -1019,7 +1023,7 @@ impl RecordsService for RecordsApi {
         // A client this caller cannot see has no history to show.
         if !self
             .lookups
-            .client_exists(authorization.as_ref(), client_id)
+            .client_exists(authorization.as_ref(), tenant, client_id)
             .await?
         {
             return Err(Error::not_found("client", client_id).into());

@@ -14,7 +14,7 @@ use caseway_platform::server::{NodeBuilder, Platform};
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/records");
 
 /// Adds the records service to a node: it asks the catalog at `catalog_endpoint` and the
-/// clients service at `clients_endpoint`, and follows the catalog's events to keep its cache.
+/// clients service at `clients_endpoint`, and follows their events to keep its caches.
 pub fn register(
     platform: &Arc<Platform>,
     node: &mut NodeBuilder,
@@ -22,7 +22,7 @@ pub fn register(
     clients_endpoint: &str,
 ) -> anyhow::Result<()> {
     let lookups = Arc::new(lookups::Lookups::new(catalog_endpoint, clients_endpoint)?);
-    lookups.follow_catalog(&platform.bus, node);
+    lookups.follow_events(&platform.bus, node);
     node.add_service(RecordsServiceServer::new(api::RecordsApi::new(
         platform.clone(),
         lookups,

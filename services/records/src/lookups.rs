@@ -1,8 +1,10 @@
 //! What recording needs to know from the catalog and the clients service, asked over gRPC with
-//! the caller's credentials. Catalog entries (services, grants, providers, code values) are
-//! cached in process and dropped when a catalog event says they changed; clients, enrollments
-//! and barriers are asked every time (a deleted client or an exited enrollment must be seen at
-//! once).
+//! the caller's credentials and cached in process: catalog entries (services, grants,
+//! providers, code values) until a catalog event says they changed; a client that exists until
+//! `clients.client_deleted.v1`, an enrollment until `clients.enrollment_exited.v1`, a barrier's
+//! client for good (it never changes). Only what was found is cached, so a client created a
+//! moment ago is asked for, not refused; a deletion is felt when its event arrives (a few
+//! milliseconds after its commit).
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -34,6 +36,9 @@ pub struct Lookups {
     grants: Arc<KeyedCache<GrantFacts>>,
     providers: Arc<KeyedCache<bool>>,
     code_values: Arc<KeyedCache<CodeValueFacts>>,
+    clients_found: Arc<KeyedCache<()>>,
+    enrollments: Arc<KeyedCache<EnrollmentFacts>>,
+    barrier_clients: Arc<KeyedCache<Uuid>>,
 }
 
 /// A code value's list and whether it is still offered.
@@ -79,15 +84,15 @@ impl Lookups {
             grants: Arc::new(KeyedCache::new()),
             providers: Arc::new(KeyedCache::new()),
             code_values: Arc::new(KeyedCache::new()),
+            clients_found: Arc::new(KeyedCache::new()),
+            enrollments: Arc::new(KeyedCache::new()),
+            barrier_clients: Arc::new(KeyedCache::new()),
         })
     }
 
-    /// Workers that drop cached catalog entries as the catalog's events arrive.
-    pub fn follow_catalog(
-        &self,
-        platform_bus: &caseway_platform::bus::Bus,
-        node: &mut NodeBuilder,
-    ) {
+    /// Workers that drop cached entries as the catalog's and the clients service's events
+    /// arrive.
+    pub fn follow_events(&self, platform_bus: &caseway_platform::bus::Bus, node: &mut NodeBuilder) {
         fn changes(kind: &str) -> Vec<String> {
             ["updated", "retired", "deleted"]
                 .iter()
@@ -113,6 +118,16 @@ impl Lookups {
         let code_values = self.code_values.clone();
         node.add_worker("records-code-value-cache", move |token| {
             code_values.follow_events(bus, changes("code_value"), token)
+        });
+        let bus = platform_bus.clone();
+        let clients = self.clients_found.clone();
+        node.add_worker("records-client-cache", move |token| {
+            clients.follow_events(bus, vec!["clients.client_deleted.v1".into()], token)
+        });
+        let bus = platform_bus.clone();
+        let enrollments = self.enrollments.clone();
+        node.add_worker("records-enrollment-cache", move |token| {
+            enrollments.follow_events(bus, vec!["clients.enrollment_exited.v1".into()], token)
         });
     }
 
@@ -246,8 +261,13 @@ impl Lookups {
     pub async fn client_exists(
         &self,
         authorization: Option<&Authorization>,
+        tenant: TenantId,
         id: Uuid,
     ) -> Result<bool> {
+        if self.clients_found.get(tenant, id).is_some() {
+            return Ok(true);
+        }
+        let generation = self.clients_found.generation();
         let request = on_behalf_of(
             clients_pb::GetClientRequest {
                 id: id.to_string(),
@@ -256,7 +276,11 @@ impl Lookups {
             authorization,
         );
         match self.clients.clone().get_client(request).await {
-            Ok(_) => Ok(true),
+            Ok(_) => {
+                self.clients_found
+                    .insert(tenant, id, Arc::new(()), generation);
+                Ok(true)
+            }
             Err(status) => absent::<()>(status, "clients").map(|_| false),
         }
     }
@@ -264,8 +288,13 @@ impl Lookups {
     pub async fn enrollment(
         &self,
         authorization: Option<&Authorization>,
+        tenant: TenantId,
         id: Uuid,
-    ) -> Result<Option<EnrollmentFacts>> {
+    ) -> Result<Option<Arc<EnrollmentFacts>>> {
+        if let Some(found) = self.enrollments.get(tenant, id) {
+            return Ok(Some(found));
+        }
+        let generation = self.enrollments.generation();
         let request = on_behalf_of(
             clients_pb::GetEnrollmentRequest { id: id.to_string() },
             authorization,
@@ -274,27 +303,42 @@ impl Lookups {
             Ok(reply) => reply.into_inner().enrollment.unwrap_or_default(),
             Err(status) => return absent(status, "clients"),
         };
-        Ok(Some(EnrollmentFacts {
+        let facts = Arc::new(EnrollmentFacts {
             id,
             client_id: uuid(&enrollment.client_id).unwrap_or_default(),
             program_id: uuid(&enrollment.program_id).unwrap_or_default(),
             entry_date: date(enrollment.entry_date.as_ref()).unwrap_or(NaiveDate::MAX),
             exit_date: date(enrollment.exit_date.as_ref()),
-        }))
+        });
+        self.enrollments
+            .insert(tenant, id, facts.clone(), generation);
+        Ok(Some(facts))
     }
 
     /// The client a barrier belongs to.
     pub async fn barrier_client(
         &self,
         authorization: Option<&Authorization>,
+        tenant: TenantId,
         id: Uuid,
     ) -> Result<Option<Uuid>> {
+        if let Some(client) = self.barrier_clients.get(tenant, id) {
+            return Ok(Some(*client));
+        }
+        let generation = self.barrier_clients.generation();
         let request = on_behalf_of(
             clients_pb::GetBarrierRequest { id: id.to_string() },
             authorization,
         );
         match self.barriers.clone().get_barrier(request).await {
-            Ok(reply) => Ok(reply.into_inner().barrier.and_then(|b| uuid(&b.client_id))),
+            Ok(reply) => {
+                let client = reply.into_inner().barrier.and_then(|b| uuid(&b.client_id));
+                if let Some(client) = client {
+                    self.barrier_clients
+                        .insert(tenant, id, Arc::new(client), generation);
+                }
+                Ok(client)
+            }
             Err(status) => absent(status, "clients"),
         }
     }
