@@ -86,9 +86,8 @@ async fn run() {
     )
     .await;
     node.shutdown().await;
-
+    println!("RecordService:                   {single:>8.0} calls/s");
     let pgbench = pgbench(&env, &fixture, concurrency, seconds);
-    println!("RecordService:            {single:>8.0} calls/s");
     println!("pgbench, same write transaction: {pgbench:>8.0} transactions/s");
     let ratio = single / pgbench;
     println!(
@@ -402,7 +401,8 @@ fn pgbench(env: &TestEnv, f: &Fixture, concurrency: usize, seconds: u64) -> f64 
         .arg(format!("--time={seconds}"))
         .arg(format!("--define=tenant={}", f.tenant))
         .arg(format!("--file={}", path.display()))
-        .arg(&env.db.app_url)
+        // pgbench takes a plain libpq URL (sqlx's own options stripped).
+        .arg(env.db.app_url.split('?').next().unwrap_or_default())
         .output()
         .expect("pgbench runs");
     let _ = std::fs::remove_dir_all(&dir);

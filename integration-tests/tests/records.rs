@@ -197,6 +197,28 @@ async fn fixture(env: &TestEnv, node: &TestNode, slug: &str) -> Fixture {
         both.clone(),
     )
     .await;
+    let fixed = node
+        .catalog
+        .clone()
+        .update_service(authed(
+            &admin,
+            catalog_pb::UpdateServiceRequest {
+                service: Some(catalog_pb::Service {
+                    id: workshop.clone(),
+                    unit_value_fixed: true,
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["unit_value_fixed".into()],
+                }),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .service
+        .unwrap();
+    assert!(fixed.unit_value_fixed);
     let outreach = service(
         "OUT",
         UnitOfMeasure::Hours,
@@ -512,6 +534,14 @@ async fn a_delivery_is_checked_against_catalog_and_client_and_valued_exactly() {
     record(&node, &f.worker, f.delivery(&f.workshop, "1", (2026, 3, 2)))
         .await
         .unwrap();
+    let mut priced_workshop = f.delivery(&f.workshop, "1", (2026, 3, 2));
+    priced_workshop.unit_value = "5.00".into();
+    let status = record(&node, &f.worker, priced_workshop).await.unwrap_err();
+    assert_eq!(
+        violated_fields(&status),
+        ["record.unit_value"],
+        "the workshop's unit value is fixed"
+    );
 
     // A retry of the same request records once.
     let request = pb::RecordServiceRequest {

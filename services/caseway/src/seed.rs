@@ -163,6 +163,7 @@ pub async fn seed_demo(config: &Config) -> anyhow::Result<Demo> {
                 organization_ids: orgs,
                 grant_ids: vec![grant],
                 program_ids: vec![program],
+                unit_value_fixed: false,
             },
         )
         .await?;

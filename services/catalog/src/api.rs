@@ -151,6 +151,7 @@ pub fn service_to_proto(r: &Record<ServiceFields>) -> pb::Service {
         organization_ids: ids_to_proto(&f.organization_ids),
         grant_ids: ids_to_proto(&f.grant_ids),
         program_ids: ids_to_proto(&f.program_ids),
+        unit_value_fixed: f.unit_value_fixed,
         state: state_to_proto(r.state),
         etag: etag::format(r.version),
         create_time: Some(timestamp(r.created_at)),
@@ -350,6 +351,7 @@ fn parse_service(p: &pb::Service, v: &mut Violations) -> ServiceFields {
         ),
         grant_ids: v.ids(&format!("{prefix}.grant_ids"), &p.grant_ids, MAX_LINKS),
         program_ids: v.ids(&format!("{prefix}.program_ids"), &p.program_ids, MAX_LINKS),
+        unit_value_fixed: p.unit_value_fixed,
     }
 }
 

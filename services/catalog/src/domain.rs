@@ -136,6 +136,8 @@ pub struct ServiceFields {
     pub organization_ids: Vec<Uuid>,
     pub grant_ids: Vec<Uuid>,
     pub program_ids: Vec<Uuid>,
+    /// Records must use the default unit value.
+    pub unit_value_fixed: bool,
 }
 
 impl ServiceFields {
@@ -164,6 +166,7 @@ impl Resource for ServiceFields {
         "organization_ids",
         "grant_ids",
         "program_ids",
+        "unit_value_fixed",
     ];
 
     fn validate(&self, prefix: &str, v: &mut Violations) {
@@ -236,6 +239,13 @@ impl Resource for ServiceFields {
             mask,
             &mut self.program_ids,
             &input.program_ids,
+            &mut c,
+        );
+        merge_field(
+            "unit_value_fixed",
+            mask,
+            &mut self.unit_value_fixed,
+            &input.unit_value_fixed,
             &mut c,
         );
         c
@@ -436,6 +446,7 @@ mod tests {
             organization_ids: orgs,
             grant_ids: vec![],
             program_ids: vec![],
+            unit_value_fixed: false,
         }
     }
 

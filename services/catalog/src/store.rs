@@ -198,6 +198,7 @@ struct ServiceRow {
     organization_ids: Vec<Uuid>,
     grant_ids: Vec<Uuid>,
     program_ids: Vec<Uuid>,
+    unit_value_fixed: bool,
     state: String,
     version: i64,
     created_at: DateTime<Utc>,
@@ -225,6 +226,7 @@ impl From<ServiceRow> for Record<ServiceFields> {
                 organization_ids: r.organization_ids,
                 grant_ids: r.grant_ids,
                 program_ids: r.program_ids,
+                unit_value_fixed: r.unit_value_fixed,
             },
         }
     }
@@ -248,7 +250,7 @@ impl Retirable for ServiceFields {
             "UPDATE catalog.services SET state = $2, version = version + 1, updated_at = now() \
              WHERE id = $1 \
              RETURNING id, code, name, description, unit_of_measure, default_unit_value, delivery_mode, \
-             service_group_id, organization_ids, grant_ids, program_ids, state, version, created_at, updated_at",
+             service_group_id, organization_ids, grant_ids, program_ids, unit_value_fixed, state, version, created_at, updated_at",
         )
         .bind(id)
         .bind(state.as_str())
@@ -262,10 +264,10 @@ impl Stored for ServiceFields {
     async fn insert(conn: &mut PgConnection, tenant: TenantId, f: &Self) -> Result<Record<Self>> {
         let row: ServiceRow = sqlx::query_as(
             "INSERT INTO catalog.services (tenant_id, id, code, name, description, unit_of_measure, \
-             default_unit_value, delivery_mode, service_group_id, organization_ids, grant_ids, program_ids) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+             default_unit_value, delivery_mode, service_group_id, organization_ids, grant_ids, program_ids, \
+             unit_value_fixed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
              RETURNING id, code, name, description, unit_of_measure, default_unit_value, delivery_mode, \
-             service_group_id, organization_ids, grant_ids, program_ids, state, version, created_at, updated_at",
+             service_group_id, organization_ids, grant_ids, program_ids, unit_value_fixed, state, version, created_at, updated_at",
         )
         .bind(tenant.as_uuid())
         .bind(Uuid::now_v7())
@@ -279,6 +281,7 @@ impl Stored for ServiceFields {
         .bind(&f.organization_ids)
         .bind(&f.grant_ids)
         .bind(&f.program_ids)
+        .bind(f.unit_value_fixed)
         .fetch_one(conn)
         .await?;
         Ok(row.into())
@@ -291,11 +294,11 @@ impl Stored for ServiceFields {
     ) -> Result<Option<Record<Self>>> {
         let sql = if for_update {
             "SELECT id, code, name, description, unit_of_measure, default_unit_value, delivery_mode, \
-             service_group_id, organization_ids, grant_ids, program_ids, state, version, created_at, updated_at \
+             service_group_id, organization_ids, grant_ids, program_ids, unit_value_fixed, state, version, created_at, updated_at \
              FROM catalog.services WHERE id = $1 AND deleted_at IS NULL FOR UPDATE"
         } else {
             "SELECT id, code, name, description, unit_of_measure, default_unit_value, delivery_mode, \
-             service_group_id, organization_ids, grant_ids, program_ids, state, version, created_at, updated_at \
+             service_group_id, organization_ids, grant_ids, program_ids, unit_value_fixed, state, version, created_at, updated_at \
              FROM catalog.services WHERE id = $1 AND deleted_at IS NULL"
         };
         let row: Option<ServiceRow> = sqlx::query_as(sql).bind(id).fetch_optional(conn).await?;
@@ -306,9 +309,9 @@ impl Stored for ServiceFields {
         let row: ServiceRow = sqlx::query_as(
             "UPDATE catalog.services SET code = $2, name = $3, description = $4, unit_of_measure = $5, \
              default_unit_value = $6, delivery_mode = $7, service_group_id = $8, organization_ids = $9, \
-             grant_ids = $10, program_ids = $11, version = version + 1, updated_at = now() WHERE id = $1 \
+             grant_ids = $10, program_ids = $11, unit_value_fixed = $12, version = version + 1, updated_at = now() WHERE id = $1 \
              RETURNING id, code, name, description, unit_of_measure, default_unit_value, delivery_mode, \
-             service_group_id, organization_ids, grant_ids, program_ids, state, version, created_at, updated_at",
+             service_group_id, organization_ids, grant_ids, program_ids, unit_value_fixed, state, version, created_at, updated_at",
         )
         .bind(id)
         .bind(&f.code)
@@ -321,6 +324,7 @@ impl Stored for ServiceFields {
         .bind(&f.organization_ids)
         .bind(&f.grant_ids)
         .bind(&f.program_ids)
+        .bind(f.unit_value_fixed)
         .fetch_one(conn)
         .await?;
         Ok(row.into())
@@ -365,7 +369,7 @@ pub async fn list_services(
     let (after_code, after_id) = after.unzip();
     let rows: Vec<ServiceRow> = sqlx::query_as(
         "SELECT id, code, name, description, unit_of_measure, default_unit_value, delivery_mode, \
-         service_group_id, organization_ids, grant_ids, program_ids, state, version, created_at, updated_at \
+         service_group_id, organization_ids, grant_ids, program_ids, unit_value_fixed, state, version, created_at, updated_at \
          FROM catalog.services WHERE deleted_at IS NULL \
          AND ($1::uuid IS NULL OR service_group_id = $1) \
          AND ($2::text IS NULL OR delivery_mode = $2) \

@@ -355,10 +355,8 @@ impl RecordsApi {
                     }
                 };
                 check_units(units, service.unit_of_measure, &at("units"), v);
-                (
-                    Some(units),
-                    Some(draft.unit_value.unwrap_or(service.default_unit_value)),
-                )
+                let price = unit_value(draft.unit_value, &service, &at("unit_value"), v);
+                (Some(units), Some(price))
             }
         };
         let now = Utc::now();

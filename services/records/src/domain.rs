@@ -72,6 +72,8 @@ pub struct ServiceFacts {
     pub organization_ids: Vec<Uuid>,
     pub grant_ids: Vec<Uuid>,
     pub service_group_id: Option<Uuid>,
+    /// Records must use the default unit value.
+    pub unit_value_fixed: bool,
 }
 
 impl ServiceFacts {
@@ -177,6 +179,30 @@ pub fn check_units(units: Decimal, unit: UnitOfMeasure, field: &str, v: &mut Vio
     }
 }
 
+/// The unit value a record uses: the service's default, or the recorder's own where the
+/// service allows it.
+pub fn unit_value(
+    given: Option<Decimal>,
+    service: &ServiceFacts,
+    field: &str,
+    v: &mut Violations,
+) -> Decimal {
+    match given {
+        Some(given) if service.unit_value_fixed && given != service.default_unit_value => {
+            v.add(
+                field,
+                format!(
+                    "is fixed at {} for this service",
+                    service.default_unit_value.round_dp(2)
+                ),
+            );
+            service.default_unit_value
+        }
+        Some(given) => given,
+        None => service.default_unit_value,
+    }
+}
+
 /// value = units x unit value, exactly.
 pub fn value(units: Decimal, unit_value: Decimal) -> Decimal {
     (units * unit_value).normalize()
@@ -241,6 +267,7 @@ mod tests {
             organization_ids: vec![],
             grant_ids: vec![],
             service_group_id: None,
+            unit_value_fixed: false,
         };
         let day = NaiveDate::from_ymd_opt(2026, 6, 1).unwrap();
         let mut v = Violations::new();

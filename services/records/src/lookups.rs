@@ -171,6 +171,7 @@ impl Lookups {
                 .collect(),
             grant_ids: service.grant_ids.iter().filter_map(|s| uuid(s)).collect(),
             service_group_id: uuid(&service.service_group_id),
+            unit_value_fixed: service.unit_value_fixed,
         });
         // A restricted service answered to one caller is checked for the next one by the
         // domain, so it may be cached whoever asked.
