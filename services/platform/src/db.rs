@@ -26,6 +26,9 @@ impl Db {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(5))
+            // No ping before each use: a broken connection fails its first statement, which
+            // maps to UNAVAILABLE like any database outage, and the pool replaces it.
+            .test_before_acquire(false)
             .connect_lazy_with(options.application_name("caseway"));
         Ok(Db { pool })
     }

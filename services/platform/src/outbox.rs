@@ -19,6 +19,9 @@ use crate::telemetry;
 /// The channel a commit with new outbox rows notifies.
 pub const CHANNEL: &str = "caseway_outbox";
 const BATCH: i64 = 200;
+/// How long the relay waits after a wake-up for more commits to join the batch: fewer,
+/// larger relay transactions under load, for a couple of milliseconds of latency.
+const COALESCE: Duration = Duration::from_millis(2);
 
 /// An event to publish once the transaction commits.
 pub struct Event<'a, M: Message> {
@@ -35,6 +38,45 @@ pub struct Event<'a, M: Message> {
 pub async fn enqueue<M: Message>(tx: &mut impl Scoped, event: Event<'_, M>) -> Result<Uuid> {
     let tenant = tx.tenant_id();
     insert(tx.conn(), tenant, event).await
+}
+
+/// Adds several events in one statement (a Quick Services form, a bulk recording).
+pub async fn enqueue_all<M: Message>(
+    tx: &mut impl Scoped,
+    events: &[Event<'_, M>],
+) -> Result<Vec<Uuid>> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let tenant = tx.tenant_id();
+    debug_assert!(tenant != crate::db::PLATFORM_TENANT);
+    let ids: Vec<Uuid> = events.iter().map(|_| Uuid::now_v7()).collect();
+    let types: Vec<&str> = events.iter().map(|e| e.event_type).collect();
+    let sources: Vec<&str> = events.iter().map(|e| e.source).collect();
+    let subjects: Vec<&str> = events.iter().map(|e| e.subject.as_str()).collect();
+    let payloads: Vec<Vec<u8>> = events.iter().map(|e| e.payload.encode_to_vec()).collect();
+    let conn = tx.conn();
+    sqlx::query(
+        "INSERT INTO platform.outbox \
+         (id, tenant_id, event_type, source, subject, occurred_at, payload, traceparent) \
+         SELECT id, $2, event_type, source, subject, now(), payload, $7 \
+         FROM UNNEST($1::uuid[], $3::text[], $4::text[], $5::text[], $6::bytea[]) \
+         AS e(id, event_type, source, subject, payload) ORDER BY id",
+    )
+    .bind(&ids)
+    .bind(tenant.as_uuid())
+    .bind(&types)
+    .bind(&sources)
+    .bind(&subjects)
+    .bind(&payloads)
+    .bind(telemetry::current_traceparent())
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(CHANNEL)
+        .execute(conn)
+        .await?;
+    Ok(ids)
 }
 
 async fn insert<M: Message>(
@@ -132,6 +174,10 @@ impl Relay {
                 result = woken => {
                     if result.is_err() {
                         listener = None;
+                    }
+                    tokio::time::sleep(COALESCE).await;
+                    if let Some(l) = listener.as_mut() {
+                        while l.next_buffered().is_some() {}
                     }
                 }
                 _ = tokio::time::sleep(self.poll_interval) => {}

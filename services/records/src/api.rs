@@ -399,20 +399,33 @@ impl RecordsApi {
             return Ok(Vec::new());
         }
         let stored = store::insert(tx.conn(), caller.tenant, rows).await?;
-        for row in &stored {
-            audit::record(
-                tx,
-                caller.principal,
-                AuditEntry {
-                    action: "records.service_record.create",
-                    resource_type: "service_record",
-                    resource_id: row.id,
-                    changed_fields: &[],
-                },
-            )
-            .await?;
-            publish(tx, "recorded", row, vec![], None).await?;
-        }
+        let ids: Vec<Uuid> = stored.iter().map(|r| r.id).collect();
+        audit::record_created(
+            tx,
+            caller.principal,
+            "records.service_record.create",
+            "service_record",
+            &ids,
+        )
+        .await?;
+        let payloads: Vec<ServiceRecordChanged> = stored
+            .iter()
+            .map(|row| ServiceRecordChanged {
+                record: Some(record_to_proto(row)),
+                ..Default::default()
+            })
+            .collect();
+        let events: Vec<Event<'_, ServiceRecordChanged>> = stored
+            .iter()
+            .zip(&payloads)
+            .map(|(row, payload)| Event {
+                event_type: "records.service_recorded.v1",
+                source: SOURCE,
+                subject: row.id.to_string(),
+                payload,
+            })
+            .collect();
+        outbox::enqueue_all(tx, &events).await?;
         Ok(stored)
     }
 
