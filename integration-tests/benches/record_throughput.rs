@@ -354,8 +354,9 @@ async fn drive(
 }
 
 /// Transactions per second of pgbench running, as the services' role under row-level
-/// security, the write transaction RecordService commits: the idempotency claim, the record,
-/// its audit row, its outbox event with the relay's notification, and the stored response.
+/// security, the write transaction RecordService commits, statement for statement: the
+/// tenant, the idempotency claim, the record with its audit row, its outbox event with the
+/// relay's notification, and the stored response.
 fn pgbench(env: &TestEnv, f: &Fixture, concurrency: usize, seconds: u64) -> f64 {
     let script = format!(
         "\\set rid random(1, 9000000000000000)\n\
@@ -364,19 +365,20 @@ fn pgbench(env: &TestEnv, f: &Fixture, concurrency: usize, seconds: u64) -> f64 
          INSERT INTO platform.idempotency_keys (tenant_id, method, request_id, request_hash) \
          VALUES (:tenant::uuid, 'records.service_record.create', 'bench-' || :rid, \
          decode(md5(random()::text), 'hex')) ON CONFLICT DO NOTHING;\n\
-         INSERT INTO records.service_records (tenant_id, id, kind, client_id, service_id, \
-         service_group_id, service_date, grant_id, enrollment_id, program_id, provider_id, units, \
-         unit_value, value, comments, recorded_by) VALUES (:tenant::uuid, gen_random_uuid(), 1, \
-         '{client}', '{service}', '{group}', '2026-03-02', '{grant}', '{enrollment}', '{program}', \
-         '{provider}', 10, 1, 10, '', 'user-1') RETURNING *;\n\
-         INSERT INTO platform.audit_log (tenant_id, actor, action, resource_type, resource_id, \
-         changed_fields) VALUES (:tenant::uuid, 'user-1', 'records.service_record.create', \
-         'service_record', gen_random_uuid(), '{{}}');\n\
-         INSERT INTO platform.outbox (id, tenant_id, event_type, source, subject, occurred_at, \
-         payload, traceparent) VALUES (gen_random_uuid(), :tenant::uuid, \
+         WITH record AS (INSERT INTO records.service_records (tenant_id, id, kind, client_id, \
+         service_id, service_group_id, service_date, grant_id, enrollment_id, program_id, \
+         provider_id, units, unit_value, value, comments, recorded_by) VALUES (:tenant::uuid, \
+         gen_random_uuid(), 1, '{client}', '{service}', '{group}', '2026-03-02', '{grant}', \
+         '{enrollment}', '{program}', '{provider}', 10, 1, 10, '', 'user-1') RETURNING *), \
+         audit AS (INSERT INTO platform.audit_log (tenant_id, actor, action, resource_type, \
+         resource_id, changed_fields) SELECT :tenant::uuid, recorded_by, \
+         'records.service_record.create', 'service_record', id, '{{}}' FROM record) \
+         SELECT * FROM record;\n\
+         WITH event AS (INSERT INTO platform.outbox (id, tenant_id, event_type, source, subject, \
+         occurred_at, payload, traceparent) VALUES (gen_random_uuid(), :tenant::uuid, \
          'records.service_recorded.v1', 'caseway/records', gen_random_uuid()::text, now(), \
-         decode(repeat('ab', 400), 'hex'), NULL);\n\
-         SELECT pg_notify('caseway_outbox', '');\n\
+         decode(repeat('ab', 400), 'hex'), NULL) RETURNING id) \
+         SELECT pg_notify('caseway_outbox', '') FROM event;\n\
          UPDATE platform.idempotency_keys SET response = decode(repeat('cd', 400), 'hex') \
          WHERE tenant_id = :tenant::uuid AND method = 'records.service_record.create' \
          AND request_id = 'bench-' || :rid;\n\

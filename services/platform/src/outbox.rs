@@ -55,13 +55,14 @@ pub async fn enqueue_all<M: Message>(
     let sources: Vec<&str> = events.iter().map(|e| e.source).collect();
     let subjects: Vec<&str> = events.iter().map(|e| e.subject.as_str()).collect();
     let payloads: Vec<Vec<u8>> = events.iter().map(|e| e.payload.encode_to_vec()).collect();
-    let conn = tx.conn();
     sqlx::query(
-        "INSERT INTO platform.outbox \
-         (id, tenant_id, event_type, source, subject, occurred_at, payload, traceparent) \
-         SELECT id, $2, event_type, source, subject, now(), payload, $7 \
-         FROM UNNEST($1::uuid[], $3::text[], $4::text[], $5::text[], $6::bytea[]) \
-         AS e(id, event_type, source, subject, payload) ORDER BY id",
+        "WITH events AS ( \
+           INSERT INTO platform.outbox \
+           (id, tenant_id, event_type, source, subject, occurred_at, payload, traceparent) \
+           SELECT id, $2, event_type, source, subject, now(), payload, $7 \
+           FROM UNNEST($1::uuid[], $3::text[], $4::text[], $5::text[], $6::bytea[]) \
+           AS e(id, event_type, source, subject, payload) ORDER BY id RETURNING id \
+         ) SELECT pg_notify($8, '') FROM (SELECT 1 FROM events LIMIT 1) AS any_event",
     )
     .bind(&ids)
     .bind(tenant.as_uuid())
@@ -70,12 +71,9 @@ pub async fn enqueue_all<M: Message>(
     .bind(&subjects)
     .bind(&payloads)
     .bind(telemetry::current_traceparent())
-    .execute(&mut *conn)
+    .bind(CHANNEL)
+    .execute(tx.conn())
     .await?;
-    sqlx::query("SELECT pg_notify($1, '')")
-        .bind(CHANNEL)
-        .execute(conn)
-        .await?;
     Ok(ids)
 }
 
@@ -87,10 +85,14 @@ async fn insert<M: Message>(
     // Events of the platform itself must name the tenant they are about.
     debug_assert!(tenant != crate::db::PLATFORM_TENANT);
     let id = Uuid::now_v7();
+    // The notification is delivered at commit (PostgreSQL folds repeats within one
+    // transaction); sent with the row, it costs no round trip of its own.
     sqlx::query(
-        "INSERT INTO platform.outbox \
-         (id, tenant_id, event_type, source, subject, occurred_at, payload, traceparent) \
-         VALUES ($1, $2, $3, $4, $5, now(), $6, $7)",
+        "WITH event AS ( \
+           INSERT INTO platform.outbox \
+           (id, tenant_id, event_type, source, subject, occurred_at, payload, traceparent) \
+           VALUES ($1, $2, $3, $4, $5, now(), $6, $7) RETURNING id \
+         ) SELECT pg_notify($8, '') FROM event",
     )
     .bind(id)
     .bind(tenant.as_uuid())
@@ -99,13 +101,9 @@ async fn insert<M: Message>(
     .bind(&event.subject)
     .bind(event.payload.encode_to_vec())
     .bind(telemetry::current_traceparent())
-    .execute(&mut *conn)
+    .bind(CHANNEL)
+    .execute(conn)
     .await?;
-    // Delivered at commit; PostgreSQL folds repeats within one transaction.
-    sqlx::query("SELECT pg_notify($1, '')")
-        .bind(CHANNEL)
-        .execute(conn)
-        .await?;
     Ok(id)
 }
 

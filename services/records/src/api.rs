@@ -398,6 +398,18 @@ impl RecordsApi {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
+        if let [row] = rows {
+            // One record: the row and its audit row in one statement, the event in another.
+            let stored = store::insert_one(
+                tx.conn(),
+                caller.tenant,
+                row,
+                "records.service_record.create",
+            )
+            .await?;
+            publish(tx, "recorded", &stored, vec![], None).await?;
+            return Ok(vec![stored]);
+        }
         let stored = store::insert(tx.conn(), caller.tenant, rows).await?;
         let ids: Vec<Uuid> = stored.iter().map(|r| r.id).collect();
         audit::record_created(

@@ -43,6 +43,56 @@ const COLUMNS: &str = "id, kind, client_id, service_id, service_group_id, servic
     referral_plan_id, barrier_id, comments, turn_away_reason_id, people_reached, authorization_id, \
     recorded_by, version, created_at, updated_at";
 
+/// Inserts one record with its audit row, in one statement (a plain VALUES row: cheaper to
+/// plan than arrays of one).
+pub async fn insert_one(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    r: &RecordRow,
+    action: &str,
+) -> Result<RecordRow> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "WITH record AS ( \
+           INSERT INTO records.service_records (tenant_id, id, kind, client_id, service_id, \
+           service_group_id, service_date, grant_id, enrollment_id, program_id, provider_id, units, \
+           unit_value, value, reason_id, goal_id, referral_plan_id, barrier_id, comments, \
+           turn_away_reason_id, people_reached, authorization_id, recorded_by) \
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
+           $19, $20, $21, $22, $23) RETURNING {COLUMNS} \
+         ), audit AS ( \
+           INSERT INTO platform.audit_log \
+           (tenant_id, actor, action, resource_type, resource_id, changed_fields) \
+           SELECT $1, recorded_by, $24, 'service_record', id, '{{}}' FROM record \
+         ) SELECT * FROM record"
+    )))
+    .bind(tenant.as_uuid())
+    .bind(r.id)
+    .bind(r.kind)
+    .bind(r.client_id)
+    .bind(r.service_id)
+    .bind(r.service_group_id)
+    .bind(r.service_date)
+    .bind(r.grant_id)
+    .bind(r.enrollment_id)
+    .bind(r.program_id)
+    .bind(r.provider_id)
+    .bind(r.units)
+    .bind(r.unit_value)
+    .bind(r.value)
+    .bind(r.reason_id)
+    .bind(r.goal_id)
+    .bind(r.referral_plan_id)
+    .bind(r.barrier_id)
+    .bind(&r.comments)
+    .bind(r.turn_away_reason_id)
+    .bind(r.people_reached)
+    .bind(r.authorization_id)
+    .bind(&r.recorded_by)
+    .bind(action)
+    .fetch_one(conn)
+    .await?)
+}
+
 /// Inserts records in one statement.
 pub async fn insert(
     conn: &mut PgConnection,
