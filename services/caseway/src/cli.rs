@@ -352,6 +352,9 @@ fn print_banner(
         "  grpcurl -plaintext -H \"authorization: Bearer $CASEWAY_TOKEN\" -d '{{\"client_id\": \"{client_id}\"}}' {host} caseway.clients.v1.AssessmentsService/ListLatestAssessments"
     );
     println!(
+        "  grpcurl -plaintext -H \"authorization: Bearer $CASEWAY_TOKEN\" -d '{{\"start_date\": {{\"year\": 2026, \"month\": 1, \"day\": 1}}, \"end_date\": {{\"year\": 2026, \"month\": 12, \"day\": 31}}, \"group_by\": [\"TOTALS_GROUPING_SERVICE\"]}}' {host} caseway.records.v1.RecordsService/GetServiceTotals"
+    );
+    println!(
         "  grpcurl -plaintext -d '{{\"service\": \"caseway.catalog.v1.CatalogService\"}}' {host} grpc.health.v1.Health/Check"
     );
     println!("ready");

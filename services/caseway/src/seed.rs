@@ -27,6 +27,10 @@ pub struct Demo {
     pub tenant_slug: String,
     pub organization_ids: Vec<Uuid>,
     pub service_id: Uuid,
+    /// The seeded services by code (FA, FC, FW).
+    pub services: Vec<(String, Uuid)>,
+    pub grant_id: Uuid,
+    pub turn_away_reason_id: Uuid,
     pub program_id: Uuid,
     /// BARRIER_TYPE code values by code.
     pub barrier_types: Vec<(String, Uuid)>,
@@ -147,6 +151,7 @@ pub async fn seed_demo(config: &Config) -> anyhow::Result<Demo> {
         ),
     ];
     let mut first_service = None;
+    let mut seeded_services = Vec::new();
     for (code, name, unit, value, orgs) in services {
         let id = create(
             &catalog,
@@ -168,8 +173,10 @@ pub async fn seed_demo(config: &Config) -> anyhow::Result<Demo> {
         )
         .await?;
         first_service.get_or_insert(id);
+        seeded_services.push((code.to_string(), id));
     }
     let mut barrier_types = Vec::new();
+    let mut turn_away_reason = None;
     for (list, code, label) in [
         (CodeList::Reason, "EVICTION", "Facing eviction"),
         (CodeList::Goal, "STABLE-HOUSING", "Stable housing"),
@@ -208,6 +215,9 @@ pub async fn seed_demo(config: &Config) -> anyhow::Result<Demo> {
         if list == CodeList::BarrierType {
             barrier_types.push((code.to_string(), id));
         }
+        if list == CodeList::TurnAwayReason {
+            turn_away_reason = Some(id);
+        }
     }
     create(
         &catalog,
@@ -239,6 +249,9 @@ pub async fn seed_demo(config: &Config) -> anyhow::Result<Demo> {
         tenant_slug: tenant.slug,
         organization_ids,
         service_id: first_service.context("a seeded service")?,
+        services: seeded_services,
+        grant_id: grant,
+        turn_away_reason_id: turn_away_reason.context("a seeded turn-away reason")?,
         program_id: program,
         barrier_types,
         token,
@@ -298,6 +311,7 @@ pub async fn seed_demo_clients(addr: std::net::SocketAddr, demo: &Demo) -> anyho
         .context("the demo token is ASCII")?;
     let mut clients = ClientsServiceClient::new(channel.clone());
     let mut assessments = AssessmentsServiceClient::new(channel.clone());
+    let channel_for_records = channel.clone();
     let mut barriers = BarriersServiceClient::new(channel);
     let day = |y: i32, m: u32, d: u32| {
         NaiveDate::from_ymd_opt(y, m, d)
@@ -568,6 +582,7 @@ pub async fn seed_demo_clients(addr: std::net::SocketAddr, demo: &Demo) -> anyho
         },
     ];
     let mut first_client = None;
+    let mut enrolled = Vec::new();
     for (n, person) in people.iter().enumerate() {
         let birth_date = day(person.born.0, person.born.1, person.born.2)?;
         let found = clients
@@ -648,22 +663,30 @@ pub async fn seed_demo_clients(addr: std::net::SocketAddr, demo: &Demo) -> anyho
             .await?
             .into_inner()
             .enrollments;
-        if enrollments.is_empty() {
-            clients
-                .start_enrollment(with_bearer(
-                    &bearer,
-                    pb::StartEnrollmentRequest {
-                        request_id: format!("seed-enrollment-{n}"),
-                        enrollment: Some(pb::Enrollment {
-                            client_id: client_id.clone(),
-                            program_id: demo.program_id.to_string(),
-                            entry_date: Some(day(2026, 1, 5 + n as u32)?),
-                            ..Default::default()
-                        }),
-                    },
-                ))
-                .await?;
-        }
+        let enrollment_id = match enrollments.first() {
+            Some(enrollment) => enrollment.id.clone(),
+            None => {
+                clients
+                    .start_enrollment(with_bearer(
+                        &bearer,
+                        pb::StartEnrollmentRequest {
+                            request_id: format!("seed-enrollment-{n}"),
+                            enrollment: Some(pb::Enrollment {
+                                client_id: client_id.clone(),
+                                program_id: demo.program_id.to_string(),
+                                entry_date: Some(day(2026, 1, 5 + n as u32)?),
+                                ..Default::default()
+                            }),
+                        },
+                    ))
+                    .await?
+                    .into_inner()
+                    .enrollment
+                    .context("a started enrollment")?
+                    .id
+            }
+        };
+        enrolled.push((client_id.clone(), enrollment_id));
 
         let latest = assessments
             .list_latest_assessments(with_bearer(
@@ -781,7 +804,94 @@ pub async fn seed_demo_clients(addr: std::net::SocketAddr, demo: &Demo) -> anyho
             }
         }
     }
+    seed_demo_records(&channel_for_records, &bearer, demo, &enrolled).await?;
     first_client.context("a demo client")
+}
+
+/// A few services recorded for the demo clients (deliveries, a Quick Services form and a
+/// turn-away), under stable request ids so a second run records nothing.
+async fn seed_demo_records(
+    channel: &tonic::transport::Channel,
+    bearer: &tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
+    demo: &Demo,
+    enrolled: &[(String, String)],
+) -> anyhow::Result<()> {
+    use caseway_api::records::v1 as pb;
+    use caseway_platform::convert::date;
+    let mut records = caseway_api::records::v1::records_service_client::RecordsServiceClient::new(
+        channel.clone(),
+    );
+    let service = |code: &str| {
+        demo.services
+            .iter()
+            .find(|(c, _)| c == code)
+            .map(|(_, id)| id.to_string())
+            .context("a seeded service")
+    };
+    let day = |m: u32, d: u32| {
+        NaiveDate::from_ymd_opt(2026, m, d)
+            .map(date)
+            .context("a calendar date")
+    };
+    for (n, (client_id, enrollment_id)) in enrolled.iter().enumerate() {
+        let record = |code: &str, units: &str, month: u32| -> anyhow::Result<pb::ServiceRecord> {
+            Ok(pb::ServiceRecord {
+                client_id: client_id.clone(),
+                service_id: service(code)?,
+                service_date: Some(day(month, 10 + n as u32)?),
+                grant_id: demo.grant_id.to_string(),
+                enrollment_id: enrollment_id.clone(),
+                units: units.into(),
+                ..Default::default()
+            })
+        };
+        records
+            .record_service(with_bearer(
+                bearer,
+                pb::RecordServiceRequest {
+                    request_id: format!("seed-record-{n}-assistance"),
+                    record: Some(record("FA", &format!("{}", 150 + 50 * n), 2)?),
+                },
+            ))
+            .await?;
+        records
+            .record_quick_services(with_bearer(
+                bearer,
+                pb::RecordQuickServicesRequest {
+                    request_id: format!("seed-record-{n}-quick"),
+                    client_id: client_id.clone(),
+                    service_date: Some(day(3, 2 + n as u32)?),
+                    grant_id: demo.grant_id.to_string(),
+                    enrollment_id: enrollment_id.clone(),
+                    provider_id: String::new(),
+                    lines: [("FC", "1.5"), ("FW", "1")]
+                        .iter()
+                        .map(|(code, units)| {
+                            Ok(pb::QuickServiceLine {
+                                service_id: service(code)?,
+                                units: units.to_string(),
+                                ..Default::default()
+                            })
+                        })
+                        .collect::<anyhow::Result<_>>()?,
+                },
+            ))
+            .await?;
+        if n == 1 {
+            let mut turned_away = record("FA", "", 4)?;
+            turned_away.turn_away_reason_id = demo.turn_away_reason_id.to_string();
+            records
+                .record_service(with_bearer(
+                    bearer,
+                    pb::RecordServiceRequest {
+                        request_id: format!("seed-record-{n}-turn-away"),
+                        record: Some(turned_away),
+                    },
+                ))
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 fn with_bearer<T>(

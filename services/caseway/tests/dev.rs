@@ -66,7 +66,7 @@ async fn dev_stack_answers_a_reflection_client_without_proto_files() {
     // Again on the same database: the seed finds what it made and adds nothing.
     let mut owner = sqlx::PgConnection::connect(&db.owner_url).await.unwrap();
     let before = seeded_counts(&mut owner).await;
-    assert_eq!(before, [5, 5, 16, 5, 4]);
+    assert_eq!(before, [5, 5, 16, 5, 4, 16]);
     let (child, address, token) = start_dev(&db, &bus, &data_dir).await;
     check_demo_clients(&address, &token).await;
     let after = seeded_counts(&mut owner).await;
@@ -75,7 +75,8 @@ async fn dev_stack_answers_a_reflection_client_without_proto_files() {
     let _ = std::fs::remove_dir_all(&data_dir);
 }
 
-/// How many clients, enrollments, assessments, barriers and assessment types are stored.
+/// How many clients, enrollments, assessments, barriers, assessment types and service records
+/// are stored.
 async fn seeded_counts(owner: &mut sqlx::PgConnection) -> Vec<i64> {
     let mut counts = Vec::new();
     for table in [
@@ -84,6 +85,7 @@ async fn seeded_counts(owner: &mut sqlx::PgConnection) -> Vec<i64> {
         "clients.assessments",
         "clients.barriers",
         "clients.assessment_types",
+        "records.service_records",
     ] {
         let sql = format!("SELECT count(*) FROM {table}");
         let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
@@ -139,7 +141,8 @@ async fn start_dev(
 }
 
 /// The demo clients answer through the API: a misspelt search finds John Smith, who has an
-/// enrollment, the latest income, household and disability assessments, and two barriers.
+/// enrollment, the latest income, household and disability assessments, services recorded and
+/// two barriers.
 async fn check_demo_clients(address: &str, token: &str) {
     use caseway_api::clients::v1 as pb;
     let channel = tonic::transport::Channel::from_shared(format!("http://{address}"))
@@ -195,6 +198,25 @@ async fn check_demo_clients(address: &str, token: &str) {
             .map(|a| a.assessment_type_code.as_str())
             .collect::<Vec<_>>(),
         ["DISABILITY", "HOUSEHOLD", "INCOME"]
+    );
+    let history = caseway_api::records::v1::records_service_client::RecordsServiceClient::new(
+        channel.clone(),
+    )
+    .list_client_service_records(authed(
+        token,
+        caseway_api::records::v1::ListClientServiceRecordsRequest {
+            client_id: john.id.clone(),
+            ..Default::default()
+        },
+    ))
+    .await
+    .unwrap()
+    .into_inner()
+    .records;
+    assert_eq!(
+        history.len(),
+        4,
+        "assistance, counseling, a workshop and a turn-away"
     );
     let barriers = pb::barriers_service_client::BarriersServiceClient::new(channel)
         .list_barriers(authed(
