@@ -621,17 +621,20 @@ impl ClientsService for ClientsApi {
         let tenant = caller.tenant_with(CLIENT_ROLES)?;
         let message = request.into_inner();
         let id = parse_id("client_id", &message.client_id)?;
-        let limit = validate::page_size(message.page_size)?;
-        let filter = message.client_id.as_bytes();
-        let tokens = &self.platform.page_tokens;
-        let before: Option<i64> = tokens.decode(&message.page_token, tenant, filter)?;
         let mut tx = self.platform.db.tenant_tx(tenant).await?;
         if store::load(tx.conn(), id, false).await?.is_none() {
             return Err(Error::not_found("client", id).into());
         }
-        let mut entries = audit::history(&mut tx, "client", id, before, limit + 1).await?;
+        let (entries, next_page_token) = audit::history_page(
+            &mut tx,
+            &self.platform.page_tokens,
+            "client",
+            id,
+            &message.page_token,
+            message.page_size,
+        )
+        .await?;
         tx.commit().await?;
-        let next_page_token = tokens.finish_page(&mut entries, limit, tenant, filter, |e| e.id);
         Ok(Response::new(pb::ListClientHistoryResponse {
             entries: entries
                 .into_iter()

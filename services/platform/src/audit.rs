@@ -78,6 +78,25 @@ pub struct AuditRecord {
     pub occurred_at: chrono::DateTime<chrono::Utc>,
 }
 
+/// One page of a resource's audit trail for a list RPC, newest first: the entries and the next
+/// page's token (bound to the tenant and the resource; empty on the last page).
+pub async fn history_page(
+    tx: &mut impl Scoped,
+    tokens: &crate::paging::PageTokens,
+    resource_type: &str,
+    resource_id: Uuid,
+    page_token: &str,
+    page_size: i32,
+) -> Result<(Vec<AuditRecord>, String)> {
+    let tenant = tx.tenant_id();
+    let limit = crate::validate::page_size(page_size)?;
+    let filter = resource_id.as_bytes();
+    let before: Option<i64> = tokens.decode(page_token, tenant, filter)?;
+    let mut entries = history(tx, resource_type, resource_id, before, limit + 1).await?;
+    let next = tokens.finish_page(&mut entries, limit, tenant, filter, |e| e.id);
+    Ok((entries, next))
+}
+
 /// A resource's audit trail, newest first, after the entry `before` (a page cursor).
 pub async fn history(
     tx: &mut impl Scoped,

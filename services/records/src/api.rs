@@ -978,17 +978,20 @@ impl RecordsService for RecordsApi {
         let tenant = principal.tenant_with(RECORD_ROLES)?;
         let message = request.into_inner();
         let id = parse_id("id", &message.id)?;
-        let limit = validate::page_size(message.page_size)?;
-        let filter = message.id.as_bytes();
-        let tokens = &self.platform.page_tokens;
-        let before: Option<i64> = tokens.decode(&message.page_token, tenant, filter)?;
         let mut tx = self.platform.db.tenant_tx(tenant).await?;
         if store::load(tx.conn(), id, false).await?.is_none() {
             return Err(Error::not_found("service record", id).into());
         }
-        let mut entries = audit::history(&mut tx, "service_record", id, before, limit + 1).await?;
+        let (entries, next_page_token) = audit::history_page(
+            &mut tx,
+            &self.platform.page_tokens,
+            "service_record",
+            id,
+            &message.page_token,
+            message.page_size,
+        )
+        .await?;
         tx.commit().await?;
-        let next_page_token = tokens.finish_page(&mut entries, limit, tenant, filter, |e| e.id);
         Ok(Response::new(pb::ListServiceRecordHistoryResponse {
             entries: entries
                 .into_iter()
