@@ -15,7 +15,7 @@ use caseway_api::tenancy::v1 as tenancy_pb;
 use caseway_catalog::Catalog;
 use caseway_catalog::cache::ServiceCache;
 use caseway_catalog::domain::*;
-use caseway_platform::auth::{Principal, Role, TokenIssuer};
+use caseway_platform::auth::{Principal, Role, TokenIssuer, on_behalf_of};
 use caseway_platform::db::Db;
 use caseway_platform::tenant_status::TenantStatusCache;
 use caseway_platform::{Config, TenantId};
@@ -306,7 +306,7 @@ pub async fn seed_demo_clients(addr: std::net::SocketAddr, demo: &Demo) -> anyho
         .connect()
         .await
         .context("connecting to the demo node")?;
-    let bearer: tonic::metadata::MetadataValue<_> = format!("Bearer {}", demo.token)
+    let bearer: caseway_platform::auth::Authorization = format!("Bearer {}", demo.token)
         .parse()
         .context("the demo token is ASCII")?;
     let mut clients = ClientsServiceClient::new(channel.clone());
@@ -437,12 +437,12 @@ pub async fn seed_demo_clients(addr: std::net::SocketAddr, demo: &Demo) -> anyho
         ),
     ];
     let existing = assessments
-        .list_assessment_types(with_bearer(
-            &bearer,
+        .list_assessment_types(on_behalf_of(
             pb::ListAssessmentTypesRequest {
                 include_retired: true,
                 ..Default::default()
             },
+            Some(&bearer),
         ))
         .await?
         .into_inner()
@@ -453,8 +453,7 @@ pub async fn seed_demo_clients(addr: std::net::SocketAddr, demo: &Demo) -> anyho
             Some(found) => found.id.clone(),
             None => {
                 assessments
-                    .create_assessment_type(with_bearer(
-                        &bearer,
+                    .create_assessment_type(on_behalf_of(
                         pb::CreateAssessmentTypeRequest {
                             request_id: format!("seed-assessment-type-{code}"),
                             assessment_type: Some(pb::AssessmentType {
@@ -464,6 +463,7 @@ pub async fn seed_demo_clients(addr: std::net::SocketAddr, demo: &Demo) -> anyho
                                 ..Default::default()
                             }),
                         },
+                        Some(&bearer),
                     ))
                     .await?
                     .into_inner()
@@ -586,14 +586,14 @@ pub async fn seed_demo_clients(addr: std::net::SocketAddr, demo: &Demo) -> anyho
     for (n, person) in people.iter().enumerate() {
         let birth_date = day(person.born.0, person.born.1, person.born.2)?;
         let found = clients
-            .search_clients(with_bearer(
-                &bearer,
+            .search_clients(on_behalf_of(
                 pb::SearchClientsRequest {
                     name: format!("{} {}", person.first, person.last),
                     birth_date: Some(birth_date),
                     page_size: 1,
                     ..Default::default()
                 },
+                Some(&bearer),
             ))
             .await?
             .into_inner()
@@ -606,8 +606,7 @@ pub async fn seed_demo_clients(addr: std::net::SocketAddr, demo: &Demo) -> anyho
             None => {
                 let full = pb::DataQuality::Full as i32;
                 clients
-                    .create_client(with_bearer(
-                        &bearer,
+                    .create_client(on_behalf_of(
                         pb::CreateClientRequest {
                             request_id: format!("seed-client-{n}"),
                             client: Some(pb::Client {
@@ -641,6 +640,7 @@ pub async fn seed_demo_clients(addr: std::net::SocketAddr, demo: &Demo) -> anyho
                                 ..Default::default()
                             }),
                         },
+                        Some(&bearer),
                     ))
                     .await?
                     .into_inner()
@@ -652,13 +652,13 @@ pub async fn seed_demo_clients(addr: std::net::SocketAddr, demo: &Demo) -> anyho
         first_client.get_or_insert(client_id.parse::<Uuid>()?);
 
         let enrollments = clients
-            .list_enrollments(with_bearer(
-                &bearer,
+            .list_enrollments(on_behalf_of(
                 pb::ListEnrollmentsRequest {
                     client_id: client_id.clone(),
                     page_size: 1,
                     ..Default::default()
                 },
+                Some(&bearer),
             ))
             .await?
             .into_inner()
@@ -667,8 +667,7 @@ pub async fn seed_demo_clients(addr: std::net::SocketAddr, demo: &Demo) -> anyho
             Some(enrollment) => enrollment.id.clone(),
             None => {
                 clients
-                    .start_enrollment(with_bearer(
-                        &bearer,
+                    .start_enrollment(on_behalf_of(
                         pb::StartEnrollmentRequest {
                             request_id: format!("seed-enrollment-{n}"),
                             enrollment: Some(pb::Enrollment {
@@ -678,6 +677,7 @@ pub async fn seed_demo_clients(addr: std::net::SocketAddr, demo: &Demo) -> anyho
                                 ..Default::default()
                             }),
                         },
+                        Some(&bearer),
                     ))
                     .await?
                     .into_inner()
@@ -689,11 +689,11 @@ pub async fn seed_demo_clients(addr: std::net::SocketAddr, demo: &Demo) -> anyho
         enrolled.push((client_id.clone(), enrollment_id));
 
         let latest = assessments
-            .list_latest_assessments(with_bearer(
-                &bearer,
+            .list_latest_assessments(on_behalf_of(
                 pb::ListLatestAssessmentsRequest {
                     client_id: client_id.clone(),
                 },
+                Some(&bearer),
             ))
             .await?
             .into_inner()
@@ -745,8 +745,7 @@ pub async fn seed_demo_clients(addr: std::net::SocketAddr, demo: &Demo) -> anyho
             }
             for (code, answers) in recorded {
                 assessments
-                    .record_assessment(with_bearer(
-                        &bearer,
+                    .record_assessment(on_behalf_of(
                         pb::RecordAssessmentRequest {
                             request_id: format!("seed-assessment-{n}-{code}"),
                             assessment: Some(pb::Assessment {
@@ -757,19 +756,20 @@ pub async fn seed_demo_clients(addr: std::net::SocketAddr, demo: &Demo) -> anyho
                                 ..Default::default()
                             }),
                         },
+                        Some(&bearer),
                     ))
                     .await?;
             }
         }
 
         let existing = barriers
-            .list_barriers(with_bearer(
-                &bearer,
+            .list_barriers(on_behalf_of(
                 pb::ListBarriersRequest {
                     client_id: client_id.clone(),
                     page_size: 1,
                     ..Default::default()
                 },
+                Some(&bearer),
             ))
             .await?
             .into_inner()
@@ -777,8 +777,7 @@ pub async fn seed_demo_clients(addr: std::net::SocketAddr, demo: &Demo) -> anyho
         if existing.is_empty() {
             for (b, (code, identified, resolved)) in person.barriers.iter().enumerate() {
                 barriers
-                    .create_barrier(with_bearer(
-                        &bearer,
+                    .create_barrier(on_behalf_of(
                         pb::CreateBarrierRequest {
                             request_id: format!("seed-barrier-{n}-{b}"),
                             barrier: Some(pb::Barrier {
@@ -799,6 +798,7 @@ pub async fn seed_demo_clients(addr: std::net::SocketAddr, demo: &Demo) -> anyho
                                 ..Default::default()
                             }),
                         },
+                        Some(&bearer),
                     ))
                     .await?;
             }
@@ -812,7 +812,7 @@ pub async fn seed_demo_clients(addr: std::net::SocketAddr, demo: &Demo) -> anyho
 /// turn-away), under stable request ids so a second run records nothing.
 async fn seed_demo_records(
     channel: &tonic::transport::Channel,
-    bearer: &tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
+    bearer: &caseway_platform::auth::Authorization,
     demo: &Demo,
     enrolled: &[(String, String)],
 ) -> anyhow::Result<()> {
@@ -846,17 +846,16 @@ async fn seed_demo_records(
             })
         };
         records
-            .record_service(with_bearer(
-                bearer,
+            .record_service(on_behalf_of(
                 pb::RecordServiceRequest {
                     request_id: format!("seed-record-{n}-assistance"),
                     record: Some(record("FA", &format!("{}", 150 + 50 * n), 2)?),
                 },
+                Some(bearer),
             ))
             .await?;
         records
-            .record_quick_services(with_bearer(
-                bearer,
+            .record_quick_services(on_behalf_of(
                 pb::RecordQuickServicesRequest {
                     request_id: format!("seed-record-{n}-quick"),
                     client_id: client_id.clone(),
@@ -875,32 +874,22 @@ async fn seed_demo_records(
                         })
                         .collect::<anyhow::Result<_>>()?,
                 },
+                Some(bearer),
             ))
             .await?;
         if n == 1 {
             let mut turned_away = record("FA", "", 4)?;
             turned_away.turn_away_reason_id = demo.turn_away_reason_id.to_string();
             records
-                .record_service(with_bearer(
-                    bearer,
+                .record_service(on_behalf_of(
                     pb::RecordServiceRequest {
                         request_id: format!("seed-record-{n}-turn-away"),
                         record: Some(turned_away),
                     },
+                    Some(bearer),
                 ))
                 .await?;
         }
     }
     Ok(())
-}
-
-fn with_bearer<T>(
-    bearer: &tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
-    message: T,
-) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", bearer.clone());
-    request
 }

@@ -598,16 +598,17 @@ impl CatalogService for CatalogApi {
         let caller = principal(&request)?;
         let tenant = caller.tenant()?;
         let id = parse_id("id", &request.get_ref().id)?;
-        let cache = self.catalog.cache();
-        let record = match cache.get(tenant, id) {
-            Some(record) => record,
-            None => {
-                let generation = cache.generation();
-                let record = Arc::new(self.catalog.get::<ServiceFields>(tenant, id).await?);
-                cache.insert(tenant, record.id, record.clone(), generation);
-                record
-            }
-        };
+        let record = self
+            .catalog
+            .cache()
+            .get_or_load(tenant, id, || async {
+                self.catalog
+                    .get::<ServiceFields>(tenant, id)
+                    .await
+                    .map(Some)
+            })
+            .await?
+            .ok_or_else(|| Error::not_found("service", id))?;
         // A restricted service is invisible outside its organizations: the same answer as
         // for a service that does not exist.
         if !record.fields.visible_to(&caller) {

@@ -57,6 +57,30 @@ impl<V: Send + Sync + 'static> KeyedCache<V> {
         entries.insert((tenant, id), value);
     }
 
+    /// The cached entry, or what `load` finds (cached unless an invalidation raced with it).
+    /// What `load` does not find (`None`) is not cached: it may exist a moment later.
+    pub async fn get_or_load<E, F, Fut>(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+        load: F,
+    ) -> Result<Option<Arc<V>>, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<V>, E>>,
+    {
+        if let Some(found) = self.get(tenant, id) {
+            return Ok(Some(found));
+        }
+        let generation = self.generation();
+        let Some(value) = load().await? else {
+            return Ok(None);
+        };
+        let value = Arc::new(value);
+        self.insert(tenant, id, value.clone(), generation);
+        Ok(Some(value))
+    }
+
     pub fn invalidate(&self, tenant: TenantId, id: Uuid) {
         let mut entries = self.lock();
         self.generation.fetch_add(1, Ordering::AcqRel);

@@ -35,10 +35,23 @@ pub struct RecordsApi {
 }
 
 /// Who is recording, and with which credentials the other services are asked.
-struct Caller<'a> {
-    principal: &'a Principal,
+struct Caller {
+    principal: Arc<Principal>,
     tenant: TenantId,
-    authorization: Option<&'a Authorization>,
+    authorization: Option<Authorization>,
+}
+
+impl Caller {
+    /// The verified caller of `request`, who must hold one of `roles`.
+    fn of<T>(request: &Request<T>, roles: &[Role]) -> Result<Caller> {
+        let principal = principal(request)?;
+        let tenant = principal.tenant_with(roles)?;
+        Ok(Caller {
+            authorization: authorization_of(request),
+            principal,
+            tenant,
+        })
+    }
 }
 
 /// A record as the caller wrote it, its ids and numbers parsed.
@@ -188,13 +201,13 @@ impl RecordsApi {
     /// violation is named under `prefix`.
     async fn prepare(
         &self,
-        caller: &Caller<'_>,
+        caller: &Caller,
         draft: &Draft,
         prefix: &str,
         v: &mut Violations,
     ) -> Result<Option<RecordRow>> {
         let at = |name: &str| format!("{prefix}{name}");
-        let auth = caller.authorization;
+        let auth = caller.authorization.as_ref();
         let tenant = caller.tenant;
         let admin = caller.principal.has_role(Role::TenantAdmin);
         let today = Utc::now().date_naive();
@@ -392,7 +405,7 @@ impl RecordsApi {
     /// Stores checked rows, with their audit rows and events, in the caller's transaction.
     async fn store_new(
         tx: &mut impl Scoped,
-        caller: &Caller<'_>,
+        caller: &Caller,
         rows: &[RecordRow],
     ) -> Result<Vec<RecordRow>> {
         if rows.is_empty() {
@@ -414,7 +427,7 @@ impl RecordsApi {
         let ids: Vec<Uuid> = stored.iter().map(|r| r.id).collect();
         audit::record_created(
             tx,
-            caller.principal,
+            &caller.principal,
             "records.service_record.create",
             "service_record",
             &ids,
@@ -444,7 +457,7 @@ impl RecordsApi {
     /// One record (a delivery, turn-away or indirect service) from a form.
     async fn record_one<M: prost::Message>(
         &self,
-        caller: &Caller<'_>,
+        caller: &Caller,
         method: &str,
         request_id: &str,
         message: &M,
@@ -524,14 +537,7 @@ impl RecordsService for RecordsApi {
         &self,
         request: Request<pb::RecordServiceRequest>,
     ) -> Result<Response<pb::RecordServiceResponse>, Status> {
-        let principal = principal(&request)?;
-        let tenant = principal.tenant_with(RECORD_ROLES)?;
-        let authorization = authorization_of(&request);
-        let caller = Caller {
-            principal: &principal,
-            tenant,
-            authorization: authorization.as_ref(),
-        };
+        let caller = Caller::of(&request, RECORD_ROLES)?;
         let message = request.into_inner();
         let input = message
             .record
@@ -558,14 +564,7 @@ impl RecordsService for RecordsApi {
         &self,
         request: Request<pb::RecordIndirectServiceRequest>,
     ) -> Result<Response<pb::RecordIndirectServiceResponse>, Status> {
-        let principal = principal(&request)?;
-        let tenant = principal.tenant_with(RECORD_ROLES)?;
-        let authorization = authorization_of(&request);
-        let caller = Caller {
-            principal: &principal,
-            tenant,
-            authorization: authorization.as_ref(),
-        };
+        let caller = Caller::of(&request, RECORD_ROLES)?;
         let message = request.into_inner();
         let form = pb::ServiceRecord {
             service_id: message.service_id.clone(),
@@ -597,14 +596,7 @@ impl RecordsService for RecordsApi {
         &self,
         request: Request<pb::RecordQuickServicesRequest>,
     ) -> Result<Response<pb::RecordQuickServicesResponse>, Status> {
-        let principal = principal(&request)?;
-        let tenant = principal.tenant_with(RECORD_ROLES)?;
-        let authorization = authorization_of(&request);
-        let caller = Caller {
-            principal: &principal,
-            tenant,
-            authorization: authorization.as_ref(),
-        };
+        let caller = Caller::of(&request, RECORD_ROLES)?;
         let message = request.into_inner();
         let mut v = Violations::new();
         v.request_id(&message.request_id);
@@ -654,7 +646,7 @@ impl RecordsService for RecordsApi {
         }
         v.finish()?;
         let method = "records.service_record.quick";
-        let mut tx = self.platform.db.tenant_tx(tenant).await?;
+        let mut tx = self.platform.db.tenant_tx(caller.tenant).await?;
         if let Claim::Replay(previous) =
             idempotency::claim(&mut tx, method, &message.request_id, &message).await?
         {
@@ -673,14 +665,7 @@ impl RecordsService for RecordsApi {
         &self,
         request: Request<pb::RecordBulkServiceRequest>,
     ) -> Result<Response<pb::RecordBulkServiceResponse>, Status> {
-        let principal = principal(&request)?;
-        let tenant = principal.tenant_with(RECORD_ROLES)?;
-        let authorization = authorization_of(&request);
-        let caller = Caller {
-            principal: &principal,
-            tenant,
-            authorization: authorization.as_ref(),
-        };
+        let caller = Caller::of(&request, RECORD_ROLES)?;
         let message = request.into_inner();
         let template = message
             .template
@@ -704,7 +689,7 @@ impl RecordsService for RecordsApi {
         let method = "records.service_record.bulk";
         // A retry answers from the first result before checking anything again.
         {
-            let mut tx = self.platform.db.tenant_tx(tenant).await?;
+            let mut tx = self.platform.db.tenant_tx(caller.tenant).await?;
             if let Claim::Replay(previous) =
                 idempotency::claim(&mut tx, method, &message.request_id, &message).await?
             {
@@ -751,7 +736,7 @@ impl RecordsService for RecordsApi {
                 }),
             }
         }
-        let mut tx = self.platform.db.tenant_tx(tenant).await?;
+        let mut tx = self.platform.db.tenant_tx(caller.tenant).await?;
         if let Claim::Replay(previous) =
             idempotency::claim(&mut tx, method, &message.request_id, &message).await?
         {
@@ -813,14 +798,7 @@ impl RecordsService for RecordsApi {
             "people_reached",
             "authorization_id",
         ];
-        let principal = principal(&request)?;
-        let tenant = principal.tenant_with(RECORD_ROLES)?;
-        let authorization = authorization_of(&request);
-        let caller = Caller {
-            principal: &principal,
-            tenant,
-            authorization: authorization.as_ref(),
-        };
+        let caller = Caller::of(&request, RECORD_ROLES)?;
         let message = request.into_inner();
         let input = message
             .record
@@ -829,7 +807,7 @@ impl RecordsService for RecordsApi {
         let expected = etag::parse("record.etag", &input.etag)?;
         let mask = validate::update_mask(message.update_mask.as_ref(), MUTABLE)?;
         let current = {
-            let mut tx = self.platform.db.tenant_tx(tenant).await?;
+            let mut tx = self.platform.db.tenant_tx(caller.tenant).await?;
             store::load(tx.conn(), id, false)
                 .await?
                 .ok_or_else(|| Error::not_found("service record", id))?
@@ -912,7 +890,7 @@ impl RecordsService for RecordsApi {
                 record: Some(record_to_proto(&current)),
             }));
         }
-        let mut tx = self.platform.db.tenant_tx(tenant).await?;
+        let mut tx = self.platform.db.tenant_tx(caller.tenant).await?;
         let locked = store::load(tx.conn(), id, true)
             .await?
             .ok_or_else(|| Error::not_found("service record", id))?;
@@ -920,7 +898,7 @@ impl RecordsService for RecordsApi {
         let stored = store::update(tx.conn(), &next).await?;
         audit::record(
             &mut tx,
-            &principal,
+            &caller.principal,
             AuditEntry {
                 action: "records.service_record.update",
                 resource_type: "service_record",

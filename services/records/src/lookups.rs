@@ -22,6 +22,7 @@ use caseway_api::clients::v1::clients_service_client::ClientsServiceClient;
 use caseway_api::common::v1::LifecycleState;
 use caseway_platform::TenantId;
 use caseway_platform::auth::{Authorization, on_behalf_of};
+use caseway_platform::bus::Bus;
 use caseway_platform::cache::KeyedCache;
 use caseway_platform::error::{Error, Result};
 use caseway_platform::server::NodeBuilder;
@@ -34,7 +35,7 @@ pub struct Lookups {
     barriers: BarriersServiceClient<Channel>,
     services: Arc<KeyedCache<ServiceFacts>>,
     grants: Arc<KeyedCache<GrantFacts>>,
-    providers: Arc<KeyedCache<bool>>,
+    providers: Arc<KeyedCache<()>>,
     code_values: Arc<KeyedCache<CodeValueFacts>>,
     clients_found: Arc<KeyedCache<()>>,
     enrollments: Arc<KeyedCache<EnrollmentFacts>>,
@@ -92,91 +93,100 @@ impl Lookups {
 
     /// Workers that drop cached entries as the catalog's and the clients service's events
     /// arrive.
-    pub fn follow_events(&self, platform_bus: &caseway_platform::bus::Bus, node: &mut NodeBuilder) {
-        fn changes(kind: &str) -> Vec<String> {
+    pub fn follow_events(&self, bus: &Bus, node: &mut NodeBuilder) {
+        fn catalog(kind: &str) -> Vec<String> {
             ["updated", "retired", "deleted"]
                 .iter()
                 .map(|verb| format!("catalog.{kind}_{verb}.v1"))
                 .collect()
         }
-        let bus = platform_bus.clone();
-        let services = self.services.clone();
-        node.add_worker("records-service-cache", move |token| {
-            services.follow_events(bus, changes("service"), token)
-        });
-        let bus = platform_bus.clone();
-        let grants = self.grants.clone();
-        node.add_worker("records-grant-cache", move |token| {
-            grants.follow_events(bus, changes("grant"), token)
-        });
-        let bus = platform_bus.clone();
-        let providers = self.providers.clone();
-        node.add_worker("records-provider-cache", move |token| {
-            providers.follow_events(bus, changes("provider"), token)
-        });
-        let bus = platform_bus.clone();
-        let code_values = self.code_values.clone();
-        node.add_worker("records-code-value-cache", move |token| {
-            code_values.follow_events(bus, changes("code_value"), token)
-        });
-        let bus = platform_bus.clone();
-        let clients = self.clients_found.clone();
-        node.add_worker("records-client-cache", move |token| {
-            clients.follow_events(bus, vec!["clients.client_deleted.v1".into()], token)
-        });
-        let bus = platform_bus.clone();
-        let enrollments = self.enrollments.clone();
-        node.add_worker("records-enrollment-cache", move |token| {
-            enrollments.follow_events(bus, vec!["clients.enrollment_exited.v1".into()], token)
-        });
+        follow(
+            node,
+            "records-service-cache",
+            &self.services,
+            bus,
+            catalog("service"),
+        );
+        follow(
+            node,
+            "records-grant-cache",
+            &self.grants,
+            bus,
+            catalog("grant"),
+        );
+        follow(
+            node,
+            "records-provider-cache",
+            &self.providers,
+            bus,
+            catalog("provider"),
+        );
+        follow(
+            node,
+            "records-code-value-cache",
+            &self.code_values,
+            bus,
+            catalog("code_value"),
+        );
+        follow(
+            node,
+            "records-client-cache",
+            &self.clients_found,
+            bus,
+            vec!["clients.client_deleted.v1".into()],
+        );
+        follow(
+            node,
+            "records-enrollment-cache",
+            &self.enrollments,
+            bus,
+            vec!["clients.enrollment_exited.v1".into()],
+        );
     }
 
     /// The service as the catalog shows it to some caller of the tenant; visibility to this
-    /// caller is the domain's check.
+    /// caller is the domain's check, so it may be cached whoever asked.
     pub async fn service(
         &self,
         authorization: Option<&Authorization>,
         tenant: TenantId,
         id: Uuid,
     ) -> Result<Option<Arc<ServiceFacts>>> {
-        if let Some(found) = self.services.get(tenant, id) {
-            return Ok(Some(found));
-        }
-        let generation = self.services.generation();
-        let request = on_behalf_of(
-            catalog_pb::GetServiceRequest { id: id.to_string() },
-            authorization,
-        );
-        let service = match self.catalog.clone().get_service(request).await {
-            Ok(reply) => reply.into_inner().service.unwrap_or_default(),
-            Err(status) => return absent(status, "catalog"),
-        };
-        let unit_of_measure = match catalog_pb::UnitOfMeasure::try_from(service.unit_of_measure) {
-            Ok(catalog_pb::UnitOfMeasure::Dollars) => UnitOfMeasure::Dollars,
-            Ok(catalog_pb::UnitOfMeasure::Hours) => UnitOfMeasure::Hours,
-            Ok(catalog_pb::UnitOfMeasure::Minutes) => UnitOfMeasure::Minutes,
-            _ => UnitOfMeasure::Count,
-        };
-        let facts = Arc::new(ServiceFacts {
-            id,
-            active: service.state != LifecycleState::Retired as i32,
-            direct: service.delivery_mode != catalog_pb::DeliveryMode::Indirect as i32,
-            unit_of_measure,
-            default_unit_value: Decimal::from_str(&service.default_unit_value)
-                .unwrap_or(Decimal::ZERO),
-            organization_ids: service
-                .organization_ids
-                .iter()
-                .filter_map(|s| uuid(s))
-                .collect(),
-            grant_ids: service.grant_ids.iter().filter_map(|s| uuid(s)).collect(),
-            service_group_id: uuid(&service.service_group_id),
-            unit_value_fixed: service.unit_value_fixed,
-        });
-        // A restricted service answered to one caller is checked for the next one by the
-        // domain, so it may be cached whoever asked.
-        self.services.insert(tenant, id, facts.clone(), generation);
-        Ok(Some(facts))
+        self.services
+            .get_or_load(tenant, id, || async {
+                let request = on_behalf_of(
+                    catalog_pb::GetServiceRequest { id: id.to_string() },
+                    authorization,
+                );
+                let service = match self.catalog.clone().get_service(request).await {
+                    Ok(reply) => reply.into_inner().service.unwrap_or_default(),
+                    Err(status) => return absent(status, "catalog"),
+                };
+                let unit_of_measure =
+                    match catalog_pb::UnitOfMeasure::try_from(service.unit_of_measure) {
+                        Ok(catalog_pb::UnitOfMeasure::Dollars) => UnitOfMeasure::Dollars,
+                        Ok(catalog_pb::UnitOfMeasure::Hours) => UnitOfMeasure::Hours,
+                        Ok(catalog_pb::UnitOfMeasure::Minutes) => UnitOfMeasure::Minutes,
+                        _ => UnitOfMeasure::Count,
+                    };
+                Ok(Some(ServiceFacts {
+                    id,
+                    active: service.state != LifecycleState::Retired as i32,
+                    direct: service.delivery_mode != catalog_pb::DeliveryMode::Indirect as i32,
+                    unit_of_measure,
+                    default_unit_value: Decimal::from_str(&service.default_unit_value)
+                        .unwrap_or(Decimal::ZERO),
+                    organization_ids: service
+                        .organization_ids
+                        .iter()
+                        .filter_map(|s| uuid(s))
+                        .collect(),
+                    grant_ids: service.grant_ids.iter().filter_map(|s| uuid(s)).collect(),
+                    service_group_id: uuid(&service.service_group_id),
+                    unit_value_fixed: service.unit_value_fixed,
+                }))
+            })
+            .await
     }
 
     pub async fn grant(
@@ -185,26 +195,24 @@ impl Lookups {
         tenant: TenantId,
         id: Uuid,
     ) -> Result<Option<Arc<GrantFacts>>> {
-        if let Some(found) = self.grants.get(tenant, id) {
-            return Ok(Some(found));
-        }
-        let generation = self.grants.generation();
-        let request = on_behalf_of(
-            catalog_pb::GetGrantRequest { id: id.to_string() },
-            authorization,
-        );
-        let grant = match self.catalog.clone().get_grant(request).await {
-            Ok(reply) => reply.into_inner().grant.unwrap_or_default(),
-            Err(status) => return absent(status, "catalog"),
-        };
-        let facts = Arc::new(GrantFacts {
-            id,
-            active: grant.state != LifecycleState::Retired as i32,
-            start_date: date(grant.start_date.as_ref()).unwrap_or(NaiveDate::MIN),
-            end_date: date(grant.end_date.as_ref()),
-        });
-        self.grants.insert(tenant, id, facts.clone(), generation);
-        Ok(Some(facts))
+        self.grants
+            .get_or_load(tenant, id, || async {
+                let request = on_behalf_of(
+                    catalog_pb::GetGrantRequest { id: id.to_string() },
+                    authorization,
+                );
+                let grant = match self.catalog.clone().get_grant(request).await {
+                    Ok(reply) => reply.into_inner().grant.unwrap_or_default(),
+                    Err(status) => return absent(status, "catalog"),
+                };
+                Ok(Some(GrantFacts {
+                    id,
+                    active: grant.state != LifecycleState::Retired as i32,
+                    start_date: date(grant.start_date.as_ref()).unwrap_or(NaiveDate::MIN),
+                    end_date: date(grant.end_date.as_ref()),
+                }))
+            })
+            .await
     }
 
     pub async fn provider_exists(
@@ -213,22 +221,20 @@ impl Lookups {
         tenant: TenantId,
         id: Uuid,
     ) -> Result<bool> {
-        if self.providers.get(tenant, id).is_some() {
-            return Ok(true);
-        }
-        let generation = self.providers.generation();
-        let request = on_behalf_of(
-            catalog_pb::GetProviderRequest { id: id.to_string() },
-            authorization,
-        );
-        match self.catalog.clone().get_provider(request).await {
-            Ok(_) => {
-                self.providers
-                    .insert(tenant, id, Arc::new(true), generation);
-                Ok(true)
-            }
-            Err(status) => absent::<()>(status, "catalog").map(|_| false),
-        }
+        let found = self
+            .providers
+            .get_or_load(tenant, id, || async {
+                let request = on_behalf_of(
+                    catalog_pb::GetProviderRequest { id: id.to_string() },
+                    authorization,
+                );
+                match self.catalog.clone().get_provider(request).await {
+                    Ok(_) => Ok(Some(())),
+                    Err(status) => absent(status, "catalog"),
+                }
+            })
+            .await?;
+        Ok(found.is_some())
     }
 
     pub async fn code_value(
@@ -237,26 +243,23 @@ impl Lookups {
         tenant: TenantId,
         id: Uuid,
     ) -> Result<Option<Arc<CodeValueFacts>>> {
-        if let Some(found) = self.code_values.get(tenant, id) {
-            return Ok(Some(found));
-        }
-        let generation = self.code_values.generation();
-        let request = on_behalf_of(
-            catalog_pb::GetCodeValueRequest { id: id.to_string() },
-            authorization,
-        );
-        let value = match self.catalog.clone().get_code_value(request).await {
-            Ok(reply) => reply.into_inner().code_value.unwrap_or_default(),
-            Err(status) => return absent(status, "catalog"),
-        };
-        let facts = Arc::new(CodeValueFacts {
-            code_list: catalog_pb::CodeList::try_from(value.code_list)
-                .unwrap_or(catalog_pb::CodeList::Unspecified),
-            active: value.state != LifecycleState::Retired as i32,
-        });
         self.code_values
-            .insert(tenant, id, facts.clone(), generation);
-        Ok(Some(facts))
+            .get_or_load(tenant, id, || async {
+                let request = on_behalf_of(
+                    catalog_pb::GetCodeValueRequest { id: id.to_string() },
+                    authorization,
+                );
+                let value = match self.catalog.clone().get_code_value(request).await {
+                    Ok(reply) => reply.into_inner().code_value.unwrap_or_default(),
+                    Err(status) => return absent(status, "catalog"),
+                };
+                Ok(Some(CodeValueFacts {
+                    code_list: catalog_pb::CodeList::try_from(value.code_list)
+                        .unwrap_or(catalog_pb::CodeList::Unspecified),
+                    active: value.state != LifecycleState::Retired as i32,
+                }))
+            })
+            .await
     }
 
     pub async fn client_exists(
@@ -265,25 +268,23 @@ impl Lookups {
         tenant: TenantId,
         id: Uuid,
     ) -> Result<bool> {
-        if self.clients_found.get(tenant, id).is_some() {
-            return Ok(true);
-        }
-        let generation = self.clients_found.generation();
-        let request = on_behalf_of(
-            clients_pb::GetClientRequest {
-                id: id.to_string(),
-                ssn_view: 0,
-            },
-            authorization,
-        );
-        match self.clients.clone().get_client(request).await {
-            Ok(_) => {
-                self.clients_found
-                    .insert(tenant, id, Arc::new(()), generation);
-                Ok(true)
-            }
-            Err(status) => absent::<()>(status, "clients").map(|_| false),
-        }
+        let found = self
+            .clients_found
+            .get_or_load(tenant, id, || async {
+                let request = on_behalf_of(
+                    clients_pb::GetClientRequest {
+                        id: id.to_string(),
+                        ssn_view: 0,
+                    },
+                    authorization,
+                );
+                match self.clients.clone().get_client(request).await {
+                    Ok(_) => Ok(Some(())),
+                    Err(status) => absent(status, "clients"),
+                }
+            })
+            .await?;
+        Ok(found.is_some())
     }
 
     pub async fn enrollment(
@@ -292,28 +293,25 @@ impl Lookups {
         tenant: TenantId,
         id: Uuid,
     ) -> Result<Option<Arc<EnrollmentFacts>>> {
-        if let Some(found) = self.enrollments.get(tenant, id) {
-            return Ok(Some(found));
-        }
-        let generation = self.enrollments.generation();
-        let request = on_behalf_of(
-            clients_pb::GetEnrollmentRequest { id: id.to_string() },
-            authorization,
-        );
-        let enrollment = match self.clients.clone().get_enrollment(request).await {
-            Ok(reply) => reply.into_inner().enrollment.unwrap_or_default(),
-            Err(status) => return absent(status, "clients"),
-        };
-        let facts = Arc::new(EnrollmentFacts {
-            id,
-            client_id: uuid(&enrollment.client_id).unwrap_or_default(),
-            program_id: uuid(&enrollment.program_id).unwrap_or_default(),
-            entry_date: date(enrollment.entry_date.as_ref()).unwrap_or(NaiveDate::MAX),
-            exit_date: date(enrollment.exit_date.as_ref()),
-        });
         self.enrollments
-            .insert(tenant, id, facts.clone(), generation);
-        Ok(Some(facts))
+            .get_or_load(tenant, id, || async {
+                let request = on_behalf_of(
+                    clients_pb::GetEnrollmentRequest { id: id.to_string() },
+                    authorization,
+                );
+                let enrollment = match self.clients.clone().get_enrollment(request).await {
+                    Ok(reply) => reply.into_inner().enrollment.unwrap_or_default(),
+                    Err(status) => return absent(status, "clients"),
+                };
+                Ok(Some(EnrollmentFacts {
+                    id,
+                    client_id: uuid(&enrollment.client_id).unwrap_or_default(),
+                    program_id: uuid(&enrollment.program_id).unwrap_or_default(),
+                    entry_date: date(enrollment.entry_date.as_ref()).unwrap_or(NaiveDate::MAX),
+                    exit_date: date(enrollment.exit_date.as_ref()),
+                }))
+            })
+            .await
     }
 
     /// The client a barrier belongs to.
@@ -323,24 +321,33 @@ impl Lookups {
         tenant: TenantId,
         id: Uuid,
     ) -> Result<Option<Uuid>> {
-        if let Some(client) = self.barrier_clients.get(tenant, id) {
-            return Ok(Some(*client));
-        }
-        let generation = self.barrier_clients.generation();
-        let request = on_behalf_of(
-            clients_pb::GetBarrierRequest { id: id.to_string() },
-            authorization,
-        );
-        match self.barriers.clone().get_barrier(request).await {
-            Ok(reply) => {
-                let client = reply.into_inner().barrier.and_then(|b| uuid(&b.client_id));
-                if let Some(client) = client {
-                    self.barrier_clients
-                        .insert(tenant, id, Arc::new(client), generation);
+        let found = self
+            .barrier_clients
+            .get_or_load(tenant, id, || async {
+                let request = on_behalf_of(
+                    clients_pb::GetBarrierRequest { id: id.to_string() },
+                    authorization,
+                );
+                match self.barriers.clone().get_barrier(request).await {
+                    Ok(reply) => Ok(reply.into_inner().barrier.and_then(|b| uuid(&b.client_id))),
+                    Err(status) => absent(status, "clients"),
                 }
-                Ok(client)
-            }
-            Err(status) => absent(status, "clients"),
-        }
+            })
+            .await?;
+        Ok(found.map(|client| *client))
     }
+}
+
+/// A worker that drops `cache`'s entries as events of `event_types` arrive.
+fn follow<V: Send + Sync + 'static>(
+    node: &mut NodeBuilder,
+    name: &'static str,
+    cache: &Arc<KeyedCache<V>>,
+    bus: &Bus,
+    event_types: Vec<String>,
+) {
+    let (cache, bus) = (cache.clone(), bus.clone());
+    node.add_worker(name, move |token| {
+        cache.follow_events(bus, event_types, token)
+    });
 }
