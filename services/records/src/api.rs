@@ -326,52 +326,24 @@ impl RecordsApi {
                 None => v.add(at("barrier_id"), "does not name a barrier of this tenant"),
             }
         }
-        let people_reached = match draft.kind {
-            Kind::Indirect => match draft.people_reached {
-                Some(n) if n > 0 => Some(n),
-                _ => {
-                    v.add(
-                        at("people_reached"),
-                        "must be positive for an indirect service",
-                    );
-                    None
-                }
-            },
-            _ => {
-                if draft.people_reached.is_some() {
-                    v.add(at("people_reached"), "is only for an indirect service");
-                }
-                None
-            }
-        };
         let Some(service) = service else {
             return Ok(None);
         };
-        let (units, unit_value) = match draft.kind {
-            Kind::TurnAway => {
-                if draft.units.is_some() {
-                    v.add(at("units"), "a turn-away delivers no units");
-                }
-                (None, None)
-            }
-            Kind::Delivered | Kind::Indirect => {
-                let units = match (draft.units, draft.kind) {
-                    (Some(units), _) => units,
-                    // One session of an indirect service unless said otherwise.
-                    (None, Kind::Indirect) => Decimal::ONE,
-                    (None, _) => {
-                        // Unless it was given and is not a number (already said).
-                        if !v.mentions(&at("units")) {
-                            v.add(at("units"), "is required");
-                        }
-                        Decimal::ONE
-                    }
-                };
-                check_units(units, service.unit_of_measure, &at("units"), v);
-                let price = unit_value(draft.unit_value, &service, &at("unit_value"), v);
-                (Some(units), Some(price))
-            }
-        };
+        let Quantities {
+            units,
+            unit_value,
+            people_reached,
+        } = quantities(
+            draft.kind,
+            Quantities {
+                units: draft.units,
+                unit_value: draft.unit_value,
+                people_reached: draft.people_reached,
+            },
+            &service,
+            prefix,
+            v,
+        );
         let now = Utc::now();
         Ok(Some(RecordRow {
             id: Uuid::now_v7(),

@@ -203,6 +203,69 @@ pub fn unit_value(
     }
 }
 
+/// How much a record says was delivered.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Quantities {
+    pub units: Option<Decimal>,
+    pub unit_value: Option<Decimal>,
+    pub people_reached: Option<i32>,
+}
+
+/// The quantities a record of `kind` stores, from what was given: a delivery needs units; an
+/// indirect service is one session unless said otherwise and needs a positive count of people;
+/// a turn-away delivers no units. Units fit the service's unit of measure; the unit value is
+/// the service's unless it allows another. Violations are named under `prefix`.
+pub fn quantities(
+    kind: Kind,
+    given: Quantities,
+    service: &ServiceFacts,
+    prefix: &str,
+    v: &mut Violations,
+) -> Quantities {
+    let at = |name: &str| format!("{prefix}{name}");
+    let people_reached = match (kind, given.people_reached) {
+        (Kind::Indirect, Some(n)) if n > 0 => Some(n),
+        (Kind::Indirect, _) => {
+            v.add(
+                at("people_reached"),
+                "must be positive for an indirect service",
+            );
+            None
+        }
+        (_, Some(_)) => {
+            v.add(at("people_reached"), "is only for an indirect service");
+            None
+        }
+        (_, None) => None,
+    };
+    if kind == Kind::TurnAway {
+        if given.units.is_some() {
+            v.add(at("units"), "a turn-away delivers no units");
+        }
+        return Quantities {
+            people_reached,
+            ..Quantities::default()
+        };
+    }
+    let units = match (given.units, kind) {
+        (Some(units), _) => units,
+        (None, Kind::Indirect) => Decimal::ONE,
+        (None, _) => {
+            // Unless it was given and is not a number (already said).
+            if !v.mentions(&at("units")) {
+                v.add(at("units"), "is required");
+            }
+            Decimal::ONE
+        }
+    };
+    check_units(units, service.unit_of_measure, &at("units"), v);
+    Quantities {
+        units: Some(units),
+        unit_value: Some(unit_value(given.unit_value, service, &at("unit_value"), v)),
+        people_reached,
+    }
+}
+
 /// value = units x unit value, exactly.
 pub fn value(units: Decimal, unit_value: Decimal) -> Decimal {
     (units * unit_value).normalize()
@@ -241,6 +304,75 @@ mod tests {
             check_units(d(units), unit, "units", &mut v);
             assert_eq!(v.is_empty(), ok, "{units} {unit:?}");
         }
+    }
+
+    fn hours(fixed: bool) -> ServiceFacts {
+        ServiceFacts {
+            id: Uuid::now_v7(),
+            active: true,
+            direct: true,
+            unit_of_measure: UnitOfMeasure::Hours,
+            default_unit_value: d("45"),
+            organization_ids: vec![],
+            grant_ids: vec![],
+            service_group_id: None,
+            unit_value_fixed: fixed,
+        }
+    }
+
+    #[test]
+    fn quantities_follow_the_kind_of_record() {
+        let given = |units: Option<&str>, price: Option<&str>, people: Option<i32>| Quantities {
+            units: units.map(d),
+            unit_value: price.map(d),
+            people_reached: people,
+        };
+        let mut v = Violations::new();
+        let q = quantities(
+            Kind::Delivered,
+            given(Some("1.5"), None, None),
+            &hours(false),
+            "",
+            &mut v,
+        );
+        assert!(v.is_empty());
+        assert_eq!((q.units, q.unit_value), (Some(d("1.5")), Some(d("45"))));
+        let mut v = Violations::new();
+        let q = quantities(
+            Kind::Indirect,
+            given(None, Some("30"), Some(40)),
+            &hours(false),
+            "",
+            &mut v,
+        );
+        assert!(v.is_empty());
+        assert_eq!(
+            (q.units, q.unit_value, q.people_reached),
+            (Some(Decimal::ONE), Some(d("30")), Some(40))
+        );
+        for (kind, g, field) in [
+            (Kind::Delivered, given(None, None, None), "units"),
+            (Kind::TurnAway, given(Some("1"), None, None), "units"),
+            (Kind::Indirect, given(None, None, Some(0)), "people_reached"),
+            (
+                Kind::Delivered,
+                given(Some("1"), None, Some(3)),
+                "people_reached",
+            ),
+        ] {
+            let mut v = Violations::new();
+            quantities(kind, g, &hours(false), "", &mut v);
+            assert_eq!(v.fields(), [field], "{kind:?}");
+        }
+        let mut v = Violations::new();
+        quantities(
+            Kind::Delivered,
+            given(Some("1"), Some("50"), None),
+            &hours(true),
+            "",
+            &mut v,
+        );
+        assert_eq!(v.fields(), ["unit_value"], "a fixed unit value");
     }
 
     #[test]
