@@ -13,6 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "caseway/clients/v1/assessments.proto",
         "caseway/clients/v1/barriers.proto",
         "caseway/records/v1/records.proto",
+        "caseway/authorizations/v1/authorizations.proto",
         "caseway/events/v1/events.proto",
     ];
     println!("cargo:rerun-if-changed={}", root.display());

@@ -42,6 +42,13 @@ pub mod caseway {
             tonic::include_proto!("caseway.records.v1");
         }
     }
+
+    pub mod authorizations {
+        pub mod v1 {
+            tonic::include_proto!("caseway.authorizations.v1");
+        }
+    }
+
     pub mod events {
         pub mod v1 {
             tonic::include_proto!("caseway.events.v1");
@@ -49,4 +56,4 @@ pub mod caseway {
     }
 }
 
-pub use caseway::{catalog, clients, common, events, records, tenancy};
+pub use caseway::{authorizations, catalog, clients, common, events, records, tenancy};

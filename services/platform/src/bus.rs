@@ -113,6 +113,10 @@ struct Inner {
     publisher: Mutex<Option<(Connection, Channel)>>,
 }
 
+/// Durable queues this process declared (with their dead-letter queues), by exchange, so a
+/// test can delete what its node made.
+static DECLARED_QUEUES: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+
 impl Bus {
     pub fn new(url: &str, exchange: &str) -> Self {
         Bus {
@@ -126,6 +130,23 @@ impl Bus {
 
     pub fn exchange(&self) -> &str {
         &self.inner.exchange
+    }
+
+    /// The durable queue of `consumer` on this exchange: `caseway.events.authorizations.drawdown`.
+    pub fn queue_name(&self, consumer: &str) -> String {
+        format!("{}.{consumer}", self.inner.exchange)
+    }
+
+    /// The durable queues this process declared on this exchange, and their dead-letter
+    /// queues.
+    pub fn declared_queues(&self) -> Vec<String> {
+        DECLARED_QUEUES
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(exchange, _)| *exchange == self.inner.exchange)
+            .map(|(_, queue)| queue.clone())
+            .collect()
     }
 
     pub fn url(&self) -> &str {
@@ -317,6 +338,15 @@ where
     if subscription.queue.is_some() {
         // Parked messages of this consumer, for `caseway` to list and replay.
         let parked = format!("{queue_name}.dead-letter");
+        {
+            let mut declared = DECLARED_QUEUES.lock().unwrap_or_else(|e| e.into_inner());
+            for queue in [&queue_name, &parked] {
+                let entry = (bus.exchange().to_string(), queue.clone());
+                if !declared.contains(&entry) {
+                    declared.push(entry);
+                }
+            }
+        }
         let durable = QueueDeclareOptions {
             durable: true,
             ..Default::default()

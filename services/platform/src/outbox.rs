@@ -236,7 +236,7 @@ impl Relay {
             .collect();
         self.bus.publish_confirmed(&envelopes).await?;
         let ids: Vec<Uuid> = envelopes.iter().map(|e| e.id).collect();
-        sqlx::query("UPDATE platform.outbox SET published_at = now() WHERE id = ANY($1)")
+        sqlx::query("DELETE FROM platform.outbox WHERE id = ANY($1)")
             .bind(&ids)
             .execute(tx.conn())
             .await?;

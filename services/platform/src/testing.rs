@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use lapin::options::{
     BasicConsumeOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
 };
 use lapin::types::FieldTable;
 use sqlx::migrate::Migrator;
@@ -181,6 +182,11 @@ impl Drop for TestBus {
                 .expect("runtime");
             runtime.block_on(async move {
                 if let Ok((connection, channel)) = bus.connect().await {
+                    for queue in bus.declared_queues() {
+                        let _ = channel
+                            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                            .await;
+                    }
                     for exchange in [bus.exchange().to_string(), bus.dead_letter_exchange()] {
                         let _ = channel
                             .exchange_delete(

@@ -51,6 +51,16 @@ impl UnitOfMeasure {
         }
     }
 
+    /// The catalog's name of it: DOLLARS, HOURS, MINUTES, COUNT.
+    pub fn code(self) -> &'static str {
+        match self {
+            UnitOfMeasure::Dollars => "DOLLARS",
+            UnitOfMeasure::Hours => "HOURS",
+            UnitOfMeasure::Minutes => "MINUTES",
+            UnitOfMeasure::Count => "COUNT",
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             UnitOfMeasure::Dollars => "dollars",

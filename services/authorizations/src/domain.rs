@@ -1,0 +1,428 @@
+//! Authorization rules: the workflow, separation of duties, what an authorization covers and
+//! the drawdown arithmetic. No I/O here: the store hands the rows in and writes what comes out.
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use uuid::Uuid;
+
+use caseway_platform::auth::Role;
+
+/// Roles that request, change and read authorizations.
+pub const REQUEST_ROLES: &[Role] = &[Role::Caseworker, Role::Supervisor, Role::TenantAdmin];
+/// Roles that approve or deny.
+pub const DECIDE_ROLES: &[Role] = &[Role::Supervisor];
+/// Roles that cancel or close.
+pub const END_ROLES: &[Role] = &[Role::Supervisor, Role::TenantAdmin];
+/// Roles that draw units (those who record services).
+pub const DRAW_ROLES: &[Role] = &[Role::Caseworker, Role::Supervisor, Role::TenantAdmin];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthorizationStatus {
+    Pending = 1,
+    Approved = 2,
+    Denied = 3,
+    Cancelled = 4,
+    Closed = 5,
+}
+
+impl AuthorizationStatus {
+    pub fn from_code(code: i32) -> Option<AuthorizationStatus> {
+        Some(match code {
+            1 => AuthorizationStatus::Pending,
+            2 => AuthorizationStatus::Approved,
+            3 => AuthorizationStatus::Denied,
+            4 => AuthorizationStatus::Cancelled,
+            5 => AuthorizationStatus::Closed,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            AuthorizationStatus::Pending => "Pending",
+            AuthorizationStatus::Approved => "Approved",
+            AuthorizationStatus::Denied => "Denied",
+            AuthorizationStatus::Cancelled => "Cancelled",
+            AuthorizationStatus::Closed => "Closed",
+        }
+    }
+}
+
+/// A change of status someone asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transition {
+    Approve,
+    Deny,
+    Cancel,
+    Close,
+}
+
+impl Transition {
+    /// The verb of its event and audit action: `authorization_approved`.
+    pub fn verb(self) -> &'static str {
+        match self {
+            Transition::Approve => "approved",
+            Transition::Deny => "denied",
+            Transition::Cancel => "cancelled",
+            Transition::Close => "closed",
+        }
+    }
+
+    /// The status it leads to from `from`, or the rule it breaks.
+    pub fn apply(self, from: AuthorizationStatus) -> Result<AuthorizationStatus, String> {
+        match (self, from) {
+            (Transition::Approve, AuthorizationStatus::Pending) => Ok(AuthorizationStatus::Approved),
+            (Transition::Deny, AuthorizationStatus::Pending) => Ok(AuthorizationStatus::Denied),
+            (Transition::Cancel, AuthorizationStatus::Pending | AuthorizationStatus::Approved) => Ok(AuthorizationStatus::Cancelled),
+            (Transition::Close, AuthorizationStatus::Approved) => Ok(AuthorizationStatus::Closed),
+            (Transition::Approve | Transition::Deny, _) => Err(format!(
+                "only a Pending authorization can be decided; this one is {}",
+                from.name()
+            )),
+            (Transition::Cancel, _) => Err(format!(
+                "only a Pending or Approved authorization can be cancelled; this one is {}",
+                from.name()
+            )),
+            (Transition::Close, _) => Err(format!(
+                "only an Approved authorization can be closed; this one is {}",
+                from.name()
+            )),
+        }
+    }
+
+    /// Whether it needs a decider other than the requester (separation of duties).
+    pub fn needs_second_person(self) -> bool {
+        matches!(self, Transition::Approve | Transition::Deny)
+    }
+}
+
+/// Edits are allowed only while the authorization waits for a decision.
+pub fn check_editable(status: AuthorizationStatus) -> Result<(), String> {
+    if status == AuthorizationStatus::Pending {
+        Ok(())
+    } else {
+        Err(format!(
+            "only a Pending authorization can be changed; this one is {}",
+            status.name()
+        ))
+    }
+}
+
+/// The person who requested an authorization does not decide it.
+pub fn check_second_person(requested_by: &str, decider: &str) -> Result<(), String> {
+    if requested_by == decider {
+        Err("the supervisor who decides an authorization must not be the person who requested it"
+            .into())
+    } else {
+        Ok(())
+    }
+}
+
+/// What was planned: units and value over the occurrences.
+pub fn authorized(occurrences: usize, units_per_occurrence: Decimal, unit_value: Decimal) -> (Decimal, Decimal) {
+    let units = units_per_occurrence * Decimal::from(occurrences as u64);
+    (units, units * unit_value)
+}
+
+/// What a service record must share with the authorization it draws on.
+#[derive(Clone, Debug)]
+pub struct Coverage {
+    pub status: AuthorizationStatus,
+    pub client_id: Uuid,
+    pub service_id: Uuid,
+    pub begin_date: NaiveDate,
+    pub end_date: NaiveDate,
+}
+
+/// The record's client, service and date fit the authorization, which is Approved. Errs with
+/// the rule's name and the reason.
+pub fn check_covers(
+    coverage: &Coverage,
+    client_id: Uuid,
+    service_id: Uuid,
+    date: NaiveDate,
+) -> Result<(), (&'static str, String)> {
+    if coverage.status != AuthorizationStatus::Approved {
+        return Err((
+            "authorization_approved",
+            format!(
+                "the authorization is {}; only an Approved authorization can be drawn on",
+                coverage.status.name()
+            ),
+        ));
+    }
+    if coverage.client_id != client_id {
+        return Err((
+            "authorization_client",
+            "the authorization is for another client".into(),
+        ));
+    }
+    if coverage.service_id != service_id {
+        return Err((
+            "authorization_service",
+            "the authorization is for another service".into(),
+        ));
+    }
+    if date < coverage.begin_date || date > coverage.end_date {
+        return Err((
+            "authorization_period",
+            format!(
+                "the service date {date} is outside the authorization's period {} to {}",
+                coverage.begin_date, coverage.end_date
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// What one service record draws from an authorization.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Draw {
+    /// Units held for the record while it is being stored, for `held_version` of it.
+    pub held_units: Decimal,
+    pub held_version: i64,
+    /// Units and value the record's latest event confirmed, at `record_version`.
+    pub delivered_units: Decimal,
+    pub delivered_value: Decimal,
+    pub record_version: i64,
+}
+
+impl Draw {
+    /// Units counted against the authorization for this record: a hold not yet confirmed
+    /// counts as much as a delivery, so two records being stored at once cannot both take the
+    /// last units.
+    pub fn counted(&self) -> Decimal {
+        self.held_units.max(self.delivered_units)
+    }
+}
+
+/// A hold refused: the units that could still be drawn for this record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shortfall {
+    pub remaining: Decimal,
+}
+
+/// Holds `units` for version `version` of a record. `counted` is what the authorization
+/// counts for every record (this one included); `authorized` its total. Returns the new draw,
+/// or None when nothing changes (a retry, or a version already confirmed or superseded).
+pub fn hold(
+    draw: &Draw,
+    units: Decimal,
+    version: i64,
+    counted: Decimal,
+    authorized: Decimal,
+) -> Result<Option<Draw>, Shortfall> {
+    if version <= draw.record_version || version < draw.held_version {
+        return Ok(None);
+    }
+    if version == draw.held_version && units == draw.held_units {
+        return Ok(None);
+    }
+    let next = Draw {
+        held_units: units,
+        held_version: version,
+        ..*draw
+    };
+    let others = counted - draw.counted();
+    if others + next.counted() > authorized {
+        return Err(Shortfall {
+            remaining: (authorized - others).max(Decimal::ZERO),
+        });
+    }
+    Ok(Some(next))
+}
+
+/// What a record's event says was delivered, at `version`: a hold made for that version or
+/// an earlier one is settled by it. None when the event is older than what is known.
+pub fn settle(draw: &Draw, units: Decimal, value: Decimal, version: i64) -> Option<Draw> {
+    if version < draw.record_version {
+        return None;
+    }
+    let mut next = Draw {
+        delivered_units: units,
+        delivered_value: value,
+        record_version: version,
+        ..*draw
+    };
+    if draw.held_version <= version {
+        next.held_units = Decimal::ZERO;
+    }
+    (next != *draw).then_some(next)
+}
+
+/// Gives back the hold for `version` (its record was not stored).
+pub fn release(draw: &Draw, version: i64) -> Option<Draw> {
+    (draw.held_version == version && draw.held_units > Decimal::ZERO).then_some(Draw {
+        held_units: Decimal::ZERO,
+        ..*draw
+    })
+}
+
+/// Planned against delivered for one occurrence.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OccurrenceUse {
+    pub date: NaiveDate,
+    pub planned: Decimal,
+    pub delivered: Decimal,
+}
+
+/// Deliveries counted toward occurrences: a service delivered from an occurrence's date until
+/// the next occurrence counts toward it (one delivered before the first, toward the first).
+pub fn per_occurrence(
+    occurrences: &[NaiveDate],
+    units_per_occurrence: Decimal,
+    deliveries: &[(NaiveDate, Decimal)],
+) -> Vec<OccurrenceUse> {
+    let mut uses: Vec<OccurrenceUse> = occurrences
+        .iter()
+        .map(|&date| OccurrenceUse {
+            date,
+            planned: units_per_occurrence,
+            delivered: Decimal::ZERO,
+        })
+        .collect();
+    if uses.is_empty() {
+        return uses;
+    }
+    for &(date, units) in deliveries {
+        let index = occurrences.partition_point(|&o| o <= date).saturating_sub(1);
+        uses[index].delivered += units;
+    }
+    uses
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dec(s: &str) -> Decimal {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn workflow() {
+        use AuthorizationStatus::*;
+        use Transition::*;
+        assert_eq!(Approve.apply(Pending), Ok(Approved));
+        assert_eq!(Deny.apply(Pending), Ok(Denied));
+        assert_eq!(Cancel.apply(Approved), Ok(Cancelled));
+        assert_eq!(Cancel.apply(Pending), Ok(Cancelled));
+        assert_eq!(Close.apply(Approved), Ok(Closed));
+        for (t, s) in [
+            (Approve, Approved),
+            (Approve, Denied),
+            (Deny, Approved),
+            (Close, Pending),
+            (Close, Closed),
+            (Cancel, Denied),
+            (Cancel, Closed),
+        ] {
+            assert!(t.apply(s).is_err(), "{t:?} from {s:?}");
+        }
+        assert!(check_editable(Pending).is_ok());
+        assert!(check_editable(Approved).unwrap_err().contains("Approved"));
+        assert!(check_second_person("ana", "ana").is_err());
+        assert!(check_second_person("ana", "bo").is_ok());
+    }
+
+    #[test]
+    fn holds_never_exceed_the_authorization() {
+        let empty = Draw::default();
+        // 10 authorized, 8 counted for other records: 2 remain.
+        let refused = hold(&empty, dec("3"), 1, dec("8"), dec("10")).unwrap_err();
+        assert_eq!(refused.remaining, dec("2"));
+        let held = hold(&empty, dec("2"), 1, dec("8"), dec("10")).unwrap().unwrap();
+        assert_eq!(held.counted(), dec("2"));
+        // The same hold again changes nothing.
+        assert_eq!(hold(&held, dec("2"), 1, dec("10"), dec("10")), Ok(None));
+        // Confirmed by its event: the hold becomes a delivery, counted once.
+        let confirmed = settle(&held, dec("2"), dec("20"), 1).unwrap();
+        assert_eq!(confirmed.counted(), dec("2"));
+        assert_eq!(confirmed.held_units, Decimal::ZERO);
+        // A retried reservation of the stored version changes nothing.
+        assert_eq!(hold(&confirmed, dec("2"), 1, dec("10"), dec("10")), Ok(None));
+        // A redelivered event changes nothing.
+        assert_eq!(settle(&confirmed, dec("2"), dec("20"), 1), None);
+    }
+
+    #[test]
+    fn updates_deletes_and_late_events() {
+        let confirmed = Draw {
+            delivered_units: dec("4"),
+            delivered_value: dec("40"),
+            record_version: 1,
+            ..Draw::default()
+        };
+        // 10 authorized, 9 counted, 4 of them this record's: the record may rise to 5 at
+        // most, so 7 is refused saying 5 remain for it.
+        let refused = hold(&confirmed, dec("7"), 2, dec("9"), dec("10")).unwrap_err();
+        assert_eq!(refused.remaining, dec("5"));
+        let raised = hold(&confirmed, dec("5"), 2, dec("9"), dec("10")).unwrap().unwrap();
+        assert_eq!(raised.counted(), dec("5"));
+        // Lowering counts the higher amount until the event confirms it.
+        let lowered = hold(&confirmed, dec("1"), 2, dec("9"), dec("10")).unwrap().unwrap();
+        assert_eq!(lowered.counted(), dec("4"));
+        let settled = settle(&lowered, dec("1"), dec("10"), 2).unwrap();
+        assert_eq!(settled.counted(), dec("1"));
+        // The delete event (a later version) gives everything back; the late event of version
+        // 2 after it changes nothing.
+        let deleted = settle(&settled, Decimal::ZERO, Decimal::ZERO, 3).unwrap();
+        assert_eq!(deleted.counted(), Decimal::ZERO);
+        assert_eq!(settle(&deleted, dec("1"), dec("10"), 2), None);
+        // An event of an older version does not drop a newer hold.
+        let pending = hold(&settled, dec("3"), 3, dec("1"), dec("10")).unwrap().unwrap();
+        let old_event = settle(&pending, dec("1"), dec("10"), 2);
+        assert_eq!(old_event, None);
+        // A release gives back the hold of its own version only.
+        assert_eq!(release(&pending, 2), None);
+        assert_eq!(release(&pending, 3).unwrap().counted(), dec("1"));
+    }
+
+    #[test]
+    fn coverage() {
+        let client = Uuid::now_v7();
+        let service = Uuid::now_v7();
+        let day = |d| NaiveDate::from_ymd_opt(2026, 3, d).unwrap();
+        let mut c = Coverage {
+            status: AuthorizationStatus::Approved,
+            client_id: client,
+            service_id: service,
+            begin_date: day(1),
+            end_date: day(31),
+        };
+        assert!(check_covers(&c, client, service, day(15)).is_ok());
+        assert_eq!(
+            check_covers(&c, Uuid::now_v7(), service, day(15)).unwrap_err().0,
+            "authorization_client"
+        );
+        assert_eq!(
+            check_covers(&c, client, Uuid::now_v7(), day(15)).unwrap_err().0,
+            "authorization_service"
+        );
+        assert_eq!(
+            check_covers(&c, client, service, NaiveDate::from_ymd_opt(2026, 4, 1).unwrap())
+                .unwrap_err()
+                .0,
+            "authorization_period"
+        );
+        c.status = AuthorizationStatus::Pending;
+        assert_eq!(
+            check_covers(&c, client, service, day(15)).unwrap_err().0,
+            "authorization_approved"
+        );
+    }
+
+    #[test]
+    fn deliveries_count_toward_their_occurrence() {
+        let day = |d| NaiveDate::from_ymd_opt(2026, 3, d).unwrap();
+        let uses = per_occurrence(
+            &[day(2), day(9), day(16)],
+            dec("2"),
+            &[(day(1), dec("1")), (day(3), dec("1")), (day(9), dec("2")), (day(20), dec("3"))],
+        );
+        let delivered: Vec<Decimal> = uses.iter().map(|u| u.delivered).collect();
+        assert_eq!(delivered, vec![dec("2"), dec("2"), dec("3")]);
+        assert!(uses.iter().all(|u| u.planned == dec("2")));
+        assert_eq!(authorized(3, dec("2"), dec("12.50")), (dec("6"), dec("75.00")));
+    }
+}

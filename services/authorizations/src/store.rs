@@ -1,0 +1,285 @@
+//! SQL of the authorizations service: authorizations and the draws of service records on them.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use caseway_platform::TenantId;
+use caseway_platform::error::Result;
+
+use crate::domain::Draw;
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct AuthorizationRow {
+    pub id: Uuid,
+    pub client_id: Uuid,
+    pub service_id: Uuid,
+    pub grant_id: Uuid,
+    pub begin_date: NaiveDate,
+    pub end_date: NaiveDate,
+    pub unit_of_measure: String,
+    pub units_per_occurrence: Decimal,
+    pub unit_value: Decimal,
+    pub recurrence: String,
+    pub occurrences: Vec<NaiveDate>,
+    pub authorized_units: Decimal,
+    pub authorized_value: Decimal,
+    pub reason_id: Option<Uuid>,
+    pub goal_id: Option<Uuid>,
+    pub reason: String,
+    pub goals: String,
+    pub status: i16,
+    pub requested_by: String,
+    pub decided_by: Option<String>,
+    pub decision_reason: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub committed_units: Decimal,
+    pub delivered_units: Decimal,
+    pub delivered_value: Decimal,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, client_id, service_id, grant_id, begin_date, end_date, \
+    unit_of_measure, units_per_occurrence, unit_value, recurrence, occurrences, \
+    authorized_units, authorized_value, reason_id, goal_id, reason, goals, status, requested_by, \
+    decided_by, decision_reason, decided_at, committed_units, delivered_units, delivered_value, \
+    version, created_at, updated_at";
+
+pub async fn insert(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    row: &AuthorizationRow,
+) -> Result<AuthorizationRow> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO authorizations.authorizations (tenant_id, id, client_id, service_id, \
+         grant_id, begin_date, end_date, unit_of_measure, units_per_occurrence, unit_value, \
+         recurrence, occurrences, authorized_units, authorized_value, reason_id, goal_id, reason, \
+         goals, status, requested_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+         $13, $14, $15, $16, $17, $18, $19, $20) RETURNING {COLUMNS}"
+    )))
+    .bind(tenant.as_uuid())
+    .bind(row.id)
+    .bind(row.client_id)
+    .bind(row.service_id)
+    .bind(row.grant_id)
+    .bind(row.begin_date)
+    .bind(row.end_date)
+    .bind(&row.unit_of_measure)
+    .bind(row.units_per_occurrence)
+    .bind(row.unit_value)
+    .bind(&row.recurrence)
+    .bind(&row.occurrences)
+    .bind(row.authorized_units)
+    .bind(row.authorized_value)
+    .bind(row.reason_id)
+    .bind(row.goal_id)
+    .bind(&row.reason)
+    .bind(&row.goals)
+    .bind(row.status)
+    .bind(&row.requested_by)
+    .fetch_one(conn)
+    .await?)
+}
+
+pub async fn load(
+    conn: &mut PgConnection,
+    id: Uuid,
+    for_update: bool,
+) -> Result<Option<AuthorizationRow>> {
+    let lock = if for_update { " FOR UPDATE" } else { "" };
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM authorizations.authorizations WHERE id = $1{lock}"
+    )))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// Writes the plan (what a Pending authorization may change).
+pub async fn update_plan(conn: &mut PgConnection, row: &AuthorizationRow) -> Result<AuthorizationRow> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE authorizations.authorizations SET grant_id = $2, begin_date = $3, end_date = $4, \
+         units_per_occurrence = $5, unit_value = $6, recurrence = $7, occurrences = $8, \
+         authorized_units = $9, authorized_value = $10, reason_id = $11, goal_id = $12, \
+         reason = $13, goals = $14, version = version + 1, updated_at = now() \
+         WHERE id = $1 RETURNING {COLUMNS}"
+    )))
+    .bind(row.id)
+    .bind(row.grant_id)
+    .bind(row.begin_date)
+    .bind(row.end_date)
+    .bind(row.units_per_occurrence)
+    .bind(row.unit_value)
+    .bind(&row.recurrence)
+    .bind(&row.occurrences)
+    .bind(row.authorized_units)
+    .bind(row.authorized_value)
+    .bind(row.reason_id)
+    .bind(row.goal_id)
+    .bind(&row.reason)
+    .bind(&row.goals)
+    .fetch_one(conn)
+    .await?)
+}
+
+/// Moves to `status`; `decided_by` and `reason` are kept with it.
+pub async fn set_status(
+    conn: &mut PgConnection,
+    id: Uuid,
+    status: i16,
+    decided_by: &str,
+    reason: Option<&str>,
+) -> Result<AuthorizationRow> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE authorizations.authorizations SET status = $2, decided_by = $3, \
+         decision_reason = $4, decided_at = now(), version = version + 1, updated_at = now() \
+         WHERE id = $1 RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .bind(status)
+    .bind(decided_by)
+    .bind(reason)
+    .fetch_one(conn)
+    .await?)
+}
+
+/// What a client's list is filtered by.
+#[derive(Default)]
+pub struct ListFilter {
+    pub statuses: Vec<i16>,
+    pub service_id: Option<Uuid>,
+    pub active_on: Option<NaiveDate>,
+}
+
+/// A client's authorizations, newest first, after the (created_at, id) cursor.
+pub async fn list_for_client(
+    conn: &mut PgConnection,
+    client_id: Uuid,
+    filter: &ListFilter,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<AuthorizationRow>> {
+    let (after_time, after_id) = after.unzip();
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM authorizations.authorizations WHERE client_id = $1 \
+         AND (cardinality($2::smallint[]) = 0 OR status = ANY($2)) \
+         AND ($3::uuid IS NULL OR service_id = $3) \
+         AND ($4::date IS NULL OR $4 BETWEEN begin_date AND end_date) \
+         AND ($5::timestamptz IS NULL OR (created_at, id) < ($5, $6)) \
+         ORDER BY created_at DESC, id DESC LIMIT $7"
+    )))
+    .bind(client_id)
+    .bind(&filter.statuses)
+    .bind(filter.service_id)
+    .bind(filter.active_on)
+    .bind(after_time)
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}
+
+#[derive(sqlx::FromRow)]
+struct DrawRow {
+    held_units: Decimal,
+    held_version: i64,
+    delivered_units: Decimal,
+    delivered_value: Decimal,
+    record_version: i64,
+}
+
+/// The draw of a record on an authorization, locked (the authorization's row must be locked
+/// first: every change to its draws goes through that lock).
+pub async fn draw(conn: &mut PgConnection, authorization_id: Uuid, record_id: Uuid) -> Result<Draw> {
+    let row: Option<DrawRow> = sqlx::query_as(
+        "SELECT held_units, held_version, delivered_units, delivered_value, record_version \
+         FROM authorizations.draws WHERE authorization_id = $1 AND service_record_id = $2 \
+         FOR UPDATE",
+    )
+    .bind(authorization_id)
+    .bind(record_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row
+        .map(|r| Draw {
+            held_units: r.held_units,
+            held_version: r.held_version,
+            delivered_units: r.delivered_units,
+            delivered_value: r.delivered_value,
+            record_version: r.record_version,
+        })
+        .unwrap_or_default())
+}
+
+/// Writes a record's draw, and the authorization's sums moved by the difference from
+/// `before`, in one statement.
+pub async fn save_draw(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    authorization_id: Uuid,
+    record_id: Uuid,
+    service_date: Option<NaiveDate>,
+    before: &Draw,
+    after: &Draw,
+) -> Result<()> {
+    sqlx::query(
+        "WITH draw AS (INSERT INTO authorizations.draws (tenant_id, authorization_id, \
+         service_record_id, service_date, held_units, held_version, delivered_units, \
+         delivered_value, record_version) VALUES ($1, $2, $3, coalesce($4, CURRENT_DATE), $5, \
+         $6, $7, $8, $9) ON CONFLICT (tenant_id, authorization_id, service_record_id) DO UPDATE \
+         SET service_date = coalesce($4, draws.service_date), held_units = $5, \
+         held_version = $6, delivered_units = $7, delivered_value = $8, record_version = $9, \
+         updated_at = now() RETURNING 1) \
+         UPDATE authorizations.authorizations SET committed_units = committed_units + $10, \
+         delivered_units = delivered_units + $11, delivered_value = delivered_value + $12 \
+         WHERE id = $2 AND EXISTS (SELECT 1 FROM draw)",
+    )
+    .bind(tenant.as_uuid())
+    .bind(authorization_id)
+    .bind(record_id)
+    .bind(service_date)
+    .bind(after.held_units)
+    .bind(after.held_version)
+    .bind(after.delivered_units)
+    .bind(after.delivered_value)
+    .bind(after.record_version)
+    .bind(after.counted() - before.counted())
+    .bind(after.delivered_units - before.delivered_units)
+    .bind(after.delivered_value - before.delivered_value)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Units delivered per service date, and how many records delivered them.
+pub async fn deliveries(
+    conn: &mut PgConnection,
+    authorization_id: Uuid,
+) -> Result<(Vec<(NaiveDate, Decimal)>, i64)> {
+    let rows: Vec<(NaiveDate, Decimal, i64)> = sqlx::query_as(
+        "SELECT service_date, sum(delivered_units), count(*) FROM authorizations.draws \
+         WHERE authorization_id = $1 AND delivered_units > 0 \
+         GROUP BY service_date ORDER BY service_date",
+    )
+    .bind(authorization_id)
+    .fetch_all(conn)
+    .await?;
+    let records = rows.iter().map(|r| r.2).sum();
+    Ok((rows.into_iter().map(|(d, u, _)| (d, u)).collect(), records))
+}
+
+/// Approved authorizations of every tenant whose end date is before `today`, locked (the
+/// system scope reads across tenants).
+pub async fn expired(conn: &mut PgConnection, today: NaiveDate, limit: i64) -> Result<Vec<(Uuid, Uuid)>> {
+    Ok(sqlx::query_as(
+        "SELECT tenant_id, id FROM authorizations.authorizations \
+         WHERE status = 2 AND end_date < $1 ORDER BY end_date, id LIMIT $2 FOR UPDATE",
+    )
+    .bind(today)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}
