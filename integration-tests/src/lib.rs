@@ -12,6 +12,7 @@ use tonic::transport::Channel;
 use uuid::Uuid;
 
 use caseway::Target;
+use caseway_api::authorizations::v1::authorizations_service_client::AuthorizationsServiceClient;
 use caseway_api::catalog::v1::catalog_service_client::CatalogServiceClient;
 use caseway_api::clients::v1::assessments_service_client::AssessmentsServiceClient;
 use caseway_api::clients::v1::barriers_service_client::BarriersServiceClient;
@@ -97,6 +98,7 @@ impl TestEnv {
             assessments: AssessmentsServiceClient::new(channel.clone()),
             barriers: BarriersServiceClient::new(channel.clone()),
             records: RecordsServiceClient::new(channel.clone()),
+            authorizations: AuthorizationsServiceClient::new(channel.clone()),
             tenancy: TenancyServiceClient::new(channel.clone()),
             channel,
             node: Some(node),
@@ -134,6 +136,25 @@ impl TestEnv {
             .expect("token")
     }
 
+    /// A token of the user `subject` (two people with the same roles differ by it).
+    pub fn token_for(
+        &self,
+        subject: &str,
+        tenant: TenantId,
+        roles: &[Role],
+        orgs: &[Uuid],
+    ) -> String {
+        self.issuer
+            .issue(
+                subject,
+                Some(tenant),
+                roles,
+                orgs,
+                chrono::Duration::hours(1),
+            )
+            .expect("token")
+    }
+
     pub fn token(&self, tenant: TenantId, roles: &[Role], orgs: &[Uuid]) -> String {
         self.issuer
             .issue(
@@ -159,6 +180,7 @@ pub struct TestNode {
     pub assessments: AssessmentsServiceClient<Channel>,
     pub barriers: BarriersServiceClient<Channel>,
     pub records: RecordsServiceClient<Channel>,
+    pub authorizations: AuthorizationsServiceClient<Channel>,
     pub tenancy: TenancyServiceClient<Channel>,
     pub channel: Channel,
     node: Option<RunningNode>,

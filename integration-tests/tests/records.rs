@@ -680,7 +680,7 @@ async fn quick_services_are_all_or_nothing_and_bulk_reports_each_row() {
             pb::BulkAttendee {
                 client_id: f.maria.clone(),
                 enrollment_id: f.maria_enrollment.clone(),
-                units: String::new(),
+                ..Default::default()
             },
             pb::BulkAttendee {
                 client_id: Uuid::now_v7().to_string(),
@@ -690,6 +690,7 @@ async fn quick_services_are_all_or_nothing_and_bulk_reports_each_row() {
                 client_id: ahmed.clone(),
                 enrollment_id: ahmed_enrollment,
                 units: "2".into(),
+                ..Default::default()
             },
             pb::BulkAttendee {
                 client_id: f.maria.clone(),

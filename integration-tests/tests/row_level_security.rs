@@ -5,12 +5,20 @@
 
 use sqlx::{Connection, Row};
 
+use caseway_api::authorizations::v1 as auth_pb;
 use caseway_api::catalog::v1 as pb;
 use caseway_api::clients::v1 as clients_pb;
 use caseway_integration_tests::{TestEnv, authed, date};
 use caseway_platform::auth::Role;
 
-const SCHEMAS: &[&str] = &["platform", "tenancy", "catalog", "clients", "records"];
+const SCHEMAS: &[&str] = &[
+    "platform",
+    "tenancy",
+    "catalog",
+    "clients",
+    "records",
+    "authorizations",
+];
 
 #[tokio::test]
 async fn every_table_is_isolated_by_forced_row_level_security() {
@@ -59,7 +67,7 @@ async fn every_table_is_isolated_by_forced_row_level_security() {
         .into_inner()
         .service
         .unwrap();
-    catalog
+    let grant = catalog
         .create_grant(authed(
             &admin,
             pb::CreateGrantRequest {
@@ -73,6 +81,30 @@ async fn every_table_is_isolated_by_forced_row_level_security() {
             },
         ))
         .await
+        .unwrap()
+        .into_inner()
+        .grant
+        .unwrap();
+    let sessions = catalog
+        .create_service(authed(
+            &admin,
+            pb::CreateServiceRequest {
+                request_id: String::new(),
+                service: Some(pb::Service {
+                    code: "FC".into(),
+                    name: "Counseling".into(),
+                    unit_of_measure: pb::UnitOfMeasure::Count as i32,
+                    default_unit_value: "45.00".into(),
+                    delivery_mode: pb::DeliveryMode::Direct as i32,
+                    grant_ids: vec![grant.id.clone()],
+                    ..Default::default()
+                }),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .service
         .unwrap();
     catalog
         .create_program(authed(
@@ -263,7 +295,7 @@ async fn every_table_is_isolated_by_forced_row_level_security() {
             caseway_api::records::v1::RecordServiceRequest {
                 request_id: String::new(),
                 record: Some(caseway_api::records::v1::ServiceRecord {
-                    client_id,
+                    client_id: client_id.clone(),
                     service_id: service.id,
                     service_date: Some(date(2026, 1, 6)),
                     units: "25".into(),
@@ -273,7 +305,70 @@ async fn every_table_is_isolated_by_forced_row_level_security() {
         ))
         .await
         .unwrap();
+    // An authorization, approved by someone else, and a record drawing on it.
+    let mut authorizations = node.authorizations.clone();
+    let authorization = authorizations
+        .create_authorization(authed(
+            &admin,
+            auth_pb::CreateAuthorizationRequest {
+                request_id: String::new(),
+                authorization: Some(auth_pb::Authorization {
+                    client_id: client_id.clone(),
+                    service_id: sessions.id.clone(),
+                    grant_id: grant.id.clone(),
+                    begin_date: Some(date(2026, 1, 1)),
+                    end_date: Some(date(2026, 1, 31)),
+                    units_per_occurrence: "1".into(),
+                    recurrence: "FREQ=WEEKLY;BYDAY=MO".into(),
+                    ..Default::default()
+                }),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .authorization
+        .unwrap();
+    let supervisor = env.token_for("supervisor", tenant, &[Role::Supervisor], &[]);
+    authorizations
+        .approve_authorization(authed(
+            &supervisor,
+            auth_pb::ApproveAuthorizationRequest {
+                id: authorization.id.clone(),
+                etag: String::new(),
+            },
+        ))
+        .await
+        .unwrap();
+    node.records
+        .clone()
+        .record_service(authed(
+            &admin,
+            caseway_api::records::v1::RecordServiceRequest {
+                request_id: String::new(),
+                record: Some(caseway_api::records::v1::ServiceRecord {
+                    client_id,
+                    service_id: sessions.id,
+                    service_date: Some(date(2026, 1, 5)),
+                    units: "1".into(),
+                    authorization_id: authorization.id,
+                    ..Default::default()
+                }),
+            },
+        ))
+        .await
+        .unwrap();
+    // The relay deletes what it published: stop the node, then leave an event behind.
+    node.shutdown().await;
     let mut owner = env.db.owner().await;
+    sqlx::query(
+        "INSERT INTO platform.outbox (id, tenant_id, event_type, source, subject, occurred_at, \
+         payload) VALUES (gen_random_uuid(), $1, 'test.sample.v1', 'test', 'sample', now(), '')",
+    )
+    .bind(tenant.as_uuid())
+    .execute(&mut owner)
+    .await
+    .unwrap();
     sqlx::query("INSERT INTO platform.inbox (tenant_id, consumer, event_id) VALUES ($1, 'test', gen_random_uuid())")
         .bind(tenant.as_uuid())
         .execute(&mut owner)
@@ -396,5 +491,4 @@ async fn every_table_is_isolated_by_forced_row_level_security() {
         assert_eq!(visible, 0, "{name}: another tenant's transaction sees rows");
         tx.rollback().await.unwrap();
     }
-    node.shutdown().await;
 }

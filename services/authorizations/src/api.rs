@@ -22,7 +22,9 @@ use caseway_platform::outbox::{self, Event};
 use caseway_platform::server::Platform;
 use caseway_platform::validate::{self, Violations, parse_id};
 use caseway_platform::{Scoped, TenantId};
-use caseway_records::domain::{GrantFacts, Kind, ServiceFacts, check_service, check_units, unit_value};
+use caseway_records::domain::{
+    GrantFacts, Kind, ServiceFacts, check_service, check_units, unit_value,
+};
 use caseway_records::lookups::Lookups;
 
 use crate::SOURCE;
@@ -86,7 +88,11 @@ fn parse_plan(p: &pb::Authorization, v: &mut Violations) -> Plan {
         v.add("authorization.units_per_occurrence", "is required");
         None
     } else {
-        v.decimal("authorization.units_per_occurrence", &p.units_per_occurrence, 2)
+        v.decimal(
+            "authorization.units_per_occurrence",
+            &p.units_per_occurrence,
+            2,
+        )
     };
     let unit_value = if p.unit_value.is_empty() {
         None
@@ -128,11 +134,7 @@ fn check_fund(
 }
 
 fn status_of(row: &AuthorizationRow) -> AuthorizationStatus {
-    i32::from(row.status)
-        .try_into()
-        .ok()
-        .and_then(AuthorizationStatus::from_code)
-        .unwrap_or(AuthorizationStatus::Pending)
+    AuthorizationStatus::from_code(i32::from(row.status)).unwrap_or(AuthorizationStatus::Pending)
 }
 
 fn text(d: Decimal) -> String {
@@ -268,8 +270,18 @@ impl AuthorizationsApi {
             }
         }
         for (field, id, list, name) in [
-            ("authorization.reason_id", plan.reason_id, CodeList::Reason, "REASON"),
-            ("authorization.goal_id", plan.goal_id, CodeList::Goal, "GOAL"),
+            (
+                "authorization.reason_id",
+                plan.reason_id,
+                CodeList::Reason,
+                "REASON",
+            ),
+            (
+                "authorization.goal_id",
+                plan.goal_id,
+                CodeList::Goal,
+                "GOAL",
+            ),
         ] {
             let Some(id) = id else { continue };
             match self.lookups.code_value(auth, tenant, id).await? {
@@ -400,7 +412,12 @@ struct DrawRequest {
     version: i64,
 }
 
-fn parse_draw(authorization_id: &str, record_id: &str, version: i64, v: &mut Violations) -> Option<DrawRequest> {
+fn parse_draw(
+    authorization_id: &str,
+    record_id: &str,
+    version: i64,
+    v: &mut Violations,
+) -> Option<DrawRequest> {
     let authorization_id = v.id("authorization_id", authorization_id);
     let record_id = v.id("service_record_id", record_id);
     if version < 1 {
@@ -432,7 +449,10 @@ impl AuthorizationsService for AuthorizationsApi {
         let service_id = v.id("authorization.service_id", &input.service_id);
         let plan = parse_plan(input, &mut v);
         v.finish()?;
-        let (client_id, service_id) = (client_id.expect("validated"), service_id.expect("validated"));
+        let (client_id, service_id) = (
+            client_id.expect("validated"),
+            service_id.expect("validated"),
+        );
         let mut v = Violations::new();
         let row = self
             .checked_row(&caller, client_id, service_id, &plan, &mut v)
@@ -548,7 +568,13 @@ impl AuthorizationsService for AuthorizationsApi {
         );
         let mut v = Violations::new();
         let next = self
-            .checked_row(&caller, current.client_id, current.service_id, &plan, &mut v)
+            .checked_row(
+                &caller,
+                current.client_id,
+                current.service_id,
+                &plan,
+                &mut v,
+            )
             .await?;
         v.finish()?;
         let mut next = next.expect("a row when nothing is violated");
@@ -692,9 +718,10 @@ impl AuthorizationsService for AuthorizationsApi {
         let mut rows =
             store::list_for_client(tx.conn(), client_id, &filter, after, limit + 1).await?;
         tx.commit().await?;
-        let next_page_token = tokens.finish_page(&mut rows, limit, caller.tenant, &filter_key, |r| {
-            (r.created_at, r.id)
-        });
+        let next_page_token =
+            tokens.finish_page(&mut rows, limit, caller.tenant, &filter_key, |r| {
+                (r.created_at, r.id)
+            });
         Ok(Response::new(pb::ListClientAuthorizationsResponse {
             authorizations: rows
                 .iter()

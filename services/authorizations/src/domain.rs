@@ -71,9 +71,13 @@ impl Transition {
     /// The status it leads to from `from`, or the rule it breaks.
     pub fn apply(self, from: AuthorizationStatus) -> Result<AuthorizationStatus, String> {
         match (self, from) {
-            (Transition::Approve, AuthorizationStatus::Pending) => Ok(AuthorizationStatus::Approved),
+            (Transition::Approve, AuthorizationStatus::Pending) => {
+                Ok(AuthorizationStatus::Approved)
+            }
             (Transition::Deny, AuthorizationStatus::Pending) => Ok(AuthorizationStatus::Denied),
-            (Transition::Cancel, AuthorizationStatus::Pending | AuthorizationStatus::Approved) => Ok(AuthorizationStatus::Cancelled),
+            (Transition::Cancel, AuthorizationStatus::Pending | AuthorizationStatus::Approved) => {
+                Ok(AuthorizationStatus::Cancelled)
+            }
             (Transition::Close, AuthorizationStatus::Approved) => Ok(AuthorizationStatus::Closed),
             (Transition::Approve | Transition::Deny, _) => Err(format!(
                 "only a Pending authorization can be decided; this one is {}",
@@ -111,15 +115,21 @@ pub fn check_editable(status: AuthorizationStatus) -> Result<(), String> {
 /// The person who requested an authorization does not decide it.
 pub fn check_second_person(requested_by: &str, decider: &str) -> Result<(), String> {
     if requested_by == decider {
-        Err("the supervisor who decides an authorization must not be the person who requested it"
-            .into())
+        Err(
+            "the supervisor who decides an authorization must not be the person who requested it"
+                .into(),
+        )
     } else {
         Ok(())
     }
 }
 
 /// What was planned: units and value over the occurrences.
-pub fn authorized(occurrences: usize, units_per_occurrence: Decimal, unit_value: Decimal) -> (Decimal, Decimal) {
+pub fn authorized(
+    occurrences: usize,
+    units_per_occurrence: Decimal,
+    unit_value: Decimal,
+) -> (Decimal, Decimal) {
     let units = units_per_occurrence * Decimal::from(occurrences as u64);
     (units, units * unit_value)
 }
@@ -285,7 +295,9 @@ pub fn per_occurrence(
         return uses;
     }
     for &(date, units) in deliveries {
-        let index = occurrences.partition_point(|&o| o <= date).saturating_sub(1);
+        let index = occurrences
+            .partition_point(|&o| o <= date)
+            .saturating_sub(1);
         uses[index].delivered += units;
     }
     uses
@@ -331,7 +343,9 @@ mod tests {
         // 10 authorized, 8 counted for other records: 2 remain.
         let refused = hold(&empty, dec("3"), 1, dec("8"), dec("10")).unwrap_err();
         assert_eq!(refused.remaining, dec("2"));
-        let held = hold(&empty, dec("2"), 1, dec("8"), dec("10")).unwrap().unwrap();
+        let held = hold(&empty, dec("2"), 1, dec("8"), dec("10"))
+            .unwrap()
+            .unwrap();
         assert_eq!(held.counted(), dec("2"));
         // The same hold again changes nothing.
         assert_eq!(hold(&held, dec("2"), 1, dec("10"), dec("10")), Ok(None));
@@ -340,7 +354,10 @@ mod tests {
         assert_eq!(confirmed.counted(), dec("2"));
         assert_eq!(confirmed.held_units, Decimal::ZERO);
         // A retried reservation of the stored version changes nothing.
-        assert_eq!(hold(&confirmed, dec("2"), 1, dec("10"), dec("10")), Ok(None));
+        assert_eq!(
+            hold(&confirmed, dec("2"), 1, dec("10"), dec("10")),
+            Ok(None)
+        );
         // A redelivered event changes nothing.
         assert_eq!(settle(&confirmed, dec("2"), dec("20"), 1), None);
     }
@@ -357,10 +374,14 @@ mod tests {
         // most, so 7 is refused saying 5 remain for it.
         let refused = hold(&confirmed, dec("7"), 2, dec("9"), dec("10")).unwrap_err();
         assert_eq!(refused.remaining, dec("5"));
-        let raised = hold(&confirmed, dec("5"), 2, dec("9"), dec("10")).unwrap().unwrap();
+        let raised = hold(&confirmed, dec("5"), 2, dec("9"), dec("10"))
+            .unwrap()
+            .unwrap();
         assert_eq!(raised.counted(), dec("5"));
         // Lowering counts the higher amount until the event confirms it.
-        let lowered = hold(&confirmed, dec("1"), 2, dec("9"), dec("10")).unwrap().unwrap();
+        let lowered = hold(&confirmed, dec("1"), 2, dec("9"), dec("10"))
+            .unwrap()
+            .unwrap();
         assert_eq!(lowered.counted(), dec("4"));
         let settled = settle(&lowered, dec("1"), dec("10"), 2).unwrap();
         assert_eq!(settled.counted(), dec("1"));
@@ -370,7 +391,9 @@ mod tests {
         assert_eq!(deleted.counted(), Decimal::ZERO);
         assert_eq!(settle(&deleted, dec("1"), dec("10"), 2), None);
         // An event of an older version does not drop a newer hold.
-        let pending = hold(&settled, dec("3"), 3, dec("1"), dec("10")).unwrap().unwrap();
+        let pending = hold(&settled, dec("3"), 3, dec("1"), dec("10"))
+            .unwrap()
+            .unwrap();
         let old_event = settle(&pending, dec("1"), dec("10"), 2);
         assert_eq!(old_event, None);
         // A release gives back the hold of its own version only.
@@ -392,17 +415,26 @@ mod tests {
         };
         assert!(check_covers(&c, client, service, day(15)).is_ok());
         assert_eq!(
-            check_covers(&c, Uuid::now_v7(), service, day(15)).unwrap_err().0,
+            check_covers(&c, Uuid::now_v7(), service, day(15))
+                .unwrap_err()
+                .0,
             "authorization_client"
         );
         assert_eq!(
-            check_covers(&c, client, Uuid::now_v7(), day(15)).unwrap_err().0,
+            check_covers(&c, client, Uuid::now_v7(), day(15))
+                .unwrap_err()
+                .0,
             "authorization_service"
         );
         assert_eq!(
-            check_covers(&c, client, service, NaiveDate::from_ymd_opt(2026, 4, 1).unwrap())
-                .unwrap_err()
-                .0,
+            check_covers(
+                &c,
+                client,
+                service,
+                NaiveDate::from_ymd_opt(2026, 4, 1).unwrap()
+            )
+            .unwrap_err()
+            .0,
             "authorization_period"
         );
         c.status = AuthorizationStatus::Pending;
@@ -418,11 +450,19 @@ mod tests {
         let uses = per_occurrence(
             &[day(2), day(9), day(16)],
             dec("2"),
-            &[(day(1), dec("1")), (day(3), dec("1")), (day(9), dec("2")), (day(20), dec("3"))],
+            &[
+                (day(1), dec("1")),
+                (day(3), dec("1")),
+                (day(9), dec("2")),
+                (day(20), dec("3")),
+            ],
         );
         let delivered: Vec<Decimal> = uses.iter().map(|u| u.delivered).collect();
         assert_eq!(delivered, vec![dec("2"), dec("2"), dec("3")]);
         assert!(uses.iter().all(|u| u.planned == dec("2")));
-        assert_eq!(authorized(3, dec("2"), dec("12.50")), (dec("6"), dec("75.00")));
+        assert_eq!(
+            authorized(3, dec("2"), dec("12.50")),
+            (dec("6"), dec("75.00"))
+        );
     }
 }

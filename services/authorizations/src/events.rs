@@ -64,9 +64,10 @@ pub async fn apply(platform: &Platform, envelope: &Envelope) -> anyhow::Result<(
         .unwrap_or(0);
     let delivered = envelope.event_type != "records.service_deleted.v1"
         && record.kind == ServiceRecordKind::Delivered as i32;
-    let service_date = record.service_date.as_ref().and_then(|d| {
-        chrono::NaiveDate::from_ymd_opt(d.year, d.month as u32, d.day as u32)
-    });
+    let service_date = record
+        .service_date
+        .as_ref()
+        .and_then(|d| chrono::NaiveDate::from_ymd_opt(d.year, d.month as u32, d.day as u32));
     let mut tx = platform.db.tenant_tx(envelope.tenant_id).await?;
     if !inbox::first_delivery(&mut tx, CONSUMER, envelope.id).await? {
         return Ok(());
@@ -75,8 +76,17 @@ pub async fn apply(platform: &Platform, envelope: &Envelope) -> anyhow::Result<(
     if let Some(previous) = previous
         && Some(previous) != current
     {
-        confirm(&mut tx, envelope.tenant_id, previous, record_id, Decimal::ZERO, Decimal::ZERO, version, None)
-            .await?;
+        confirm(
+            &mut tx,
+            envelope.tenant_id,
+            previous,
+            record_id,
+            Decimal::ZERO,
+            Decimal::ZERO,
+            version,
+            None,
+        )
+        .await?;
     }
     if let Some(current) = current {
         let (units, value) = if delivered {
@@ -84,8 +94,17 @@ pub async fn apply(platform: &Platform, envelope: &Envelope) -> anyhow::Result<(
         } else {
             (Decimal::ZERO, Decimal::ZERO)
         };
-        confirm(&mut tx, envelope.tenant_id, current, record_id, units, value, version, service_date)
-            .await?;
+        confirm(
+            &mut tx,
+            envelope.tenant_id,
+            current,
+            record_id,
+            units,
+            value,
+            version,
+            service_date,
+        )
+        .await?;
     }
     tx.commit().await?;
     Ok(())
@@ -102,7 +121,10 @@ async fn confirm(
     version: i64,
     service_date: Option<chrono::NaiveDate>,
 ) -> anyhow::Result<()> {
-    if store::load(tx.conn(), authorization_id, true).await?.is_none() {
+    if store::load(tx.conn(), authorization_id, true)
+        .await?
+        .is_none()
+    {
         // The records service checked the authorization when it held the units; one that is
         // not there is not this tenant's, and there is nothing to count.
         tracing::warn!(%authorization_id, %record_id, "a service record names an unknown authorization");
@@ -110,8 +132,16 @@ async fn confirm(
     }
     let before = store::draw(tx.conn(), authorization_id, record_id).await?;
     if let Some(after) = settle(&before, units, value, version) {
-        store::save_draw(tx.conn(), tenant, authorization_id, record_id, service_date, &before, &after)
-            .await?;
+        store::save_draw(
+            tx.conn(),
+            tenant,
+            authorization_id,
+            record_id,
+            service_date,
+            &before,
+            &after,
+        )
+        .await?;
     }
     Ok(())
 }

@@ -33,10 +33,9 @@ pub fn register(
 ) -> anyhow::Result<()> {
     let lookups = Arc::new(Lookups::new(catalog_endpoint, clients_endpoint)?);
     lookups.follow_events(&platform.bus, node);
-    node.add_service(AuthorizationsServiceServer::new(api::AuthorizationsApi::new(
-        platform.clone(),
-        lookups,
-    )));
+    node.add_service(AuthorizationsServiceServer::new(
+        api::AuthorizationsApi::new(platform.clone(), lookups),
+    ));
     events::follow_records(platform, node);
     worker::add(platform, node, CLOSE_INTERVAL);
     Ok(())

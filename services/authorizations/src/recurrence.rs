@@ -298,7 +298,11 @@ impl Rule {
     /// The dates of the occurrences from `begin` to `end` (both included). Refused when UNTIL
     /// is after `end`, when COUNT occurrences do not fit in the period, when nothing occurs, or
     /// when more than [`MAX_OCCURRENCES`] would.
-    pub fn occurrences(&self, begin: NaiveDate, end: NaiveDate) -> Result<Vec<NaiveDate>, RuleError> {
+    pub fn occurrences(
+        &self,
+        begin: NaiveDate,
+        end: NaiveDate,
+    ) -> Result<Vec<NaiveDate>, RuleError> {
         if end < begin {
             return refuse("the period ends before it begins");
         }
@@ -387,9 +391,8 @@ impl Rule {
 
     /// The first day of the week (by WKST) that holds `day`.
     fn week_of(&self, day: NaiveDate) -> NaiveDate {
-        let back = (7 + day.weekday().num_days_from_monday()
-            - self.week_start.num_days_from_monday())
-            % 7;
+        let back =
+            (7 + day.weekday().num_days_from_monday() - self.week_start.num_days_from_monday()) % 7;
         day - Days::new(u64::from(back))
     }
 
@@ -469,7 +472,12 @@ mod tests {
         );
         assert_eq!(
             got,
-            vec![d(2026, 3, 4), d(2026, 3, 16), d(2026, 3, 18), d(2026, 3, 30)]
+            vec![
+                d(2026, 3, 4),
+                d(2026, 3, 16),
+                d(2026, 3, 18),
+                d(2026, 3, 30)
+            ]
         );
         // With the week starting on Sunday, the same rule groups days differently.
         let sunday = dates(
@@ -511,7 +519,12 @@ mod tests {
         let got = dates("FREQ=MONTHLY", d(2026, 1, 31), d(2026, 7, 31));
         assert_eq!(
             got,
-            vec![d(2026, 1, 31), d(2026, 3, 31), d(2026, 5, 31), d(2026, 7, 31)]
+            vec![
+                d(2026, 1, 31),
+                d(2026, 3, 31),
+                d(2026, 5, 31),
+                d(2026, 7, 31)
+            ]
         );
         // The second-to-last day.
         let got = dates("FREQ=MONTHLY;BYMONTHDAY=-2", d(2026, 2, 1), d(2026, 3, 31));
@@ -532,9 +545,17 @@ mod tests {
         assert_eq!(got.len(), 4);
         // Every other day from February 28 lands on March 1 in a common year, on February
         // 29 (then March 2) in a leap year.
-        let common = dates("FREQ=DAILY;INTERVAL=2;COUNT=2", d(2027, 2, 28), d(2027, 3, 31));
+        let common = dates(
+            "FREQ=DAILY;INTERVAL=2;COUNT=2",
+            d(2027, 2, 28),
+            d(2027, 3, 31),
+        );
         assert_eq!(common, vec![d(2027, 2, 28), d(2027, 3, 2)]);
-        let leap = dates("FREQ=DAILY;INTERVAL=2;COUNT=2", d(2028, 2, 27), d(2028, 3, 31));
+        let leap = dates(
+            "FREQ=DAILY;INTERVAL=2;COUNT=2",
+            d(2028, 2, 27),
+            d(2028, 3, 31),
+        );
         assert_eq!(leap, vec![d(2028, 2, 27), d(2028, 2, 29)]);
     }
 
@@ -553,7 +574,11 @@ mod tests {
             ]
         );
         // The second Tuesday, every other month.
-        let got = dates("FREQ=MONTHLY;INTERVAL=2;BYDAY=2TU", d(2026, 1, 1), d(2026, 6, 30));
+        let got = dates(
+            "FREQ=MONTHLY;INTERVAL=2;BYDAY=2TU",
+            d(2026, 1, 1),
+            d(2026, 6, 30),
+        );
         assert_eq!(got, vec![d(2026, 1, 13), d(2026, 3, 10), d(2026, 5, 12)]);
         // The fifth Monday exists in some months only.
         let got = dates("FREQ=MONTHLY;BYDAY=5MO", d(2026, 1, 1), d(2026, 4, 30));
@@ -575,7 +600,11 @@ mod tests {
 
     #[test]
     fn count_versus_until() {
-        let count = dates("FREQ=WEEKLY;BYDAY=TU;COUNT=4", d(2026, 3, 1), d(2026, 12, 31));
+        let count = dates(
+            "FREQ=WEEKLY;BYDAY=TU;COUNT=4",
+            d(2026, 3, 1),
+            d(2026, 12, 31),
+        );
         assert_eq!(count.len(), 4);
         assert_eq!(count.last(), Some(&d(2026, 3, 24)));
         // UNTIL includes its own date.
@@ -597,7 +626,11 @@ mod tests {
             5
         );
         // Never past the end date.
-        let message = refused("FREQ=WEEKLY;BYDAY=TU;COUNT=6", d(2026, 3, 1), d(2026, 3, 31));
+        let message = refused(
+            "FREQ=WEEKLY;BYDAY=TU;COUNT=6",
+            d(2026, 3, 1),
+            d(2026, 3, 31),
+        );
         assert!(message.contains("COUNT=6 does not fit"), "{message}");
         assert!(message.contains("only 5"), "{message}");
         let message = refused(
@@ -616,7 +649,11 @@ mod tests {
 
     #[test]
     fn daily_limited_by_weekday() {
-        let got = dates("FREQ=DAILY;BYDAY=MO,TU,WE,TH,FR", d(2026, 3, 6), d(2026, 3, 10));
+        let got = dates(
+            "FREQ=DAILY;BYDAY=MO,TU,WE,TH,FR",
+            d(2026, 3, 6),
+            d(2026, 3, 10),
+        );
         assert_eq!(got, vec![d(2026, 3, 6), d(2026, 3, 9), d(2026, 3, 10)]);
     }
 
@@ -638,13 +675,19 @@ mod tests {
             ("FREQ=MONTHLY;BYMONTHDAY=32", "BYMONTHDAY value"),
             ("FREQ=MONTHLY;BYMONTHDAY=0", "BYMONTHDAY value"),
             ("FREQ=WEEKLY;BYMONTHDAY=1", "not be used with FREQ=WEEKLY"),
-            ("FREQ=MONTHLY;BYDAY=MO;BYSETPOS=-1", "BYSETPOS is not supported"),
+            (
+                "FREQ=MONTHLY;BYDAY=MO;BYSETPOS=-1",
+                "BYSETPOS is not supported",
+            ),
             ("FREQ=MONTHLY;BYMONTH=2", "BYMONTH is not supported"),
             ("FREQ=WEEKLY;FREQ=DAILY", "given twice"),
             ("FREQ=WEEKLY;COLOR=RED", "COLOR is not a part"),
             ("FREQ=WEEKLY;BYDAY", "NAME=VALUE"),
             ("FREQ=WEEKLY;UNTIL=2026-03-01", "UNTIL"),
-            ("FREQ=MONTHLY;BYMONTHDAY=30;BYDAY=MO;COUNT=40", "does not fit"),
+            (
+                "FREQ=MONTHLY;BYMONTHDAY=30;BYDAY=MO;COUNT=40",
+                "does not fit",
+            ),
         ] {
             let message = refused(rule, b, e);
             assert!(message.contains(expected), "{rule}: {message}");

@@ -99,7 +99,10 @@ pub async fn load(
 }
 
 /// Writes the plan (what a Pending authorization may change).
-pub async fn update_plan(conn: &mut PgConnection, row: &AuthorizationRow) -> Result<AuthorizationRow> {
+pub async fn update_plan(
+    conn: &mut PgConnection,
+    row: &AuthorizationRow,
+) -> Result<AuthorizationRow> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE authorizations.authorizations SET grant_id = $2, begin_date = $3, end_date = $4, \
          units_per_occurrence = $5, unit_value = $6, recurrence = $7, occurrences = $8, \
@@ -193,7 +196,11 @@ struct DrawRow {
 
 /// The draw of a record on an authorization, locked (the authorization's row must be locked
 /// first: every change to its draws goes through that lock).
-pub async fn draw(conn: &mut PgConnection, authorization_id: Uuid, record_id: Uuid) -> Result<Draw> {
+pub async fn draw(
+    conn: &mut PgConnection,
+    authorization_id: Uuid,
+    record_id: Uuid,
+) -> Result<Draw> {
     let row: Option<DrawRow> = sqlx::query_as(
         "SELECT held_units, held_version, delivered_units, delivered_value, record_version \
          FROM authorizations.draws WHERE authorization_id = $1 AND service_record_id = $2 \
@@ -273,7 +280,11 @@ pub async fn deliveries(
 
 /// Approved authorizations of every tenant whose end date is before `today`, locked (the
 /// system scope reads across tenants).
-pub async fn expired(conn: &mut PgConnection, today: NaiveDate, limit: i64) -> Result<Vec<(Uuid, Uuid)>> {
+pub async fn expired(
+    conn: &mut PgConnection,
+    today: NaiveDate,
+    limit: i64,
+) -> Result<Vec<(Uuid, Uuid)>> {
     Ok(sqlx::query_as(
         "SELECT tenant_id, id FROM authorizations.authorizations \
          WHERE status = 2 AND end_date < $1 ORDER BY end_date, id LIMIT $2 FOR UPDATE",

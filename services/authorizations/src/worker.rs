@@ -66,19 +66,24 @@ pub async fn close_expired(platform: &Platform, today: NaiveDate) -> Result<Opti
 /// Adds the closing loop to a node: a round at start and then every `interval`.
 pub fn add(platform: &Arc<Platform>, node: &mut NodeBuilder, interval: Duration) {
     let platform = platform.clone();
-    node.add_worker("authorizations-closer", move |shutdown: CancellationToken| async move {
-        loop {
-            match close_expired(&platform, Utc::now().date_naive()).await {
-                Ok(Some(closed)) if closed > 0 => {
-                    tracing::info!(closed, "closed authorizations whose end date has passed")
+    node.add_worker(
+        "authorizations-closer",
+        move |shutdown: CancellationToken| async move {
+            loop {
+                match close_expired(&platform, Utc::now().date_naive()).await {
+                    Ok(Some(closed)) if closed > 0 => {
+                        tracing::info!(closed, "closed authorizations whose end date has passed")
+                    }
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::warn!(error = %error, "closing expired authorizations failed")
+                    }
                 }
-                Ok(_) => {}
-                Err(error) => tracing::warn!(error = %error, "closing expired authorizations failed"),
+                tokio::select! {
+                    _ = tokio::time::sleep(interval) => {}
+                    _ = shutdown.cancelled() => break,
+                }
             }
-            tokio::select! {
-                _ = tokio::time::sleep(interval) => {}
-                _ = shutdown.cancelled() => break,
-            }
-        }
-    });
+        },
+    );
 }

@@ -22,14 +22,16 @@ pub enum Target {
     Catalog,
     Clients,
     Records,
+    Authorizations,
 }
 
 impl Target {
-    pub const ALL: [Target; 4] = [
+    pub const ALL: [Target; 5] = [
         Target::Tenancy,
         Target::Catalog,
         Target::Clients,
         Target::Records,
+        Target::Authorizations,
     ];
 
     pub fn name(&self) -> &'static str {
@@ -38,6 +40,7 @@ impl Target {
             Target::Catalog => "catalog",
             Target::Clients => "clients",
             Target::Records => "records",
+            Target::Authorizations => "authorizations",
         }
     }
 }
@@ -53,7 +56,7 @@ pub fn parse_targets(text: &str) -> anyhow::Result<Vec<Target>> {
             .into_iter()
             .find(|t| t.name() == part)
             .with_context(|| {
-                format!("unknown target {part}; expected all, tenancy, catalog, clients or records")
+                format!("unknown target {part}; expected all, tenancy, catalog, clients, records or authorizations")
             })?;
         if !targets.contains(&target) {
             targets.push(target);
@@ -66,13 +69,14 @@ pub fn parse_targets(text: &str) -> anyhow::Result<Vec<Target>> {
 }
 
 /// Every service's migrations, applied in version order by `caseway migrate`.
-pub fn migrators() -> [&'static Migrator; 5] {
+pub fn migrators() -> [&'static Migrator; 6] {
     [
         &caseway_platform::MIGRATOR,
         &caseway_tenancy::MIGRATOR,
         &caseway_catalog::MIGRATOR,
         &caseway_clients::MIGRATOR,
         &caseway_records::MIGRATOR,
+        &caseway_authorizations::MIGRATOR,
     ]
 }
 
@@ -98,6 +102,10 @@ pub async fn start(
         .clients_endpoint
         .clone()
         .unwrap_or_else(|| own.clone());
+    let authorizations_endpoint = config
+        .authorizations_endpoint
+        .clone()
+        .unwrap_or_else(|| own.clone());
     let platform: Arc<Platform> = Platform::new(config)?;
     let mut node = NodeBuilder::new();
     for target in targets {
@@ -106,6 +114,13 @@ pub async fn start(
             Target::Catalog => caseway_catalog::register(&platform, &mut node, &tenancy_endpoint)?,
             Target::Clients => caseway_clients::register(&platform, &mut node, &catalog_endpoint)?,
             Target::Records => caseway_records::register(
+                &platform,
+                &mut node,
+                &catalog_endpoint,
+                &clients_endpoint,
+                &authorizations_endpoint,
+            )?,
+            Target::Authorizations => caseway_authorizations::register(
                 &platform,
                 &mut node,
                 &catalog_endpoint,

@@ -64,6 +64,40 @@ pub async fn claim<Req: Message, Resp: Message + Default>(
     Ok(Claim::Replay(decoded))
 }
 
+/// The stored response of this request, if it was done before; claims nothing. For work that
+/// must not be repeated before the claim (holding units elsewhere): a request still in
+/// progress reads as not done, and its claim later waits for it.
+pub async fn previous<Req: Message, Resp: Message + Default>(
+    tx: &mut impl Scoped,
+    method: &str,
+    request_id: &str,
+    request: &Req,
+) -> Result<Option<Resp>> {
+    if request_id.is_empty() {
+        return Ok(None);
+    }
+    let tenant = tx.tenant_id().as_uuid();
+    let stored: Option<(Vec<u8>, Option<Vec<u8>>)> = sqlx::query_as(
+        "SELECT request_hash, response FROM platform.idempotency_keys \
+         WHERE tenant_id = $1 AND method = $2 AND request_id = $3",
+    )
+    .bind(tenant)
+    .bind(method)
+    .bind(request_id)
+    .fetch_optional(tx.conn())
+    .await?;
+    match stored {
+        None | Some((_, None)) => Ok(None),
+        Some((hash, _)) if hash != fingerprint(request) => Err(Error::invalid(
+            "request_id",
+            "was already used for a different request",
+        )),
+        Some((_, Some(response))) => {
+            Ok(Some(Resp::decode(&response[..]).map_err(Error::internal)?))
+        }
+    }
+}
+
 /// Stores the response of a claimed request, in the transaction that did the work.
 pub async fn complete<Resp: Message>(
     tx: &mut impl Scoped,

@@ -24,6 +24,7 @@ use caseway_platform::validate::{self, Violations, parse_id};
 use caseway_platform::{Scoped, TenantId};
 
 use crate::domain::*;
+use crate::holds::{Authorizations, Hold};
 use crate::lookups::Lookups;
 use crate::store::{self, Grouping, HistoryFilter, RecordRow};
 
@@ -32,6 +33,7 @@ const SOURCE: &str = "caseway/records";
 pub struct RecordsApi {
     platform: Arc<Platform>,
     lookups: Arc<Lookups>,
+    authorizations: Authorizations,
 }
 
 /// Who is recording, and with which credentials the other services are asked.
@@ -193,8 +195,43 @@ pub fn record_to_proto(r: &RecordRow) -> pb::ServiceRecord {
 }
 
 impl RecordsApi {
-    pub fn new(platform: Arc<Platform>, lookups: Arc<Lookups>) -> Self {
-        RecordsApi { platform, lookups }
+    pub fn new(
+        platform: Arc<Platform>,
+        lookups: Arc<Lookups>,
+        authorizations_endpoint: &str,
+    ) -> anyhow::Result<Self> {
+        Ok(RecordsApi {
+            platform,
+            lookups,
+            authorizations: Authorizations::new(authorizations_endpoint)?,
+        })
+    }
+
+    /// Holds the units of every row that names an authorization; on a refusal, gives back
+    /// what was held and fails. `prefix` names a row's field (`lines[2].`).
+    async fn hold_all(
+        &self,
+        caller: &Caller,
+        rows: &[RecordRow],
+        prefix: impl Fn(usize) -> String,
+    ) -> Result<Vec<Hold>> {
+        let auth = caller.authorization.as_ref();
+        let mut holds = Vec::new();
+        for (index, row) in rows.iter().enumerate() {
+            let field = format!("{}authorization_id", prefix(index));
+            match self
+                .authorizations
+                .hold(auth, row, row.version, &field)
+                .await
+            {
+                Ok(hold) => holds.extend(hold),
+                Err(error) => {
+                    self.authorizations.release(auth, &holds).await;
+                    return Err(error);
+                }
+            }
+        }
+        Ok(holds)
     }
 
     /// Checks a draft against the catalog and the client and makes the row to store; every
@@ -235,6 +272,12 @@ impl RecordsApi {
                 None
             }
         };
+        if draft.authorization_id.is_some() && draft.kind != Kind::Delivered {
+            v.add(
+                at("authorization_id"),
+                "only a delivered service draws on an authorization",
+            );
+        }
         let mut client_ok = true;
         if let Some(client_id) = draft.client_id
             && !self.lookups.client_exists(auth, tenant, client_id).await?
@@ -440,20 +483,56 @@ impl RecordsApi {
         let row = self.prepare(caller, &draft, "record.", &mut v).await?;
         v.finish()?;
         let row = row.expect("a row when nothing is violated");
-        let mut tx = self.platform.db.tenant_tx(caller.tenant).await?;
-        if let Claim::Replay(previous) =
-            idempotency::claim::<_, pb::RecordServiceResponse>(&mut tx, method, request_id, message)
-                .await?
-        {
-            return Ok(previous.record.unwrap_or_default());
+        // A retry of a call that drew on an authorization answers before holding again.
+        if row.authorization_id.is_some() {
+            let mut tx = self.platform.db.tenant_tx(caller.tenant).await?;
+            if let Some(previous) = idempotency::previous::<_, pb::RecordServiceResponse>(
+                &mut tx, method, request_id, message,
+            )
+            .await?
+            {
+                return Ok(previous.record.unwrap_or_default());
+            }
         }
-        let stored = Self::store_new(&mut tx, caller, std::slice::from_ref(&row)).await?;
-        let reply = pb::RecordServiceResponse {
-            record: stored.first().map(record_to_proto),
-        };
-        idempotency::complete(&mut tx, method, request_id, &reply).await?;
-        tx.commit().await?;
-        Ok(reply.record.unwrap_or_default())
+        let holds = self
+            .hold_all(caller, std::slice::from_ref(&row), |_| "record.".into())
+            .await?;
+        let stored = async {
+            let mut tx = self.platform.db.tenant_tx(caller.tenant).await?;
+            if let Claim::Replay(previous) = idempotency::claim::<_, pb::RecordServiceResponse>(
+                &mut tx, method, request_id, message,
+            )
+            .await?
+            {
+                return Ok((previous.record.unwrap_or_default(), true));
+            }
+            let stored = Self::store_new(&mut tx, caller, std::slice::from_ref(&row)).await?;
+            let reply = pb::RecordServiceResponse {
+                record: stored.first().map(record_to_proto),
+            };
+            idempotency::complete(&mut tx, method, request_id, &reply).await?;
+            tx.commit().await?;
+            Ok((reply.record.unwrap_or_default(), false))
+        }
+        .await;
+        self.settle_holds(caller, holds, &stored).await;
+        stored.map(|(record, _)| record)
+    }
+
+    /// Gives back the holds of records that were not stored: the write failed, or a retry
+    /// answered with the first result (whose own holds stand).
+    async fn settle_holds<T>(
+        &self,
+        caller: &Caller,
+        holds: Vec<Hold>,
+        outcome: &Result<(T, bool)>,
+    ) {
+        let stored = matches!(outcome, Ok((_, false)));
+        if !stored && !holds.is_empty() {
+            self.authorizations
+                .release(caller.authorization.as_ref(), &holds)
+                .await;
+        }
     }
 }
 
@@ -590,6 +669,7 @@ impl RecordsService for RecordsApi {
                 units: line.units.clone(),
                 unit_value: line.unit_value.clone(),
                 comments: line.comments.clone(),
+                authorization_id: line.authorization_id.clone(),
                 ..Default::default()
             };
             // The shared fields are named once, the lines by position.
@@ -618,19 +698,35 @@ impl RecordsService for RecordsApi {
         }
         v.finish()?;
         let method = "records.service_record.quick";
-        let mut tx = self.platform.db.tenant_tx(caller.tenant).await?;
-        if let Claim::Replay(previous) =
-            idempotency::claim(&mut tx, method, &message.request_id, &message).await?
-        {
-            return Ok(Response::new(previous));
+        if rows.iter().any(|r| r.authorization_id.is_some()) {
+            let mut tx = self.platform.db.tenant_tx(caller.tenant).await?;
+            if let Some(previous) =
+                idempotency::previous(&mut tx, method, &message.request_id, &message).await?
+            {
+                return Ok(Response::new(previous));
+            }
         }
-        let stored = Self::store_new(&mut tx, &caller, &rows).await?;
-        let reply = pb::RecordQuickServicesResponse {
-            records: stored.iter().map(record_to_proto).collect(),
-        };
-        idempotency::complete(&mut tx, method, &message.request_id, &reply).await?;
-        tx.commit().await?;
-        Ok(Response::new(reply))
+        let holds = self
+            .hold_all(&caller, &rows, |index| format!("lines[{index}]."))
+            .await?;
+        let outcome = async {
+            let mut tx = self.platform.db.tenant_tx(caller.tenant).await?;
+            if let Claim::Replay(previous) =
+                idempotency::claim(&mut tx, method, &message.request_id, &message).await?
+            {
+                return Ok((previous, true));
+            }
+            let stored = Self::store_new(&mut tx, &caller, &rows).await?;
+            let reply = pb::RecordQuickServicesResponse {
+                records: stored.iter().map(record_to_proto).collect(),
+            };
+            idempotency::complete(&mut tx, method, &message.request_id, &reply).await?;
+            tx.commit().await?;
+            Ok((reply, false))
+        }
+        .await;
+        self.settle_holds(&caller, holds, &outcome).await;
+        Ok(Response::new(outcome?.0))
     }
 
     async fn record_bulk_service(
@@ -651,6 +747,12 @@ impl RecordsService for RecordsApi {
         if message.attendees.len() > 1000 {
             v.add("attendees", "must have at most 1000 clients");
         }
+        if !template.authorization_id.is_empty() {
+            v.add(
+                "template.authorization_id",
+                "authorizations are a client's own; name them per attendee",
+            );
+        }
         if !template.client_id.is_empty() || !template.turn_away_reason_id.is_empty() {
             v.add(
                 "template",
@@ -669,6 +771,7 @@ impl RecordsService for RecordsApi {
             }
         }
         let mut results = Vec::with_capacity(message.attendees.len());
+        let mut holds = Vec::new();
         let mut rows = Vec::new();
         let mut seen = Vec::new();
         for (index, attendee) in message.attendees.iter().enumerate() {
@@ -680,6 +783,7 @@ impl RecordsService for RecordsApi {
                 } else {
                     attendee.units.clone()
                 },
+                authorization_id: attendee.authorization_id.clone(),
                 ..template.clone()
             };
             let prefix = format!("attendees[{index}].");
@@ -695,12 +799,34 @@ impl RecordsService for RecordsApi {
                 Ok(row) => row_v.finish().map(|()| row),
                 Err(e) => Err(e),
             };
+            // A row whose authorization refuses it is refused alone.
+            let outcome = match outcome {
+                Ok(Some(row)) => self
+                    .authorizations
+                    .hold(
+                        caller.authorization.as_ref(),
+                        &row,
+                        row.version,
+                        &format!("{prefix}authorization_id"),
+                    )
+                    .await
+                    .map(|hold| {
+                        holds.extend(hold);
+                        Some(row)
+                    }),
+                other => other,
+            };
             match outcome {
                 Ok(Some(row)) => {
                     rows.push((index, row));
                 }
                 Ok(None) => {}
-                Err(Error::Unavailable(reason)) => return Err(Error::Unavailable(reason).into()),
+                Err(Error::Unavailable(reason)) => {
+                    self.authorizations
+                        .release(caller.authorization.as_ref(), &holds)
+                        .await;
+                    return Err(Error::Unavailable(reason).into());
+                }
                 Err(error) => results.push(pb::BulkResult {
                     index: index as i32,
                     record: None,
@@ -708,30 +834,35 @@ impl RecordsService for RecordsApi {
                 }),
             }
         }
-        let mut tx = self.platform.db.tenant_tx(caller.tenant).await?;
-        if let Claim::Replay(previous) =
-            idempotency::claim(&mut tx, method, &message.request_id, &message).await?
-        {
-            return Ok(Response::new(previous));
+        let outcome = async {
+            let mut tx = self.platform.db.tenant_tx(caller.tenant).await?;
+            if let Claim::Replay(previous) =
+                idempotency::claim(&mut tx, method, &message.request_id, &message).await?
+            {
+                return Ok((previous, true));
+            }
+            let to_store: Vec<RecordRow> = rows.iter().map(|(_, r)| r.clone()).collect();
+            let stored = Self::store_new(&mut tx, &caller, &to_store).await?;
+            for ((index, _), row) in rows.iter().zip(&stored) {
+                results.push(pb::BulkResult {
+                    index: *index as i32,
+                    record: Some(record_to_proto(row)),
+                    error: None,
+                });
+            }
+            results.sort_by_key(|r| r.index);
+            let reply = pb::RecordBulkServiceResponse {
+                recorded: stored.len() as i32,
+                refused: (results.len() - stored.len()) as i32,
+                results,
+            };
+            idempotency::complete(&mut tx, method, &message.request_id, &reply).await?;
+            tx.commit().await?;
+            Ok((reply, false))
         }
-        let to_store: Vec<RecordRow> = rows.iter().map(|(_, r)| r.clone()).collect();
-        let stored = Self::store_new(&mut tx, &caller, &to_store).await?;
-        for ((index, _), row) in rows.iter().zip(&stored) {
-            results.push(pb::BulkResult {
-                index: *index as i32,
-                record: Some(record_to_proto(row)),
-                error: None,
-            });
-        }
-        results.sort_by_key(|r| r.index);
-        let reply = pb::RecordBulkServiceResponse {
-            recorded: stored.len() as i32,
-            refused: (results.len() - stored.len()) as i32,
-            results,
-        };
-        idempotency::complete(&mut tx, method, &message.request_id, &reply).await?;
-        tx.commit().await?;
-        Ok(Response::new(reply))
+        .await;
+        self.settle_holds(&caller, holds, &outcome).await;
+        Ok(Response::new(outcome?.0))
     }
 
     async fn get_service_record(
@@ -862,27 +993,47 @@ impl RecordsService for RecordsApi {
                 record: Some(record_to_proto(&current)),
             }));
         }
-        let mut tx = self.platform.db.tenant_tx(caller.tenant).await?;
-        let locked = store::load(tx.conn(), id, true)
-            .await?
-            .ok_or_else(|| Error::not_found("service record", id))?;
-        check_version(Some(current.version), locked.version)?;
-        let stored = store::update(tx.conn(), &next).await?;
-        audit::record(
-            &mut tx,
-            &caller.principal,
-            AuditEntry {
-                action: "records.service_record.update",
-                resource_type: "service_record",
-                resource_id: id,
-                changed_fields: &changed,
-            },
-        )
-        .await?;
-        publish(&mut tx, "updated", &stored, changed, Some(&current)).await?;
-        tx.commit().await?;
+        // What the record draws changes: hold its new units for the version about to be
+        // stored (the event of that version settles the hold, and gives the old
+        // authorization its units back if it moved).
+        let draws_change = next.authorization_id.is_some()
+            && (next.authorization_id != current.authorization_id
+                || next.units != current.units
+                || next.service_date != current.service_date);
+        let holds = if draws_change {
+            let mut held = next.clone();
+            held.version = current.version + 1;
+            self.hold_all(&caller, std::slice::from_ref(&held), |_| "record.".into())
+                .await?
+        } else {
+            Vec::new()
+        };
+        let outcome = async {
+            let mut tx = self.platform.db.tenant_tx(caller.tenant).await?;
+            let locked = store::load(tx.conn(), id, true)
+                .await?
+                .ok_or_else(|| Error::not_found("service record", id))?;
+            check_version(Some(current.version), locked.version)?;
+            let stored = store::update(tx.conn(), &next).await?;
+            audit::record(
+                &mut tx,
+                &caller.principal,
+                AuditEntry {
+                    action: "records.service_record.update",
+                    resource_type: "service_record",
+                    resource_id: id,
+                    changed_fields: &changed,
+                },
+            )
+            .await?;
+            publish(&mut tx, "updated", &stored, changed, Some(&current)).await?;
+            tx.commit().await?;
+            Ok((stored, false))
+        }
+        .await;
+        self.settle_holds(&caller, holds, &outcome).await;
         Ok(Response::new(pb::UpdateServiceRecordResponse {
-            record: Some(record_to_proto(&stored)),
+            record: Some(record_to_proto(&outcome?.0)),
         }))
     }
 
@@ -899,11 +1050,14 @@ impl RecordsService for RecordsApi {
         v.text("reason", &message.reason, 1, 1000);
         v.finish()?;
         let mut tx = self.platform.db.tenant_tx(tenant).await?;
-        let row = store::load(tx.conn(), id, true)
+        let mut row = store::load(tx.conn(), id, true)
             .await?
             .ok_or_else(|| Error::not_found("service record", id))?;
         check_version(expected, row.version)?;
         store::delete(tx.conn(), id, &message.reason).await?;
+        // The event carries the version the delete made, so a consumer can tell it from
+        // (and put it after) the record's earlier events.
+        row.version += 1;
         audit::record(
             &mut tx,
             &principal,

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod domain;
+pub mod holds;
 pub mod lookups;
 pub mod store;
 
@@ -14,18 +15,21 @@ use caseway_platform::server::{NodeBuilder, Platform};
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/records");
 
 /// Adds the records service to a node: it asks the catalog at `catalog_endpoint` and the
-/// clients service at `clients_endpoint`, and follows their events to keep its caches.
+/// clients service at `clients_endpoint`, follows their events to keep its caches, and holds
+/// authorized units with the authorizations service at `authorizations_endpoint`.
 pub fn register(
     platform: &Arc<Platform>,
     node: &mut NodeBuilder,
     catalog_endpoint: &str,
     clients_endpoint: &str,
+    authorizations_endpoint: &str,
 ) -> anyhow::Result<()> {
     let lookups = Arc::new(lookups::Lookups::new(catalog_endpoint, clients_endpoint)?);
     lookups.follow_events(&platform.bus, node);
     node.add_service(RecordsServiceServer::new(api::RecordsApi::new(
         platform.clone(),
         lookups,
-    )));
+        authorizations_endpoint,
+    )?));
     Ok(())
 }

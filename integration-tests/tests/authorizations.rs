@@ -1,0 +1,1329 @@
+//! Service authorizations over real gRPC, PostgreSQL and RabbitMQ: plans from a recurrence,
+//! the approval workflow with separation of duties, the drawdown by recorded services under
+//! 64 concurrent recordings, deletes and redelivered events, the closing worker, and tenant
+//! isolation.
+
+use std::time::Duration;
+
+use tonic::Code;
+use tonic_types::StatusExt;
+use uuid::Uuid;
+
+use caseway_api::authorizations::v1 as pb;
+use caseway_api::catalog::v1 as catalog_pb;
+use caseway_api::clients::v1 as clients_pb;
+use caseway_api::records::v1 as records_pb;
+use caseway_integration_tests::{TestEnv, TestNode, authed, date, violated_fields};
+use caseway_platform::TenantId;
+use caseway_platform::auth::Role;
+
+/// One tenant's catalog, people and clients.
+struct Fixture {
+    tenant: TenantId,
+    admin: String,
+    /// A case worker of NORTH (user "ana").
+    worker: String,
+    /// A case worker of SOUTH only.
+    south_worker: String,
+    /// Two supervisors: "bo" and "cy".
+    bo: String,
+    cy: String,
+    /// Counseling sessions: a COUNT service at 45.00 a session, open to every organization.
+    sessions: String,
+    /// A service restricted to NORTH.
+    north_only: String,
+    grant: String,
+    old_grant: String,
+    reason: String,
+    goal: String,
+    maria: String,
+    john: String,
+}
+
+async fn fixture(env: &TestEnv, node: &TestNode, slug: &str) -> Fixture {
+    let tenant = node.create_tenant(env, slug).await;
+    let admin = env.token_for("admin", tenant, &[Role::TenantAdmin], &[]);
+    let north = node.create_organization(&admin, "NORTH").await;
+    let south = node.create_organization(&admin, "SOUTH").await;
+    let worker = env.token_for("ana", tenant, &[Role::Caseworker], &[north]);
+    let south_worker = env.token_for("dee", tenant, &[Role::Caseworker], &[south]);
+    let bo = env.token_for("bo", tenant, &[Role::Supervisor], &[north]);
+    let cy = env.token_for("cy", tenant, &[Role::Supervisor], &[north]);
+    let catalog = node.catalog.clone();
+    let grant = |code: &str, year: i32| {
+        let mut catalog = catalog.clone();
+        let admin = admin.clone();
+        let code = code.to_string();
+        async move {
+            catalog
+                .create_grant(authed(
+                    &admin,
+                    catalog_pb::CreateGrantRequest {
+                        request_id: String::new(),
+                        grant: Some(catalog_pb::Grant {
+                            name: code.clone(),
+                            code,
+                            funder: "HUD".into(),
+                            start_date: Some(date(year, 1, 1)),
+                            end_date: Some(date(year, 12, 31)),
+                            ..Default::default()
+                        }),
+                    },
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+                .grant
+                .unwrap()
+                .id
+        }
+    };
+    let grant_2026 = grant("ESG", 2026).await;
+    let grant_2025 = grant("OLD", 2025).await;
+    let service = |code: &str, orgs: Vec<String>| {
+        let mut catalog = catalog.clone();
+        let admin = admin.clone();
+        let grants = vec![grant_2026.clone(), grant_2025.clone()];
+        let code = code.to_string();
+        async move {
+            catalog
+                .create_service(authed(
+                    &admin,
+                    catalog_pb::CreateServiceRequest {
+                        request_id: String::new(),
+                        service: Some(catalog_pb::Service {
+                            name: format!("Service {code}"),
+                            code,
+                            unit_of_measure: catalog_pb::UnitOfMeasure::Count as i32,
+                            default_unit_value: "45.00".into(),
+                            delivery_mode: catalog_pb::DeliveryMode::Direct as i32,
+                            organization_ids: orgs,
+                            grant_ids: grants,
+                            ..Default::default()
+                        }),
+                    },
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+                .service
+                .unwrap()
+                .id
+        }
+    };
+    let sessions = service("FC", vec![]).await;
+    let north_only = service("FN", vec![north.to_string()]).await;
+    let code = |list: catalog_pb::CodeList, code: &str| {
+        let mut catalog = catalog.clone();
+        let request = catalog_pb::CreateCodeValueRequest {
+            request_id: String::new(),
+            code_value: Some(catalog_pb::CodeValue {
+                code_list: list as i32,
+                label: code.to_lowercase(),
+                code: code.into(),
+                ..Default::default()
+            }),
+        };
+        let admin = admin.clone();
+        async move {
+            catalog
+                .create_code_value(authed(&admin, request))
+                .await
+                .unwrap()
+                .into_inner()
+                .code_value
+                .unwrap()
+                .id
+        }
+    };
+    let reason = code(catalog_pb::CodeList::Reason, "EVICTION").await;
+    let goal = code(catalog_pb::CodeList::Goal, "STABLE-HOUSING").await;
+    let maria = client(node, &worker, "Maria").await;
+    let john = client(node, &worker, "John").await;
+    Fixture {
+        tenant,
+        admin,
+        worker,
+        south_worker,
+        bo,
+        cy,
+        sessions,
+        north_only,
+        grant: grant_2026,
+        old_grant: grant_2025,
+        reason,
+        goal,
+        maria,
+        john,
+    }
+}
+
+async fn client(node: &TestNode, token: &str, first: &str) -> String {
+    node.clients
+        .clone()
+        .create_client(authed(
+            token,
+            clients_pb::CreateClientRequest {
+                request_id: String::new(),
+                client: Some(clients_pb::Client {
+                    first_name: first.into(),
+                    last_name: "Client".into(),
+                    ..Default::default()
+                }),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .client
+        .unwrap()
+        .id
+}
+
+impl Fixture {
+    /// Maria's counseling sessions in March 2026 under `rule`.
+    fn plan(&self, rule: &str, units: &str) -> pb::Authorization {
+        pb::Authorization {
+            client_id: self.maria.clone(),
+            service_id: self.sessions.clone(),
+            grant_id: self.grant.clone(),
+            begin_date: Some(date(2026, 3, 1)),
+            end_date: Some(date(2026, 3, 31)),
+            units_per_occurrence: units.into(),
+            recurrence: rule.into(),
+            reason_id: self.reason.clone(),
+            goal_id: self.goal.clone(),
+            reason: "Rent arrears after a job loss".into(),
+            goals: "Keep the apartment".into(),
+            ..Default::default()
+        }
+    }
+
+    /// A session for Maria drawing on `authorization`.
+    fn session(&self, authorization: &str, units: &str, day: u32) -> records_pb::ServiceRecord {
+        records_pb::ServiceRecord {
+            client_id: self.maria.clone(),
+            service_id: self.sessions.clone(),
+            service_date: Some(date(2026, 3, day as i32)),
+            grant_id: self.grant.clone(),
+            units: units.into(),
+            authorization_id: authorization.into(),
+            ..Default::default()
+        }
+    }
+}
+
+async fn create(
+    node: &TestNode,
+    token: &str,
+    authorization: pb::Authorization,
+) -> Result<pb::Authorization, tonic::Status> {
+    node.authorizations
+        .clone()
+        .create_authorization(authed(
+            token,
+            pb::CreateAuthorizationRequest {
+                request_id: String::new(),
+                authorization: Some(authorization),
+            },
+        ))
+        .await
+        .map(|r| r.into_inner().authorization.unwrap())
+}
+
+async fn approve(
+    node: &TestNode,
+    token: &str,
+    id: &str,
+) -> Result<pb::Authorization, tonic::Status> {
+    node.authorizations
+        .clone()
+        .approve_authorization(authed(
+            token,
+            pb::ApproveAuthorizationRequest {
+                id: id.into(),
+                etag: String::new(),
+            },
+        ))
+        .await
+        .map(|r| r.into_inner().authorization.unwrap())
+}
+
+/// An approved authorization of Maria's sessions: `rule`, `units` each, requested by the
+/// worker and approved by bo.
+async fn approved(node: &TestNode, f: &Fixture, rule: &str, units: &str) -> pb::Authorization {
+    let created = create(node, &f.worker, f.plan(rule, units)).await.unwrap();
+    approve(node, &f.bo, &created.id).await.unwrap()
+}
+
+async fn utilization(node: &TestNode, token: &str, id: &str) -> pb::Utilization {
+    node.authorizations
+        .clone()
+        .get_authorization_utilization(authed(
+            token,
+            pb::GetAuthorizationUtilizationRequest {
+                authorization_id: id.into(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .utilization
+        .unwrap()
+}
+
+/// Waits until the utilization satisfies `ready` (the records' events arrive through
+/// RabbitMQ); panics after 10 s showing the last one.
+async fn utilization_when(
+    node: &TestNode,
+    token: &str,
+    id: &str,
+    ready: impl Fn(&pb::Utilization) -> bool,
+) -> pb::Utilization {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let u = utilization(node, token, id).await;
+        if ready(&u) {
+            return u;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("utilization did not follow within 10 s: {u:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn record(
+    node: &TestNode,
+    token: &str,
+    request_id: &str,
+    record: records_pb::ServiceRecord,
+) -> Result<records_pb::ServiceRecord, tonic::Status> {
+    node.records
+        .clone()
+        .record_service(authed(
+            token,
+            records_pb::RecordServiceRequest {
+                request_id: request_id.into(),
+                record: Some(record),
+            },
+        ))
+        .await
+        .map(|r| r.into_inner().record.unwrap())
+}
+
+fn rule_of(status: &tonic::Status) -> String {
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    status
+        .get_details_precondition_failure()
+        .expect("precondition details")
+        .violations[0]
+        .r#type
+        .clone()
+}
+
+#[tokio::test]
+async fn an_authorization_is_planned_from_its_recurrence_and_checked() {
+    let env = TestEnv::new().await;
+    let mut events = env.bus.listen("authorizations.#").await;
+    let node = env.start(&caseway::Target::ALL).await;
+    let f = fixture(&env, &node, "auth-plan").await;
+
+    // Mondays and Thursdays of March 2026, two sessions each.
+    let created = create(&node, &f.worker, f.plan("FREQ=WEEKLY;BYDAY=MO,TH", "2"))
+        .await
+        .unwrap();
+    assert_eq!(created.status, pb::AuthorizationStatus::Pending as i32);
+    assert_eq!(created.requested_by, "ana");
+    assert_eq!(created.unit_of_measure, "COUNT");
+    assert_eq!(created.unit_value, "45", "defaults from the catalog");
+    let days: Vec<i32> = created.occurrences.iter().map(|d| d.day).collect();
+    assert_eq!(days, [2, 5, 9, 12, 16, 19, 23, 26, 30]);
+    assert_eq!(created.occurrence_count, 9);
+    assert_eq!(created.authorized_units, "18");
+    assert_eq!(created.authorized_value, "810");
+    let (envelope, _) = events
+        .expect(
+            "authorizations.authorization_requested.v1",
+            Duration::from_secs(10),
+        )
+        .await;
+    assert_eq!(envelope.subject, created.id);
+    assert_eq!(envelope.tenant_id, f.tenant);
+
+    // The last Friday of each month, with its own unit value; stored canonically.
+    let mut plan = f.plan("rrule:freq=monthly;byday=-1fr", "1");
+    plan.begin_date = Some(date(2026, 1, 1));
+    plan.end_date = Some(date(2026, 6, 30));
+    plan.unit_value = "50.00".into();
+    let monthly = create(&node, &f.worker, plan).await.unwrap();
+    assert_eq!(monthly.recurrence, "FREQ=MONTHLY;BYDAY=-1FR");
+    let days: Vec<(i32, i32)> = monthly
+        .occurrences
+        .iter()
+        .map(|d| (d.month, d.day))
+        .collect();
+    assert_eq!(days, [(1, 30), (2, 27), (3, 27), (4, 24), (5, 29), (6, 26)]);
+    assert_eq!(monthly.authorized_value, "300");
+
+    // The same request id again: one authorization.
+    let request = pb::CreateAuthorizationRequest {
+        request_id: "plan-1".into(),
+        authorization: Some(f.plan("FREQ=DAILY;COUNT=3", "1")),
+    };
+    let first = node
+        .authorizations
+        .clone()
+        .create_authorization(authed(&f.worker, request.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    let again = node
+        .authorizations
+        .clone()
+        .create_authorization(authed(&f.worker, request))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first, again);
+    let listed = node
+        .authorizations
+        .clone()
+        .list_client_authorizations(authed(
+            &f.worker,
+            pb::ListClientAuthorizationsRequest {
+                client_id: f.maria.clone(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .authorizations;
+    assert_eq!(listed.len(), 3);
+
+    // Every refusal names its field and the rule.
+    let refused = |plan: pb::Authorization, token: String| {
+        let node = &node;
+        async move {
+            let status = create(node, &token, plan).await.unwrap_err();
+            assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+            (violated_fields(&status), status.message().to_string())
+        }
+    };
+    let mut plan = f.plan("FREQ=YEARLY", "1");
+    let (fields, message) = refused(plan.clone(), f.worker.clone()).await;
+    assert_eq!(fields, ["authorization.recurrence"]);
+    assert!(
+        message.contains("FREQ=YEARLY is not supported"),
+        "{message}"
+    );
+    plan.recurrence = "FREQ=MONTHLY;BYDAY=MO;BYSETPOS=-1".into();
+    let (fields, message) = refused(plan.clone(), f.worker.clone()).await;
+    assert_eq!(fields, ["authorization.recurrence"]);
+    assert!(message.contains("BYSETPOS is not supported"), "{message}");
+    plan.recurrence = "FREQ=WEEKLY;BYDAY=TU;COUNT=6".into();
+    let (_, message) = refused(plan.clone(), f.worker.clone()).await;
+    assert!(message.contains("COUNT=6 does not fit"), "{message}");
+    plan.recurrence = "FREQ=WEEKLY;UNTIL=20260430".into();
+    let (_, message) = refused(plan.clone(), f.worker.clone()).await;
+    assert!(message.contains("after the end date"), "{message}");
+    let mut plan = f.plan("FREQ=WEEKLY", "1.5");
+    let (fields, message) = refused(plan.clone(), f.worker.clone()).await;
+    assert_eq!(fields, ["authorization.units_per_occurrence"]);
+    assert!(message.contains("whole"), "{message}");
+    plan.units_per_occurrence = "1".into();
+    plan.grant_id = f.old_grant.clone();
+    let (fields, message) = refused(plan.clone(), f.worker.clone()).await;
+    assert_eq!(fields, ["authorization.grant_id"]);
+    assert!(message.contains("does not cover"), "{message}");
+    plan.grant_id = f.grant.clone();
+    plan.end_date = Some(date(2026, 2, 1));
+    let (fields, _) = refused(plan.clone(), f.worker.clone()).await;
+    assert_eq!(fields, ["authorization.end_date"]);
+    let mut plan = f.plan("FREQ=WEEKLY", "1");
+    plan.client_id = Uuid::now_v7().to_string();
+    plan.reason_id = f.goal.clone();
+    let (fields, _) = refused(plan, f.worker.clone()).await;
+    assert_eq!(
+        fields,
+        ["authorization.client_id", "authorization.reason_id"]
+    );
+    let mut plan = f.plan("FREQ=WEEKLY", "1");
+    plan.service_id = f.north_only.clone();
+    // The catalog does not show SOUTH a service of NORTH's.
+    let (fields, _) = refused(plan, f.south_worker.clone()).await;
+    assert_eq!(fields, ["authorization.service_id"]);
+    let mut plan = f.plan("", "");
+    plan.begin_date = None;
+    let (fields, _) = refused(plan, f.worker.clone()).await;
+    assert_eq!(
+        fields,
+        [
+            "authorization.recurrence",
+            "authorization.units_per_occurrence",
+            "authorization.begin_date"
+        ]
+    );
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_workflow_separates_duties_and_allows_edits_only_while_pending() {
+    let env = TestEnv::new().await;
+    let mut events = env.bus.listen("authorizations.#").await;
+    let node = env.start(&caseway::Target::ALL).await;
+    let f = fixture(&env, &node, "auth-flow").await;
+    let mut api = node.authorizations.clone();
+
+    // Requested by supervisor bo: bo may not decide it, a case worker may not either.
+    let created = create(&node, &f.bo, f.plan("FREQ=WEEKLY;BYDAY=MO", "1"))
+        .await
+        .unwrap();
+    let status = approve(&node, &f.bo, &created.id).await.unwrap_err();
+    assert_eq!(rule_of(&status), "separation_of_duties");
+    assert!(
+        status
+            .message()
+            .contains("must not be the person who requested")
+    );
+    let status = api
+        .deny_authorization(authed(
+            &f.bo,
+            pb::DenyAuthorizationRequest {
+                id: created.id.clone(),
+                etag: String::new(),
+                reason: "no".into(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(rule_of(&status), "separation_of_duties");
+    let status = approve(&node, &f.worker, &created.id).await.unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+
+    // Edits while Pending, with the etag; a stale etag is refused.
+    let update = |etag: &str, units: &str| pb::UpdateAuthorizationRequest {
+        authorization: Some(pb::Authorization {
+            id: created.id.clone(),
+            etag: etag.into(),
+            units_per_occurrence: units.into(),
+            recurrence: "FREQ=WEEKLY;BYDAY=MO,WE".into(),
+            ..Default::default()
+        }),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["units_per_occurrence".into(), "recurrence".into()],
+        }),
+    };
+    let edited = api
+        .update_authorization(authed(&f.worker, update(&created.etag, "2")))
+        .await
+        .unwrap()
+        .into_inner()
+        .authorization
+        .unwrap();
+    assert_eq!(edited.occurrence_count, 9);
+    assert_eq!(edited.authorized_units, "18");
+    let (envelope, _) = events
+        .expect(
+            "authorizations.authorization_updated.v1",
+            Duration::from_secs(10),
+        )
+        .await;
+    assert_eq!(envelope.subject, created.id);
+    let status = api
+        .update_authorization(authed(&f.worker, update(&created.etag, "3")))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Aborted);
+
+    // Approved by cy, with the etag of what cy read.
+    let approved = api
+        .approve_authorization(authed(
+            &f.cy,
+            pb::ApproveAuthorizationRequest {
+                id: created.id.clone(),
+                etag: edited.etag.clone(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .authorization
+        .unwrap();
+    assert_eq!(approved.status, pb::AuthorizationStatus::Approved as i32);
+    assert_eq!(approved.decided_by, "cy");
+    assert!(approved.decide_time.is_some());
+    let (envelope, _) = events
+        .expect(
+            "authorizations.authorization_approved.v1",
+            Duration::from_secs(10),
+        )
+        .await;
+    assert_eq!(envelope.subject, created.id);
+
+    // No edits, no second decision after approval.
+    let status = api
+        .update_authorization(authed(&f.worker, update("", "3")))
+        .await
+        .unwrap_err();
+    assert_eq!(rule_of(&status), "authorization_pending");
+    assert!(status.message().contains("Approved"));
+    let status = approve(&node, &f.cy, &created.id).await.unwrap_err();
+    assert_eq!(rule_of(&status), "authorization_status");
+
+    // Approved -> Closed; nothing after that.
+    let closed = api
+        .close_authorization(authed(
+            &f.admin,
+            pb::CloseAuthorizationRequest {
+                id: created.id.clone(),
+                etag: String::new(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .authorization
+        .unwrap();
+    assert_eq!(closed.status, pb::AuthorizationStatus::Closed as i32);
+    events
+        .expect(
+            "authorizations.authorization_closed.v1",
+            Duration::from_secs(10),
+        )
+        .await;
+    let cancel = |id: &str, reason: &str| pb::CancelAuthorizationRequest {
+        id: id.into(),
+        etag: String::new(),
+        reason: reason.into(),
+    };
+    let status = api
+        .cancel_authorization(authed(&f.cy, cancel(&created.id, "moved away")))
+        .await
+        .unwrap_err();
+    assert_eq!(rule_of(&status), "authorization_status");
+
+    // Denied with a reason (required), and cancelled.
+    let second = create(&node, &f.worker, f.plan("FREQ=WEEKLY", "1"))
+        .await
+        .unwrap();
+    let deny = |reason: &str| pb::DenyAuthorizationRequest {
+        id: second.id.clone(),
+        etag: String::new(),
+        reason: reason.into(),
+    };
+    let status = api
+        .deny_authorization(authed(&f.bo, deny("")))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&status), ["reason"]);
+    let denied = api
+        .deny_authorization(authed(&f.bo, deny("Not eligible for this fund")))
+        .await
+        .unwrap()
+        .into_inner()
+        .authorization
+        .unwrap();
+    assert_eq!(denied.status, pb::AuthorizationStatus::Denied as i32);
+    assert_eq!(denied.decision_reason, "Not eligible for this fund");
+    let third = create(&node, &f.worker, f.plan("FREQ=WEEKLY", "1"))
+        .await
+        .unwrap();
+    let cancelled = api
+        .cancel_authorization(authed(&f.bo, cancel(&third.id, "moved away")))
+        .await
+        .unwrap()
+        .into_inner()
+        .authorization
+        .unwrap();
+    assert_eq!(cancelled.status, pb::AuthorizationStatus::Cancelled as i32);
+
+    // Every transition is in the history, newest first.
+    let history = api
+        .list_authorization_history(authed(
+            &f.worker,
+            pb::ListAuthorizationHistoryRequest {
+                authorization_id: created.id.clone(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    let actions: Vec<(&str, &str)> = history
+        .iter()
+        .map(|e| (e.action.as_str(), e.actor.as_str()))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("authorizations.authorization.closed", "admin"),
+            ("authorizations.authorization.approved", "cy"),
+            ("authorizations.authorization.updated", "ana"),
+            ("authorizations.authorization.requested", "bo"),
+        ]
+    );
+    assert_eq!(
+        history[2].changed_fields,
+        ["units_per_occurrence", "recurrence"]
+    );
+
+    // The client's list, filtered and paged.
+    let list = |statuses: Vec<i32>, page_size: i32, page_token: String| {
+        let mut api = api.clone();
+        let request = pb::ListClientAuthorizationsRequest {
+            client_id: f.maria.clone(),
+            statuses,
+            page_size,
+            page_token,
+            ..Default::default()
+        };
+        let token = f.worker.clone();
+        async move {
+            api.list_client_authorizations(authed(&token, request))
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    let page = list(vec![], 2, String::new()).await;
+    assert_eq!(page.authorizations.len(), 2);
+    assert_eq!(page.authorizations[0].id, third.id, "newest first");
+    let rest = list(vec![], 2, page.next_page_token.clone()).await;
+    assert_eq!(rest.authorizations.len(), 1);
+    assert_eq!(rest.authorizations[0].id, created.id);
+    assert!(rest.next_page_token.is_empty());
+    let denied_only = list(
+        vec![pb::AuthorizationStatus::Denied as i32],
+        0,
+        String::new(),
+    )
+    .await;
+    assert_eq!(denied_only.authorizations.len(), 1);
+    assert_eq!(denied_only.authorizations[0].id, second.id);
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn sixty_four_parallel_recordings_never_overspend_an_authorization() {
+    let env = TestEnv::new().await;
+    let node = env.start(&caseway::Target::ALL).await;
+    let f = fixture(&env, &node, "auth-race").await;
+    // Ten Mondays-to-Fridays... ten weekdays of two sessions: 20 units.
+    let authorization = approved(&node, &f, "FREQ=DAILY;BYDAY=MO,TU,WE,TH,FR;COUNT=10", "2").await;
+    assert_eq!(authorization.authorized_units, "20");
+
+    // 64 workers record 3 sessions each at once: 6 fit (18 units), 58 do not.
+    let calls: Vec<_> = (0..64)
+        .map(|i| {
+            let node_records = node.records.clone();
+            let token = f.worker.clone();
+            let session = f.session(&authorization.id, "3", 2 + (i % 10));
+            tokio::spawn(async move {
+                node_records
+                    .clone()
+                    .record_service(authed(
+                        &token,
+                        records_pb::RecordServiceRequest {
+                            request_id: format!("race-{i}"),
+                            record: Some(session),
+                        },
+                    ))
+                    .await
+                    .map(|r| r.into_inner().record.unwrap())
+            })
+        })
+        .collect();
+    let mut accepted = Vec::new();
+    let mut refused = 0;
+    for (i, call) in calls.into_iter().enumerate() {
+        match call.await.unwrap() {
+            Ok(record) => accepted.push((i, record)),
+            Err(status) => {
+                assert_eq!(rule_of(&status), "authorization_units_remaining");
+                assert!(
+                    status
+                        .message()
+                        .contains("has 2 units remaining; 3 were asked"),
+                    "{}",
+                    status.message()
+                );
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!(accepted.len(), 6, "exactly what the authorization covers");
+    assert_eq!(refused, 58);
+
+    // Every accepted call counted once, through the records' events.
+    let u = utilization_when(&node, &f.worker, &authorization.id, |u| {
+        u.delivered_units == "18" && u.held_units == "0"
+    })
+    .await;
+    assert_eq!(u.service_record_count, 6);
+    assert_eq!(u.remaining_units, "2");
+    assert_eq!(u.delivered_value, "810");
+    assert_eq!(u.remaining_value, "90");
+
+    // A retried accepted call is answered from the first result and draws nothing more.
+    let (i, first) = &accepted[0];
+    let retried = record(
+        &node,
+        &f.worker,
+        &format!("race-{i}"),
+        f.session(&authorization.id, "3", 2 + (*i as u32 % 10)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(retried.id, first.id);
+    // The last 2 units still go to a new record, and then nothing does.
+    record(&node, &f.worker, "", f.session(&authorization.id, "2", 20))
+        .await
+        .unwrap();
+    let status = record(&node, &f.worker, "", f.session(&authorization.id, "1", 20))
+        .await
+        .unwrap_err();
+    assert!(status.message().contains("has 0 units remaining"));
+    let u = utilization_when(&node, &f.worker, &authorization.id, |u| {
+        u.delivered_units == "20"
+    })
+    .await;
+    assert_eq!(u.remaining_units, "0");
+    assert_eq!(u.service_record_count, 7);
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn deletes_give_units_back_and_redelivered_events_change_nothing() {
+    let env = TestEnv::new().await;
+    let mut record_events = env.bus.listen("records.#").await;
+    let node = env.start(&caseway::Target::ALL).await;
+    let f = fixture(&env, &node, "auth-delete").await;
+    // Weekly on Monday in March 2026: 5 Mondays x 2 = 10 units.
+    let authorization = approved(&node, &f, "FREQ=WEEKLY;BYDAY=MO", "2").await;
+
+    let first = record(&node, &f.worker, "", f.session(&authorization.id, "4", 2))
+        .await
+        .unwrap();
+    let (recorded, _) = record_events
+        .expect("records.service_recorded.v1", Duration::from_secs(10))
+        .await;
+    let u = utilization_when(&node, &f.worker, &authorization.id, |u| {
+        u.delivered_units == "4"
+    })
+    .await;
+    assert_eq!(u.remaining_units, "6");
+    // Planned against delivered per occurrence: 4 on the first Monday, nothing since.
+    let per: Vec<(i32, &str, &str)> = u
+        .occurrences
+        .iter()
+        .map(|o| {
+            (
+                o.date.as_ref().unwrap().day,
+                o.delivered_units.as_str(),
+                o.variance_units.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        per,
+        [
+            (2, "4", "2"),
+            (9, "0", "-2"),
+            (16, "0", "-2"),
+            (23, "0", "-2"),
+            (30, "0", "-2")
+        ]
+    );
+
+    // The same event delivered again (as RabbitMQ does after a lost ack): counted once. A
+    // later recording's event comes after it on the queue, so once that one shows, the
+    // duplicate was handled.
+    env.bus
+        .bus
+        .publish_confirmed(std::slice::from_ref(&recorded))
+        .await
+        .unwrap();
+    record(&node, &f.worker, "", f.session(&authorization.id, "1", 9))
+        .await
+        .unwrap();
+    let u = utilization_when(&node, &f.worker, &authorization.id, |u| {
+        u.service_record_count == 2
+    })
+    .await;
+    assert_eq!(u.delivered_units, "5");
+
+    // A change of units moves the drawdown; more than remains is refused.
+    let mut records_api = node.records.clone();
+    let update = |units: &str, etag: &str| records_pb::UpdateServiceRecordRequest {
+        record: Some(records_pb::ServiceRecord {
+            id: first.id.clone(),
+            etag: etag.into(),
+            units: units.into(),
+            ..Default::default()
+        }),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["units".into()],
+        }),
+    };
+    let status = records_api
+        .update_service_record(authed(&f.worker, update("10", "")))
+        .await
+        .unwrap_err();
+    assert_eq!(rule_of(&status), "authorization_units_remaining");
+    assert!(
+        status.message().contains("has 9 units remaining"),
+        "{}",
+        status.message()
+    );
+    let updated = records_api
+        .update_service_record(authed(&f.worker, update("6", &first.etag)))
+        .await
+        .unwrap()
+        .into_inner()
+        .record
+        .unwrap();
+    utilization_when(&node, &f.worker, &authorization.id, |u| {
+        u.delivered_units == "7" && u.remaining_units == "3"
+    })
+    .await;
+
+    // Deleting gives the units back.
+    records_api
+        .delete_service_record(authed(
+            &f.bo,
+            records_pb::DeleteServiceRecordRequest {
+                id: first.id.clone(),
+                etag: updated.etag.clone(),
+                reason: "entered twice".into(),
+            },
+        ))
+        .await
+        .unwrap();
+    let u = utilization_when(&node, &f.worker, &authorization.id, |u| {
+        u.delivered_units == "1"
+    })
+    .await;
+    assert_eq!(u.remaining_units, "9");
+    assert_eq!(u.service_record_count, 1);
+    // The deleted record's first event again, under a new event id (the inbox cannot tell):
+    // its record version is older than the delete's, so nothing is drawn for it.
+    let mut replay = recorded.clone();
+    replay.id = Uuid::now_v7();
+    env.bus.bus.publish_confirmed(&[replay]).await.unwrap();
+    record(&node, &f.worker, "", f.session(&authorization.id, "1", 16))
+        .await
+        .unwrap();
+    let u = utilization_when(&node, &f.worker, &authorization.id, |u| {
+        u.service_record_count == 2
+    })
+    .await;
+    assert_eq!(u.delivered_units, "2", "an older version changes nothing");
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_record_draws_only_on_an_authorization_that_covers_it() {
+    let env = TestEnv::new().await;
+    let node = env.start(&caseway::Target::ALL).await;
+    let f = fixture(&env, &node, "auth-cover").await;
+    let authorization = approved(&node, &f, "FREQ=WEEKLY;BYDAY=MO", "2").await;
+    let pending = create(&node, &f.worker, f.plan("FREQ=WEEKLY;BYDAY=MO", "2"))
+        .await
+        .unwrap();
+
+    let status = record(&node, &f.worker, "", f.session(&pending.id, "1", 2))
+        .await
+        .unwrap_err();
+    assert_eq!(rule_of(&status), "authorization_approved");
+    let mut johns = f.session(&authorization.id, "1", 2);
+    johns.client_id = f.john.clone();
+    let status = record(&node, &f.worker, "", johns).await.unwrap_err();
+    assert_eq!(rule_of(&status), "authorization_client");
+    let mut other = f.session(&authorization.id, "1", 2);
+    other.service_id = f.north_only.clone();
+    let status = record(&node, &f.worker, "", other).await.unwrap_err();
+    assert_eq!(rule_of(&status), "authorization_service");
+    let mut april = f.session(&authorization.id, "1", 2);
+    april.service_date = Some(date(2026, 4, 6));
+    let status = record(&node, &f.worker, "", april).await.unwrap_err();
+    assert_eq!(rule_of(&status), "authorization_period");
+    assert!(
+        status
+            .message()
+            .contains("outside the authorization's period")
+    );
+    let status = record(
+        &node,
+        &f.worker,
+        "",
+        f.session(&Uuid::now_v7().to_string(), "1", 2),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(violated_fields(&status), ["record.authorization_id"]);
+    // A turn-away draws nothing.
+    let mut turn_away = f.session(&authorization.id, "", 2);
+    turn_away.turn_away_reason_id = f.reason.clone();
+    let status = record(&node, &f.worker, "", turn_away).await.unwrap_err();
+    assert!(
+        violated_fields(&status).contains(&"record.authorization_id".to_string()),
+        "{status:?}"
+    );
+
+    // Quick Services: all or nothing, a line over the authorization refuses the form and
+    // holds nothing.
+    let mut records_api = node.records.clone();
+    let quick = |units: &str| records_pb::RecordQuickServicesRequest {
+        request_id: String::new(),
+        client_id: f.maria.clone(),
+        service_date: Some(date(2026, 3, 9)),
+        grant_id: f.grant.clone(),
+        lines: vec![
+            records_pb::QuickServiceLine {
+                service_id: f.sessions.clone(),
+                units: "2".into(),
+                authorization_id: authorization.id.clone(),
+                ..Default::default()
+            },
+            records_pb::QuickServiceLine {
+                service_id: f.sessions.clone(),
+                units: units.into(),
+                authorization_id: authorization.id.clone(),
+                ..Default::default()
+            },
+        ],
+        ..Default::default()
+    };
+    let status = records_api
+        .record_quick_services(authed(&f.worker, quick("9")))
+        .await
+        .unwrap_err();
+    assert_eq!(rule_of(&status), "authorization_units_remaining");
+    let u = utilization(&node, &f.worker, &authorization.id).await;
+    assert_eq!(
+        u.remaining_units, "10",
+        "the first line's hold was given back"
+    );
+    records_api
+        .record_quick_services(authed(&f.worker, quick("3")))
+        .await
+        .unwrap();
+    let u = utilization_when(&node, &f.worker, &authorization.id, |u| {
+        u.delivered_units == "5"
+    })
+    .await;
+    assert_eq!(u.remaining_units, "5");
+
+    // Bulk: the attendee whose authorization is short is refused alone.
+    let bulk = records_api
+        .record_bulk_service(authed(
+            &f.worker,
+            records_pb::RecordBulkServiceRequest {
+                request_id: "bulk-1".into(),
+                template: Some(records_pb::ServiceRecord {
+                    service_id: f.sessions.clone(),
+                    service_date: Some(date(2026, 3, 16)),
+                    grant_id: f.grant.clone(),
+                    units: "6".into(),
+                    ..Default::default()
+                }),
+                attendees: vec![
+                    records_pb::BulkAttendee {
+                        client_id: f.maria.clone(),
+                        authorization_id: authorization.id.clone(),
+                        ..Default::default()
+                    },
+                    records_pb::BulkAttendee {
+                        client_id: f.john.clone(),
+                        ..Default::default()
+                    },
+                ],
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((bulk.recorded, bulk.refused), (1, 1));
+    let error = bulk.results[0].error.as_ref().unwrap();
+    assert_eq!(error.code, "FailedPrecondition");
+    assert!(error.message.contains("has 5 units remaining"), "{error:?}");
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn expired_authorizations_are_closed_once_by_one_replica() {
+    let env = TestEnv::new().await;
+    let mut events = env
+        .bus
+        .listen("authorizations.authorization_closed.v1")
+        .await;
+    let node = env.start(&caseway::Target::ALL).await;
+    let f = fixture(&env, &node, "auth-expire").await;
+    let ended = approved(&node, &f, "FREQ=WEEKLY;BYDAY=MO", "1").await;
+    let pending = create(&node, &f.worker, f.plan("FREQ=WEEKLY;BYDAY=MO", "1"))
+        .await
+        .unwrap();
+    let mut current = f.plan("FREQ=WEEKLY;BYDAY=MO", "1");
+    current.end_date = Some(date(2026, 12, 31));
+    let current = create(&node, &f.worker, current).await.unwrap();
+    approve(&node, &f.bo, &current.id).await.unwrap();
+
+    // Two replicas' workers at once: the lock lets one close it.
+    let a = caseway_platform::server::Platform::new(env.config()).unwrap();
+    let b = caseway_platform::server::Platform::new(env.config()).unwrap();
+    let today = chrono::NaiveDate::from_ymd_opt(2026, 6, 1).unwrap();
+    // While another holds the lock, a round does nothing.
+    let mut holder = env.db.owner().await;
+    sqlx::query("SELECT pg_advisory_lock(7262005)")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let skipped = caseway_authorizations::worker::close_expired(&a, today)
+        .await
+        .unwrap();
+    assert_eq!(skipped, None);
+    sqlx::query("SELECT pg_advisory_unlock(7262005)")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let (one, two) = tokio::join!(
+        caseway_authorizations::worker::close_expired(&a, today),
+        caseway_authorizations::worker::close_expired(&b, today),
+    );
+    let closed = one.unwrap().unwrap_or(0) + two.unwrap().unwrap_or(0);
+    assert_eq!(closed, 1, "closed once");
+    let (envelope, _) = events
+        .expect(
+            "authorizations.authorization_closed.v1",
+            Duration::from_secs(10),
+        )
+        .await;
+    assert_eq!(envelope.subject, ended.id);
+    assert!(events.next(Duration::from_millis(500)).await.is_none());
+    let get = |id: &str| {
+        let mut api = node.authorizations.clone();
+        let request = pb::GetAuthorizationRequest { id: id.into() };
+        let token = f.worker.clone();
+        async move {
+            api.get_authorization(authed(&token, request))
+                .await
+                .unwrap()
+                .into_inner()
+                .authorization
+                .unwrap()
+        }
+    };
+    let closed = get(&ended.id).await;
+    assert_eq!(closed.status, pb::AuthorizationStatus::Closed as i32);
+    assert_eq!(closed.decided_by, caseway_authorizations::worker::WORKER);
+    assert_eq!(
+        get(&pending.id).await.status,
+        pb::AuthorizationStatus::Pending as i32
+    );
+    assert_eq!(
+        get(&current.id).await.status,
+        pb::AuthorizationStatus::Approved as i32
+    );
+    // Nothing can be drawn from it now.
+    let status = record(&node, &f.worker, "", f.session(&ended.id, "1", 2))
+        .await
+        .unwrap_err();
+    assert_eq!(rule_of(&status), "authorization_approved");
+    a.db.close().await;
+    b.db.close().await;
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn tenant_b_cannot_reach_tenant_a_authorizations() {
+    let env = TestEnv::new().await;
+    let node = env.start(&caseway::Target::ALL).await;
+    let a = fixture(&env, &node, "auth-a").await;
+    let b = fixture(&env, &node, "auth-b").await;
+    let authorization = approved(&node, &a, "FREQ=WEEKLY;BYDAY=MO", "2").await;
+    let pending = create(&node, &a.worker, a.plan("FREQ=WEEKLY", "1"))
+        .await
+        .unwrap();
+    let mut api = node.authorizations.clone();
+    let id = authorization.id.clone();
+    let not_found = |result: Result<tonic::Response<_>, tonic::Status>, what: &str| {
+        let _: tonic::Response<()> = match result.map(|_| tonic::Response::new(())) {
+            Ok(_) => panic!("{what}: tenant B reached tenant A"),
+            Err(status) => {
+                assert_eq!(status.code(), Code::NotFound, "{what}: {status:?}");
+                tonic::Response::new(())
+            }
+        };
+    };
+    not_found(
+        api.get_authorization(authed(
+            &b.worker,
+            pb::GetAuthorizationRequest { id: id.clone() },
+        ))
+        .await
+        .map(|r| r.map(|_| ())),
+        "get",
+    );
+    not_found(
+        api.get_authorization_utilization(authed(
+            &b.worker,
+            pb::GetAuthorizationUtilizationRequest {
+                authorization_id: id.clone(),
+            },
+        ))
+        .await
+        .map(|r| r.map(|_| ())),
+        "utilization",
+    );
+    not_found(
+        api.list_authorization_history(authed(
+            &b.worker,
+            pb::ListAuthorizationHistoryRequest {
+                authorization_id: id.clone(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .map(|r| r.map(|_| ())),
+        "history",
+    );
+    not_found(
+        api.update_authorization(authed(
+            &b.worker,
+            pb::UpdateAuthorizationRequest {
+                authorization: Some(pb::Authorization {
+                    id: pending.id.clone(),
+                    reason: "mine now".into(),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["reason".into()],
+                }),
+            },
+        ))
+        .await
+        .map(|r| r.map(|_| ())),
+        "update",
+    );
+    not_found(
+        api.approve_authorization(authed(
+            &b.bo,
+            pb::ApproveAuthorizationRequest {
+                id: pending.id.clone(),
+                etag: String::new(),
+            },
+        ))
+        .await
+        .map(|r| r.map(|_| ())),
+        "approve",
+    );
+    not_found(
+        api.deny_authorization(authed(
+            &b.bo,
+            pb::DenyAuthorizationRequest {
+                id: pending.id.clone(),
+                etag: String::new(),
+                reason: "no".into(),
+            },
+        ))
+        .await
+        .map(|r| r.map(|_| ())),
+        "deny",
+    );
+    not_found(
+        api.cancel_authorization(authed(
+            &b.bo,
+            pb::CancelAuthorizationRequest {
+                id: id.clone(),
+                etag: String::new(),
+                reason: "no".into(),
+            },
+        ))
+        .await
+        .map(|r| r.map(|_| ())),
+        "cancel",
+    );
+    not_found(
+        api.close_authorization(authed(
+            &b.bo,
+            pb::CloseAuthorizationRequest {
+                id: id.clone(),
+                etag: String::new(),
+            },
+        ))
+        .await
+        .map(|r| r.map(|_| ())),
+        "close",
+    );
+    not_found(
+        api.list_client_authorizations(authed(
+            &b.worker,
+            pb::ListClientAuthorizationsRequest {
+                client_id: a.maria.clone(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .map(|r| r.map(|_| ())),
+        "list",
+    );
+    not_found(
+        api.reserve_units(authed(
+            &b.worker,
+            pb::ReserveUnitsRequest {
+                authorization_id: id.clone(),
+                service_record_id: Uuid::now_v7().to_string(),
+                service_record_version: 1,
+                client_id: a.maria.clone(),
+                service_id: a.sessions.clone(),
+                service_date: Some(date(2026, 3, 2)),
+                units: "10".into(),
+            },
+        ))
+        .await
+        .map(|r| r.map(|_| ())),
+        "reserve",
+    );
+    not_found(
+        api.release_units(authed(
+            &b.worker,
+            pb::ReleaseUnitsRequest {
+                authorization_id: id.clone(),
+                service_record_id: Uuid::now_v7().to_string(),
+                service_record_version: 1,
+            },
+        ))
+        .await
+        .map(|r| r.map(|_| ())),
+        "release",
+    );
+    // Creating in B for A's client and service: they do not exist there.
+    let status = create(&node, &b.worker, a.plan("FREQ=WEEKLY", "1"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        violated_fields(&status),
+        [
+            "authorization.client_id",
+            "authorization.service_id",
+            "authorization.reason_id",
+            "authorization.goal_id"
+        ]
+    );
+    // A record in B naming A's authorization.
+    let mut session = b.session(&id, "1", 2);
+    session.client_id = b.maria.clone();
+    let status = record(&node, &b.worker, "", session).await.unwrap_err();
+    assert_eq!(violated_fields(&status), ["record.authorization_id"]);
+    // A's authorization is untouched.
+    let u = utilization(&node, &a.worker, &id).await;
+    assert_eq!(u.remaining_units, "10");
+    assert_eq!(
+        utilization(&node, &a.worker, &pending.id).await.status,
+        pb::AuthorizationStatus::Pending as i32
+    );
+    node.shutdown().await;
+}
