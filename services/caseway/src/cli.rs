@@ -313,10 +313,10 @@ async fn dev(config: Config) -> anyhow::Result<()> {
         shutdown_on_signal(),
     )
     .await?;
-    let client_id = crate::seed::seed_demo_clients(node.grpc_addr, &demo)
+    let seeded = crate::seed::seed_demo_clients(node.grpc_addr, &demo)
         .await
         .context("seeding the demo clients")?;
-    print_banner(&config, node.grpc_addr, &demo, client_id);
+    print_banner(&config, node.grpc_addr, &demo, &seeded);
     node.wait().await
 }
 
@@ -324,7 +324,7 @@ fn print_banner(
     config: &Config,
     addr: std::net::SocketAddr,
     demo: &crate::seed::Demo,
-    client_id: uuid::Uuid,
+    seeded: &crate::seed::Seeded,
 ) {
     let host = format!("127.0.0.1:{}", addr.port());
     println!();
@@ -349,10 +349,15 @@ fn print_banner(
         "  grpcurl -plaintext -H \"authorization: Bearer $CASEWAY_TOKEN\" -d '{{\"name\": \"jhon smith\"}}' {host} caseway.clients.v1.ClientsService/SearchClients"
     );
     println!(
-        "  grpcurl -plaintext -H \"authorization: Bearer $CASEWAY_TOKEN\" -d '{{\"client_id\": \"{client_id}\"}}' {host} caseway.clients.v1.AssessmentsService/ListLatestAssessments"
+        "  grpcurl -plaintext -H \"authorization: Bearer $CASEWAY_TOKEN\" -d '{{\"client_id\": \"{}\"}}' {host} caseway.clients.v1.AssessmentsService/ListLatestAssessments",
+        seeded.client_id
     );
     println!(
         "  grpcurl -plaintext -H \"authorization: Bearer $CASEWAY_TOKEN\" -d '{{\"start_date\": {{\"year\": 2026, \"month\": 1, \"day\": 1}}, \"end_date\": {{\"year\": 2026, \"month\": 12, \"day\": 31}}, \"group_by\": [\"TOTALS_GROUPING_SERVICE\"]}}' {host} caseway.records.v1.RecordsService/GetServiceTotals"
+    );
+    println!(
+        "  grpcurl -plaintext -H \"authorization: Bearer $CASEWAY_TOKEN\" -d '{{\"authorization_id\": \"{}\"}}' {host} caseway.authorizations.v1.AuthorizationsService/GetAuthorizationUtilization",
+        seeded.authorization_id
     );
     println!(
         "  grpcurl -plaintext -d '{{\"service\": \"caseway.catalog.v1.CatalogService\"}}' {host} grpc.health.v1.Health/Check"

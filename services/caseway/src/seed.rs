@@ -35,6 +35,14 @@ pub struct Demo {
     /// BARRIER_TYPE code values by code.
     pub barrier_types: Vec<(String, Uuid)>,
     pub token: String,
+    /// A supervisor's token (another person than the token's), to approve authorizations.
+    pub supervisor_token: String,
+}
+
+/// What the demo seed recorded through the API, for the banner's examples.
+pub struct Seeded {
+    pub client_id: Uuid,
+    pub authorization_id: Uuid,
 }
 
 const SLUG: &str = "demo";
@@ -244,6 +252,13 @@ pub async fn seed_demo(config: &Config) -> anyhow::Result<Demo> {
         &organization_ids,
         chrono::Duration::hours(12),
     )?;
+    let supervisor_token = issuer.issue(
+        "demo-supervisor",
+        Some(tenant.id),
+        &[Role::Supervisor],
+        &organization_ids,
+        chrono::Duration::hours(1),
+    )?;
     Ok(Demo {
         tenant_id: tenant.id,
         tenant_slug: tenant.slug,
@@ -255,6 +270,7 @@ pub async fn seed_demo(config: &Config) -> anyhow::Result<Demo> {
         program_id: program,
         barrier_types,
         token,
+        supervisor_token,
     })
 }
 
@@ -294,7 +310,7 @@ async fn create<E: caseway_catalog::catalog::Entry>(
 /// would: the seed's assessment types (income, household, disability, veteran status), then a
 /// handful of clients with an enrollment in the prevention program, assessments and barriers.
 /// Whatever already exists is left as it is, so running it again changes nothing.
-pub async fn seed_demo_clients(addr: std::net::SocketAddr, demo: &Demo) -> anyhow::Result<Uuid> {
+pub async fn seed_demo_clients(addr: std::net::SocketAddr, demo: &Demo) -> anyhow::Result<Seeded> {
     use caseway_api::clients::v1 as pb;
     use caseway_api::clients::v1::assessment_answer::Value;
     use caseway_api::clients::v1::assessments_service_client::AssessmentsServiceClient;
@@ -805,7 +821,109 @@ pub async fn seed_demo_clients(addr: std::net::SocketAddr, demo: &Demo) -> anyho
         }
     }
     seed_demo_records(&channel_for_records, &bearer, demo, &enrolled).await?;
-    first_client.context("a demo client")
+    let authorization_id =
+        seed_demo_authorization(&channel_for_records, &bearer, demo, &enrolled).await?;
+    Ok(Seeded {
+        client_id: first_client.context("a demo client")?,
+        authorization_id,
+    })
+}
+
+/// The first demo client's authorization of weekly counseling for the last quarter of 2026,
+/// approved by the demo supervisor, and a session recorded against it. Stable request ids: a
+/// second run finds them.
+async fn seed_demo_authorization(
+    channel: &tonic::transport::Channel,
+    bearer: &caseway_platform::auth::Authorization,
+    demo: &Demo,
+    enrolled: &[(String, String)],
+) -> anyhow::Result<Uuid> {
+    use caseway_api::authorizations::v1 as pb;
+    use caseway_api::authorizations::v1::authorizations_service_client::AuthorizationsServiceClient;
+    use caseway_api::records::v1 as records_pb;
+    use caseway_api::records::v1::records_service_client::RecordsServiceClient;
+    use caseway_platform::convert::date;
+    let day = |m: u32, d: u32| {
+        NaiveDate::from_ymd_opt(2026, m, d)
+            .map(date)
+            .context("a calendar date")
+    };
+    let (client_id, enrollment_id) = enrolled.first().context("a demo client")?;
+    let counseling = demo
+        .services
+        .iter()
+        .find(|(code, _)| code == "FC")
+        .map(|(_, id)| id.to_string())
+        .context("the seeded counseling service")?;
+    let mut authorizations = AuthorizationsServiceClient::new(channel.clone());
+    let created = authorizations
+        .create_authorization(on_behalf_of(
+            pb::CreateAuthorizationRequest {
+                request_id: "seed-authorization-0".into(),
+                authorization: Some(pb::Authorization {
+                    client_id: client_id.clone(),
+                    service_id: counseling.clone(),
+                    grant_id: demo.grant_id.to_string(),
+                    begin_date: Some(day(10, 1)?),
+                    end_date: Some(day(12, 31)?),
+                    units_per_occurrence: "1.5".into(),
+                    recurrence: "FREQ=WEEKLY;BYDAY=TU".into(),
+                    reason: "Budgeting sessions before the lease renewal".into(),
+                    goals: "A household budget the client keeps".into(),
+                    ..Default::default()
+                }),
+            },
+            Some(bearer),
+        ))
+        .await?
+        .into_inner()
+        .authorization
+        .context("the created authorization")?;
+    let current = authorizations
+        .get_authorization(on_behalf_of(
+            pb::GetAuthorizationRequest {
+                id: created.id.clone(),
+            },
+            Some(bearer),
+        ))
+        .await?
+        .into_inner()
+        .authorization
+        .context("the authorization")?;
+    if current.status == pb::AuthorizationStatus::Pending as i32 {
+        let supervisor: caseway_platform::auth::Authorization =
+            format!("Bearer {}", demo.supervisor_token)
+                .parse()
+                .context("the supervisor token is ASCII")?;
+        authorizations
+            .approve_authorization(on_behalf_of(
+                pb::ApproveAuthorizationRequest {
+                    id: created.id.clone(),
+                    etag: current.etag.clone(),
+                },
+                Some(&supervisor),
+            ))
+            .await?;
+    }
+    RecordsServiceClient::new(channel.clone())
+        .record_service(on_behalf_of(
+            records_pb::RecordServiceRequest {
+                request_id: "seed-record-0-authorized".into(),
+                record: Some(records_pb::ServiceRecord {
+                    client_id: client_id.clone(),
+                    service_id: counseling,
+                    service_date: Some(day(10, 6)?),
+                    grant_id: demo.grant_id.to_string(),
+                    enrollment_id: enrollment_id.clone(),
+                    units: "1.5".into(),
+                    authorization_id: created.id.clone(),
+                    ..Default::default()
+                }),
+            },
+            Some(bearer),
+        ))
+        .await?;
+    created.id.parse().context("the authorization id is a UUID")
 }
 
 /// A few services recorded for the demo clients (deliveries, a Quick Services form and a

@@ -66,7 +66,7 @@ async fn dev_stack_answers_a_reflection_client_without_proto_files() {
     // Again on the same database: the seed finds what it made and adds nothing.
     let mut owner = sqlx::PgConnection::connect(&db.owner_url).await.unwrap();
     let before = seeded_counts(&mut owner).await;
-    assert_eq!(before, [5, 5, 16, 5, 4, 16]);
+    assert_eq!(before, [5, 5, 16, 5, 4, 17, 1, 1]);
     let (child, address, token) = start_dev(&db, &bus, &data_dir).await;
     check_demo_clients(&address, &token).await;
     let after = seeded_counts(&mut owner).await;
@@ -75,8 +75,8 @@ async fn dev_stack_answers_a_reflection_client_without_proto_files() {
     let _ = std::fs::remove_dir_all(&data_dir);
 }
 
-/// How many clients, enrollments, assessments, barriers, assessment types and service records
-/// are stored.
+/// How many clients, enrollments, assessments, barriers, assessment types, service records,
+/// authorizations and draws on them are stored.
 async fn seeded_counts(owner: &mut sqlx::PgConnection) -> Vec<i64> {
     let mut counts = Vec::new();
     for table in [
@@ -86,6 +86,8 @@ async fn seeded_counts(owner: &mut sqlx::PgConnection) -> Vec<i64> {
         "clients.barriers",
         "clients.assessment_types",
         "records.service_records",
+        "authorizations.authorizations",
+        "authorizations.draws",
     ] {
         let sql = format!("SELECT count(*) FROM {table}");
         let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))

@@ -1,0 +1,311 @@
+//! From commit to updated utilization under load: concurrent case workers record services
+//! against their clients' approved authorizations over real gRPC; each, once RecordService
+//! answers (the record, its hold confirmed by nobody yet, is committed), polls
+//! GetAuthorizationUtilization until the record is counted as delivered. That path is the
+//! outbox relay, RabbitMQ, the drawdown consumer and its transaction. Prints p50, p99 and max
+//! (target p99 under 50 ms) and the recordings per second it held.
+//!
+//!     cargo bench -p caseway-integration-tests --bench authorization_drawdown
+//!
+//! CASEWAY_BENCH_CONCURRENCY (default 16) and CASEWAY_BENCH_SECONDS (default 10).
+
+use std::time::{Duration, Instant};
+
+use tonic::transport::Channel;
+
+use caseway_api::authorizations::v1 as pb;
+use caseway_api::authorizations::v1::authorizations_service_client::AuthorizationsServiceClient;
+use caseway_api::catalog::v1 as catalog_pb;
+use caseway_api::clients::v1 as clients_pb;
+use caseway_api::records::v1 as records_pb;
+use caseway_api::records::v1::records_service_client::RecordsServiceClient;
+use caseway_integration_tests::{TestEnv, TestNode, authed, date};
+use caseway_platform::auth::Role;
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(run());
+}
+
+/// What one case worker records against.
+#[derive(Clone)]
+struct Plan {
+    client: String,
+    authorization: String,
+}
+
+async fn run() {
+    let concurrency: usize = env_or("CASEWAY_BENCH_CONCURRENCY", 16);
+    let seconds: u64 = env_or("CASEWAY_BENCH_SECONDS", 10);
+    let env = TestEnv::new().await;
+    let mut config = env.config();
+    config.tenant_rate_limit = 0;
+    config.database_max_connections = 16;
+    let node = env.start_with(config, &caseway::Target::ALL).await;
+    let tenant = node.create_tenant(&env, "drawdown-bench").await;
+    let worker = env.token_for("ana", tenant, &[Role::Caseworker, Role::TenantAdmin], &[]);
+    let supervisor = env.token_for("bo", tenant, &[Role::Supervisor], &[]);
+    let (service, grant) = catalog(&node, &worker).await;
+    let mut plans = Vec::new();
+    for n in 0..concurrency {
+        plans.push(plan(&node, &worker, &supervisor, &service, &grant, n).await);
+    }
+    let channel = Channel::from_shared(format!("http://{}", node.addr()))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    println!(
+        "Commit to updated utilization: {concurrency} case workers, each on its own authorization, {seconds} s"
+    );
+    // Warm up, then measure.
+    drive(
+        &channel,
+        &worker,
+        &service,
+        &grant,
+        &plans,
+        Duration::from_secs(2),
+    )
+    .await;
+    let started = Instant::now();
+    let mut latencies = drive(
+        &channel,
+        &worker,
+        &service,
+        &grant,
+        &plans,
+        Duration::from_secs(seconds),
+    )
+    .await;
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort();
+    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let p99 = at(0.99);
+    println!(
+        "recordings: {} ({:.0}/s), each counted in utilization after",
+        latencies.len(),
+        latencies.len() as f64 / elapsed
+    );
+    println!(
+        "commit -> utilization: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (target p99 < 50 ms: {})",
+        ms(at(0.5)),
+        ms(p99),
+        ms(*latencies.last().unwrap()),
+        if p99 < Duration::from_millis(50) {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+    node.shutdown().await;
+}
+
+/// Every case worker records one unit at a time and waits to see it counted; returns the time
+/// from each commit to its utilization.
+async fn drive(
+    channel: &Channel,
+    token: &str,
+    service: &str,
+    grant: &str,
+    plans: &[Plan],
+    length: Duration,
+) -> Vec<Duration> {
+    let deadline = Instant::now() + length;
+    let mut tasks = Vec::new();
+    for plan in plans.iter().cloned() {
+        let mut records = RecordsServiceClient::new(channel.clone());
+        let mut authorizations = AuthorizationsServiceClient::new(channel.clone());
+        let token = token.to_string();
+        let service = service.to_string();
+        let grant = grant.to_string();
+        tasks.push(tokio::spawn(async move {
+            let utilization = |authorizations: &mut AuthorizationsServiceClient<Channel>| {
+                let request = authed(
+                    &token,
+                    pb::GetAuthorizationUtilizationRequest {
+                        authorization_id: plan.authorization.clone(),
+                    },
+                );
+                let mut authorizations = authorizations.clone();
+                async move {
+                    authorizations
+                        .get_authorization_utilization(request)
+                        .await
+                        .unwrap()
+                        .into_inner()
+                        .utilization
+                        .unwrap()
+                        .service_record_count
+                }
+            };
+            let mut counted = utilization(&mut authorizations).await;
+            let mut latencies = Vec::new();
+            let mut day = 0;
+            while Instant::now() < deadline {
+                day = (day % 28) + 1;
+                records
+                    .record_service(authed(
+                        &token,
+                        records_pb::RecordServiceRequest {
+                            request_id: String::new(),
+                            record: Some(records_pb::ServiceRecord {
+                                client_id: plan.client.clone(),
+                                service_id: service.clone(),
+                                service_date: Some(date(2026, 6, day)),
+                                grant_id: grant.clone(),
+                                units: "1".into(),
+                                authorization_id: plan.authorization.clone(),
+                                ..Default::default()
+                            }),
+                        },
+                    ))
+                    .await
+                    .unwrap();
+                let committed = Instant::now();
+                loop {
+                    let now = utilization(&mut authorizations).await;
+                    if now > counted {
+                        counted = now;
+                        latencies.push(committed.elapsed());
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    all
+}
+
+async fn catalog(node: &TestNode, token: &str) -> (String, String) {
+    let mut catalog = node.catalog.clone();
+    let grant = catalog
+        .create_grant(authed(
+            token,
+            catalog_pb::CreateGrantRequest {
+                request_id: String::new(),
+                grant: Some(catalog_pb::Grant {
+                    code: "ESG".into(),
+                    name: "Emergency Solutions".into(),
+                    funder: "HUD".into(),
+                    start_date: Some(date(2026, 1, 1)),
+                    end_date: Some(date(2026, 12, 31)),
+                    ..Default::default()
+                }),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .grant
+        .unwrap()
+        .id;
+    let service = catalog
+        .create_service(authed(
+            token,
+            catalog_pb::CreateServiceRequest {
+                request_id: String::new(),
+                service: Some(catalog_pb::Service {
+                    code: "FC".into(),
+                    name: "Counseling".into(),
+                    unit_of_measure: catalog_pb::UnitOfMeasure::Count as i32,
+                    default_unit_value: "45.00".into(),
+                    delivery_mode: catalog_pb::DeliveryMode::Direct as i32,
+                    grant_ids: vec![grant.clone()],
+                    ..Default::default()
+                }),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .service
+        .unwrap()
+        .id;
+    (service, grant)
+}
+
+/// A client with an approved authorization of June 2026: daily, 1000 sessions a day.
+async fn plan(
+    node: &TestNode,
+    worker: &str,
+    supervisor: &str,
+    service: &str,
+    grant: &str,
+    n: usize,
+) -> Plan {
+    let client = node
+        .clients
+        .clone()
+        .create_client(authed(
+            worker,
+            clients_pb::CreateClientRequest {
+                request_id: String::new(),
+                client: Some(clients_pb::Client {
+                    first_name: format!("Client{n}"),
+                    last_name: "Bench".into(),
+                    ..Default::default()
+                }),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .client
+        .unwrap()
+        .id;
+    let mut authorizations = node.authorizations.clone();
+    let created = authorizations
+        .create_authorization(authed(
+            worker,
+            pb::CreateAuthorizationRequest {
+                request_id: String::new(),
+                authorization: Some(pb::Authorization {
+                    client_id: client.clone(),
+                    service_id: service.into(),
+                    grant_id: grant.into(),
+                    begin_date: Some(date(2026, 6, 1)),
+                    end_date: Some(date(2026, 6, 30)),
+                    units_per_occurrence: "1000".into(),
+                    recurrence: "FREQ=DAILY".into(),
+                    ..Default::default()
+                }),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .authorization
+        .unwrap();
+    authorizations
+        .approve_authorization(authed(
+            supervisor,
+            pb::ApproveAuthorizationRequest {
+                id: created.id.clone(),
+                etag: String::new(),
+            },
+        ))
+        .await
+        .unwrap();
+    Plan {
+        client,
+        authorization: created.id,
+    }
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
