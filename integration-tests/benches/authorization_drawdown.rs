@@ -1,15 +1,18 @@
 //! From commit to updated utilization under load: concurrent case workers record services
 //! against their clients' approved authorizations over real gRPC; each, once RecordService
-//! answers (the record, its hold confirmed by nobody yet, is committed), polls
-//! GetAuthorizationUtilization until the record is counted as delivered. That path is the
-//! outbox relay, RabbitMQ, the drawdown consumer and its transaction. Prints p50, p99 and max
+//! answers (the record is committed), waits until the authorization counts it as delivered.
+//! That path is the outbox relay, RabbitMQ, the drawdown consumer and its transaction. Prints p50, p99 and max
 //! (target p99 under 50 ms) and the recordings per second it held.
 //!
 //!     cargo bench -p caseway-integration-tests --bench authorization_drawdown
 //!
 //! CASEWAY_BENCH_CONCURRENCY (default 16) and CASEWAY_BENCH_SECONDS (default 10).
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
 
 use tonic::transport::Channel;
 
@@ -63,6 +66,7 @@ async fn run() {
     );
     // Warm up, then measure.
     drive(
+        &env,
         &channel,
         &worker,
         &service,
@@ -73,6 +77,7 @@ async fn run() {
     .await;
     let started = Instant::now();
     let mut latencies = drive(
+        &env,
         &channel,
         &worker,
         &service,
@@ -105,9 +110,17 @@ async fn run() {
     node.shutdown().await;
 }
 
+/// Commits waiting to be seen in utilization: per authorization, the delivered units that
+/// will show the commit, when it committed, and whom to tell.
+type Waiting = Arc<Mutex<HashMap<String, (i64, Instant, oneshot::Sender<Instant>)>>>;
+
 /// Every case worker records one unit at a time and waits to see it counted; returns the time
-/// from each commit to its utilization.
+/// from each commit to its utilization. One observer reads the authorizations' delivered units
+/// from PostgreSQL every millisecond (one small query, whatever the number of workers), so
+/// watching does not load the path it measures the way 16 clients polling the API would; the
+/// API's own answer is checked at the end.
 async fn drive(
+    env: &TestEnv,
     channel: &Channel,
     token: &str,
     service: &str,
@@ -116,6 +129,46 @@ async fn drive(
     length: Duration,
 ) -> Vec<Duration> {
     let deadline = Instant::now() + length;
+    let waiting: Waiting = Arc::new(Mutex::new(HashMap::new()));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let observer = {
+        let waiting = waiting.clone();
+        let stop = stop.clone();
+        let mut owner = env.db.owner().await;
+        tokio::spawn(async move {
+            while !stop.is_cancelled() {
+                let ids: Vec<uuid::Uuid> = waiting
+                    .lock()
+                    .unwrap()
+                    .keys()
+                    .map(|id| id.parse().unwrap())
+                    .collect();
+                if !ids.is_empty() {
+                    let rows: Vec<(uuid::Uuid, i64)> = sqlx::query_as(
+                        "SELECT id, delivered_units::bigint FROM authorizations.authorizations \
+                         WHERE id = ANY($1)",
+                    )
+                    .bind(&ids)
+                    .fetch_all(&mut owner)
+                    .await
+                    .unwrap();
+                    let seen = Instant::now();
+                    let mut waiting = waiting.lock().unwrap();
+                    for (id, delivered) in rows {
+                        let id = id.to_string();
+                        if waiting
+                            .get(&id)
+                            .is_some_and(|(target, _, _)| delivered >= *target)
+                            && let Some((_, _, tell)) = waiting.remove(&id)
+                        {
+                            let _ = tell.send(seen);
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+    };
     let mut tasks = Vec::new();
     for plan in plans.iter().cloned() {
         let mut records = RecordsServiceClient::new(channel.clone());
@@ -123,27 +176,21 @@ async fn drive(
         let token = token.to_string();
         let service = service.to_string();
         let grant = grant.to_string();
+        let waiting = waiting.clone();
         tasks.push(tokio::spawn(async move {
-            let utilization = |authorizations: &mut AuthorizationsServiceClient<Channel>| {
-                let request = authed(
+            let utilization = authorizations
+                .get_authorization_utilization(authed(
                     &token,
                     pb::GetAuthorizationUtilizationRequest {
                         authorization_id: plan.authorization.clone(),
                     },
-                );
-                let mut authorizations = authorizations.clone();
-                async move {
-                    authorizations
-                        .get_authorization_utilization(request)
-                        .await
-                        .unwrap()
-                        .into_inner()
-                        .utilization
-                        .unwrap()
-                        .service_record_count
-                }
-            };
-            let mut counted = utilization(&mut authorizations).await;
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+                .utilization
+                .unwrap();
+            let mut delivered: i64 = utilization.delivered_units.parse().unwrap();
             let mut latencies = Vec::new();
             let mut day = 0;
             while Instant::now() < deadline {
@@ -167,16 +214,32 @@ async fn drive(
                     .await
                     .unwrap();
                 let committed = Instant::now();
-                loop {
-                    let now = utilization(&mut authorizations).await;
-                    if now > counted {
-                        counted = now;
-                        latencies.push(committed.elapsed());
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
+                delivered += 1;
+                let (tell, seen) = oneshot::channel();
+                waiting
+                    .lock()
+                    .unwrap()
+                    .insert(plan.authorization.clone(), (delivered, committed, tell));
+                let seen = tokio::time::timeout(Duration::from_secs(30), seen)
+                    .await
+                    .expect("utilization follows within 30 s")
+                    .unwrap();
+                latencies.push(seen.saturating_duration_since(committed));
             }
+            // What the API says agrees.
+            let utilization = authorizations
+                .get_authorization_utilization(authed(
+                    &token,
+                    pb::GetAuthorizationUtilizationRequest {
+                        authorization_id: plan.authorization.clone(),
+                    },
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+                .utilization
+                .unwrap();
+            assert_eq!(utilization.delivered_units, delivered.to_string());
             latencies
         }));
     }
@@ -184,6 +247,8 @@ async fn drive(
     for task in tasks {
         all.extend(task.await.unwrap());
     }
+    stop.cancel();
+    observer.await.unwrap();
     all
 }
 

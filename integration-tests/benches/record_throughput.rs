@@ -53,7 +53,16 @@ async fn run() {
     let mut config = env.config();
     config.tenant_rate_limit = 0;
     config.database_max_connections = 16;
-    let node = env.start_with(config, &caseway::Target::ALL).await;
+    // The services a recording calls, as a records deployment sees them; the authorizations
+    // service (a consumer of every record event) runs elsewhere and is measured by its own
+    // benchmark.
+    let targets = [
+        caseway::Target::Tenancy,
+        caseway::Target::Catalog,
+        caseway::Target::Clients,
+        caseway::Target::Records,
+    ];
+    let node = env.start_with(config, &targets).await;
     let fixture = fixture(&env, &node).await;
     let mut channels = Vec::new();
     for _ in 0..CONNECTIONS {

@@ -22,6 +22,11 @@ use crate::store;
 /// The inbox name of the drawdown consumer, and its queue's.
 pub const CONSUMER: &str = "authorizations.drawdown";
 
+/// Events applied at once by one replica: the order of a record's events does not matter
+/// (record versions order them, the authorization's row lock serialises its draws, the inbox
+/// drops repeats), so waiting on one transaction does not hold up the others.
+const CONCURRENCY: usize = 8;
+
 pub const RECORD_EVENTS: &[&str] = &[
     "records.service_recorded.v1",
     "records.service_updated.v1",
@@ -35,6 +40,7 @@ pub fn follow_records(platform: &Arc<Platform>, node: &mut NodeBuilder) {
         let subscription = Subscription {
             queue: Some(platform.bus.queue_name(CONSUMER)),
             bindings: RECORD_EVENTS.iter().map(|s| s.to_string()).collect(),
+            concurrency: CONCURRENCY,
         };
         let bus = platform.bus.clone();
         bus::consume(bus, subscription, shutdown, |envelope| {

@@ -1,4 +1,4 @@
-//! The command line: `serve`, `migrate`, `dev`, `token issue`, `tenant ...`.
+//! The command line: `serve`, `migrate`, `dev`, `token issue`, `tenant ...`, `events ...`.
 
 use std::sync::Arc;
 
@@ -47,6 +47,29 @@ pub enum Command {
     Tenant {
         #[command(subcommand)]
         command: TenantCommand,
+    },
+    /// Events a consumer parked after its last attempt: list them, put them back.
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum EventsCommand {
+    /// Lists the events parked for a consumer, oldest first (they stay parked).
+    Parked {
+        /// The consumer, e.g. authorizations.drawdown.
+        #[arg(long)]
+        consumer: String,
+    },
+    /// Puts parked events back on the consumer's queue for another try.
+    Replay {
+        #[arg(long)]
+        consumer: String,
+        /// Only these event ids (comma list); every parked event when omitted.
+        #[arg(long, value_delimiter = ',')]
+        ids: Vec<Uuid>,
     },
 }
 
@@ -111,7 +134,38 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dev => dev(config).await,
         Command::Token { command } => token(config, command).await,
         Command::Tenant { command } => tenant(config, command).await,
+        Command::Events { command } => events(config, command).await,
     }
+}
+
+async fn events(config: Config, command: EventsCommand) -> anyhow::Result<()> {
+    let bus = caseway_platform::bus::Bus::new(&config.amqp_url, &config.events_exchange);
+    match command {
+        EventsCommand::Parked { consumer } => {
+            let parked = bus.parked(&consumer).await?;
+            for p in &parked {
+                match &p.envelope {
+                    Some(e) => println!(
+                        "{}\t{}\t{}\ttenant {}\tsubject {}\t{} x{}",
+                        e.id,
+                        e.event_type,
+                        e.time.to_rfc3339(),
+                        e.tenant_id,
+                        e.subject,
+                        p.reason,
+                        p.count
+                    ),
+                    None => println!("(not an event)\t{} x{}", p.reason, p.count),
+                }
+            }
+            println!("{} parked for {consumer}", parked.len());
+        }
+        EventsCommand::Replay { consumer, ids } => {
+            let replayed = bus.replay(&consumer, &ids).await?;
+            println!("{replayed} put back on {}", bus.queue_name(&consumer));
+        }
+    }
+    Ok(())
 }
 
 fn shutdown_on_signal() -> CancellationToken {

@@ -115,3 +115,87 @@ async fn tenant_lifecycle_and_tokens_from_the_command_line() {
     assert!(!failed.status.success(), "an unknown tenant is an error");
     let _ = std::fs::remove_dir_all(&cli.data_dir);
 }
+
+#[tokio::test]
+async fn parked_events_are_listed_and_replayed_from_the_command_line() {
+    use caseway_platform::bus::{Envelope, Subscription, consume};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let bus = caseway_platform::testing::TestBus::new();
+    let fixed = Arc::new(AtomicBool::new(false));
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let consumer = tokio::spawn(consume(
+        bus.bus.clone(),
+        Subscription {
+            queue: Some(bus.bus.queue_name("reports.totals")),
+            bindings: vec!["records.service_recorded.v1".into()],
+            concurrency: 1,
+        },
+        shutdown.clone(),
+        {
+            let fixed = fixed.clone();
+            move |_| {
+                let fixed = fixed.load(Ordering::SeqCst);
+                async move {
+                    anyhow::ensure!(fixed, "the report store is down");
+                    Ok(())
+                }
+            }
+        },
+    ));
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let envelope = Envelope {
+        id: uuid::Uuid::now_v7(),
+        tenant_id: caseway_platform::TenantId::new(),
+        event_type: "records.service_recorded.v1".into(),
+        source: "caseway/records".into(),
+        subject: "record-1".into(),
+        time: chrono::Utc::now(),
+        traceparent: None,
+        payload: vec![],
+    };
+    bus.bus
+        .publish_confirmed(&[envelope.clone()])
+        .await
+        .unwrap();
+    let events = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_caseway"))
+            .arg("events")
+            .args(args)
+            .env("CASEWAY_EVENTS_EXCHANGE", bus.exchange())
+            .output()
+            .expect("caseway runs");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let mut listed = String::new();
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        listed = events(&["parked", "--consumer", "reports.totals"]);
+        if listed.contains("1 parked") {
+            break;
+        }
+    }
+    assert!(listed.contains("1 parked for reports.totals"), "{listed}");
+    assert!(listed.contains(&envelope.id.to_string()), "{listed}");
+    assert!(listed.contains("records.service_recorded.v1"), "{listed}");
+    fixed.store(true, Ordering::SeqCst);
+    let id = envelope.id.to_string();
+    let replayed = events(&["replay", "--consumer", "reports.totals", "--ids", &id]);
+    assert!(replayed.starts_with("1 put back"), "{replayed}");
+    let mut listed = String::new();
+    for _ in 0..50 {
+        listed = events(&["parked", "--consumer", "reports.totals"]);
+        if listed.contains("0 parked") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(listed.contains("0 parked"), "{listed}");
+    shutdown.cancel();
+    consumer.await.unwrap();
+}

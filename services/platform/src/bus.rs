@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use chrono::{DateTime, TimeZone, Utc};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions,
+    BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
@@ -256,6 +257,139 @@ impl Bus {
     }
 }
 
+/// An event parked in a consumer's dead-letter queue after its last attempt.
+#[derive(Clone, Debug)]
+pub struct Parked {
+    /// None when the message was not an event at all (it is shown, never replayed).
+    pub envelope: Option<Envelope>,
+    /// The broker's reason (`rejected` after the handler's last attempt) and how often.
+    pub reason: String,
+    pub count: i64,
+}
+
+fn death_of(delivery: &lapin::message::Delivery) -> (String, i64) {
+    let first =
+        delivery
+            .properties
+            .headers()
+            .as_ref()
+            .and_then(|h| match h.inner().get("x-death") {
+                Some(AMQPValue::FieldArray(deaths)) => deaths.as_slice().first().cloned(),
+                _ => None,
+            });
+    let Some(AMQPValue::FieldTable(death)) = first else {
+        return (String::new(), 0);
+    };
+    let reason = match death.inner().get("reason") {
+        Some(AMQPValue::LongString(s)) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
+        Some(AMQPValue::ShortString(s)) => s.to_string(),
+        _ => String::new(),
+    };
+    let count = match death.inner().get("count") {
+        Some(AMQPValue::LongLongInt(n)) => *n,
+        Some(AMQPValue::LongInt(n)) => i64::from(*n),
+        _ => 0,
+    };
+    (reason, count)
+}
+
+impl Bus {
+    /// The dead-letter queue of `consumer`'s durable queue.
+    pub fn parked_queue(&self, consumer: &str) -> String {
+        format!("{}.dead-letter", self.queue_name(consumer))
+    }
+
+    /// The events parked for `consumer`, oldest first. They stay parked: every message is
+    /// taken unacknowledged, and closing the channel gives them back in their order.
+    pub async fn parked(&self, consumer: &str) -> anyhow::Result<Vec<Parked>> {
+        let (connection, channel) = self.connect().await?;
+        let queue = self.parked_queue(consumer);
+        let result = async {
+            declare_parked_queue(&channel, &queue).await?;
+            let mut parked = Vec::new();
+            while let Some(message) = channel
+                .basic_get(queue.as_str().into(), BasicGetOptions { no_ack: false })
+                .await?
+            {
+                let (reason, count) = death_of(&message.delivery);
+                parked.push(Parked {
+                    envelope: Envelope::from_delivery(&message.delivery).ok(),
+                    reason,
+                    count,
+                });
+            }
+            anyhow::Ok(parked)
+        }
+        .await;
+        let _ = connection.close(200, "listed".into()).await;
+        result
+    }
+
+    /// Puts parked events of `consumer` back on its own queue (every one, or those whose ids
+    /// are given), for its handler to try again; the others stay parked. Returns how many.
+    pub async fn replay(&self, consumer: &str, ids: &[Uuid]) -> anyhow::Result<usize> {
+        let (connection, channel) = self.connect().await?;
+        let queue = self.parked_queue(consumer);
+        let target = self.queue_name(consumer);
+        let result = async {
+            declare_parked_queue(&channel, &queue).await?;
+            channel
+                .confirm_select(ConfirmSelectOptions::default())
+                .await?;
+            let mut replayed = 0;
+            while let Some(message) = channel
+                .basic_get(queue.as_str().into(), BasicGetOptions { no_ack: false })
+                .await?
+            {
+                let delivery = message.delivery;
+                let Ok(envelope) = Envelope::from_delivery(&delivery) else {
+                    continue;
+                };
+                if !ids.is_empty() && !ids.contains(&envelope.id) {
+                    continue;
+                }
+                // Straight to the consumer's queue (the default exchange routes by queue
+                // name), so other subscribers of the event do not see it twice.
+                let confirm = channel
+                    .basic_publish(
+                        "".into(),
+                        target.as_str().into(),
+                        BasicPublishOptions::default(),
+                        &envelope.payload,
+                        envelope.properties(),
+                    )
+                    .await?
+                    .await?;
+                if confirm.is_nack() {
+                    return Err(anyhow!("the broker refused a replayed event"));
+                }
+                delivery.acker.ack(BasicAckOptions::default()).await?;
+                replayed += 1;
+            }
+            anyhow::Ok(replayed)
+        }
+        .await;
+        let _ = connection.close(200, "replayed".into()).await;
+        result
+    }
+}
+
+/// Declares `queue` as a consumer's consumers declare it (durable), so listing a consumer
+/// that never failed finds an empty queue rather than an error.
+async fn declare_parked_queue(channel: &Channel, queue: &str) -> anyhow::Result<()> {
+    channel
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    Ok(())
+}
+
 /// What a consumer listens to.
 #[derive(Clone, Debug)]
 pub struct Subscription {
@@ -265,6 +399,10 @@ pub struct Subscription {
     /// Routing-key patterns bound on the events exchange: `catalog.service_updated.v1`,
     /// `tenancy.#`. AMQP's `*` and `#` match whole dot-separated words only.
     pub bindings: Vec<String>,
+    /// Deliveries handled at once by this process. More than one only for a handler whose
+    /// effect does not depend on the order of events (it orders them itself, by versions and
+    /// locks, and the inbox drops repeats).
+    pub concurrency: usize,
 }
 
 /// Consumes until `shutdown`: each delivery goes to `handler`; it is acked after the handler
@@ -378,7 +516,7 @@ where
             .await?;
     }
     channel.basic_qos(64, BasicQosOptions::default()).await?;
-    let mut consumer = channel
+    let consumer = channel
         .basic_consume(
             queue_name.as_str().into(),
             "".into(),
@@ -387,53 +525,60 @@ where
         )
         .await?;
     tracing::debug!(queue = %queue_name, "consumer started");
-    while let Some(delivery) = tokio::select! {
-        next = consumer.next() => next,
-        _ = shutdown.cancelled() => None,
-    } {
-        let delivery = delivery?;
-        let envelope = match Envelope::from_delivery(&delivery) {
-            Ok(envelope) => envelope,
-            Err(error) => {
-                tracing::warn!(error = %error, "malformed event dead-lettered");
-                delivery
-                    .acker
-                    .nack(BasicNackOptions {
-                        requeue: false,
-                        ..Default::default()
-                    })
-                    .await?;
-                continue;
+    // Up to `concurrency` deliveries are handled at once; the first broken delivery stream
+    // ends this connection (the caller reconnects).
+    let result = consumer
+        .take_until(shutdown.cancelled())
+        .map(|delivery| delivery.map_err(anyhow::Error::from))
+        .try_for_each_concurrent(subscription.concurrency.max(1), |delivery| {
+            handle_delivery(delivery, handler)
+        })
+        .await;
+    let _ = connection.close(200, "consumer stopped".into()).await;
+    result
+}
+
+/// Hands one delivery to `handler`: acked after it succeeds, retried with backoff when it
+/// fails, dead-lettered after the last attempt (or at once when it is not an event).
+async fn handle_delivery<F, Fut>(
+    delivery: lapin::message::Delivery,
+    handler: &F,
+) -> anyhow::Result<()>
+where
+    F: Fn(Envelope) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let dead_letter = BasicNackOptions {
+        requeue: false,
+        ..Default::default()
+    };
+    let envelope = match Envelope::from_delivery(&delivery) {
+        Ok(envelope) => envelope,
+        Err(error) => {
+            tracing::warn!(error = %error, "malformed event dead-lettered");
+            delivery.acker.nack(dead_letter).await?;
+            return Ok(());
+        }
+    };
+    let mut attempt = 0;
+    let mut delay = Duration::from_millis(50);
+    loop {
+        attempt += 1;
+        match handler(envelope.clone()).await {
+            Ok(()) => {
+                delivery.acker.ack(BasicAckOptions::default()).await?;
+                return Ok(());
             }
-        };
-        let mut attempt = 0;
-        let mut delay = Duration::from_millis(50);
-        loop {
-            attempt += 1;
-            match handler(envelope.clone()).await {
-                Ok(()) => {
-                    delivery.acker.ack(BasicAckOptions::default()).await?;
-                    break;
-                }
-                Err(error) if attempt < HANDLER_ATTEMPTS => {
-                    tracing::warn!(error = %error, event_id = %envelope.id, attempt, "event handler failed; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay *= 4;
-                }
-                Err(error) => {
-                    tracing::error!(error = %error, event_id = %envelope.id, "event handler failed; dead-lettered");
-                    delivery
-                        .acker
-                        .nack(BasicNackOptions {
-                            requeue: false,
-                            ..Default::default()
-                        })
-                        .await?;
-                    break;
-                }
+            Err(error) if attempt < HANDLER_ATTEMPTS => {
+                tracing::warn!(error = %error, event_id = %envelope.id, attempt, "event handler failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 4;
+            }
+            Err(error) => {
+                tracing::error!(error = %error, event_id = %envelope.id, "event handler failed; dead-lettered");
+                delivery.acker.nack(dead_letter).await?;
+                return Ok(());
             }
         }
     }
-    let _ = connection.close(200, "consumer stopped".into()).await;
-    Ok(())
 }

@@ -103,6 +103,7 @@ impl<V: Send + Sync + 'static> KeyedCache<V> {
         let subscription = Subscription {
             queue: None,
             bindings: event_types,
+            concurrency: 1,
         };
         consume(bus, subscription, shutdown, |envelope| {
             let cache = self.clone();

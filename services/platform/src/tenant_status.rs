@@ -80,6 +80,7 @@ impl TenantStatusCache {
                 "tenancy.tenant_suspended.v1".into(),
                 "tenancy.tenant_resumed.v1".into(),
             ],
+            concurrency: 1,
         };
         consume(bus, subscription, shutdown, |envelope| {
             let cache = self.clone();

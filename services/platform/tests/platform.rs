@@ -176,24 +176,34 @@ async fn relay_publishes_committed_events_only_once_and_consumers_see_envelopes(
 }
 
 #[tokio::test]
-async fn failing_consumer_retries_then_dead_letters() {
+async fn failing_consumer_retries_then_dead_letters_and_a_replay_tries_again() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
     let bus = TestBus::new();
-    let queue = format!("caseway.test.{}", Uuid::new_v4().simple());
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let attempts = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
-    let counter = attempts.clone();
+    let attempts = Arc::new(AtomicU32::new(0));
+    let handled = Arc::new(AtomicU32::new(0));
+    let fixed = Arc::new(AtomicBool::new(false));
     let consumer = tokio::spawn(consume(
         bus.bus.clone(),
         Subscription {
-            queue: Some(queue.clone()),
+            queue: Some(bus.bus.queue_name("poison")),
             bindings: vec!["test.poison.v1".into()],
+            concurrency: 1,
         },
         shutdown.clone(),
-        move |_| {
-            let counter = counter.clone();
-            async move {
-                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                anyhow::bail!("cannot handle this")
+        {
+            let (attempts, handled, fixed) = (attempts.clone(), handled.clone(), fixed.clone());
+            move |_| {
+                let (attempts, handled, fixed) = (attempts.clone(), handled.clone(), fixed.clone());
+                async move {
+                    attempts.fetch_add(1, Ordering::SeqCst);
+                    if !fixed.load(Ordering::SeqCst) {
+                        anyhow::bail!("cannot handle this");
+                    }
+                    handled.fetch_add(1, Ordering::SeqCst);
+                    Ok(())
+                }
             }
         },
     ));
@@ -203,44 +213,55 @@ async fn failing_consumer_retries_then_dead_letters() {
         tenant_id: TenantId::new(),
         event_type: "test.poison.v1".into(),
         source: "caseway/test".into(),
-        subject: String::new(),
+        subject: "thing-1".into(),
         time: chrono::Utc::now(),
         traceparent: None,
-        payload: vec![],
+        payload: vec![1, 2, 3],
     };
-    bus.bus.publish_confirmed(&[envelope]).await.unwrap();
-    let (connection, channel) = bus.bus.connect().await.unwrap();
-    let parked = format!("{queue}.dead-letter");
-    let mut found = false;
+    bus.bus
+        .publish_confirmed(std::slice::from_ref(&envelope))
+        .await
+        .unwrap();
+    let mut parked = Vec::new();
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let got = channel
-            .basic_get(
-                parked.as_str().into(),
-                lapin::options::BasicGetOptions { no_ack: true },
-            )
-            .await
-            .unwrap();
-        if got.is_some() {
-            found = true;
+        parked = bus.bus.parked("poison").await.unwrap();
+        if !parked.is_empty() {
             break;
         }
     }
-    shutdown.cancel();
-    consumer.await.unwrap();
-    for name in [queue.as_str(), parked.as_str()] {
-        let _ = channel.queue_delete(name.into(), Default::default()).await;
-    }
-    let _ = connection.close(200, "done".into()).await;
-    assert!(
-        found,
-        "the failing event was parked in the dead-letter queue"
-    );
+    assert_eq!(parked.len(), 1, "the failing event was parked");
     assert_eq!(
-        attempts.load(std::sync::atomic::Ordering::SeqCst),
+        attempts.load(Ordering::SeqCst),
         5,
         "five attempts before parking"
     );
+    assert_eq!(parked[0].envelope.as_ref(), Some(&envelope));
+    assert_eq!(parked[0].reason, "rejected");
+    // Listing leaves it parked.
+    assert_eq!(bus.bus.parked("poison").await.unwrap().len(), 1);
+    // Replaying an id that is not parked changes nothing; replaying its id hands it to the
+    // consumer again, which now succeeds.
+    assert_eq!(
+        bus.bus.replay("poison", &[Uuid::now_v7()]).await.unwrap(),
+        0
+    );
+    fixed.store(true, Ordering::SeqCst);
+    assert_eq!(bus.bus.replay("poison", &[envelope.id]).await.unwrap(), 1);
+    for _ in 0..50 {
+        if handled.load(Ordering::SeqCst) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        handled.load(Ordering::SeqCst),
+        1,
+        "the replayed event was handled"
+    );
+    assert!(bus.bus.parked("poison").await.unwrap().is_empty());
+    shutdown.cancel();
+    consumer.await.unwrap();
 }
 
 #[tokio::test]
