@@ -155,7 +155,7 @@ async fn parked_events_are_listed_and_replayed_from_the_command_line() {
         payload: vec![],
     };
     bus.bus
-        .publish_confirmed(&[envelope.clone()])
+        .publish_confirmed(std::slice::from_ref(&envelope))
         .await
         .unwrap();
     let events = |args: &[&str]| {
