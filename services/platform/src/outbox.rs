@@ -18,7 +18,9 @@ use crate::telemetry;
 
 /// The channel a commit with new outbox rows notifies.
 pub const CHANNEL: &str = "caseway_outbox";
-const BATCH: i64 = 200;
+/// Events published per relay transaction: large batches keep up with Quick Services and bulk
+/// forms (ten or a thousand events per call) with few transactions.
+const BATCH: i64 = 1000;
 /// How long the relay waits after a wake-up for more commits to join the batch: fewer,
 /// larger relay transactions under load, for a couple of milliseconds of latency.
 const COALESCE: Duration = Duration::from_millis(2);
