@@ -1327,3 +1327,78 @@ async fn tenant_b_cannot_reach_tenant_a_authorizations() {
     );
     node.shutdown().await;
 }
+
+#[tokio::test]
+async fn holds_whose_record_never_came_are_given_back() {
+    let env = TestEnv::new().await;
+    let node = env.start(&caseway::Target::ALL).await;
+    let f = fixture(&env, &node, "auth-sweep").await;
+    // Five Mondays of two sessions: 10 units.
+    let authorization = approved(&node, &f, "FREQ=WEEKLY;BYDAY=MO", "2").await;
+    let stored = record(&node, &f.worker, "", f.session(&authorization.id, "2", 2))
+        .await
+        .unwrap();
+    utilization_when(&node, &f.worker, &authorization.id, |u| {
+        u.delivered_units == "2"
+    })
+    .await;
+    // Units held for a record that was never stored, and for a change of the stored record
+    // that was never written.
+    let reserve = |record_id: &str, version: i64, units: &str| pb::ReserveUnitsRequest {
+        authorization_id: authorization.id.clone(),
+        service_record_id: record_id.into(),
+        service_record_version: version,
+        client_id: f.maria.clone(),
+        service_id: f.sessions.clone(),
+        service_date: Some(date(2026, 3, 9)),
+        units: units.into(),
+    };
+    let mut api = node.authorizations.clone();
+    api.reserve_units(authed(
+        &f.worker,
+        reserve(&Uuid::now_v7().to_string(), 1, "3"),
+    ))
+    .await
+    .unwrap();
+    api.reserve_units(authed(&f.worker, reserve(&stored.id, 2, "4")))
+        .await
+        .unwrap();
+    let u = utilization(&node, &f.worker, &authorization.id).await;
+    assert_eq!(
+        (u.remaining_units.as_str(), u.held_units.as_str()),
+        ("3", "5")
+    );
+
+    let config = env.config();
+    let platform = caseway_platform::server::Platform::new(config.clone()).unwrap();
+    let sweeper = caseway_authorizations::worker::HoldSweeper::new(
+        &config,
+        &format!("http://{}", node.addr()),
+    )
+    .unwrap()
+    .expect("the test node has a signing key");
+    // Younger than the threshold: left alone.
+    let young = sweeper
+        .sweep(&platform, chrono::Duration::minutes(10))
+        .await
+        .unwrap();
+    assert_eq!(young, Some(0));
+    // Older: the records service says neither version is stored, so both go back; the
+    // stored record's delivery stays.
+    let released = sweeper
+        .sweep(&platform, chrono::Duration::zero())
+        .await
+        .unwrap();
+    assert_eq!(released, Some(2));
+    let u = utilization(&node, &f.worker, &authorization.id).await;
+    assert_eq!(
+        (
+            u.remaining_units.as_str(),
+            u.held_units.as_str(),
+            u.delivered_units.as_str()
+        ),
+        ("8", "0", "2")
+    );
+    platform.db.close().await;
+    node.shutdown().await;
+}

@@ -71,7 +71,8 @@ CREATE TABLE authorizations.draws (
         REFERENCES authorizations.authorizations (tenant_id, id)
 );
 
--- The closing worker reads every tenant's approved authorizations under the system scope;
+-- The workers read every tenant's approved authorizations (to close what has ended) and
+-- unconfirmed holds (to give back those whose record never came) under the system scope;
 -- everything else sees its own tenant only.
 ALTER TABLE authorizations.authorizations ENABLE ROW LEVEL SECURITY;
 ALTER TABLE authorizations.authorizations FORCE ROW LEVEL SECURITY;
@@ -82,8 +83,11 @@ CREATE POLICY tenant_isolation ON authorizations.authorizations
 ALTER TABLE authorizations.draws ENABLE ROW LEVEL SECURITY;
 ALTER TABLE authorizations.draws FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON authorizations.draws
-    USING (tenant_id = platform.current_tenant())
-    WITH CHECK (tenant_id = platform.current_tenant());
+    USING (tenant_id = platform.current_tenant() OR platform.is_system())
+    WITH CHECK (tenant_id = platform.current_tenant() OR platform.is_system());
+-- Unconfirmed holds, for the worker.
+CREATE INDEX draws_unconfirmed ON authorizations.draws (updated_at)
+    WHERE held_units > 0;
 
 GRANT SELECT, INSERT, UPDATE ON authorizations.authorizations TO caseway_app;
 GRANT SELECT, INSERT, UPDATE ON authorizations.draws TO caseway_app;

@@ -19,17 +19,20 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/
 
 pub const SOURCE: &str = "caseway/authorizations";
 
-/// How often the worker looks for authorizations whose end date has passed.
+/// How often the worker looks for authorizations whose end date has passed and for holds
+/// never settled.
 pub const CLOSE_INTERVAL: Duration = Duration::from_secs(300);
 
 /// Adds the authorizations service to a node: the gRPC service (asking the catalog at
 /// `catalog_endpoint` and the clients service at `clients_endpoint`), the consumer of the
-/// records' events, and the closing worker.
+/// records' events, and the worker (closing what has ended; asking the records service at
+/// `records_endpoint` about holds that were never settled).
 pub fn register(
     platform: &Arc<Platform>,
     node: &mut NodeBuilder,
     catalog_endpoint: &str,
     clients_endpoint: &str,
+    records_endpoint: &str,
 ) -> anyhow::Result<()> {
     let lookups = Arc::new(Lookups::new(catalog_endpoint, clients_endpoint)?);
     lookups.follow_events(&platform.bus, node);
@@ -37,6 +40,7 @@ pub fn register(
         api::AuthorizationsApi::new(platform.clone(), lookups),
     ));
     events::follow_records(platform, node);
-    worker::add(platform, node, CLOSE_INTERVAL);
+    let sweeper = worker::HoldSweeper::new(&platform.config, records_endpoint)?;
+    worker::add(platform, node, CLOSE_INTERVAL, sweeper);
     Ok(())
 }

@@ -294,3 +294,30 @@ pub async fn expired(
     .fetch_all(conn)
     .await?)
 }
+
+/// A hold not yet settled by its record's event.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct UnsettledHold {
+    pub tenant_id: Uuid,
+    pub authorization_id: Uuid,
+    pub service_record_id: Uuid,
+    pub held_version: i64,
+}
+
+/// Holds of every tenant older than `older_than` whose record's event has not settled them
+/// (the system scope reads across tenants).
+pub async fn unsettled_holds(
+    conn: &mut PgConnection,
+    older_than: chrono::Duration,
+    limit: i64,
+) -> Result<Vec<UnsettledHold>> {
+    Ok(sqlx::query_as(
+        "SELECT tenant_id, authorization_id, service_record_id, held_version \
+         FROM authorizations.draws WHERE held_units > 0 AND held_version > record_version \
+         AND updated_at < now() - $1 ORDER BY updated_at LIMIT $2",
+    )
+    .bind(older_than)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}

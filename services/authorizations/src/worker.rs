@@ -1,5 +1,6 @@
-//! Closes approved authorizations whose end date has passed. Every replica runs the loop; a
-//! PostgreSQL advisory lock lets one of them do each round, so there is no second scheduler.
+//! The authorizations' background work, in every replica: closing approved authorizations
+//! whose end date has passed (a PostgreSQL advisory lock lets one replica do each round, so
+//! there is no second scheduler), and giving back holds whose record never came.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,13 +8,19 @@ use std::time::Duration;
 use chrono::{NaiveDate, Utc};
 use tokio_util::sync::CancellationToken;
 
-use caseway_platform::TenantId;
-use caseway_platform::auth::Principal;
+use std::collections::HashMap;
+
+use tonic::transport::Channel;
+
+use caseway_api::records::v1::GetServiceRecordRequest;
+use caseway_api::records::v1::records_service_client::RecordsServiceClient;
+use caseway_platform::auth::{Principal, Role, TokenIssuer, on_behalf_of};
 use caseway_platform::error::Result;
 use caseway_platform::server::{NodeBuilder, Platform};
+use caseway_platform::{Config, TenantId, etag};
 
 use crate::api::record_change;
-use crate::domain::AuthorizationStatus;
+use crate::domain::{AuthorizationStatus, release};
 use crate::store;
 
 /// The advisory lock key of the closing round (any constant shared by every replica).
@@ -63,11 +70,150 @@ pub async fn close_expired(platform: &Platform, today: NaiveDate) -> Result<Opti
     }
 }
 
-/// Adds the closing loop to a node: a round at start and then every `interval`.
-pub fn add(platform: &Arc<Platform>, node: &mut NodeBuilder, interval: Duration) {
+/// How long a hold may wait for its record's event before the worker asks the records
+/// service about it.
+pub const UNSETTLED_AFTER: Duration = Duration::from_secs(600);
+
+/// Gives back holds whose record never came: the records service held units and then died
+/// before storing the record (or before giving them back), or someone held units with no
+/// record at all. Time alone does not decide: a hold is given back only when the records
+/// service says the record (at the held version) is not stored; a stored record's event is on
+/// its way through the outbox, however long the broker is down, and will settle it.
+pub struct HoldSweeper {
+    issuer: TokenIssuer,
+    records: RecordsServiceClient<Channel>,
+}
+
+impl HoldSweeper {
+    /// None when this node has no key to sign its own calls with (the sweeper then does not
+    /// run: an unsettled hold stays counted, so an authorization is under-used, never
+    /// overspent).
+    pub fn new(config: &Config, records_endpoint: &str) -> anyhow::Result<Option<Self>> {
+        if !config.jwt_private_key_file.exists() {
+            return Ok(None);
+        }
+        let issuer = TokenIssuer::from_file(
+            &config.jwt_private_key_file,
+            &config.jwt_issuer,
+            &config.jwt_audience,
+        )?;
+        let channel = Channel::from_shared(records_endpoint.to_string())?.connect_lazy();
+        Ok(Some(HoldSweeper {
+            issuer,
+            records: RecordsServiceClient::new(channel),
+        }))
+    }
+
+    /// One round over holds unsettled for longer than `older_than`; returns how many were
+    /// given back, or None when another replica holds the lock.
+    pub async fn sweep(
+        &self,
+        platform: &Platform,
+        older_than: chrono::Duration,
+    ) -> Result<Option<usize>> {
+        let holds = {
+            let mut tx = platform.db.system_tx().await?;
+            let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+                .bind(LOCK_KEY + 1)
+                .fetch_one(tx.conn())
+                .await?;
+            if !locked {
+                return Ok(None);
+            }
+            let holds = store::unsettled_holds(tx.conn(), older_than, BATCH).await?;
+            tx.commit().await?;
+            holds
+        };
+        let mut tokens: HashMap<uuid::Uuid, caseway_platform::auth::Authorization> = HashMap::new();
+        let mut released = 0;
+        for hold in holds {
+            let tenant = TenantId(hold.tenant_id);
+            let bearer = match tokens.get(&hold.tenant_id) {
+                Some(bearer) => bearer.clone(),
+                None => {
+                    let token = self
+                        .issuer
+                        .issue(
+                            WORKER,
+                            Some(tenant),
+                            &[Role::Supervisor],
+                            &[],
+                            chrono::Duration::minutes(5),
+                        )
+                        .map_err(caseway_platform::Error::internal)?;
+                    let bearer: caseway_platform::auth::Authorization = format!("Bearer {token}")
+                        .parse()
+                        .map_err(caseway_platform::Error::internal)?;
+                    tokens.insert(hold.tenant_id, bearer.clone());
+                    bearer
+                }
+            };
+            let request = on_behalf_of(
+                GetServiceRecordRequest {
+                    id: hold.service_record_id.to_string(),
+                },
+                Some(&bearer),
+            );
+            let stored = match self.records.clone().get_service_record(request).await {
+                Ok(reply) => {
+                    let record = reply.into_inner().record.unwrap_or_default();
+                    etag::parse("etag", &record.etag)?.unwrap_or(0) >= hold.held_version
+                }
+                Err(status) if status.code() == tonic::Code::NotFound => false,
+                Err(status) => {
+                    tracing::warn!(error = %status.message(), "records service unavailable; holds stay");
+                    return Ok(Some(released));
+                }
+            };
+            if stored {
+                continue;
+            }
+            let mut tx = platform.db.tenant_tx(tenant).await?;
+            if store::load(tx.conn(), hold.authorization_id, true)
+                .await?
+                .is_none()
+            {
+                continue;
+            }
+            let before =
+                store::draw(tx.conn(), hold.authorization_id, hold.service_record_id).await?;
+            if let Some(after) = release(&before, hold.held_version) {
+                store::save_draw(
+                    tx.conn(),
+                    tenant,
+                    hold.authorization_id,
+                    hold.service_record_id,
+                    None,
+                    &before,
+                    &after,
+                )
+                .await?;
+                released += 1;
+                tracing::info!(
+                    authorization_id = %hold.authorization_id,
+                    service_record_id = %hold.service_record_id,
+                    "gave back units held for a record that was never stored"
+                );
+            }
+            tx.commit().await?;
+        }
+        Ok(Some(released))
+    }
+}
+
+/// Adds the worker loop to a node: a round at start and then every `interval`.
+pub fn add(
+    platform: &Arc<Platform>,
+    node: &mut NodeBuilder,
+    interval: Duration,
+    sweeper: Option<HoldSweeper>,
+) {
     let platform = platform.clone();
+    if sweeper.is_none() {
+        tracing::info!("no JWT private key: unsettled holds will not be given back by this node");
+    }
     node.add_worker(
-        "authorizations-closer",
+        "authorizations-worker",
         move |shutdown: CancellationToken| async move {
             loop {
                 match close_expired(&platform, Utc::now().date_naive()).await {
@@ -77,6 +223,13 @@ pub fn add(platform: &Arc<Platform>, node: &mut NodeBuilder, interval: Duration)
                     Ok(_) => {}
                     Err(error) => {
                         tracing::warn!(error = %error, "closing expired authorizations failed")
+                    }
+                }
+                if let Some(sweeper) = &sweeper {
+                    let older_than = chrono::Duration::from_std(UNSETTLED_AFTER)
+                        .unwrap_or(chrono::Duration::minutes(10));
+                    if let Err(error) = sweeper.sweep(&platform, older_than).await {
+                        tracing::warn!(error = %error, "giving back unsettled holds failed");
                     }
                 }
                 tokio::select! {

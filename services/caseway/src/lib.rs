@@ -106,6 +106,10 @@ pub async fn start(
         .authorizations_endpoint
         .clone()
         .unwrap_or_else(|| own.clone());
+    let records_endpoint = config
+        .records_endpoint
+        .clone()
+        .unwrap_or_else(|| own.clone());
     let platform: Arc<Platform> = Platform::new(config)?;
     let mut node = NodeBuilder::new();
     for target in targets {
@@ -125,6 +129,7 @@ pub async fn start(
                 &mut node,
                 &catalog_endpoint,
                 &clients_endpoint,
+                &records_endpoint,
             )?,
         }
     }
