@@ -3,6 +3,7 @@
 //! 64 concurrent recordings, deletes and redelivered events, the closing worker, and tenant
 //! isolation.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tonic::Code;
@@ -432,7 +433,23 @@ async fn an_authorization_is_planned_from_its_recurrence_and_checked() {
     let (fields, message) = refused(plan.clone(), f.worker.clone()).await;
     assert_eq!(fields, ["authorization.units_per_occurrence"]);
     assert!(message.contains("whole"), "{message}");
+    // Totals too large to store, a unit value finer than cents, a rule that is not ASCII.
+    plan.units_per_occurrence = "999999999999".into();
+    plan.recurrence = "FREQ=DAILY".into();
+    let (fields, message) = refused(plan.clone(), f.worker.clone()).await;
+    assert_eq!(fields, ["authorization.units_per_occurrence"]);
+    assert!(message.contains("more than can be stored"), "{message}");
     plan.units_per_occurrence = "1".into();
+    plan.unit_value = "12.345".into();
+    let (fields, message) = refused(plan.clone(), f.worker.clone()).await;
+    assert_eq!(fields, ["authorization.unit_value"]);
+    assert!(message.contains("at most 2 decimal places"), "{message}");
+    plan.unit_value = String::new();
+    plan.recurrence = "FREQ=WEEKLY;BYDAY=MÖ".into();
+    let (fields, message) = refused(plan.clone(), f.worker.clone()).await;
+    assert_eq!(fields, ["authorization.recurrence"]);
+    assert!(message.contains("outside ASCII"), "{message}");
+    plan.recurrence = "FREQ=WEEKLY".into();
     plan.grant_id = f.old_grant.clone();
     let (fields, message) = refused(plan.clone(), f.worker.clone()).await;
     assert_eq!(fields, ["authorization.grant_id"]);
@@ -878,15 +895,83 @@ async fn deletes_give_units_back_and_redelivered_events_change_nothing() {
         "{}",
         status.message()
     );
-    let updated = records_api
+    records_api
         .update_service_record(authed(&f.worker, update("6", &first.etag)))
+        .await
+        .unwrap();
+    utilization_when(&node, &f.worker, &authorization.id, |u| {
+        u.delivered_units == "7" && u.remaining_units == "3"
+    })
+    .await;
+    // Two changes of the record at once from the same version: one is stored, the other
+    // is told the record changed, and what is drawn is the stored one's units with nothing
+    // left held.
+    let mut last = "";
+    for round in 0..5 {
+        let current = records_api
+            .get_service_record(authed(
+                &f.worker,
+                records_pb::GetServiceRecordRequest {
+                    id: first.id.clone(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .record
+            .unwrap();
+        // Two new unit counts (a change to what is stored already would be no change).
+        let mut counts: Vec<&str> = ["2", "3", "5", "8"]
+            .into_iter()
+            .filter(|u| *u != current.units)
+            .take(2)
+            .collect();
+        if round % 2 == 1 {
+            counts.reverse();
+        }
+        let (units_one, units_two) = (counts[0], counts[1]);
+        let (mut one, mut two) = (records_api.clone(), records_api.clone());
+        let (a, b) = tokio::join!(
+            one.update_service_record(authed(&f.worker, update(units_one, &current.etag))),
+            two.update_service_record(authed(&f.worker, update(units_two, &current.etag))),
+        );
+        let (winner, lost) = match (a, b) {
+            (Ok(_), Err(lost)) => (units_one, lost),
+            (Err(lost), Ok(_)) => (units_two, lost),
+            other => panic!("one change is stored: {other:?}"),
+        };
+        assert_eq!(lost.code(), Code::Aborted, "{lost:?}");
+        last = winner;
+    }
+    let current = records_api
+        .get_service_record(authed(
+            &f.worker,
+            records_pb::GetServiceRecordRequest {
+                id: first.id.clone(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .record
+        .unwrap();
+    assert_eq!(current.units, last);
+    let u = utilization_when(&node, &f.worker, &authorization.id, |u| {
+        u.held_units == "0"
+            && u.delivered_units == (current.units.parse::<i32>().unwrap() + 1).to_string()
+    })
+    .await;
+    assert_eq!(u.service_record_count, 2);
+    // Back to 6 units for what follows.
+    let updated = records_api
+        .update_service_record(authed(&f.worker, update("6", &current.etag)))
         .await
         .unwrap()
         .into_inner()
         .record
         .unwrap();
     utilization_when(&node, &f.worker, &authorization.id, |u| {
-        u.delivered_units == "7" && u.remaining_units == "3"
+        u.delivered_units == "7" && u.remaining_units == "3" && u.held_units == "0"
     })
     .await;
 
@@ -1063,6 +1148,10 @@ async fn expired_authorizations_are_closed_once_by_one_replica() {
     let node = env.start(&caseway::Target::ALL).await;
     let f = fixture(&env, &node, "auth-expire").await;
     let ended = approved(&node, &f, "FREQ=WEEKLY;BYDAY=MO", "1").await;
+    let drawn = record(&node, &f.worker, "", f.session(&ended.id, "3", 2))
+        .await
+        .unwrap();
+    utilization_when(&node, &f.worker, &ended.id, |u| u.delivered_units == "3").await;
     let pending = create(&node, &f.worker, f.plan("FREQ=WEEKLY;BYDAY=MO", "1"))
         .await
         .unwrap();
@@ -1127,11 +1216,37 @@ async fn expired_authorizations_are_closed_once_by_one_replica() {
         get(&current.id).await.status,
         pb::AuthorizationStatus::Approved as i32
     );
-    // Nothing can be drawn from it now.
+    // Nothing more can be drawn from it now; a record drawn on it may still be corrected
+    // down.
     let status = record(&node, &f.worker, "", f.session(&ended.id, "1", 2))
         .await
         .unwrap_err();
     assert_eq!(rule_of(&status), "authorization_approved");
+    let update = |units: &str| records_pb::UpdateServiceRecordRequest {
+        record: Some(records_pb::ServiceRecord {
+            id: drawn.id.clone(),
+            units: units.into(),
+            ..Default::default()
+        }),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["units".into()],
+        }),
+    };
+    let mut records_api = node.records.clone();
+    let status = records_api
+        .update_service_record(authed(&f.worker, update("4")))
+        .await
+        .unwrap_err();
+    assert_eq!(rule_of(&status), "authorization_approved");
+    records_api
+        .update_service_record(authed(&f.worker, update("2")))
+        .await
+        .unwrap();
+    let u = utilization_when(&node, &f.worker, &ended.id, |u| u.delivered_units == "2").await;
+    assert_eq!(
+        (u.remaining_units.as_str(), u.held_units.as_str()),
+        ("3", "0")
+    );
     a.db.close().await;
     b.db.close().await;
     node.shutdown().await;
@@ -1342,8 +1457,12 @@ async fn holds_whose_record_never_came_are_given_back() {
         u.delivered_units == "2"
     })
     .await;
-    // Units held for a record that was never stored, and for a change of the stored record
-    // that was never written.
+    // A record that draws on no authorization.
+    let plain = record(&node, &f.worker, "", f.session("", "1", 3))
+        .await
+        .unwrap();
+    // Units held for records that were never stored, for a change of the stored record that
+    // was never written, and for the plain record (which does not name the authorization).
     let reserve = |record_id: &str, version: i64, units: &str| pb::ReserveUnitsRequest {
         authorization_id: authorization.id.clone(),
         service_record_id: record_id.into(),
@@ -1353,30 +1472,45 @@ async fn holds_whose_record_never_came_are_given_back() {
         service_date: Some(date(2026, 3, 9)),
         units: units.into(),
     };
+    let release = |record_id: &str, version: i64| pb::ReleaseUnitsRequest {
+        authorization_id: authorization.id.clone(),
+        service_record_id: record_id.into(),
+        service_record_version: version,
+    };
     let mut api = node.authorizations.clone();
-    api.reserve_units(authed(
-        &f.worker,
-        reserve(&Uuid::now_v7().to_string(), 1, "3"),
-    ))
-    .await
-    .unwrap();
-    api.reserve_units(authed(&f.worker, reserve(&stored.id, 2, "4")))
-        .await
-        .unwrap();
+    let never = Uuid::now_v7().to_string();
+    for (record_id, version, units) in [
+        (never.as_str(), 1, "3"),
+        (stored.id.as_str(), 2, "4"),
+        (plain.id.as_str(), 1, "1"),
+    ] {
+        api.reserve_units(authed(&f.worker, reserve(record_id, version, units)))
+            .await
+            .unwrap();
+    }
     let u = utilization(&node, &f.worker, &authorization.id).await;
     assert_eq!(
         (u.remaining_units.as_str(), u.held_units.as_str()),
-        ("3", "5")
+        ("2", "6")
+    );
+    // The release call gives back what no stored record draws.
+    api.release_units(authed(&f.worker, release(&plain.id, 1)))
+        .await
+        .unwrap();
+    assert_eq!(
+        utilization(&node, &f.worker, &authorization.id)
+            .await
+            .remaining_units,
+        "3"
     );
 
     let config = env.config();
     let platform = caseway_platform::server::Platform::new(config.clone()).unwrap();
-    let sweeper = caseway_authorizations::worker::HoldSweeper::new(
-        &config,
-        &format!("http://{}", node.addr()),
-    )
-    .unwrap()
-    .expect("the test node has a signing key");
+    let records =
+        caseway_authorizations::records::Records::new(&format!("http://{}", node.addr())).unwrap();
+    let sweeper = caseway_authorizations::worker::HoldSweeper::new(&config, Arc::new(records))
+        .unwrap()
+        .expect("the test node has a signing key");
     // Younger than the threshold: left alone.
     let young = sweeper
         .sweep(&platform, chrono::Duration::minutes(10))
@@ -1398,6 +1532,34 @@ async fn holds_whose_record_never_came_are_given_back() {
             u.delivered_units.as_str()
         ),
         ("8", "0", "2")
+    );
+
+    // A change of the record that was written (version 2 stored, naming this authorization)
+    // and whose event has not come yet: its hold stays, whoever asks to give it back.
+    let mut owner = env.db.owner().await;
+    sqlx::query("UPDATE records.service_records SET version = 2, units = 4, value = 4 * unit_value WHERE id = $1")
+        .bind(Uuid::parse_str(&stored.id).unwrap())
+        .execute(&mut owner)
+        .await
+        .unwrap();
+    api.reserve_units(authed(&f.worker, reserve(&stored.id, 2, "4")))
+        .await
+        .unwrap();
+    let status = api
+        .release_units(authed(&f.worker, release(&stored.id, 2)))
+        .await
+        .unwrap_err();
+    assert_eq!(rule_of(&status), "service_record_stored");
+    assert!(status.message().contains("version 2"), "{status:?}");
+    let kept = sweeper
+        .sweep(&platform, chrono::Duration::zero())
+        .await
+        .unwrap();
+    assert_eq!(kept, Some(0));
+    let u = utilization(&node, &f.worker, &authorization.id).await;
+    assert_eq!(
+        (u.remaining_units.as_str(), u.held_units.as_str()),
+        ("6", "2")
     );
     platform.db.close().await;
     node.shutdown().await;

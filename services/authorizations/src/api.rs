@@ -29,12 +29,14 @@ use caseway_records::lookups::Lookups;
 
 use crate::SOURCE;
 use crate::domain::*;
+use crate::records::Records;
 use crate::recurrence::Rule;
 use crate::store::{self, AuthorizationRow, ListFilter};
 
 pub struct AuthorizationsApi {
     platform: Arc<Platform>,
     lookups: Arc<Lookups>,
+    records: Arc<Records>,
 }
 
 /// Who is asking, and with which credentials the other services are asked.
@@ -97,7 +99,7 @@ fn parse_plan(p: &pb::Authorization, v: &mut Violations) -> Plan {
     let unit_value = if p.unit_value.is_empty() {
         None
     } else {
-        v.decimal("authorization.unit_value", &p.unit_value, 4)
+        v.decimal("authorization.unit_value", &p.unit_value, 2)
     };
     v.text("authorization.reason", &p.reason, 0, 2000);
     v.text("authorization.goals", &p.goals, 0, 2000);
@@ -211,9 +213,68 @@ pub(crate) async fn record_change(
     Ok(())
 }
 
+/// Gives back the units held for `version` of a record, if they are still held; false when
+/// there was nothing to give back. Errs NOT_FOUND when the authorization is not the tenant's.
+pub(crate) async fn give_back(
+    platform: &Platform,
+    tenant: TenantId,
+    authorization_id: Uuid,
+    record_id: Uuid,
+    version: i64,
+) -> Result<bool> {
+    let mut tx = platform.db.tenant_tx(tenant).await?;
+    if store::load(tx.conn(), authorization_id, true)
+        .await?
+        .is_none()
+    {
+        return Err(Error::not_found("authorization", authorization_id));
+    }
+    let before = store::draw(tx.conn(), authorization_id, record_id).await?;
+    let Some(after) = release(&before, version) else {
+        return Ok(false);
+    };
+    store::save_draw(
+        tx.conn(),
+        tenant,
+        authorization_id,
+        record_id,
+        None,
+        &before,
+        &after,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// The units held for `version` of a record on an authorization, if any (NOT_FOUND when the
+/// authorization is not the tenant's).
+async fn held(
+    platform: &Platform,
+    tenant: TenantId,
+    authorization_id: Uuid,
+    record_id: Uuid,
+    version: i64,
+) -> Result<bool> {
+    let mut tx = platform.db.tenant_tx(tenant).await?;
+    if store::load(tx.conn(), authorization_id, false)
+        .await?
+        .is_none()
+    {
+        return Err(Error::not_found("authorization", authorization_id));
+    }
+    let draw = store::draw_unlocked(tx.conn(), authorization_id, record_id).await?;
+    tx.commit().await?;
+    Ok(release(&draw, version).is_some())
+}
+
 impl AuthorizationsApi {
-    pub fn new(platform: Arc<Platform>, lookups: Arc<Lookups>) -> Self {
-        AuthorizationsApi { platform, lookups }
+    pub fn new(platform: Arc<Platform>, lookups: Arc<Lookups>, records: Arc<Records>) -> Self {
+        AuthorizationsApi {
+            platform,
+            lookups,
+            records,
+        }
     }
 
     /// Checks `plan` for `client_id` and `service_id` against the catalog and the client, and
@@ -322,6 +383,17 @@ impl AuthorizationsApi {
         };
         let (authorized_units, authorized_value) =
             authorized(occurrences.len(), units_per_occurrence, value);
+        if !validate::storable(authorized_units) || !validate::storable(authorized_value) {
+            v.add(
+                "authorization.units_per_occurrence",
+                format!(
+                    "over {} occurrences authorizes more than can be stored (under 10^14 units \
+                     and under 10^14 in value)",
+                    occurrences.len()
+                ),
+            );
+            return Ok(None);
+        }
         let now = chrono::Utc::now();
         Ok(Some(AuthorizationRow {
             id: Uuid::now_v7(),
@@ -851,9 +923,10 @@ impl AuthorizationsService for AuthorizationsApi {
             begin_date: row.begin_date,
             end_date: row.end_date,
         };
-        check_covers(&coverage, client_id, service_id, service_date)
-            .map_err(|(rule, message)| Error::precondition(rule, subject.clone(), message))?;
         let before = store::draw(tx.conn(), draw.authorization_id, draw.record_id).await?;
+        let takes_more = units > before.counted();
+        check_covers(&coverage, client_id, service_id, service_date, takes_more)
+            .map_err(|(rule, message)| Error::precondition(rule, subject.clone(), message))?;
         let mut counted = row.committed_units;
         match hold(
             &before,
@@ -910,27 +983,49 @@ impl AuthorizationsService for AuthorizationsApi {
         );
         v.finish()?;
         let draw = draw.expect("validated");
-        let mut tx = self.platform.db.tenant_tx(caller.tenant).await?;
-        if store::load(tx.conn(), draw.authorization_id, true)
-            .await?
-            .is_none()
+        let tenant = caller.tenant;
+        if !held(
+            &self.platform,
+            tenant,
+            draw.authorization_id,
+            draw.record_id,
+            draw.version,
+        )
+        .await?
         {
-            return Err(Error::not_found("authorization", draw.authorization_id).into());
+            return Ok(Response::new(pb::ReleaseUnitsResponse {}));
         }
-        let before = store::draw(tx.conn(), draw.authorization_id, draw.record_id).await?;
-        if let Some(after) = release(&before, draw.version) {
-            store::save_draw(
-                tx.conn(),
-                caller.tenant,
-                draw.authorization_id,
+        // Only units no stored record draws go back: a write whose commit failed may yet
+        // have committed, and a caller may name a hold that is not theirs.
+        if !self
+            .records
+            .hold_unused(
+                caller.authorization.as_ref(),
                 draw.record_id,
-                None,
-                &before,
-                &after,
+                draw.authorization_id,
+                draw.version,
             )
-            .await?;
+            .await?
+        {
+            return Err(Error::precondition(
+                "service_record_stored",
+                format!("authorizations/{}", draw.authorization_id),
+                format!(
+                    "service record {} is stored at version {} or later drawing on this \
+                     authorization; its event settles the units held for it",
+                    draw.record_id, draw.version
+                ),
+            )
+            .into());
         }
-        tx.commit().await?;
+        give_back(
+            &self.platform,
+            tenant,
+            draw.authorization_id,
+            draw.record_id,
+            draw.version,
+        )
+        .await?;
         Ok(Response::new(pb::ReleaseUnitsResponse {}))
     }
 }

@@ -144,15 +144,22 @@ pub struct Coverage {
     pub end_date: NaiveDate,
 }
 
-/// The record's client, service and date fit the authorization, which is Approved. Errs with
-/// the rule's name and the reason.
+/// The record's client, service and date fit the authorization, which is Approved, or, for
+/// a record that `takes_more` is false for (it keeps or lowers what it already draws), was
+/// approved and has since been closed or cancelled: a correction must not be refused because
+/// the period ended. Errs with the rule's name and the reason.
 pub fn check_covers(
     coverage: &Coverage,
     client_id: Uuid,
     service_id: Uuid,
     date: NaiveDate,
+    takes_more: bool,
 ) -> Result<(), (&'static str, String)> {
-    if coverage.status != AuthorizationStatus::Approved {
+    let drawn_before = matches!(
+        coverage.status,
+        AuthorizationStatus::Closed | AuthorizationStatus::Cancelled
+    ) && !takes_more;
+    if coverage.status != AuthorizationStatus::Approved && !drawn_before {
         return Err((
             "authorization_approved",
             format!(
@@ -413,15 +420,15 @@ mod tests {
             begin_date: day(1),
             end_date: day(31),
         };
-        assert!(check_covers(&c, client, service, day(15)).is_ok());
+        assert!(check_covers(&c, client, service, day(15), true).is_ok());
         assert_eq!(
-            check_covers(&c, Uuid::now_v7(), service, day(15))
+            check_covers(&c, Uuid::now_v7(), service, day(15), true)
                 .unwrap_err()
                 .0,
             "authorization_client"
         );
         assert_eq!(
-            check_covers(&c, client, Uuid::now_v7(), day(15))
+            check_covers(&c, client, Uuid::now_v7(), day(15), true)
                 .unwrap_err()
                 .0,
             "authorization_service"
@@ -431,7 +438,8 @@ mod tests {
                 &c,
                 client,
                 service,
-                NaiveDate::from_ymd_opt(2026, 4, 1).unwrap()
+                NaiveDate::from_ymd_opt(2026, 4, 1).unwrap(),
+                true
             )
             .unwrap_err()
             .0,
@@ -439,9 +447,28 @@ mod tests {
         );
         c.status = AuthorizationStatus::Pending;
         assert_eq!(
-            check_covers(&c, client, service, day(15)).unwrap_err().0,
+            check_covers(&c, client, service, day(15), true)
+                .unwrap_err()
+                .0,
             "authorization_approved"
         );
+        assert_eq!(
+            check_covers(&c, client, service, day(15), false)
+                .unwrap_err()
+                .0,
+            "authorization_approved"
+        );
+        // After it closes, a record drawn on it may be corrected down, not up.
+        for status in [AuthorizationStatus::Closed, AuthorizationStatus::Cancelled] {
+            c.status = status;
+            assert!(check_covers(&c, client, service, day(15), false).is_ok());
+            assert_eq!(
+                check_covers(&c, client, service, day(15), true)
+                    .unwrap_err()
+                    .0,
+                "authorization_approved"
+            );
+        }
     }
 
     #[test]

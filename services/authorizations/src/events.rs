@@ -78,6 +78,15 @@ pub async fn apply(platform: &Platform, envelope: &Envelope) -> anyhow::Result<(
     if !inbox::first_delivery(&mut tx, CONSUMER, envelope.id).await? {
         return Ok(());
     }
+    // A record moving from one authorization to another locks both, always in the order of
+    // their ids: another record moving the other way at the same moment waits instead of
+    // deadlocking.
+    let mut locked: Vec<Uuid> = previous.into_iter().chain(current).collect();
+    locked.sort();
+    locked.dedup();
+    for authorization_id in locked {
+        store::load(tx.conn(), authorization_id, true).await?;
+    }
     // The record moved to another authorization (or to none): the old one gets its units back.
     if let Some(previous) = previous
         && Some(previous) != current

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod domain;
 pub mod events;
+pub mod records;
 pub mod recurrence;
 pub mod store;
 pub mod worker;
@@ -36,11 +37,12 @@ pub fn register(
 ) -> anyhow::Result<()> {
     let lookups = Arc::new(Lookups::new(catalog_endpoint, clients_endpoint)?);
     lookups.follow_events(&platform.bus, node);
+    let records = Arc::new(records::Records::new(records_endpoint)?);
     node.add_service(AuthorizationsServiceServer::new(
-        api::AuthorizationsApi::new(platform.clone(), lookups),
+        api::AuthorizationsApi::new(platform.clone(), lookups, records.clone()),
     ));
     events::follow_records(platform, node);
-    let sweeper = worker::HoldSweeper::new(&platform.config, records_endpoint)?;
+    let sweeper = worker::HoldSweeper::new(&platform.config, records)?;
     worker::add(platform, node, CLOSE_INTERVAL, sweeper);
     Ok(())
 }

@@ -91,7 +91,10 @@ fn weekday_code(day: Weekday) -> &'static str {
 
 fn parse_by_day(value: &str) -> Result<ByDay, RuleError> {
     let split = value.len().saturating_sub(2);
-    let (position, day) = value.split_at(split);
+    let (position, day) = (
+        value.get(..split).unwrap_or_default(),
+        value.get(split..).unwrap_or_default(),
+    );
     let Some(weekday) = weekday(day) else {
         return refuse(format!(
             "BYDAY value {value:?} is not a weekday (MO, TU, WE, TH, FR, SA, SU), optionally \
@@ -122,8 +125,10 @@ fn parse_until(value: &str) -> Result<NaiveDate, RuleError> {
     let time_ok = rest.is_empty()
         || (rest.len() >= 7
             && rest.starts_with('T')
-            && rest[1..7].bytes().all(|b| b.is_ascii_digit())
-            && matches!(&rest[7..], "" | "Z"));
+            && rest
+                .get(1..7)
+                .is_some_and(|t| t.bytes().all(|b| b.is_ascii_digit()))
+            && matches!(rest.get(7..), Some("" | "Z")));
     match NaiveDate::parse_from_str(date, "%Y%m%d") {
         Ok(date) if time_ok => Ok(date),
         _ => refuse(format!(
@@ -149,6 +154,11 @@ impl Rule {
         };
         if text.is_empty() {
             return refuse("is empty; a rule starts with FREQ=DAILY, WEEKLY or MONTHLY");
+        }
+        if !text.is_ascii() {
+            return refuse(
+                "has characters outside ASCII; a rule is written like FREQ=WEEKLY;BYDAY=MO",
+            );
         }
         let mut frequency = None;
         let mut interval = None;
@@ -684,6 +694,10 @@ mod tests {
             ("FREQ=WEEKLY;COLOR=RED", "COLOR is not a part"),
             ("FREQ=WEEKLY;BYDAY", "NAME=VALUE"),
             ("FREQ=WEEKLY;UNTIL=2026-03-01", "UNTIL"),
+            ("FREQ=WEEKLY;UNTIL=20260301T", "UNTIL"),
+            ("FREQ=WEEKLY;BYDAY=T", "is not a weekday"),
+            ("FREQ=WEEKLY;BYDAY=MÖ", "outside ASCII"),
+            ("FREQ=WEEKLY;UNTIL=20260301Tü23456Z", "outside ASCII"),
             (
                 "FREQ=MONTHLY;BYMONTHDAY=30;BYDAY=MO;COUNT=40",
                 "does not fit",
@@ -691,6 +705,13 @@ mod tests {
         ] {
             let message = refused(rule, b, e);
             assert!(message.contains(expected), "{rule}: {message}");
+        }
+        // The parts on their own never split a character.
+        for value in ["Ö", "2Ö", "ÖTU", "-Ü"] {
+            assert!(parse_by_day(value).is_err(), "{value}");
+        }
+        for value in ["20260301Tü23456Z", "20260301T12345Ü", "2026030Ü"] {
+            assert!(parse_until(value).is_err(), "{value}");
         }
         // Nothing at all in the period.
         let message = refused("FREQ=MONTHLY;BYDAY=5FR", d(2026, 2, 1), d(2026, 2, 28));

@@ -201,11 +201,28 @@ pub async fn draw(
     authorization_id: Uuid,
     record_id: Uuid,
 ) -> Result<Draw> {
-    let row: Option<DrawRow> = sqlx::query_as(
+    read_draw(conn, authorization_id, record_id, " FOR UPDATE").await
+}
+
+/// The draw of a record on an authorization as it stands, to look at only.
+pub async fn draw_unlocked(
+    conn: &mut PgConnection,
+    authorization_id: Uuid,
+    record_id: Uuid,
+) -> Result<Draw> {
+    read_draw(conn, authorization_id, record_id, "").await
+}
+
+async fn read_draw(
+    conn: &mut PgConnection,
+    authorization_id: Uuid,
+    record_id: Uuid,
+    lock: &str,
+) -> Result<Draw> {
+    let row: Option<DrawRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT held_units, held_version, delivered_units, delivered_value, record_version \
-         FROM authorizations.draws WHERE authorization_id = $1 AND service_record_id = $2 \
-         FOR UPDATE",
-    )
+         FROM authorizations.draws WHERE authorization_id = $1 AND service_record_id = $2{lock}"
+    )))
     .bind(authorization_id)
     .bind(record_id)
     .fetch_optional(conn)

@@ -10,17 +10,14 @@ use tokio_util::sync::CancellationToken;
 
 use std::collections::HashMap;
 
-use tonic::transport::Channel;
-
-use caseway_api::records::v1::GetServiceRecordRequest;
-use caseway_api::records::v1::records_service_client::RecordsServiceClient;
-use caseway_platform::auth::{Principal, Role, TokenIssuer, on_behalf_of};
+use caseway_platform::auth::{Authorization, Principal, Role, TokenIssuer};
 use caseway_platform::error::Result;
 use caseway_platform::server::{NodeBuilder, Platform};
-use caseway_platform::{Config, TenantId, etag};
+use caseway_platform::{Config, TenantId};
 
-use crate::api::record_change;
-use crate::domain::{AuthorizationStatus, release};
+use crate::api::{give_back, record_change};
+use crate::domain::AuthorizationStatus;
+use crate::records::Records;
 use crate::store;
 
 /// The advisory lock key of the closing round (any constant shared by every replica).
@@ -77,18 +74,19 @@ pub const UNSETTLED_AFTER: Duration = Duration::from_secs(600);
 /// Gives back holds whose record never came: the records service held units and then died
 /// before storing the record (or before giving them back), or someone held units with no
 /// record at all. Time alone does not decide: a hold is given back only when the records
-/// service says the record (at the held version) is not stored; a stored record's event is on
-/// its way through the outbox, however long the broker is down, and will settle it.
+/// service says no stored version of the record from the held one on draws on the
+/// authorization; a stored record's event is on its way through the outbox, however long the
+/// broker is down, and will settle it.
 pub struct HoldSweeper {
     issuer: TokenIssuer,
-    records: RecordsServiceClient<Channel>,
+    records: Arc<Records>,
 }
 
 impl HoldSweeper {
     /// None when this node has no key to sign its own calls with (the sweeper then does not
     /// run: an unsettled hold stays counted, so an authorization is under-used, never
     /// overspent).
-    pub fn new(config: &Config, records_endpoint: &str) -> anyhow::Result<Option<Self>> {
+    pub fn new(config: &Config, records: Arc<Records>) -> anyhow::Result<Option<Self>> {
         if !config.jwt_private_key_file.exists() {
             return Ok(None);
         }
@@ -97,11 +95,24 @@ impl HoldSweeper {
             &config.jwt_issuer,
             &config.jwt_audience,
         )?;
-        let channel = Channel::from_shared(records_endpoint.to_string())?.connect_lazy();
-        Ok(Some(HoldSweeper {
-            issuer,
-            records: RecordsServiceClient::new(channel),
-        }))
+        Ok(Some(HoldSweeper { issuer, records }))
+    }
+
+    /// A bearer token of the worker for one tenant, to read its records with.
+    fn bearer(&self, tenant: TenantId) -> Result<Authorization> {
+        let token = self
+            .issuer
+            .issue(
+                WORKER,
+                Some(tenant),
+                &[Role::Supervisor],
+                &[],
+                chrono::Duration::minutes(5),
+            )
+            .map_err(caseway_platform::Error::internal)?;
+        format!("Bearer {token}")
+            .parse()
+            .map_err(caseway_platform::Error::internal)
     }
 
     /// One round over holds unsettled for longer than `older_than`; returns how many were
@@ -124,70 +135,46 @@ impl HoldSweeper {
             tx.commit().await?;
             holds
         };
-        let mut tokens: HashMap<uuid::Uuid, caseway_platform::auth::Authorization> = HashMap::new();
+        let mut bearers: HashMap<uuid::Uuid, Authorization> = HashMap::new();
         let mut released = 0;
         for hold in holds {
             let tenant = TenantId(hold.tenant_id);
-            let bearer = match tokens.get(&hold.tenant_id) {
+            let bearer = match bearers.get(&hold.tenant_id) {
                 Some(bearer) => bearer.clone(),
                 None => {
-                    let token = self
-                        .issuer
-                        .issue(
-                            WORKER,
-                            Some(tenant),
-                            &[Role::Supervisor],
-                            &[],
-                            chrono::Duration::minutes(5),
-                        )
-                        .map_err(caseway_platform::Error::internal)?;
-                    let bearer: caseway_platform::auth::Authorization = format!("Bearer {token}")
-                        .parse()
-                        .map_err(caseway_platform::Error::internal)?;
-                    tokens.insert(hold.tenant_id, bearer.clone());
+                    let bearer = self.bearer(tenant)?;
+                    bearers.insert(hold.tenant_id, bearer.clone());
                     bearer
                 }
             };
-            let request = on_behalf_of(
-                GetServiceRecordRequest {
-                    id: hold.service_record_id.to_string(),
-                },
-                Some(&bearer),
-            );
-            let stored = match self.records.clone().get_service_record(request).await {
-                Ok(reply) => {
-                    let record = reply.into_inner().record.unwrap_or_default();
-                    etag::parse("etag", &record.etag)?.unwrap_or(0) >= hold.held_version
-                }
-                Err(status) if status.code() == tonic::Code::NotFound => false,
-                Err(status) => {
-                    tracing::warn!(error = %status.message(), "records service unavailable; holds stay");
+            let unused = match self
+                .records
+                .hold_unused(
+                    Some(&bearer),
+                    hold.service_record_id,
+                    hold.authorization_id,
+                    hold.held_version,
+                )
+                .await
+            {
+                Ok(unused) => unused,
+                Err(error) => {
+                    tracing::warn!(error = %error, "records service unavailable; holds stay");
                     return Ok(Some(released));
                 }
             };
-            if stored {
+            if !unused {
                 continue;
             }
-            let mut tx = platform.db.tenant_tx(tenant).await?;
-            if store::load(tx.conn(), hold.authorization_id, true)
-                .await?
-                .is_none()
-            {
-                continue;
-            }
-            let before =
-                store::draw(tx.conn(), hold.authorization_id, hold.service_record_id).await?;
-            if let Some(after) = release(&before, hold.held_version) {
-                store::save_draw(
-                    tx.conn(),
-                    tenant,
-                    hold.authorization_id,
-                    hold.service_record_id,
-                    None,
-                    &before,
-                    &after,
-                )
-                .await?;
+            let given_back = give_back(
+                platform,
+                tenant,
+                hold.authorization_id,
+                hold.service_record_id,
+                hold.held_version,
+            )
+            .await?;
+            if given_back {
                 released += 1;
                 tracing::info!(
                     authorization_id = %hold.authorization_id,
@@ -195,7 +182,6 @@ impl HoldSweeper {
                     "gave back units held for a record that was never stored"
                 );
             }
-            tx.commit().await?;
         }
         Ok(Some(released))
     }

@@ -23,7 +23,39 @@ use uuid::Uuid;
 
 use crate::ids::TenantId;
 
+/// Attempts of a handler that fails for a reason of its own before its event is parked.
 const HANDLER_ATTEMPTS: u32 = 5;
+/// The longest wait between attempts while a dependency is down (which parks nothing).
+const TRANSIENT_BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// A failure that says nothing about the event: a dependency down or busy, a transaction
+/// that lost a race. Retried for as long as it lasts instead of parking the event.
+fn transient(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        if let Some(error) = cause.downcast_ref::<crate::error::Error>() {
+            return matches!(
+                error,
+                crate::error::Error::Unavailable(_) | crate::error::Error::Aborted(_)
+            );
+        }
+        if let Some(error) = cause.downcast_ref::<sqlx::Error>() {
+            return match error {
+                sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_) => true,
+                // Serialization failure, deadlock, shutdown, too many connections, and the
+                // connection exceptions.
+                sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                    matches!(&*code, "40001" | "40P01" | "57P01" | "57P03" | "53300")
+                        || code.starts_with("08")
+                }),
+                _ => false,
+            };
+        }
+        false
+    })
+}
 
 /// One event with its envelope attributes.
 #[derive(Clone, Debug, PartialEq)]
@@ -563,13 +595,18 @@ where
     let mut attempt = 0;
     let mut delay = Duration::from_millis(50);
     loop {
-        attempt += 1;
         match handler(envelope.clone()).await {
             Ok(()) => {
                 delivery.acker.ack(BasicAckOptions::default()).await?;
                 return Ok(());
             }
-            Err(error) if attempt < HANDLER_ATTEMPTS => {
+            Err(error) if transient(&error) => {
+                tracing::warn!(error = %error, event_id = %envelope.id, "event handler could not reach a dependency; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(TRANSIENT_BACKOFF_MAX);
+            }
+            Err(error) if attempt + 1 < HANDLER_ATTEMPTS => {
+                attempt += 1;
                 tracing::warn!(error = %error, event_id = %envelope.id, attempt, "event handler failed; retrying");
                 tokio::time::sleep(delay).await;
                 delay *= 4;
@@ -580,5 +617,25 @@ where
                 return Ok(());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_failures_of_a_dependency_are_transient() {
+        let unavailable = anyhow::Error::from(crate::error::Error::Unavailable("db".into()));
+        assert!(transient(&unavailable));
+        assert!(transient(&unavailable.context("applying an event")));
+        assert!(transient(&anyhow::Error::from(sqlx::Error::PoolTimedOut)));
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert!(transient(&anyhow::Error::from(sqlx::Error::Io(io))));
+        // The event's own faults are not: they are retried a few times, then parked.
+        assert!(!transient(&anyhow::anyhow!("malformed payload")));
+        assert!(!transient(&anyhow::Error::from(sqlx::Error::RowNotFound)));
+        let refused = crate::error::Error::invalid("units", "must be positive");
+        assert!(!transient(&anyhow::Error::from(refused)));
     }
 }

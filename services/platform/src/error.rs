@@ -116,7 +116,9 @@ impl From<sqlx::Error> for Error {
                 // A unique index caught a race the domain's own check could not.
                 Error::AlreadyExists("a resource with the same unique key exists".into())
             }
-            sqlx::Error::Database(db) if db.code().as_deref() == Some("40001") => {
+            sqlx::Error::Database(db)
+                if matches!(db.code().as_deref(), Some("40001" | "40P01")) =>
+            {
                 Error::Aborted("concurrent update, retry".into())
             }
             _ => Error::Internal(error.into()),

@@ -166,8 +166,14 @@ impl Violations {
     }
 }
 
-/// Largest decimal Caseway stores (NUMERIC(18, 4) leaves 14 integer digits).
+/// Largest decimal Caseway takes as input: 12 integer digits leave room for products (a
+/// value is units x unit value) under what NUMERIC(18, 4) stores.
 const MAX_DECIMAL_INTEGER_DIGITS: usize = 12;
+
+/// A computed amount (a value, a total) fits NUMERIC(18, 4): under 10^14.
+pub fn storable(amount: Decimal) -> bool {
+    amount.abs() < Decimal::from(100_000_000_000_000i64)
+}
 
 fn parse_decimal(value: &str, max_scale: u32) -> std::result::Result<Decimal, String> {
     if value.is_empty() {

@@ -269,9 +269,16 @@ pub fn quantities(
         }
     };
     check_units(units, service.unit_of_measure, &at("units"), v);
+    let unit_value = unit_value(given.unit_value, service, &at("unit_value"), v);
+    if !caseway_platform::validate::storable(units * unit_value) {
+        v.add(
+            at("units"),
+            "times the unit value is more than a value can be (under 10^14)",
+        );
+    }
     Quantities {
         units: Some(units),
-        unit_value: Some(unit_value(given.unit_value, service, &at("unit_value"), v)),
+        unit_value: Some(unit_value),
         people_reached,
     }
 }
@@ -368,6 +375,12 @@ mod tests {
                 Kind::Delivered,
                 given(Some("1"), None, Some(3)),
                 "people_reached",
+            ),
+            // Each part fits; the value they make could not be stored.
+            (
+                Kind::Delivered,
+                given(Some("999999999999"), Some("999999999999"), None),
+                "units",
             ),
         ] {
             let mut v = Violations::new();
