@@ -35,11 +35,10 @@ impl Db {
 
     /// A transaction scoped to one tenant.
     pub async fn tenant_tx(&self, tenant: TenantId) -> Result<TenantTx> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
-            .bind(tenant.to_string())
-            .execute(&mut *tx)
-            .await?;
+        // BEGIN and the tenant in one message: one round trip fewer per transaction. The
+        // tenant is a UUID this process formats (never caller text), so it can be inlined.
+        let begin = format!("BEGIN; SELECT set_config('app.tenant_id', '{tenant}', true)");
+        let tx = self.pool.begin_with(sqlx::AssertSqlSafe(begin)).await?;
         Ok(TenantTx { tx, tenant })
     }
 
