@@ -1396,6 +1396,7 @@ async fn tenant_b_cannot_reach_tenant_a_authorizations() {
                 service_id: a.sessions.clone(),
                 service_date: Some(date(2026, 3, 2)),
                 units: "10".into(),
+                hold_id: Uuid::now_v7().to_string(),
             },
         ))
         .await
@@ -1409,6 +1410,7 @@ async fn tenant_b_cannot_reach_tenant_a_authorizations() {
                 authorization_id: id.clone(),
                 service_record_id: Uuid::now_v7().to_string(),
                 service_record_version: 1,
+                hold_id: Uuid::now_v7().to_string(),
             },
         ))
         .await
@@ -1463,6 +1465,8 @@ async fn holds_whose_record_never_came_are_given_back() {
         .unwrap();
     // Units held for records that were never stored, for a change of the stored record that
     // was never written, and for the plain record (which does not name the authorization).
+    // One attempt of the test's own makes every hold.
+    let attempt = Uuid::now_v7();
     let reserve = |record_id: &str, version: i64, units: &str| pb::ReserveUnitsRequest {
         authorization_id: authorization.id.clone(),
         service_record_id: record_id.into(),
@@ -1471,11 +1475,13 @@ async fn holds_whose_record_never_came_are_given_back() {
         service_id: f.sessions.clone(),
         service_date: Some(date(2026, 3, 9)),
         units: units.into(),
+        hold_id: attempt.to_string(),
     };
-    let release = |record_id: &str, version: i64| pb::ReleaseUnitsRequest {
+    let release = |record_id: &str, version: i64, hold: Uuid| pb::ReleaseUnitsRequest {
         authorization_id: authorization.id.clone(),
         service_record_id: record_id.into(),
         service_record_version: version,
+        hold_id: hold.to_string(),
     };
     let mut api = node.authorizations.clone();
     let never = Uuid::now_v7().to_string();
@@ -1493,8 +1499,18 @@ async fn holds_whose_record_never_came_are_given_back() {
         (u.remaining_units.as_str(), u.held_units.as_str()),
         ("2", "6")
     );
-    // The release call gives back what no stored record draws.
-    api.release_units(authed(&f.worker, release(&plain.id, 1)))
+    // The release call gives back what no stored record draws, if the caller's attempt made
+    // the hold.
+    api.release_units(authed(&f.worker, release(&plain.id, 1, Uuid::now_v7())))
+        .await
+        .unwrap();
+    assert_eq!(
+        utilization(&node, &f.worker, &authorization.id)
+            .await
+            .remaining_units,
+        "2"
+    );
+    api.release_units(authed(&f.worker, release(&plain.id, 1, attempt)))
         .await
         .unwrap();
     assert_eq!(
@@ -1546,7 +1562,7 @@ async fn holds_whose_record_never_came_are_given_back() {
         .await
         .unwrap();
     let status = api
-        .release_units(authed(&f.worker, release(&stored.id, 2)))
+        .release_units(authed(&f.worker, release(&stored.id, 2, attempt)))
         .await
         .unwrap_err();
     assert_eq!(rule_of(&status), "service_record_stored");

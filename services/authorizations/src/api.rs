@@ -221,6 +221,7 @@ pub(crate) async fn give_back(
     authorization_id: Uuid,
     record_id: Uuid,
     version: i64,
+    attempt: Option<Uuid>,
 ) -> Result<bool> {
     let mut tx = platform.db.tenant_tx(tenant).await?;
     if store::load(tx.conn(), authorization_id, true)
@@ -230,7 +231,7 @@ pub(crate) async fn give_back(
         return Err(Error::not_found("authorization", authorization_id));
     }
     let before = store::draw(tx.conn(), authorization_id, record_id).await?;
-    let Some(after) = release(&before, version) else {
+    let Some(after) = release(&before, version, attempt) else {
         return Ok(false);
     };
     store::save_draw(
@@ -255,6 +256,7 @@ async fn held(
     authorization_id: Uuid,
     record_id: Uuid,
     version: i64,
+    attempt: Uuid,
 ) -> Result<bool> {
     let mut tx = platform.db.tenant_tx(tenant).await?;
     if store::load(tx.conn(), authorization_id, false)
@@ -265,7 +267,7 @@ async fn held(
     }
     let draw = store::draw_unlocked(tx.conn(), authorization_id, record_id).await?;
     tx.commit().await?;
-    Ok(release(&draw, version).is_some())
+    Ok(release(&draw, version, Some(attempt)).is_some())
 }
 
 impl AuthorizationsApi {
@@ -482,12 +484,14 @@ struct DrawRequest {
     authorization_id: Uuid,
     record_id: Uuid,
     version: i64,
+    hold_id: Uuid,
 }
 
 fn parse_draw(
     authorization_id: &str,
     record_id: &str,
     version: i64,
+    hold_id: &str,
     v: &mut Violations,
 ) -> Option<DrawRequest> {
     let authorization_id = v.id("authorization_id", authorization_id);
@@ -495,10 +499,12 @@ fn parse_draw(
     if version < 1 {
         v.add("service_record_version", "must be 1 or more");
     }
+    let hold_id = v.id("hold_id", hold_id);
     Some(DrawRequest {
         authorization_id: authorization_id?,
         record_id: record_id?,
         version,
+        hold_id: hold_id?,
     })
 }
 
@@ -888,6 +894,7 @@ impl AuthorizationsService for AuthorizationsApi {
             &m.authorization_id,
             &m.service_record_id,
             m.service_record_version,
+            &m.hold_id,
             &mut v,
         );
         let client_id = v.id("client_id", &m.client_id);
@@ -928,14 +935,28 @@ impl AuthorizationsService for AuthorizationsApi {
         check_covers(&coverage, client_id, service_id, service_date, takes_more)
             .map_err(|(rule, message)| Error::precondition(rule, subject.clone(), message))?;
         let mut counted = row.committed_units;
+        let request = HoldRequest {
+            units,
+            version: draw.version,
+            attempt: draw.hold_id,
+        };
+        let now = chrono::Utc::now();
         match hold(
             &before,
-            units,
-            draw.version,
+            request,
             row.committed_units,
             row.authorized_units,
+            now,
         ) {
-            Err(Shortfall { remaining }) => {
+            Err(Refusal::Busy) => {
+                return Err(Error::Aborted(format!(
+                    "service record {} is being stored at version {} by another request; \
+                     read it again and retry",
+                    draw.record_id, draw.version
+                ))
+                .into());
+            }
+            Err(Refusal::Shortfall { remaining }) => {
                 return Err(Error::precondition(
                     "authorization_units_remaining",
                     subject,
@@ -979,6 +1000,7 @@ impl AuthorizationsService for AuthorizationsApi {
             &m.authorization_id,
             &m.service_record_id,
             m.service_record_version,
+            &m.hold_id,
             &mut v,
         );
         v.finish()?;
@@ -990,6 +1012,7 @@ impl AuthorizationsService for AuthorizationsApi {
             draw.authorization_id,
             draw.record_id,
             draw.version,
+            draw.hold_id,
         )
         .await?
         {
@@ -1024,6 +1047,7 @@ impl AuthorizationsService for AuthorizationsApi {
             draw.authorization_id,
             draw.record_id,
             draw.version,
+            Some(draw.hold_id),
         )
         .await?;
         Ok(Response::new(pb::ReleaseUnitsResponse {}))

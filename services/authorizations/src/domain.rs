@@ -1,7 +1,7 @@
 //! Authorization rules: the workflow, separation of duties, what an authorization covers and
 //! the drawdown arithmetic. No I/O here: the store hands the rows in and writes what comes out.
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
@@ -195,9 +195,12 @@ pub fn check_covers(
 /// What one service record draws from an authorization.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Draw {
-    /// Units held for the record while it is being stored, for `held_version` of it.
+    /// Units held for the record while it is being stored, for `held_version` of it, by the
+    /// attempt to store it `held_by`, since `held_at`.
     pub held_units: Decimal,
     pub held_version: i64,
+    pub held_by: Option<Uuid>,
+    pub held_at: Option<DateTime<Utc>>,
     /// Units and value the record's latest event confirmed, at `record_version`.
     pub delivered_units: Decimal,
     pub delivered_value: Decimal,
@@ -213,36 +216,65 @@ impl Draw {
     }
 }
 
-/// A hold refused: the units that could still be drawn for this record.
+/// How long a hold keeps another attempt at the same record version out. Storing a record
+/// takes milliseconds; an older hold is one whose attempt died, and a later attempt takes it
+/// over rather than wait for the worker.
+pub const HOLD_TAKEOVER: chrono::Duration = chrono::Duration::seconds(30);
+
+/// A hold asked for: `units` for `version` of a record, by the attempt `attempt`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Shortfall {
-    pub remaining: Decimal,
+pub struct HoldRequest {
+    pub units: Decimal,
+    pub version: i64,
+    pub attempt: Uuid,
 }
 
-/// Holds `units` for version `version` of a record. `counted` is what the authorization
-/// counts for every record (this one included); `authorized` its total. Returns the new draw,
-/// or None when nothing changes (a retry, or a version already confirmed or superseded).
+/// Why a hold was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Not enough units: what could still be drawn for this record.
+    Shortfall { remaining: Decimal },
+    /// Another attempt is storing the same version of the record (only one of them can).
+    Busy,
+}
+
+/// Holds units for a version of a record. `counted` is what the authorization counts for
+/// every record (this one included); `authorized` its total. Returns the new draw, or None
+/// when nothing changes (a retry, or a version already confirmed or superseded).
 pub fn hold(
     draw: &Draw,
-    units: Decimal,
-    version: i64,
+    request: HoldRequest,
     counted: Decimal,
     authorized: Decimal,
-) -> Result<Option<Draw>, Shortfall> {
+    now: DateTime<Utc>,
+) -> Result<Option<Draw>, Refusal> {
+    let HoldRequest {
+        units,
+        version,
+        attempt,
+    } = request;
     if version <= draw.record_version || version < draw.held_version {
         return Ok(None);
     }
-    if version == draw.held_version && units == draw.held_units {
+    let active = version == draw.held_version && draw.held_units > Decimal::ZERO;
+    if active && draw.held_by != Some(attempt) {
+        let abandoned = draw.held_at.is_none_or(|at| now - at > HOLD_TAKEOVER);
+        if !abandoned {
+            return Err(Refusal::Busy);
+        }
+    } else if active && units == draw.held_units {
         return Ok(None);
     }
     let next = Draw {
         held_units: units,
         held_version: version,
+        held_by: Some(attempt),
+        held_at: Some(now),
         ..*draw
     };
     let others = counted - draw.counted();
     if others + next.counted() > authorized {
-        return Err(Shortfall {
+        return Err(Refusal::Shortfall {
             remaining: (authorized - others).max(Decimal::ZERO),
         });
     }
@@ -267,9 +299,11 @@ pub fn settle(draw: &Draw, units: Decimal, value: Decimal, version: i64) -> Opti
     (next != *draw).then_some(next)
 }
 
-/// Gives back the hold for `version` (its record was not stored).
-pub fn release(draw: &Draw, version: i64) -> Option<Draw> {
-    (draw.held_version == version && draw.held_units > Decimal::ZERO).then_some(Draw {
+/// Gives back the hold for `version` (its record was not stored), if `attempt` made it;
+/// whoever made it when `attempt` is None (the worker).
+pub fn release(draw: &Draw, version: i64, attempt: Option<Uuid>) -> Option<Draw> {
+    let ours = attempt.is_none_or(|a| draw.held_by == Some(a));
+    (draw.held_version == version && draw.held_units > Decimal::ZERO && ours).then_some(Draw {
         held_units: Decimal::ZERO,
         ..*draw
     })
@@ -344,33 +378,95 @@ mod tests {
         assert!(check_second_person("ana", "bo").is_ok());
     }
 
+    fn at(units: &str, version: i64, attempt: Uuid) -> HoldRequest {
+        HoldRequest {
+            units: dec(units),
+            version,
+            attempt,
+        }
+    }
+
     #[test]
     fn holds_never_exceed_the_authorization() {
+        let now = Utc::now();
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
         let empty = Draw::default();
         // 10 authorized, 8 counted for other records: 2 remain.
-        let refused = hold(&empty, dec("3"), 1, dec("8"), dec("10")).unwrap_err();
-        assert_eq!(refused.remaining, dec("2"));
-        let held = hold(&empty, dec("2"), 1, dec("8"), dec("10"))
+        let refused = hold(&empty, at("3", 1, a), dec("8"), dec("10"), now).unwrap_err();
+        assert_eq!(
+            refused,
+            Refusal::Shortfall {
+                remaining: dec("2")
+            }
+        );
+        let held = hold(&empty, at("2", 1, a), dec("8"), dec("10"), now)
             .unwrap()
             .unwrap();
         assert_eq!(held.counted(), dec("2"));
         // The same hold again changes nothing.
-        assert_eq!(hold(&held, dec("2"), 1, dec("10"), dec("10")), Ok(None));
+        assert_eq!(
+            hold(&held, at("2", 1, a), dec("10"), dec("10"), now),
+            Ok(None)
+        );
         // Confirmed by its event: the hold becomes a delivery, counted once.
         let confirmed = settle(&held, dec("2"), dec("20"), 1).unwrap();
         assert_eq!(confirmed.counted(), dec("2"));
         assert_eq!(confirmed.held_units, Decimal::ZERO);
-        // A retried reservation of the stored version changes nothing.
-        assert_eq!(
-            hold(&confirmed, dec("2"), 1, dec("10"), dec("10")),
-            Ok(None)
-        );
+        // A retried reservation of the stored version changes nothing, whoever asks.
+        for attempt in [a, b] {
+            assert_eq!(
+                hold(&confirmed, at("2", 1, attempt), dec("10"), dec("10"), now),
+                Ok(None)
+            );
+        }
         // A redelivered event changes nothing.
         assert_eq!(settle(&confirmed, dec("2"), dec("20"), 1), None);
     }
 
     #[test]
+    fn one_attempt_at_a_time_holds_for_a_version() {
+        let now = Utc::now();
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let confirmed = Draw {
+            delivered_units: dec("4"),
+            delivered_value: dec("40"),
+            record_version: 1,
+            ..Draw::default()
+        };
+        let held = hold(&confirmed, at("5", 2, a), dec("4"), dec("10"), now)
+            .unwrap()
+            .unwrap();
+        // Another change of the record from the same version, with the same units or not, is
+        // refused while the first is being stored.
+        for units in ["5", "6"] {
+            assert_eq!(
+                hold(&held, at(units, 2, b), dec("5"), dec("10"), now),
+                Err(Refusal::Busy)
+            );
+        }
+        // Only its own attempt gives the hold back (the worker, None, any).
+        assert_eq!(release(&held, 2, Some(b)), None);
+        assert_eq!(release(&held, 2, Some(a)).unwrap().counted(), dec("4"));
+        assert_eq!(release(&held, 2, None).unwrap().counted(), dec("4"));
+        // A hold whose attempt died is taken over after a while.
+        let later = now + HOLD_TAKEOVER + chrono::Duration::seconds(1);
+        let taken = hold(&held, at("6", 2, b), dec("5"), dec("10"), later)
+            .unwrap()
+            .unwrap();
+        assert_eq!((taken.held_by, taken.counted()), (Some(b), dec("6")));
+        // Once given back, another attempt may hold for that version at once.
+        let released = release(&held, 2, Some(a)).unwrap();
+        assert!(
+            hold(&released, at("3", 2, b), dec("4"), dec("10"), now)
+                .unwrap()
+                .is_some()
+        );
+    }
+
+    #[test]
     fn updates_deletes_and_late_events() {
+        let now = Utc::now();
+        let a = Uuid::now_v7();
         let confirmed = Draw {
             delivered_units: dec("4"),
             delivered_value: dec("40"),
@@ -379,14 +475,19 @@ mod tests {
         };
         // 10 authorized, 9 counted, 4 of them this record's: the record may rise to 5 at
         // most, so 7 is refused saying 5 remain for it.
-        let refused = hold(&confirmed, dec("7"), 2, dec("9"), dec("10")).unwrap_err();
-        assert_eq!(refused.remaining, dec("5"));
-        let raised = hold(&confirmed, dec("5"), 2, dec("9"), dec("10"))
+        let refused = hold(&confirmed, at("7", 2, a), dec("9"), dec("10"), now).unwrap_err();
+        assert_eq!(
+            refused,
+            Refusal::Shortfall {
+                remaining: dec("5")
+            }
+        );
+        let raised = hold(&confirmed, at("5", 2, a), dec("9"), dec("10"), now)
             .unwrap()
             .unwrap();
         assert_eq!(raised.counted(), dec("5"));
         // Lowering counts the higher amount until the event confirms it.
-        let lowered = hold(&confirmed, dec("1"), 2, dec("9"), dec("10"))
+        let lowered = hold(&confirmed, at("1", 2, a), dec("9"), dec("10"), now)
             .unwrap()
             .unwrap();
         assert_eq!(lowered.counted(), dec("4"));
@@ -398,14 +499,14 @@ mod tests {
         assert_eq!(deleted.counted(), Decimal::ZERO);
         assert_eq!(settle(&deleted, dec("1"), dec("10"), 2), None);
         // An event of an older version does not drop a newer hold.
-        let pending = hold(&settled, dec("3"), 3, dec("1"), dec("10"))
+        let pending = hold(&settled, at("3", 3, a), dec("1"), dec("10"), now)
             .unwrap()
             .unwrap();
         let old_event = settle(&pending, dec("1"), dec("10"), 2);
         assert_eq!(old_event, None);
         // A release gives back the hold of its own version only.
-        assert_eq!(release(&pending, 2), None);
-        assert_eq!(release(&pending, 3).unwrap().counted(), dec("1"));
+        assert_eq!(release(&pending, 2, Some(a)), None);
+        assert_eq!(release(&pending, 3, Some(a)).unwrap().counted(), dec("1"));
     }
 
     #[test]

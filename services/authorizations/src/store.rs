@@ -189,6 +189,8 @@ pub async fn list_for_client(
 struct DrawRow {
     held_units: Decimal,
     held_version: i64,
+    held_by: Option<Uuid>,
+    held_at: Option<chrono::DateTime<chrono::Utc>>,
     delivered_units: Decimal,
     delivered_value: Decimal,
     record_version: i64,
@@ -220,8 +222,9 @@ async fn read_draw(
     lock: &str,
 ) -> Result<Draw> {
     let row: Option<DrawRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT held_units, held_version, delivered_units, delivered_value, record_version \
-         FROM authorizations.draws WHERE authorization_id = $1 AND service_record_id = $2{lock}"
+        "SELECT held_units, held_version, held_by, held_at, delivered_units, delivered_value, \
+         record_version FROM authorizations.draws \
+         WHERE authorization_id = $1 AND service_record_id = $2{lock}"
     )))
     .bind(authorization_id)
     .bind(record_id)
@@ -231,6 +234,8 @@ async fn read_draw(
         .map(|r| Draw {
             held_units: r.held_units,
             held_version: r.held_version,
+            held_by: r.held_by,
+            held_at: r.held_at,
             delivered_units: r.delivered_units,
             delivered_value: r.delivered_value,
             record_version: r.record_version,
@@ -252,11 +257,12 @@ pub async fn save_draw(
     sqlx::query(
         "WITH draw AS (INSERT INTO authorizations.draws (tenant_id, authorization_id, \
          service_record_id, service_date, held_units, held_version, delivered_units, \
-         delivered_value, record_version) VALUES ($1, $2, $3, coalesce($4, CURRENT_DATE), $5, \
-         $6, $7, $8, $9) ON CONFLICT (tenant_id, authorization_id, service_record_id) DO UPDATE \
+         delivered_value, record_version, held_by, held_at) VALUES ($1, $2, $3, \
+         coalesce($4, CURRENT_DATE), $5, $6, $7, $8, $9, $13, $14) \
+         ON CONFLICT (tenant_id, authorization_id, service_record_id) DO UPDATE \
          SET service_date = coalesce($4, draws.service_date), held_units = $5, \
          held_version = $6, delivered_units = $7, delivered_value = $8, record_version = $9, \
-         updated_at = now() RETURNING 1) \
+         held_by = $13, held_at = $14, updated_at = now() RETURNING 1) \
          UPDATE authorizations.authorizations SET committed_units = committed_units + $10, \
          delivered_units = delivered_units + $11, delivered_value = delivered_value + $12 \
          WHERE id = $2 AND EXISTS (SELECT 1 FROM draw)",
@@ -273,6 +279,8 @@ pub async fn save_draw(
     .bind(after.counted() - before.counted())
     .bind(after.delivered_units - before.delivered_units)
     .bind(after.delivered_value - before.delivered_value)
+    .bind(after.held_by)
+    .bind(after.held_at)
     .execute(conn)
     .await?;
     Ok(())

@@ -172,6 +172,7 @@ impl HoldSweeper {
                 hold.authorization_id,
                 hold.service_record_id,
                 hold.held_version,
+                None,
             )
             .await?;
             if given_back {

@@ -995,26 +995,26 @@ impl RecordsService for RecordsApi {
         }
         // What the record draws changes: hold its new units for the version about to be
         // stored (the event of that version settles the hold, and gives the old
-        // authorization its units back if it moved). The record's row is locked first, so
-        // two changes of one record never hold for the same version at once.
+        // authorization its units back if it moved). The hold is this attempt's: a second
+        // change of the record from the same version is refused while it stands.
         let draws_change = next.authorization_id.is_some()
             && (next.authorization_id != current.authorization_id
                 || next.units != current.units
                 || next.service_date != current.service_date);
-        let mut holds = Vec::new();
+        let holds = if draws_change {
+            let mut held = next.clone();
+            held.version = current.version + 1;
+            self.hold_all(&caller, std::slice::from_ref(&held), |_| "record.".into())
+                .await?
+        } else {
+            Vec::new()
+        };
         let outcome = async {
             let mut tx = self.platform.db.tenant_tx(caller.tenant).await?;
             let locked = store::load(tx.conn(), id, true)
                 .await?
                 .ok_or_else(|| Error::not_found("service record", id))?;
             check_version(Some(current.version), locked.version)?;
-            if draws_change {
-                let mut held = next.clone();
-                held.version = current.version + 1;
-                holds = self
-                    .hold_all(&caller, std::slice::from_ref(&held), |_| "record.".into())
-                    .await?;
-            }
             let stored = store::update(tx.conn(), &next).await?;
             audit::record(
                 &mut tx,

@@ -15,12 +15,13 @@ use caseway_platform::error::{Error, Result};
 
 use crate::store::RecordRow;
 
-/// Units held for one version of one record.
+/// Units held for one version of one record, by one attempt to store it.
 #[derive(Clone, Debug)]
 pub struct Hold {
     pub authorization_id: Uuid,
     pub record_id: Uuid,
     pub version: i64,
+    pub hold_id: Uuid,
 }
 
 pub struct Authorizations {
@@ -66,6 +67,7 @@ impl Authorizations {
         else {
             return Ok(None);
         };
+        let hold_id = Uuid::now_v7();
         let request = on_behalf_of(
             pb::ReserveUnitsRequest {
                 authorization_id: authorization_id.to_string(),
@@ -75,6 +77,7 @@ impl Authorizations {
                 service_id: row.service_id.to_string(),
                 service_date: Some(date(row.service_date)),
                 units: units.normalize().to_string(),
+                hold_id: hold_id.to_string(),
             },
             authorization,
         );
@@ -83,6 +86,7 @@ impl Authorizations {
                 authorization_id,
                 record_id: row.id,
                 version,
+                hold_id,
             })),
             Err(status) => Err(match status.code() {
                 tonic::Code::FailedPrecondition => Error::precondition(
@@ -94,6 +98,8 @@ impl Authorizations {
                     Error::invalid(field, "does not name an authorization of this tenant")
                 }
                 tonic::Code::InvalidArgument => Error::invalid(field, status.message()),
+                // Another change of the record from the same version is being stored.
+                tonic::Code::Aborted => Error::Aborted(status.message().into()),
                 tonic::Code::PermissionDenied => Error::PermissionDenied(status.message().into()),
                 _ => Error::Unavailable(format!("authorizations service: {}", status.message())),
             }),
@@ -109,6 +115,7 @@ impl Authorizations {
                     authorization_id: hold.authorization_id.to_string(),
                     service_record_id: hold.record_id.to_string(),
                     service_record_version: hold.version,
+                    hold_id: hold.hold_id.to_string(),
                 },
                 authorization,
             );
