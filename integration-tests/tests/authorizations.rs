@@ -1494,6 +1494,11 @@ async fn holds_whose_record_never_came_are_given_back() {
             .await
             .unwrap();
     }
+    // A hold for a later version of the stored record, by another attempt: the one for
+    // version 2 stays counted (as earlier units: version 2 might be stored).
+    let mut later = reserve(&stored.id, 3, "1");
+    later.hold_id = Uuid::now_v7().to_string();
+    api.reserve_units(authed(&f.worker, later)).await.unwrap();
     let u = utilization(&node, &f.worker, &authorization.id).await;
     assert_eq!(
         (u.remaining_units.as_str(), u.held_units.as_str()),
@@ -1533,13 +1538,13 @@ async fn holds_whose_record_never_came_are_given_back() {
         .await
         .unwrap();
     assert_eq!(young, Some(0));
-    // Older: the records service says neither version is stored, so both go back; the
-    // stored record's delivery stays.
+    // Older: the records service says none of those versions is stored, so the never-stored
+    // record's hold and both of the stored record's go back; its delivery stays.
     let released = sweeper
         .sweep(&platform, chrono::Duration::zero())
         .await
         .unwrap();
-    assert_eq!(released, Some(2));
+    assert_eq!(released, Some(3));
     let u = utilization(&node, &f.worker, &authorization.id).await;
     assert_eq!(
         (

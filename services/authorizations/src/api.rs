@@ -213,15 +213,23 @@ pub(crate) async fn record_change(
     Ok(())
 }
 
-/// Gives back the units held for `version` of a record, if they are still held; false when
-/// there was nothing to give back. Errs NOT_FOUND when the authorization is not the tenant's.
+/// Which units held for a record are given back.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Held {
+    /// The current hold, for `version`, if `attempt` made it (any attempt's when None).
+    Current { version: i64, attempt: Option<Uuid> },
+    /// Earlier units counted up to `version`.
+    Earlier { version: i64 },
+}
+
+/// Gives back units held for a record, if they are still held; false when there was nothing
+/// to give back. Errs NOT_FOUND when the authorization is not the tenant's.
 pub(crate) async fn give_back(
     platform: &Platform,
     tenant: TenantId,
     authorization_id: Uuid,
     record_id: Uuid,
-    version: i64,
-    attempt: Option<Uuid>,
+    held: Held,
 ) -> Result<bool> {
     let mut tx = platform.db.tenant_tx(tenant).await?;
     if store::load(tx.conn(), authorization_id, true)
@@ -231,7 +239,11 @@ pub(crate) async fn give_back(
         return Err(Error::not_found("authorization", authorization_id));
     }
     let before = store::draw(tx.conn(), authorization_id, record_id).await?;
-    let Some(after) = release(&before, version, attempt) else {
+    let after = match held {
+        Held::Current { version, attempt } => release(&before, version, attempt),
+        Held::Earlier { version } => release_earlier(&before, version),
+    };
+    let Some(after) = after else {
         return Ok(false);
     };
     store::save_draw(
@@ -1046,8 +1058,10 @@ impl AuthorizationsService for AuthorizationsApi {
             tenant,
             draw.authorization_id,
             draw.record_id,
-            draw.version,
-            Some(draw.hold_id),
+            Held::Current {
+                version: draw.version,
+                attempt: Some(draw.hold_id),
+            },
         )
         .await?;
         Ok(Response::new(pb::ReleaseUnitsResponse {}))

@@ -201,6 +201,10 @@ pub struct Draw {
     pub held_version: i64,
     pub held_by: Option<Uuid>,
     pub held_at: Option<DateTime<Utc>>,
+    /// Units of older holds a newer one replaced: their versions may be stored with their
+    /// events on the way, so they count until an event of `earlier_version` or later.
+    pub earlier_units: Decimal,
+    pub earlier_version: i64,
     /// Units and value the record's latest event confirmed, at `record_version`.
     pub delivered_units: Decimal,
     pub delivered_value: Decimal,
@@ -212,13 +216,28 @@ impl Draw {
     /// counts as much as a delivery, so two records being stored at once cannot both take the
     /// last units.
     pub fn counted(&self) -> Decimal {
-        self.held_units.max(self.delivered_units)
+        self.held_units
+            .max(self.earlier_units)
+            .max(self.delivered_units)
+    }
+
+    /// The draw with its current hold moved to the earlier units.
+    fn carried(&self) -> Draw {
+        if self.held_units.is_zero() {
+            return *self;
+        }
+        Draw {
+            earlier_units: self.earlier_units.max(self.held_units),
+            earlier_version: self.earlier_version.max(self.held_version),
+            held_units: Decimal::ZERO,
+            ..*self
+        }
     }
 }
 
 /// How long a hold keeps another attempt at the same record version out. Storing a record
-/// takes milliseconds; an older hold is one whose attempt died, and a later attempt takes it
-/// over rather than wait for the worker.
+/// takes milliseconds; an older hold is one whose attempt stalled or died, and a later attempt
+/// takes it over (its units stay counted as earlier units, in case it is stored after all).
 pub const HOLD_TAKEOVER: chrono::Duration = chrono::Duration::seconds(30);
 
 /// A hold asked for: `units` for `version` of a record, by the attempt `attempt`.
@@ -234,13 +253,14 @@ pub struct HoldRequest {
 pub enum Refusal {
     /// Not enough units: what could still be drawn for this record.
     Shortfall { remaining: Decimal },
-    /// Another attempt is storing the same version of the record (only one of them can).
+    /// Another attempt is storing this version of the record, or a later one: only one of
+    /// them can be stored.
     Busy,
 }
 
 /// Holds units for a version of a record. `counted` is what the authorization counts for
 /// every record (this one included); `authorized` its total. Returns the new draw, or None
-/// when nothing changes (a retry, or a version already confirmed or superseded).
+/// when nothing changes (a retry, or a version already confirmed).
 pub fn hold(
     draw: &Draw,
     request: HoldRequest,
@@ -253,24 +273,37 @@ pub fn hold(
         version,
         attempt,
     } = request;
-    if version <= draw.record_version || version < draw.held_version {
+    if version <= draw.record_version {
         return Ok(None);
     }
-    let active = version == draw.held_version && draw.held_units > Decimal::ZERO;
-    if active && draw.held_by != Some(attempt) {
-        let abandoned = draw.held_at.is_none_or(|at| now - at > HOLD_TAKEOVER);
-        if !abandoned {
-            return Err(Refusal::Busy);
+    let active = draw.held_units > Decimal::ZERO;
+    let base = if !active {
+        *draw
+    } else if version < draw.held_version {
+        // The record is being stored at a later version: this attempt's cannot be.
+        return Err(Refusal::Busy);
+    } else if version > draw.held_version {
+        // The held version was stored (a later one is being written from it) and its event
+        // is on the way: its units stay counted until then.
+        draw.carried()
+    } else if draw.held_by == Some(attempt) {
+        if units == draw.held_units {
+            return Ok(None);
         }
-    } else if active && units == draw.held_units {
-        return Ok(None);
-    }
+        *draw
+    } else if draw.held_at.is_some_and(|at| now - at <= HOLD_TAKEOVER) {
+        return Err(Refusal::Busy);
+    } else {
+        // Taken over from an attempt that stalled or died; should it be stored after all,
+        // its units are still counted.
+        draw.carried()
+    };
     let next = Draw {
         held_units: units,
         held_version: version,
         held_by: Some(attempt),
         held_at: Some(now),
-        ..*draw
+        ..base
     };
     let others = counted - draw.counted();
     if others + next.counted() > authorized {
@@ -281,8 +314,8 @@ pub fn hold(
     Ok(Some(next))
 }
 
-/// What a record's event says was delivered, at `version`: a hold made for that version or
-/// an earlier one is settled by it. None when the event is older than what is known.
+/// What a record's event says was delivered, at `version`: holds made for that version or
+/// an earlier one are settled by it. None when the event is older than what is known.
 pub fn settle(draw: &Draw, units: Decimal, value: Decimal, version: i64) -> Option<Draw> {
     if version < draw.record_version {
         return None;
@@ -296,15 +329,27 @@ pub fn settle(draw: &Draw, units: Decimal, value: Decimal, version: i64) -> Opti
     if draw.held_version <= version {
         next.held_units = Decimal::ZERO;
     }
+    if draw.earlier_version <= version {
+        next.earlier_units = Decimal::ZERO;
+    }
     (next != *draw).then_some(next)
 }
 
 /// Gives back the hold for `version` (its record was not stored), if `attempt` made it;
-/// whoever made it when `attempt` is None (the worker).
+/// whoever made it when `attempt` is None.
 pub fn release(draw: &Draw, version: i64, attempt: Option<Uuid>) -> Option<Draw> {
     let ours = attempt.is_none_or(|a| draw.held_by == Some(a));
     (draw.held_version == version && draw.held_units > Decimal::ZERO && ours).then_some(Draw {
         held_units: Decimal::ZERO,
+        ..*draw
+    })
+}
+
+/// Gives back the earlier units counted up to `version` (no version of the record from
+/// that one on draws on the authorization).
+pub fn release_earlier(draw: &Draw, version: i64) -> Option<Draw> {
+    (draw.earlier_version == version && draw.earlier_units > Decimal::ZERO).then_some(Draw {
+        earlier_units: Decimal::ZERO,
         ..*draw
     })
 }
@@ -448,12 +493,35 @@ mod tests {
         assert_eq!(release(&held, 2, Some(b)), None);
         assert_eq!(release(&held, 2, Some(a)).unwrap().counted(), dec("4"));
         assert_eq!(release(&held, 2, None).unwrap().counted(), dec("4"));
-        // A hold whose attempt died is taken over after a while.
+        // A hold whose attempt stalled is taken over after a while; its units stay counted
+        // in case it is stored after all, until an event of that version.
         let later = now + HOLD_TAKEOVER + chrono::Duration::seconds(1);
-        let taken = hold(&held, at("6", 2, b), dec("5"), dec("10"), later)
+        let taken = hold(&held, at("3", 2, b), dec("5"), dec("10"), later)
             .unwrap()
             .unwrap();
-        assert_eq!((taken.held_by, taken.counted()), (Some(b), dec("6")));
+        assert_eq!((taken.held_by, taken.counted()), (Some(b), dec("5")));
+        let b_gone = release(&taken, 2, Some(b)).unwrap();
+        assert_eq!(b_gone.counted(), dec("5"));
+        assert_eq!(
+            settle(&b_gone, dec("5"), dec("50"), 2).unwrap().counted(),
+            dec("5")
+        );
+        // Or the worker learns it was not stored and gives the earlier units back.
+        assert_eq!(release_earlier(&b_gone, 2).unwrap().counted(), dec("4"));
+        // An attempt at an older version than the one being stored cannot be stored.
+        assert_eq!(
+            hold(&held, at("1", 1, b), dec("5"), dec("10"), later),
+            Ok(None),
+            "version 1 is confirmed"
+        );
+        let at_three = Draw {
+            held_version: 3,
+            ..held
+        };
+        assert_eq!(
+            hold(&at_three, at("1", 2, b), dec("5"), dec("10"), later),
+            Err(Refusal::Busy)
+        );
         // Once given back, another attempt may hold for that version at once.
         let released = release(&held, 2, Some(a)).unwrap();
         assert!(
@@ -461,6 +529,41 @@ mod tests {
                 .unwrap()
                 .is_some()
         );
+    }
+
+    #[test]
+    fn a_newer_hold_keeps_counting_a_stored_version_whose_event_is_on_the_way() {
+        let now = Utc::now();
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        // 2 delivered at version 1; version 2 with 8 units is stored, its event not yet in.
+        let confirmed = Draw {
+            delivered_units: dec("2"),
+            delivered_value: dec("20"),
+            record_version: 1,
+            ..Draw::default()
+        };
+        let v2 = hold(&confirmed, at("8", 2, a), dec("2"), dec("10"), now)
+            .unwrap()
+            .unwrap();
+        // A change to 1 unit from version 2: still 8 counted.
+        let v3 = hold(&v2, at("1", 3, b), dec("8"), dec("10"), now)
+            .unwrap()
+            .unwrap();
+        assert_eq!(v3.counted(), dec("8"));
+        // That change fails and gives its hold back: still 8.
+        let failed = release(&v3, 3, Some(b)).unwrap();
+        assert_eq!(failed.counted(), dec("8"));
+        // Version 2's event settles it as a delivery.
+        let settled = settle(&failed, dec("8"), dec("80"), 2).unwrap();
+        assert_eq!(
+            (settled.counted(), settled.earlier_units),
+            (dec("8"), Decimal::ZERO)
+        );
+        // Had it succeeded, its own event settles both.
+        let stored = settle(&v3, dec("1"), dec("10"), 3).unwrap();
+        assert_eq!(stored.counted(), dec("1"));
+        // Version 2's late event after that changes nothing.
+        assert_eq!(settle(&stored, dec("8"), dec("80"), 2), None);
     }
 
     #[test]

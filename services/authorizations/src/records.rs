@@ -27,8 +27,10 @@ impl Records {
     }
 
     /// Whether the units held for `held_version` of the record on `authorization_id` are
-    /// unused: the record is not stored (never, or deleted since), is stored at an earlier
-    /// version (the held one was not written), or no longer names this authorization.
+    /// unused: the record is not stored (never, or deleted since), its latest version is
+    /// older than the held one (that was not written), or its latest version no longer names
+    /// this authorization. When its latest version is the held one or later and names the
+    /// authorization, that version's event settles the hold.
     pub async fn hold_unused(
         &self,
         bearer: Option<&Authorization>,
@@ -45,7 +47,16 @@ impl Records {
         match self.client.clone().get_service_record(request).await {
             Ok(reply) => {
                 let record = reply.into_inner().record.unwrap_or_default();
-                let version = etag::parse("etag", &record.etag)?.unwrap_or(0);
+                // A record's etag is the records service's own: one it cannot read is its
+                // fault, not the caller's.
+                let version = etag::parse("etag", &record.etag)
+                    .map_err(|_| {
+                        Error::Unavailable(format!(
+                            "records service: unreadable etag {:?}",
+                            record.etag
+                        ))
+                    })?
+                    .unwrap_or(0);
                 let names_it =
                     Uuid::parse_str(&record.authorization_id).ok() == Some(authorization_id);
                 Ok(version < held_version || !names_it)

@@ -191,6 +191,8 @@ struct DrawRow {
     held_version: i64,
     held_by: Option<Uuid>,
     held_at: Option<chrono::DateTime<chrono::Utc>>,
+    earlier_units: Decimal,
+    earlier_version: i64,
     delivered_units: Decimal,
     delivered_value: Decimal,
     record_version: i64,
@@ -222,8 +224,8 @@ async fn read_draw(
     lock: &str,
 ) -> Result<Draw> {
     let row: Option<DrawRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT held_units, held_version, held_by, held_at, delivered_units, delivered_value, \
-         record_version FROM authorizations.draws \
+        "SELECT held_units, held_version, held_by, held_at, earlier_units, earlier_version, \
+         delivered_units, delivered_value, record_version FROM authorizations.draws \
          WHERE authorization_id = $1 AND service_record_id = $2{lock}"
     )))
     .bind(authorization_id)
@@ -236,6 +238,8 @@ async fn read_draw(
             held_version: r.held_version,
             held_by: r.held_by,
             held_at: r.held_at,
+            earlier_units: r.earlier_units,
+            earlier_version: r.earlier_version,
             delivered_units: r.delivered_units,
             delivered_value: r.delivered_value,
             record_version: r.record_version,
@@ -257,12 +261,13 @@ pub async fn save_draw(
     sqlx::query(
         "WITH draw AS (INSERT INTO authorizations.draws (tenant_id, authorization_id, \
          service_record_id, service_date, held_units, held_version, delivered_units, \
-         delivered_value, record_version, held_by, held_at) VALUES ($1, $2, $3, \
-         coalesce($4, CURRENT_DATE), $5, $6, $7, $8, $9, $13, $14) \
-         ON CONFLICT (tenant_id, authorization_id, service_record_id) DO UPDATE \
+         delivered_value, record_version, held_by, held_at, earlier_units, earlier_version) \
+         VALUES ($1, $2, $3, coalesce($4, CURRENT_DATE), $5, $6, $7, $8, $9, $13, $14, $15, \
+         $16) ON CONFLICT (tenant_id, authorization_id, service_record_id) DO UPDATE \
          SET service_date = coalesce($4, draws.service_date), held_units = $5, \
          held_version = $6, delivered_units = $7, delivered_value = $8, record_version = $9, \
-         held_by = $13, held_at = $14, updated_at = now() RETURNING 1) \
+         held_by = $13, held_at = $14, earlier_units = $15, earlier_version = $16, \
+         updated_at = now() RETURNING 1) \
          UPDATE authorizations.authorizations SET committed_units = committed_units + $10, \
          delivered_units = delivered_units + $11, delivered_value = delivered_value + $12 \
          WHERE id = $2 AND EXISTS (SELECT 1 FROM draw)",
@@ -281,6 +286,8 @@ pub async fn save_draw(
     .bind(after.delivered_value - before.delivered_value)
     .bind(after.held_by)
     .bind(after.held_at)
+    .bind(after.earlier_units)
+    .bind(after.earlier_version)
     .execute(conn)
     .await?;
     Ok(())
@@ -320,13 +327,16 @@ pub async fn expired(
     .await?)
 }
 
-/// A hold not yet settled by its record's event.
+/// A hold not yet settled by its record's event: the current one (`held_version`, made by
+/// `held_by`), or earlier units (`earlier_version`), or both (0 for the one that is not).
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct UnsettledHold {
     pub tenant_id: Uuid,
     pub authorization_id: Uuid,
     pub service_record_id: Uuid,
     pub held_version: i64,
+    pub held_by: Option<Uuid>,
+    pub earlier_version: i64,
 }
 
 /// Holds of every tenant older than `older_than` whose record's event has not settled them
@@ -337,8 +347,12 @@ pub async fn unsettled_holds(
     limit: i64,
 ) -> Result<Vec<UnsettledHold>> {
     Ok(sqlx::query_as(
-        "SELECT tenant_id, authorization_id, service_record_id, held_version \
-         FROM authorizations.draws WHERE held_units > 0 AND held_version > record_version \
+        "SELECT tenant_id, authorization_id, service_record_id, \
+         CASE WHEN held_units > 0 AND held_version > record_version THEN held_version ELSE 0 \
+         END AS held_version, held_by, \
+         CASE WHEN earlier_units > 0 AND earlier_version > record_version THEN earlier_version \
+         ELSE 0 END AS earlier_version \
+         FROM authorizations.draws WHERE (held_units > 0 OR earlier_units > 0) \
          AND updated_at < now() - $1 ORDER BY updated_at LIMIT $2",
     )
     .bind(older_than)

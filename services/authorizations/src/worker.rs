@@ -15,7 +15,7 @@ use caseway_platform::error::Result;
 use caseway_platform::server::{NodeBuilder, Platform};
 use caseway_platform::{Config, TenantId};
 
-use crate::api::{give_back, record_change};
+use crate::api::{Held, give_back, record_change};
 use crate::domain::AuthorizationStatus;
 use crate::records::Records;
 use crate::store;
@@ -147,41 +147,62 @@ impl HoldSweeper {
                     bearer
                 }
             };
-            let unused = match self
-                .records
-                .hold_unused(
-                    Some(&bearer),
-                    hold.service_record_id,
-                    hold.authorization_id,
+            // The current hold (only if the same attempt still has it) and earlier units.
+            let mut slots = Vec::new();
+            if hold.held_version > 0 {
+                slots.push((
                     hold.held_version,
-                )
-                .await
-            {
-                Ok(unused) => unused,
-                Err(error) => {
-                    tracing::warn!(error = %error, "records service unavailable; holds stay");
-                    return Ok(Some(released));
-                }
-            };
-            if !unused {
-                continue;
+                    Held::Current {
+                        version: hold.held_version,
+                        attempt: hold.held_by,
+                    },
+                ));
             }
-            let given_back = give_back(
-                platform,
-                tenant,
-                hold.authorization_id,
-                hold.service_record_id,
-                hold.held_version,
-                None,
-            )
-            .await?;
-            if given_back {
-                released += 1;
-                tracing::info!(
-                    authorization_id = %hold.authorization_id,
-                    service_record_id = %hold.service_record_id,
-                    "gave back units held for a record that was never stored"
-                );
+            if hold.earlier_version > 0 {
+                slots.push((
+                    hold.earlier_version,
+                    Held::Earlier {
+                        version: hold.earlier_version,
+                    },
+                ));
+            }
+            for (version, held) in slots {
+                let unused = match self
+                    .records
+                    .hold_unused(
+                        Some(&bearer),
+                        hold.service_record_id,
+                        hold.authorization_id,
+                        version,
+                    )
+                    .await
+                {
+                    Ok(unused) => unused,
+                    Err(error) => {
+                        tracing::warn!(error = %error, "records service unavailable; holds stay");
+                        return Ok(Some(released));
+                    }
+                };
+                if !unused {
+                    continue;
+                }
+                let given_back = give_back(
+                    platform,
+                    tenant,
+                    hold.authorization_id,
+                    hold.service_record_id,
+                    held,
+                )
+                .await?;
+                if given_back {
+                    released += 1;
+                    tracing::info!(
+                        authorization_id = %hold.authorization_id,
+                        service_record_id = %hold.service_record_id,
+                        version,
+                        "gave back units held for a record version that was never stored"
+                    );
+                }
             }
         }
         Ok(Some(released))

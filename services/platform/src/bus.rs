@@ -594,6 +594,7 @@ where
     };
     let mut attempt = 0;
     let mut delay = Duration::from_millis(50);
+    let mut transient_delay = Duration::from_millis(50);
     loop {
         match handler(envelope.clone()).await {
             Ok(()) => {
@@ -602,8 +603,8 @@ where
             }
             Err(error) if transient(&error) => {
                 tracing::warn!(error = %error, event_id = %envelope.id, "event handler could not reach a dependency; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(TRANSIENT_BACKOFF_MAX);
+                tokio::time::sleep(transient_delay).await;
+                transient_delay = (transient_delay * 2).min(TRANSIENT_BACKOFF_MAX);
             }
             Err(error) if attempt + 1 < HANDLER_ATTEMPTS => {
                 attempt += 1;
