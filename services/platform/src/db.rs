@@ -37,6 +37,8 @@ impl Db {
     pub async fn tenant_tx(&self, tenant: TenantId) -> Result<TenantTx> {
         // BEGIN and the tenant in one message: one round trip fewer per transaction. The
         // tenant is a UUID this process formats (never caller text), so it can be inlined.
+        // set_config of a constant cannot fail short of the connection failing, which the
+        // pool then drops; so no connection goes back to the pool inside a transaction.
         let begin = format!("BEGIN; SELECT set_config('app.tenant_id', '{tenant}', true)");
         let tx = self.pool.begin_with(sqlx::AssertSqlSafe(begin)).await?;
         Ok(TenantTx { tx, tenant })
