@@ -47,16 +47,16 @@ impl Db {
     /// A transaction of the platform itself (the outbox relay, tenant lifecycle): it sets
     /// `app.scope = 'system'`, which only the policies of platform-wide tables honour.
     pub async fn system_tx(&self) -> Result<SystemTx> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT set_config('app.scope', 'system', true)")
-            .execute(&mut *tx)
-            .await?;
-        let mut tx = SystemTx {
+        // One message, as in `tenant_tx`: the scope and the platform's own tenant are constants.
+        let begin = format!(
+            "BEGIN; SELECT set_config('app.scope', 'system', true), \
+             set_config('app.tenant_id', '{PLATFORM_TENANT}', true)"
+        );
+        let tx = self.pool.begin_with(sqlx::AssertSqlSafe(begin)).await?;
+        Ok(SystemTx {
             tx,
             tenant: PLATFORM_TENANT,
-        };
-        tx.act_for_tenant(PLATFORM_TENANT).await?;
-        Ok(tx)
+        })
     }
 
     /// Whether PostgreSQL answers, for readiness.

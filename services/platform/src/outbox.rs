@@ -1,6 +1,6 @@
 //! The transactional outbox. A service writes its state change and its event in one
-//! transaction; the [`Relay`] publishes unsent rows to RabbitMQ with publisher confirms and marks
-//! them sent. A broker outage delays events and never fails the user's call.
+//! transaction; the [`Relay`] publishes unsent rows to RabbitMQ with publisher confirms and deletes
+//! them. A broker outage delays events and never fails the user's call.
 
 use std::time::Duration;
 
@@ -111,6 +111,7 @@ async fn insert<M: Message>(
 
 #[derive(sqlx::FromRow)]
 struct Row {
+    seq: i64,
     id: Uuid,
     tenant_id: Uuid,
     event_type: String,
@@ -142,6 +143,8 @@ impl Relay {
     pub async fn run(self, shutdown: CancellationToken) {
         let mut listener: Option<PgListener> = None;
         let mut backoff = Duration::from_millis(100);
+        // What this relay did, for its last log line.
+        let (mut relayed, mut drains) = (0, 0u64);
         loop {
             if listener.is_none() {
                 listener = self.listen().await;
@@ -150,6 +153,8 @@ impl Relay {
                 Ok(published) => {
                     if published > 0 {
                         tracing::debug!(published, "outbox relayed");
+                        relayed += published;
+                        drains += 1;
                     }
                     backoff = Duration::from_millis(100);
                 }
@@ -186,7 +191,9 @@ impl Relay {
         }
         // Flush: publish what committed before shutdown, if the broker lets us.
         match tokio::time::timeout(Duration::from_secs(5), self.drain()).await {
-            Ok(Ok(published)) => tracing::info!(published, "outbox flushed at shutdown"),
+            Ok(Ok(published)) => {
+                tracing::info!(published, relayed, drains, "outbox flushed at shutdown")
+            }
             Ok(Err(error)) => tracing::warn!(error = %error, "outbox flush at shutdown failed"),
             Err(_) => tracing::warn!("outbox flush at shutdown timed out"),
         }
@@ -211,11 +218,15 @@ impl Relay {
     }
 
     async fn publish_batch(&self) -> anyhow::Result<usize> {
+        // Claimed and deleted in one statement; the rows come back if the broker does not
+        // confirm them (the transaction rolls back).
         let mut tx = self.db.system_tx().await?;
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT id, tenant_id, event_type, source, subject, occurred_at, payload, traceparent \
-             FROM platform.outbox WHERE published_at IS NULL \
-             ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
+        let mut rows: Vec<Row> = sqlx::query_as(
+            "DELETE FROM platform.outbox WHERE id IN ( \
+               SELECT id FROM platform.outbox WHERE published_at IS NULL \
+               ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED \
+             ) RETURNING seq, id, tenant_id, event_type, source, subject, occurred_at, payload, \
+               traceparent",
         )
         .bind(BATCH)
         .fetch_all(tx.conn())
@@ -223,6 +234,8 @@ impl Relay {
         if rows.is_empty() {
             return Ok(0);
         }
+        // In the order they were written.
+        rows.sort_unstable_by_key(|row| row.seq);
         let envelopes: Vec<Envelope> = rows
             .into_iter()
             .map(|row| Envelope {
@@ -237,12 +250,7 @@ impl Relay {
             })
             .collect();
         self.bus.publish_confirmed(&envelopes).await?;
-        let ids: Vec<Uuid> = envelopes.iter().map(|e| e.id).collect();
-        sqlx::query("DELETE FROM platform.outbox WHERE id = ANY($1)")
-            .bind(&ids)
-            .execute(tx.conn())
-            .await?;
         tx.commit().await?;
-        Ok(ids.len())
+        Ok(envelopes.len())
     }
 }
