@@ -438,14 +438,12 @@ impl RecordsApi {
             publish(tx, "recorded", &stored, vec![], None).await?;
             return Ok(vec![stored]);
         }
-        let stored = store::insert(tx.conn(), caller.tenant, rows).await?;
-        let ids: Vec<Uuid> = stored.iter().map(|r| r.id).collect();
-        audit::record_created(
-            tx,
-            &caller.principal,
+        // Every row and its audit row in one statement, the events in another.
+        let stored = store::insert(
+            tx.conn(),
+            caller.tenant,
+            rows,
             "records.service_record.create",
-            "service_record",
-            &ids,
         )
         .await?;
         let payloads: Vec<ServiceRecordChanged> = stored

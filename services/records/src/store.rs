@@ -1,5 +1,7 @@
 //! Service record SQL, inside tenant transactions that row-level security scopes.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use sqlx::PgConnection;
@@ -93,27 +95,35 @@ pub async fn insert_one(
     .await?)
 }
 
-/// Inserts records in one statement.
+/// Inserts records and their audit rows in one statement; the stored rows come back in the
+/// order given.
 pub async fn insert(
     conn: &mut PgConnection,
     tenant: TenantId,
     rows: &[RecordRow],
+    action: &str,
 ) -> Result<Vec<RecordRow>> {
     macro_rules! column {
         ($field:ident) => {
             rows.iter().map(|r| r.$field.clone()).collect::<Vec<_>>()
         };
     }
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO records.service_records (tenant_id, id, kind, client_id, service_id, \
-         service_group_id, service_date, grant_id, enrollment_id, program_id, provider_id, units, \
-         unit_value, value, reason_id, goal_id, referral_plan_id, barrier_id, comments, \
-         turn_away_reason_id, people_reached, authorization_id, recorded_by) \
-         SELECT $1, * FROM UNNEST($2::uuid[], $3::smallint[], $4::uuid[], $5::uuid[], $6::uuid[], \
-         $7::date[], $8::uuid[], $9::uuid[], $10::uuid[], $11::uuid[], $12::numeric[], \
-         $13::numeric[], $14::numeric[], $15::uuid[], $16::uuid[], $17::uuid[], $18::uuid[], \
-         $19::text[], $20::uuid[], $21::int[], $22::uuid[], $23::text[]) \
-         RETURNING {COLUMNS}"
+    let mut stored: Vec<RecordRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "WITH record AS ( \
+           INSERT INTO records.service_records (tenant_id, id, kind, client_id, service_id, \
+           service_group_id, service_date, grant_id, enrollment_id, program_id, provider_id, \
+           units, unit_value, value, reason_id, goal_id, referral_plan_id, barrier_id, comments, \
+           turn_away_reason_id, people_reached, authorization_id, recorded_by) \
+           SELECT $1, * FROM UNNEST($2::uuid[], $3::smallint[], $4::uuid[], $5::uuid[], \
+           $6::uuid[], $7::date[], $8::uuid[], $9::uuid[], $10::uuid[], $11::uuid[], \
+           $12::numeric[], $13::numeric[], $14::numeric[], $15::uuid[], $16::uuid[], $17::uuid[], \
+           $18::uuid[], $19::text[], $20::uuid[], $21::int[], $22::uuid[], $23::text[]) \
+           RETURNING {COLUMNS} \
+         ), audit AS ( \
+           INSERT INTO platform.audit_log \
+           (tenant_id, actor, action, resource_type, resource_id, changed_fields) \
+           SELECT $1, recorded_by, $24, 'service_record', id, '{{}}' FROM record \
+         ) SELECT * FROM record"
     )))
     .bind(tenant.as_uuid())
     .bind(column!(id))
@@ -138,8 +148,12 @@ pub async fn insert(
     .bind(column!(people_reached))
     .bind(column!(authorization_id))
     .bind(column!(recorded_by))
+    .bind(action)
     .fetch_all(conn)
-    .await?)
+    .await?;
+    let position: HashMap<Uuid, usize> = rows.iter().enumerate().map(|(i, r)| (r.id, i)).collect();
+    stored.sort_by_key(|r| position.get(&r.id).copied().unwrap_or(usize::MAX));
+    Ok(stored)
 }
 
 pub async fn load(
