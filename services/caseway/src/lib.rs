@@ -5,6 +5,12 @@
 pub mod cli;
 pub mod seed;
 
+/// Every process that links Caseway (the binary, and the tests and benchmarks that run its
+/// nodes in-process) allocates through mimalloc: a server that builds and drops many small
+/// buffers per call spends markedly less in it than in the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
