@@ -13,8 +13,12 @@
 //! the relay has published its last event, so its rate includes relaying.
 //!
 //! CASEWAY_BENCH_CONCURRENCY (default 16), CASEWAY_BENCH_SECONDS per phase (default 5) and
-//! CASEWAY_BENCH_ROUNDS (default 3).
+//! CASEWAY_BENCH_ROUNDS (default 5). Each round also prints the machine's CPU per call in each
+//! phase and, for the Caseway phases, how it splits between PostgreSQL, this process (the bench
+//! client and the node) and RabbitMQ: on a machine whose speed drifts from round to round, CPU
+//! per call says where the time goes when throughput alone cannot.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -55,7 +59,7 @@ struct Fixture {
 async fn run() {
     let concurrency: usize = env_or("CASEWAY_BENCH_CONCURRENCY", 16);
     let seconds: u64 = env_or("CASEWAY_BENCH_SECONDS", 5);
-    let rounds: usize = env_or("CASEWAY_BENCH_ROUNDS", 3);
+    let rounds: usize = env_or("CASEWAY_BENCH_ROUNDS", 5);
     let env = TestEnv::new().await;
     let mut config = env.config();
     config.tenant_rate_limit = 0;
@@ -74,6 +78,7 @@ async fn run() {
     );
     let mut fixture = None;
     let (mut singles, mut quicks, mut pgbenches) = (Vec::new(), Vec::new(), Vec::new());
+    let mut cpus: Vec<[f64; 3]> = Vec::new();
     for round in 1..=rounds {
         // Each round starts from a checkpointed database, so a checkpoint's writes land in no
         // one phase more than another.
@@ -96,11 +101,14 @@ async fn run() {
         // Warm the caches of this node.
         drive(&env, &channels, f, concurrency, Duration::from_secs(1), 1).await;
         let length = Duration::from_secs(seconds);
-        let single = drive(&env, &channels, f, concurrency, length, 1).await;
-        let quick = drive(&env, &channels, f, concurrency, length, 10).await;
+        let (single, single_cpu) = drive(&env, &channels, f, concurrency, length, 1).await;
+        let (quick, quick_cpu) = drive(&env, &channels, f, concurrency, length, 10).await;
         node.shutdown().await;
         checkpoint(&env).await;
+        let before = Cpu::now();
+        let started = Instant::now();
         let pg = pgbench(&env, f, concurrency, seconds);
+        let pg_cpu = Cpu::since(before, pg * started.elapsed().as_secs_f64());
         // pgbench's events have no relay (it stands for the service's transaction alone):
         // clear them, so the next round's relay does not publish them.
         let mut owner = env.db.owner().await;
@@ -114,6 +122,15 @@ async fn run() {
             quick * 10.0,
             quick * 10.0 / single
         );
+        if let (Some(single_cpu), Some(quick_cpu), Some(pg_cpu)) = (single_cpu, quick_cpu, pg_cpu) {
+            cpus.push([single_cpu.total, quick_cpu.total, pg_cpu.total]);
+            println!(
+                "  CPU per call, ms: RecordService {}; Quick Services {}; pgbench {:.3} per transaction",
+                single_cpu.split(),
+                quick_cpu.split(),
+                pg_cpu.total,
+            );
+        }
         singles.push(single);
         quicks.push(quick);
         pgbenches.push(pg);
@@ -137,6 +154,15 @@ async fn run() {
         "services/s, Quick Services / single calls: {speedup:.1}x (target >= 5x: {})",
         if speedup >= 5.0 { "met" } else { "NOT met" }
     );
+    if !cpus.is_empty() {
+        let mean_of = |i: usize| cpus.iter().map(|c| c[i]).sum::<f64>() / cpus.len() as f64;
+        println!(
+            "machine CPU per call, mean: RecordService {:.3} ms, pgbench {:.3} ms per transaction, Quick Services {:.3} ms",
+            mean_of(0),
+            mean_of(2),
+            mean_of(1)
+        );
+    }
 }
 
 /// Writes every dirty page now, so the next phase does not pay for the last one's.
@@ -305,8 +331,8 @@ async fn fixture(env: &TestEnv, node: &caseway_integration_tests::TestNode) -> F
     }
 }
 
-/// Calls per second over `length`: RecordService when `lines` is 1, Quick Services with
-/// `lines` lines otherwise. Every call has its own request_id.
+/// Calls per second over `length`, and the machine's CPU per call: RecordService when `lines`
+/// is 1, Quick Services with `lines` lines otherwise. Every call has its own request_id.
 async fn drive(
     env: &TestEnv,
     channels: &[Channel],
@@ -314,7 +340,8 @@ async fn drive(
     concurrency: usize,
     length: Duration,
     lines: usize,
-) -> f64 {
+) -> (f64, Option<CpuPerCall>) {
+    let cpu = Cpu::now();
     let done = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -403,7 +430,115 @@ async fn drive(
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+    let calls = done.load(Ordering::Relaxed) as f64;
+    (
+        calls / started.elapsed().as_secs_f64(),
+        Cpu::since(cpu, calls),
+    )
+}
+
+/// CPU time used so far on this machine, in seconds: all of it, and by the processes a phase
+/// runs on (Linux only; elsewhere the benchmark prints no CPU figures).
+struct Cpu {
+    busy: f64,
+    by_process: HashMap<&'static str, f64>,
+}
+
+/// A phase's CPU per call (or per pgbench transaction), in milliseconds.
+struct CpuPerCall {
+    total: f64,
+    by_process: HashMap<&'static str, f64>,
+}
+
+/// What `/proc` counts in: clock ticks of 1/100 s on every Linux this runs on.
+const TICK: f64 = 0.01;
+
+impl Cpu {
+    fn now() -> Option<Cpu> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let fields: Vec<f64> = stat
+            .lines()
+            .next()?
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        // user, nice, system, idle, iowait, irq, softirq: all but idle and iowait were work.
+        let busy = [0, 1, 2, 5, 6]
+            .iter()
+            .map(|&i| fields.get(i).copied().unwrap_or(0.0))
+            .sum::<f64>()
+            * TICK;
+        let own = std::process::id().to_string();
+        let mut by_process = HashMap::new();
+        for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+            let pid = entry.file_name();
+            let Some(pid) = pid
+                .to_str()
+                .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+            else {
+                continue;
+            };
+            let Ok(text) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            let (Some(open), Some(close)) = (text.find('('), text.rfind(')')) else {
+                continue;
+            };
+            let name = &text[open + 1..close];
+            let group = if pid == own {
+                "bench client and node"
+            } else if name.starts_with("postgres") {
+                "PostgreSQL"
+            } else if name.starts_with("beam") {
+                "RabbitMQ"
+            } else {
+                continue;
+            };
+            // utime and stime: the 14th and 15th fields, the 12th and 13th after the name.
+            let times: Vec<f64> = text[close + 1..]
+                .split_whitespace()
+                .skip(11)
+                .take(2)
+                .filter_map(|v| v.parse().ok())
+                .collect();
+            *by_process.entry(group).or_insert(0.0) += times.iter().sum::<f64>() * TICK;
+        }
+        Some(Cpu { busy, by_process })
+    }
+
+    /// CPU per call since `before`, over `calls` calls.
+    fn since(before: Option<Cpu>, calls: f64) -> Option<CpuPerCall> {
+        let (before, after) = (before?, Cpu::now()?);
+        if calls == 0.0 {
+            return None;
+        }
+        let per_call = |seconds: f64| seconds * 1000.0 / calls;
+        Some(CpuPerCall {
+            total: per_call(after.busy - before.busy),
+            by_process: after
+                .by_process
+                .iter()
+                .map(|(group, seconds)| {
+                    let earlier = before.by_process.get(group).copied().unwrap_or(0.0);
+                    (*group, per_call(seconds - earlier))
+                })
+                .collect(),
+        })
+    }
+}
+
+impl CpuPerCall {
+    /// "1.302 (PostgreSQL 0.741, bench client and node 0.470, RabbitMQ 0.060)".
+    fn split(&self) -> String {
+        let mut parts: Vec<_> = self.by_process.iter().collect();
+        parts.sort_by(|a, b| b.1.total_cmp(a.1));
+        let parts: Vec<String> = parts
+            .iter()
+            .map(|(group, ms)| format!("{group} {ms:.3}"))
+            .collect();
+        format!("{:.3} ({})", self.total, parts.join(", "))
+    }
 }
 
 /// Transactions per second of pgbench running, as the services' role under row-level
