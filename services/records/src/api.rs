@@ -87,9 +87,32 @@ fn optional_decimal(v: &mut Violations, field: &str, text: &str) -> Option<Decim
     }
 }
 
+/// Field names under one prefix (`record.`, `lines[3].`), written into one buffer: a form's
+/// lines name a dozen fields each, and most are never reported.
+struct Fields<'a> {
+    prefix: &'a str,
+    name: String,
+}
+
+impl<'a> Fields<'a> {
+    fn new(prefix: &'a str) -> Self {
+        Fields {
+            prefix,
+            name: String::with_capacity(prefix.len() + 24),
+        }
+    }
+
+    fn at(&mut self, name: &str) -> &str {
+        self.name.clear();
+        self.name.push_str(self.prefix);
+        self.name.push_str(name);
+        &self.name
+    }
+}
+
 fn parse_draft(p: &pb::ServiceRecord, prefix: &str, indirect: bool, v: &mut Violations) -> Draft {
-    let at = |name: &str| format!("{prefix}{name}");
-    let turn_away_reason_id = v.optional_id(&at("turn_away_reason_id"), &p.turn_away_reason_id);
+    let mut f = Fields::new(prefix);
+    let turn_away_reason_id = v.optional_id(f.at("turn_away_reason_id"), &p.turn_away_reason_id);
     let kind = if indirect {
         Kind::Indirect
     } else if !p.turn_away_reason_id.is_empty() {
@@ -100,32 +123,32 @@ fn parse_draft(p: &pb::ServiceRecord, prefix: &str, indirect: bool, v: &mut Viol
     let client_id = if indirect {
         None
     } else {
-        v.id(&at("client_id"), &p.client_id)
+        v.id(f.at("client_id"), &p.client_id)
     };
     let draft = Draft {
         kind,
         client_id,
-        service_id: v.id(&at("service_id"), &p.service_id),
-        service_date: validate::date(v, &at("service_date"), p.service_date.as_ref(), true),
-        grant_id: v.optional_id(&at("grant_id"), &p.grant_id),
-        enrollment_id: v.optional_id(&at("enrollment_id"), &p.enrollment_id),
-        provider_id: v.optional_id(&at("provider_id"), &p.provider_id),
-        units: optional_decimal(v, &at("units"), &p.units),
+        service_id: v.id(f.at("service_id"), &p.service_id),
+        service_date: validate::date(v, f.at("service_date"), p.service_date.as_ref(), true),
+        grant_id: v.optional_id(f.at("grant_id"), &p.grant_id),
+        enrollment_id: v.optional_id(f.at("enrollment_id"), &p.enrollment_id),
+        provider_id: v.optional_id(f.at("provider_id"), &p.provider_id),
+        units: optional_decimal(v, f.at("units"), &p.units),
         unit_value: if p.unit_value.is_empty() {
             None
         } else {
-            v.decimal(&at("unit_value"), &p.unit_value, 2)
+            v.decimal(f.at("unit_value"), &p.unit_value, 2)
         },
-        reason_id: v.optional_id(&at("reason_id"), &p.reason_id),
-        goal_id: v.optional_id(&at("goal_id"), &p.goal_id),
-        referral_plan_id: v.optional_id(&at("referral_plan_id"), &p.referral_plan_id),
-        barrier_id: v.optional_id(&at("barrier_id"), &p.barrier_id),
+        reason_id: v.optional_id(f.at("reason_id"), &p.reason_id),
+        goal_id: v.optional_id(f.at("goal_id"), &p.goal_id),
+        referral_plan_id: v.optional_id(f.at("referral_plan_id"), &p.referral_plan_id),
+        barrier_id: v.optional_id(f.at("barrier_id"), &p.barrier_id),
         comments: p.comments.clone(),
         turn_away_reason_id,
         people_reached: (p.people_reached != 0).then_some(p.people_reached),
-        authorization_id: v.optional_id(&at("authorization_id"), &p.authorization_id),
+        authorization_id: v.optional_id(f.at("authorization_id"), &p.authorization_id),
     };
-    v.text(&at("comments"), &draft.comments, 0, 4000);
+    v.text(f.at("comments"), &draft.comments, 0, 4000);
     draft
 }
 
@@ -243,7 +266,7 @@ impl RecordsApi {
         prefix: &str,
         v: &mut Violations,
     ) -> Result<Option<RecordRow>> {
-        let at = |name: &str| format!("{prefix}{name}");
+        let mut f = Fields::new(prefix);
         let auth = caller.authorization.as_ref();
         let tenant = caller.tenant;
         let admin = caller.principal.has_role(Role::TenantAdmin);
@@ -251,7 +274,7 @@ impl RecordsApi {
         let (Some(service_id), Some(service_date)) = (draft.service_id, draft.service_date) else {
             return Ok(None);
         };
-        check_date(service_date, today, &at("service_date"), v);
+        check_date(service_date, today, f.at("service_date"), v);
         // Periods are checked only for a date that can stand, for a client that exists: one
         // mistake, one violation.
         let date_ok = service_date <= today;
@@ -260,7 +283,7 @@ impl RecordsApi {
                 check_service(
                     &service,
                     draft.kind,
-                    &at("service_id"),
+                    f.at("service_id"),
                     &caller.principal.organization_ids,
                     admin,
                     v,
@@ -268,13 +291,13 @@ impl RecordsApi {
                 Some(service)
             }
             None => {
-                v.add(at("service_id"), "does not name a service of this tenant");
+                v.add(f.at("service_id"), "does not name a service of this tenant");
                 None
             }
         };
         if draft.authorization_id.is_some() && draft.kind != Kind::Delivered {
             v.add(
-                at("authorization_id"),
+                f.at("authorization_id"),
                 "only a delivered service draws on an authorization",
             );
         }
@@ -282,7 +305,7 @@ impl RecordsApi {
         if let Some(client_id) = draft.client_id
             && !self.lookups.client_exists(auth, tenant, client_id).await?
         {
-            v.add(at("client_id"), "does not name a client of this tenant");
+            v.add(f.at("client_id"), "does not name a client of this tenant");
             client_ok = false;
         }
         let mut program_id = None;
@@ -292,19 +315,20 @@ impl RecordsApi {
                 self.lookups.enrollment(auth, tenant, enrollment_id).await?,
             ) {
                 (_, None) => v.add(
-                    at("enrollment_id"),
+                    f.at("enrollment_id"),
                     "does not name an enrollment of this tenant",
                 ),
-                (None, Some(_)) => {
-                    v.add(at("enrollment_id"), "an indirect service has no enrollment")
-                }
+                (None, Some(_)) => v.add(
+                    f.at("enrollment_id"),
+                    "an indirect service has no enrollment",
+                ),
                 (Some(client_id), Some(enrollment)) => {
                     if client_ok && date_ok {
                         check_enrollment(
                             &enrollment,
                             client_id,
                             service_date,
-                            &at("enrollment_id"),
+                            f.at("enrollment_id"),
                             v,
                         );
                     }
@@ -314,12 +338,12 @@ impl RecordsApi {
         }
         if let Some(grant_id) = draft.grant_id {
             match self.lookups.grant(auth, tenant, grant_id).await? {
-                None => v.add(at("grant_id"), "does not name a grant of this tenant"),
+                None => v.add(f.at("grant_id"), "does not name a grant of this tenant"),
                 Some(grant) => {
                     if let Some(service) = &service
                         && date_ok
                     {
-                        check_grant(&grant, service, service_date, &at("grant_id"), v);
+                        check_grant(&grant, service, service_date, f.at("grant_id"), v);
                     }
                 }
             }
@@ -330,7 +354,10 @@ impl RecordsApi {
                 .provider_exists(auth, tenant, provider_id)
                 .await?
         {
-            v.add(at("provider_id"), "does not name a provider of this tenant");
+            v.add(
+                f.at("provider_id"),
+                "does not name a provider of this tenant",
+            );
         }
         for (field, id, list, name) in [
             ("reason_id", draft.reason_id, CodeList::Reason, "REASON"),
@@ -350,11 +377,11 @@ impl RecordsApi {
         ] {
             let Some(id) = id else { continue };
             match self.lookups.code_value(auth, tenant, id).await? {
-                None => v.add(at(field), "does not name a code value of this tenant"),
+                None => v.add(f.at(field), "does not name a code value of this tenant"),
                 Some(value) if value.code_list != list => {
-                    v.add(at(field), format!("is not a code of the {name} list"))
+                    v.add(f.at(field), format!("is not a code of the {name} list"))
                 }
-                Some(value) if !value.active => v.add(at(field), "is retired"),
+                Some(value) if !value.active => v.add(f.at(field), "is retired"),
                 Some(_) => {}
             }
         }
@@ -365,8 +392,8 @@ impl RecordsApi {
                 .await?
             {
                 Some(client) if Some(client) == draft.client_id => {}
-                Some(_) => v.add(at("barrier_id"), "is a barrier of another client"),
-                None => v.add(at("barrier_id"), "does not name a barrier of this tenant"),
+                Some(_) => v.add(f.at("barrier_id"), "is a barrier of another client"),
+                None => v.add(f.at("barrier_id"), "does not name a barrier of this tenant"),
             }
         }
         let Some(service) = service else {
@@ -417,12 +444,13 @@ impl RecordsApi {
         }))
     }
 
-    /// Stores checked rows, with their audit rows and events, in the caller's transaction.
+    /// Stores new records with their audit rows and `service_recorded` events; returns them as
+    /// the API shows them (each converted once, for its event and the reply alike).
     async fn store_new(
         tx: &mut impl Scoped,
         caller: &Caller,
         rows: &[RecordRow],
-    ) -> Result<Vec<RecordRow>> {
+    ) -> Result<Vec<pb::ServiceRecord>> {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
@@ -435,8 +463,21 @@ impl RecordsApi {
                 "records.service_record.create",
             )
             .await?;
-            publish(tx, "recorded", &stored, vec![], None).await?;
-            return Ok(vec![stored]);
+            let payload = ServiceRecordChanged {
+                record: Some(record_to_proto(&stored)),
+                ..Default::default()
+            };
+            outbox::enqueue(
+                tx,
+                Event {
+                    event_type: "records.service_recorded.v1",
+                    source: SOURCE,
+                    subject: stored.id.to_string(),
+                    payload: &payload,
+                },
+            )
+            .await?;
+            return Ok(payload.record.into_iter().collect());
         }
         // Every row and its audit row in one statement, the events in another.
         let stored = store::insert(
@@ -464,7 +505,8 @@ impl RecordsApi {
             })
             .collect();
         outbox::enqueue_all(tx, &events).await?;
-        Ok(stored)
+        drop(events);
+        Ok(payloads.into_iter().filter_map(|p| p.record).collect())
     }
 
     /// One record (a delivery, turn-away or indirect service) from a form.
@@ -506,7 +548,7 @@ impl RecordsApi {
             }
             let stored = Self::store_new(&mut tx, caller, std::slice::from_ref(&row)).await?;
             let reply = pb::RecordServiceResponse {
-                record: stored.first().map(record_to_proto),
+                record: stored.into_iter().next(),
             };
             idempotency::complete(&mut tx, method, request_id, &reply).await?;
             tx.commit().await?;
@@ -714,10 +756,8 @@ impl RecordsService for RecordsApi {
             {
                 return Ok((previous, true));
             }
-            let stored = Self::store_new(&mut tx, &caller, &rows).await?;
-            let reply = pb::RecordQuickServicesResponse {
-                records: stored.iter().map(record_to_proto).collect(),
-            };
+            let records = Self::store_new(&mut tx, &caller, &rows).await?;
+            let reply = pb::RecordQuickServicesResponse { records };
             idempotency::complete(&mut tx, method, &message.request_id, &reply).await?;
             tx.commit().await?;
             Ok((reply, false))
@@ -841,17 +881,18 @@ impl RecordsService for RecordsApi {
             }
             let to_store: Vec<RecordRow> = rows.iter().map(|(_, r)| r.clone()).collect();
             let stored = Self::store_new(&mut tx, &caller, &to_store).await?;
-            for ((index, _), row) in rows.iter().zip(&stored) {
+            let (recorded, refused) = (stored.len(), results.len());
+            for ((index, _), record) in rows.iter().zip(stored) {
                 results.push(pb::BulkResult {
                     index: *index as i32,
-                    record: Some(record_to_proto(row)),
+                    record: Some(record),
                     error: None,
                 });
             }
             results.sort_by_key(|r| r.index);
             let reply = pb::RecordBulkServiceResponse {
-                recorded: stored.len() as i32,
-                refused: (results.len() - stored.len()) as i32,
+                recorded: recorded as i32,
+                refused: refused as i32,
                 results,
             };
             idempotency::complete(&mut tx, method, &message.request_id, &reply).await?;

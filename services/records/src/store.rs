@@ -45,6 +45,36 @@ const COLUMNS: &str = "id, kind, client_id, service_id, service_group_id, servic
     referral_plan_id, barrier_id, comments, turn_away_reason_id, people_reached, authorization_id, \
     recorded_by, version, created_at, updated_at";
 
+/// What an insert returns: the columns PostgreSQL sets or rescales (the quantities are stored
+/// to four places); the rest of a stored row is what was written.
+const WRITTEN: &str = "id, units, unit_value, value, version, created_at, updated_at";
+
+#[derive(sqlx::FromRow)]
+struct Written {
+    id: Uuid,
+    units: Option<Decimal>,
+    unit_value: Option<Decimal>,
+    value: Option<Decimal>,
+    version: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl Written {
+    /// The stored row: `row` as written, with what PostgreSQL set.
+    fn onto(self, row: &RecordRow) -> RecordRow {
+        RecordRow {
+            units: self.units,
+            unit_value: self.unit_value,
+            value: self.value,
+            version: self.version,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            ..row.clone()
+        }
+    }
+}
+
 /// Inserts one record with its audit row, in one statement (a plain VALUES row: cheaper to
 /// plan than arrays of one).
 pub async fn insert_one(
@@ -53,18 +83,18 @@ pub async fn insert_one(
     r: &RecordRow,
     action: &str,
 ) -> Result<RecordRow> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let written: Written = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "WITH record AS ( \
            INSERT INTO records.service_records (tenant_id, id, kind, client_id, service_id, \
            service_group_id, service_date, grant_id, enrollment_id, program_id, provider_id, units, \
            unit_value, value, reason_id, goal_id, referral_plan_id, barrier_id, comments, \
            turn_away_reason_id, people_reached, authorization_id, recorded_by) \
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-           $19, $20, $21, $22, $23) RETURNING {COLUMNS} \
+           $19, $20, $21, $22, $23) RETURNING {WRITTEN} \
          ), audit AS ( \
            INSERT INTO platform.audit_log \
            (tenant_id, actor, action, resource_type, resource_id, changed_fields) \
-           SELECT $1, recorded_by, $24, 'service_record', id, '{{}}' FROM record \
+           SELECT $1, $23, $24, 'service_record', id, '{{}}' FROM record \
          ) SELECT * FROM record"
     )))
     .bind(tenant.as_uuid())
@@ -92,7 +122,8 @@ pub async fn insert_one(
     .bind(&r.recorded_by)
     .bind(action)
     .fetch_one(conn)
-    .await?)
+    .await?;
+    Ok(written.onto(r))
 }
 
 /// Inserts records and their audit rows in one statement; the stored rows come back in the
@@ -108,7 +139,7 @@ pub async fn insert(
             rows.iter().map(|r| r.$field.clone()).collect::<Vec<_>>()
         };
     }
-    let mut stored: Vec<RecordRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let written: Vec<Written> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "WITH record AS ( \
            INSERT INTO records.service_records (tenant_id, id, kind, client_id, service_id, \
            service_group_id, service_date, grant_id, enrollment_id, program_id, provider_id, \
@@ -118,12 +149,12 @@ pub async fn insert(
            $6::uuid[], $7::date[], $8::uuid[], $9::uuid[], $10::uuid[], $11::uuid[], \
            $12::numeric[], $13::numeric[], $14::numeric[], $15::uuid[], $16::uuid[], $17::uuid[], \
            $18::uuid[], $19::text[], $20::uuid[], $21::int[], $22::uuid[], $23::text[]) \
-           RETURNING {COLUMNS} \
+           RETURNING {WRITTEN}, recorded_by \
          ), audit AS ( \
            INSERT INTO platform.audit_log \
            (tenant_id, actor, action, resource_type, resource_id, changed_fields) \
            SELECT $1, recorded_by, $24, 'service_record', id, '{{}}' FROM record \
-         ) SELECT * FROM record"
+         ) SELECT {WRITTEN} FROM record"
     )))
     .bind(tenant.as_uuid())
     .bind(column!(id))
@@ -151,9 +182,11 @@ pub async fn insert(
     .bind(action)
     .fetch_all(conn)
     .await?;
-    let position: HashMap<Uuid, usize> = rows.iter().enumerate().map(|(i, r)| (r.id, i)).collect();
-    stored.sort_by_key(|r| position.get(&r.id).copied().unwrap_or(usize::MAX));
-    Ok(stored)
+    let mut written: HashMap<Uuid, Written> = written.into_iter().map(|w| (w.id, w)).collect();
+    Ok(rows
+        .iter()
+        .filter_map(|r| written.remove(&r.id).map(|w| w.onto(r)))
+        .collect())
 }
 
 pub async fn load(
