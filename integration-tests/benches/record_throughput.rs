@@ -557,9 +557,10 @@ fn pgbench(env: &TestEnv, f: &Fixture, concurrency: usize, seconds: u64) -> f64 
          service_id, service_group_id, service_date, grant_id, enrollment_id, program_id, \
          provider_id, units, unit_value, value, comments, recorded_by) VALUES (:tenant::uuid, \
          gen_random_uuid(), 1, '{client}', '{service}', '{group}', '2026-03-02', '{grant}', \
-         '{enrollment}', '{program}', '{provider}', 10, 1, 10, '', 'user-1') RETURNING *), \
+         '{enrollment}', '{program}', '{provider}', 10, 1, 10, '', 'user-1') \
+         RETURNING id, units, unit_value, value, version, created_at, updated_at), \
          audit AS (INSERT INTO platform.audit_log (tenant_id, actor, action, resource_type, \
-         resource_id, changed_fields) SELECT :tenant::uuid, recorded_by, \
+         resource_id, changed_fields) SELECT :tenant::uuid, 'user-1', \
          'records.service_record.create', 'service_record', id, '{{}}' FROM record) \
          SELECT * FROM record;\n\
          WITH event AS (INSERT INTO platform.outbox (id, tenant_id, event_type, source, subject, \
