@@ -13,7 +13,7 @@
 //! the relay has published its last event, so its rate includes relaying.
 //!
 //! CASEWAY_BENCH_CONCURRENCY (default 16), CASEWAY_BENCH_SECONDS per phase (default 5) and
-//! CASEWAY_BENCH_ROUNDS (default 5). Each round also prints the machine's CPU per call in each
+//! CASEWAY_BENCH_ROUNDS (default 8). Each round also prints the machine's CPU per call in each
 //! phase and, for the Caseway phases, how it splits between PostgreSQL, this process (the bench
 //! client and the node) and RabbitMQ: on a machine whose speed drifts from round to round, CPU
 //! per call says where the time goes when throughput alone cannot.
@@ -59,7 +59,7 @@ struct Fixture {
 async fn run() {
     let concurrency: usize = env_or("CASEWAY_BENCH_CONCURRENCY", 16);
     let seconds: u64 = env_or("CASEWAY_BENCH_SECONDS", 5);
-    let rounds: usize = env_or("CASEWAY_BENCH_ROUNDS", 5);
+    let rounds: usize = env_or("CASEWAY_BENCH_ROUNDS", 8);
     let env = TestEnv::new().await;
     let mut config = env.config();
     config.tenant_rate_limit = 0;
