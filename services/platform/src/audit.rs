@@ -16,31 +16,6 @@ pub struct AuditEntry<'a> {
     pub changed_fields: &'a [String],
 }
 
-/// Audit rows of one action on several resources, in one statement (created together, with no
-/// changed fields).
-pub async fn record_created(
-    tx: &mut impl Scoped,
-    actor: &Principal,
-    action: &str,
-    resource_type: &str,
-    resource_ids: &[Uuid],
-) -> Result<()> {
-    let tenant = tx.tenant_id().as_uuid();
-    sqlx::query(
-        "INSERT INTO platform.audit_log \
-         (tenant_id, actor, action, resource_type, resource_id, changed_fields) \
-         SELECT $1, $2, $3, $4, id, '{}' FROM UNNEST($5::uuid[]) AS r(id)",
-    )
-    .bind(tenant)
-    .bind(&actor.user_id)
-    .bind(action)
-    .bind(resource_type)
-    .bind(resource_ids)
-    .execute(tx.conn())
-    .await?;
-    Ok(())
-}
-
 pub async fn record(tx: &mut impl Scoped, actor: &Principal, entry: AuditEntry<'_>) -> Result<()> {
     let tenant = tx.tenant_id().as_uuid();
     insert(tx.conn(), tenant, &actor.user_id, entry).await

@@ -8,7 +8,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use caseway_platform::TenantId;
-use caseway_platform::error::Result;
+use caseway_platform::error::{Error, Result};
 
 /// A stored service record.
 #[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
@@ -46,7 +46,8 @@ const COLUMNS: &str = "id, kind, client_id, service_id, service_group_id, servic
     recorded_by, version, created_at, updated_at";
 
 /// What an insert returns: the columns PostgreSQL sets or rescales (the quantities are stored
-/// to four places); the rest of a stored row is what was written.
+/// to four places); the rest of a stored row is what was written. A default, trigger or
+/// generated column added to `records.service_records` belongs here too.
 const WRITTEN: &str = "id, units, unit_value, value, version, created_at, updated_at";
 
 #[derive(sqlx::FromRow)]
@@ -76,7 +77,7 @@ impl Written {
 }
 
 /// Inserts one record with its audit row, in one statement (a plain VALUES row: cheaper to
-/// plan than arrays of one).
+/// plan than arrays of one). Audit rows name `recorded_by`, the caller's user id, as the actor.
 pub async fn insert_one(
     conn: &mut PgConnection,
     tenant: TenantId,
@@ -183,10 +184,17 @@ pub async fn insert(
     .fetch_all(conn)
     .await?;
     let mut written: HashMap<Uuid, Written> = written.into_iter().map(|w| (w.id, w)).collect();
-    Ok(rows
-        .iter()
-        .filter_map(|r| written.remove(&r.id).map(|w| w.onto(r)))
-        .collect())
+    rows.iter()
+        .map(|r| {
+            let w = written.remove(&r.id).ok_or_else(|| {
+                Error::internal(anyhow::anyhow!(
+                    "record {} was not returned by its insert",
+                    r.id
+                ))
+            })?;
+            Ok(w.onto(r))
+        })
+        .collect()
 }
 
 pub async fn load(
