@@ -546,17 +546,21 @@ impl CpuPerCall {
 /// tenant, the idempotency claim, the record with its audit row, its outbox event with the
 /// relay's notification, and the stored response.
 fn pgbench(env: &TestEnv, f: &Fixture, concurrency: usize, seconds: u64) -> f64 {
+    // The service's record and event ids are time-ordered (UUIDv7) and land at the right-hand
+    // edge of their indexes; so do these: milliseconds since the epoch, then random digits.
+    const V7: &str = "(lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, \
+                      '0') || substr(replace(gen_random_uuid()::text, '-', ''), 13))::uuid";
     let script = format!(
         "\\set rid random(1, 9000000000000000)\n\
          BEGIN;\n\
          SELECT set_config('app.tenant_id', :tenant, true);\n\
          INSERT INTO platform.idempotency_keys (tenant_id, method, request_id, request_hash) \
          VALUES (:tenant::uuid, 'records.service_record.create', 'bench-' || :rid, \
-         decode(md5(random()::text), 'hex')) ON CONFLICT DO NOTHING;\n\
+         sha256(random()::text::bytea)) ON CONFLICT DO NOTHING;\n\
          WITH record AS (INSERT INTO records.service_records (tenant_id, id, kind, client_id, \
          service_id, service_group_id, service_date, grant_id, enrollment_id, program_id, \
          provider_id, units, unit_value, value, comments, recorded_by) VALUES (:tenant::uuid, \
-         gen_random_uuid(), 1, '{client}', '{service}', '{group}', '2026-03-02', '{grant}', \
+         {V7}, 1, '{client}', '{service}', '{group}', '2026-03-02', '{grant}', \
          '{enrollment}', '{program}', '{provider}', 10, 1, 10, '', 'user-1') \
          RETURNING id, units, unit_value, value, version, created_at, updated_at), \
          audit AS (INSERT INTO platform.audit_log (tenant_id, actor, action, resource_type, \
@@ -564,8 +568,8 @@ fn pgbench(env: &TestEnv, f: &Fixture, concurrency: usize, seconds: u64) -> f64 
          'records.service_record.create', 'service_record', id, '{{}}' FROM record) \
          SELECT * FROM record;\n\
          WITH event AS (INSERT INTO platform.outbox (id, tenant_id, event_type, source, subject, \
-         occurred_at, payload, traceparent) VALUES (gen_random_uuid(), :tenant::uuid, \
-         'records.service_recorded.v1', 'caseway/records', gen_random_uuid()::text, now(), \
+         occurred_at, payload, traceparent) VALUES ({V7}, :tenant::uuid, \
+         'records.service_recorded.v1', 'caseway/records', {V7}::text, now(), \
          decode(repeat('ab', 400), 'hex'), NULL) RETURNING id) \
          SELECT pg_notify('caseway_outbox', '') FROM event;\n\
          UPDATE platform.idempotency_keys SET response = decode(repeat('cd', 400), 'hex') \
