@@ -87,29 +87,6 @@ fn optional_decimal(v: &mut Violations, field: &str, text: &str) -> Option<Decim
     }
 }
 
-/// Field names under one prefix (`record.`, `lines[3].`), written into one buffer: a form's
-/// lines name a dozen fields each, and most are never reported.
-struct Fields<'a> {
-    prefix: &'a str,
-    name: String,
-}
-
-impl<'a> Fields<'a> {
-    fn new(prefix: &'a str) -> Self {
-        Fields {
-            prefix,
-            name: String::with_capacity(prefix.len() + 24),
-        }
-    }
-
-    fn at(&mut self, name: &str) -> &str {
-        self.name.clear();
-        self.name.push_str(self.prefix);
-        self.name.push_str(name);
-        &self.name
-    }
-}
-
 fn parse_draft(p: &pb::ServiceRecord, prefix: &str, indirect: bool, v: &mut Violations) -> Draft {
     let mut f = Fields::new(prefix);
     let turn_away_reason_id = v.optional_id(f.at("turn_away_reason_id"), &p.turn_away_reason_id);
@@ -451,34 +428,6 @@ impl RecordsApi {
         caller: &Caller,
         rows: &[RecordRow],
     ) -> Result<Vec<pb::ServiceRecord>> {
-        if rows.is_empty() {
-            return Ok(Vec::new());
-        }
-        if let [row] = rows {
-            // One record: the row and its audit row in one statement, the event in another.
-            let stored = store::insert_one(
-                tx.conn(),
-                caller.tenant,
-                row,
-                "records.service_record.create",
-            )
-            .await?;
-            let payload = ServiceRecordChanged {
-                record: Some(record_to_proto(&stored)),
-                ..Default::default()
-            };
-            outbox::enqueue(
-                tx,
-                Event {
-                    event_type: "records.service_recorded.v1",
-                    source: SOURCE,
-                    subject: stored.id.to_string(),
-                    payload: &payload,
-                },
-            )
-            .await?;
-            return Ok(payload.record.into_iter().collect());
-        }
         // Every row and its audit row in one statement, the events in another.
         let stored = store::insert(
             tx.conn(),

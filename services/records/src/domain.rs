@@ -221,6 +221,29 @@ pub struct Quantities {
     pub people_reached: Option<i32>,
 }
 
+/// Field names under one prefix (`record.`, `lines[3].`), written into one buffer: a form's
+/// lines name a dozen fields each, and most are never reported.
+pub struct Fields<'a> {
+    prefix: &'a str,
+    name: String,
+}
+
+impl<'a> Fields<'a> {
+    pub fn new(prefix: &'a str) -> Self {
+        Fields {
+            prefix,
+            name: String::with_capacity(prefix.len() + 24),
+        }
+    }
+
+    pub fn at(&mut self, name: &str) -> &str {
+        self.name.clear();
+        self.name.push_str(self.prefix);
+        self.name.push_str(name);
+        &self.name
+    }
+}
+
 /// The quantities a record of `kind` stores, from what was given: a delivery needs units; an
 /// indirect service is one session unless said otherwise and needs a positive count of people;
 /// a turn-away delivers no units. Units fit the service's unit of measure; the unit value is
@@ -232,25 +255,25 @@ pub fn quantities(
     prefix: &str,
     v: &mut Violations,
 ) -> Quantities {
-    let at = |name: &str| format!("{prefix}{name}");
+    let mut f = Fields::new(prefix);
     let people_reached = match (kind, given.people_reached) {
         (Kind::Indirect, Some(n)) if n > 0 => Some(n),
         (Kind::Indirect, _) => {
             v.add(
-                at("people_reached"),
+                f.at("people_reached"),
                 "must be positive for an indirect service",
             );
             None
         }
         (_, Some(_)) => {
-            v.add(at("people_reached"), "is only for an indirect service");
+            v.add(f.at("people_reached"), "is only for an indirect service");
             None
         }
         (_, None) => None,
     };
     if kind == Kind::TurnAway {
         if given.units.is_some() {
-            v.add(at("units"), "a turn-away delivers no units");
+            v.add(f.at("units"), "a turn-away delivers no units");
         }
         return Quantities {
             people_reached,
@@ -262,17 +285,17 @@ pub fn quantities(
         (None, Kind::Indirect) => Decimal::ONE,
         (None, _) => {
             // Unless it was given and is not a number (already said).
-            if !v.mentions(&at("units")) {
-                v.add(at("units"), "is required");
+            if !v.mentions(f.at("units")) {
+                v.add(f.at("units"), "is required");
             }
             Decimal::ONE
         }
     };
-    check_units(units, service.unit_of_measure, &at("units"), v);
-    let unit_value = unit_value(given.unit_value, service, &at("unit_value"), v);
+    check_units(units, service.unit_of_measure, f.at("units"), v);
+    let unit_value = unit_value(given.unit_value, service, f.at("unit_value"), v);
     if !caseway_platform::validate::storable(units * unit_value) {
         v.add(
-            at("units"),
+            f.at("units"),
             "times the unit value is more than a value can be (under 10^14)",
         );
     }

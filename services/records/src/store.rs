@@ -78,7 +78,7 @@ impl Written {
 
 /// Inserts one record with its audit row, in one statement (a plain VALUES row: cheaper to
 /// plan than arrays of one). Audit rows name `recorded_by`, the caller's user id, as the actor.
-pub async fn insert_one(
+async fn insert_one(
     conn: &mut PgConnection,
     tenant: TenantId,
     r: &RecordRow,
@@ -135,6 +135,11 @@ pub async fn insert(
     rows: &[RecordRow],
     action: &str,
 ) -> Result<Vec<RecordRow>> {
+    match rows {
+        [] => return Ok(Vec::new()),
+        [row] => return Ok(vec![insert_one(conn, tenant, row, action).await?]),
+        _ => {}
+    }
     macro_rules! column {
         ($field:ident) => {
             rows.iter().map(|r| r.$field.clone()).collect::<Vec<_>>()
