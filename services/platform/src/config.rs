@@ -21,7 +21,8 @@ pub struct Config {
     pub database_url: String,
     /// Connection of the schema owner, used only by `caseway migrate` (`CASEWAY_MIGRATION_DATABASE_URL`).
     pub migration_database_url: String,
-    /// Pool size per process (`CASEWAY_DATABASE_MAX_CONNECTIONS`).
+    /// Pool size per process (`CASEWAY_DATABASE_MAX_CONNECTIONS`); the outbox relay's
+    /// notification listener holds one connection more.
     pub database_max_connections: u32,
     /// `CASEWAY_REDIS_URL`.
     pub redis_url: String,

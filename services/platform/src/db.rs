@@ -7,29 +7,41 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection, PgConnection, PgPool, Postgres, Transaction};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgConnection, SqlSafeStr};
 
 use crate::error::Result;
 use crate::ids::TenantId;
+use crate::pool::{Pool, Pooled};
 
-/// The pool of the services' role. Cloning is cheap.
+/// The pool of the services' role (see [`crate::pool`]). Cloning is cheap.
 #[derive(Clone)]
 pub struct Db {
-    pool: PgPool,
+    pool: Pool,
 }
 
 impl Db {
     /// Connects lazily, so a process starts (and reports not ready) while PostgreSQL is down.
+    /// A caller waits at most 5 s for a connection.
     pub fn connect_lazy(url: &str, max_connections: u32) -> anyhow::Result<Db> {
+        Self::connect_lazy_with(url, max_connections, Duration::from_secs(5))
+    }
+
+    /// As [`Db::connect_lazy`], waiting at most `acquire_timeout` for a connection; past it
+    /// a call fails UNAVAILABLE.
+    pub fn connect_lazy_with(
+        url: &str,
+        max_connections: u32,
+        acquire_timeout: Duration,
+    ) -> anyhow::Result<Db> {
         let options: PgConnectOptions = url.parse().context("parsing database url")?;
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(5))
-            // No ping before each use: a broken connection fails its first statement, which
-            // maps to UNAVAILABLE like any database outage, and the pool replaces it.
-            .test_before_acquire(false)
-            .connect_lazy_with(options.application_name("caseway"));
+        // No ping before each use: a broken connection fails its first statement, which maps
+        // to UNAVAILABLE like any database outage, and is not pooled again.
+        let pool = Pool::new(
+            options.application_name("caseway"),
+            max_connections,
+            acquire_timeout,
+        );
         Ok(Db { pool })
     }
 
@@ -37,11 +49,9 @@ impl Db {
     pub async fn tenant_tx(&self, tenant: TenantId) -> Result<TenantTx> {
         // BEGIN and the tenant in one message: one round trip fewer per transaction. The
         // tenant is a UUID this process formats (never caller text), so it can be inlined.
-        // set_config of a constant cannot fail short of the connection failing, which the
-        // pool then drops; so no connection goes back to the pool inside a transaction.
         let begin = format!("BEGIN; SELECT set_config('app.tenant_id', '{tenant}', true)");
-        let tx = self.pool.begin_with(sqlx::AssertSqlSafe(begin)).await?;
-        Ok(TenantTx { tx, tenant })
+        let conn = self.begin(begin).await?;
+        Ok(TenantTx { conn, tenant })
     }
 
     /// A transaction of the platform itself (the outbox relay, tenant lifecycle): it sets
@@ -52,11 +62,18 @@ impl Db {
             "BEGIN; SELECT set_config('app.scope', 'system', true), \
              set_config('app.tenant_id', '{PLATFORM_TENANT}', true)"
         );
-        let tx = self.pool.begin_with(sqlx::AssertSqlSafe(begin)).await?;
+        let conn = self.begin(begin).await?;
         Ok(SystemTx {
-            tx,
+            conn,
             tenant: PLATFORM_TENANT,
         })
+    }
+
+    async fn begin(&self, statement: String) -> Result<Pooled> {
+        let mut conn = self.pool.acquire().await?;
+        conn.begin(sqlx::AssertSqlSafe(statement).into_sql_str())
+            .await?;
+        Ok(conn)
     }
 
     /// Whether PostgreSQL answers, for readiness.
@@ -67,10 +84,18 @@ impl Db {
         }
     }
 
-    pub(crate) fn pool(&self) -> &PgPool {
-        &self.pool
+    /// A listener for PostgreSQL notifications on a connection of its own, outside the pool
+    /// (it reconnects by itself).
+    pub async fn listener(&self) -> Result<PgListener> {
+        let own = PgPoolOptions::new()
+            .max_connections(1)
+            .max_lifetime(None)
+            .idle_timeout(None)
+            .connect_lazy_with(self.pool.options().clone());
+        Ok(PgListener::connect_with(&own).await?)
     }
 
+    /// Refuses new transactions and closes the idle connections.
     pub async fn close(&self) {
         self.pool.close().await;
     }
@@ -86,15 +111,16 @@ pub trait Scoped: Send {
 /// The hosting provider's own records (platform-level idempotency keys) live under this id.
 pub const PLATFORM_TENANT: TenantId = TenantId(uuid::Uuid::nil());
 
-/// A transaction in which every statement sees only one tenant's rows.
+/// A transaction in which every statement sees only one tenant's rows. Dropped without
+/// [`TenantTx::commit`], it rolls back.
 pub struct TenantTx {
-    tx: Transaction<'static, Postgres>,
+    conn: Pooled,
     tenant: TenantId,
 }
 
 impl Scoped for TenantTx {
     fn conn(&mut self) -> &mut PgConnection {
-        &mut self.tx
+        &mut self.conn
     }
 
     fn tenant_id(&self) -> TenantId {
@@ -108,25 +134,26 @@ impl TenantTx {
     }
 
     pub fn conn(&mut self) -> &mut PgConnection {
-        &mut self.tx
+        &mut self.conn
     }
 
-    pub async fn commit(self) -> Result<()> {
-        self.tx.commit().await?;
+    pub async fn commit(mut self) -> Result<()> {
+        self.conn.commit().await?;
         Ok(())
     }
 }
 
 /// A platform transaction (see [`Db::system_tx`]). It can act for one tenant at a time, for
-/// writes such as the audit row of a tenant it just created.
+/// writes such as the audit row of a tenant it just created. Dropped without
+/// [`SystemTx::commit`], it rolls back.
 pub struct SystemTx {
-    tx: Transaction<'static, Postgres>,
+    conn: Pooled,
     tenant: TenantId,
 }
 
 impl Scoped for SystemTx {
     fn conn(&mut self) -> &mut PgConnection {
-        &mut self.tx
+        &mut self.conn
     }
 
     fn tenant_id(&self) -> TenantId {
@@ -136,21 +163,21 @@ impl Scoped for SystemTx {
 
 impl SystemTx {
     pub fn conn(&mut self) -> &mut PgConnection {
-        &mut self.tx
+        &mut self.conn
     }
 
     /// Sets the tenant for the following statements of this transaction.
     pub async fn act_for_tenant(&mut self, tenant: TenantId) -> Result<()> {
         sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
             .bind(tenant.to_string())
-            .execute(&mut *self.tx)
+            .execute(&mut *self.conn)
             .await?;
         self.tenant = tenant;
         Ok(())
     }
 
-    pub async fn commit(self) -> Result<()> {
-        self.tx.commit().await?;
+    pub async fn commit(mut self) -> Result<()> {
+        self.conn.commit().await?;
         Ok(())
     }
 }

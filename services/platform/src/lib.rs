@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod paging;
 pub mod pii;
+mod pool;
 pub mod rate_limit;
 pub mod server;
 pub mod telemetry;

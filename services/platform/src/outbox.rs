@@ -203,7 +203,7 @@ impl Relay {
     }
 
     async fn listen(&self) -> Option<PgListener> {
-        let mut listener = PgListener::connect_with(self.db.pool()).await.ok()?;
+        let mut listener = self.db.listener().await.ok()?;
         listener.listen(CHANNEL).await.ok()?;
         Some(listener)
     }

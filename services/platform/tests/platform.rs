@@ -9,7 +9,7 @@ use caseway_platform::bus::{Bus, Subscription, consume};
 use caseway_platform::idempotency::{self, Claim};
 use caseway_platform::outbox::{self, Event, Relay};
 use caseway_platform::testing::{TestBus, TestDb};
-use caseway_platform::{Error, TenantId, inbox};
+use caseway_platform::{Db, Error, TenantId, TenantTx, inbox};
 
 async fn db() -> TestDb {
     TestDb::create(&[&caseway_platform::MIGRATOR]).await
@@ -325,4 +325,135 @@ async fn callers_arriving_together_do_not_waste_the_budget() {
         allowed, 64,
         "64 calls fit a budget of 200 however they arrive"
     );
+}
+
+/// The pool behind `Db`, with one connection so each transaction gets what the one before left.
+fn pool_of_one(test: &TestDb, acquire_timeout: Duration) -> Db {
+    Db::connect_lazy_with(&test.app_url, 1, acquire_timeout).unwrap()
+}
+
+/// The server process behind a transaction, and the transaction's id.
+async fn backend_and_xid(tx: &mut TenantTx) -> (i32, i64) {
+    sqlx::query_as("SELECT pg_backend_pid(), txid_current()")
+        .fetch_one(tx.conn())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_committed_transaction_hands_its_connection_back_for_the_next() {
+    let test = db().await;
+    let db = pool_of_one(&test, Duration::from_secs(5));
+    let tenant = TenantId::new();
+    let response = prost_types::Timestamp {
+        seconds: 1,
+        nanos: 0,
+    };
+    let mut first = db.tenant_tx(tenant).await.unwrap();
+    let (backend, first_xid) = backend_and_xid(&mut first).await;
+    let claim: Claim<prost_types::Timestamp> = idempotency::claim(&mut first, "m", "k", &response)
+        .await
+        .unwrap();
+    assert!(matches!(claim, Claim::New));
+    idempotency::complete(&mut first, "m", "k", &response)
+        .await
+        .unwrap();
+    first.commit().await.unwrap();
+
+    // The same connection serves the next transaction, which sees the commit.
+    let mut second = db.tenant_tx(tenant).await.unwrap();
+    let (again, second_xid) = backend_and_xid(&mut second).await;
+    assert_eq!(again, backend, "the connection was pooled, not reopened");
+    assert_ne!(second_xid, first_xid, "a new transaction");
+    let claim: Claim<prost_types::Timestamp> = idempotency::claim(&mut second, "m", "k", &response)
+        .await
+        .unwrap();
+    assert!(matches!(claim, Claim::Replay(r) if r == response));
+}
+
+#[tokio::test]
+async fn a_transaction_dropped_without_commit_is_rolled_back_before_its_connection_is_reused() {
+    let test = db().await;
+    let db = pool_of_one(&test, Duration::from_secs(5));
+    let tenant = TenantId::new();
+    let request = prost_types::Timestamp {
+        seconds: 2,
+        nanos: 0,
+    };
+    let mut abandoned = db.tenant_tx(tenant).await.unwrap();
+    let (backend, abandoned_xid) = backend_and_xid(&mut abandoned).await;
+    let _: Claim<prost_types::Timestamp> = idempotency::claim(&mut abandoned, "m", "k", &request)
+        .await
+        .unwrap();
+    drop(abandoned);
+
+    let mut next = db.tenant_tx(tenant).await.unwrap();
+    let (again, xid) = backend_and_xid(&mut next).await;
+    assert_eq!(again, backend, "the connection survived the rollback");
+    assert_ne!(xid, abandoned_xid, "the abandoned transaction is over");
+    let claim: Claim<prost_types::Timestamp> = idempotency::claim(&mut next, "m", "k", &request)
+        .await
+        .unwrap();
+    assert!(
+        matches!(claim, Claim::New),
+        "the abandoned claim was not kept"
+    );
+}
+
+#[tokio::test]
+async fn a_statement_abandoned_half_way_leaves_no_answer_behind_for_the_next_caller() {
+    let test = db().await;
+    let db = pool_of_one(&test, Duration::from_secs(5));
+    let tenant = TenantId::new();
+    let mut tx = db.tenant_tx(tenant).await.unwrap();
+    let (backend, _) = backend_and_xid(&mut tx).await;
+    // The caller gives up while PostgreSQL is still working on the statement.
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(50),
+        sqlx::query("SELECT pg_sleep(0.5), 7 AS late").execute(tx.conn()),
+    )
+    .await;
+    assert!(gave_up.is_err());
+    drop(tx);
+
+    let mut next = db.tenant_tx(tenant).await.unwrap();
+    let (again, _) = backend_and_xid(&mut next).await;
+    assert_eq!(again, backend);
+    let answer: i32 = sqlx::query_scalar("SELECT 42")
+        .fetch_one(next.conn())
+        .await
+        .unwrap();
+    assert_eq!(answer, 42, "the next caller reads its own answer");
+    let in_tenant: String = sqlx::query_scalar("SELECT current_setting('app.tenant_id')")
+        .fetch_one(next.conn())
+        .await
+        .unwrap();
+    assert_eq!(in_tenant, tenant.to_string());
+    next.commit().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_caller_waits_for_a_connection_only_as_long_as_the_pool_allows_and_not_after_close() {
+    let test = db().await;
+    let db = pool_of_one(&test, Duration::from_millis(200));
+    let tenant = TenantId::new();
+    let held = db.tenant_tx(tenant).await.unwrap();
+    let started = std::time::Instant::now();
+    let waited = db.tenant_tx(tenant).await;
+    assert!(matches!(waited, Err(Error::Unavailable(_))));
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    // Once the holder lets go, the next caller gets the connection.
+    let waiting = {
+        let db = db.clone();
+        tokio::spawn(async move { db.tenant_tx(tenant).await.map(|_| ()) })
+    };
+    drop(held);
+    waiting.await.unwrap().unwrap();
+
+    db.close().await;
+    assert!(!db.ping().await);
+    assert!(matches!(
+        db.tenant_tx(tenant).await,
+        Err(Error::Unavailable(_))
+    ));
 }
