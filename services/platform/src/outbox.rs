@@ -24,6 +24,9 @@ const BATCH: i64 = 1000;
 /// How long the relay waits after a wake-up for more commits to join the batch: fewer,
 /// larger relay transactions under load, for a couple of milliseconds of latency.
 const COALESCE: Duration = Duration::from_millis(2);
+/// A drain that publishes this many events marks the relay busy: it drains again after
+/// [`COALESCE`] without listening for commits (see [`Relay::run`]).
+const BUSY_BATCH: usize = 16;
 
 /// An event to publish once the transaction commits.
 pub struct Event<'a, M: Message> {
@@ -143,16 +146,23 @@ impl Relay {
     }
 
     /// Runs until `shutdown`, then makes a last attempt to publish what is left.
+    ///
+    /// An idle relay listens for commits. A busy one (its last batch held at least
+    /// [`BUSY_BATCH`] events) stops listening and drains again after [`COALESCE`]: commits keep
+    /// coming anyway, and a listener costs PostgreSQL a wake-up of the listening backend (and
+    /// this process a notification to read) on every commit.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut listener: Option<PgListener> = None;
+        let mut listening = false;
         let mut backoff = Duration::from_millis(100);
         // What this relay did, for its last log line.
         let (mut relayed, mut drains) = (0, 0u64);
         loop {
             if listener.is_none() {
                 listener = self.listen().await;
+                listening = listener.is_some();
             }
-            match self.drain().await {
+            let published = match self.drain().await {
                 Ok(published) => {
                     if published > 0 {
                         tracing::debug!(published, "outbox relayed");
@@ -160,6 +170,7 @@ impl Relay {
                         drains += 1;
                     }
                     backoff = Duration::from_millis(100);
+                    published
                 }
                 Err(error) => {
                     tracing::warn!(error = %error, "outbox relay failed; will retry");
@@ -171,10 +182,27 @@ impl Relay {
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                     continue;
                 }
+            };
+            if let Some(l) = listener.as_mut() {
+                let busy = published >= BUSY_BATCH;
+                if busy && listening {
+                    listening = false;
+                    if l.unlisten(CHANNEL).await.is_err() {
+                        listener = None;
+                    }
+                } else if !busy && !listening {
+                    // Listening again: drain once more for what committed while not listening.
+                    listening = true;
+                    if l.listen(CHANNEL).await.is_err() {
+                        listener = None;
+                    }
+                    continue;
+                }
             }
             let woken = async {
                 match listener.as_mut() {
-                    Some(l) => l.recv().await.map(|_| ()),
+                    Some(l) if listening => l.recv().await.map(|_| ()),
+                    Some(_) => Ok(()),
                     None => std::future::pending().await,
                 }
             };
@@ -184,6 +212,8 @@ impl Relay {
                         listener = None;
                     }
                     tokio::time::sleep(COALESCE).await;
+                    // Notifications that came while draining are for commits the next drain
+                    // takes anyway.
                     if let Some(l) = listener.as_mut() {
                         while l.next_buffered().is_some() {}
                     }

@@ -176,6 +176,74 @@ async fn relay_publishes_committed_events_only_once_and_consumers_see_envelopes(
 }
 
 #[tokio::test]
+async fn a_busy_relay_drains_without_listening_then_listens_for_commits_again() {
+    let test = db().await;
+    let bus = TestBus::new();
+    let mut listener = bus.listen("#").await;
+    let tenant = TenantId::new();
+    let payload = prost_types::Timestamp {
+        seconds: 3,
+        nanos: 0,
+    };
+    let commit = |subjects: Vec<String>| {
+        let db = test.db.clone();
+        async move {
+            let mut tx = db.tenant_tx(tenant).await.unwrap();
+            let events: Vec<Event<'_, prost_types::Timestamp>> = subjects
+                .into_iter()
+                .map(|subject| Event {
+                    event_type: "test.thing_happened.v1",
+                    source: "caseway/test",
+                    subject,
+                    payload: &payload,
+                })
+                .collect();
+            outbox::enqueue_all(&mut tx, &events).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+    };
+    // The relay polls once a minute, so every event here reaches it by a notification or by
+    // its own draining while busy.
+    let relay = Relay::new(
+        test.db.clone(),
+        Bus::new(bus.bus.url(), bus.exchange()),
+        Duration::from_secs(60),
+    );
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(relay.run(shutdown.clone()));
+
+    // Bursts large enough to make the relay busy (it stops listening while they last).
+    let mut expected = std::collections::BTreeSet::new();
+    for burst in 0..5 {
+        let subjects: Vec<String> = (0..40).map(|n| format!("burst-{burst}-{n}")).collect();
+        expected.extend(subjects.iter().cloned());
+        commit(subjects).await;
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    while seen.len() < expected.len() {
+        let (envelope, _) = listener
+            .expect("test.thing_happened.v1", Duration::from_secs(5))
+            .await;
+        assert!(
+            seen.insert(envelope.subject),
+            "each event is published once"
+        );
+    }
+    assert_eq!(seen, expected);
+
+    // Idle again, it listens: a single commit is published long before the next poll.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    commit(vec!["after".into()]).await;
+    let (envelope, _) = listener
+        .expect("test.thing_happened.v1", Duration::from_secs(5))
+        .await;
+    assert_eq!(envelope.subject, "after");
+    assert!(listener.next(Duration::from_millis(300)).await.is_none());
+    shutdown.cancel();
+    running.await.unwrap();
+}
+
+#[tokio::test]
 async fn failing_consumer_retries_then_dead_letters_and_a_replay_tries_again() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
