@@ -238,19 +238,21 @@ impl Bus {
             *publisher = Some((connection, channel));
         }
         let (_, channel) = publisher.as_ref().expect("publisher was just set");
-        let mut confirms = Vec::with_capacity(envelopes.len());
-        for envelope in envelopes {
-            let confirm = channel
-                .basic_publish(
-                    self.inner.exchange.as_str().into(),
-                    envelope.event_type.as_str().into(),
-                    BasicPublishOptions::default(),
-                    &envelope.payload,
-                    envelope.properties(),
-                )
-                .await?;
-            confirms.push(confirm);
-        }
+        // A publish resolves once lapin's I/O thread has written it, so publishing one after
+        // another waits for that thread once per event. Polled together, every message is put
+        // in line at its first poll (in order: its delivery tag and its frames are taken
+        // then, and the futures are first polled in the order given), and the thread writes
+        // them all in one go.
+        let publishes = envelopes.iter().map(|envelope| {
+            channel.basic_publish(
+                self.inner.exchange.as_str().into(),
+                envelope.event_type.as_str().into(),
+                BasicPublishOptions::default(),
+                &envelope.payload,
+                envelope.properties(),
+            )
+        });
+        let confirms = futures::future::try_join_all(publishes).await?;
         for confirm in confirms {
             let confirmation = tokio::time::timeout(Duration::from_secs(10), confirm)
                 .await

@@ -213,22 +213,20 @@ async fn a_busy_relay_drains_without_listening_then_listens_for_commits_again() 
     let running = tokio::spawn(relay.run(shutdown.clone()));
 
     // Bursts large enough to make the relay busy (it stops listening while they last).
-    let mut expected = std::collections::BTreeSet::new();
+    let mut expected = Vec::new();
     for burst in 0..5 {
-        let subjects: Vec<String> = (0..40).map(|n| format!("burst-{burst}-{n}")).collect();
+        let subjects: Vec<String> = (0..40).map(|n| format!("burst-{burst}-{n:02}")).collect();
         expected.extend(subjects.iter().cloned());
         commit(subjects).await;
     }
-    let mut seen = std::collections::BTreeSet::new();
+    let mut seen = Vec::new();
     while seen.len() < expected.len() {
         let (envelope, _) = listener
             .expect("test.thing_happened.v1", Duration::from_secs(5))
             .await;
-        assert!(
-            seen.insert(envelope.subject),
-            "each event is published once"
-        );
+        seen.push(envelope.subject);
     }
+    // Each once, in the order of the outbox (a batch's messages are published together).
     assert_eq!(seen, expected);
 
     // Idle again, it listens: a single commit is published long before the next poll.
