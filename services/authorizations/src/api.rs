@@ -827,7 +827,9 @@ impl AuthorizationsService for AuthorizationsApi {
     ) -> Result<Response<pb::GetAuthorizationUtilizationResponse>, Status> {
         let caller = Caller::of(&request, REQUEST_ROLES)?;
         let id = parse_id("authorization_id", &request.get_ref().authorization_id)?;
-        let mut tx = self.platform.db.tenant_tx(caller.tenant).await?;
+        // The totals and the per-occurrence deliveries from one snapshot: a drawdown committed
+        // between the two reads would otherwise show in one and not the other.
+        let mut tx = self.platform.db.tenant_snapshot(caller.tenant).await?;
         let row = store::load(tx.conn(), id, false)
             .await?
             .ok_or_else(|| Error::not_found("authorization", id))?;

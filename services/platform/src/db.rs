@@ -54,6 +54,19 @@ impl Db {
         Ok(TenantTx { conn, tenant })
     }
 
+    /// A read-only transaction scoped to one tenant whose statements all see one snapshot,
+    /// for an answer built from several queries: under the default isolation each statement
+    /// sees what committed before it, so a write committed between two of them shows in one
+    /// and not the other.
+    pub async fn tenant_snapshot(&self, tenant: TenantId) -> Result<TenantTx> {
+        let begin = format!(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; \
+             SELECT set_config('app.tenant_id', '{tenant}', true)"
+        );
+        let conn = self.begin(begin).await?;
+        Ok(TenantTx { conn, tenant })
+    }
+
     /// A transaction of the platform itself (the outbox relay, tenant lifecycle): it sets
     /// `app.scope = 'system'`, which only the policies of platform-wide tables honour.
     pub async fn system_tx(&self) -> Result<SystemTx> {

@@ -523,3 +523,47 @@ async fn a_caller_waits_for_a_connection_only_as_long_as_the_pool_allows_and_not
         Err(Error::Unavailable(_))
     ));
 }
+
+#[tokio::test]
+async fn a_snapshot_sees_one_moment_for_all_its_statements() {
+    let test = db().await;
+    let tenant = TenantId::new();
+    let response = prost_types::Timestamp {
+        seconds: 4,
+        nanos: 0,
+    };
+    let count = "SELECT count(*) FROM platform.idempotency_keys";
+    let mut snapshot = test.db.tenant_snapshot(tenant).await.unwrap();
+    let before: i64 = sqlx::query_scalar(count)
+        .fetch_one(snapshot.conn())
+        .await
+        .unwrap();
+    assert_eq!(before, 0);
+
+    // A write commits between two statements of the snapshot.
+    let mut writer = test.db.tenant_tx(tenant).await.unwrap();
+    let _: Claim<prost_types::Timestamp> = idempotency::claim(&mut writer, "m", "k", &response)
+        .await
+        .unwrap();
+    idempotency::complete(&mut writer, "m", "k", &response)
+        .await
+        .unwrap();
+    writer.commit().await.unwrap();
+
+    let after: i64 = sqlx::query_scalar(count)
+        .fetch_one(snapshot.conn())
+        .await
+        .unwrap();
+    assert_eq!(after, 0, "the snapshot does not see the later commit");
+    let written =
+        idempotency::claim::<_, prost_types::Timestamp>(&mut snapshot, "m", "k2", &response).await;
+    assert!(written.is_err(), "a snapshot is read-only");
+    drop(snapshot);
+
+    let mut fresh = test.db.tenant_tx(tenant).await.unwrap();
+    let now: i64 = sqlx::query_scalar(count)
+        .fetch_one(fresh.conn())
+        .await
+        .unwrap();
+    assert_eq!(now, 1);
+}
