@@ -47,11 +47,7 @@ impl Db {
 
     /// A transaction scoped to one tenant.
     pub async fn tenant_tx(&self, tenant: TenantId) -> Result<TenantTx> {
-        // BEGIN and the tenant in one message: one round trip fewer per transaction. The
-        // tenant is a UUID this process formats (never caller text), so it can be inlined.
-        let begin = format!("BEGIN; SELECT set_config('app.tenant_id', '{tenant}', true)");
-        let conn = self.begin(begin).await?;
-        Ok(TenantTx { conn, tenant })
+        self.tenant_begin("BEGIN", tenant).await
     }
 
     /// A read-only transaction scoped to one tenant whose statements all see one snapshot,
@@ -59,10 +55,14 @@ impl Db {
     /// sees what committed before it, so a write committed between two of them shows in one
     /// and not the other.
     pub async fn tenant_snapshot(&self, tenant: TenantId) -> Result<TenantTx> {
-        let begin = format!(
-            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; \
-             SELECT set_config('app.tenant_id', '{tenant}', true)"
-        );
+        self.tenant_begin("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", tenant)
+            .await
+    }
+
+    async fn tenant_begin(&self, begin: &str, tenant: TenantId) -> Result<TenantTx> {
+        // BEGIN and the tenant in one message: one round trip fewer per transaction. The
+        // tenant is a UUID this process formats (never caller text), so it can be inlined.
+        let begin = format!("{begin}; SELECT set_config('app.tenant_id', '{tenant}', true)");
         let conn = self.begin(begin).await?;
         Ok(TenantTx { conn, tenant })
     }

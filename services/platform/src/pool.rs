@@ -12,12 +12,11 @@
 //! of idleness.
 
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sqlx::postgres::{PgConnectOptions, PgTransactionManager};
-use sqlx::{ConnectOptions, Connection, PgConnection, SqlStr};
+use sqlx::{ConnectOptions, Connection, Executor, PgConnection, SqlStr};
 use sqlx_core::transaction::TransactionManager;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -38,7 +37,6 @@ struct Shared {
     permits: Arc<Semaphore>,
     /// Idle connections, the most recently used last (reused first, so the others age out).
     idle: Mutex<Vec<Idle>>,
-    closed: AtomicBool,
 }
 
 struct Idle {
@@ -59,7 +57,6 @@ impl Pool {
                 acquire_timeout,
                 permits: Arc::new(Semaphore::new(max_connections.max(1) as usize)),
                 idle: Mutex::new(Vec::new()),
-                closed: AtomicBool::new(false),
             }),
         }
     }
@@ -95,7 +92,6 @@ impl Pool {
     /// Refuses new callers and closes the idle connections; a connection in use closes when
     /// its caller lets go of it.
     pub(crate) async fn close(&self) {
-        self.shared.closed.store(true, Ordering::SeqCst);
         self.shared.permits.close();
         let idle = std::mem::take(&mut *self.shared.lock());
         for idle in idle {
@@ -111,7 +107,7 @@ impl Shared {
 
     /// Takes back a connection known to be idle and outside any transaction.
     fn put_back(&self, conn: PgConnection, opened: Instant) {
-        if self.closed.load(Ordering::SeqCst) || opened.elapsed() >= MAX_LIFETIME {
+        if self.permits.is_closed() || opened.elapsed() >= MAX_LIFETIME {
             close_in_background(conn);
             return;
         }
@@ -231,11 +227,14 @@ impl Drop for Pooled {
         };
         runtime.spawn(async move {
             let rolled_back = tokio::time::timeout(ROLLBACK_TIMEOUT, async {
-                while PgTransactionManager::get_transaction_depth(&conn) > 0 {
-                    PgTransactionManager::rollback(&mut conn).await?;
+                // Either way one exchange, which first reads what is still on its way. A
+                // plain ROLLBACK also ends a transaction whose BEGIN was abandoned before
+                // sqlx counted it.
+                if PgTransactionManager::get_transaction_depth(&conn) > 0 {
+                    PgTransactionManager::rollback(&mut conn).await
+                } else {
+                    conn.execute("ROLLBACK").await.map(|_| ())
                 }
-                // Drains an abandoned statement outside a transaction too.
-                conn.ping().await
             })
             .await;
             match rolled_back {

@@ -398,6 +398,34 @@ fn pool_of_one(test: &TestDb, acquire_timeout: Duration) -> Db {
     Db::connect_lazy_with(&test.app_url, 1, acquire_timeout).unwrap()
 }
 
+/// A message to key idempotency records by.
+fn stamp(seconds: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds, nanos: 0 }
+}
+
+/// Claims `key` for `message` in `tx`.
+async fn claim(
+    tx: &mut TenantTx,
+    key: &str,
+    message: &prost_types::Timestamp,
+) -> Claim<prost_types::Timestamp> {
+    idempotency::claim(tx, "m", key, message).await.unwrap()
+}
+
+/// Claims `key` and stores `message` as its answer, in `tx`.
+async fn store_key(tx: &mut TenantTx, key: &str, message: &prost_types::Timestamp) {
+    assert!(matches!(claim(tx, key, message).await, Claim::New));
+    idempotency::complete(tx, "m", key, message).await.unwrap();
+}
+
+/// Idempotency records the transaction sees.
+async fn keys_seen(tx: &mut TenantTx) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM platform.idempotency_keys")
+        .fetch_one(tx.conn())
+        .await
+        .unwrap()
+}
+
 /// The server process behind a transaction, and the transaction's id.
 async fn backend_and_xid(tx: &mut TenantTx) -> (i32, i64) {
     sqlx::query_as("SELECT pg_backend_pid(), txid_current()")
@@ -411,19 +439,10 @@ async fn a_committed_transaction_hands_its_connection_back_for_the_next() {
     let test = db().await;
     let db = pool_of_one(&test, Duration::from_secs(5));
     let tenant = TenantId::new();
-    let response = prost_types::Timestamp {
-        seconds: 1,
-        nanos: 0,
-    };
+    let response = stamp(1);
     let mut first = db.tenant_tx(tenant).await.unwrap();
     let (backend, first_xid) = backend_and_xid(&mut first).await;
-    let claim: Claim<prost_types::Timestamp> = idempotency::claim(&mut first, "m", "k", &response)
-        .await
-        .unwrap();
-    assert!(matches!(claim, Claim::New));
-    idempotency::complete(&mut first, "m", "k", &response)
-        .await
-        .unwrap();
+    store_key(&mut first, "k", &response).await;
     first.commit().await.unwrap();
 
     // The same connection serves the next transaction, which sees the commit.
@@ -431,10 +450,7 @@ async fn a_committed_transaction_hands_its_connection_back_for_the_next() {
     let (again, second_xid) = backend_and_xid(&mut second).await;
     assert_eq!(again, backend, "the connection was pooled, not reopened");
     assert_ne!(second_xid, first_xid, "a new transaction");
-    let claim: Claim<prost_types::Timestamp> = idempotency::claim(&mut second, "m", "k", &response)
-        .await
-        .unwrap();
-    assert!(matches!(claim, Claim::Replay(r) if r == response));
+    assert!(matches!(claim(&mut second, "k", &response).await, Claim::Replay(r) if r == response));
 }
 
 #[tokio::test]
@@ -442,26 +458,18 @@ async fn a_transaction_dropped_without_commit_is_rolled_back_before_its_connecti
     let test = db().await;
     let db = pool_of_one(&test, Duration::from_secs(5));
     let tenant = TenantId::new();
-    let request = prost_types::Timestamp {
-        seconds: 2,
-        nanos: 0,
-    };
+    let request = stamp(2);
     let mut abandoned = db.tenant_tx(tenant).await.unwrap();
     let (backend, abandoned_xid) = backend_and_xid(&mut abandoned).await;
-    let _: Claim<prost_types::Timestamp> = idempotency::claim(&mut abandoned, "m", "k", &request)
-        .await
-        .unwrap();
+    claim(&mut abandoned, "k", &request).await;
     drop(abandoned);
 
     let mut next = db.tenant_tx(tenant).await.unwrap();
     let (again, xid) = backend_and_xid(&mut next).await;
     assert_eq!(again, backend, "the connection survived the rollback");
     assert_ne!(xid, abandoned_xid, "the abandoned transaction is over");
-    let claim: Claim<prost_types::Timestamp> = idempotency::claim(&mut next, "m", "k", &request)
-        .await
-        .unwrap();
     assert!(
-        matches!(claim, Claim::New),
+        matches!(claim(&mut next, "k", &request).await, Claim::New),
         "the abandoned claim was not kept"
     );
 }
@@ -528,42 +536,24 @@ async fn a_caller_waits_for_a_connection_only_as_long_as_the_pool_allows_and_not
 async fn a_snapshot_sees_one_moment_for_all_its_statements() {
     let test = db().await;
     let tenant = TenantId::new();
-    let response = prost_types::Timestamp {
-        seconds: 4,
-        nanos: 0,
-    };
-    let count = "SELECT count(*) FROM platform.idempotency_keys";
     let mut snapshot = test.db.tenant_snapshot(tenant).await.unwrap();
-    let before: i64 = sqlx::query_scalar(count)
-        .fetch_one(snapshot.conn())
-        .await
-        .unwrap();
-    assert_eq!(before, 0);
+    assert_eq!(keys_seen(&mut snapshot).await, 0);
 
     // A write commits between two statements of the snapshot.
     let mut writer = test.db.tenant_tx(tenant).await.unwrap();
-    let _: Claim<prost_types::Timestamp> = idempotency::claim(&mut writer, "m", "k", &response)
-        .await
-        .unwrap();
-    idempotency::complete(&mut writer, "m", "k", &response)
-        .await
-        .unwrap();
+    store_key(&mut writer, "k", &stamp(4)).await;
     writer.commit().await.unwrap();
 
-    let after: i64 = sqlx::query_scalar(count)
-        .fetch_one(snapshot.conn())
-        .await
-        .unwrap();
-    assert_eq!(after, 0, "the snapshot does not see the later commit");
+    assert_eq!(
+        keys_seen(&mut snapshot).await,
+        0,
+        "the snapshot does not see the later commit"
+    );
     let written =
-        idempotency::claim::<_, prost_types::Timestamp>(&mut snapshot, "m", "k2", &response).await;
+        idempotency::claim::<_, prost_types::Timestamp>(&mut snapshot, "m", "k2", &stamp(4)).await;
     assert!(written.is_err(), "a snapshot is read-only");
     drop(snapshot);
 
     let mut fresh = test.db.tenant_tx(tenant).await.unwrap();
-    let now: i64 = sqlx::query_scalar(count)
-        .fetch_one(fresh.conn())
-        .await
-        .unwrap();
-    assert_eq!(now, 1);
+    assert_eq!(keys_seen(&mut fresh).await, 1);
 }
