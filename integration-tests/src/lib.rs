@@ -12,6 +12,7 @@ use tonic::transport::Channel;
 use uuid::Uuid;
 
 use caseway::Target;
+use caseway_api::authorizations::v1::authorizations_internal_client::AuthorizationsInternalClient;
 use caseway_api::authorizations::v1::authorizations_service_client::AuthorizationsServiceClient;
 use caseway_api::catalog::v1::catalog_service_client::CatalogServiceClient;
 use caseway_api::clients::v1::assessments_service_client::AssessmentsServiceClient;
@@ -20,7 +21,7 @@ use caseway_api::clients::v1::clients_service_client::ClientsServiceClient;
 use caseway_api::records::v1::records_service_client::RecordsServiceClient;
 use caseway_api::tenancy::v1 as tenancy_pb;
 use caseway_api::tenancy::v1::tenancy_service_client::TenancyServiceClient;
-use caseway_platform::auth::{Role, TokenIssuer, generate_key_pair};
+use caseway_platform::auth::{Role, ServiceIdentity, TokenIssuer, generate_key_pair};
 use caseway_platform::server::RunningNode;
 pub use caseway_platform::testing::authed;
 use caseway_platform::testing::{TestBus, TestDb};
@@ -31,6 +32,8 @@ pub struct TestEnv {
     pub db: TestDb,
     pub bus: TestBus,
     pub issuer: Arc<TokenIssuer>,
+    /// The deployment's service identity, as a service of the node calls internal methods.
+    pub services: Arc<ServiceIdentity>,
     dir: PathBuf,
 }
 
@@ -48,12 +51,20 @@ impl TestEnv {
         std::fs::write(dir.join("jwt-private.pem"), &private).expect("private key");
         std::fs::write(dir.join("jwt-public.pem"), &public).expect("public key");
         caseway_platform::pii::ensure_key_file(&dir.join("pii-keys")).expect("PII keys");
+        caseway_platform::auth::ensure_private_key(&dir.join("service-key.pem"))
+            .expect("service key");
+        caseway_platform::secrets::ensure_random(&dir.join("page-token-secret"))
+            .expect("page token secret");
         let issuer =
             TokenIssuer::from_pem(private.as_bytes(), "caseway", "caseway").expect("issuer");
+        let service_key = std::fs::read(dir.join("service-key.pem")).expect("service key");
+        let services =
+            ServiceIdentity::from_pem(&service_key, "caseway", "caseway").expect("service key");
         TestEnv {
             db,
             bus: TestBus::new(),
             issuer: Arc::new(issuer),
+            services: Arc::new(services),
             dir,
         }
     }
@@ -68,6 +79,8 @@ impl TestEnv {
             jwt_public_key_file: self.dir.join("jwt-public.pem"),
             jwt_private_key_file: self.dir.join("jwt-private.pem"),
             pii_keys_file: self.dir.join("pii-keys"),
+            service_key_file: self.dir.join("service-key.pem"),
+            page_token_secret_file: Some(self.dir.join("page-token-secret")),
             data_dir: self.dir.clone(),
             outbox_poll_interval: Duration::from_millis(250),
             shutdown_grace: Duration::from_secs(5),
@@ -99,10 +112,30 @@ impl TestEnv {
             barriers: BarriersServiceClient::new(channel.clone()),
             records: RecordsServiceClient::new(channel.clone()),
             authorizations: AuthorizationsServiceClient::new(channel.clone()),
+            authorizations_internal: AuthorizationsInternalClient::new(channel.clone()),
             tenancy: TenancyServiceClient::new(channel.clone()),
             channel,
             node: Some(node),
         }
+    }
+
+    /// A service identity token: `service` calling, for `tenant`, a method needing
+    /// `permission`.
+    pub fn service_token(
+        &self,
+        service: &'static str,
+        tenant: TenantId,
+        permission: &'static str,
+    ) -> String {
+        let bearer = self
+            .services
+            .bearer(service, tenant, permission)
+            .expect("service token");
+        bearer
+            .to_str()
+            .expect("ascii")
+            .trim_start_matches("Bearer ")
+            .to_string()
     }
 
     pub fn platform_admin_token(&self) -> String {
@@ -181,6 +214,7 @@ pub struct TestNode {
     pub barriers: BarriersServiceClient<Channel>,
     pub records: RecordsServiceClient<Channel>,
     pub authorizations: AuthorizationsServiceClient<Channel>,
+    pub authorizations_internal: AuthorizationsInternalClient<Channel>,
     pub tenancy: TenancyServiceClient<Channel>,
     pub channel: Channel,
     node: Option<RunningNode>,
@@ -276,4 +310,100 @@ pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
 /// A date for requests.
 pub fn date(year: i32, month: i32, day: i32) -> caseway_api::google::r#type::Date {
     caseway_api::google::r#type::Date { year, month, day }
+}
+
+/// GET `path` from a node's metrics port: the status code and the whole response.
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    (status, response)
+}
+
+/// A codec of encoded messages as they are, to call any method by its path.
+#[derive(Clone, Copy, Default)]
+struct RawCodec;
+
+struct RawCoder;
+
+impl tonic::codec::Encoder for RawCoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        use bytes::BufMut;
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Vec<u8>>, tonic::Status> {
+        use bytes::Buf;
+        Ok(Some(src.copy_to_bytes(src.remaining()).to_vec()))
+    }
+}
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCoder;
+    type Decoder = RawCoder;
+
+    fn encoder(&mut self) -> RawCoder {
+        RawCoder
+    }
+
+    fn decoder(&mut self) -> RawCoder {
+        RawCoder
+    }
+}
+
+/// Calls the unary method at `path` (`/caseway.catalog.v1.CatalogService/GetService`) with an
+/// encoded request, as a bearer of `token` (none when empty).
+pub async fn call_raw(
+    channel: &Channel,
+    path: &str,
+    token: &str,
+    body: Vec<u8>,
+) -> Result<Vec<u8>, tonic::Status> {
+    let mut grpc = tonic::client::Grpc::new(channel.clone());
+    grpc.ready()
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let mut request = tonic::Request::new(body);
+    if !token.is_empty() {
+        request.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {token}").parse().expect("ascii token"),
+        );
+    }
+    let path = http::uri::PathAndQuery::try_from(path.to_string())
+        .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
+    grpc.unary(request, path, RawCodec)
+        .await
+        .map(|r| r.into_inner())
 }

@@ -16,6 +16,7 @@ use caseway_api::clients::v1 as clients_pb;
 use caseway_api::records::v1 as records_pb;
 use caseway_integration_tests::{TestEnv, TestNode, authed, date, violated_fields};
 use caseway_platform::TenantId;
+use caseway_platform::access::HOLD_UNITS;
 use caseway_platform::auth::Role;
 
 /// One tenant's catalog, people and clients.
@@ -1385,36 +1386,41 @@ async fn tenant_b_cannot_reach_tenant_a_authorizations() {
         .map(|r| r.map(|_| ())),
         "list",
     );
+    // The records service of B's tenant, asking for A's authorization.
+    let b_records = env.service_token("records", b.tenant, HOLD_UNITS);
+    let mut internal = node.authorizations_internal.clone();
     not_found(
-        api.reserve_units(authed(
-            &b.worker,
-            pb::ReserveUnitsRequest {
-                authorization_id: id.clone(),
-                service_record_id: Uuid::now_v7().to_string(),
-                service_record_version: 1,
-                client_id: a.maria.clone(),
-                service_id: a.sessions.clone(),
-                service_date: Some(date(2026, 3, 2)),
-                units: "10".into(),
-                hold_id: Uuid::now_v7().to_string(),
-            },
-        ))
-        .await
-        .map(|r| r.map(|_| ())),
+        internal
+            .reserve_units(authed(
+                &b_records,
+                pb::ReserveUnitsRequest {
+                    authorization_id: id.clone(),
+                    service_record_id: Uuid::now_v7().to_string(),
+                    service_record_version: 1,
+                    client_id: a.maria.clone(),
+                    service_id: a.sessions.clone(),
+                    service_date: Some(date(2026, 3, 2)),
+                    units: "10".into(),
+                    hold_id: Uuid::now_v7().to_string(),
+                },
+            ))
+            .await
+            .map(|r| r.map(|_| ())),
         "reserve",
     );
     not_found(
-        api.release_units(authed(
-            &b.worker,
-            pb::ReleaseUnitsRequest {
-                authorization_id: id.clone(),
-                service_record_id: Uuid::now_v7().to_string(),
-                service_record_version: 1,
-                hold_id: Uuid::now_v7().to_string(),
-            },
-        ))
-        .await
-        .map(|r| r.map(|_| ())),
+        internal
+            .release_units(authed(
+                &b_records,
+                pb::ReleaseUnitsRequest {
+                    authorization_id: id.clone(),
+                    service_record_id: Uuid::now_v7().to_string(),
+                    service_record_version: 1,
+                    hold_id: Uuid::now_v7().to_string(),
+                },
+            ))
+            .await
+            .map(|r| r.map(|_| ())),
         "release",
     );
     // Creating in B for A's client and service: they do not exist there.
@@ -1483,14 +1489,16 @@ async fn holds_whose_record_never_came_are_given_back() {
         service_record_version: version,
         hold_id: hold.to_string(),
     };
-    let mut api = node.authorizations.clone();
+    // The records service calls these internal methods with its own identity.
+    let records_service = env.service_token("records", f.tenant, HOLD_UNITS);
+    let mut api = node.authorizations_internal.clone();
     let never = Uuid::now_v7().to_string();
     for (record_id, version, units) in [
         (never.as_str(), 1, "3"),
         (stored.id.as_str(), 2, "4"),
         (plain.id.as_str(), 1, "1"),
     ] {
-        api.reserve_units(authed(&f.worker, reserve(record_id, version, units)))
+        api.reserve_units(authed(&records_service, reserve(record_id, version, units)))
             .await
             .unwrap();
     }
@@ -1498,7 +1506,9 @@ async fn holds_whose_record_never_came_are_given_back() {
     // version 2 stays counted (as earlier units: version 2 might be stored).
     let mut later = reserve(&stored.id, 3, "1");
     later.hold_id = Uuid::now_v7().to_string();
-    api.reserve_units(authed(&f.worker, later)).await.unwrap();
+    api.reserve_units(authed(&records_service, later))
+        .await
+        .unwrap();
     let u = utilization(&node, &f.worker, &authorization.id).await;
     assert_eq!(
         (u.remaining_units.as_str(), u.held_units.as_str()),
@@ -1506,16 +1516,19 @@ async fn holds_whose_record_never_came_are_given_back() {
     );
     // The release call gives back what no stored record draws, if the caller's attempt made
     // the hold.
-    api.release_units(authed(&f.worker, release(&plain.id, 1, Uuid::now_v7())))
-        .await
-        .unwrap();
+    api.release_units(authed(
+        &records_service,
+        release(&plain.id, 1, Uuid::now_v7()),
+    ))
+    .await
+    .unwrap();
     assert_eq!(
         utilization(&node, &f.worker, &authorization.id)
             .await
             .remaining_units,
         "2"
     );
-    api.release_units(authed(&f.worker, release(&plain.id, 1, attempt)))
+    api.release_units(authed(&records_service, release(&plain.id, 1, attempt)))
         .await
         .unwrap();
     assert_eq!(
@@ -1527,11 +1540,12 @@ async fn holds_whose_record_never_came_are_given_back() {
 
     let config = env.config();
     let platform = caseway_platform::server::Platform::new(config.clone()).unwrap();
-    let records =
-        caseway_authorizations::records::Records::new(&format!("http://{}", node.addr())).unwrap();
-    let sweeper = caseway_authorizations::worker::HoldSweeper::new(&config, Arc::new(records))
-        .unwrap()
-        .expect("the test node has a signing key");
+    let records = caseway_authorizations::records::Records::new(
+        &format!("http://{}", node.addr()),
+        platform.service_identity.clone(),
+    )
+    .unwrap();
+    let sweeper = caseway_authorizations::worker::HoldSweeper::new(Arc::new(records));
     // Younger than the threshold: left alone.
     let young = sweeper
         .sweep(&platform, chrono::Duration::minutes(10))
@@ -1563,11 +1577,11 @@ async fn holds_whose_record_never_came_are_given_back() {
         .execute(&mut owner)
         .await
         .unwrap();
-    api.reserve_units(authed(&f.worker, reserve(&stored.id, 2, "4")))
+    api.reserve_units(authed(&records_service, reserve(&stored.id, 2, "4")))
         .await
         .unwrap();
     let status = api
-        .release_units(authed(&f.worker, release(&stored.id, 2, attempt)))
+        .release_units(authed(&records_service, release(&stored.id, 2, attempt)))
         .await
         .unwrap_err();
     assert_eq!(rule_of(&status), "service_record_stored");

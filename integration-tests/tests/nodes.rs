@@ -16,7 +16,7 @@ use tonic_health::pb::health_client::HealthClient;
 use caseway::Target;
 use caseway_api::catalog::v1 as pb;
 use caseway_api::tenancy::v1 as tpb;
-use caseway_integration_tests::{TestEnv, authed, violated_fields};
+use caseway_integration_tests::{TestEnv, authed, http_get, violated_fields};
 use caseway_platform::auth::Role;
 
 fn service(code: &str, organization_ids: Vec<String>) -> pb::CreateServiceRequest {
@@ -138,9 +138,9 @@ async fn catalog_and_tenancy_run_as_two_servers() {
     let (status, metrics) = http_get(catalog_node.metrics_addr(), "/metrics").await;
     assert_eq!(status, 200);
     for line in [
-        r#"caseway_grpc_server_handled_total{method="/caseway.catalog.v1.CatalogService/CreateService",code="Ok"} 1"#,
-        r#"caseway_grpc_server_handled_total{method="/caseway.catalog.v1.CatalogService/CreateService",code="InvalidArgument"} 1"#,
-        r#"caseway_grpc_server_handled_total{method="/caseway.catalog.v1.CatalogService/ListServices",code="PermissionDenied"}"#,
+        r#"caseway_grpc_server_handled_total{method="caseway.catalog.v1.CatalogService/CreateService",code="Ok"} 1"#,
+        r#"caseway_grpc_server_handled_total{method="caseway.catalog.v1.CatalogService/CreateService",code="InvalidArgument"} 1"#,
+        r#"caseway_grpc_server_handled_total{method="caseway.catalog.v1.CatalogService/ListServices",code="PermissionDenied"}"#,
         "caseway_grpc_server_handling_seconds_bucket",
     ] {
         assert!(metrics.contains(line), "{line} missing from /metrics");
@@ -261,26 +261,6 @@ async fn reqwest_status(addr: SocketAddr, path: &str) -> u16 {
 
 /// A GET on the metrics port, with a hand-written request (no HTTP client dependency for a
 /// few calls): the status and the whole response.
-async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream
-        .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )
-        .await
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0);
-    (status, response)
-}
-
 #[tokio::test]
 async fn shutdown_reports_not_serving_then_closes_with_no_event_left_behind() {
     let env = TestEnv::new().await;

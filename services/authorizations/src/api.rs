@@ -9,6 +9,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use caseway_api::authorizations::v1 as pb;
+use caseway_api::authorizations::v1::authorizations_internal_server::AuthorizationsInternal;
 use caseway_api::authorizations::v1::authorizations_service_server::AuthorizationsService;
 use caseway_api::catalog::v1::CodeList;
 use caseway_api::events::v1::AuthorizationChanged;
@@ -47,9 +48,10 @@ struct Caller {
 }
 
 impl Caller {
-    fn of<T>(request: &Request<T>, roles: &[Role]) -> Result<Caller> {
+    /// The verified caller of `request` (the access table decided its roles may call).
+    fn of<T>(request: &Request<T>) -> Result<Caller> {
         let principal = principal(request)?;
-        let tenant = principal.tenant_with(roles)?;
+        let tenant = principal.tenant()?;
         Ok(Caller {
             authorization: authorization_of(request),
             principal,
@@ -527,7 +529,7 @@ impl AuthorizationsService for AuthorizationsApi {
         request: Request<pb::CreateAuthorizationRequest>,
     ) -> Result<Response<pb::CreateAuthorizationResponse>, Status> {
         const METHOD: &str = "authorizations.authorization.create";
-        let caller = Caller::of(&request, REQUEST_ROLES)?;
+        let caller = Caller::of(&request)?;
         let message = request.into_inner();
         let input = message
             .authorization
@@ -574,7 +576,7 @@ impl AuthorizationsService for AuthorizationsApi {
         &self,
         request: Request<pb::GetAuthorizationRequest>,
     ) -> Result<Response<pb::GetAuthorizationResponse>, Status> {
-        let caller = Caller::of(&request, REQUEST_ROLES)?;
+        let caller = Caller::of(&request)?;
         let id = parse_id("id", &request.get_ref().id)?;
         let mut tx = self.platform.db.tenant_tx(caller.tenant).await?;
         let row = store::load(tx.conn(), id, false)
@@ -602,7 +604,7 @@ impl AuthorizationsService for AuthorizationsApi {
             "reason",
             "goals",
         ];
-        let caller = Caller::of(&request, REQUEST_ROLES)?;
+        let caller = Caller::of(&request)?;
         let message = request.into_inner();
         let input = message
             .authorization
@@ -711,7 +713,7 @@ impl AuthorizationsService for AuthorizationsApi {
         &self,
         request: Request<pb::ApproveAuthorizationRequest>,
     ) -> Result<Response<pb::ApproveAuthorizationResponse>, Status> {
-        let caller = Caller::of(&request, DECIDE_ROLES)?;
+        let caller = Caller::of(&request)?;
         let m = request.into_inner();
         let authorization = self
             .transition(&caller, &m.id, &m.etag, None, Transition::Approve)
@@ -725,7 +727,7 @@ impl AuthorizationsService for AuthorizationsApi {
         &self,
         request: Request<pb::DenyAuthorizationRequest>,
     ) -> Result<Response<pb::DenyAuthorizationResponse>, Status> {
-        let caller = Caller::of(&request, DECIDE_ROLES)?;
+        let caller = Caller::of(&request)?;
         let m = request.into_inner();
         let authorization = self
             .transition(&caller, &m.id, &m.etag, Some(&m.reason), Transition::Deny)
@@ -739,7 +741,7 @@ impl AuthorizationsService for AuthorizationsApi {
         &self,
         request: Request<pb::CancelAuthorizationRequest>,
     ) -> Result<Response<pb::CancelAuthorizationResponse>, Status> {
-        let caller = Caller::of(&request, END_ROLES)?;
+        let caller = Caller::of(&request)?;
         let m = request.into_inner();
         let authorization = self
             .transition(&caller, &m.id, &m.etag, Some(&m.reason), Transition::Cancel)
@@ -753,7 +755,7 @@ impl AuthorizationsService for AuthorizationsApi {
         &self,
         request: Request<pb::CloseAuthorizationRequest>,
     ) -> Result<Response<pb::CloseAuthorizationResponse>, Status> {
-        let caller = Caller::of(&request, END_ROLES)?;
+        let caller = Caller::of(&request)?;
         let m = request.into_inner();
         let authorization = self
             .transition(&caller, &m.id, &m.etag, None, Transition::Close)
@@ -767,7 +769,7 @@ impl AuthorizationsService for AuthorizationsApi {
         &self,
         request: Request<pb::ListClientAuthorizationsRequest>,
     ) -> Result<Response<pb::ListClientAuthorizationsResponse>, Status> {
-        let caller = Caller::of(&request, REQUEST_ROLES)?;
+        let caller = Caller::of(&request)?;
         let message = request.into_inner();
         let mut v = Violations::new();
         let client_id = v.id("client_id", &message.client_id);
@@ -825,7 +827,7 @@ impl AuthorizationsService for AuthorizationsApi {
         &self,
         request: Request<pb::GetAuthorizationUtilizationRequest>,
     ) -> Result<Response<pb::GetAuthorizationUtilizationResponse>, Status> {
-        let caller = Caller::of(&request, REQUEST_ROLES)?;
+        let caller = Caller::of(&request)?;
         let id = parse_id("authorization_id", &request.get_ref().authorization_id)?;
         // The totals and the per-occurrence deliveries from one snapshot: a drawdown committed
         // between the two reads would otherwise show in one and not the other.
@@ -866,7 +868,7 @@ impl AuthorizationsService for AuthorizationsApi {
         &self,
         request: Request<pb::ListAuthorizationHistoryRequest>,
     ) -> Result<Response<pb::ListAuthorizationHistoryResponse>, Status> {
-        let caller = Caller::of(&request, REQUEST_ROLES)?;
+        let caller = Caller::of(&request)?;
         let message = request.into_inner();
         let id = parse_id("authorization_id", &message.authorization_id)?;
         let mut tx = self.platform.db.tenant_tx(caller.tenant).await?;
@@ -896,12 +898,16 @@ impl AuthorizationsService for AuthorizationsApi {
             next_page_token,
         }))
     }
+}
 
+/// The internal methods the records service holds and gives back units with.
+#[tonic::async_trait]
+impl AuthorizationsInternal for AuthorizationsApi {
     async fn reserve_units(
         &self,
         request: Request<pb::ReserveUnitsRequest>,
     ) -> Result<Response<pb::ReserveUnitsResponse>, Status> {
-        let caller = Caller::of(&request, DRAW_ROLES)?;
+        let caller = Caller::of(&request)?;
         let m = request.into_inner();
         let mut v = Violations::new();
         let draw = parse_draw(
@@ -1007,7 +1013,7 @@ impl AuthorizationsService for AuthorizationsApi {
         &self,
         request: Request<pb::ReleaseUnitsRequest>,
     ) -> Result<Response<pb::ReleaseUnitsResponse>, Status> {
-        let caller = Caller::of(&request, DRAW_ROLES)?;
+        let caller = Caller::of(&request)?;
         let m = request.into_inner();
         let mut v = Violations::new();
         let draw = parse_draw(
@@ -1036,12 +1042,7 @@ impl AuthorizationsService for AuthorizationsApi {
         // have committed, and a caller may name a hold that is not theirs.
         if !self
             .records
-            .hold_unused(
-                caller.authorization.as_ref(),
-                draw.record_id,
-                draw.authorization_id,
-                draw.version,
-            )
+            .hold_unused(tenant, draw.record_id, draw.authorization_id, draw.version)
             .await?
         {
             return Err(Error::precondition(

@@ -12,6 +12,7 @@ pub mod worker;
 use std::sync::Arc;
 use std::time::Duration;
 
+use caseway_api::authorizations::v1::authorizations_internal_server::AuthorizationsInternalServer;
 use caseway_api::authorizations::v1::authorizations_service_server::AuthorizationsServiceServer;
 use caseway_platform::server::{NodeBuilder, Platform};
 use caseway_records::lookups::Lookups;
@@ -37,12 +38,23 @@ pub fn register(
 ) -> anyhow::Result<()> {
     let lookups = Arc::new(Lookups::new(catalog_endpoint, clients_endpoint)?);
     lookups.follow_events(&platform.bus, node);
-    let records = Arc::new(records::Records::new(records_endpoint)?);
-    node.add_service(AuthorizationsServiceServer::new(
-        api::AuthorizationsApi::new(platform.clone(), lookups, records.clone()),
+    let records = Arc::new(records::Records::new(
+        records_endpoint,
+        platform.service_identity.clone(),
+    )?);
+    let api = Arc::new(api::AuthorizationsApi::new(
+        platform.clone(),
+        lookups,
+        records.clone(),
     ));
+    node.add_service(AuthorizationsServiceServer::from_arc(api.clone()));
+    node.add_service(AuthorizationsInternalServer::from_arc(api));
     events::follow_records(platform, node);
-    let sweeper = worker::HoldSweeper::new(&platform.config, records)?;
-    worker::add(platform, node, CLOSE_INTERVAL, sweeper);
+    worker::add(
+        platform,
+        node,
+        CLOSE_INTERVAL,
+        worker::HoldSweeper::new(records),
+    );
     Ok(())
 }

@@ -3,26 +3,37 @@
 //! held one on draws on the authorization; otherwise the record's event is on its way (through
 //! the outbox, however long the broker is down) and settles the hold itself. Both the
 //! release call and the worker ask before giving back, so neither a failed commit that did
-//! commit nor a caller releasing another's hold can make room for an overspend.
+//! commit nor a caller releasing another's hold can make room for an overspend. The question
+//! is an internal method of the records service, asked with this service's own identity: the
+//! answer must not depend on who released (a user outside a restricted service's security
+//! organizations would be told its records do not exist).
+
+use std::sync::Arc;
 
 use tonic::transport::Channel;
 use uuid::Uuid;
 
-use caseway_api::records::v1::GetServiceRecordRequest;
-use caseway_api::records::v1::records_service_client::RecordsServiceClient;
-use caseway_platform::auth::{Authorization, on_behalf_of};
+use caseway_api::records::v1::GetRecordDrawRequest;
+use caseway_api::records::v1::records_internal_client::RecordsInternalClient;
+use caseway_platform::TenantId;
+use caseway_platform::access::READ_RECORD_DRAWS;
+use caseway_platform::auth::ServiceIdentity;
 use caseway_platform::error::{Error, Result};
-use caseway_platform::etag;
 
 pub struct Records {
-    client: RecordsServiceClient<Channel>,
+    client: RecordsInternalClient<Channel>,
+    identity: Arc<ServiceIdentity>,
 }
 
+/// Who the records service sees calling.
+const CALLER: &str = "authorizations";
+
 impl Records {
-    pub fn new(endpoint: &str) -> anyhow::Result<Self> {
+    pub fn new(endpoint: &str, identity: Arc<ServiceIdentity>) -> anyhow::Result<Self> {
         let channel = Channel::from_shared(endpoint.to_string())?.connect_lazy();
         Ok(Records {
-            client: RecordsServiceClient::new(channel),
+            client: RecordsInternalClient::new(channel),
+            identity,
         })
     }
 
@@ -33,35 +44,26 @@ impl Records {
     /// authorization, that version's event settles the hold.
     pub async fn hold_unused(
         &self,
-        bearer: Option<&Authorization>,
+        tenant: TenantId,
         record_id: Uuid,
         authorization_id: Uuid,
         held_version: i64,
     ) -> Result<bool> {
-        let request = on_behalf_of(
-            GetServiceRecordRequest {
-                id: record_id.to_string(),
+        let request = self.identity.request(
+            GetRecordDrawRequest {
+                service_record_id: record_id.to_string(),
             },
-            bearer,
-        );
-        match self.client.clone().get_service_record(request).await {
+            CALLER,
+            tenant,
+            READ_RECORD_DRAWS,
+        )?;
+        match self.client.clone().get_record_draw(request).await {
             Ok(reply) => {
-                let record = reply.into_inner().record.unwrap_or_default();
-                // A record's etag is the records service's own: one it cannot read is its
-                // fault, not the caller's.
-                let version = etag::parse("etag", &record.etag)
-                    .map_err(|_| {
-                        Error::Unavailable(format!(
-                            "records service: unreadable etag {:?}",
-                            record.etag
-                        ))
-                    })?
-                    .unwrap_or(0);
+                let draw = reply.into_inner();
                 let names_it =
-                    Uuid::parse_str(&record.authorization_id).ok() == Some(authorization_id);
-                Ok(version < held_version || !names_it)
+                    Uuid::parse_str(&draw.authorization_id).ok() == Some(authorization_id);
+                Ok(!draw.stored || draw.version < held_version || !names_it)
             }
-            Err(status) if status.code() == tonic::Code::NotFound => Ok(true),
             Err(status) if status.code() == tonic::Code::PermissionDenied => Err(
                 Error::PermissionDenied(format!("records service: {}", status.message())),
             ),

@@ -8,12 +8,10 @@ use std::time::Duration;
 use chrono::{NaiveDate, Utc};
 use tokio_util::sync::CancellationToken;
 
-use std::collections::HashMap;
-
-use caseway_platform::auth::{Authorization, Principal, Role, TokenIssuer};
+use caseway_platform::TenantId;
+use caseway_platform::auth::Principal;
 use caseway_platform::error::Result;
 use caseway_platform::server::{NodeBuilder, Platform};
-use caseway_platform::{Config, TenantId};
 
 use crate::api::{Held, give_back, record_change};
 use crate::domain::AuthorizationStatus;
@@ -56,6 +54,7 @@ pub async fn close_expired(platform: &Platform, today: NaiveDate) -> Result<Opti
                 organization_ids: Vec::new(),
                 roles: Vec::new(),
                 permissions: Vec::new(),
+                service: None,
             };
             record_change(&mut tx, &actor, "closed", &row, vec!["status".into()]).await?;
         }
@@ -78,41 +77,13 @@ pub const UNSETTLED_AFTER: Duration = Duration::from_secs(600);
 /// authorization; a stored record's event is on its way through the outbox, however long the
 /// broker is down, and will settle it.
 pub struct HoldSweeper {
-    issuer: TokenIssuer,
     records: Arc<Records>,
 }
 
 impl HoldSweeper {
-    /// None when this node has no key to sign its own calls with (the sweeper then does not
-    /// run: an unsettled hold stays counted, so an authorization is under-used, never
-    /// overspent).
-    pub fn new(config: &Config, records: Arc<Records>) -> anyhow::Result<Option<Self>> {
-        if !config.jwt_private_key_file.exists() {
-            return Ok(None);
-        }
-        let issuer = TokenIssuer::from_file(
-            &config.jwt_private_key_file,
-            &config.jwt_issuer,
-            &config.jwt_audience,
-        )?;
-        Ok(Some(HoldSweeper { issuer, records }))
-    }
-
-    /// A bearer token of the worker for one tenant, to read its records with.
-    fn bearer(&self, tenant: TenantId) -> Result<Authorization> {
-        let token = self
-            .issuer
-            .issue(
-                WORKER,
-                Some(tenant),
-                &[Role::Supervisor],
-                &[],
-                chrono::Duration::minutes(5),
-            )
-            .map_err(caseway_platform::Error::internal)?;
-        format!("Bearer {token}")
-            .parse()
-            .map_err(caseway_platform::Error::internal)
+    /// Asks the records service's internal method with this service's own identity.
+    pub fn new(records: Arc<Records>) -> Self {
+        HoldSweeper { records }
     }
 
     /// One round over holds unsettled for longer than `older_than`; returns how many were
@@ -135,18 +106,9 @@ impl HoldSweeper {
             tx.commit().await?;
             holds
         };
-        let mut bearers: HashMap<uuid::Uuid, Authorization> = HashMap::new();
         let mut released = 0;
         for hold in holds {
             let tenant = TenantId(hold.tenant_id);
-            let bearer = match bearers.get(&hold.tenant_id) {
-                Some(bearer) => bearer.clone(),
-                None => {
-                    let bearer = self.bearer(tenant)?;
-                    bearers.insert(hold.tenant_id, bearer.clone());
-                    bearer
-                }
-            };
             // The current hold (only if the same attempt still has it) and earlier units.
             let mut slots = Vec::new();
             if hold.held_version > 0 {
@@ -170,7 +132,7 @@ impl HoldSweeper {
                 let unused = match self
                     .records
                     .hold_unused(
-                        Some(&bearer),
+                        tenant,
                         hold.service_record_id,
                         hold.authorization_id,
                         version,
@@ -214,12 +176,9 @@ pub fn add(
     platform: &Arc<Platform>,
     node: &mut NodeBuilder,
     interval: Duration,
-    sweeper: Option<HoldSweeper>,
+    sweeper: HoldSweeper,
 ) {
     let platform = platform.clone();
-    if sweeper.is_none() {
-        tracing::info!("no JWT private key: unsettled holds will not be given back by this node");
-    }
     node.add_worker(
         "authorizations-worker",
         move |shutdown: CancellationToken| async move {
@@ -233,12 +192,10 @@ pub fn add(
                         tracing::warn!(error = %error, "closing expired authorizations failed")
                     }
                 }
-                if let Some(sweeper) = &sweeper {
-                    let older_than = chrono::Duration::from_std(UNSETTLED_AFTER)
-                        .unwrap_or(chrono::Duration::minutes(10));
-                    if let Err(error) = sweeper.sweep(&platform, older_than).await {
-                        tracing::warn!(error = %error, "giving back unsettled holds failed");
-                    }
+                let older_than = chrono::Duration::from_std(UNSETTLED_AFTER)
+                    .unwrap_or(chrono::Duration::minutes(10));
+                if let Err(error) = sweeper.sweep(&platform, older_than).await {
+                    tracing::warn!(error = %error, "giving back unsettled holds failed");
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(interval) => {}

@@ -8,10 +8,10 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use caseway_platform::auth::{Role, TokenIssuer, ensure_key_pair};
+use caseway_platform::auth::{Role, TokenIssuer, ensure_key_pair, ensure_private_key};
 use caseway_platform::db::{self, Db};
 use caseway_platform::tenant_status::TenantStatusCache;
-use caseway_platform::{Config, TenantId, telemetry};
+use caseway_platform::{Config, TenantId, revocation, telemetry};
 use caseway_tenancy::Tenancy;
 use caseway_tenancy::domain::{NewTenant, Tenant, TenantStatus};
 
@@ -91,9 +91,25 @@ pub enum TokenCommand {
         perms: Vec<String>,
         #[arg(long, default_value = "dev-user")]
         user: String,
-        /// Lifetime in hours.
+        /// Lifetime in hours (at most CASEWAY_JWT_MAX_LIFETIME_SECONDS).
         #[arg(long, default_value_t = 12)]
         hours: i64,
+    },
+    /// Revokes one token (by its id) or every token of a user issued until now (or a time);
+    /// every node refuses them within a second.
+    Revoke {
+        /// The token's id (its `jti` claim).
+        #[arg(long, conflicts_with_all = ["user", "tenant", "before"], required_unless_present = "user")]
+        id: Option<String>,
+        /// The user (the tokens' `sub` claim).
+        #[arg(long)]
+        user: Option<String>,
+        /// The user's tenant, slug or id; omit for the hosting provider's staff.
+        #[arg(long, requires = "user")]
+        tenant: Option<String>,
+        /// Revoke the user's tokens issued at or before this time (RFC 3339); now by default.
+        #[arg(long, requires = "user")]
+        before: Option<chrono::DateTime<chrono::Utc>>,
     },
 }
 
@@ -297,14 +313,27 @@ pub async fn create_tenant(tenancy: &Tenancy, slug: &str, name: &str) -> anyhow:
 }
 
 async fn token(config: Config, command: TokenCommand) -> anyhow::Result<()> {
-    let TokenCommand::Issue {
-        tenant,
-        roles,
-        orgs,
-        perms,
-        user,
-        hours,
-    } = command;
+    let (tenant, roles, orgs, perms, user, hours) = match command {
+        TokenCommand::Issue {
+            tenant,
+            roles,
+            orgs,
+            perms,
+            user,
+            hours,
+        } => (tenant, roles, orgs, perms, user, hours),
+        TokenCommand::Revoke {
+            id,
+            user,
+            tenant,
+            before,
+        } => return revoke(config, id, user, tenant, before).await,
+    };
+    let max_hours = config.jwt_max_lifetime.as_secs() as i64 / 3600;
+    anyhow::ensure!(
+        hours <= max_hours,
+        "a token may live at most {max_hours} hours here (CASEWAY_JWT_MAX_LIFETIME_SECONDS)"
+    );
     let issuer = TokenIssuer::from_file(
         &config.jwt_private_key_file,
         &config.jwt_issuer,
@@ -352,10 +381,48 @@ async fn token(config: Config, command: TokenCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn dev(config: Config) -> anyhow::Result<()> {
+async fn revoke(
+    config: Config,
+    id: Option<String>,
+    user: Option<String>,
+    tenant: Option<String>,
+    before: Option<chrono::DateTime<chrono::Utc>>,
+) -> anyhow::Result<()> {
+    let metrics = Arc::new(caseway_platform::metrics::Metrics::new());
+    let redis = caseway_platform::redis::Redis::new(
+        &config.redis_url,
+        config.redis_ca_file.as_deref(),
+        metrics,
+    )?;
+    let max_lifetime = config.jwt_max_lifetime.as_secs() as i64;
+    match (id, user) {
+        (Some(id), _) => {
+            // A token lives at most the maximum lifetime, so its entry may go after that.
+            let expires = chrono::Utc::now().timestamp() + max_lifetime;
+            revocation::revoke_token(&redis, &id, expires).await?;
+            println!("revoked token {id}");
+        }
+        (None, Some(user)) => {
+            let tenant_id = match tenant {
+                Some(key) => Some(find_tenant(&tenancy(&config)?, &key).await?.id),
+                None => None,
+            };
+            let before = before.unwrap_or_else(chrono::Utc::now);
+            revocation::revoke_user(&redis, tenant_id, &user, before.timestamp(), max_lifetime)
+                .await?;
+            println!(
+                "revoked the tokens of {user} issued until {}",
+                before.to_rfc3339()
+            );
+        }
+        (None, None) => anyhow::bail!("give --id or --user"),
+    }
+    Ok(())
+}
+
+async fn dev(mut config: Config) -> anyhow::Result<()> {
     let _telemetry = telemetry::init("caseway", &config)?;
-    ensure_key_pair(&config.jwt_private_key_file, &config.jwt_public_key_file)?;
-    caseway_platform::pii::ensure_key_file(&config.pii_keys_file)?;
+    ensure_dev_secrets(&mut config)?;
     db::migrate(&config.migration_database_url, &crate::migrators()).await?;
     let demo = crate::seed::seed_demo(&config).await?;
     let (grpc, metrics) = listen(&config).await?;
@@ -372,6 +439,19 @@ async fn dev(config: Config) -> anyhow::Result<()> {
         .context("seeding the demo clients")?;
     print_banner(&config, node.grpc_addr, &demo, &seeded);
     node.wait().await
+}
+
+/// The secrets of a local stack, written under the data folder unless they are there (owner
+/// only): the user token key pair, the service key, the PII keys and the page-token secret.
+pub fn ensure_dev_secrets(config: &mut Config) -> anyhow::Result<()> {
+    ensure_key_pair(&config.jwt_private_key_file, &config.jwt_public_key_file)?;
+    ensure_private_key(&config.service_key_file)?;
+    caseway_platform::pii::ensure_key_file(&config.pii_keys_file)?;
+    let page_secret = config
+        .page_token_secret_file
+        .get_or_insert_with(|| config.data_dir.join("page-token-secret"));
+    caseway_platform::secrets::ensure_random(page_secret)?;
+    Ok(())
 }
 
 fn print_banner(

@@ -67,6 +67,7 @@ pub async fn seed_demo(config: &Config) -> anyhow::Result<Demo> {
         organization_ids: vec![],
         roles: vec![Role::TenantAdmin],
         permissions: vec![],
+        service: None,
     };
     let mut organization_ids = Vec::new();
     for (code, name) in [

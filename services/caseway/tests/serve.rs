@@ -36,6 +36,10 @@ impl Server {
             .args(["serve", "--target", target])
             .env("CASEWAY_DATABASE_URL", &db.app_url)
             .env("CASEWAY_DATA_DIR", data_dir)
+            .env(
+                "CASEWAY_PAGE_TOKEN_SECRET_FILE",
+                data_dir.join("page-token-secret"),
+            )
             .env("CASEWAY_GRPC_LISTEN", "127.0.0.1:0")
             .env("CASEWAY_METRICS_LISTEN", "127.0.0.1:0")
             .env("CASEWAY_EVENTS_EXCHANGE", bus.exchange())
@@ -126,6 +130,8 @@ impl Fixture {
         )
         .unwrap();
         caseway_platform::pii::ensure_key_file(&data_dir.join("pii-keys")).unwrap();
+        caseway_platform::auth::ensure_private_key(&data_dir.join("service-key.pem")).unwrap();
+        caseway_platform::secrets::ensure_random(&data_dir.join("page-token-secret")).unwrap();
         let issuer =
             TokenIssuer::from_file(&data_dir.join("jwt-private.pem"), "caseway", "caseway")
                 .unwrap();

@@ -8,16 +8,17 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use caseway_api::catalog::v1 as pb;
+use caseway_api::catalog::v1::catalog_internal_server::CatalogInternal;
 use caseway_api::catalog::v1::catalog_service_server::CatalogService;
 use caseway_api::common::v1::LifecycleState;
 use caseway_api::tenancy::v1::ListOrganizationsRequest;
 use caseway_api::tenancy::v1::tenancy_service_client::TenancyServiceClient;
-use caseway_platform::auth::{Authorization, Principal, Role, on_behalf_of, principal};
+use caseway_platform::auth::{Authorization, Role, on_behalf_of, principal};
 use caseway_platform::convert::{date, timestamp};
 use caseway_platform::error::{Error, Result};
+use caseway_platform::etag;
 use caseway_platform::server::Platform;
 use caseway_platform::validate::{self, Violations, parse_id};
-use caseway_platform::{TenantId, etag};
 
 use crate::catalog::Catalog;
 use crate::domain::*;
@@ -88,10 +89,6 @@ impl CatalogApi {
         } else {
             Ok(None)
         }
-    }
-
-    fn admin(request_principal: &Principal) -> Result<TenantId> {
-        request_principal.tenant_with(&[Role::TenantAdmin])
     }
 
     /// Encodes a list request without its paging fields: page tokens are bound to it.
@@ -457,7 +454,7 @@ impl CatalogService for CatalogApi {
         request: Request<pb::CreateServiceGroupRequest>,
     ) -> Result<Response<pb::CreateServiceGroupResponse>, Status> {
         let caller = principal(&request)?;
-        let tenant = Self::admin(&caller)?;
+        let tenant = caller.tenant()?;
         let m = request.into_inner();
         let fields = for_create(
             m.service_group.clone(),
@@ -493,7 +490,7 @@ impl CatalogService for CatalogApi {
         request: Request<pb::UpdateServiceGroupRequest>,
     ) -> Result<Response<pb::UpdateServiceGroupResponse>, Status> {
         let caller = principal(&request)?;
-        let tenant = Self::admin(&caller)?;
+        let tenant = caller.tenant()?;
         let m = request.into_inner();
         let parts = for_update(
             m.service_group,
@@ -525,7 +522,7 @@ impl CatalogService for CatalogApi {
         request: Request<pb::DeleteServiceGroupRequest>,
     ) -> Result<Response<pb::DeleteServiceGroupResponse>, Status> {
         let caller = principal(&request)?;
-        let tenant = Self::admin(&caller)?;
+        let tenant = caller.tenant()?;
         let id = parse_id("id", &request.get_ref().id)?;
         let expected = etag::parse("etag", &request.get_ref().etag)?;
         self.catalog
@@ -567,7 +564,7 @@ impl CatalogService for CatalogApi {
         request: Request<pb::CreateServiceRequest>,
     ) -> Result<Response<pb::CreateServiceResponse>, Status> {
         let caller = principal(&request)?;
-        let tenant = Self::admin(&caller)?;
+        let tenant = caller.tenant()?;
         let authorization = caseway_platform::auth::authorization_of(&request);
         let m = request.into_inner();
         let fields = for_create(m.service.clone(), "service", parse_service)?;
@@ -624,7 +621,7 @@ impl CatalogService for CatalogApi {
         request: Request<pb::UpdateServiceRequest>,
     ) -> Result<Response<pb::UpdateServiceResponse>, Status> {
         let caller = principal(&request)?;
-        let tenant = Self::admin(&caller)?;
+        let tenant = caller.tenant()?;
         let authorization = caseway_platform::auth::authorization_of(&request);
         let m = request.into_inner();
         let parts = for_update(
@@ -664,7 +661,7 @@ impl CatalogService for CatalogApi {
         request: Request<pb::RetireServiceRequest>,
     ) -> Result<Response<pb::RetireServiceResponse>, Status> {
         let caller = principal(&request)?;
-        let tenant = Self::admin(&caller)?;
+        let tenant = caller.tenant()?;
         let id = parse_id("id", &request.get_ref().id)?;
         let expected = etag::parse("etag", &request.get_ref().etag)?;
         let record = self
@@ -681,7 +678,7 @@ impl CatalogService for CatalogApi {
         request: Request<pb::DeleteServiceRequest>,
     ) -> Result<Response<pb::DeleteServiceResponse>, Status> {
         let caller = principal(&request)?;
-        let tenant = Self::admin(&caller)?;
+        let tenant = caller.tenant()?;
         let id = parse_id("id", &request.get_ref().id)?;
         let expected = etag::parse("etag", &request.get_ref().etag)?;
         self.catalog
@@ -742,7 +739,7 @@ impl CatalogService for CatalogApi {
         request: Request<pb::CreateGrantRequest>,
     ) -> Result<Response<pb::CreateGrantResponse>, Status> {
         let caller = principal(&request)?;
-        let tenant = Self::admin(&caller)?;
+        let tenant = caller.tenant()?;
         let m = request.into_inner();
         let fields = for_create(m.grant.clone(), "grant", parse_grant)?;
         let reply = self
@@ -774,7 +771,7 @@ impl CatalogService for CatalogApi {
         request: Request<pb::UpdateGrantRequest>,
     ) -> Result<Response<pb::UpdateGrantResponse>, Status> {
         let caller = principal(&request)?;
-        let tenant = Self::admin(&caller)?;
+        let tenant = caller.tenant()?;
         let m = request.into_inner();
         let parts = for_update(
             m.grant,
@@ -806,7 +803,7 @@ impl CatalogService for CatalogApi {
         request: Request<pb::RetireGrantRequest>,
     ) -> Result<Response<pb::RetireGrantResponse>, Status> {
         let caller = principal(&request)?;
-        let tenant = Self::admin(&caller)?;
+        let tenant = caller.tenant()?;
         let id = parse_id("id", &request.get_ref().id)?;
         let expected = etag::parse("etag", &request.get_ref().etag)?;
         let record = self
@@ -864,7 +861,7 @@ impl CatalogService for CatalogApi {
         request: Request<pb::CreateProgramRequest>,
     ) -> Result<Response<pb::CreateProgramResponse>, Status> {
         let caller = principal(&request)?;
-        let tenant = Self::admin(&caller)?;
+        let tenant = caller.tenant()?;
         let m = request.into_inner();
         let fields = for_create(m.program.clone(), "program", parse_program)?;
         let reply = self
@@ -896,7 +893,7 @@ impl CatalogService for CatalogApi {
         request: Request<pb::UpdateProgramRequest>,
     ) -> Result<Response<pb::UpdateProgramResponse>, Status> {
         let caller = principal(&request)?;
-        let tenant = Self::admin(&caller)?;
+        let tenant = caller.tenant()?;
         let m = request.into_inner();
         let parts = for_update(
             m.program,
@@ -928,7 +925,7 @@ impl CatalogService for CatalogApi {
         request: Request<pb::RetireProgramRequest>,
     ) -> Result<Response<pb::RetireProgramResponse>, Status> {
         let caller = principal(&request)?;
-        let tenant = Self::admin(&caller)?;
+        let tenant = caller.tenant()?;
         let id = parse_id("id", &request.get_ref().id)?;
         let expected = etag::parse("etag", &request.get_ref().etag)?;
         let record = self
@@ -986,7 +983,7 @@ impl CatalogService for CatalogApi {
         request: Request<pb::CreateProviderRequest>,
     ) -> Result<Response<pb::CreateProviderResponse>, Status> {
         let caller = principal(&request)?;
-        let tenant = Self::admin(&caller)?;
+        let tenant = caller.tenant()?;
         let m = request.into_inner();
         let fields = for_create(m.provider.clone(), "provider", parse_provider)?;
         let reply = self
@@ -1018,7 +1015,7 @@ impl CatalogService for CatalogApi {
         request: Request<pb::UpdateProviderRequest>,
     ) -> Result<Response<pb::UpdateProviderResponse>, Status> {
         let caller = principal(&request)?;
-        let tenant = Self::admin(&caller)?;
+        let tenant = caller.tenant()?;
         let m = request.into_inner();
         let parts = for_update(
             m.provider,
@@ -1050,7 +1047,7 @@ impl CatalogService for CatalogApi {
         request: Request<pb::RetireProviderRequest>,
     ) -> Result<Response<pb::RetireProviderResponse>, Status> {
         let caller = principal(&request)?;
-        let tenant = Self::admin(&caller)?;
+        let tenant = caller.tenant()?;
         let id = parse_id("id", &request.get_ref().id)?;
         let expected = etag::parse("etag", &request.get_ref().etag)?;
         let record = self
@@ -1102,7 +1099,7 @@ impl CatalogService for CatalogApi {
         request: Request<pb::CreateCodeValueRequest>,
     ) -> Result<Response<pb::CreateCodeValueResponse>, Status> {
         let caller = principal(&request)?;
-        let tenant = Self::admin(&caller)?;
+        let tenant = caller.tenant()?;
         let m = request.into_inner();
         let fields = for_create(m.code_value.clone(), "code_value", parse_code_value)?;
         let reply = self
@@ -1134,7 +1131,7 @@ impl CatalogService for CatalogApi {
         request: Request<pb::UpdateCodeValueRequest>,
     ) -> Result<Response<pb::UpdateCodeValueResponse>, Status> {
         let caller = principal(&request)?;
-        let tenant = Self::admin(&caller)?;
+        let tenant = caller.tenant()?;
         let m = request.into_inner();
         let parts = for_update(
             m.code_value,
@@ -1166,7 +1163,7 @@ impl CatalogService for CatalogApi {
         request: Request<pb::RetireCodeValueRequest>,
     ) -> Result<Response<pb::RetireCodeValueResponse>, Status> {
         let caller = principal(&request)?;
-        let tenant = Self::admin(&caller)?;
+        let tenant = caller.tenant()?;
         let id = parse_id("id", &request.get_ref().id)?;
         let expected = etag::parse("etag", &request.get_ref().etag)?;
         let record = self
@@ -1205,6 +1202,39 @@ impl CatalogService for CatalogApi {
         Ok(Response::new(pb::ListCodeValuesResponse {
             code_values: rows.iter().map(code_value_to_proto).collect(),
             next_page_token,
+        }))
+    }
+}
+
+/// The catalog's internal methods, for other services of the deployment.
+pub struct CatalogInternalApi {
+    platform: Arc<Platform>,
+}
+
+impl CatalogInternalApi {
+    pub fn new(platform: Arc<Platform>) -> Self {
+        CatalogInternalApi { platform }
+    }
+}
+
+#[tonic::async_trait]
+impl CatalogInternal for CatalogInternalApi {
+    async fn list_service_restrictions(
+        &self,
+        request: Request<pb::ListServiceRestrictionsRequest>,
+    ) -> Result<Response<pb::ListServiceRestrictionsResponse>, Status> {
+        let tenant = principal(&request)?.tenant()?;
+        let mut tx = self.platform.db.tenant_tx(tenant).await?;
+        let restrictions = store::service_restrictions(tx.conn()).await?;
+        tx.commit().await?;
+        Ok(Response::new(pb::ListServiceRestrictionsResponse {
+            restrictions: restrictions
+                .into_iter()
+                .map(|(id, organizations)| pb::ServiceRestriction {
+                    service_id: id.to_string(),
+                    organization_ids: organizations.iter().map(Uuid::to_string).collect(),
+                })
+                .collect(),
         }))
     }
 }

@@ -457,6 +457,7 @@ mod tests {
             organization_ids: orgs,
             roles,
             permissions: vec![],
+            service: None,
         }
     }
 

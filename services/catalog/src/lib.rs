@@ -9,6 +9,7 @@ pub mod store;
 
 use std::sync::Arc;
 
+use caseway_api::catalog::v1::catalog_internal_server::CatalogInternalServer;
 use caseway_api::catalog::v1::catalog_service_server::CatalogServiceServer;
 use caseway_platform::server::{NodeBuilder, Platform};
 
@@ -27,6 +28,9 @@ pub fn register(
     let catalog = Catalog::new(platform.db.clone(), cache.clone());
     let api = api::CatalogApi::new(platform.clone(), catalog, tenancy_endpoint)?;
     node.add_service(CatalogServiceServer::new(api));
+    node.add_service(CatalogInternalServer::new(api::CatalogInternalApi::new(
+        platform.clone(),
+    )));
     let bus = platform.bus.clone();
     node.add_worker("service-cache", move |token| {
         cache.follow_events(bus, cache::service_changes(), token)

@@ -396,6 +396,17 @@ pub async fn list_services(
     Ok(rows.into_iter().map(Into::into).collect())
 }
 
+/// Every service of the tenant restricted to security organizations, with them; deleted
+/// services too, since their records stay restricted.
+pub async fn service_restrictions(conn: &mut PgConnection) -> Result<Vec<(Uuid, Vec<Uuid>)>> {
+    Ok(sqlx::query_as(
+        "SELECT id, organization_ids FROM catalog.services \
+         WHERE cardinality(organization_ids) > 0 ORDER BY id",
+    )
+    .fetch_all(conn)
+    .await?)
+}
+
 /// Which of `ids` name live service groups, grants or programs of the tenant.
 pub async fn existing_ids(
     conn: &mut PgConnection,

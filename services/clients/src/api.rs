@@ -437,7 +437,7 @@ impl ClientsService for ClientsApi {
         request: Request<pb::CreateClientRequest>,
     ) -> Result<Response<pb::CreateClientResponse>, Status> {
         let caller = principal(&request)?;
-        let tenant = caller.tenant_with(CLIENT_ROLES)?;
+        let tenant = caller.tenant()?;
         let authorization = authorization_of(&request);
         let message = request.into_inner();
         let input = message
@@ -504,7 +504,7 @@ impl ClientsService for ClientsApi {
         request: Request<pb::GetClientRequest>,
     ) -> Result<Response<pb::GetClientResponse>, Status> {
         let caller = principal(&request)?;
-        let tenant = caller.tenant_with(CLIENT_ROLES)?;
+        let tenant = caller.tenant()?;
         let id = parse_id("id", &request.get_ref().id)?;
         let whole = match pb::SsnView::try_from(request.get_ref().ssn_view) {
             Ok(pb::SsnView::Full) => true,
@@ -541,7 +541,7 @@ impl ClientsService for ClientsApi {
         request: Request<pb::UpdateClientRequest>,
     ) -> Result<Response<pb::UpdateClientResponse>, Status> {
         let caller = principal(&request)?;
-        let tenant = caller.tenant_with(CLIENT_ROLES)?;
+        let tenant = caller.tenant()?;
         let authorization = authorization_of(&request);
         let message = request.into_inner();
         let input = message
@@ -594,7 +594,7 @@ impl ClientsService for ClientsApi {
         request: Request<pb::DeleteClientRequest>,
     ) -> Result<Response<pb::DeleteClientResponse>, Status> {
         let caller = principal(&request)?;
-        let tenant = caller.tenant_with(DELETE_ROLES)?;
+        let tenant = caller.tenant()?;
         let message = request.into_inner();
         let id = parse_id("id", &message.id)?;
         let expected = etag::parse("etag", &message.etag)?;
@@ -618,7 +618,7 @@ impl ClientsService for ClientsApi {
         request: Request<pb::ListClientHistoryRequest>,
     ) -> Result<Response<pb::ListClientHistoryResponse>, Status> {
         let caller = principal(&request)?;
-        let tenant = caller.tenant_with(CLIENT_ROLES)?;
+        let tenant = caller.tenant()?;
         let message = request.into_inner();
         let id = parse_id("client_id", &message.client_id)?;
         let mut tx = self.platform.db.tenant_tx(tenant).await?;
@@ -654,7 +654,7 @@ impl ClientsService for ClientsApi {
         request: Request<pb::SearchClientsRequest>,
     ) -> Result<Response<pb::SearchClientsResponse>, Status> {
         let caller = principal(&request)?;
-        let tenant = caller.tenant_with(CLIENT_ROLES)?;
+        let tenant = caller.tenant()?;
         let message = request.into_inner();
         let limit = validate::page_size(message.page_size)?;
         let mut v = Violations::new();
@@ -735,7 +735,7 @@ impl ClientsService for ClientsApi {
         request: Request<pb::StartEnrollmentRequest>,
     ) -> Result<Response<pb::StartEnrollmentResponse>, Status> {
         let caller = principal(&request)?;
-        let tenant = caller.tenant_with(CLIENT_ROLES)?;
+        let tenant = caller.tenant()?;
         let authorization = authorization_of(&request);
         let message = request.into_inner();
         let input = message
@@ -818,7 +818,7 @@ impl ClientsService for ClientsApi {
         request: Request<pb::ExitEnrollmentRequest>,
     ) -> Result<Response<pb::ExitEnrollmentResponse>, Status> {
         let caller = principal(&request)?;
-        let tenant = caller.tenant_with(CLIENT_ROLES)?;
+        let tenant = caller.tenant()?;
         let message = request.into_inner();
         let id = parse_id("id", &message.id)?;
         let expected = etag::parse("etag", &message.etag)?;
@@ -874,7 +874,7 @@ impl ClientsService for ClientsApi {
         request: Request<pb::GetEnrollmentRequest>,
     ) -> Result<Response<pb::GetEnrollmentResponse>, Status> {
         let caller = principal(&request)?;
-        let tenant = caller.tenant_with(CLIENT_ROLES)?;
+        let tenant = caller.tenant()?;
         let id = parse_id("id", &request.get_ref().id)?;
         let mut tx = self.platform.db.tenant_tx(tenant).await?;
         let record = store::load_enrollment(tx.conn(), id, false)
@@ -891,7 +891,7 @@ impl ClientsService for ClientsApi {
         request: Request<pb::ListEnrollmentsRequest>,
     ) -> Result<Response<pb::ListEnrollmentsResponse>, Status> {
         let caller = principal(&request)?;
-        let tenant = caller.tenant_with(CLIENT_ROLES)?;
+        let tenant = caller.tenant()?;
         let message = request.into_inner();
         let client_id = parse_id("client_id", &message.client_id)?;
         let limit = validate::page_size(message.page_size)?;

@@ -24,8 +24,11 @@ pub struct Config {
     /// Pool size per process (`CASEWAY_DATABASE_MAX_CONNECTIONS`); the outbox relay's
     /// notification listener holds one connection more.
     pub database_max_connections: u32,
-    /// `CASEWAY_REDIS_URL`.
+    /// `CASEWAY_REDIS_URL`; `rediss://` connects over TLS.
     pub redis_url: String,
+    /// PEM file of the certificate authorities a `rediss://` server's certificate is checked
+    /// against, instead of the system's (`CASEWAY_REDIS_CA_FILE`).
+    pub redis_ca_file: Option<PathBuf>,
     /// Calls per second each tenant may make, across every replica; 0 for no limit
     /// (`CASEWAY_TENANT_RATE_LIMIT`).
     pub tenant_rate_limit: u32,
@@ -35,16 +38,25 @@ pub struct Config {
     pub events_exchange: String,
     /// PEM file of the Ed25519 public key tokens are verified with (`CASEWAY_JWT_PUBLIC_KEY_FILE`).
     pub jwt_public_key_file: PathBuf,
-    /// PEM file of the private key; only `caseway token` and `caseway dev` sign (`CASEWAY_JWT_PRIVATE_KEY_FILE`).
+    /// PEM file of the private key user tokens are signed with; only `caseway token` and
+    /// `caseway dev` read it, and serving nodes need not hold it (`CASEWAY_JWT_PRIVATE_KEY_FILE`).
     pub jwt_private_key_file: PathBuf,
+    /// The longest lifetime (`exp - iat`) a token may have; longer ones are refused
+    /// (`CASEWAY_JWT_MAX_LIFETIME_SECONDS`).
+    #[serde(with = "seconds")]
+    pub jwt_max_lifetime: Duration,
+    /// PEM file of the Ed25519 private key services sign their own identity tokens with for
+    /// internal calls; its public half verifies them. Every serving node holds it; it cannot
+    /// sign user tokens (`CASEWAY_SERVICE_KEY_FILE`).
+    pub service_key_file: PathBuf,
     /// Expected `iss` claim (`CASEWAY_JWT_ISSUER`).
     pub jwt_issuer: String,
     /// Expected `aud` claim (`CASEWAY_JWT_AUDIENCE`).
     pub jwt_audience: String,
     /// Keys that protect personal identifiers (`CASEWAY_PII_KEYS_FILE`); see `pii.rs`.
     pub pii_keys_file: PathBuf,
-    /// File holding the secret that signs page tokens (`CASEWAY_PAGE_TOKEN_SECRET_FILE`);
-    /// when unset, a secret is derived from the JWT public key so every replica agrees.
+    /// File holding the secret (at least 32 bytes) that signs page tokens, the same on every
+    /// replica (`CASEWAY_PAGE_TOKEN_SECRET_FILE`). Required to serve; `caseway dev` writes one.
     pub page_token_secret_file: Option<PathBuf>,
     /// Local data folder for `caseway dev` (`CASEWAY_DATA_DIR`).
     pub data_dir: PathBuf,
@@ -89,11 +101,14 @@ impl Default for Config {
             migration_database_url: "postgres://postgres@127.0.0.1:5432/caseway".into(),
             database_max_connections: 16,
             redis_url: "redis://127.0.0.1:6379".into(),
+            redis_ca_file: None,
             tenant_rate_limit: 2000,
             amqp_url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
             events_exchange: "caseway.events".into(),
             jwt_public_key_file: PathBuf::from(".caseway/jwt-public.pem"),
             jwt_private_key_file: PathBuf::from(".caseway/jwt-private.pem"),
+            jwt_max_lifetime: Duration::from_secs(crate::auth::DEFAULT_MAX_LIFETIME_SECONDS),
+            service_key_file: PathBuf::from(".caseway/service-key.pem"),
             jwt_issuer: "caseway".into(),
             jwt_audience: "caseway".into(),
             pii_keys_file: PathBuf::from(".caseway/pii-keys"),
@@ -187,6 +202,9 @@ impl Config {
         if let Some(v) = var("CASEWAY_REDIS_URL") {
             self.redis_url = v;
         }
+        if let Some(v) = var("CASEWAY_REDIS_CA_FILE") {
+            self.redis_ca_file = Some(PathBuf::from(v));
+        }
         if let Some(v) = var("CASEWAY_TENANT_RATE_LIMIT") {
             self.tenant_rate_limit = parse("CASEWAY_TENANT_RATE_LIMIT", &v)?;
         }
@@ -201,6 +219,7 @@ impl Config {
             self.jwt_public_key_file = self.data_dir.join("jwt-public.pem");
             self.jwt_private_key_file = self.data_dir.join("jwt-private.pem");
             self.pii_keys_file = self.data_dir.join("pii-keys");
+            self.service_key_file = self.data_dir.join("service-key.pem");
         }
         if let Some(v) = var("CASEWAY_PII_KEYS_FILE") {
             self.pii_keys_file = PathBuf::from(v);
@@ -210,6 +229,13 @@ impl Config {
         }
         if let Some(v) = var("CASEWAY_JWT_PRIVATE_KEY_FILE") {
             self.jwt_private_key_file = PathBuf::from(v);
+        }
+        if let Some(v) = var("CASEWAY_JWT_MAX_LIFETIME_SECONDS") {
+            self.jwt_max_lifetime =
+                Duration::from_secs(parse("CASEWAY_JWT_MAX_LIFETIME_SECONDS", &v)?);
+        }
+        if let Some(v) = var("CASEWAY_SERVICE_KEY_FILE") {
+            self.service_key_file = PathBuf::from(v);
         }
         if let Some(v) = var("CASEWAY_JWT_ISSUER") {
             self.jwt_issuer = v;

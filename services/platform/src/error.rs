@@ -6,6 +6,11 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The `domain` of every `google.rpc.ErrorInfo` Caseway sends.
+pub const ERROR_DOMAIN: &str = "caseway.io";
+/// `ErrorInfo.reason` of a call the access table refuses for the caller's roles.
+pub const ROLE_NOT_PERMITTED: &str = "ROLE_NOT_PERMITTED";
+
 /// One invalid field of a request, named by its path (`service.code`, `lines[3].units`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FieldViolation {
@@ -42,6 +47,10 @@ pub enum Error {
     Aborted(String),
     #[error("{0}")]
     PermissionDenied(String),
+    /// The caller's roles (or service identity) may not call the method: the access table
+    /// said no. Carries `google.rpc.ErrorInfo` with reason `ROLE_NOT_PERMITTED`.
+    #[error("{0}")]
+    RoleNotPermitted(String),
     #[error("{0}")]
     Unauthenticated(String),
     /// A quota or rate limit is spent.
@@ -97,7 +106,7 @@ impl Error {
             Error::AlreadyExists(_) => Code::AlreadyExists,
             Error::FailedPrecondition { .. } => Code::FailedPrecondition,
             Error::Aborted(_) => Code::Aborted,
-            Error::PermissionDenied(_) => Code::PermissionDenied,
+            Error::PermissionDenied(_) | Error::RoleNotPermitted(_) => Code::PermissionDenied,
             Error::Unauthenticated(_) => Code::Unauthenticated,
             Error::ResourceExhausted(_) => Code::ResourceExhausted,
             Error::Unavailable(_) => Code::Unavailable,
@@ -148,6 +157,15 @@ impl From<Error> for tonic::Status {
             } => {
                 let mut details = ErrorDetails::new();
                 details.add_precondition_failure_violation(rule, subject, description.clone());
+                tonic::Status::with_error_details(code, description, details)
+            }
+            Error::RoleNotPermitted(description) => {
+                let mut details = ErrorDetails::new();
+                details.set_error_info(
+                    ROLE_NOT_PERMITTED,
+                    ERROR_DOMAIN,
+                    std::collections::HashMap::new(),
+                );
                 tonic::Status::with_error_details(code, description, details)
             }
             Error::Internal(source) => {

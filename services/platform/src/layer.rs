@@ -1,6 +1,8 @@
 //! The tower layer in front of every gRPC service, written once: W3C trace context from
 //! metadata, a span per call, RED metrics, authentication (a verified token, and a tenant that
-//! is not suspended) and the tenant's rate limit. Health and reflection are open to all.
+//! is not suspended), who may call the method (the [`crate::access`] table) and the tenant's
+//! rate limit. Health and reflection are open to all; a path the node does not serve is
+//! answered UNIMPLEMENTED before any work, and counted under one `unknown` method.
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -12,15 +14,17 @@ use tonic::body::Body;
 use tower::{Layer, Service};
 use tracing::Instrument;
 
+use crate::access::{Access, Methods};
 use crate::auth::{Principal, TokenVerifier};
 use crate::error::Error;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, UNKNOWN_METHOD};
 use crate::rate_limit::RateLimiter;
 use crate::telemetry;
 use crate::tenant_status::TenantStatusCache;
 
 #[derive(Clone)]
 pub struct GatewayLayer {
+    methods: Arc<Methods>,
     verifier: Arc<TokenVerifier>,
     tenants: Arc<TenantStatusCache>,
     limiter: Arc<RateLimiter>,
@@ -29,12 +33,14 @@ pub struct GatewayLayer {
 
 impl GatewayLayer {
     pub fn new(
+        methods: Arc<Methods>,
         verifier: Arc<TokenVerifier>,
         tenants: Arc<TenantStatusCache>,
         limiter: Arc<RateLimiter>,
         metrics: Arc<Metrics>,
     ) -> Self {
         GatewayLayer {
+            methods,
             verifier,
             tenants,
             limiter,
@@ -60,14 +66,12 @@ pub struct Gateway<S> {
     layer: GatewayLayer,
 }
 
-fn is_public(path: &str) -> bool {
-    path.starts_with("/grpc.health.") || path.starts_with("/grpc.reflection.")
-}
-
 impl<S> Gateway<S> {
-    async fn authenticate(
+    /// The caller, if it may call a method with `access`.
+    async fn authorize(
         layer: &GatewayLayer,
         headers: &http::HeaderMap,
+        access: Access,
     ) -> Result<Arc<Principal>, Error> {
         let header = headers
             .get(http::header::AUTHORIZATION)
@@ -81,9 +85,13 @@ impl<S> Gateway<S> {
             })
             .ok_or_else(|| Error::Unauthenticated("authorization must be a bearer token".into()))?;
         let principal = layer.verifier.verify(token.trim())?;
+        access.check(&principal)?;
         if let Some(tenant) = principal.tenant_id {
             layer.tenants.check(tenant).await?;
-            layer.limiter.check(tenant).await?;
+            // A service's internal call is part of a user's call, which the limit counted.
+            if principal.service.is_none() {
+                layer.limiter.check(tenant).await?;
+            }
         }
         Ok(principal)
     }
@@ -109,20 +117,23 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let layer = self.layer.clone();
         let started = Instant::now();
-        let method = request.uri().path().to_string();
+        let served = layer.methods.get(request.uri().path());
+        let method = served.map_or(UNKNOWN_METHOD, |(method, _)| method);
         let span = tracing::info_span!("grpc", rpc.method = %method, otel.kind = "server", grpc.code = tracing::field::Empty);
         telemetry::set_parent_from_headers(&span, request.headers());
         Box::pin(
             async move {
-                let response = if is_public(&method) {
-                    inner.call(request).await?
-                } else {
-                    match Self::authenticate(&layer, request.headers()).await {
-                        Ok(principal) => {
-                            request.extensions_mut().insert(principal);
-                            inner.call(request).await?
+                let response = match served {
+                    None => tonic::Status::unimplemented("no such method").into_http(),
+                    Some((_, Access::Public)) => inner.call(request).await?,
+                    Some((_, access)) => {
+                        match Self::authorize(&layer, request.headers(), access).await {
+                            Ok(principal) => {
+                                request.extensions_mut().insert(principal);
+                                inner.call(request).await?
+                            }
+                            Err(error) => tonic::Status::from(error).into_http(),
                         }
-                        Err(error) => tonic::Status::from(error).into_http(),
                     }
                 };
                 let code = response
@@ -134,9 +145,7 @@ where
                     .unwrap_or(tonic::Code::Ok);
                 let code_name = format!("{code:?}");
                 tracing::Span::current().record("grpc.code", code_name.as_str());
-                layer
-                    .metrics
-                    .observe(&method, &code_name, started.elapsed());
+                layer.metrics.observe(method, &code_name, started.elapsed());
                 Ok(response)
             }
             .instrument(span),

@@ -2,6 +2,7 @@
 //! the tenant context, database access under row-level security, the outbox/inbox event bus, the
 //! error model, telemetry, health and graceful shutdown, and the gRPC server assembly.
 
+pub mod access;
 pub mod audit;
 pub mod auth;
 pub mod bus;
@@ -21,6 +22,9 @@ pub mod paging;
 pub mod pii;
 mod pool;
 pub mod rate_limit;
+pub mod redis;
+pub mod revocation;
+pub mod secrets;
 pub mod server;
 pub mod telemetry;
 pub mod tenant_status;

@@ -1,5 +1,7 @@
-//! Prometheus metrics: RED metrics per RPC (rate, errors by gRPC code, duration), served with
-//! liveness and readiness on an HTTP port.
+//! Prometheus metrics: RED metrics per RPC (rate, errors by gRPC code, duration) and the
+//! state of the backing services, served with liveness and readiness on an HTTP port. The
+//! `method` label is only ever a method the node serves (or `unknown`), so calls to made-up
+//! paths cannot add series without end.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,6 +9,7 @@ use std::time::Duration;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -21,10 +24,21 @@ pub struct MethodLabels {
     pub method: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OperationLabels {
+    pub operation: String,
+}
+
+/// The `method` label of a call to a path the node does not serve.
+pub const UNKNOWN_METHOD: &str = "unknown";
+
 pub struct Metrics {
     registry: Registry,
     pub rpc_requests: Family<RpcLabels, Counter>,
     pub rpc_duration: Family<MethodLabels, Histogram>,
+    /// 1 when the last Redis operation succeeded, 0 when it failed.
+    pub redis_up: Gauge,
+    redis_errors: Family<OperationLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -52,13 +66,36 @@ impl Metrics {
             "RPC latency, by method",
             rpc_duration.clone(),
         );
+        let redis_up = Gauge::default();
+        registry.register(
+            "redis_up",
+            "Whether the last Redis operation succeeded (rate limits, revocations, search limits)",
+            redis_up.clone(),
+        );
+        let redis_errors = Family::<OperationLabels, Counter>::default();
+        registry.register(
+            "redis_errors",
+            "Redis operations that failed, by operation",
+            redis_errors.clone(),
+        );
         Metrics {
             registry,
             rpc_requests,
             rpc_duration,
+            redis_up,
+            redis_errors,
         }
     }
 
+    pub fn redis_error(&self, operation: &str) {
+        self.redis_errors
+            .get_or_create(&OperationLabels {
+                operation: operation.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts a call of `method`: a method the node serves, or [`UNKNOWN_METHOD`].
     pub fn observe(&self, method: &str, code: &str, elapsed: Duration) {
         self.rpc_requests
             .get_or_create(&RpcLabels {

@@ -18,7 +18,8 @@ use tonic::server::NamedService;
 use tonic::service::RoutesBuilder;
 use tonic_health::ServingStatus;
 
-use crate::auth::TokenVerifier;
+use crate::access::Methods;
+use crate::auth::{ServiceIdentity, TokenVerifier, VerifierSettings, public_key_of};
 use crate::bus::Bus;
 use crate::config::Config;
 use crate::db::Db;
@@ -27,6 +28,8 @@ use crate::metrics::Metrics;
 use crate::outbox::Relay;
 use crate::paging::PageTokens;
 use crate::rate_limit::RateLimiter;
+use crate::redis::Redis;
+use crate::revocation::Revocations;
 use crate::tenant_status::TenantStatusCache;
 
 /// What every service of a process shares.
@@ -35,11 +38,18 @@ pub struct Platform {
     pub db: Db,
     pub bus: Bus,
     pub verifier: Arc<TokenVerifier>,
+    /// The identity this node's services call internal methods of others with.
+    pub service_identity: Arc<ServiceIdentity>,
     pub tenants: Arc<TenantStatusCache>,
     pub page_tokens: PageTokens,
     pub metrics: Arc<Metrics>,
+    pub redis: Arc<Redis>,
+    pub revocations: Arc<Revocations>,
     pub limiter: Arc<RateLimiter>,
 }
+
+/// The shortest page-token secret accepted, in bytes.
+const MIN_PAGE_SECRET: usize = 32;
 
 impl Platform {
     pub fn new(config: Config) -> anyhow::Result<Arc<Platform>> {
@@ -49,30 +59,62 @@ impl Platform {
                 config.jwt_public_key_file.display()
             )
         })?;
-        let verifier =
-            TokenVerifier::from_pem(&public_pem, &config.jwt_issuer, &config.jwt_audience)?;
-        let page_secret = match &config.page_token_secret_file {
-            Some(path) => std::fs::read(path)
-                .with_context(|| format!("reading page token secret {}", path.display()))?,
-            None => {
-                use sha2::Digest;
-                sha2::Sha256::digest([b"caseway-page-tokens:".as_slice(), &public_pem].concat())
-                    .to_vec()
-            }
-        };
+        let service_private = std::fs::read_to_string(&config.service_key_file).with_context(|| {
+            format!(
+                "reading the service key {} (CASEWAY_SERVICE_KEY_FILE; `caseway dev` writes one)",
+                config.service_key_file.display()
+            )
+        })?;
+        let service_public = public_key_of(&service_private)?;
+        let revocations = Arc::new(Revocations::default());
+        let verifier = TokenVerifier::new(
+            &public_pem,
+            Some(service_public.as_bytes()),
+            &VerifierSettings::new(
+                &config.jwt_issuer,
+                &config.jwt_audience,
+                config.jwt_max_lifetime,
+            ),
+            revocations.clone(),
+        )?;
+        let service_identity = ServiceIdentity::from_pem(
+            service_private.as_bytes(),
+            &config.jwt_issuer,
+            &config.jwt_audience,
+        )?;
+        // A secret of its own: anything derived from a public key could be derived by anyone.
+        let path = config.page_token_secret_file.as_ref().context(
+            "CASEWAY_PAGE_TOKEN_SECRET_FILE is not set: page tokens are signed with a secret \
+             every replica shares (`caseway dev` writes one)",
+        )?;
+        let page_secret = std::fs::read(path)
+            .with_context(|| format!("reading page token secret {}", path.display()))?;
+        if page_secret.len() < MIN_PAGE_SECRET {
+            anyhow::bail!(
+                "the page token secret {} has {} bytes; it needs at least {MIN_PAGE_SECRET}",
+                path.display(),
+                page_secret.len()
+            );
+        }
         let db = Db::connect_lazy(&config.database_url, config.database_max_connections)?;
         let tenants = Arc::new(TenantStatusCache::new(db.clone(), config.tenant_status_ttl));
+        let metrics = Arc::new(Metrics::new());
+        let redis = Arc::new(Redis::new(
+            &config.redis_url,
+            config.redis_ca_file.as_deref(),
+            metrics.clone(),
+        )?);
         Ok(Arc::new(Platform {
             bus: Bus::new(&config.amqp_url, &config.events_exchange),
             db,
             verifier: Arc::new(verifier),
+            service_identity: Arc::new(service_identity),
             tenants,
             page_tokens: PageTokens::new(&page_secret),
-            metrics: Arc::new(Metrics::new()),
-            limiter: Arc::new(RateLimiter::new(
-                &config.redis_url,
-                config.tenant_rate_limit,
-            )),
+            limiter: Arc::new(RateLimiter::new(redis.clone(), config.tenant_rate_limit)),
+            metrics,
+            redis,
+            revocations,
             config,
         }))
     }
@@ -191,6 +233,11 @@ pub async fn start(
     node.add_worker("tenant-status", move |token| {
         tenants.follow_events(bus, token)
     });
+    let revocations = platform.revocations.clone();
+    let redis = platform.redis.clone();
+    node.add_worker("token-revocations", move |token| {
+        revocations.follow(redis, token)
+    });
     let mut worker_handles = Vec::new();
     for (name, run) in node.workers {
         let token = workers_token.child_token();
@@ -214,6 +261,7 @@ pub async fn start(
     ));
 
     let layer = GatewayLayer::new(
+        Arc::new(Methods::of_services(&node.health_names)),
         platform.verifier.clone(),
         platform.tenants.clone(),
         platform.limiter.clone(),

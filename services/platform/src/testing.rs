@@ -23,6 +23,23 @@ pub fn postgres_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
+/// The local Redis, from `CASEWAY_TEST_REDIS_URL`.
+pub fn redis_url() -> String {
+    std::env::var("CASEWAY_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A handle on the local Redis with metrics of its own.
+pub fn redis() -> std::sync::Arc<crate::redis::Redis> {
+    std::sync::Arc::new(
+        crate::redis::Redis::new(
+            &redis_url(),
+            None,
+            std::sync::Arc::new(crate::metrics::Metrics::new()),
+        )
+        .expect("Redis URL"),
+    )
+}
+
 pub fn amqp_url() -> String {
     std::env::var("CASEWAY_TEST_AMQP_URL")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())

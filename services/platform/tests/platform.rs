@@ -8,7 +8,7 @@ use uuid::Uuid;
 use caseway_platform::bus::{Bus, Subscription, consume};
 use caseway_platform::idempotency::{self, Claim};
 use caseway_platform::outbox::{self, Event, Relay};
-use caseway_platform::testing::{TestBus, TestDb};
+use caseway_platform::testing::{self, TestBus, TestDb};
 use caseway_platform::{Db, Error, TenantId, TenantTx, inbox};
 
 async fn db() -> TestDb {
@@ -333,9 +333,10 @@ async fn failing_consumer_retries_then_dead_letters_and_a_replay_tries_again() {
 #[tokio::test]
 async fn replicas_share_one_rate_budget_per_tenant() {
     use caseway_platform::rate_limit::RateLimiter;
-    let url =
-        std::env::var("CASEWAY_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let (first, second) = (RateLimiter::new(&url, 20), RateLimiter::new(&url, 20));
+    let (first, second) = (
+        RateLimiter::new(testing::redis(), 20),
+        RateLimiter::new(testing::redis(), 20),
+    );
     let tenant = TenantId::new();
     // Align to the start of a second, so every call lands in one window.
     let now = std::time::SystemTime::now()
@@ -366,9 +367,7 @@ async fn replicas_share_one_rate_budget_per_tenant() {
 #[tokio::test]
 async fn callers_arriving_together_do_not_waste_the_budget() {
     use caseway_platform::rate_limit::RateLimiter;
-    let url =
-        std::env::var("CASEWAY_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let limiter = std::sync::Arc::new(RateLimiter::new(&url, 200));
+    let limiter = std::sync::Arc::new(RateLimiter::new(testing::redis(), 200));
     let tenant = TenantId::new();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use caseway_api::catalog::v1::CodeList;
 use caseway_api::events::v1::ServiceRecordChanged;
 use caseway_api::records::v1 as pb;
+use caseway_api::records::v1::records_internal_server::RecordsInternal;
 use caseway_api::records::v1::records_service_server::RecordsService;
 use caseway_platform::audit::{self, AuditEntry};
 use caseway_platform::auth::{Authorization, Principal, Role, authorization_of, principal};
@@ -44,10 +45,10 @@ struct Caller {
 }
 
 impl Caller {
-    /// The verified caller of `request`, who must hold one of `roles`.
-    fn of<T>(request: &Request<T>, roles: &[Role]) -> Result<Caller> {
+    /// The verified caller of `request` (the access table decided its roles may call).
+    fn of<T>(request: &Request<T>) -> Result<Caller> {
         let principal = principal(request)?;
-        let tenant = principal.tenant_with(roles)?;
+        let tenant = principal.tenant()?;
         Ok(Caller {
             authorization: authorization_of(request),
             principal,
@@ -201,9 +202,12 @@ impl RecordsApi {
         authorizations_endpoint: &str,
     ) -> anyhow::Result<Self> {
         Ok(RecordsApi {
-            platform,
+            platform: platform.clone(),
             lookups,
-            authorizations: Authorizations::new(authorizations_endpoint)?,
+            authorizations: Authorizations::new(
+                authorizations_endpoint,
+                platform.service_identity.clone(),
+            )?,
         })
     }
 
@@ -215,18 +219,17 @@ impl RecordsApi {
         rows: &[RecordRow],
         prefix: impl Fn(usize) -> String,
     ) -> Result<Vec<Hold>> {
-        let auth = caller.authorization.as_ref();
         let mut holds = Vec::new();
         for (index, row) in rows.iter().enumerate() {
             let field = format!("{}authorization_id", prefix(index));
             match self
                 .authorizations
-                .hold(auth, row, row.version, &field)
+                .hold(caller.tenant, row, row.version, &field)
                 .await
             {
                 Ok(hold) => holds.extend(hold),
                 Err(error) => {
-                    self.authorizations.release(auth, &holds).await;
+                    self.authorizations.release(caller.tenant, &holds).await;
                     return Err(error);
                 }
             }
@@ -518,9 +521,7 @@ impl RecordsApi {
     ) {
         let stored = matches!(outcome, Ok((_, false)));
         if !stored && !holds.is_empty() {
-            self.authorizations
-                .release(caller.authorization.as_ref(), &holds)
-                .await;
+            self.authorizations.release(caller.tenant, &holds).await;
         }
     }
 }
@@ -577,7 +578,7 @@ impl RecordsService for RecordsApi {
         &self,
         request: Request<pb::RecordServiceRequest>,
     ) -> Result<Response<pb::RecordServiceResponse>, Status> {
-        let caller = Caller::of(&request, RECORD_ROLES)?;
+        let caller = Caller::of(&request)?;
         let message = request.into_inner();
         let input = message
             .record
@@ -604,7 +605,7 @@ impl RecordsService for RecordsApi {
         &self,
         request: Request<pb::RecordIndirectServiceRequest>,
     ) -> Result<Response<pb::RecordIndirectServiceResponse>, Status> {
-        let caller = Caller::of(&request, RECORD_ROLES)?;
+        let caller = Caller::of(&request)?;
         let message = request.into_inner();
         let form = pb::ServiceRecord {
             service_id: message.service_id.clone(),
@@ -636,7 +637,7 @@ impl RecordsService for RecordsApi {
         &self,
         request: Request<pb::RecordQuickServicesRequest>,
     ) -> Result<Response<pb::RecordQuickServicesResponse>, Status> {
-        let caller = Caller::of(&request, RECORD_ROLES)?;
+        let caller = Caller::of(&request)?;
         let message = request.into_inner();
         let mut v = Violations::new();
         v.request_id(&message.request_id);
@@ -720,7 +721,7 @@ impl RecordsService for RecordsApi {
         &self,
         request: Request<pb::RecordBulkServiceRequest>,
     ) -> Result<Response<pb::RecordBulkServiceResponse>, Status> {
-        let caller = Caller::of(&request, RECORD_ROLES)?;
+        let caller = Caller::of(&request)?;
         let message = request.into_inner();
         let template = message
             .template
@@ -791,7 +792,7 @@ impl RecordsService for RecordsApi {
                 Ok(Some(row)) => self
                     .authorizations
                     .hold(
-                        caller.authorization.as_ref(),
+                        caller.tenant,
                         &row,
                         row.version,
                         &format!("{prefix}authorization_id"),
@@ -809,9 +810,7 @@ impl RecordsService for RecordsApi {
                 }
                 Ok(None) => {}
                 Err(Error::Unavailable(reason)) => {
-                    self.authorizations
-                        .release(caller.authorization.as_ref(), &holds)
-                        .await;
+                    self.authorizations.release(caller.tenant, &holds).await;
                     return Err(Error::Unavailable(reason).into());
                 }
                 Err(error) => results.push(pb::BulkResult {
@@ -858,7 +857,7 @@ impl RecordsService for RecordsApi {
         request: Request<pb::GetServiceRecordRequest>,
     ) -> Result<Response<pb::GetServiceRecordResponse>, Status> {
         let principal = principal(&request)?;
-        let tenant = principal.tenant_with(RECORD_ROLES)?;
+        let tenant = principal.tenant()?;
         let id = parse_id("id", &request.get_ref().id)?;
         let mut tx = self.platform.db.tenant_tx(tenant).await?;
         let row = store::load(tx.conn(), id, false)
@@ -889,7 +888,7 @@ impl RecordsService for RecordsApi {
             "people_reached",
             "authorization_id",
         ];
-        let caller = Caller::of(&request, RECORD_ROLES)?;
+        let caller = Caller::of(&request)?;
         let message = request.into_inner();
         let input = message
             .record
@@ -1031,7 +1030,7 @@ impl RecordsService for RecordsApi {
         request: Request<pb::DeleteServiceRecordRequest>,
     ) -> Result<Response<pb::DeleteServiceRecordResponse>, Status> {
         let principal = principal(&request)?;
-        let tenant = principal.tenant_with(DELETE_ROLES)?;
+        let tenant = principal.tenant()?;
         let message = request.into_inner();
         let id = parse_id("id", &message.id)?;
         let expected = etag::parse("etag", &message.etag)?;
@@ -1068,7 +1067,7 @@ impl RecordsService for RecordsApi {
         request: Request<pb::ListServiceRecordHistoryRequest>,
     ) -> Result<Response<pb::ListServiceRecordHistoryResponse>, Status> {
         let principal = principal(&request)?;
-        let tenant = principal.tenant_with(RECORD_ROLES)?;
+        let tenant = principal.tenant()?;
         let message = request.into_inner();
         let id = parse_id("id", &message.id)?;
         let mut tx = self.platform.db.tenant_tx(tenant).await?;
@@ -1104,7 +1103,7 @@ impl RecordsService for RecordsApi {
         request: Request<pb::ListClientServiceRecordsRequest>,
     ) -> Result<Response<pb::ListClientServiceRecordsResponse>, Status> {
         let principal = principal(&request)?;
-        let tenant = principal.tenant_with(RECORD_ROLES)?;
+        let tenant = principal.tenant()?;
         let authorization = authorization_of(&request);
         let message = request.into_inner();
         let mut v = Violations::new();
@@ -1165,7 +1164,7 @@ impl RecordsService for RecordsApi {
         request: Request<pb::GetServiceTotalsRequest>,
     ) -> Result<Response<pb::GetServiceTotalsResponse>, Status> {
         let principal = principal(&request)?;
-        let tenant = principal.tenant_with(RECORD_ROLES)?;
+        let tenant = principal.tenant()?;
         let message = request.into_inner();
         let mut v = Violations::new();
         let start = validate::date(&mut v, "start_date", message.start_date.as_ref(), true);
@@ -1212,6 +1211,39 @@ impl RecordsService for RecordsApi {
                     turned_away_clients: r.turned_away_clients,
                 })
                 .collect(),
+        }))
+    }
+}
+
+/// The records service's internal methods, for other services of the deployment.
+pub struct RecordsInternalApi {
+    platform: Arc<Platform>,
+}
+
+impl RecordsInternalApi {
+    pub fn new(platform: Arc<Platform>) -> Self {
+        RecordsInternalApi { platform }
+    }
+}
+
+#[tonic::async_trait]
+impl RecordsInternal for RecordsInternalApi {
+    async fn get_record_draw(
+        &self,
+        request: Request<pb::GetRecordDrawRequest>,
+    ) -> Result<Response<pb::GetRecordDrawResponse>, Status> {
+        let tenant = principal(&request)?.tenant()?;
+        let id = parse_id("service_record_id", &request.get_ref().service_record_id)?;
+        let mut tx = self.platform.db.tenant_tx(tenant).await?;
+        let draw = store::draw_of(tx.conn(), id).await?;
+        tx.commit().await?;
+        Ok(Response::new(match draw {
+            Some((version, authorization_id)) => pb::GetRecordDrawResponse {
+                stored: true,
+                version,
+                authorization_id: authorization_id.map(|a| a.to_string()).unwrap_or_default(),
+            },
+            None => pb::GetRecordDrawResponse::default(),
         }))
     }
 }

@@ -1,15 +1,21 @@
 //! Units held on service authorizations for the records being stored. Before a record that
 //! names an authorization is written, the authorizations service holds its units (refusing
 //! what the authorization does not cover or no longer has); the record's event then confirms
-//! the hold, and a record that was not stored gives its hold back here.
+//! the hold, and a record that was not stored gives its hold back here. Both are internal
+//! methods of the authorizations service, called with this service's own identity (never the
+//! user's token) for the caller's tenant.
+
+use std::sync::Arc;
 
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
 use uuid::Uuid;
 
 use caseway_api::authorizations::v1 as pb;
-use caseway_api::authorizations::v1::authorizations_service_client::AuthorizationsServiceClient;
-use caseway_platform::auth::{Authorization, on_behalf_of};
+use caseway_api::authorizations::v1::authorizations_internal_client::AuthorizationsInternalClient;
+use caseway_platform::TenantId;
+use caseway_platform::access::HOLD_UNITS;
+use caseway_platform::auth::ServiceIdentity;
 use caseway_platform::convert::date;
 use caseway_platform::error::{Error, Result};
 
@@ -25,8 +31,12 @@ pub struct Hold {
 }
 
 pub struct Authorizations {
-    client: AuthorizationsServiceClient<Channel>,
+    client: AuthorizationsInternalClient<Channel>,
+    identity: Arc<ServiceIdentity>,
 }
+
+/// Who the authorizations service sees calling.
+const CALLER: &str = "records";
 
 /// The rules the authorizations service names, as this service reports them.
 fn rule(status: &tonic::Status) -> &'static str {
@@ -46,10 +56,11 @@ fn rule(status: &tonic::Status) -> &'static str {
 }
 
 impl Authorizations {
-    pub fn new(endpoint: &str) -> anyhow::Result<Self> {
+    pub fn new(endpoint: &str, identity: Arc<ServiceIdentity>) -> anyhow::Result<Self> {
         let channel = Channel::from_shared(endpoint.to_string())?.connect_lazy();
         Ok(Authorizations {
-            client: AuthorizationsServiceClient::new(channel),
+            client: AuthorizationsInternalClient::new(channel),
+            identity,
         })
     }
 
@@ -57,7 +68,7 @@ impl Authorizations {
     /// name `field` (INVALID_ARGUMENT) or the authorization's rule (FAILED_PRECONDITION).
     pub async fn hold(
         &self,
-        authorization: Option<&Authorization>,
+        tenant: TenantId,
         row: &RecordRow,
         version: i64,
         field: &str,
@@ -68,7 +79,7 @@ impl Authorizations {
             return Ok(None);
         };
         let hold_id = Uuid::now_v7();
-        let request = on_behalf_of(
+        let request = self.identity.request(
             pb::ReserveUnitsRequest {
                 authorization_id: authorization_id.to_string(),
                 service_record_id: row.id.to_string(),
@@ -79,8 +90,10 @@ impl Authorizations {
                 units: units.normalize().to_string(),
                 hold_id: hold_id.to_string(),
             },
-            authorization,
-        );
+            CALLER,
+            tenant,
+            HOLD_UNITS,
+        )?;
         match self.client.clone().reserve_units(request).await {
             Ok(_) => Ok(Some(Hold {
                 authorization_id,
@@ -108,18 +121,24 @@ impl Authorizations {
 
     /// Gives back holds whose records were not stored. Best effort: a hold that cannot be
     /// given back stays counted, so an authorization is never overspent, only under-used.
-    pub async fn release(&self, authorization: Option<&Authorization>, holds: &[Hold]) {
+    pub async fn release(&self, tenant: TenantId, holds: &[Hold]) {
         for hold in holds {
-            let request = on_behalf_of(
+            let request = self.identity.request(
                 pb::ReleaseUnitsRequest {
                     authorization_id: hold.authorization_id.to_string(),
                     service_record_id: hold.record_id.to_string(),
                     service_record_version: hold.version,
                     hold_id: hold.hold_id.to_string(),
                 },
-                authorization,
+                CALLER,
+                tenant,
+                HOLD_UNITS,
             );
-            if let Err(status) = self.client.clone().release_units(request).await {
+            let answer = match request {
+                Ok(request) => self.client.clone().release_units(request).await,
+                Err(error) => Err(tonic::Status::from(error)),
+            };
+            if let Err(status) = answer {
                 tracing::warn!(
                     authorization_id = %hold.authorization_id,
                     record_id = %hold.record_id,

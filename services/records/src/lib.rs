@@ -9,6 +9,7 @@ pub mod store;
 
 use std::sync::Arc;
 
+use caseway_api::records::v1::records_internal_server::RecordsInternalServer;
 use caseway_api::records::v1::records_service_server::RecordsServiceServer;
 use caseway_platform::server::{NodeBuilder, Platform};
 
@@ -31,5 +32,8 @@ pub fn register(
         lookups,
         authorizations_endpoint,
     )?));
+    node.add_service(RecordsInternalServer::new(api::RecordsInternalApi::new(
+        platform.clone(),
+    )));
     Ok(())
 }

@@ -216,6 +216,17 @@ pub async fn load(
     .await?)
 }
 
+/// The latest version of a stored (not deleted) record and the authorization it draws on.
+pub async fn draw_of(conn: &mut PgConnection, id: Uuid) -> Result<Option<(i64, Option<Uuid>)>> {
+    Ok(sqlx::query_as(
+        "SELECT version, authorization_id FROM records.service_records \
+         WHERE id = $1 AND deleted_at IS NULL",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await?)
+}
+
 /// Writes every changeable column of `row`.
 pub async fn update(conn: &mut PgConnection, row: &RecordRow) -> Result<RecordRow> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(

