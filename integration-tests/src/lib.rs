@@ -12,7 +12,7 @@ use tonic::transport::Channel;
 use uuid::Uuid;
 
 use caseway::Target;
-use caseway_api::authorizations::v1::authorizations_internal_client::AuthorizationsInternalClient;
+use caseway_api::authorizations::v1::authorizations_internal_service_client::AuthorizationsInternalServiceClient;
 use caseway_api::authorizations::v1::authorizations_service_client::AuthorizationsServiceClient;
 use caseway_api::catalog::v1::catalog_service_client::CatalogServiceClient;
 use caseway_api::clients::v1::assessments_service_client::AssessmentsServiceClient;
@@ -112,7 +112,7 @@ impl TestEnv {
             barriers: BarriersServiceClient::new(channel.clone()),
             records: RecordsServiceClient::new(channel.clone()),
             authorizations: AuthorizationsServiceClient::new(channel.clone()),
-            authorizations_internal: AuthorizationsInternalClient::new(channel.clone()),
+            authorizations_internal: AuthorizationsInternalServiceClient::new(channel.clone()),
             tenancy: TenancyServiceClient::new(channel.clone()),
             channel,
             node: Some(node),
@@ -214,7 +214,7 @@ pub struct TestNode {
     pub barriers: BarriersServiceClient<Channel>,
     pub records: RecordsServiceClient<Channel>,
     pub authorizations: AuthorizationsServiceClient<Channel>,
-    pub authorizations_internal: AuthorizationsInternalClient<Channel>,
+    pub authorizations_internal: AuthorizationsInternalServiceClient<Channel>,
     pub tenancy: TenancyServiceClient<Channel>,
     pub channel: Channel,
     node: Option<RunningNode>,

@@ -1599,3 +1599,53 @@ async fn holds_whose_record_never_came_are_given_back() {
     platform.db.close().await;
     node.shutdown().await;
 }
+
+#[tokio::test]
+async fn recurrences_are_bounded_and_expanded_only_once_every_other_check_passed() {
+    let env = TestEnv::new().await;
+    let node = env.start(&caseway::Target::ALL).await;
+    let f = fixture(&env, &node, "auth-bounds").await;
+    let refused = |plan: pb::Authorization| {
+        let node = &node;
+        let worker = f.worker.clone();
+        async move {
+            let status = create(node, &worker, plan).await.unwrap_err();
+            assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+            (violated_fields(&status), status.message().to_string())
+        }
+    };
+    // A value listed twice, or a part given twice.
+    for rule in [
+        "FREQ=WEEKLY;BYDAY=MO,TH,MO",
+        "FREQ=MONTHLY;BYMONTHDAY=1,1",
+        "FREQ=WEEKLY;INTERVAL=2;INTERVAL=2",
+    ] {
+        let (fields, message) = refused(f.plan(rule, "1")).await;
+        assert_eq!(fields, ["authorization.recurrence"], "{rule}");
+        assert!(message.contains("twice"), "{message}");
+    }
+    // A rule longer than 256 characters is refused at the edge.
+    let long = format!("FREQ=WEEKLY;BYDAY={}", vec!["MO"; 100].join(","));
+    let (fields, _) = refused(f.plan(&long, "1")).await;
+    assert_eq!(fields, ["authorization.recurrence"]);
+    // A period of centuries is refused on its end date, never walked.
+    let mut centuries = f.plan("FREQ=DAILY", "1");
+    centuries.end_date = Some(date(9999, 12, 31));
+    let (fields, message) = refused(centuries).await;
+    assert!(
+        fields.contains(&"authorization.end_date".to_string()),
+        "{fields:?}"
+    );
+    assert!(!fields.contains(&"authorization.recurrence".to_string()));
+    assert!(message.contains("3660 days"), "{message}");
+    // What only the expansion can tell (COUNT does not fit in March) waits until every other
+    // check has passed: half a session is refused alone first.
+    let mut plan = f.plan("FREQ=WEEKLY;COUNT=50", "0.5");
+    let (fields, _) = refused(plan.clone()).await;
+    assert_eq!(fields, ["authorization.units_per_occurrence"]);
+    plan.units_per_occurrence = "1".into();
+    let (fields, message) = refused(plan).await;
+    assert_eq!(fields, ["authorization.recurrence"]);
+    assert!(message.contains("COUNT=50 does not fit"), "{message}");
+    node.shutdown().await;
+}

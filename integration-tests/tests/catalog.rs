@@ -143,9 +143,15 @@ async fn malformed_input_is_invalid_argument_naming_the_field_and_writes_nothing
     let tenant = node.create_tenant(&env, "malformed").await;
     let admin = env.token(tenant, &[Role::TenantAdmin], &[]);
 
+    // Over its length limit, a field is refused at the edge, before any other check.
+    let mut long = service("LONG");
+    long.name = "x".repeat(201);
+    let status = create_service(&node, &admin, long).await.unwrap_err();
+    assert_eq!(violated_fields(&status), vec!["service.name"]);
+
     let bad = pb::Service {
         code: String::new(),
-        name: "x".repeat(201),
+        name: "   ".into(),
         unit_of_measure: 99,
         default_unit_value: "-1".into(),
         delivery_mode: pb::DeliveryMode::Direct as i32,

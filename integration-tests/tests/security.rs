@@ -359,3 +359,352 @@ async fn a_thousand_made_up_paths_add_no_metric_series() {
     );
     node.shutdown().await;
 }
+
+/// A token that may call `method` according to the access table.
+fn caller_of(env: &TestEnv, tenant: caseway_platform::TenantId, access: &Access) -> Option<String> {
+    match access {
+        Access::Public => None,
+        Access::Roles(_) => {
+            let role = access.roles()[0];
+            Some(match role {
+                Role::SupportAgent | Role::PlatformAdmin => env
+                    .issuer
+                    .issue("staff", None, &[role], &[], chrono::Duration::hours(1))
+                    .unwrap(),
+                _ => env.token(tenant, &[role], &[]),
+            })
+        }
+        Access::Service(permission) => Some(env.service_token("records", tenant, permission)),
+    }
+}
+
+/// Every string, bytes and repeated field a request of `message` reaches, with its limit, as
+/// a path of field names from the request (nested messages to `depth`).
+fn limited_fields(
+    message: &prost_reflect::MessageDescriptor,
+    limit: &prost_reflect::ExtensionDescriptor,
+    depth: usize,
+) -> Vec<(Vec<prost_reflect::FieldDescriptor>, u32, u32)> {
+    use prost_reflect::{Kind, Value};
+    let mut found = Vec::new();
+    for field in message.fields() {
+        let options = field.options();
+        let (length, items) = if options.has_extension(limit) {
+            match options.get_extension(limit).as_ref() {
+                Value::Message(m) => (
+                    m.get_field_by_name("max_length")
+                        .and_then(|v| v.as_u32())
+                        .unwrap_or(0),
+                    m.get_field_by_name("max_items")
+                        .and_then(|v| v.as_u32())
+                        .unwrap_or(0),
+                ),
+                _ => (0, 0),
+            }
+        } else {
+            (0, 0)
+        };
+        if length > 0 || items > 0 {
+            found.push((vec![field.clone()], length, items));
+        }
+        if let Kind::Message(inner) = field.kind()
+            && !field.is_list()
+            && depth > 0
+            && inner.package_name().starts_with("caseway.")
+        {
+            for (mut path, length, items) in limited_fields(&inner, limit, depth - 1) {
+                path.insert(0, field.clone());
+                found.push((path, length, items));
+            }
+        }
+    }
+    found
+}
+
+/// A request with one field over its limit (one item too many, or one character too long).
+fn oversize(
+    request: &prost_reflect::MessageDescriptor,
+    path: &[prost_reflect::FieldDescriptor],
+    length: u32,
+    items: u32,
+) -> (prost_reflect::DynamicMessage, String) {
+    use prost_reflect::{DynamicMessage, Kind, Value};
+    let field = path.last().unwrap();
+    let long = |n: u32| "é".repeat(n as usize + 1);
+    let one = |n: u32| match field.kind() {
+        Kind::String => Value::String(if n == 0 { "x".into() } else { long(n) }),
+        Kind::Bytes => Value::Bytes(vec![0u8; n as usize + 1].into()),
+        Kind::Message(inner) => Value::Message(DynamicMessage::new(inner)),
+        Kind::Enum(_) => Value::EnumNumber(1),
+        _ => Value::I64(1),
+    };
+    let (value, named) = if field.is_list() && items > 0 {
+        (
+            Value::List((0..=items).map(|_| one(0)).collect()),
+            field.name().to_string(),
+        )
+    } else if field.is_list() {
+        (
+            Value::List(vec![one(length)]),
+            format!("{}[0]", field.name()),
+        )
+    } else {
+        (one(length), field.name().to_string())
+    };
+    fn set(
+        message: &mut prost_reflect::DynamicMessage,
+        path: &[prost_reflect::FieldDescriptor],
+        value: Value,
+    ) {
+        if path.len() == 1 {
+            message.set_field(&path[0], value);
+            return;
+        }
+        if let Value::Message(inner) = message.get_field_mut(&path[0]) {
+            set(inner, &path[1..], value);
+        }
+    }
+    let mut message = DynamicMessage::new(request.clone());
+    set(&mut message, path, value);
+    let prefix: Vec<&str> = path[..path.len() - 1].iter().map(|f| f.name()).collect();
+    let named = if prefix.is_empty() {
+        named
+    } else {
+        format!("{}.{named}", prefix.join("."))
+    };
+    (message, named)
+}
+
+#[tokio::test]
+async fn every_request_field_over_its_limit_is_refused_at_the_edge_naming_it() {
+    use prost::Message;
+    let env = TestEnv::new().await;
+    let node = env.start(&Target::ALL).await;
+    let tenant = node.create_tenant(&env, "limits").await;
+    let pool = prost_reflect::DescriptorPool::decode(caseway_api::FILE_DESCRIPTOR_SET).unwrap();
+    let limit = pool
+        .get_extension_by_name("caseway.common.v1.limit")
+        .expect("the limit option");
+    let mut checked = 0;
+    for service in pool.services() {
+        for method in service.methods() {
+            let name = format!("{}/{}", service.full_name(), method.name());
+            let access = TABLE
+                .iter()
+                .find(|(m, _)| *m == name)
+                .map(|(_, a)| *a)
+                .expect("a rule");
+            let token = caller_of(&env, tenant, &access).unwrap_or_default();
+            for (path, length, items) in limited_fields(&method.input(), &limit, 2) {
+                let (request, named) = oversize(&method.input(), &path, length, items);
+                let status = call_raw(
+                    &node.channel,
+                    &format!("/{name}"),
+                    &token,
+                    request.encode_to_vec(),
+                )
+                .await
+                .unwrap_err();
+                assert_eq!(status.code(), Code::InvalidArgument, "{name} {named}");
+                assert_eq!(
+                    caseway_integration_tests::violated_fields(&status),
+                    vec![named.clone()],
+                    "{name}: {status:?}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    println!("{checked} request fields refused over their limits");
+    assert!(checked > 250);
+    node.shutdown().await;
+}
+
+/// The peak resident memory of this process (a test runs in a process of its own), in KiB.
+fn peak_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_200_kb_search_phrase_is_refused_without_work_and_memory_stays_put() {
+    use caseway_api::clients::v1 as clients_pb;
+    let env = TestEnv::new().await;
+    let node = env.start(&Target::ALL).await;
+    let tenant = node.create_tenant(&env, "phrase").await;
+    let worker = env.token(tenant, &[Role::Caseworker], &[]);
+    let mut clients = node.clients.clone();
+    let search = |name: String| clients_pb::SearchClientsRequest {
+        name,
+        ..Default::default()
+    };
+    // Forty thousand short words: read at every split, the old code kept gigabytes.
+    let phrase = "ab cd ".repeat(200 * 1024 / 6);
+    // A 200 KB request of another method first: what carrying a message that size costs
+    // (buffers that grow once and stay) is then paid, and only the phrase is measured.
+    for _ in 0..2 {
+        let _ = clients
+            .get_client(authed(
+                &worker,
+                clients_pb::GetClientRequest {
+                    id: phrase.clone(),
+                    ..Default::default()
+                },
+            ))
+            .await;
+    }
+    let before = peak_kib();
+    let started = Instant::now();
+    let status = clients
+        .search_clients(authed(&worker, search(phrase)))
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    let grown = peak_kib().saturating_sub(before);
+    println!("a 200 KB phrase was refused in {took:?}; peak memory grew {grown} KiB");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(
+        caseway_integration_tests::violated_fields(&status),
+        vec!["name"]
+    );
+    // The request itself is 200 KB and is decoded once; nothing grows with its words.
+    assert!(grown < 8 * 1024, "peak memory grew {grown} KiB");
+    // Within the length limit, a name of many words is refused before it is read.
+    let status = clients
+        .search_clients(authed(&worker, search("a b c d e f g".into())))
+        .await
+        .unwrap_err();
+    assert!(status.message().contains("at most 6 words"), "{status:?}");
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn quick_services_over_its_line_cap_is_refused_before_any_lookup() {
+    use caseway_api::records::v1 as records_pb;
+    let env = TestEnv::new().await;
+    let node = env.start(&Target::ALL).await;
+    let tenant = node.create_tenant(&env, "quick-cap").await;
+    let worker = env.token(tenant, &[Role::Caseworker], &[]);
+    let lookups = || async {
+        let (_, body) = http_get(node.metrics_addr(), "/metrics").await;
+        body.lines()
+            .filter(|l| {
+                l.starts_with("caseway_grpc_server_handled_total")
+                    && (l.contains("CatalogService/GetService\"")
+                        || l.contains("ClientsService/GetClient\""))
+            })
+            .filter_map(|l| l.rsplit_once(' ').and_then(|(_, n)| n.parse::<u64>().ok()))
+            .sum::<u64>()
+    };
+    let line = |n: usize| records_pb::QuickServiceLine {
+        service_id: Uuid::now_v7().to_string(),
+        units: format!("{}", n + 1),
+        ..Default::default()
+    };
+    let before = lookups().await;
+    let status = node
+        .records
+        .clone()
+        .record_quick_services(authed(
+            &worker,
+            records_pb::RecordQuickServicesRequest {
+                client_id: Uuid::now_v7().to_string(),
+                service_date: Some(caseway_integration_tests::date(2026, 3, 2)),
+                lines: (0..101).map(line).collect(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(
+        caseway_integration_tests::violated_fields(&status),
+        vec!["lines"]
+    );
+    // A request id the form cannot be retried under is refused before a line is prepared too.
+    let status = node
+        .records
+        .clone()
+        .record_quick_services(authed(
+            &worker,
+            records_pb::RecordQuickServicesRequest {
+                request_id: "not visible\u{7}".into(),
+                client_id: Uuid::now_v7().to_string(),
+                service_date: Some(caseway_integration_tests::date(2026, 3, 2)),
+                lines: (0..3).map(line).collect(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        caseway_integration_tests::violated_fields(&status),
+        vec!["request_id"]
+    );
+    assert_eq!(
+        lookups().await,
+        before,
+        "no catalog or client lookup was made"
+    );
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_server_bounds_message_size_and_how_long_a_call_runs() {
+    use caseway_api::tenancy::v1 as tenancy_pb;
+    use sqlx::Connection;
+    let env = TestEnv::new().await;
+    let mut config = env.config();
+    config.grpc_max_message_bytes = 64 * 1024;
+    config.grpc_max_call_duration = Duration::from_secs(1);
+    let node = env.start_with(config, &Target::ALL).await;
+    let tenant = node.create_tenant(&env, "server-limits").await;
+    let admin = env.token(tenant, &[Role::TenantAdmin], &[]);
+    let mut tenancy = node.tenancy.clone();
+    let status = tenancy
+        .create_organization(authed(
+            &admin,
+            tenancy_pb::CreateOrganizationRequest {
+                request_id: String::new(),
+                organization: Some(tenancy_pb::Organization {
+                    code: "BIG".into(),
+                    name: "x".repeat(100 * 1024),
+                    ..Default::default()
+                }),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+
+    // A call that would wait on a lock for as long as it is held ends at the server's bound.
+    let mut owner = env.db.owner().await;
+    let mut lock = owner.begin().await.unwrap();
+    sqlx::query("LOCK TABLE tenancy.organizations IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let status = tenancy
+        .list_organizations(authed(
+            &admin,
+            tenancy_pb::ListOrganizationsRequest::default(),
+        ))
+        .await
+        .unwrap_err();
+    println!("the held call ended after {:?}", started.elapsed());
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    lock.rollback().await.unwrap();
+    tenancy
+        .list_organizations(authed(
+            &admin,
+            tenancy_pb::ListOrganizationsRequest::default(),
+        ))
+        .await
+        .expect("the node serves on once the lock is gone");
+    node.shutdown().await;
+}

@@ -1,6 +1,8 @@
 //! The gRPC wire types of every Caseway service, generated from `proto/`. One crate, so the
 //! generated code compiles once and a client never depends on a server crate.
 
+pub mod limits;
+
 /// Encoded `FileDescriptorSet` of the whole proto tree, served by gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/caseway_descriptor.bin"));
@@ -57,3 +59,6 @@ pub mod caseway {
 }
 
 pub use caseway::{authorizations, catalog, clients, common, events, records, tenancy};
+
+// What measures each request against its field limits (see `limits`).
+include!(concat!(env!("OUT_DIR"), "/bounds.rs"));

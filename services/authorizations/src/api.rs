@@ -9,7 +9,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use caseway_api::authorizations::v1 as pb;
-use caseway_api::authorizations::v1::authorizations_internal_server::AuthorizationsInternal;
+use caseway_api::authorizations::v1::authorizations_internal_service_server::AuthorizationsInternalService;
 use caseway_api::authorizations::v1::authorizations_service_server::AuthorizationsService;
 use caseway_api::catalog::v1::CodeList;
 use caseway_api::events::v1::AuthorizationChanged;
@@ -31,7 +31,7 @@ use caseway_records::lookups::Lookups;
 use crate::SOURCE;
 use crate::domain::*;
 use crate::records::Records;
-use crate::recurrence::Rule;
+use crate::recurrence::{Rule, RuleError, check_period};
 use crate::store::{self, AuthorizationRow, ListFilter};
 
 pub struct AuthorizationsApi {
@@ -117,6 +117,22 @@ fn parse_plan(p: &pb::Authorization, v: &mut Violations) -> Plan {
         reason: p.reason.clone(),
         goals: p.goals.clone(),
     }
+}
+
+/// A rule's occurrences over a period; the walk of a period longer than a year runs off the
+/// async runtime, so it holds up no other call.
+async fn expand(
+    rule: &Rule,
+    begin: NaiveDate,
+    end: NaiveDate,
+) -> Result<std::result::Result<Vec<NaiveDate>, RuleError>> {
+    if (end - begin).num_days() <= 366 {
+        return Ok(rule.occurrences(begin, end));
+    }
+    let rule = rule.clone();
+    tokio::task::spawn_blocking(move || rule.occurrences(begin, end))
+        .await
+        .map_err(Error::internal)
 }
 
 /// The fund pays for the service over the whole period.
@@ -336,6 +352,8 @@ impl AuthorizationsApi {
         };
         if end < begin {
             v.add("authorization.end_date", "must not be before begin_date");
+        } else if let Err(error) = check_period(begin, end) {
+            v.add("authorization.end_date", error.0);
         }
         if let (Some(service), Some(grant_id)) = (&service, plan.grant_id) {
             match self.lookups.grant(auth, tenant, grant_id).await? {
@@ -382,20 +400,21 @@ impl AuthorizationsApi {
             );
         }
         let value = unit_value(plan.unit_value, &service, "authorization.unit_value", v);
-        let occurrences = match (&plan.recurrence, end >= begin) {
-            (Some(rule), true) => match rule.occurrences(begin, end) {
-                Ok(dates) => dates,
-                Err(error) => {
-                    v.add("authorization.recurrence", error.0);
-                    Vec::new()
-                }
-            },
-            _ => Vec::new(),
-        };
         let (Some(units_per_occurrence), Some(rule), Some(grant_id)) =
             (plan.units_per_occurrence, &plan.recurrence, plan.grant_id)
         else {
             return Ok(None);
+        };
+        // The rule is expanded last, once every cheap check has passed.
+        if !v.is_empty() {
+            return Ok(None);
+        }
+        let occurrences = match expand(rule, begin, end).await? {
+            Ok(dates) => dates,
+            Err(error) => {
+                v.add("authorization.recurrence", error.0);
+                return Ok(None);
+            }
         };
         let (authorized_units, authorized_value) =
             authorized(occurrences.len(), units_per_occurrence, value);
@@ -902,7 +921,7 @@ impl AuthorizationsService for AuthorizationsApi {
 
 /// The internal methods the records service holds and gives back units with.
 #[tonic::async_trait]
-impl AuthorizationsInternal for AuthorizationsApi {
+impl AuthorizationsInternalService for AuthorizationsApi {
     async fn reserve_units(
         &self,
         request: Request<pb::ReserveUnitsRequest>,

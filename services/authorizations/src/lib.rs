@@ -12,7 +12,7 @@ pub mod worker;
 use std::sync::Arc;
 use std::time::Duration;
 
-use caseway_api::authorizations::v1::authorizations_internal_server::AuthorizationsInternalServer;
+use caseway_api::authorizations::v1::authorizations_internal_service_server::AuthorizationsInternalServiceServer;
 use caseway_api::authorizations::v1::authorizations_service_server::AuthorizationsServiceServer;
 use caseway_platform::server::{NodeBuilder, Platform};
 use caseway_records::lookups::Lookups;
@@ -47,8 +47,14 @@ pub fn register(
         lookups,
         records.clone(),
     ));
-    node.add_service(AuthorizationsServiceServer::from_arc(api.clone()));
-    node.add_service(AuthorizationsInternalServer::from_arc(api));
+    node.add_service(
+        AuthorizationsServiceServer::from_arc(api.clone())
+            .max_decoding_message_size(platform.config.grpc_max_message_bytes),
+    );
+    node.add_service(
+        AuthorizationsInternalServiceServer::from_arc(api)
+            .max_decoding_message_size(platform.config.grpc_max_message_bytes),
+    );
     events::follow_records(platform, node);
     worker::add(
         platform,

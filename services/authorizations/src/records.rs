@@ -14,14 +14,14 @@ use tonic::transport::Channel;
 use uuid::Uuid;
 
 use caseway_api::records::v1::GetRecordDrawRequest;
-use caseway_api::records::v1::records_internal_client::RecordsInternalClient;
+use caseway_api::records::v1::records_internal_service_client::RecordsInternalServiceClient;
 use caseway_platform::TenantId;
 use caseway_platform::access::READ_RECORD_DRAWS;
 use caseway_platform::auth::ServiceIdentity;
 use caseway_platform::error::{Error, Result};
 
 pub struct Records {
-    client: RecordsInternalClient<Channel>,
+    client: RecordsInternalServiceClient<Channel>,
     identity: Arc<ServiceIdentity>,
 }
 
@@ -32,7 +32,7 @@ impl Records {
     pub fn new(endpoint: &str, identity: Arc<ServiceIdentity>) -> anyhow::Result<Self> {
         let channel = Channel::from_shared(endpoint.to_string())?.connect_lazy();
         Ok(Records {
-            client: RecordsInternalClient::new(channel),
+            client: RecordsInternalServiceClient::new(channel),
             identity,
         })
     }

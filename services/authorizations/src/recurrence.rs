@@ -16,6 +16,12 @@ use chrono::{Datelike, Days, NaiveDate, Weekday};
 
 /// The most occurrences one authorization may plan (ten years of daily services).
 pub const MAX_OCCURRENCES: usize = 3660;
+/// The longest rule text, in characters: a rule of every supported part with every value
+/// fits in it.
+pub const MAX_RULE_LENGTH: usize = 256;
+/// The longest period an authorization may span, in days (about ten years): expansion walks
+/// the period day by day, so this bounds its work.
+pub const MAX_PERIOD_DAYS: i64 = 3660;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Frequency {
@@ -137,6 +143,29 @@ fn parse_until(value: &str) -> Result<NaiveDate, RuleError> {
     }
 }
 
+/// The first value a list names twice.
+fn repeated<T: PartialEq + Copy>(values: &[T]) -> Option<T> {
+    values
+        .iter()
+        .enumerate()
+        .find(|(i, v)| values[..*i].contains(v))
+        .map(|(_, v)| *v)
+}
+
+/// Refuses a period that ends before it begins or spans more than [`MAX_PERIOD_DAYS`].
+pub fn check_period(begin: NaiveDate, end: NaiveDate) -> Result<(), RuleError> {
+    if end < begin {
+        return refuse("the period ends before it begins");
+    }
+    if (end - begin).num_days() >= MAX_PERIOD_DAYS {
+        return refuse(format!(
+            "the period spans more than {MAX_PERIOD_DAYS} days (about ten years); split the \
+             authorization"
+        ));
+    }
+    Ok(())
+}
+
 fn positive(name: &str, value: &str, max: u32) -> Result<u32, RuleError> {
     match value.parse::<u32>() {
         Ok(n) if (1..=max).contains(&n) => Ok(n),
@@ -154,6 +183,9 @@ impl Rule {
         };
         if text.is_empty() {
             return refuse("is empty; a rule starts with FREQ=DAILY, WEEKLY or MONTHLY");
+        }
+        if text.len() > MAX_RULE_LENGTH {
+            return refuse(format!("has more than {MAX_RULE_LENGTH} characters"));
         }
         if !text.is_ascii() {
             return refuse(
@@ -206,6 +238,13 @@ impl Rule {
                         .split(',')
                         .map(parse_by_day)
                         .collect::<Result<Vec<_>, _>>()?;
+                    if let Some(twice) = repeated(&days) {
+                        return refuse(format!(
+                            "BYDAY lists {}{} twice",
+                            twice.position.map(|p| p.to_string()).unwrap_or_default(),
+                            weekday_code(twice.weekday)
+                        ));
+                    }
                     by_day.replace(days).is_some()
                 }
                 "BYMONTHDAY" => {
@@ -218,6 +257,9 @@ impl Rule {
                             )),
                         })
                         .collect::<Result<Vec<_>, _>>()?;
+                    if let Some(twice) = repeated(&days) {
+                        return refuse(format!("BYMONTHDAY lists {twice} twice"));
+                    }
                     by_month_day.replace(days).is_some()
                 }
                 "BYSETPOS" | "BYWEEKNO" | "BYYEARDAY" | "BYMONTH" | "BYHOUR" | "BYMINUTE"
@@ -305,17 +347,16 @@ impl Rule {
         parts.join(";")
     }
 
-    /// The dates of the occurrences from `begin` to `end` (both included). Refused when UNTIL
-    /// is after `end`, when COUNT occurrences do not fit in the period, when nothing occurs, or
-    /// when more than [`MAX_OCCURRENCES`] would.
+    /// The dates of the occurrences from `begin` to `end` (both included). Refused when the
+    /// period is longer than [`MAX_PERIOD_DAYS`], when UNTIL is after `end`, when COUNT
+    /// occurrences do not fit in the period, when nothing occurs, or when more than
+    /// [`MAX_OCCURRENCES`] would.
     pub fn occurrences(
         &self,
         begin: NaiveDate,
         end: NaiveDate,
     ) -> Result<Vec<NaiveDate>, RuleError> {
-        if end < begin {
-            return refuse("the period ends before it begins");
-        }
+        check_period(begin, end)?;
         let last = match self.end {
             End::Until(until) if until > end => {
                 return refuse(format!(
@@ -737,6 +778,30 @@ mod tests {
         assert_eq!(
             Rule::parse("rrule:freq=weekly;byday=mo").map(|r| r.to_text()),
             Ok("FREQ=WEEKLY;BYDAY=MO".to_string())
+        );
+    }
+
+    #[test]
+    fn duplicates_long_rules_and_long_periods_are_refused_before_any_expansion() {
+        let (begin, end) = (d(2026, 3, 2), d(2026, 6, 30));
+        assert!(refused("FREQ=WEEKLY;BYDAY=MO,TH,MO", begin, end).contains("MO twice"));
+        assert!(refused("FREQ=MONTHLY;BYDAY=2TU,2TU", begin, end).contains("2TU twice"));
+        assert!(refused("FREQ=MONTHLY;BYMONTHDAY=1,15,1", begin, end).contains("1 twice"));
+        assert!(refused("FREQ=WEEKLY;FREQ=WEEKLY", begin, end).contains("twice"));
+        let long = format!("FREQ=WEEKLY;BYDAY={}", vec!["MO"; 200].join(","));
+        assert!(refused(&long, begin, end).contains("characters"));
+        // A period of centuries is refused without walking it.
+        let rule = Rule::parse("FREQ=DAILY").unwrap();
+        let error = rule
+            .occurrences(d(2026, 1, 1), d(9999, 12, 31))
+            .unwrap_err();
+        assert!(error.0.contains("3660 days"), "{error}");
+        // Ten years of daily services fit.
+        assert_eq!(
+            rule.occurrences(d(2026, 1, 1), d(2035, 12, 31))
+                .unwrap()
+                .len(),
+            3652
         );
     }
 }

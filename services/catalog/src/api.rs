@@ -8,7 +8,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use caseway_api::catalog::v1 as pb;
-use caseway_api::catalog::v1::catalog_internal_server::CatalogInternal;
+use caseway_api::catalog::v1::catalog_internal_service_server::CatalogInternalService;
 use caseway_api::catalog::v1::catalog_service_server::CatalogService;
 use caseway_api::common::v1::LifecycleState;
 use caseway_api::tenancy::v1::ListOrganizationsRequest;
@@ -1218,7 +1218,7 @@ impl CatalogInternalApi {
 }
 
 #[tonic::async_trait]
-impl CatalogInternal for CatalogInternalApi {
+impl CatalogInternalService for CatalogInternalApi {
     async fn list_service_restrictions(
         &self,
         request: Request<pb::ListServiceRestrictionsRequest>,

@@ -9,7 +9,7 @@ pub mod store;
 
 use std::sync::Arc;
 
-use caseway_api::catalog::v1::catalog_internal_server::CatalogInternalServer;
+use caseway_api::catalog::v1::catalog_internal_service_server::CatalogInternalServiceServer;
 use caseway_api::catalog::v1::catalog_service_server::CatalogServiceServer;
 use caseway_platform::server::{NodeBuilder, Platform};
 
@@ -27,10 +27,14 @@ pub fn register(
     let cache = Arc::new(cache::ServiceCache::new());
     let catalog = Catalog::new(platform.db.clone(), cache.clone());
     let api = api::CatalogApi::new(platform.clone(), catalog, tenancy_endpoint)?;
-    node.add_service(CatalogServiceServer::new(api));
-    node.add_service(CatalogInternalServer::new(api::CatalogInternalApi::new(
-        platform.clone(),
-    )));
+    node.add_service(
+        CatalogServiceServer::new(api)
+            .max_decoding_message_size(platform.config.grpc_max_message_bytes),
+    );
+    node.add_service(
+        CatalogInternalServiceServer::new(api::CatalogInternalApi::new(platform.clone()))
+            .max_decoding_message_size(platform.config.grpc_max_message_bytes),
+    );
     let bus = platform.bus.clone();
     node.add_worker("service-cache", move |token| {
         cache.follow_events(bus, cache::service_changes(), token)

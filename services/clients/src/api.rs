@@ -659,15 +659,28 @@ impl ClientsService for ClientsApi {
         let limit = validate::page_size(message.page_size)?;
         let mut v = Violations::new();
         let name = message.name.trim();
+        // The edge refused a name over 200 characters; a name is read only once it passed
+        // every check, since each split between words is one more reading to look up.
         let name_query = if name.is_empty() {
             None
         } else {
+            let before = v.fields().len();
             v.text("name", name, 2, 200);
-            let parsed = NameQuery::parse(name);
-            if parsed.is_none() {
-                v.add("name", "must hold at least one letter or digit");
+            if store::name_words(name) > store::MAX_NAME_WORDS {
+                v.add(
+                    "name",
+                    format!("must have at most {} words", store::MAX_NAME_WORDS),
+                );
             }
-            parsed
+            if v.fields().len() > before {
+                None
+            } else {
+                let parsed = NameQuery::parse(name);
+                if parsed.is_none() {
+                    v.add("name", "must hold at least one letter or digit");
+                }
+                parsed
+            }
         };
         let birth_date = validate::date(&mut v, "birth_date", message.birth_date.as_ref(), false);
         let digits: String = message

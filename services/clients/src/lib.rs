@@ -33,18 +33,25 @@ pub fn register(
 ) -> anyhow::Result<()> {
     let cipher = PiiCipher::from_file(&platform.config.pii_keys_file)
         .context("the clients target needs CASEWAY_PII_KEYS_FILE")?;
-    node.add_service(ClientsServiceServer::new(api::ClientsApi::new(
-        platform.clone(),
-        Arc::new(cipher),
-        catalog_endpoint,
-    )?));
-    node.add_service(AssessmentsServiceServer::new(
-        assessments::AssessmentsApi::new(platform.clone()),
-    ));
-    node.add_service(BarriersServiceServer::new(barriers::BarriersApi::new(
-        platform.clone(),
-        catalog_endpoint,
-    )?));
+    node.add_service(
+        ClientsServiceServer::new(api::ClientsApi::new(
+            platform.clone(),
+            Arc::new(cipher),
+            catalog_endpoint,
+        )?)
+        .max_decoding_message_size(platform.config.grpc_max_message_bytes),
+    );
+    node.add_service(
+        AssessmentsServiceServer::new(assessments::AssessmentsApi::new(platform.clone()))
+            .max_decoding_message_size(platform.config.grpc_max_message_bytes),
+    );
+    node.add_service(
+        BarriersServiceServer::new(barriers::BarriersApi::new(
+            platform.clone(),
+            catalog_endpoint,
+        )?)
+        .max_decoding_message_size(platform.config.grpc_max_message_bytes),
+    );
     Ok(())
 }
 

@@ -209,8 +209,20 @@ pub struct NameQuery {
     pub single_least: Vec<f64>,
 }
 
+/// The most words a searched name may have: every split between two words is one more
+/// reading ("first last" both ways), each looked up by trigrams and one-edit variants.
+pub const MAX_NAME_WORDS: usize = 6;
+
+/// How many words a searched name has.
+pub fn name_words(text: &str) -> usize {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .count()
+}
+
 impl NameQuery {
-    /// "john smith", "smith, john", "mary ann smith", "smith".
+    /// "john smith", "smith, john", "mary ann smith", "smith". The caller bounds the words
+    /// ([`MAX_NAME_WORDS`]).
     pub fn parse(text: &str) -> Option<NameQuery> {
         fn words(text: &str) -> Vec<String> {
             text.split(|c: char| !c.is_alphanumeric())

@@ -16,6 +16,19 @@ pub struct Config {
     pub grpc_listen: SocketAddr,
     /// Where `/metrics`, `/healthz` and `/readyz` are served (`CASEWAY_METRICS_LISTEN`).
     pub metrics_listen: SocketAddr,
+    /// The largest request message the server decodes, in bytes
+    /// (`CASEWAY_GRPC_MAX_MESSAGE_BYTES`); a larger one is refused OUT_OF_RANGE.
+    pub grpc_max_message_bytes: usize,
+    /// Concurrent calls (HTTP/2 streams) one connection may have open
+    /// (`CASEWAY_GRPC_MAX_CONCURRENT_STREAMS`).
+    pub grpc_max_concurrent_streams: u32,
+    /// The largest header list (metadata) a call may send, in bytes
+    /// (`CASEWAY_GRPC_MAX_HEADER_BYTES`).
+    pub grpc_max_header_bytes: u32,
+    /// The longest a call may run, whatever deadline the caller set; past it the call ends
+    /// DEADLINE_EXCEEDED (`CASEWAY_GRPC_MAX_CALL_SECONDS`).
+    #[serde(with = "seconds")]
+    pub grpc_max_call_duration: Duration,
     /// Connection for the services: a role that owns no table and has no BYPASSRLS
     /// (`CASEWAY_DATABASE_URL`).
     pub database_url: String,
@@ -97,6 +110,10 @@ impl Default for Config {
         Config {
             grpc_listen: "127.0.0.1:50051".parse().expect("valid address"),
             metrics_listen: "127.0.0.1:9464".parse().expect("valid address"),
+            grpc_max_message_bytes: 4 * 1024 * 1024,
+            grpc_max_concurrent_streams: 256,
+            grpc_max_header_bytes: 16 * 1024,
+            grpc_max_call_duration: Duration::from_secs(30),
             database_url: "postgres://caseway_app@127.0.0.1:5432/caseway".into(),
             migration_database_url: "postgres://postgres@127.0.0.1:5432/caseway".into(),
             database_max_connections: 16,
@@ -189,6 +206,19 @@ impl Config {
         }
         if let Some(v) = var("CASEWAY_METRICS_LISTEN") {
             self.metrics_listen = parse("CASEWAY_METRICS_LISTEN", &v)?;
+        }
+        if let Some(v) = var("CASEWAY_GRPC_MAX_MESSAGE_BYTES") {
+            self.grpc_max_message_bytes = parse("CASEWAY_GRPC_MAX_MESSAGE_BYTES", &v)?;
+        }
+        if let Some(v) = var("CASEWAY_GRPC_MAX_CONCURRENT_STREAMS") {
+            self.grpc_max_concurrent_streams = parse("CASEWAY_GRPC_MAX_CONCURRENT_STREAMS", &v)?;
+        }
+        if let Some(v) = var("CASEWAY_GRPC_MAX_HEADER_BYTES") {
+            self.grpc_max_header_bytes = parse("CASEWAY_GRPC_MAX_HEADER_BYTES", &v)?;
+        }
+        if let Some(v) = var("CASEWAY_GRPC_MAX_CALL_SECONDS") {
+            self.grpc_max_call_duration =
+                Duration::from_secs(parse("CASEWAY_GRPC_MAX_CALL_SECONDS", &v)?);
         }
         if let Some(v) = var("CASEWAY_DATABASE_URL") {
             self.database_url = v;

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use http::{Request, Response};
@@ -25,6 +25,8 @@ use crate::tenant_status::TenantStatusCache;
 #[derive(Clone)]
 pub struct GatewayLayer {
     methods: Arc<Methods>,
+    /// The longest a call may run, whatever deadline its caller set.
+    max_call: Duration,
     verifier: Arc<TokenVerifier>,
     tenants: Arc<TenantStatusCache>,
     limiter: Arc<RateLimiter>,
@@ -34,6 +36,7 @@ pub struct GatewayLayer {
 impl GatewayLayer {
     pub fn new(
         methods: Arc<Methods>,
+        max_call: Duration,
         verifier: Arc<TokenVerifier>,
         tenants: Arc<TenantStatusCache>,
         limiter: Arc<RateLimiter>,
@@ -41,6 +44,7 @@ impl GatewayLayer {
     ) -> Self {
         GatewayLayer {
             methods,
+            max_call,
             verifier,
             tenants,
             limiter,
@@ -130,7 +134,18 @@ where
                         match Self::authorize(&layer, request.headers(), access).await {
                             Ok(principal) => {
                                 request.extensions_mut().insert(principal);
-                                inner.call(request).await?
+                                // The call's future is dropped at the bound: its transaction
+                                // rolls back, nothing half-written stays.
+                                match tokio::time::timeout(layer.max_call, inner.call(request))
+                                    .await
+                                {
+                                    Ok(response) => response?,
+                                    Err(_) => tonic::Status::deadline_exceeded(format!(
+                                        "the call ran past the longest this server allows ({} s)",
+                                        layer.max_call.as_secs_f64()
+                                    ))
+                                    .into_http(),
+                                }
                             }
                             Err(error) => tonic::Status::from(error).into_http(),
                         }

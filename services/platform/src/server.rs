@@ -120,6 +120,22 @@ impl Platform {
     }
 }
 
+/// The explicit limits of the gRPC server (see the configuration for each; the gateway layer
+/// bounds how long a call runs, and each service how large a message it decodes).
+struct ServerLimits {
+    max_concurrent_streams: u32,
+    max_header_bytes: u32,
+}
+
+impl ServerLimits {
+    fn of(config: &Config) -> Self {
+        ServerLimits {
+            max_concurrent_streams: config.grpc_max_concurrent_streams,
+            max_header_bytes: config.grpc_max_header_bytes,
+        }
+    }
+}
+
 type WorkerFn = Box<dyn FnOnce(CancellationToken) -> BoxFuture<'static, ()> + Send>;
 
 /// The services and workers of one process, gathered from its targets.
@@ -262,6 +278,7 @@ pub async fn start(
 
     let layer = GatewayLayer::new(
         Arc::new(Methods::of_services(&node.health_names)),
+        platform.config.grpc_max_call_duration,
         platform.verifier.clone(),
         platform.tenants.clone(),
         platform.limiter.clone(),
@@ -287,8 +304,11 @@ pub async fn start(
     let incoming =
         tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true));
     let grace = platform.config.shutdown_grace;
+    let limits = ServerLimits::of(&platform.config);
     let handle = tokio::spawn(async move {
         let served = tonic::transport::Server::builder()
+            .max_concurrent_streams(limits.max_concurrent_streams)
+            .http2_max_header_list_size(limits.max_header_bytes)
             .layer(layer)
             .add_routes(routes)
             .serve_with_incoming_shutdown(incoming, signal)

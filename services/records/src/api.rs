@@ -11,7 +11,7 @@ use uuid::Uuid;
 use caseway_api::catalog::v1::CodeList;
 use caseway_api::events::v1::ServiceRecordChanged;
 use caseway_api::records::v1 as pb;
-use caseway_api::records::v1::records_internal_server::RecordsInternal;
+use caseway_api::records::v1::records_internal_service_server::RecordsInternalService;
 use caseway_api::records::v1::records_service_server::RecordsService;
 use caseway_platform::audit::{self, AuditEntry};
 use caseway_platform::auth::{Authorization, Principal, Role, authorization_of, principal};
@@ -644,9 +644,9 @@ impl RecordsService for RecordsApi {
         if message.lines.is_empty() {
             v.add("lines", "must have at least one service");
         }
-        if message.lines.len() > 100 {
-            v.add("lines", "must have at most 100 services");
-        }
+        // The cheap checks decide before any line is prepared (the edge already refused more
+        // lines than the proto allows): a form that fails them costs no lookup.
+        std::mem::take(&mut v).finish()?;
         let mut rows = Vec::with_capacity(message.lines.len());
         for (index, line) in message.lines.iter().enumerate() {
             let form = pb::ServiceRecord {
@@ -731,9 +731,6 @@ impl RecordsService for RecordsApi {
         v.request_id(&message.request_id);
         if message.attendees.is_empty() {
             v.add("attendees", "must have at least one client");
-        }
-        if message.attendees.len() > 1000 {
-            v.add("attendees", "must have at most 1000 clients");
         }
         if !template.authorization_id.is_empty() {
             v.add(
@@ -1227,7 +1224,7 @@ impl RecordsInternalApi {
 }
 
 #[tonic::async_trait]
-impl RecordsInternal for RecordsInternalApi {
+impl RecordsInternalService for RecordsInternalApi {
     async fn get_record_draw(
         &self,
         request: Request<pb::GetRecordDrawRequest>,

@@ -12,7 +12,7 @@ use tonic_types::StatusExt;
 use uuid::Uuid;
 
 use caseway_api::authorizations::v1 as pb;
-use caseway_api::authorizations::v1::authorizations_internal_client::AuthorizationsInternalClient;
+use caseway_api::authorizations::v1::authorizations_internal_service_client::AuthorizationsInternalServiceClient;
 use caseway_platform::TenantId;
 use caseway_platform::access::HOLD_UNITS;
 use caseway_platform::auth::ServiceIdentity;
@@ -31,7 +31,7 @@ pub struct Hold {
 }
 
 pub struct Authorizations {
-    client: AuthorizationsInternalClient<Channel>,
+    client: AuthorizationsInternalServiceClient<Channel>,
     identity: Arc<ServiceIdentity>,
 }
 
@@ -59,7 +59,7 @@ impl Authorizations {
     pub fn new(endpoint: &str, identity: Arc<ServiceIdentity>) -> anyhow::Result<Self> {
         let channel = Channel::from_shared(endpoint.to_string())?.connect_lazy();
         Ok(Authorizations {
-            client: AuthorizationsInternalClient::new(channel),
+            client: AuthorizationsInternalServiceClient::new(channel),
             identity,
         })
     }

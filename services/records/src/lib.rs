@@ -9,7 +9,7 @@ pub mod store;
 
 use std::sync::Arc;
 
-use caseway_api::records::v1::records_internal_server::RecordsInternalServer;
+use caseway_api::records::v1::records_internal_service_server::RecordsInternalServiceServer;
 use caseway_api::records::v1::records_service_server::RecordsServiceServer;
 use caseway_platform::server::{NodeBuilder, Platform};
 
@@ -27,13 +27,17 @@ pub fn register(
 ) -> anyhow::Result<()> {
     let lookups = Arc::new(lookups::Lookups::new(catalog_endpoint, clients_endpoint)?);
     lookups.follow_events(&platform.bus, node);
-    node.add_service(RecordsServiceServer::new(api::RecordsApi::new(
-        platform.clone(),
-        lookups,
-        authorizations_endpoint,
-    )?));
-    node.add_service(RecordsInternalServer::new(api::RecordsInternalApi::new(
-        platform.clone(),
-    )));
+    node.add_service(
+        RecordsServiceServer::new(api::RecordsApi::new(
+            platform.clone(),
+            lookups,
+            authorizations_endpoint,
+        )?)
+        .max_decoding_message_size(platform.config.grpc_max_message_bytes),
+    );
+    node.add_service(
+        RecordsInternalServiceServer::new(api::RecordsInternalApi::new(platform.clone()))
+            .max_decoding_message_size(platform.config.grpc_max_message_bytes),
+    );
     Ok(())
 }

@@ -18,8 +18,8 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/
 /// Adds the tenancy service to a node.
 pub fn register(platform: &Arc<Platform>, node: &mut NodeBuilder) {
     let tenancy = Tenancy::new(platform.db.clone(), platform.tenants.clone());
-    node.add_service(TenancyServiceServer::new(api::TenancyApi::new(
-        platform.clone(),
-        tenancy,
-    )));
+    node.add_service(
+        TenancyServiceServer::new(api::TenancyApi::new(platform.clone(), tenancy))
+            .max_decoding_message_size(platform.config.grpc_max_message_bytes),
+    );
 }
