@@ -503,7 +503,7 @@ async fn the_workflow_separates_duties_and_allows_edits_only_while_pending() {
     assert!(
         status
             .message()
-            .contains("must not be the person who requested")
+            .contains("must not be a person who requested or changed its plan")
     );
     let status = api
         .deny_authorization(authed(
@@ -1647,5 +1647,59 @@ async fn recurrences_are_bounded_and_expanded_only_once_every_other_check_passed
     let (fields, message) = refused(plan).await;
     assert_eq!(fields, ["authorization.recurrence"]);
     assert!(message.contains("COUNT=50 does not fit"), "{message}");
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn whoever_changed_a_plan_may_not_approve_it() {
+    let env = TestEnv::new().await;
+    let node = env.start(&caseway::Target::ALL).await;
+    let f = fixture(&env, &node, "auth-editor").await;
+    let mut api = node.authorizations.clone();
+    // Requested by case worker ana; supervisor cy then raises the units and the days.
+    let created = create(&node, &f.worker, f.plan("FREQ=WEEKLY;BYDAY=MO", "1"))
+        .await
+        .unwrap();
+    let edited = api
+        .update_authorization(authed(
+            &f.cy,
+            pb::UpdateAuthorizationRequest {
+                authorization: Some(pb::Authorization {
+                    id: created.id.clone(),
+                    etag: created.etag.clone(),
+                    units_per_occurrence: "4".into(),
+                    recurrence: "FREQ=DAILY".into(),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["units_per_occurrence".into(), "recurrence".into()],
+                }),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .authorization
+        .unwrap();
+    // cy may neither approve nor deny what cy changed.
+    let status = approve(&node, &f.cy, &edited.id).await.unwrap_err();
+    assert_eq!(rule_of(&status), "separation_of_duties");
+    assert!(status.message().contains("ana, cy"), "{status:?}");
+    let status = api
+        .deny_authorization(authed(
+            &f.cy,
+            pb::DenyAuthorizationRequest {
+                id: edited.id.clone(),
+                etag: String::new(),
+                reason: "no".into(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(rule_of(&status), "separation_of_duties");
+    // bo, who had no hand in it, may.
+    let approved = approve(&node, &f.bo, &edited.id).await.unwrap();
+    assert_eq!(approved.status, pb::AuthorizationStatus::Approved as i32);
+    assert_eq!(approved.authorized_units, edited.authorized_units);
     node.shutdown().await;
 }

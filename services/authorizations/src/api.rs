@@ -488,7 +488,22 @@ impl AuthorizationsApi {
             .apply(status_of(&row))
             .map_err(|e| Error::precondition("authorization_status", subject.clone(), e))?;
         if transition.needs_second_person() {
-            check_second_person(&row.requested_by, &caller.principal.user_id)
+            // Everyone who had a hand in the plan, from the audit trail written with each
+            // change (the requester is there too).
+            let mut planners = audit::actors(
+                &mut tx,
+                "authorization",
+                id,
+                &[
+                    "authorizations.authorization.requested",
+                    "authorizations.authorization.updated",
+                ],
+            )
+            .await?;
+            if !planners.contains(&row.requested_by) {
+                planners.push(row.requested_by.clone());
+            }
+            check_second_person(&planners, &caller.principal.user_id)
                 .map_err(|e| Error::precondition("separation_of_duties", subject.clone(), e))?;
         }
         let stored = store::set_status(

@@ -113,12 +113,15 @@ pub fn check_editable(status: AuthorizationStatus) -> Result<(), String> {
 }
 
 /// The person who requested an authorization does not decide it.
-pub fn check_second_person(requested_by: &str, decider: &str) -> Result<(), String> {
-    if requested_by == decider {
-        Err(
-            "the supervisor who decides an authorization must not be the person who requested it"
-                .into(),
-        )
+/// Separation of duties: whoever requested the plan or changed it since may not decide it.
+/// `planners` are those people (the requester among them).
+pub fn check_second_person(planners: &[String], decider: &str) -> Result<(), String> {
+    if planners.iter().any(|p| p == decider) {
+        Err(format!(
+            "the supervisor who decides an authorization must not be a person who requested \
+             or changed its plan ({})",
+            planners.join(", ")
+        ))
     } else {
         Ok(())
     }
@@ -419,8 +422,10 @@ mod tests {
         }
         assert!(check_editable(Pending).is_ok());
         assert!(check_editable(Approved).unwrap_err().contains("Approved"));
-        assert!(check_second_person("ana", "ana").is_err());
-        assert!(check_second_person("ana", "bo").is_ok());
+        let planners = ["ana".to_string(), "bo".to_string()];
+        assert!(check_second_person(&planners, "ana").is_err());
+        assert!(check_second_person(&planners, "bo").is_err());
+        assert!(check_second_person(&planners, "cy").is_ok());
     }
 
     fn at(units: &str, version: i64, attempt: Uuid) -> HoldRequest {

@@ -92,3 +92,22 @@ pub async fn history(
     .fetch_all(tx.conn())
     .await?)
 }
+
+/// Who did any of `actions` to a resource (each person once): separation of duties asks who
+/// had a hand in what is about to be decided.
+pub async fn actors(
+    tx: &mut impl Scoped,
+    resource_type: &str,
+    resource_id: Uuid,
+    actions: &[&str],
+) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT DISTINCT actor FROM platform.audit_log \
+         WHERE resource_type = $1 AND resource_id = $2 AND action = ANY($3) ORDER BY actor",
+    )
+    .bind(resource_type)
+    .bind(resource_id)
+    .bind(actions)
+    .fetch_all(tx.conn())
+    .await?)
+}
