@@ -250,13 +250,14 @@ async fn search_tolerates_typos_and_matches_ssn_and_birth_date() {
     .await
     .unwrap();
     assert_eq!(by_last4.len(), 2);
-    let by_ssn = search(pb::SearchClientsRequest {
+    // The whole number takes the permission that shows it (see the SSN search test).
+    let status = search(pb::SearchClientsRequest {
         ssn: "123456789".into(),
         ..Default::default()
     })
     .await
-    .unwrap();
-    assert_eq!(by_ssn, ["Smith"]);
+    .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
     let by_birth = search(pb::SearchClientsRequest {
         birth_date: Some(date(1975, 6, 1)),
         ..Default::default()
@@ -1176,4 +1177,129 @@ async fn every_kind_of_client_change_is_published() {
     ];
     expected.sort();
     assert_eq!(seen, expected);
+}
+
+#[tokio::test]
+async fn whole_ssn_search_takes_the_permission_is_audited_and_cannot_guess_numbers() {
+    use tonic_types::StatusExt;
+    let env = TestEnv::new().await;
+    let mut config = env.config();
+    config.ssn_search_misses_per_hour = 3;
+    let node = env.start_with(config, &caseway::Target::ALL).await;
+    let (tenant, worker) = setup(&env, &node, "ssn-search").await;
+    let smith = create(
+        &node,
+        &worker,
+        client("John", "Smith", "123-45-6789", (1975, 6, 1)),
+    )
+    .await
+    .unwrap();
+    let reader = |user: &str| {
+        env.issuer
+            .issue_with_permissions(
+                user,
+                Some(tenant),
+                &[Role::Caseworker],
+                &[],
+                &["clients.read_ssn"],
+                chrono::Duration::hours(1),
+            )
+            .unwrap()
+    };
+    let (ana, bo) = (reader("ana"), reader("bo"));
+    let search = |token: &str, ssn: &str| {
+        let mut clients = node.clients.clone();
+        let request = authed(
+            token,
+            pb::SearchClientsRequest {
+                ssn: ssn.into(),
+                ..Default::default()
+            },
+        );
+        async move {
+            clients
+                .search_clients(request)
+                .await
+                .map(|r| r.into_inner().matches.len())
+        }
+    };
+    // Without the permission, the whole number is no way in; the last four still are.
+    let status = search(&worker, "123-45-6789").await.unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    assert_eq!(search(&worker, "6789").await.unwrap(), 1);
+    // With it, a hit, then misses up to the limit, then no more searches for that user.
+    assert_eq!(search(&ana, "123456789").await.unwrap(), 1);
+    for guess in ["111223333", "111223334", "111223335"] {
+        assert_eq!(search(&ana, guess).await.unwrap(), 0);
+    }
+    let status = search(&ana, "123456789").await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    let retry = status.get_details_retry_info().expect("RetryInfo");
+    assert!(retry.retry_delay.is_some_and(|d| d.as_secs() <= 3600));
+    // Another user has a budget of their own.
+    assert_eq!(search(&bo, "123456789").await.unwrap(), 1);
+    // Every whole-SSN search is audited, misses too; the client found sees it in its history.
+    let mut owner = env.db.owner().await;
+    let searches: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM platform.audit_log WHERE tenant_id = $1 AND action = 'clients.ssn_search'",
+    )
+    .bind(tenant.as_uuid())
+    .fetch_one(&mut owner)
+    .await
+    .unwrap();
+    assert_eq!(searches, 5, "two hits and three misses");
+    let history = node
+        .clients
+        .clone()
+        .list_client_history(authed(
+            &worker,
+            pb::ListClientHistoryRequest {
+                client_id: smith.id.clone(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let found_by: Vec<_> = history
+        .entries
+        .iter()
+        .filter(|e| e.action == "clients.client.ssn_search")
+        .map(|e| e.actor.as_str())
+        .collect();
+    assert_eq!(found_by, ["bo", "ana"]);
+    node.shutdown().await;
+
+    // With Redis out of reach the limit cannot be counted, and whole-SSN search is refused.
+    let mut config = env.config();
+    config.redis_url = "redis://127.0.0.1:1".into();
+    let node = env.start_with(config, &caseway::Target::ALL).await;
+    let mut clients = node.clients.clone();
+    let status = clients
+        .search_clients(authed(
+            &bo,
+            pb::SearchClientsRequest {
+                ssn: "123456789".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    let by_name = clients
+        .search_clients(authed(
+            &bo,
+            pb::SearchClientsRequest {
+                name: "smith".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        by_name.into_inner().matches.len(),
+        1,
+        "the rest still serves"
+    );
+    node.shutdown().await;
 }

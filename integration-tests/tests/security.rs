@@ -559,20 +559,23 @@ async fn a_200_kb_search_phrase_is_refused_without_work_and_memory_stays_put() {
     }
     let before = peak_kib();
     let started = Instant::now();
-    let status = clients
-        .search_clients(authed(&worker, search(phrase)))
-        .await
-        .unwrap_err();
-    let took = started.elapsed();
+    for _ in 0..5 {
+        let status = clients
+            .search_clients(authed(&worker, search(phrase.clone())))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(
+            caseway_integration_tests::violated_fields(&status),
+            vec!["name"]
+        );
+    }
+    let took = started.elapsed() / 5;
     let grown = peak_kib().saturating_sub(before);
-    println!("a 200 KB phrase was refused in {took:?}; peak memory grew {grown} KiB");
-    assert_eq!(status.code(), Code::InvalidArgument);
-    assert_eq!(
-        caseway_integration_tests::violated_fields(&status),
-        vec!["name"]
-    );
-    // The request itself is 200 KB and is decoded once; nothing grows with its words.
-    assert!(grown < 8 * 1024, "peak memory grew {grown} KiB");
+    println!("a 200 KB phrase was refused in {took:?}; peak memory grew {grown} KiB over five");
+    // Read at every split, one such phrase took gigabytes; refused at the edge, nothing grows
+    // with its words (the margin is for the rest of the node, which runs meanwhile).
+    assert!(grown < 32 * 1024, "peak memory grew {grown} KiB");
     // Within the length limit, a name of many words is refused before it is read.
     let status = clients
         .search_clients(authed(&worker, search("a b c d e f g".into())))

@@ -21,6 +21,7 @@ use caseway_platform::etag::{self, check_version};
 use caseway_platform::idempotency::{self, Claim};
 use caseway_platform::outbox::{self, Event};
 use caseway_platform::pii::PiiCipher;
+use caseway_platform::rate_limit::FailureLimit;
 use caseway_platform::server::Platform;
 use caseway_platform::validate::{self, Violations, parse_id};
 use caseway_platform::{Scoped, TenantId};
@@ -35,6 +36,8 @@ pub struct ClientsApi {
     platform: Arc<Platform>,
     cipher: Arc<PiiCipher>,
     catalog: CatalogServiceClient<Channel>,
+    /// Whole-SSN searches that found no one, per user and hour.
+    ssn_misses: FailureLimit,
 }
 
 impl ClientsApi {
@@ -44,10 +47,17 @@ impl ClientsApi {
         catalog_endpoint: &str,
     ) -> anyhow::Result<Self> {
         let channel = Channel::from_shared(catalog_endpoint.to_string())?.connect_lazy();
+        let ssn_misses = FailureLimit::new(
+            platform.redis.clone(),
+            "ssn-search-misses",
+            platform.config.ssn_search_misses_per_hour,
+            std::time::Duration::from_secs(3600),
+        );
         Ok(ClientsApi {
             platform,
             cipher,
             catalog: CatalogServiceClient::new(channel),
+            ssn_misses,
         })
     }
 
@@ -692,6 +702,12 @@ impl ClientsService for ClientsApi {
             0 => (None, None),
             4 if digits.chars().all(|c| c.is_ascii_digit()) => (None, Some(digits.clone())),
             9 if digits.chars().all(|c| c.is_ascii_digit()) => {
+                if !caller.has_permission(READ_SSN) {
+                    return Err(Error::PermissionDenied(format!(
+                        "searching by a whole SSN requires the {READ_SSN} permission"
+                    ))
+                    .into());
+                }
                 (Some(self.cipher.blind_index(tenant, &digits)), None)
             }
             _ => {
@@ -724,9 +740,43 @@ impl ClientsService for ClientsApi {
             ssn_hash,
             ssn_last4,
         };
+        let whole_ssn = search.ssn_hash.is_some();
+        if whole_ssn {
+            // Numbers cannot be guessed one search at a time: the misses are counted.
+            self.ssn_misses.check(tenant, &caller.user_id).await?;
+        }
         let mut tx = self.platform.db.tenant_tx(tenant).await?;
         let mut matches = store::search(tx.conn(), &search, after, limit + 1).await?;
+        if whole_ssn {
+            // Every whole-SSN search is audited, whatever it found; each client found shows it
+            // in its own history too.
+            let found: Vec<String> = matches.iter().map(|(c, _)| c.id.to_string()).collect();
+            audit::record(
+                &mut tx,
+                &caller,
+                AuditEntry {
+                    action: "clients.ssn_search",
+                    resource_type: "ssn_search",
+                    resource_id: Uuid::now_v7(),
+                    changed_fields: &found,
+                },
+            )
+            .await?;
+            for (client, _) in &matches {
+                audit_client(
+                    &mut tx,
+                    &caller,
+                    "clients.client.ssn_search",
+                    client.id,
+                    &[],
+                )
+                .await?;
+            }
+        }
         tx.commit().await?;
+        if whole_ssn && matches.is_empty() && message.page_token.is_empty() {
+            self.ssn_misses.failed(tenant, &caller.user_id).await?;
+        }
         let next_page_token =
             tokens.finish_page(&mut matches, limit, tenant, &filter, |(c, score)| {
                 (*score, c.id)

@@ -45,6 +45,9 @@ pub struct Config {
     /// Calls per second each tenant may make, across every replica; 0 for no limit
     /// (`CASEWAY_TENANT_RATE_LIMIT`).
     pub tenant_rate_limit: u32,
+    /// Whole-SSN searches that find no one a user may make per hour, across every replica;
+    /// past it, RESOURCE_EXHAUSTED until the hour ends (`CASEWAY_SSN_SEARCH_MISSES_PER_HOUR`).
+    pub ssn_search_misses_per_hour: u32,
     /// `CASEWAY_AMQP_URL`.
     pub amqp_url: String,
     /// The topic exchange events go to (`CASEWAY_EVENTS_EXCHANGE`).
@@ -120,6 +123,7 @@ impl Default for Config {
             redis_url: "redis://127.0.0.1:6379".into(),
             redis_ca_file: None,
             tenant_rate_limit: 2000,
+            ssn_search_misses_per_hour: 20,
             amqp_url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
             events_exchange: "caseway.events".into(),
             jwt_public_key_file: PathBuf::from(".caseway/jwt-public.pem"),
@@ -237,6 +241,9 @@ impl Config {
         }
         if let Some(v) = var("CASEWAY_TENANT_RATE_LIMIT") {
             self.tenant_rate_limit = parse("CASEWAY_TENANT_RATE_LIMIT", &v)?;
+        }
+        if let Some(v) = var("CASEWAY_SSN_SEARCH_MISSES_PER_HOUR") {
+            self.ssn_search_misses_per_hour = parse("CASEWAY_SSN_SEARCH_MISSES_PER_HOUR", &v)?;
         }
         if let Some(v) = var("CASEWAY_AMQP_URL") {
             self.amqp_url = v;

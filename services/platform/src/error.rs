@@ -53,9 +53,12 @@ pub enum Error {
     RoleNotPermitted(String),
     #[error("{0}")]
     Unauthenticated(String),
-    /// A quota or rate limit is spent.
-    #[error("{0}")]
-    ResourceExhausted(String),
+    /// A quota or rate limit is spent; carries `google.rpc.RetryInfo` with `retry_after`.
+    #[error("{description}")]
+    ResourceExhausted {
+        description: String,
+        retry_after: std::time::Duration,
+    },
     /// A dependency (database, broker, another service) is down.
     #[error("{0}")]
     Unavailable(String),
@@ -95,6 +98,14 @@ impl Error {
         }
     }
 
+    /// RESOURCE_EXHAUSTED: a limit is spent; the caller may retry after `retry_after`.
+    pub fn exhausted(description: impl Into<String>, retry_after: std::time::Duration) -> Self {
+        Error::ResourceExhausted {
+            description: description.into(),
+            retry_after,
+        }
+    }
+
     pub fn internal(error: impl Into<anyhow::Error>) -> Self {
         Error::Internal(error.into())
     }
@@ -108,7 +119,7 @@ impl Error {
             Error::Aborted(_) => Code::Aborted,
             Error::PermissionDenied(_) | Error::RoleNotPermitted(_) => Code::PermissionDenied,
             Error::Unauthenticated(_) => Code::Unauthenticated,
-            Error::ResourceExhausted(_) => Code::ResourceExhausted,
+            Error::ResourceExhausted { .. } => Code::ResourceExhausted,
             Error::Unavailable(_) => Code::Unavailable,
             Error::Internal(_) => Code::Internal,
         }
@@ -157,6 +168,14 @@ impl From<Error> for tonic::Status {
             } => {
                 let mut details = ErrorDetails::new();
                 details.add_precondition_failure_violation(rule, subject, description.clone());
+                tonic::Status::with_error_details(code, description, details)
+            }
+            Error::ResourceExhausted {
+                description,
+                retry_after,
+            } => {
+                let mut details = ErrorDetails::new();
+                details.set_retry_info(Some(retry_after));
                 tonic::Status::with_error_details(code, description, details)
             }
             Error::RoleNotPermitted(description) => {

@@ -109,5 +109,92 @@ impl RateLimiter {
 }
 
 fn exhausted() -> Error {
-    Error::ResourceExhausted("the tenant's rate limit is reached; retry in a second".into())
+    Error::exhausted(
+        "the tenant's rate limit is reached; retry in a second",
+        Duration::from_secs(1),
+    )
+}
+
+/// A limit on failures of one kind per user and window, across every replica: whole-SSN
+/// searches that found no one, so the search cannot be used to guess numbers. Unlike the
+/// tenant's rate limit it fails closed: while Redis cannot be reached, the guarded action is
+/// refused UNAVAILABLE rather than left unlimited.
+pub struct FailureLimit {
+    redis: Arc<Redis>,
+    /// Names the counter in Redis: `caseway:<name>:<tenant>:<window>:<user>`.
+    name: &'static str,
+    limit: u32,
+    window: Duration,
+}
+
+impl FailureLimit {
+    pub fn new(redis: Arc<Redis>, name: &'static str, limit: u32, window: Duration) -> Self {
+        FailureLimit {
+            redis,
+            name,
+            limit,
+            window: window.max(Duration::from_secs(1)),
+        }
+    }
+
+    /// The current window's key of a user, and how long until the window ends.
+    fn key(&self, tenant: TenantId, user: &str) -> (String, Duration) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let window = self.window.as_secs();
+        let index = now / window;
+        let left = Duration::from_secs(window - now % window);
+        (
+            format!("caseway:{}:{tenant}:{index}:{user}", self.name),
+            left,
+        )
+    }
+
+    /// Ok while the user has failures left in this window; RESOURCE_EXHAUSTED (retry when
+    /// the window ends) once they are spent.
+    pub async fn check(&self, tenant: TenantId, user: &str) -> Result<()> {
+        let (key, left) = self.key(tenant, user);
+        let failures: Option<u32> = self
+            .redis
+            .run(self.name, Duration::from_millis(500), |mut c| async move {
+                redis::cmd("GET").arg(key).query_async(&mut c).await
+            })
+            .await
+            .map_err(|_| unavailable())?;
+        if failures.unwrap_or(0) >= self.limit {
+            return Err(Error::exhausted(
+                format!(
+                    "too many searches that found no one; {} are allowed per {} s",
+                    self.limit,
+                    self.window.as_secs()
+                ),
+                left,
+            ));
+        }
+        Ok(())
+    }
+
+    /// Counts a failure of the user.
+    pub async fn failed(&self, tenant: TenantId, user: &str) -> Result<()> {
+        let (key, left) = self.key(tenant, user);
+        self.redis
+            .run(self.name, Duration::from_millis(500), |mut c| async move {
+                redis::pipe()
+                    .atomic()
+                    .incr(&key, 1)
+                    .ignore()
+                    .expire(&key, left.as_secs() as i64 + 1)
+                    .ignore()
+                    .query_async::<()>(&mut c)
+                    .await
+            })
+            .await
+            .map_err(|_| unavailable())
+    }
+}
+
+fn unavailable() -> Error {
+    Error::Unavailable("the limit on failed searches cannot be checked; try again".into())
 }

@@ -3,7 +3,9 @@
 //! so a process starts while Redis is down. `rediss://` URLs connect over TLS (rustls, the
 //! system's roots or `CASEWAY_REDIS_CA_FILE`). An operation that fails is never silent: it is
 //! counted in `caseway_redis_errors_total{operation}`, `caseway_redis_up` drops to 0, and it is
-//! logged as an error (at most every ten seconds, so an outage does not flood the log).
+//! logged as an error (at most every ten seconds, so an outage does not flood the log). After a
+//! failure, operations fail at once for a second instead of each waiting out a connection
+//! attempt, so an outage of Redis adds no latency to the calls that consult it.
 
 use std::future::Future;
 use std::path::Path;
@@ -21,10 +23,14 @@ pub struct Redis {
     manager: OnceCell<ConnectionManager>,
     metrics: Arc<Metrics>,
     last_logged: Mutex<Option<Instant>>,
+    /// Until when operations fail without trying, after a failure.
+    down_until: Mutex<Option<Instant>>,
 }
 
 /// How long connecting may take before an operation fails.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long operations fail at once after a failure.
+const BACK_OFF: Duration = Duration::from_secs(1);
 /// The least time between two error lines about Redis.
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
@@ -53,6 +59,7 @@ impl Redis {
             manager: OnceCell::new(),
             metrics,
             last_logged: Mutex::new(None),
+            down_until: Mutex::new(None),
         })
     }
 
@@ -67,6 +74,15 @@ impl Redis {
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
+        let backing_off = self
+            .down_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|until| Instant::now() < until);
+        if backing_off {
+            self.metrics.redis_error(operation);
+            anyhow::bail!("Redis is unavailable (a recent operation failed)");
+        }
         let result = async {
             let connection = self.connection().await?;
             tokio::time::timeout(timeout, run(connection))
@@ -79,7 +95,11 @@ impl Redis {
             Ok(_) => {
                 self.metrics.redis_up.set(1);
             }
-            Err(error) => self.failed(operation, error),
+            Err(error) => {
+                *self.down_until.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some(Instant::now() + BACK_OFF);
+                self.failed(operation, error);
+            }
         }
         result
     }
@@ -88,10 +108,16 @@ impl Redis {
         let manager = self
             .manager
             .get_or_try_init(|| async {
-                tokio::time::timeout(CONNECT_TIMEOUT, self.client.get_connection_manager())
-                    .await
-                    .map_err(|_| anyhow::anyhow!("connecting to Redis timed out"))?
-                    .map_err(anyhow::Error::from)
+                let config = redis::aio::ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                    .set_number_of_retries(1);
+                tokio::time::timeout(
+                    CONNECT_TIMEOUT * 2,
+                    self.client.get_connection_manager_with_config(config),
+                )
+                .await
+                .map_err(|_| anyhow::anyhow!("connecting to Redis timed out"))?
+                .map_err(anyhow::Error::from)
             })
             .await?;
         Ok(manager.clone())

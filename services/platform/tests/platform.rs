@@ -351,7 +351,7 @@ async fn replicas_share_one_rate_budget_per_tenant() {
         let replica = if call % 2 == 0 { &first } else { &second };
         match replica.check(tenant).await {
             Ok(()) => allowed += 1,
-            Err(error) => assert!(matches!(error, Error::ResourceExhausted(_))),
+            Err(error) => assert!(matches!(error, Error::ResourceExhausted { .. })),
         }
     }
     assert_eq!(
@@ -555,4 +555,41 @@ async fn a_snapshot_sees_one_moment_for_all_its_statements() {
 
     let mut fresh = test.db.tenant_tx(tenant).await.unwrap();
     assert_eq!(keys_seen(&mut fresh).await, 1);
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_is_counted_and_logged_not_silently_ignored() {
+    use caseway_platform::metrics::Metrics;
+    use caseway_platform::rate_limit::RateLimiter;
+    use caseway_platform::redis::Redis;
+    let metrics = std::sync::Arc::new(Metrics::new());
+    let redis =
+        std::sync::Arc::new(Redis::new("redis://127.0.0.1:1", None, metrics.clone()).unwrap());
+    let limiter = RateLimiter::new(redis.clone(), 10);
+    // The limit is not enforced while Redis is away (an outage of the limiter must not be one
+    // of the product), and a call does not wait on it.
+    let started = std::time::Instant::now();
+    for _ in 0..50 {
+        limiter.check(TenantId::new()).await.unwrap();
+    }
+    println!("50 checks with Redis away took {:?}", started.elapsed());
+    let text = metrics.encode();
+    assert!(text.contains("caseway_redis_up 0"), "{text}");
+    assert!(
+        text.lines().any(
+            |l| l.starts_with("caseway_redis_errors_total{operation=\"rate_limit\"}")
+                && !l.ends_with(" 0")
+        ),
+        "{text}"
+    );
+    // A TLS URL is understood (before, it switched the limiter off without a word).
+    assert!(Redis::new("rediss://127.0.0.1:6380", None, metrics.clone()).is_ok());
+    // And a reachable Redis puts the gauge back up.
+    let healthy =
+        std::sync::Arc::new(Redis::new(&testing::redis_url(), None, metrics.clone()).unwrap());
+    RateLimiter::new(healthy, 10)
+        .check(TenantId::new())
+        .await
+        .unwrap();
+    assert!(metrics.encode().contains("caseway_redis_up 1"));
 }
