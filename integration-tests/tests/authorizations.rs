@@ -27,6 +27,8 @@ struct Fixture {
     worker: String,
     /// A case worker of SOUTH only.
     south_worker: String,
+    /// A supervisor of SOUTH only ("eve").
+    south_supervisor: String,
     /// Two supervisors: "bo" and "cy".
     bo: String,
     cy: String,
@@ -49,6 +51,7 @@ async fn fixture(env: &TestEnv, node: &TestNode, slug: &str) -> Fixture {
     let south = node.create_organization(&admin, "SOUTH").await;
     let worker = env.token_for("ana", tenant, &[Role::Caseworker], &[north]);
     let south_worker = env.token_for("dee", tenant, &[Role::Caseworker], &[south]);
+    let south_supervisor = env.token_for("eve", tenant, &[Role::Supervisor], &[south]);
     let bo = env.token_for("bo", tenant, &[Role::Supervisor], &[north]);
     let cy = env.token_for("cy", tenant, &[Role::Supervisor], &[north]);
     let catalog = node.catalog.clone();
@@ -147,6 +150,7 @@ async fn fixture(env: &TestEnv, node: &TestNode, slug: &str) -> Fixture {
         admin,
         worker,
         south_worker,
+        south_supervisor,
         bo,
         cy,
         sessions,
@@ -1701,5 +1705,396 @@ async fn whoever_changed_a_plan_may_not_approve_it() {
     let approved = approve(&node, &f.bo, &edited.id).await.unwrap();
     assert_eq!(approved.status, pb::AuthorizationStatus::Approved as i32);
     assert_eq!(approved.authorized_units, edited.authorized_units);
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn records_and_authorizations_of_a_restricted_service_are_hidden_from_outsiders() {
+    let env = TestEnv::new().await;
+    let node = env.start(&caseway::Target::ALL).await;
+    let f = fixture(&env, &node, "auth-hidden").await;
+    // NORTH's service: an approved authorization and a session drawn on it, for Maria; and a
+    // session of the open service.
+    let mut plan = f.plan("FREQ=WEEKLY;BYDAY=MO", "2");
+    plan.service_id = f.north_only.clone();
+    let pending = create(&node, &f.worker, plan.clone()).await.unwrap();
+    let authorization = approve(
+        &node,
+        &f.bo,
+        &create(&node, &f.worker, plan).await.unwrap().id,
+    )
+    .await
+    .unwrap();
+    let mut session = f.session(&authorization.id, "2", 2);
+    session.service_id = f.north_only.clone();
+    let hidden = record(&node, &f.worker, "", session).await.unwrap();
+    let open = record(&node, &f.worker, "", f.session("", "1", 3))
+        .await
+        .unwrap();
+    let (mut records, mut auths) = (node.records.clone(), node.authorizations.clone());
+    let not_found = |answer: Result<(), tonic::Status>, what: &str| match answer {
+        Err(status) if status.code() == Code::NotFound => {}
+        other => panic!("{what}: expected NOT_FOUND, got {other:?}"),
+    };
+    for outsider in [&f.south_worker, &f.south_supervisor] {
+        // Records.
+        not_found(
+            records
+                .get_service_record(authed(
+                    outsider,
+                    records_pb::GetServiceRecordRequest {
+                        id: hidden.id.clone(),
+                    },
+                ))
+                .await
+                .map(|_| ()),
+            "get record",
+        );
+        not_found(
+            records
+                .update_service_record(authed(
+                    outsider,
+                    records_pb::UpdateServiceRecordRequest {
+                        record: Some(records_pb::ServiceRecord {
+                            id: hidden.id.clone(),
+                            comments: "seen".into(),
+                            ..Default::default()
+                        }),
+                        update_mask: Some(prost_types::FieldMask {
+                            paths: vec!["comments".into()],
+                        }),
+                    },
+                ))
+                .await
+                .map(|_| ()),
+            "update record",
+        );
+        not_found(
+            records
+                .list_service_record_history(authed(
+                    outsider,
+                    records_pb::ListServiceRecordHistoryRequest {
+                        id: hidden.id.clone(),
+                        ..Default::default()
+                    },
+                ))
+                .await
+                .map(|_| ()),
+            "record history",
+        );
+        let listed: Vec<String> = records
+            .list_client_service_records(authed(
+                outsider,
+                records_pb::ListClientServiceRecordsRequest {
+                    client_id: f.maria.clone(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .records
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(
+            listed,
+            std::slice::from_ref(&open.id),
+            "only the open service's record"
+        );
+        let totals = records
+            .get_service_totals(authed(
+                outsider,
+                records_pb::GetServiceTotalsRequest {
+                    start_date: Some(date(2026, 1, 1)),
+                    end_date: Some(date(2026, 12, 31)),
+                    group_by: vec![],
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .totals;
+        assert_eq!(
+            (totals[0].records, totals[0].units.as_str()),
+            (1, "1"),
+            "left out of totals"
+        );
+        // Authorizations.
+        for id in [&authorization.id, &pending.id] {
+            not_found(
+                auths
+                    .get_authorization(authed(
+                        outsider,
+                        pb::GetAuthorizationRequest { id: id.clone() },
+                    ))
+                    .await
+                    .map(|_| ()),
+                "get authorization",
+            );
+            not_found(
+                auths
+                    .get_authorization_utilization(authed(
+                        outsider,
+                        pb::GetAuthorizationUtilizationRequest {
+                            authorization_id: id.clone(),
+                        },
+                    ))
+                    .await
+                    .map(|_| ()),
+                "utilization",
+            );
+            not_found(
+                auths
+                    .list_authorization_history(authed(
+                        outsider,
+                        pb::ListAuthorizationHistoryRequest {
+                            authorization_id: id.clone(),
+                            ..Default::default()
+                        },
+                    ))
+                    .await
+                    .map(|_| ()),
+                "authorization history",
+            );
+        }
+        not_found(
+            auths
+                .update_authorization(authed(
+                    outsider,
+                    pb::UpdateAuthorizationRequest {
+                        authorization: Some(pb::Authorization {
+                            id: pending.id.clone(),
+                            goals: "seen".into(),
+                            ..Default::default()
+                        }),
+                        update_mask: Some(prost_types::FieldMask {
+                            paths: vec!["goals".into()],
+                        }),
+                    },
+                ))
+                .await
+                .map(|_| ()),
+            "update authorization",
+        );
+        let listed = auths
+            .list_client_authorizations(authed(
+                outsider,
+                pb::ListClientAuthorizationsRequest {
+                    client_id: f.maria.clone(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .authorizations;
+        assert!(listed.is_empty(), "{listed:?}");
+    }
+    // The SOUTH supervisor decides, ends and deletes none of it.
+    let eve = &f.south_supervisor;
+    not_found(
+        approve(&node, eve, &pending.id).await.map(|_| ()),
+        "approve",
+    );
+    not_found(
+        auths
+            .deny_authorization(authed(
+                eve,
+                pb::DenyAuthorizationRequest {
+                    id: pending.id.clone(),
+                    etag: String::new(),
+                    reason: "no".into(),
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "deny",
+    );
+    not_found(
+        auths
+            .cancel_authorization(authed(
+                eve,
+                pb::CancelAuthorizationRequest {
+                    id: authorization.id.clone(),
+                    etag: String::new(),
+                    reason: "no".into(),
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "cancel",
+    );
+    not_found(
+        auths
+            .close_authorization(authed(
+                eve,
+                pb::CloseAuthorizationRequest {
+                    id: authorization.id.clone(),
+                    etag: String::new(),
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "close",
+    );
+    not_found(
+        records
+            .delete_service_record(authed(
+                eve,
+                records_pb::DeleteServiceRecordRequest {
+                    id: hidden.id.clone(),
+                    etag: String::new(),
+                    reason: "mine now".into(),
+                },
+            ))
+            .await
+            .map(|_| ()),
+        "delete record",
+    );
+    // Nor can they record or plan the service.
+    let mut session = f.session("", "1", 4);
+    session.service_id = f.north_only.clone();
+    let status = record(&node, &f.south_worker, "", session)
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&status), ["record.service_id"]);
+    let status = records
+        .record_quick_services(authed(
+            &f.south_worker,
+            records_pb::RecordQuickServicesRequest {
+                client_id: f.maria.clone(),
+                service_date: Some(date(2026, 3, 4)),
+                lines: vec![records_pb::QuickServiceLine {
+                    service_id: f.north_only.clone(),
+                    units: "1".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&status), ["lines[0].service_id"]);
+    let status = records
+        .record_indirect_service(authed(
+            &f.south_worker,
+            records_pb::RecordIndirectServiceRequest {
+                service_id: f.north_only.clone(),
+                service_date: Some(date(2026, 3, 4)),
+                people_reached: 10,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&status), ["record.service_id"]);
+    let bulk = records
+        .record_bulk_service(authed(
+            &f.south_worker,
+            records_pb::RecordBulkServiceRequest {
+                request_id: String::new(),
+                template: Some(records_pb::ServiceRecord {
+                    service_id: f.north_only.clone(),
+                    service_date: Some(date(2026, 3, 4)),
+                    units: "1".into(),
+                    ..Default::default()
+                }),
+                attendees: vec![records_pb::BulkAttendee {
+                    client_id: f.maria.clone(),
+                    ..Default::default()
+                }],
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((bulk.recorded, bulk.refused), (0, 1));
+    let mut plan = f.plan("FREQ=WEEKLY", "1");
+    plan.service_id = f.north_only.clone();
+    let status = create(&node, &f.south_worker, plan).await.unwrap_err();
+    assert_eq!(violated_fields(&status), ["authorization.service_id"]);
+    // NORTH and the tenant administrator see it all, untouched.
+    for insider in [&f.worker, &f.admin] {
+        let got = records
+            .get_service_record(authed(
+                insider,
+                records_pb::GetServiceRecordRequest {
+                    id: hidden.id.clone(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .record
+            .unwrap();
+        assert!(got.comments.is_empty());
+        let status = utilization(&node, insider, &pending.id).await.status;
+        assert_eq!(status, pb::AuthorizationStatus::Pending as i32);
+    }
+    // A service restricted later hides its records at once (the catalog's event drops what
+    // the records service knew).
+    let mut catalog = node.catalog.clone();
+    let service = catalog
+        .get_service(authed(
+            &f.admin,
+            catalog_pb::GetServiceRequest {
+                id: f.sessions.clone(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .service
+        .unwrap();
+    let north = catalog
+        .get_service(authed(
+            &f.admin,
+            catalog_pb::GetServiceRequest {
+                id: f.north_only.clone(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .service
+        .unwrap()
+        .organization_ids;
+    catalog
+        .update_service(authed(
+            &f.admin,
+            catalog_pb::UpdateServiceRequest {
+                service: Some(catalog_pb::Service {
+                    id: service.id.clone(),
+                    etag: service.etag.clone(),
+                    organization_ids: north,
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["organization_ids".into()],
+                }),
+            },
+        ))
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer = records
+            .get_service_record(authed(
+                &f.south_worker,
+                records_pb::GetServiceRecordRequest {
+                    id: open.id.clone(),
+                },
+            ))
+            .await;
+        if matches!(&answer, Err(status) if status.code() == Code::NotFound) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a newly restricted service's record is still shown"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     node.shutdown().await;
 }

@@ -60,6 +60,13 @@ impl Caller {
     }
 }
 
+/// A stored authorization the caller may see: one of a service hidden from it is NOT_FOUND,
+/// as the service itself is.
+fn visible(row: Option<AuthorizationRow>, hidden: &[Uuid], id: Uuid) -> Result<AuthorizationRow> {
+    row.filter(|row| !hidden.contains(&row.service_id))
+        .ok_or_else(|| Error::not_found("authorization", id))
+}
+
 /// What the caller wrote of an authorization's plan, parsed.
 #[derive(Clone, Debug, Default)]
 struct Plan {
@@ -462,6 +469,15 @@ impl AuthorizationsApi {
         }))
     }
 
+    /// The services hidden from the caller (restricted to security organizations it is not
+    /// in): asked before a transaction opens, since it may ask the catalog.
+    async fn hidden_services(&self, caller: &Caller) -> Result<Vec<Uuid>> {
+        self.lookups
+            .restrictions
+            .hidden_from(caller.tenant, &caller.principal)
+            .await
+    }
+
     /// Approve, deny, cancel or close.
     async fn transition(
         &self,
@@ -478,10 +494,9 @@ impl AuthorizationsApi {
             v.text("reason", reason, 1, 2000);
             v.finish()?;
         }
+        let hidden = self.hidden_services(caller).await?;
         let mut tx = self.platform.db.tenant_tx(caller.tenant).await?;
-        let row = store::load(tx.conn(), id, true)
-            .await?
-            .ok_or_else(|| Error::not_found("authorization", id))?;
+        let row = visible(store::load(tx.conn(), id, true).await?, &hidden, id)?;
         check_version(expected, row.version)?;
         let subject = format!("authorizations/{id}");
         let next = transition
@@ -612,10 +627,9 @@ impl AuthorizationsService for AuthorizationsApi {
     ) -> Result<Response<pb::GetAuthorizationResponse>, Status> {
         let caller = Caller::of(&request)?;
         let id = parse_id("id", &request.get_ref().id)?;
+        let hidden = self.hidden_services(&caller).await?;
         let mut tx = self.platform.db.tenant_tx(caller.tenant).await?;
-        let row = store::load(tx.conn(), id, false)
-            .await?
-            .ok_or_else(|| Error::not_found("authorization", id))?;
+        let row = visible(store::load(tx.conn(), id, false).await?, &hidden, id)?;
         tx.commit().await?;
         Ok(Response::new(pb::GetAuthorizationResponse {
             authorization: Some(authorization_to_proto(&row, true)),
@@ -646,11 +660,10 @@ impl AuthorizationsService for AuthorizationsApi {
         let id = parse_id("authorization.id", &input.id)?;
         let expected = etag::parse("authorization.etag", &input.etag)?;
         let mask = validate::update_mask(message.update_mask.as_ref(), MUTABLE)?;
+        let hidden = self.hidden_services(&caller).await?;
         let current = {
             let mut tx = self.platform.db.tenant_tx(caller.tenant).await?;
-            store::load(tx.conn(), id, false)
-                .await?
-                .ok_or_else(|| Error::not_found("authorization", id))?
+            visible(store::load(tx.conn(), id, false).await?, &hidden, id)?
         };
         check_version(expected, current.version)?;
         let subject = format!("authorizations/{id}");
@@ -840,9 +853,11 @@ impl AuthorizationsService for AuthorizationsApi {
             service_id,
             active_on,
         };
+        let hidden = self.hidden_services(&caller).await?;
         let mut tx = self.platform.db.tenant_tx(caller.tenant).await?;
         let mut rows =
-            store::list_for_client(tx.conn(), client_id, &filter, after, limit + 1).await?;
+            store::list_for_client(tx.conn(), client_id, &filter, &hidden, after, limit + 1)
+                .await?;
         tx.commit().await?;
         let next_page_token =
             tokens.finish_page(&mut rows, limit, caller.tenant, &filter_key, |r| {
@@ -863,12 +878,11 @@ impl AuthorizationsService for AuthorizationsApi {
     ) -> Result<Response<pb::GetAuthorizationUtilizationResponse>, Status> {
         let caller = Caller::of(&request)?;
         let id = parse_id("authorization_id", &request.get_ref().authorization_id)?;
+        let hidden = self.hidden_services(&caller).await?;
         // The totals and the per-occurrence deliveries from one snapshot: a drawdown committed
         // between the two reads would otherwise show in one and not the other.
         let mut tx = self.platform.db.tenant_snapshot(caller.tenant).await?;
-        let row = store::load(tx.conn(), id, false)
-            .await?
-            .ok_or_else(|| Error::not_found("authorization", id))?;
+        let row = visible(store::load(tx.conn(), id, false).await?, &hidden, id)?;
         let (deliveries, records) = store::deliveries(tx.conn(), id).await?;
         tx.commit().await?;
         let remaining = (row.authorized_units - row.committed_units).max(Decimal::ZERO);
@@ -905,10 +919,9 @@ impl AuthorizationsService for AuthorizationsApi {
         let caller = Caller::of(&request)?;
         let message = request.into_inner();
         let id = parse_id("authorization_id", &message.authorization_id)?;
+        let hidden = self.hidden_services(&caller).await?;
         let mut tx = self.platform.db.tenant_tx(caller.tenant).await?;
-        if store::load(tx.conn(), id, false).await?.is_none() {
-            return Err(Error::not_found("authorization", id).into());
-        }
+        visible(store::load(tx.conn(), id, false).await?, &hidden, id)?;
         let (entries, next_page_token) = audit::history_page(
             &mut tx,
             &self.platform.page_tokens,

@@ -36,7 +36,12 @@ pub fn register(
     clients_endpoint: &str,
     records_endpoint: &str,
 ) -> anyhow::Result<()> {
-    let lookups = Arc::new(Lookups::new(catalog_endpoint, clients_endpoint)?);
+    let lookups = Arc::new(Lookups::new(
+        catalog_endpoint,
+        clients_endpoint,
+        platform.service_identity.clone(),
+        "authorizations",
+    )?);
     lookups.follow_events(&platform.bus, node);
     let records = Arc::new(records::Records::new(
         records_endpoint,

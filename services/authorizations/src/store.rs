@@ -162,6 +162,7 @@ pub async fn list_for_client(
     conn: &mut PgConnection,
     client_id: Uuid,
     filter: &ListFilter,
+    hidden_services: &[Uuid],
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<Vec<AuthorizationRow>> {
@@ -172,6 +173,7 @@ pub async fn list_for_client(
          AND ($3::uuid IS NULL OR service_id = $3) \
          AND ($4::date IS NULL OR $4 BETWEEN begin_date AND end_date) \
          AND ($5::timestamptz IS NULL OR (created_at, id) < ($5, $6)) \
+         AND NOT (service_id = ANY($8)) \
          ORDER BY created_at DESC, id DESC LIMIT $7"
     )))
     .bind(client_id)
@@ -181,6 +183,7 @@ pub async fn list_for_client(
     .bind(after_time)
     .bind(after_id)
     .bind(limit)
+    .bind(hidden_services)
     .fetch_all(conn)
     .await?)
 }

@@ -57,6 +57,13 @@ impl Caller {
     }
 }
 
+/// A stored record the caller may see: a record of a service hidden from it is NOT_FOUND, as
+/// the service itself is.
+fn visible(row: Option<RecordRow>, hidden: &[Uuid], id: Uuid) -> Result<RecordRow> {
+    row.filter(|row| !hidden.contains(&row.service_id))
+        .ok_or_else(|| Error::not_found("service record", id))
+}
+
 /// A record as the caller wrote it, its ids and numbers parsed.
 #[derive(Clone, Debug)]
 struct Draft {
@@ -209,6 +216,15 @@ impl RecordsApi {
                 platform.service_identity.clone(),
             )?,
         })
+    }
+
+    /// The services hidden from `principal` (restricted to security organizations it is not
+    /// in): asked before a transaction opens, since it may ask the catalog.
+    async fn hidden_services(&self, tenant: TenantId, principal: &Principal) -> Result<Vec<Uuid>> {
+        self.lookups
+            .restrictions
+            .hidden_from(tenant, principal)
+            .await
     }
 
     /// Holds the units of every row that names an authorization; on a refusal, gives back
@@ -856,10 +872,9 @@ impl RecordsService for RecordsApi {
         let principal = principal(&request)?;
         let tenant = principal.tenant()?;
         let id = parse_id("id", &request.get_ref().id)?;
+        let hidden = self.hidden_services(tenant, &principal).await?;
         let mut tx = self.platform.db.tenant_tx(tenant).await?;
-        let row = store::load(tx.conn(), id, false)
-            .await?
-            .ok_or_else(|| Error::not_found("service record", id))?;
+        let row = visible(store::load(tx.conn(), id, false).await?, &hidden, id)?;
         tx.commit().await?;
         Ok(Response::new(pb::GetServiceRecordResponse {
             record: Some(record_to_proto(&row)),
@@ -893,11 +908,12 @@ impl RecordsService for RecordsApi {
         let id = parse_id("record.id", &input.id)?;
         let expected = etag::parse("record.etag", &input.etag)?;
         let mask = validate::update_mask(message.update_mask.as_ref(), MUTABLE)?;
+        let hidden = self
+            .hidden_services(caller.tenant, &caller.principal)
+            .await?;
         let current = {
             let mut tx = self.platform.db.tenant_tx(caller.tenant).await?;
-            store::load(tx.conn(), id, false)
-                .await?
-                .ok_or_else(|| Error::not_found("service record", id))?
+            visible(store::load(tx.conn(), id, false).await?, &hidden, id)?
         };
         check_version(expected, current.version)?;
         // The request's fields over the stored ones, then every check of a new record.
@@ -1034,10 +1050,9 @@ impl RecordsService for RecordsApi {
         let mut v = Violations::new();
         v.text("reason", &message.reason, 1, 1000);
         v.finish()?;
+        let hidden = self.hidden_services(tenant, &principal).await?;
         let mut tx = self.platform.db.tenant_tx(tenant).await?;
-        let mut row = store::load(tx.conn(), id, true)
-            .await?
-            .ok_or_else(|| Error::not_found("service record", id))?;
+        let mut row = visible(store::load(tx.conn(), id, true).await?, &hidden, id)?;
         check_version(expected, row.version)?;
         store::delete(tx.conn(), id, &message.reason).await?;
         // The event carries the version the delete made, so a consumer can tell it from
@@ -1067,10 +1082,9 @@ impl RecordsService for RecordsApi {
         let tenant = principal.tenant()?;
         let message = request.into_inner();
         let id = parse_id("id", &message.id)?;
+        let hidden = self.hidden_services(tenant, &principal).await?;
         let mut tx = self.platform.db.tenant_tx(tenant).await?;
-        if store::load(tx.conn(), id, false).await?.is_none() {
-            return Err(Error::not_found("service record", id).into());
-        }
+        visible(store::load(tx.conn(), id, false).await?, &hidden, id)?;
         let (entries, next_page_token) = audit::history_page(
             &mut tx,
             &self.platform.page_tokens,
@@ -1143,9 +1157,10 @@ impl RecordsService for RecordsApi {
         {
             return Err(Error::not_found("client", client_id).into());
         }
+        let hidden = self.hidden_services(tenant, &principal).await?;
         let mut tx = self.platform.db.tenant_tx(tenant).await?;
         let mut rows =
-            store::client_history(tx.conn(), client_id, &filter, after, limit + 1).await?;
+            store::client_history(tx.conn(), client_id, &filter, &hidden, after, limit + 1).await?;
         tx.commit().await?;
         let next_page_token = tokens.finish_page(&mut rows, limit, tenant, &filter_key, |r| {
             (r.service_date, r.id)
@@ -1187,8 +1202,9 @@ impl RecordsService for RecordsApi {
         }
         v.finish()?;
         let (start, end) = (start.expect("validated"), end.expect("validated"));
+        let hidden = self.hidden_services(tenant, &principal).await?;
         let mut tx = self.platform.db.tenant_tx(tenant).await?;
-        let rows = store::totals(tx.conn(), start, end, by).await?;
+        let rows = store::totals(tx.conn(), start, end, by, &hidden).await?;
         tx.commit().await?;
         Ok(Response::new(pb::GetServiceTotalsResponse {
             totals: rows

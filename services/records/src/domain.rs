@@ -87,16 +87,18 @@ pub struct ServiceFacts {
 }
 
 impl ServiceFacts {
-    /// Whether a caller in `organizations` may use it: unrestricted, one of theirs, or the
-    /// caller administers the tenant.
+    /// Whether a caller in `organizations` may use it (see [`visible`]).
     pub fn visible_to(&self, organizations: &[Uuid], admin: bool) -> bool {
-        admin
-            || self.organization_ids.is_empty()
-            || self
-                .organization_ids
-                .iter()
-                .any(|o| organizations.contains(o))
+        visible(&self.organization_ids, organizations, admin)
     }
+}
+
+/// Whether a service restricted to `restricted_to` (empty: not restricted) is visible to a
+/// caller in `organizations`: unrestricted, restricted to one of theirs, or the caller
+/// administers the tenant. A service invisible to a caller hides its records and
+/// authorizations from them too.
+pub fn visible(restricted_to: &[Uuid], organizations: &[Uuid], admin: bool) -> bool {
+    admin || restricted_to.is_empty() || restricted_to.iter().any(|o| organizations.contains(o))
 }
 
 #[derive(Clone, Debug)]

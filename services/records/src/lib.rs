@@ -25,7 +25,12 @@ pub fn register(
     clients_endpoint: &str,
     authorizations_endpoint: &str,
 ) -> anyhow::Result<()> {
-    let lookups = Arc::new(lookups::Lookups::new(catalog_endpoint, clients_endpoint)?);
+    let lookups = Arc::new(lookups::Lookups::new(
+        catalog_endpoint,
+        clients_endpoint,
+        platform.service_identity.clone(),
+        "records",
+    )?);
     lookups.follow_events(&platform.bus, node);
     node.add_service(
         RecordsServiceServer::new(api::RecordsApi::new(

@@ -6,28 +6,34 @@
 //! moment ago is asked for, not refused; a deletion is felt when its event arrives (a few
 //! milliseconds after its commit).
 
+use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
+use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
 use caseway_api::catalog::v1 as catalog_pb;
+use caseway_api::catalog::v1::catalog_internal_service_client::CatalogInternalServiceClient;
 use caseway_api::catalog::v1::catalog_service_client::CatalogServiceClient;
 use caseway_api::clients::v1 as clients_pb;
 use caseway_api::clients::v1::barriers_service_client::BarriersServiceClient;
 use caseway_api::clients::v1::clients_service_client::ClientsServiceClient;
 use caseway_api::common::v1::LifecycleState;
 use caseway_platform::TenantId;
-use caseway_platform::auth::{Authorization, on_behalf_of};
-use caseway_platform::bus::Bus;
+use caseway_platform::access::READ_SERVICE_RESTRICTIONS;
+use caseway_platform::auth::{Authorization, Principal, Role, ServiceIdentity, on_behalf_of};
+use caseway_platform::bus::{Bus, Subscription, consume};
 use caseway_platform::cache::KeyedCache;
 use caseway_platform::error::{Error, Result};
 use caseway_platform::server::NodeBuilder;
 
-use crate::domain::{EnrollmentFacts, GrantFacts, ServiceFacts, UnitOfMeasure};
+use crate::domain::{EnrollmentFacts, GrantFacts, ServiceFacts, UnitOfMeasure, visible};
 
 pub struct Lookups {
     catalog: CatalogServiceClient<Channel>,
@@ -40,6 +46,8 @@ pub struct Lookups {
     clients_found: Arc<KeyedCache<()>>,
     enrollments: Arc<KeyedCache<EnrollmentFacts>>,
     barrier_clients: Arc<KeyedCache<Uuid>>,
+    /// Which services are restricted to security organizations.
+    pub restrictions: Arc<Restrictions>,
 }
 
 /// A code value's list and whether it is still offered.
@@ -74,10 +82,18 @@ fn date(d: Option<&caseway_api::google::r#type::Date>) -> Option<NaiveDate> {
 }
 
 impl Lookups {
-    pub fn new(catalog_endpoint: &str, clients_endpoint: &str) -> anyhow::Result<Self> {
+    /// `identity` and `caller` (the service asking) are what the catalog's internal method is
+    /// asked with.
+    pub fn new(
+        catalog_endpoint: &str,
+        clients_endpoint: &str,
+        identity: Arc<ServiceIdentity>,
+        caller: &'static str,
+    ) -> anyhow::Result<Self> {
         let catalog = Channel::from_shared(catalog_endpoint.to_string())?.connect_lazy();
         let clients = Channel::from_shared(clients_endpoint.to_string())?.connect_lazy();
         Ok(Lookups {
+            restrictions: Arc::new(Restrictions::new(catalog.clone(), identity, caller)),
             catalog: CatalogServiceClient::new(catalog),
             clients: ClientsServiceClient::new(clients.clone()),
             barriers: BarriersServiceClient::new(clients),
@@ -128,6 +144,10 @@ impl Lookups {
             bus,
             catalog("code_value"),
         );
+        let (restrictions, events) = (self.restrictions.clone(), bus.clone());
+        node.add_worker("service-restrictions", move |token| {
+            restrictions.follow_events(events, token)
+        });
         follow(
             node,
             "records-client-cache",
@@ -350,4 +370,146 @@ fn follow<V: Send + Sync + 'static>(
     node.add_worker(name, move |token| {
         cache.follow_events(bus, event_types, token)
     });
+}
+
+/// How long a tenant's restrictions are trusted without an event saying they changed.
+const RESTRICTIONS_TTL: Duration = Duration::from_secs(60);
+
+type RestrictionMap = HashMap<Uuid, Vec<Uuid>>;
+
+/// Which services of a tenant are restricted to security organizations, so that reads and
+/// writes of their records and authorizations hide them from users outside those
+/// organizations as the catalog hides the services. Asked of the catalog's internal method
+/// with this service's own identity (the answer must not depend on who asks), cached per
+/// tenant and dropped when an event says a service of the tenant changed (or after a minute).
+pub struct Restrictions {
+    catalog: CatalogInternalServiceClient<Channel>,
+    identity: Arc<ServiceIdentity>,
+    /// The service asking: `records` or `authorizations`.
+    caller: &'static str,
+    tenants: Mutex<HashMap<TenantId, (Arc<RestrictionMap>, Instant)>>,
+    generation: AtomicU64,
+}
+
+impl Restrictions {
+    fn new(channel: Channel, identity: Arc<ServiceIdentity>, caller: &'static str) -> Self {
+        Restrictions {
+            catalog: CatalogInternalServiceClient::new(channel),
+            identity,
+            caller,
+            tenants: Mutex::new(HashMap::new()),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TenantId, (Arc<RestrictionMap>, Instant)>> {
+        self.tenants.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn of(&self, tenant: TenantId) -> Result<Arc<RestrictionMap>> {
+        if let Some((map, at)) = self.lock().get(&tenant)
+            && at.elapsed() < RESTRICTIONS_TTL
+        {
+            return Ok(map.clone());
+        }
+        let generation = self.generation.load(Ordering::Acquire);
+        let request = self.identity.request(
+            catalog_pb::ListServiceRestrictionsRequest {},
+            self.caller,
+            tenant,
+            READ_SERVICE_RESTRICTIONS,
+        )?;
+        let reply = self
+            .catalog
+            .clone()
+            .list_service_restrictions(request)
+            .await
+            .map_err(|status| Error::Unavailable(format!("catalog service: {}", status.message())))?
+            .into_inner();
+        let mut map = RestrictionMap::new();
+        for restriction in reply.restrictions {
+            // The catalog's own ids: one that does not parse is its fault, not the caller's,
+            // and guessing could show what it hides.
+            let unreadable = || {
+                Error::Unavailable(format!(
+                    "catalog service: unreadable restriction of {:?}",
+                    restriction.service_id
+                ))
+            };
+            let service = Uuid::parse_str(&restriction.service_id).map_err(|_| unreadable())?;
+            let organizations = restriction
+                .organization_ids
+                .iter()
+                .map(|o| Uuid::parse_str(o).map_err(|_| unreadable()))
+                .collect::<Result<Vec<_>>>()?;
+            map.insert(service, organizations);
+        }
+        let map = Arc::new(map);
+        let mut tenants = self.lock();
+        if self.generation.load(Ordering::Acquire) == generation {
+            if tenants.len() > 10_000 {
+                tenants.clear();
+            }
+            tenants.insert(tenant, (map.clone(), Instant::now()));
+        }
+        Ok(map)
+    }
+
+    /// The restricted services `principal` may not see (none for a tenant administrator).
+    pub async fn hidden_from(&self, tenant: TenantId, principal: &Principal) -> Result<Vec<Uuid>> {
+        if principal.has_role(Role::TenantAdmin) {
+            return Ok(Vec::new());
+        }
+        let map = self.of(tenant).await?;
+        Ok(map
+            .iter()
+            .filter(|(_, organizations)| {
+                !visible(organizations, &principal.organization_ids, false)
+            })
+            .map(|(service, _)| *service)
+            .collect())
+    }
+
+    /// Whether `service` is hidden from `principal`: its records and authorizations are then
+    /// NOT_FOUND to them.
+    pub async fn hides(
+        &self,
+        tenant: TenantId,
+        principal: &Principal,
+        service: Uuid,
+    ) -> Result<bool> {
+        if principal.has_role(Role::TenantAdmin) {
+            return Ok(false);
+        }
+        let map = self.of(tenant).await?;
+        Ok(map.get(&service).is_some_and(|organizations| {
+            !visible(organizations, &principal.organization_ids, false)
+        }))
+    }
+
+    fn invalidate(&self, tenant: TenantId) {
+        let mut tenants = self.lock();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        tenants.remove(&tenant);
+    }
+
+    /// Drops a tenant's restrictions when any of its services changes, until `shutdown`.
+    async fn follow_events(self: Arc<Self>, bus: Bus, shutdown: CancellationToken) {
+        let subscription = Subscription {
+            queue: None,
+            bindings: ["created", "updated", "retired", "deleted"]
+                .iter()
+                .map(|verb| format!("catalog.service_{verb}.v1"))
+                .collect(),
+            concurrency: 1,
+        };
+        consume(bus, subscription, shutdown, |envelope| {
+            let restrictions = self.clone();
+            async move {
+                restrictions.invalidate(envelope.tenant_id);
+                Ok(())
+            }
+        })
+        .await;
+    }
 }

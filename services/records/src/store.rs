@@ -287,6 +287,7 @@ pub async fn client_history(
     conn: &mut PgConnection,
     client_id: Uuid,
     filter: &HistoryFilter,
+    hidden_services: &[Uuid],
     after: Option<(NaiveDate, Uuid)>,
     limit: i64,
 ) -> Result<Vec<RecordRow>> {
@@ -301,6 +302,7 @@ pub async fn client_history(
          AND ($6::uuid IS NULL OR grant_id = $6) AND ($7::uuid IS NULL OR program_id = $7) \
          AND ($8::uuid IS NULL OR enrollment_id = $8) AND ($9::smallint IS NULL OR kind = $9) \
          AND ($10::date IS NULL OR (service_date, id) < ($10, $11)) \
+         AND NOT (service_id = ANY($13)) \
          ORDER BY service_date DESC, id DESC LIMIT $12"
     )))
     .bind(client_id)
@@ -315,6 +317,7 @@ pub async fn client_history(
     .bind(after_date)
     .bind(after_id)
     .bind(limit)
+    .bind(hidden_services)
     .fetch_all(conn)
     .await?)
 }
@@ -346,12 +349,13 @@ pub struct TotalsRow {
 }
 
 /// Sums over `[start, end]`: deliveries and indirect services counted as delivered, turn-aways
-/// apart; clients counted once per group.
+/// apart; clients counted once per group; records of `hidden_services` left out.
 pub async fn totals(
     conn: &mut PgConnection,
     start: NaiveDate,
     end: NaiveDate,
     by: Grouping,
+    hidden_services: &[Uuid],
 ) -> Result<Vec<TotalsRow>> {
     Ok(sqlx::query_as(
         "SELECT CASE WHEN $3 THEN grant_id END AS grant_id, \
@@ -368,6 +372,7 @@ pub async fn totals(
                 count(DISTINCT client_id) FILTER (WHERE kind = 2) AS turned_away_clients \
          FROM records.service_records \
          WHERE deleted_at IS NULL AND service_date BETWEEN $1 AND $2 \
+           AND NOT (service_id = ANY($8)) \
          GROUP BY 1, 2, 3, 4, 5 ORDER BY 5 NULLS FIRST, 1 NULLS FIRST, 2 NULLS FIRST, \
                   4 NULLS FIRST, 3 NULLS FIRST",
     )
@@ -378,6 +383,7 @@ pub async fn totals(
     .bind(by.service)
     .bind(by.service_group)
     .bind(by.month)
+    .bind(hidden_services)
     .fetch_all(conn)
     .await?)
 }
