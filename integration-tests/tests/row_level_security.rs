@@ -490,5 +490,66 @@ async fn every_table_is_isolated_by_forced_row_level_security() {
                 .unwrap();
         assert_eq!(visible, 0, "{name}: another tenant's transaction sees rows");
         tx.rollback().await.unwrap();
+
+        // Another tenant that also sets the scope the platform once ran under: nothing more.
+        let mut tx = app.begin().await.unwrap();
+        sqlx::query(
+            "SELECT set_config('app.tenant_id', gen_random_uuid()::text, true), \
+             set_config('app.scope', 'system', true)",
+        )
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        let visible: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {name}")))
+                .fetch_one(&mut *tx)
+                .await
+                .unwrap();
+        assert_eq!(
+            visible, 0,
+            "{name}: a tenant's transaction widened its own scope"
+        );
+        tx.rollback().await.unwrap();
+    }
+
+    // The platform's own role: nobody logs in as it, the services' role cannot become it, and
+    // each function it owns has a search path of its own.
+    let system = sqlx::query(
+        "SELECT rolcanlogin, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = 'caseway_system'",
+    )
+    .fetch_one(&mut owner)
+    .await
+    .unwrap();
+    assert!(!system.get::<bool, _>("rolcanlogin"));
+    assert!(!system.get::<bool, _>("rolsuper"));
+    assert!(!system.get::<bool, _>("rolbypassrls"));
+    let error = sqlx::query("SET ROLE caseway_system")
+        .execute(&mut app)
+        .await
+        .expect_err("the services' role may not become the platform's");
+    assert_eq!(
+        error.as_database_error().and_then(|e| e.code()).as_deref(),
+        Some("42501"),
+        "{error}"
+    );
+    let definers: Vec<(String, String, Option<Vec<String>>)> = sqlx::query_as(
+        "SELECT p.oid::regprocedure::text, r.rolname::text, p.proconfig::text[] \
+         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+         JOIN pg_roles r ON r.oid = p.proowner WHERE p.prosecdef AND n.nspname = ANY($1)",
+    )
+    .bind(SCHEMAS)
+    .fetch_all(&mut owner)
+    .await
+    .unwrap();
+    assert!(definers.len() >= 7, "{definers:?}");
+    for (function, owner_role, config) in &definers {
+        assert_eq!(owner_role, "caseway_system", "{function}");
+        assert!(
+            config
+                .iter()
+                .flatten()
+                .any(|c| c.starts_with("search_path=")),
+            "{function} runs with the caller's search path"
+        );
     }
 }

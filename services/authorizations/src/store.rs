@@ -313,21 +313,21 @@ pub async fn deliveries(
     Ok((rows.into_iter().map(|(d, u, _)| (d, u)).collect(), records))
 }
 
-/// Approved authorizations of every tenant whose end date is before `today`, locked (the
-/// system scope reads across tenants).
+/// Approved authorizations of every tenant whose end date is before `today`, locked for this
+/// transaction (read across tenants through the platform role's function).
 pub async fn expired(
     conn: &mut PgConnection,
     today: NaiveDate,
     limit: i64,
 ) -> Result<Vec<(Uuid, Uuid)>> {
-    Ok(sqlx::query_as(
-        "SELECT tenant_id, id FROM authorizations.authorizations \
-         WHERE status = 2 AND end_date < $1 ORDER BY end_date, id LIMIT $2 FOR UPDATE",
+    // Across tenants, through the platform role's function (locked for this transaction).
+    Ok(
+        sqlx::query_as("SELECT tenant_id, id FROM authorizations.ended_approved($1, $2)")
+            .bind(today)
+            .bind(limit)
+            .fetch_all(conn)
+            .await?,
     )
-    .bind(today)
-    .bind(limit)
-    .fetch_all(conn)
-    .await?)
 }
 
 /// A hold not yet settled by its record's event: the current one (`held_version`, made by
@@ -343,20 +343,15 @@ pub struct UnsettledHold {
 }
 
 /// Holds of every tenant older than `older_than` whose record's event has not settled them
-/// (the system scope reads across tenants).
+/// (read across tenants through the platform role's function).
 pub async fn unsettled_holds(
     conn: &mut PgConnection,
     older_than: chrono::Duration,
     limit: i64,
 ) -> Result<Vec<UnsettledHold>> {
     Ok(sqlx::query_as(
-        "SELECT tenant_id, authorization_id, service_record_id, \
-         CASE WHEN held_units > 0 AND held_version > record_version THEN held_version ELSE 0 \
-         END AS held_version, held_by, \
-         CASE WHEN earlier_units > 0 AND earlier_version > record_version THEN earlier_version \
-         ELSE 0 END AS earlier_version \
-         FROM authorizations.draws WHERE (held_units > 0 OR earlier_units > 0) \
-         AND updated_at < now() - $1 ORDER BY updated_at LIMIT $2",
+        "SELECT tenant_id, authorization_id, service_record_id, held_version, held_by, \
+         earlier_version FROM authorizations.unsettled_holds($1, $2)",
     )
     .bind(older_than)
     .bind(limit)

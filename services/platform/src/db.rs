@@ -67,14 +67,15 @@ impl Db {
         Ok(TenantTx { conn, tenant })
     }
 
-    /// A transaction of the platform itself (the outbox relay, tenant lifecycle): it sets
-    /// `app.scope = 'system'`, which only the policies of platform-wide tables honour.
+    /// A transaction of the platform itself (the outbox relay, tenant lifecycle, workers): it
+    /// acts for the platform's own tenant ([`PLATFORM_TENANT`], whose rows are platform-level
+    /// idempotency keys) and may act for one tenant at a time. It sees no more than a tenant's
+    /// transaction does: what the platform reads across tenants it reads through the functions
+    /// of the `caseway_system` role (the system role migration), never by a setting the
+    /// services' role could make itself.
     pub async fn system_tx(&self) -> Result<SystemTx> {
-        // One message, as in `tenant_tx`: the scope and the platform's own tenant are constants.
-        let begin = format!(
-            "BEGIN; SELECT set_config('app.scope', 'system', true), \
-             set_config('app.tenant_id', '{PLATFORM_TENANT}', true)"
-        );
+        // One message, as in `tenant_tx`: the platform's own tenant is a constant.
+        let begin = format!("BEGIN; SELECT set_config('app.tenant_id', '{PLATFORM_TENANT}', true)");
         let conn = self.begin(begin).await?;
         Ok(SystemTx {
             conn,

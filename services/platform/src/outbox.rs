@@ -254,12 +254,11 @@ impl Relay {
         // Claimed and deleted in one statement; the rows come back if the broker does not
         // confirm them (the transaction rolls back).
         let mut tx = self.db.system_tx().await?;
+        // Every tenant's events: through the one function of the platform's own role that
+        // reads them (see the system role migration).
         let mut rows: Vec<Row> = sqlx::query_as(
-            "DELETE FROM platform.outbox WHERE id IN ( \
-               SELECT id FROM platform.outbox WHERE published_at IS NULL \
-               ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED \
-             ) RETURNING seq, id, tenant_id, event_type, source, subject, occurred_at, payload, \
-               traceparent",
+            "SELECT seq, id, tenant_id, event_type, source, subject, occurred_at, payload, \
+             traceparent FROM platform.claim_outbox($1)",
         )
         .bind(BATCH)
         .fetch_all(tx.conn())

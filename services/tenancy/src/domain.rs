@@ -170,7 +170,7 @@ impl Tenancy {
     /// The caller's own tenant (row-level security shows no other).
     pub async fn get_own_tenant(&self, own: TenantId, id: TenantId) -> Result<Tenant> {
         let mut tx = self.db.tenant_tx(own).await?;
-        let tenant = store::tenant(tx.conn(), id)
+        let tenant = store::own_tenant(tx.conn(), id)
             .await?
             .ok_or_else(|| Error::not_found("tenant", id))?;
         tx.commit().await?;

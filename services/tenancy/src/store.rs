@@ -34,15 +34,20 @@ impl From<TenantRow> for Tenant {
     }
 }
 
+// Tenants are the platform's: reads and writes across them go through the functions of the
+// caseway_system role (see the tenancy system migration); a tenant's transaction sees its own
+// row only ([`own_tenant`]).
+
+const TENANT_COLUMNS: &str = "id, slug, display_name, status, version, created_at, updated_at";
+
 pub async fn insert_tenant(
     conn: &mut PgConnection,
     id: TenantId,
     new: &NewTenant,
 ) -> Result<Tenant> {
-    let row: TenantRow = sqlx::query_as(
-        "INSERT INTO tenancy.tenants (id, slug, display_name, status) VALUES ($1, $2, $3, 'active') \
-         RETURNING id, slug, display_name, status, version, created_at, updated_at",
-    )
+    let row: TenantRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {TENANT_COLUMNS} FROM tenancy.create_tenant($1, $2, $3)"
+    )))
     .bind(id.as_uuid())
     .bind(&new.slug)
     .bind(&new.display_name)
@@ -51,34 +56,42 @@ pub async fn insert_tenant(
     Ok(row.into())
 }
 
-pub async fn tenant(conn: &mut PgConnection, id: TenantId) -> Result<Option<Tenant>> {
-    let row: Option<TenantRow> = sqlx::query_as(
-        "SELECT id, slug, display_name, status, version, created_at, updated_at \
-         FROM tenancy.tenants WHERE id = $1",
-    )
-    .bind(id.as_uuid())
+/// Any tenant, by id or by slug (exactly one of them), locked for the transaction if asked.
+async fn find_tenant(
+    conn: &mut PgConnection,
+    id: Option<TenantId>,
+    slug: Option<&str>,
+    lock: bool,
+) -> Result<Option<Tenant>> {
+    let row: Option<TenantRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {TENANT_COLUMNS} FROM tenancy.find_tenant($1, $2, $3)"
+    )))
+    .bind(id.map(|i| i.as_uuid()))
+    .bind(slug)
+    .bind(lock)
     .fetch_optional(conn)
     .await?;
     Ok(row.map(Into::into))
+}
+
+pub async fn tenant(conn: &mut PgConnection, id: TenantId) -> Result<Option<Tenant>> {
+    find_tenant(conn, Some(id), None, false).await
 }
 
 pub async fn tenant_for_update(conn: &mut PgConnection, id: TenantId) -> Result<Option<Tenant>> {
-    let row: Option<TenantRow> = sqlx::query_as(
-        "SELECT id, slug, display_name, status, version, created_at, updated_at \
-         FROM tenancy.tenants WHERE id = $1 FOR UPDATE",
-    )
-    .bind(id.as_uuid())
-    .fetch_optional(conn)
-    .await?;
-    Ok(row.map(Into::into))
+    find_tenant(conn, Some(id), None, true).await
 }
 
 pub async fn tenant_by_slug(conn: &mut PgConnection, slug: &str) -> Result<Option<Tenant>> {
-    let row: Option<TenantRow> = sqlx::query_as(
-        "SELECT id, slug, display_name, status, version, created_at, updated_at \
-         FROM tenancy.tenants WHERE slug = $1",
-    )
-    .bind(slug)
+    find_tenant(conn, None, Some(slug), false).await
+}
+
+/// The tenant of the transaction, as row-level security shows it (none but its own).
+pub async fn own_tenant(conn: &mut PgConnection, id: TenantId) -> Result<Option<Tenant>> {
+    let row: Option<TenantRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {TENANT_COLUMNS} FROM tenancy.tenants WHERE id = $1"
+    )))
+    .bind(id.as_uuid())
     .fetch_optional(conn)
     .await?;
     Ok(row.map(Into::into))
@@ -90,12 +103,9 @@ pub async fn list_tenants(
     after_slug: Option<&str>,
     limit: i64,
 ) -> Result<Vec<Tenant>> {
-    let rows: Vec<TenantRow> = sqlx::query_as(
-        "SELECT id, slug, display_name, status, version, created_at, updated_at \
-         FROM tenancy.tenants \
-         WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR slug > $2) \
-         ORDER BY slug LIMIT $3",
-    )
+    let rows: Vec<TenantRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {TENANT_COLUMNS} FROM tenancy.list_tenants($1, $2, $3)"
+    )))
     .bind(status.map(|s| s.as_str()))
     .bind(after_slug)
     .bind(limit)
@@ -109,10 +119,9 @@ pub async fn set_tenant_status(
     id: TenantId,
     status: TenantStatus,
 ) -> Result<Tenant> {
-    let row: TenantRow = sqlx::query_as(
-        "UPDATE tenancy.tenants SET status = $2, version = version + 1, updated_at = now() \
-         WHERE id = $1 RETURNING id, slug, display_name, status, version, created_at, updated_at",
-    )
+    let row: TenantRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {TENANT_COLUMNS} FROM tenancy.set_tenant_status($1, $2)"
+    )))
     .bind(id.as_uuid())
     .bind(status.as_str())
     .fetch_one(conn)
