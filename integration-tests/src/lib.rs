@@ -97,14 +97,35 @@ impl TestEnv {
         let metrics = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("metrics port");
+        let config_tls = config.grpc_tls_cert_file.as_ref().map(|_| {
+            config
+                .peer_tls_ca_file
+                .clone()
+                .expect("a CA to check the node with")
+        });
         let node = caseway::start(config, targets, grpc, metrics, CancellationToken::new())
             .await
             .expect("node starts");
-        let channel = Channel::from_shared(format!("http://{}", node.grpc_addr))
-            .expect("endpoint")
-            .connect()
-            .await
-            .expect("connects");
+        let channel = match &config_tls {
+            // A node serving TLS is called as a gateway would: over TLS, checking its
+            // certificate, without a certificate of its own.
+            Some(ca) => {
+                Channel::from_shared(format!("https://localhost:{}", node.grpc_addr.port()))
+                    .expect("endpoint")
+                    .tls_config(tonic::transport::ClientTlsConfig::new().ca_certificate(
+                        tonic::transport::Certificate::from_pem(std::fs::read(ca).expect("CA")),
+                    ))
+                    .expect("TLS")
+                    .connect()
+                    .await
+                    .expect("connects")
+            }
+            None => Channel::from_shared(format!("http://{}", node.grpc_addr))
+                .expect("endpoint")
+                .connect()
+                .await
+                .expect("connects"),
+        };
         TestNode {
             catalog: CatalogServiceClient::new(channel.clone()),
             clients: ClientsServiceClient::new(channel.clone()),
@@ -406,4 +427,116 @@ pub async fn call_raw(
     grpc.unary(request, path, RawCodec)
         .await
         .map(|r| r.into_inner())
+}
+
+/// Certificates a test makes with the `openssl` command: a certificate authority, a
+/// certificate it signed for `localhost` and 127.0.0.1 (for servers and clients alike), and
+/// an unrelated authority that signed nothing here. Removed on drop.
+pub struct TestCerts {
+    pub dir: PathBuf,
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub other_ca: PathBuf,
+}
+
+impl TestCerts {
+    pub fn new() -> TestCerts {
+        let dir = std::env::temp_dir().join(format!("caseway-certs-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("cert folder");
+        let openssl = |args: &[&str]| {
+            let output = std::process::Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .output()
+                .expect("openssl runs");
+            assert!(
+                output.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        };
+        let ca = |name: &str| {
+            openssl(&[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.pem"),
+                "-days",
+                "2",
+                "-subj",
+                &format!("/CN=Caseway test {name}"),
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ]);
+        };
+        ca("ca");
+        ca("other-ca");
+        std::fs::write(
+            dir.join("node.ext"),
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+             keyUsage=critical,digitalSignature,keyEncipherment\n\
+             extendedKeyUsage=serverAuth,clientAuth\n",
+        )
+        .expect("extensions");
+        openssl(&[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "node.key",
+            "-out",
+            "node.csr",
+            "-subj",
+            "/CN=localhost",
+        ]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "node.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "node.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "node.ext",
+        ]);
+        TestCerts {
+            ca: dir.join("ca.pem"),
+            cert: dir.join("node.pem"),
+            key: dir.join("node.key"),
+            other_ca: dir.join("other-ca.pem"),
+            dir,
+        }
+    }
+}
+
+impl Default for TestCerts {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TestCerts {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }

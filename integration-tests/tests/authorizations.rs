@@ -1545,8 +1545,8 @@ async fn holds_whose_record_never_came_are_given_back() {
     let config = env.config();
     let platform = caseway_platform::server::Platform::new(config.clone()).unwrap();
     let records = caseway_authorizations::records::Records::new(
+        &platform,
         &format!("http://{}", node.addr()),
-        platform.service_identity.clone(),
     )
     .unwrap();
     let sweeper = caseway_authorizations::worker::HoldSweeper::new(Arc::new(records));

@@ -37,16 +37,13 @@ pub fn register(
     records_endpoint: &str,
 ) -> anyhow::Result<()> {
     let lookups = Arc::new(Lookups::new(
+        platform,
         catalog_endpoint,
         clients_endpoint,
-        platform.service_identity.clone(),
         "authorizations",
     )?);
     lookups.follow_events(&platform.bus, node);
-    let records = Arc::new(records::Records::new(
-        records_endpoint,
-        platform.service_identity.clone(),
-    )?);
+    let records = Arc::new(records::Records::new(platform, records_endpoint)?);
     let api = Arc::new(api::AuthorizationsApi::new(
         platform.clone(),
         lookups,

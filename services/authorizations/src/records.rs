@@ -19,6 +19,7 @@ use caseway_platform::TenantId;
 use caseway_platform::access::READ_RECORD_DRAWS;
 use caseway_platform::auth::ServiceIdentity;
 use caseway_platform::error::{Error, Result};
+use caseway_platform::server::Platform;
 
 pub struct Records {
     client: RecordsInternalServiceClient<Channel>,
@@ -29,11 +30,10 @@ pub struct Records {
 const CALLER: &str = "authorizations";
 
 impl Records {
-    pub fn new(endpoint: &str, identity: Arc<ServiceIdentity>) -> anyhow::Result<Self> {
-        let channel = Channel::from_shared(endpoint.to_string())?.connect_lazy();
+    pub fn new(platform: &Platform, endpoint: &str) -> anyhow::Result<Self> {
         Ok(Records {
-            client: RecordsInternalServiceClient::new(channel),
-            identity,
+            client: RecordsInternalServiceClient::new(platform.peers.channel(endpoint)?),
+            identity: platform.service_identity.clone(),
         })
     }
 

@@ -95,7 +95,7 @@ pub async fn start(
     metrics_listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<RunningNode> {
-    let own = format!("http://127.0.0.1:{}", grpc_listener.local_addr()?.port());
+    let own = caseway_platform::tls::own_endpoint(&config, grpc_listener.local_addr()?.port());
     let tenancy_endpoint = config
         .tenancy_endpoint
         .clone()

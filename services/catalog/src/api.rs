@@ -36,7 +36,7 @@ impl CatalogApi {
         catalog: Catalog,
         tenancy_endpoint: &str,
     ) -> anyhow::Result<Self> {
-        let channel = Channel::from_shared(tenancy_endpoint.to_string())?.connect_lazy();
+        let channel = platform.peers.channel(tenancy_endpoint)?;
         Ok(CatalogApi {
             platform,
             catalog,

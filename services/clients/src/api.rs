@@ -46,7 +46,7 @@ impl ClientsApi {
         cipher: Arc<PiiCipher>,
         catalog_endpoint: &str,
     ) -> anyhow::Result<Self> {
-        let channel = Channel::from_shared(catalog_endpoint.to_string())?.connect_lazy();
+        let channel = platform.peers.channel(catalog_endpoint)?;
         let ssn_misses = FailureLimit::new(
             platform.redis.clone(),
             "ssn-search-misses",

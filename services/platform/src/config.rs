@@ -29,6 +29,20 @@ pub struct Config {
     /// DEADLINE_EXCEEDED (`CASEWAY_GRPC_MAX_CALL_SECONDS`).
     #[serde(with = "seconds")]
     pub grpc_max_call_duration: Duration,
+    /// PEM certificate chain the gRPC server presents; with the key, the server speaks TLS
+    /// only (`CASEWAY_GRPC_TLS_CERT_FILE`). It also identifies this node when it calls other
+    /// services over TLS, so it should allow client authentication too, and name `localhost`
+    /// for a node to call itself.
+    pub grpc_tls_cert_file: Option<PathBuf>,
+    /// PEM private key of that certificate (`CASEWAY_GRPC_TLS_KEY_FILE`).
+    pub grpc_tls_key_file: Option<PathBuf>,
+    /// PEM certificate authorities client certificates are checked against: with it, the
+    /// internal services take calls only over connections that presented a certificate it
+    /// signed (mutual TLS); public services need none (`CASEWAY_GRPC_TLS_CLIENT_CA_FILE`).
+    pub grpc_tls_client_ca_file: Option<PathBuf>,
+    /// PEM certificate authorities the certificates of other services (`https://` endpoints)
+    /// are checked against, instead of the system's (`CASEWAY_PEER_TLS_CA_FILE`).
+    pub peer_tls_ca_file: Option<PathBuf>,
     /// Connection for the services: a role that owns no table and has no BYPASSRLS
     /// (`CASEWAY_DATABASE_URL`).
     pub database_url: String,
@@ -48,8 +62,11 @@ pub struct Config {
     /// Whole-SSN searches that find no one a user may make per hour, across every replica;
     /// past it, RESOURCE_EXHAUSTED until the hour ends (`CASEWAY_SSN_SEARCH_MISSES_PER_HOUR`).
     pub ssn_search_misses_per_hour: u32,
-    /// `CASEWAY_AMQP_URL`.
+    /// `CASEWAY_AMQP_URL`; `amqps://` connects over TLS.
     pub amqp_url: String,
+    /// PEM certificate authorities an `amqps://` broker's certificate is checked against,
+    /// instead of the system's (`CASEWAY_AMQP_CA_FILE`).
+    pub amqp_ca_file: Option<PathBuf>,
     /// The topic exchange events go to (`CASEWAY_EVENTS_EXCHANGE`).
     pub events_exchange: String,
     /// PEM file of the Ed25519 public key tokens are verified with (`CASEWAY_JWT_PUBLIC_KEY_FILE`).
@@ -76,8 +93,12 @@ pub struct Config {
     pub page_token_secret_file: Option<PathBuf>,
     /// Local data folder for `caseway dev` (`CASEWAY_DATA_DIR`).
     pub data_dir: PathBuf,
-    /// OTLP/gRPC collector; no export when unset (`CASEWAY_OTLP_ENDPOINT`).
+    /// OTLP/gRPC collector; no export when unset; `https://` exports over TLS
+    /// (`CASEWAY_OTLP_ENDPOINT`).
     pub otlp_endpoint: Option<String>,
+    /// PEM certificate authorities an `https://` collector's certificate is checked against,
+    /// instead of the system's (`CASEWAY_OTLP_CA_FILE`).
+    pub otlp_ca_file: Option<PathBuf>,
     /// `json` or `text` (`CASEWAY_LOG_FORMAT`).
     pub log_format: String,
     /// Endpoint of the tenancy service for other services (`CASEWAY_TENANCY_ENDPOINT`); when
@@ -117,6 +138,10 @@ impl Default for Config {
             grpc_max_concurrent_streams: 256,
             grpc_max_header_bytes: 16 * 1024,
             grpc_max_call_duration: Duration::from_secs(30),
+            grpc_tls_cert_file: None,
+            grpc_tls_key_file: None,
+            grpc_tls_client_ca_file: None,
+            peer_tls_ca_file: None,
             database_url: "postgres://caseway_app@127.0.0.1:5432/caseway".into(),
             migration_database_url: "postgres://postgres@127.0.0.1:5432/caseway".into(),
             database_max_connections: 16,
@@ -125,6 +150,7 @@ impl Default for Config {
             tenant_rate_limit: 2000,
             ssn_search_misses_per_hour: 20,
             amqp_url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+            amqp_ca_file: None,
             events_exchange: "caseway.events".into(),
             jwt_public_key_file: PathBuf::from(".caseway/jwt-public.pem"),
             jwt_private_key_file: PathBuf::from(".caseway/jwt-private.pem"),
@@ -136,6 +162,7 @@ impl Default for Config {
             page_token_secret_file: None,
             data_dir: PathBuf::from(".caseway"),
             otlp_endpoint: None,
+            otlp_ca_file: None,
             log_format: "text".into(),
             tenancy_endpoint: None,
             catalog_endpoint: None,
@@ -223,6 +250,21 @@ impl Config {
         if let Some(v) = var("CASEWAY_GRPC_MAX_CALL_SECONDS") {
             self.grpc_max_call_duration =
                 Duration::from_secs(parse("CASEWAY_GRPC_MAX_CALL_SECONDS", &v)?);
+        }
+        for (name, field) in [
+            ("CASEWAY_GRPC_TLS_CERT_FILE", &mut self.grpc_tls_cert_file),
+            ("CASEWAY_GRPC_TLS_KEY_FILE", &mut self.grpc_tls_key_file),
+            (
+                "CASEWAY_GRPC_TLS_CLIENT_CA_FILE",
+                &mut self.grpc_tls_client_ca_file,
+            ),
+            ("CASEWAY_PEER_TLS_CA_FILE", &mut self.peer_tls_ca_file),
+            ("CASEWAY_AMQP_CA_FILE", &mut self.amqp_ca_file),
+            ("CASEWAY_OTLP_CA_FILE", &mut self.otlp_ca_file),
+        ] {
+            if let Some(v) = var(name) {
+                *field = Some(PathBuf::from(v));
+            }
         }
         if let Some(v) = var("CASEWAY_DATABASE_URL") {
             self.database_url = v;

@@ -129,9 +129,10 @@ impl Error {
 impl From<sqlx::Error> for Error {
     fn from(error: sqlx::Error) -> Self {
         match &error {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                Error::Unavailable("database unavailable".into())
-            }
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_) => Error::Unavailable("database unavailable".into()),
             sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => {
                 // A unique index caught a race the domain's own check could not.
                 Error::AlreadyExists("a resource with the same unique key exists".into())

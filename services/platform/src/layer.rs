@@ -27,6 +27,9 @@ pub struct GatewayLayer {
     methods: Arc<Methods>,
     /// The longest a call may run, whatever deadline its caller set.
     max_call: Duration,
+    /// Whether internal services take calls only over connections that presented a client
+    /// certificate (mutual TLS).
+    internal_needs_certificate: bool,
     verifier: Arc<TokenVerifier>,
     tenants: Arc<TenantStatusCache>,
     limiter: Arc<RateLimiter>,
@@ -37,6 +40,7 @@ impl GatewayLayer {
     pub fn new(
         methods: Arc<Methods>,
         max_call: Duration,
+        internal_needs_certificate: bool,
         verifier: Arc<TokenVerifier>,
         tenants: Arc<TenantStatusCache>,
         limiter: Arc<RateLimiter>,
@@ -45,6 +49,7 @@ impl GatewayLayer {
         GatewayLayer {
             methods,
             max_call,
+            internal_needs_certificate,
             verifier,
             tenants,
             limiter,
@@ -75,8 +80,14 @@ impl<S> Gateway<S> {
     async fn authorize(
         layer: &GatewayLayer,
         headers: &http::HeaderMap,
+        certified: bool,
         access: Access,
     ) -> Result<Arc<Principal>, Error> {
+        if layer.internal_needs_certificate && matches!(access, Access::Service(_)) && !certified {
+            return Err(Error::Unauthenticated(
+                "an internal method takes calls only over mutual TLS".into(),
+            ));
+        }
         let header = headers
             .get(http::header::AUTHORIZATION)
             .ok_or_else(|| Error::Unauthenticated("missing bearer token".into()))?;
@@ -99,6 +110,17 @@ impl<S> Gateway<S> {
         }
         Ok(principal)
     }
+}
+
+/// Whether the call's connection presented a client certificate the server's client CA
+/// signed (rustls checked it at the handshake).
+fn presented_certificate(request: &Request<Body>) -> bool {
+    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+    request
+        .extensions()
+        .get::<TlsConnectInfo<TcpConnectInfo>>()
+        .and_then(|info| info.peer_certs())
+        .is_some_and(|certificates| !certificates.is_empty())
 }
 
 impl<S> Service<Request<Body>> for Gateway<S>
@@ -131,7 +153,8 @@ where
                     None => tonic::Status::unimplemented("no such method").into_http(),
                     Some((_, Access::Public)) => inner.call(request).await?,
                     Some((_, access)) => {
-                        match Self::authorize(&layer, request.headers(), access).await {
+                        let certified = presented_certificate(&request);
+                        match Self::authorize(&layer, request.headers(), certified, access).await {
                             Ok(principal) => {
                                 request.extensions_mut().insert(principal);
                                 // The call's future is dropped at the bound: its transaction

@@ -29,6 +29,7 @@ pub mod server;
 pub mod telemetry;
 pub mod tenant_status;
 pub mod testing;
+pub mod tls;
 pub mod validate;
 
 pub use config::Config;

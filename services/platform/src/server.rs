@@ -46,6 +46,8 @@ pub struct Platform {
     pub redis: Arc<Redis>,
     pub revocations: Arc<Revocations>,
     pub limiter: Arc<RateLimiter>,
+    /// Channels to the other services.
+    pub peers: crate::tls::Peers,
 }
 
 /// The shortest page-token secret accepted, in bytes.
@@ -104,8 +106,11 @@ impl Platform {
             config.redis_ca_file.as_deref(),
             metrics.clone(),
         )?);
+        let bus = Bus::new(&config.amqp_url, &config.events_exchange)
+            .with_ca_file(config.amqp_ca_file.as_deref())?;
         Ok(Arc::new(Platform {
-            bus: Bus::new(&config.amqp_url, &config.events_exchange),
+            peers: crate::tls::Peers::new(&config)?,
+            bus,
             db,
             verifier: Arc::new(verifier),
             service_identity: Arc::new(service_identity),
@@ -279,6 +284,7 @@ pub async fn start(
     let layer = GatewayLayer::new(
         Arc::new(Methods::of_services(&node.health_names)),
         platform.config.grpc_max_call_duration,
+        crate::tls::requires_client_certificates(&platform.config),
         platform.verifier.clone(),
         platform.tenants.clone(),
         platform.limiter.clone(),
@@ -303,10 +309,14 @@ pub async fn start(
     };
     let incoming =
         tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true));
+    let mut server = tonic::transport::Server::builder();
+    if let Some(tls) = crate::tls::server(&platform.config)? {
+        server = server.tls_config(tls)?;
+    }
     let grace = platform.config.shutdown_grace;
     let limits = ServerLimits::of(&platform.config);
     let handle = tokio::spawn(async move {
-        let served = tonic::transport::Server::builder()
+        let served = server
             .max_concurrent_streams(limits.max_concurrent_streams)
             .http2_max_header_list_size(limits.max_header_bytes)
             .layer(layer)

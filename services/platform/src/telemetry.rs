@@ -36,10 +36,22 @@ pub fn init(service_name: &str, config: &Config) -> anyhow::Result<TelemetryGuar
         .build();
     let mut builder = SdkTracerProvider::builder().with_resource(resource);
     if let Some(endpoint) = &config.otlp_endpoint {
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
+        use opentelemetry_otlp::WithTonicConfig;
+        let mut exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_tonic()
-            .with_endpoint(endpoint.clone())
-            .build()?;
+            .with_endpoint(endpoint.clone());
+        if endpoint.starts_with("https://") {
+            let tls = match &config.otlp_ca_file {
+                Some(path) => tonic::transport::ClientTlsConfig::new().ca_certificate(
+                    tonic::transport::Certificate::from_pem(std::fs::read(path).map_err(|e| {
+                        anyhow::anyhow!("reading the OTLP CA file {}: {e}", path.display())
+                    })?),
+                ),
+                None => tonic::transport::ClientTlsConfig::new().with_native_roots(),
+            };
+            exporter = exporter.with_tls_config(tls);
+        }
+        let exporter = exporter.build()?;
         builder = builder.with_batch_exporter(exporter);
     }
     let provider = builder.build();

@@ -211,10 +211,7 @@ impl RecordsApi {
         Ok(RecordsApi {
             platform: platform.clone(),
             lookups,
-            authorizations: Authorizations::new(
-                authorizations_endpoint,
-                platform.service_identity.clone(),
-            )?,
+            authorizations: Authorizations::new(&platform, authorizations_endpoint)?,
         })
     }
 

@@ -18,6 +18,7 @@ use caseway_platform::access::HOLD_UNITS;
 use caseway_platform::auth::ServiceIdentity;
 use caseway_platform::convert::date;
 use caseway_platform::error::{Error, Result};
+use caseway_platform::server::Platform;
 
 use crate::store::RecordRow;
 
@@ -56,11 +57,10 @@ fn rule(status: &tonic::Status) -> &'static str {
 }
 
 impl Authorizations {
-    pub fn new(endpoint: &str, identity: Arc<ServiceIdentity>) -> anyhow::Result<Self> {
-        let channel = Channel::from_shared(endpoint.to_string())?.connect_lazy();
+    pub fn new(platform: &Platform, endpoint: &str) -> anyhow::Result<Self> {
         Ok(Authorizations {
-            client: AuthorizationsInternalServiceClient::new(channel),
-            identity,
+            client: AuthorizationsInternalServiceClient::new(platform.peers.channel(endpoint)?),
+            identity: platform.service_identity.clone(),
         })
     }
 

@@ -26,9 +26,9 @@ pub fn register(
     authorizations_endpoint: &str,
 ) -> anyhow::Result<()> {
     let lookups = Arc::new(lookups::Lookups::new(
+        platform,
         catalog_endpoint,
         clients_endpoint,
-        platform.service_identity.clone(),
         "records",
     )?);
     lookups.follow_events(&platform.bus, node);

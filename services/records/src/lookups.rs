@@ -31,7 +31,7 @@ use caseway_platform::auth::{Authorization, Principal, Role, ServiceIdentity, on
 use caseway_platform::bus::{Bus, Subscription, consume};
 use caseway_platform::cache::KeyedCache;
 use caseway_platform::error::{Error, Result};
-use caseway_platform::server::NodeBuilder;
+use caseway_platform::server::{NodeBuilder, Platform};
 
 use crate::domain::{EnrollmentFacts, GrantFacts, ServiceFacts, UnitOfMeasure, visible};
 
@@ -82,18 +82,22 @@ fn date(d: Option<&caseway_api::google::r#type::Date>) -> Option<NaiveDate> {
 }
 
 impl Lookups {
-    /// `identity` and `caller` (the service asking) are what the catalog's internal method is
-    /// asked with.
+    /// `caller` (the service asking) and the platform's service identity are what the
+    /// catalog's internal method is asked with.
     pub fn new(
+        platform: &Platform,
         catalog_endpoint: &str,
         clients_endpoint: &str,
-        identity: Arc<ServiceIdentity>,
         caller: &'static str,
     ) -> anyhow::Result<Self> {
-        let catalog = Channel::from_shared(catalog_endpoint.to_string())?.connect_lazy();
-        let clients = Channel::from_shared(clients_endpoint.to_string())?.connect_lazy();
+        let catalog = platform.peers.channel(catalog_endpoint)?;
+        let clients = platform.peers.channel(clients_endpoint)?;
         Ok(Lookups {
-            restrictions: Arc::new(Restrictions::new(catalog.clone(), identity, caller)),
+            restrictions: Arc::new(Restrictions::new(
+                catalog.clone(),
+                platform.service_identity.clone(),
+                caller,
+            )),
             catalog: CatalogServiceClient::new(catalog),
             clients: ClientsServiceClient::new(clients.clone()),
             barriers: BarriersServiceClient::new(clients),

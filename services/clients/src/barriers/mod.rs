@@ -39,7 +39,7 @@ pub struct BarriersApi {
 
 impl BarriersApi {
     pub fn new(platform: Arc<Platform>, catalog_endpoint: &str) -> anyhow::Result<Self> {
-        let channel = Channel::from_shared(catalog_endpoint.to_string())?.connect_lazy();
+        let channel = platform.peers.channel(catalog_endpoint)?;
         Ok(BarriersApi {
             platform,
             catalog: CatalogServiceClient::new(channel),
