@@ -113,6 +113,22 @@ async fn tenant_lifecycle_and_tokens_from_the_command_line() {
         .output()
         .unwrap();
     assert!(!failed.status.success(), "an unknown tenant is an error");
+
+    // Revoked from the command line, the token is refused by a verifier that follows the
+    // revocations.
+    let token_id = uuid::Uuid::now_v7().to_string();
+    cli.run(&["token", "revoke", "--id", &token_id]);
+    cli.run(&["token", "revoke", "--user", "ana", "--tenant", "acme"]);
+    let revocations = caseway_platform::revocation::Revocations::default();
+    revocations
+        .refresh(&caseway_platform::testing::redis())
+        .await
+        .unwrap();
+    let tenant = id.parse().ok();
+    assert!(revocations.revoked(None, "bob", 0, Some(&token_id)));
+    let now = chrono::Utc::now().timestamp();
+    assert!(revocations.revoked(tenant, "ana", now - 60, None));
+    assert!(!revocations.revoked(tenant, "ana", now + 60, None));
     let _ = std::fs::remove_dir_all(&cli.data_dir);
 }
 

@@ -63,6 +63,23 @@ async fn dev_stack_answers_a_reflection_client_without_proto_files() {
     check_demo_clients(&address, &token).await;
     stop(child).await;
 
+    // The secrets dev wrote are its owner's alone, from their creation.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |path: std::path::PathBuf| {
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777
+        };
+        assert_eq!(mode(data_dir.clone()), 0o700);
+        for secret in [
+            "jwt-private.pem",
+            "service-key.pem",
+            "pii-keys",
+            "page-token-secret",
+        ] {
+            assert_eq!(mode(data_dir.join(secret)), 0o600, "{secret}");
+        }
+    }
+
     // Again on the same database: the seed finds what it made and adds nothing.
     let mut owner = sqlx::PgConnection::connect(&db.owner_url).await.unwrap();
     let before = seeded_counts(&mut owner).await;

@@ -383,3 +383,37 @@ async fn no_ssn_reaches_the_log_even_at_debug_level() {
         }
     }
 }
+
+#[tokio::test]
+async fn serve_refuses_to_start_without_a_page_token_secret_of_its_own() {
+    let fixture = Fixture::new().await;
+    let run = |secret: Option<std::path::PathBuf>| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_caseway"));
+        command
+            .args(["serve", "--target", "catalog"])
+            .env("CASEWAY_DATABASE_URL", &fixture.db.app_url)
+            .env("CASEWAY_DATA_DIR", &fixture.data_dir)
+            .env("CASEWAY_GRPC_LISTEN", "127.0.0.1:0")
+            .env("CASEWAY_METRICS_LISTEN", "127.0.0.1:0")
+            .env_remove("CASEWAY_PAGE_TOKEN_SECRET_FILE");
+        if let Some(path) = secret {
+            command.env("CASEWAY_PAGE_TOKEN_SECRET_FILE", path);
+        }
+        command.output().expect("caseway runs")
+    };
+    // Without one: nothing is derived from the public key (anyone holding it could forge
+    // page tokens); the node does not start.
+    let output = run(None);
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("CASEWAY_PAGE_TOKEN_SECRET_FILE"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Nor with one too short to be a secret.
+    let short = fixture.data_dir.join("short-secret");
+    std::fs::write(&short, "password").unwrap();
+    let output = run(Some(short));
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("at least 32"));
+}

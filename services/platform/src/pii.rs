@@ -145,19 +145,7 @@ fn decode_key(value: &str) -> anyhow::Result<Vec<u8>> {
 
 /// Writes a new key file unless one exists.
 pub fn ensure_key_file(path: &Path) -> anyhow::Result<()> {
-    if path.exists() {
-        return Ok(());
-    }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(path, PiiCipher::generate())?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    }
-    Ok(())
+    crate::secrets::ensure(path, || PiiCipher::generate().into_bytes())
 }
 
 #[cfg(test)]
