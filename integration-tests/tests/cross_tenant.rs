@@ -647,4 +647,26 @@ async fn tenant_b_cannot_reach_tenant_a_through_any_rpc() {
         .organization
         .unwrap();
     assert_eq!(org_now.name, "Organization NORTH");
+
+    // The catalog's internal method answers for the tenant of the service identity only.
+    use caseway_api::catalog::v1::catalog_internal_service_client::CatalogInternalServiceClient;
+    use caseway_platform::access::READ_SERVICE_RESTRICTIONS;
+    let internal = CatalogInternalServiceClient::new(node.channel.clone());
+    let restrictions = |tenant| {
+        let token = env.service_token("records", tenant, READ_SERVICE_RESTRICTIONS);
+        let mut internal = internal.clone();
+        async move {
+            internal
+                .list_service_restrictions(authed(&token, pb::ListServiceRestrictionsRequest {}))
+                .await
+                .unwrap()
+                .into_inner()
+                .restrictions
+                .into_iter()
+                .map(|r| r.service_id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(restrictions(a).await, [service.id.clone()]);
+    assert!(restrictions(b).await.is_empty());
 }

@@ -1334,6 +1334,31 @@ async fn tenant_b_cannot_reach_tenant_a_service_records() {
         .record
         .unwrap();
     assert_eq!(still, theirs);
+    // The internal question about a record answers for the service identity's tenant only:
+    // tenant B's authorizations service finds A's record not stored.
+    use caseway_api::records::v1::records_internal_service_client::RecordsInternalServiceClient;
+    use caseway_platform::access::READ_RECORD_DRAWS;
+    let internal = RecordsInternalServiceClient::new(node.channel.clone());
+    let draw = |tenant| {
+        let token = env.service_token("authorizations", tenant, READ_RECORD_DRAWS);
+        let mut internal = internal.clone();
+        let id = theirs.id.clone();
+        async move {
+            internal
+                .get_record_draw(authed(
+                    &token,
+                    pb::GetRecordDrawRequest {
+                        service_record_id: id,
+                    },
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    assert!(!draw(b.tenant).await.stored);
+    let own = draw(a.tenant).await;
+    assert!(own.stored && own.version == 1);
     let _ = (&b.admin, &b.john, &b.south_worker);
 }
 
