@@ -667,6 +667,6 @@ async fn tenant_b_cannot_reach_tenant_a_through_any_rpc() {
                 .collect::<Vec<_>>()
         }
     };
-    assert_eq!(restrictions(a).await, [service.id.clone()]);
+    assert_eq!(restrictions(a).await, std::slice::from_ref(&service.id));
     assert!(restrictions(b).await.is_empty());
 }
