@@ -246,10 +246,15 @@ fn measure_body(
                     }
                 }
             }
-            (_, Kind::String) => {
+            (_, kind @ (Kind::String | Kind::Bytes)) => {
                 let Some(length) = length else {
                     need("max_length");
                     continue;
+                };
+                let measure = if kind == Kind::String {
+                    "string"
+                } else {
+                    "bytes"
                 };
                 let reference = if optional {
                     this.clone()
@@ -258,22 +263,7 @@ fn measure_body(
                 };
                 let _ = writeln!(
                     body,
-                    "        {value}m.string(\"{name}\", {reference}, {length});{end}"
-                );
-            }
-            (_, Kind::Bytes) => {
-                let Some(length) = length else {
-                    need("max_length");
-                    continue;
-                };
-                let reference = if optional {
-                    this.clone()
-                } else {
-                    format!("&{this}")
-                };
-                let _ = writeln!(
-                    body,
-                    "        {value}m.bytes(\"{name}\", {reference}, {length});{end}"
+                    "        {value}m.{measure}(\"{name}\", {reference}, {length});{end}"
                 );
             }
             (_, Kind::Message(inner)) => match inner.full_name() {
@@ -315,24 +305,19 @@ fn measure_body(
             let variant = name.to_upper_camel_case();
             let (length, _) = limit_of(&field, extension);
             match field.kind() {
-                Kind::String => {
+                kind @ (Kind::String | Kind::Bytes) => {
                     let Some(length) = length else {
                         missing.push(format!("{}.{name}: max_length", message.full_name()));
                         continue;
                     };
-                    let _ = writeln!(
-                        arms,
-                        "            {enum_path}::{variant}(v) => m.string(\"{name}\", v, {length}),"
-                    );
-                }
-                Kind::Bytes => {
-                    let Some(length) = length else {
-                        missing.push(format!("{}.{name}: max_length", message.full_name()));
-                        continue;
+                    let measure = if kind == Kind::String {
+                        "string"
+                    } else {
+                        "bytes"
                     };
                     let _ = writeln!(
                         arms,
-                        "            {enum_path}::{variant}(v) => m.bytes(\"{name}\", v, {length}),"
+                        "            {enum_path}::{variant}(v) => m.{measure}(\"{name}\", v, {length}),"
                     );
                 }
                 Kind::Message(inner) if ours(inner.package_name()) => {

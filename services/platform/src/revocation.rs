@@ -143,33 +143,14 @@ impl Revocations {
 /// Revokes the token with id `token_id`, which expires at `expires` (unix seconds).
 pub async fn revoke_token(redis: &Redis, token_id: &str, expires: i64) -> anyhow::Result<()> {
     let now = chrono::Utc::now().timestamp();
-    let token_id = token_id.to_string();
-    redis
-        .run(
-            "revocations.revoke",
-            Duration::from_secs(2),
-            |mut c| async move {
-                redis::pipe()
-                    .atomic()
-                    .cmd("ZADD")
-                    .arg(TOKENS)
-                    .arg("GT")
-                    .arg(expires.max(now))
-                    .arg(token_id)
-                    .ignore()
-                    .cmd("ZREMRANGEBYSCORE")
-                    .arg(TOKENS)
-                    .arg("-inf")
-                    .arg(now - SKEW)
-                    .ignore()
-                    .cmd("INCR")
-                    .arg(VERSION)
-                    .ignore()
-                    .query_async::<()>(&mut c)
-                    .await
-            },
-        )
-        .await
+    add(
+        redis,
+        TOKENS,
+        token_id.to_string(),
+        expires.max(now),
+        now - SKEW,
+    )
+    .await
 }
 
 /// Revokes every token of `user` (of `tenant`, or of the hosting provider's staff when None)
@@ -183,7 +164,20 @@ pub async fn revoke_user(
     max_lifetime: i64,
 ) -> anyhow::Result<()> {
     let now = chrono::Utc::now().timestamp();
-    let key = user_key(tenant, user);
+    let stale = now - max_lifetime - SKEW;
+    add(redis, USERS, user_key(tenant, user), before, stale).await
+}
+
+/// Adds `member` to the sorted set `set` with `score` (never lowering one already there),
+/// drops the members scored before `stale`, and bumps the version nodes watch: in one go.
+async fn add(
+    redis: &Redis,
+    set: &str,
+    member: String,
+    score: i64,
+    stale: i64,
+) -> anyhow::Result<()> {
+    let set = set.to_string();
     redis
         .run(
             "revocations.revoke",
@@ -192,15 +186,15 @@ pub async fn revoke_user(
                 redis::pipe()
                     .atomic()
                     .cmd("ZADD")
-                    .arg(USERS)
+                    .arg(&set)
                     .arg("GT")
-                    .arg(before)
-                    .arg(key)
+                    .arg(score)
+                    .arg(member)
                     .ignore()
                     .cmd("ZREMRANGEBYSCORE")
-                    .arg(USERS)
+                    .arg(&set)
                     .arg("-inf")
-                    .arg(now - max_lifetime - SKEW)
+                    .arg(stale)
                     .ignore()
                     .cmd("INCR")
                     .arg(VERSION)
