@@ -61,7 +61,16 @@ async fn run() {
     let seconds: u64 = env_or("CASEWAY_BENCH_SECONDS", 5);
     let rounds: usize = env_or("CASEWAY_BENCH_ROUNDS", 8);
     let env = TestEnv::new().await;
+    // Both sides reach PostgreSQL the same way: plain text by default (the transport is the
+    // deployment's cost, not the software's), `require` to measure both over TLS.
+    let sslmode = std::env::var("CASEWAY_BENCH_SSLMODE").unwrap_or_else(|_| "disable".into());
     let mut config = env.config();
+    let joiner = if config.database_url.contains('?') {
+        '&'
+    } else {
+        '?'
+    };
+    config.database_url = format!("{}{joiner}sslmode={sslmode}", config.database_url);
     config.tenant_rate_limit = 0;
     config.database_max_connections = 16;
     // The services a recording calls, as a records deployment sees them; the authorizations
@@ -74,7 +83,7 @@ async fn run() {
         caseway::Target::Records,
     ];
     println!(
-        "RecordService, Quick Services and pgbench: {concurrency} concurrent callers ({CONNECTIONS} gRPC connections), {rounds} rounds of {seconds} s each, interleaved"
+        "RecordService, Quick Services and pgbench: {concurrency} concurrent callers ({CONNECTIONS} gRPC connections), {rounds} rounds of {seconds} s each, interleaved; PostgreSQL sslmode={sslmode} on both sides"
     );
     let mut fixture = None;
     let (mut singles, mut quicks, mut pgbenches) = (Vec::new(), Vec::new(), Vec::new());
@@ -107,7 +116,7 @@ async fn run() {
         checkpoint(&env).await;
         let before = Cpu::now();
         let started = Instant::now();
-        let pg = pgbench(&env, f, concurrency, seconds);
+        let pg = pgbench(&env, f, concurrency, seconds, &sslmode);
         let pg_cpu = Cpu::since(before, pg * started.elapsed().as_secs_f64());
         // pgbench's events have no relay (it stands for the service's transaction alone):
         // clear them, so the next round's relay does not publish them.
@@ -545,7 +554,7 @@ impl CpuPerCall {
 /// security, the write transaction RecordService commits, statement for statement: the
 /// tenant, the idempotency claim, the record with its audit row, its outbox event with the
 /// relay's notification, and the stored response.
-fn pgbench(env: &TestEnv, f: &Fixture, concurrency: usize, seconds: u64) -> f64 {
+fn pgbench(env: &TestEnv, f: &Fixture, concurrency: usize, seconds: u64, sslmode: &str) -> f64 {
     // The service's record and event ids are time-ordered (UUIDv7) and land at the right-hand
     // edge of their indexes; so do these: milliseconds since the epoch, then random digits.
     const V7: &str = "(lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, \
@@ -589,6 +598,7 @@ fn pgbench(env: &TestEnv, f: &Fixture, concurrency: usize, seconds: u64) -> f64 
     let path = dir.join("record.sql");
     std::fs::write(&path, script).unwrap();
     let output = std::process::Command::new("pgbench")
+        .env("PGSSLMODE", sslmode)
         .arg("--no-vacuum")
         .arg("--protocol=prepared")
         .arg(format!("--client={concurrency}"))

@@ -220,6 +220,26 @@ async fn broker_outage_delays_events_without_failing_calls() {
     events
         .expect("catalog.service_created.v1", Duration::from_secs(10))
         .await;
+    // The consumer can see the event before the relay has its confirm and commits; a cut in
+    // between would (rightly, at least once) publish it again after the outage. Cut only once
+    // the outbox holds nothing unpublished.
+    let mut owner = env.db.owner().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let unpublished: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM platform.outbox WHERE published_at IS NULL")
+                .fetch_one(&mut owner)
+                .await
+                .unwrap();
+        if unpublished == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the relay commits what it published"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     proxy.cut();
     let during = catalog
@@ -231,7 +251,6 @@ async fn broker_outage_delays_events_without_failing_calls() {
         events.next(Duration::from_secs(2)).await.is_none(),
         "nothing can be published while the broker is down"
     );
-    let mut owner = env.db.owner().await;
     let pending: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM platform.outbox WHERE published_at IS NULL AND subject = $1",
     )
