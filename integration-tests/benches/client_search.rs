@@ -205,7 +205,8 @@ async fn run() {
         started.elapsed().as_secs_f64()
     );
 
-    let token = env.token(tenant, &[Role::Caseworker], &[]);
+    // A whole-SSN search takes the permission (and writes an audit row, which it measures).
+    let token = env.token_with_permissions(tenant, &[Role::Caseworker], &[], &["clients.read_ssn"]);
     let mut clients = node.clients.clone();
     let mut rng = rand::rng();
     let kinds: [(&str, SearchOf); 6] = [
