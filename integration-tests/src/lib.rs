@@ -328,6 +328,16 @@ pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The `reason` of a status's `google.rpc.ErrorInfo`, checking that Caseway sent it.
+pub fn reason(status: &tonic::Status) -> String {
+    use tonic_types::StatusExt;
+    let info = status
+        .get_details_error_info()
+        .unwrap_or_else(|| panic!("no ErrorInfo on {status:?}"));
+    assert_eq!(info.domain, caseway_api::ERROR_DOMAIN, "{status:?}");
+    info.reason
+}
+
 /// A date for requests.
 pub fn date(year: i32, month: i32, day: i32) -> caseway_api::google::r#type::Date {
     caseway_api::google::r#type::Date { year, month, day }

@@ -949,6 +949,11 @@ async fn enrollments_open_once_per_program_and_exit_after_entry() {
         .get_details_precondition_failure()
         .expect("precondition details");
     assert_eq!(rule.violations[0].r#type, "one_open_enrollment_per_program");
+    assert_eq!(caseway_integration_tests::reason(&status), "RULE_VIOLATED");
+    assert_eq!(
+        status.get_details_error_info().unwrap().metadata["rule"],
+        "one_open_enrollment_per_program"
+    );
 
     let exit = |day: (i32, i32, i32), etag: &str| pb::ExitEnrollmentRequest {
         id: enrollment.id.clone(),

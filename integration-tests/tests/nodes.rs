@@ -12,6 +12,7 @@ use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
+use tonic_types::StatusExt;
 
 use caseway::Target;
 use caseway_api::catalog::v1 as pb;
@@ -353,6 +354,8 @@ async fn one_tenant_spending_its_rate_limit_does_not_slow_another() {
             Ok(_) => allowed += 1,
             Err(status) => {
                 assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+                assert_eq!(caseway_integration_tests::reason(&status), "RATE_LIMITED");
+                assert!(status.get_details_retry_info().is_some(), "{status:?}");
                 refused += 1;
             }
         }

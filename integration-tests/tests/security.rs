@@ -12,10 +12,9 @@ use uuid::Uuid;
 
 use caseway::Target;
 use caseway_api::catalog::v1 as catalog_pb;
-use caseway_integration_tests::{TestEnv, authed, call_raw, http_get};
+use caseway_integration_tests::{TestEnv, authed, call_raw, http_get, reason};
 use caseway_platform::access::{Access, HOLD_UNITS, READ_SERVICE_RESTRICTIONS, TABLE};
 use caseway_platform::auth::{Claims, Role};
-use caseway_platform::error::ROLE_NOT_PERMITTED;
 use caseway_platform::revocation;
 
 /// Whether the access table refused the call (not a handler's own refusal).
@@ -23,7 +22,7 @@ fn refused_by_table(status: &tonic::Status) -> bool {
     status.code() == Code::PermissionDenied
         && status
             .get_details_error_info()
-            .is_some_and(|info| info.reason == ROLE_NOT_PERMITTED)
+            .is_some_and(|info| info.reason == "ROLE_NOT_PERMITTED")
 }
 
 #[tokio::test]
@@ -262,7 +261,10 @@ async fn a_revoked_token_is_refused_on_every_node_within_a_second() {
     for (name, node) in [("first", &first), ("second", &second)] {
         loop {
             match list(node, &ana_token).await {
-                Err(status) if status.code() == Code::Unauthenticated => break,
+                Err(status) if status.code() == Code::Unauthenticated => {
+                    assert_eq!(reason(&status), "TOKEN_REVOKED");
+                    break;
+                }
                 _ => tokio::time::sleep(Duration::from_millis(20)).await,
             }
             assert!(
@@ -334,6 +336,7 @@ async fn a_thousand_made_up_paths_add_no_metric_series() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unimplemented);
+    assert_eq!(reason(&status), "METHOD_NOT_FOUND");
     let before = series().await;
     assert!(
         before.iter().any(|s| s.contains(r#"method="unknown""#)),
@@ -701,6 +704,7 @@ async fn the_server_bounds_message_size_and_how_long_a_call_runs() {
         .unwrap_err();
     println!("the held call ended after {:?}", started.elapsed());
     assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert_eq!(reason(&status), "CALL_TOO_LONG");
     lock.rollback().await.unwrap();
     tenancy
         .list_organizations(authed(

@@ -18,6 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "caseway/common/v1/common.proto",
         "caseway/common/v1/limits.proto",
+        "caseway/common/v1/errors.proto",
         "caseway/tenancy/v1/tenancy.proto",
         "caseway/catalog/v1/catalog.proto",
         "caseway/clients/v1/clients.proto",

@@ -3,6 +3,10 @@
 
 pub mod limits;
 
+/// The `domain` of every `google.rpc.ErrorInfo` Caseway sends (its reasons:
+/// `caseway::common::v1::ErrorReason`).
+pub const ERROR_DOMAIN: &str = "caseway.io";
+
 /// Encoded `FileDescriptorSet` of the whole proto tree, served by gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/caseway_descriptor.bin"));

@@ -162,18 +162,28 @@ pub fn violations<M: Bounded>(message: &M) -> Option<Vec<(String, String)>> {
 }
 
 fn refusal(violations: Vec<(String, String)>) -> Status {
-    use tonic_types::{ErrorDetails, StatusExt};
-    let mut details = ErrorDetails::new();
+    let mut details = tonic_types::ErrorDetails::new();
     let mut described = Vec::with_capacity(violations.len());
     for (field, description) in violations {
         described.push(format!("{field}: {description}"));
         details.add_bad_request_violation(field, description);
     }
-    Status::with_error_details(
-        tonic::Code::InvalidArgument,
-        format!("invalid argument: {}", described.join("; ")),
+    invalid(
         details,
+        format!("invalid argument: {}", described.join("; ")),
     )
+}
+
+/// INVALID_ARGUMENT with `details`, and the `ErrorInfo` every Caseway error carries.
+fn invalid(mut details: tonic_types::ErrorDetails, message: String) -> Status {
+    use tonic_types::StatusExt;
+    let reason = crate::caseway::common::v1::ErrorReason::FieldInvalid.as_str_name();
+    details.set_error_info(
+        reason.trim_start_matches("ERROR_REASON_"),
+        crate::ERROR_DOMAIN,
+        std::collections::HashMap::new(),
+    );
+    Status::with_error_details(tonic::Code::InvalidArgument, message, details)
 }
 
 /// The protobuf codec of every Caseway service, measuring requests as it decodes them.
@@ -224,8 +234,21 @@ where
     type Error = Status;
 
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
-        let Some(message) = self.inner.decode(src)? else {
-            return Ok(None);
+        let message = match self.inner.decode(src) {
+            Ok(Some(message)) => message,
+            Ok(None) => return Ok(None),
+            // prost's decode error is INTERNAL in tonic; a request that is not a valid
+            // message of its type is the caller's to fix.
+            Err(status) if U::REQUEST => {
+                return Err(invalid(
+                    tonic_types::ErrorDetails::new(),
+                    format!(
+                        "the request is not a valid message of its type: {}",
+                        status.message()
+                    ),
+                ));
+            }
+            Err(status) => return Err(status),
         };
         if U::REQUEST
             && let Some(violations) = violations(&message)

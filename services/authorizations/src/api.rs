@@ -1016,7 +1016,7 @@ impl AuthorizationsInternalService for AuthorizationsApi {
             now,
         ) {
             Err(Refusal::Busy) => {
-                return Err(Error::Aborted(format!(
+                return Err(Error::stale(format!(
                     "service record {} is being stored at version {} by another request; \
                      read it again and retry",
                     draw.record_id, draw.version

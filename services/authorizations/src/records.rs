@@ -64,13 +64,7 @@ impl Records {
                     Uuid::parse_str(&draw.authorization_id).ok() == Some(authorization_id);
                 Ok(!draw.stored || draw.version < held_version || !names_it)
             }
-            Err(status) if status.code() == tonic::Code::PermissionDenied => Err(
-                Error::PermissionDenied(format!("records service: {}", status.message())),
-            ),
-            Err(status) => Err(Error::Unavailable(format!(
-                "records service: {}",
-                status.message()
-            ))),
+            Err(status) => Err(Error::from_peer("records", &status)),
         }
     }
 }

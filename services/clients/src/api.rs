@@ -16,7 +16,7 @@ use caseway_api::events::v1::{ClientChanged, EnrollmentChanged};
 use caseway_platform::audit::{self, AuditEntry};
 use caseway_platform::auth::{Authorization, Principal, authorization_of, on_behalf_of, principal};
 use caseway_platform::convert::{date, timestamp};
-use caseway_platform::error::{Error, Result};
+use caseway_platform::error::{Error, Reason, Result};
 use caseway_platform::etag::{self, check_version};
 use caseway_platform::idempotency::{self, Claim};
 use caseway_platform::outbox::{self, Event};
@@ -522,9 +522,10 @@ impl ClientsService for ClientsApi {
             Err(_) => return Err(Error::invalid("ssn_view", "is not an SSN view").into()),
         };
         if whole && !caller.has_permission(READ_SSN) {
-            return Err(Error::PermissionDenied(format!(
-                "seeing a whole SSN requires the {READ_SSN} permission"
-            ))
+            return Err(Error::denied(
+                Reason::PermissionMissing,
+                format!("seeing a whole SSN requires the {READ_SSN} permission"),
+            )
             .into());
         }
         let mut tx = self.platform.db.tenant_tx(tenant).await?;
@@ -703,9 +704,10 @@ impl ClientsService for ClientsApi {
             4 if digits.chars().all(|c| c.is_ascii_digit()) => (None, Some(digits.clone())),
             9 if digits.chars().all(|c| c.is_ascii_digit()) => {
                 if !caller.has_permission(READ_SSN) {
-                    return Err(Error::PermissionDenied(format!(
-                        "searching by a whole SSN requires the {READ_SSN} permission"
-                    ))
+                    return Err(Error::denied(
+                        Reason::PermissionMissing,
+                        format!("searching by a whole SSN requires the {READ_SSN} permission"),
+                    )
                     .into());
                 }
                 (Some(self.cipher.blind_index(tenant, &digits)), None)

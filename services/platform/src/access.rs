@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 
 use crate::auth::{Principal, Role};
-use crate::error::{Error, Result};
+use crate::error::{Error, Reason, Result};
 
 /// What a caller needs to call one method.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -211,7 +211,7 @@ impl Access {
                 format!("an internal method: only a service holding {permission} may call it")
             }
         };
-        Err(Error::RoleNotPermitted(description))
+        Err(Error::denied(Reason::RoleNotPermitted, description))
     }
 }
 

@@ -14,7 +14,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Reason, Result};
 use crate::ids::TenantId;
 use crate::revocation::Revocations;
 
@@ -84,8 +84,9 @@ impl Principal {
 
     /// The caller's tenant; PERMISSION_DENIED for a token bound to none.
     pub fn tenant(&self) -> Result<TenantId> {
-        self.tenant_id
-            .ok_or_else(|| Error::PermissionDenied("the token is not bound to a tenant".into()))
+        self.tenant_id.ok_or_else(|| {
+            Error::denied(Reason::TenantMissing, "the token is not bound to a tenant")
+        })
     }
 
     /// PERMISSION_DENIED unless the caller holds one of `roles`.
@@ -94,10 +95,10 @@ impl Principal {
             return Ok(());
         }
         let wanted: Vec<_> = roles.iter().map(Role::as_str).collect();
-        Err(Error::PermissionDenied(format!(
-            "requires role {}",
-            wanted.join(" or ")
-        )))
+        Err(Error::denied(
+            Reason::RoleNotPermitted,
+            format!("requires role {}", wanted.join(" or ")),
+        ))
     }
 }
 
@@ -126,7 +127,7 @@ pub fn principal<T>(request: &tonic::Request<T>) -> Result<Arc<Principal>> {
         .extensions()
         .get::<Arc<Principal>>()
         .cloned()
-        .ok_or_else(|| Error::Unauthenticated("missing bearer token".into()))
+        .ok_or_else(|| Error::unauthenticated(Reason::TokenMissing, "missing bearer token"))
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -257,29 +258,38 @@ impl TokenVerifier {
             self.check_not_revoked(&hit.principal, hit.issued, hit.token_id.as_deref())?;
             return Ok(hit.principal.clone());
         }
-        let header = jsonwebtoken::decode_header(token)
-            .map_err(|e| Error::Unauthenticated(format!("invalid token: {e}")))?;
+        let header = jsonwebtoken::decode_header(token).map_err(|e| {
+            Error::unauthenticated(Reason::TokenInvalid, format!("invalid token: {e}"))
+        })?;
         let service = header.kid.as_deref() == Some(SERVICE_KEY_ID);
         let key = if service {
             self.service_key.as_ref().ok_or_else(|| {
-                Error::Unauthenticated("invalid token: service identities are not accepted".into())
+                Error::unauthenticated(
+                    Reason::TokenInvalid,
+                    "invalid token: service identities are not accepted",
+                )
             })?
         } else {
             &self.user_key
         };
-        let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation)
-            .map_err(|e| Error::Unauthenticated(format!("invalid token: {e}")))?;
+        let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|e| {
+            Error::unauthenticated(Reason::TokenInvalid, format!("invalid token: {e}"))
+        })?;
         let claims = data.claims;
         if claims.iat > now + LEEWAY {
-            return Err(Error::Unauthenticated(
-                "invalid token: issued in the future".into(),
+            return Err(Error::unauthenticated(
+                Reason::TokenInvalid,
+                "invalid token: issued in the future",
             ));
         }
         if claims.exp - claims.iat > self.max_lifetime {
-            return Err(Error::Unauthenticated(format!(
-                "invalid token: it lives longer than the {} s this deployment accepts",
-                self.max_lifetime
-            )));
+            return Err(Error::unauthenticated(
+                Reason::TokenInvalid,
+                format!(
+                    "invalid token: it lives longer than the {} s this deployment accepts",
+                    self.max_lifetime
+                ),
+            ));
         }
         let principal = Arc::new(principal_from_claims(&claims, service)?);
         self.check_not_revoked(&principal, claims.iat, claims.jti.as_deref())?;
@@ -312,7 +322,10 @@ impl TokenVerifier {
             .revocations
             .revoked(principal.tenant_id, &principal.user_id, issued, token_id)
         {
-            return Err(Error::Unauthenticated("the token has been revoked".into()));
+            return Err(Error::unauthenticated(
+                Reason::TokenRevoked,
+                "the token has been revoked",
+            ));
         }
         Ok(())
     }
@@ -326,7 +339,8 @@ impl TokenVerifier {
 pub const DEFAULT_MAX_LIFETIME_SECONDS: u64 = 12 * 3600;
 
 fn principal_from_claims(claims: &Claims, service: bool) -> Result<Principal> {
-    let bad = |what: &str| Error::Unauthenticated(format!("invalid token: {what}"));
+    let bad =
+        |what: &str| Error::unauthenticated(Reason::TokenInvalid, format!("invalid token: {what}"));
     let tenant_id = match &claims.tenant {
         Some(t) => Some(t.parse().map_err(|_| bad("tenant is not a UUID"))?),
         None => None,
@@ -595,7 +609,7 @@ mod tests {
             .unwrap();
         assert!(matches!(
             verifier.verify(&token),
-            Err(Error::Unauthenticated(_))
+            Err(Error::Unauthenticated { .. })
         ));
     }
 
@@ -607,7 +621,7 @@ mod tests {
             .unwrap();
         assert!(matches!(
             verifier.verify(&token),
-            Err(Error::Unauthenticated(_))
+            Err(Error::Unauthenticated { .. })
         ));
     }
 
@@ -616,7 +630,7 @@ mod tests {
         let (_, verifier) = pair();
         assert!(matches!(
             verifier.verify("not.a.jwt"),
-            Err(Error::Unauthenticated(_))
+            Err(Error::Unauthenticated { .. })
         ));
     }
 
@@ -639,7 +653,10 @@ mod tests {
 
     fn refused(verifier: &TokenVerifier, token: &str) -> String {
         match verifier.verify(token) {
-            Err(Error::Unauthenticated(reason)) => reason,
+            Err(Error::Unauthenticated {
+                description: reason,
+                ..
+            }) => reason,
             other => panic!("expected UNAUTHENTICATED, got {other:?}"),
         }
     }

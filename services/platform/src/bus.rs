@@ -35,7 +35,7 @@ fn transient(error: &anyhow::Error) -> bool {
         if let Some(error) = cause.downcast_ref::<crate::error::Error>() {
             return matches!(
                 error,
-                crate::error::Error::Unavailable(_) | crate::error::Error::Aborted(_)
+                crate::error::Error::Unavailable(_) | crate::error::Error::Aborted { .. }
             );
         }
         if let Some(error) = cause.downcast_ref::<sqlx::Error>() {

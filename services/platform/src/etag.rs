@@ -23,8 +23,8 @@ pub fn parse(field: &str, etag: &str) -> Result<Option<i64>> {
 /// ABORTED when the caller's etag names another version than the stored one.
 pub fn check_version(expected: Option<i64>, actual: i64) -> Result<()> {
     match expected {
-        Some(expected) if expected != actual => Err(Error::Aborted(
-            "the etag does not match: the resource changed since it was read".into(),
+        Some(expected) if expected != actual => Err(Error::stale(
+            "the etag does not match: the resource changed since it was read",
         )),
         _ => Ok(()),
     }

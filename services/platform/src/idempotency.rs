@@ -6,7 +6,7 @@ use prost::Message;
 use sha2::{Digest, Sha256};
 
 use crate::db::Scoped;
-use crate::error::{Error, Result};
+use crate::error::{Error, Reason, Result};
 
 /// What a claim found.
 pub enum Claim<R> {
@@ -52,13 +52,13 @@ pub async fn claim<Req: Message, Resp: Message + Default>(
     .fetch_one(tx.conn())
     .await?;
     if stored_hash != fingerprint {
-        return Err(Error::invalid(
-            "request_id",
-            "was already used for a different request",
-        ));
+        return Err(Error::RequestIdReused);
     }
     let response = response.ok_or_else(|| {
-        Error::Aborted("a request with this request_id is still in progress".into())
+        Error::aborted(
+            Reason::RequestInProgress,
+            "a request with this request_id is still in progress",
+        )
     })?;
     let decoded = Resp::decode(&response[..]).map_err(Error::internal)?;
     Ok(Claim::Replay(decoded))
@@ -88,10 +88,7 @@ pub async fn previous<Req: Message, Resp: Message + Default>(
     .await?;
     match stored {
         None | Some((_, None)) => Ok(None),
-        Some((hash, _)) if hash != fingerprint(request) => Err(Error::invalid(
-            "request_id",
-            "was already used for a different request",
-        )),
+        Some((hash, _)) if hash != fingerprint(request) => Err(Error::RequestIdReused),
         Some((_, Some(response))) => {
             Ok(Some(Resp::decode(&response[..]).map_err(Error::internal)?))
         }

@@ -16,7 +16,7 @@ use tracing::Instrument;
 
 use crate::access::{Access, Methods};
 use crate::auth::{Principal, TokenVerifier};
-use crate::error::Error;
+use crate::error::{Error, Reason};
 use crate::metrics::{Metrics, UNKNOWN_METHOD};
 use crate::rate_limit::RateLimiter;
 use crate::telemetry;
@@ -84,13 +84,14 @@ impl<S> Gateway<S> {
         access: Access,
     ) -> Result<Arc<Principal>, Error> {
         if layer.internal_needs_certificate && matches!(access, Access::Service(_)) && !certified {
-            return Err(Error::Unauthenticated(
-                "an internal method takes calls only over mutual TLS".into(),
+            return Err(Error::unauthenticated(
+                Reason::TokenInvalid,
+                "an internal method takes calls only over mutual TLS",
             ));
         }
         let header = headers
             .get(http::header::AUTHORIZATION)
-            .ok_or_else(|| Error::Unauthenticated("missing bearer token".into()))?;
+            .ok_or_else(|| Error::unauthenticated(Reason::TokenMissing, "missing bearer token"))?;
         let token = header
             .to_str()
             .ok()
@@ -98,7 +99,9 @@ impl<S> Gateway<S> {
                 h.strip_prefix("Bearer ")
                     .or_else(|| h.strip_prefix("bearer "))
             })
-            .ok_or_else(|| Error::Unauthenticated("authorization must be a bearer token".into()))?;
+            .ok_or_else(|| {
+                Error::unauthenticated(Reason::TokenInvalid, "authorization must be a bearer token")
+            })?;
         let principal = layer.verifier.verify(token.trim())?;
         access.check(&principal)?;
         if let Some(tenant) = principal.tenant_id {
@@ -150,7 +153,12 @@ where
         Box::pin(
             async move {
                 let response = match served {
-                    None => tonic::Status::unimplemented("no such method").into_http(),
+                    None => crate::error::status(
+                        tonic::Code::Unimplemented,
+                        Reason::MethodNotFound,
+                        "no such method",
+                    )
+                    .into_http(),
                     Some((_, Access::Public)) => inner.call(request).await?,
                     Some((_, access)) => {
                         let certified = presented_certificate(&request);
@@ -163,10 +171,15 @@ where
                                     .await
                                 {
                                     Ok(response) => response?,
-                                    Err(_) => tonic::Status::deadline_exceeded(format!(
-                                        "the call ran past the longest this server allows ({} s)",
-                                        layer.max_call.as_secs_f64()
-                                    ))
+                                    Err(_) => crate::error::status(
+                                        tonic::Code::DeadlineExceeded,
+                                        Reason::CallTooLong,
+                                        format!(
+                                            "the call ran past the longest this server \
+                                             allows ({} s)",
+                                            layer.max_call.as_secs_f64()
+                                        ),
+                                    )
                                     .into_http(),
                                 }
                             }

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::Mutex as AsyncMutex;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Reason, Result};
 use crate::ids::TenantId;
 use crate::redis::Redis;
 
@@ -110,6 +110,7 @@ impl RateLimiter {
 
 fn exhausted() -> Error {
     Error::exhausted(
+        Reason::RateLimited,
         "the tenant's rate limit is reached; retry in a second",
         Duration::from_secs(1),
     )
@@ -165,6 +166,7 @@ impl FailureLimit {
             .map_err(|_| unavailable())?;
         if failures.unwrap_or(0) >= self.limit {
             return Err(Error::exhausted(
+                Reason::SearchLimited,
                 format!(
                     "too many searches that found no one; {} are allowed per {} s",
                     self.limit,

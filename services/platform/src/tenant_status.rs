@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bus::{Bus, Subscription, consume};
 use crate::db::Db;
-use crate::error::{Error, Result};
+use crate::error::{Error, Reason, Result};
 use crate::ids::TenantId;
 
 pub struct TenantStatusCache {
@@ -46,7 +46,10 @@ impl TenantStatusCache {
         if active {
             Ok(())
         } else {
-            Err(Error::PermissionDenied("the tenant is not active".into()))
+            Err(Error::denied(
+                Reason::TenantSuspended,
+                "the tenant is not active",
+            ))
         }
     }
 

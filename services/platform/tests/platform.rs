@@ -68,7 +68,7 @@ async fn concurrent_claims_of_one_request_id_do_the_work_once() {
     };
     let refused =
         idempotency::claim::<_, prost_types::Timestamp>(&mut tx, "m", "key-1", &other).await;
-    assert!(matches!(refused, Err(Error::InvalidArgument(ref v)) if v[0].field == "request_id"));
+    assert!(matches!(refused, Err(Error::RequestIdReused)));
 }
 
 #[tokio::test]

@@ -112,9 +112,7 @@ impl Authorizations {
                 }
                 tonic::Code::InvalidArgument => Error::invalid(field, status.message()),
                 // Another change of the record from the same version is being stored.
-                tonic::Code::Aborted => Error::Aborted(status.message().into()),
-                tonic::Code::PermissionDenied => Error::PermissionDenied(status.message().into()),
-                _ => Error::Unavailable(format!("authorizations service: {}", status.message())),
+                _ => Error::from_peer("authorizations", &status),
             }),
         }
     }
