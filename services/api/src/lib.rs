@@ -7,6 +7,13 @@ pub mod limits;
 /// `caseway::common::v1::ErrorReason`).
 pub const ERROR_DOMAIN: &str = "caseway.io";
 
+/// A reason as it travels in `ErrorInfo.reason`: the proto value's name without its
+/// `ERROR_REASON_` prefix (`ETAG_MISMATCH`).
+pub fn reason_text(reason: caseway::common::v1::ErrorReason) -> &'static str {
+    let name = reason.as_str_name();
+    name.strip_prefix("ERROR_REASON_").unwrap_or(name)
+}
+
 /// Encoded `FileDescriptorSet` of the whole proto tree, served by gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/caseway_descriptor.bin"));

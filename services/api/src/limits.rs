@@ -177,9 +177,8 @@ fn refusal(violations: Vec<(String, String)>) -> Status {
 /// INVALID_ARGUMENT with `details`, and the `ErrorInfo` every Caseway error carries.
 fn invalid(mut details: tonic_types::ErrorDetails, message: String) -> Status {
     use tonic_types::StatusExt;
-    let reason = crate::caseway::common::v1::ErrorReason::FieldInvalid.as_str_name();
     details.set_error_info(
-        reason.trim_start_matches("ERROR_REASON_"),
+        crate::reason_text(crate::caseway::common::v1::ErrorReason::FieldInvalid),
         crate::ERROR_DOMAIN,
         std::collections::HashMap::new(),
     );

@@ -88,18 +88,6 @@ impl Principal {
             Error::denied(Reason::TenantMissing, "the token is not bound to a tenant")
         })
     }
-
-    /// PERMISSION_DENIED unless the caller holds one of `roles`.
-    pub fn require_any(&self, roles: &[Role]) -> Result<()> {
-        if roles.iter().any(|r| self.has_role(*r)) {
-            return Ok(());
-        }
-        let wanted: Vec<_> = roles.iter().map(Role::as_str).collect();
-        Err(Error::denied(
-            Reason::RoleNotPermitted,
-            format!("requires role {}", wanted.join(" or ")),
-        ))
-    }
 }
 
 /// The caller's `authorization` metadata, to forward on calls made on its behalf.

@@ -6,17 +6,11 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-pub use caseway_api::ERROR_DOMAIN;
+pub use caseway_api::{ERROR_DOMAIN, reason_text};
 
 /// The `reason` of the `google.rpc.ErrorInfo` every failed call carries, listed (and
 /// documented) once, in `proto/caseway/common/v1/errors.proto`.
 pub use caseway_api::caseway::common::v1::ErrorReason as Reason;
-
-/// A reason as it travels: the proto value's name without its `ERROR_REASON_` prefix.
-pub fn reason_text(reason: Reason) -> &'static str {
-    let name = reason.as_str_name();
-    name.strip_prefix("ERROR_REASON_").unwrap_or(name)
-}
 
 /// The reason of a status, when it carries Caseway's `ErrorInfo`.
 pub fn reason_of(status: &tonic::Status) -> Option<Reason> {
@@ -271,21 +265,31 @@ impl From<Error> for tonic::Status {
             }
             _ => error.to_string(),
         };
-        details.set_error_info(reason_text(error.reason()), ERROR_DOMAIN, metadata);
-        tonic::Status::with_error_details(code, message, details)
+        with_error_info(code, error.reason(), metadata, message, details)
     }
+}
+
+fn with_error_info(
+    code: Code,
+    reason: Reason,
+    metadata: std::collections::HashMap<String, String>,
+    message: String,
+    mut details: ErrorDetails,
+) -> tonic::Status {
+    details.set_error_info(reason_text(reason), ERROR_DOMAIN, metadata);
+    tonic::Status::with_error_details(code, message, details)
 }
 
 /// A status Caseway makes itself, outside any handler (the gateway layer's deadline, an
 /// unknown method), with its `ErrorInfo`.
 pub fn status(code: Code, reason: Reason, message: impl Into<String>) -> tonic::Status {
-    let mut details = ErrorDetails::new();
-    details.set_error_info(
-        reason_text(reason),
-        ERROR_DOMAIN,
+    with_error_info(
+        code,
+        reason,
         std::collections::HashMap::new(),
-    );
-    tonic::Status::with_error_details(code, message, details)
+        message.into(),
+        ErrorDetails::new(),
+    )
 }
 
 #[cfg(test)]
