@@ -86,6 +86,14 @@ fn describe(violations: &[FieldViolation]) -> String {
         .join("; ")
 }
 
+/// A rule of a service's domain that a change can break, named on the wire as the
+/// PreconditionFailure violation's `type` and the ErrorInfo's `rule` metadata. Each service's
+/// `domain.rs` lists its rules as one enum.
+pub trait Rule: Copy {
+    /// The rule's stable snake_case name.
+    fn name(self) -> &'static str;
+}
+
 impl Error {
     pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
         Error::InvalidArgument(vec![FieldViolation::new(field, description)])
@@ -98,13 +106,14 @@ impl Error {
         }
     }
 
+    /// FAILED_PRECONDITION: `rule` of the domain does not hold for `subject`.
     pub fn precondition(
-        rule: &'static str,
+        rule: impl Rule,
         subject: impl Into<String>,
         description: impl Into<String>,
     ) -> Self {
         Error::FailedPrecondition {
-            rule,
+            rule: rule.name(),
             subject: subject.into(),
             description: description.into(),
         }
@@ -296,6 +305,15 @@ pub fn status(code: Code, reason: Reason, message: impl Into<String>) -> tonic::
 mod tests {
     use super::*;
 
+    #[derive(Clone, Copy)]
+    struct TestRule;
+
+    impl Rule for TestRule {
+        fn name(self) -> &'static str {
+            "rule_x"
+        }
+    }
+
     fn info(error: Error) -> (Code, String, tonic::Status) {
         let status = tonic::Status::from(error);
         let info = status
@@ -329,7 +347,7 @@ mod tests {
                 "ALREADY_EXISTS",
             ),
             (
-                Error::precondition("rule_x", "a/1", "no"),
+                Error::precondition(TestRule, "a/1", "no"),
                 Code::FailedPrecondition,
                 "RULE_VIOLATED",
             ),

@@ -1,12 +1,53 @@
-//! Idempotent creates by `request_id`: the same request twice returns the first result; a
-//! different request under the same id is refused. The key is claimed inside the caller's
-//! transaction, so a concurrent duplicate waits for the first to commit, then reads its result.
+//! Idempotent state changes by `request_id`: the same request twice returns the first reply; a
+//! different request under the same id is refused (`REQUEST_ID_REUSED`). The key is claimed
+//! inside the caller's transaction, so a concurrent duplicate waits for the first to commit,
+//! then reads its reply. A use case names the request by a [`Fingerprint`] of what it was
+//! asked (whatever it chooses to hash), and stores the reply it gave.
 
 use prost::Message;
 use sha2::{Digest, Sha256};
 
 use crate::db::Scoped;
 use crate::error::{Error, Reason, Result};
+
+/// What a request asked, hashed: two requests under one id are the same when their
+/// fingerprints are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fingerprint([u8; 32]);
+
+impl Fingerprint {
+    /// The fingerprint of a message's encoding (a request as it came, or a part of it).
+    pub fn of<M: Message>(message: &M) -> Fingerprint {
+        Fingerprint::of_bytes(&message.encode_to_vec())
+    }
+
+    pub fn of_bytes(bytes: &[u8]) -> Fingerprint {
+        Fingerprint(Sha256::digest(bytes).into())
+    }
+}
+
+/// One request's claim: the method, the caller's request id and what it asked.
+#[derive(Clone, Copy, Debug)]
+pub struct Key<'a> {
+    pub method: &'a str,
+    pub request_id: &'a str,
+    pub fingerprint: Fingerprint,
+}
+
+impl<'a> Key<'a> {
+    pub fn new(method: &'a str, request_id: &'a str, fingerprint: Fingerprint) -> Key<'a> {
+        Key {
+            method,
+            request_id,
+            fingerprint,
+        }
+    }
+
+    /// A key over the whole of `request` (the usual case).
+    pub fn of<M: Message>(method: &'a str, request_id: &'a str, request: &M) -> Key<'a> {
+        Key::new(method, request_id, Fingerprint::of(request))
+    }
+}
 
 /// What a claim found.
 pub enum Claim<R> {
@@ -16,17 +57,19 @@ pub enum Claim<R> {
     Replay(R),
 }
 
-/// Claims `request_id` for `method` and this request. An empty request id claims nothing.
-pub async fn claim<Req: Message, Resp: Message + Default>(
+/// Claims `key`. An empty request id claims nothing.
+pub async fn claim<Resp: Message + Default>(
     tx: &mut impl Scoped,
-    method: &str,
-    request_id: &str,
-    request: &Req,
+    key: &Key<'_>,
 ) -> Result<Claim<Resp>> {
+    let Key {
+        method,
+        request_id,
+        fingerprint: Fingerprint(fingerprint),
+    } = *key;
     if request_id.is_empty() {
         return Ok(Claim::New);
     }
-    let fingerprint = fingerprint(request);
     let tenant = tx.tenant_id().as_uuid();
     let inserted = sqlx::query(
         "INSERT INTO platform.idempotency_keys (tenant_id, method, request_id, request_hash) \
@@ -67,12 +110,15 @@ pub async fn claim<Req: Message, Resp: Message + Default>(
 /// The stored response of this request, if it was done before; claims nothing. For work that
 /// must not be repeated before the claim (holding units elsewhere): a request still in
 /// progress reads as not done, and its claim later waits for it.
-pub async fn previous<Req: Message, Resp: Message + Default>(
+pub async fn previous<Resp: Message + Default>(
     tx: &mut impl Scoped,
-    method: &str,
-    request_id: &str,
-    request: &Req,
+    key: &Key<'_>,
 ) -> Result<Option<Resp>> {
+    let Key {
+        method,
+        request_id,
+        fingerprint: Fingerprint(fingerprint),
+    } = *key;
     if request_id.is_empty() {
         return Ok(None);
     }
@@ -88,20 +134,22 @@ pub async fn previous<Req: Message, Resp: Message + Default>(
     .await?;
     match stored {
         None | Some((_, None)) => Ok(None),
-        Some((hash, _)) if hash != fingerprint(request) => Err(Error::RequestIdReused),
+        Some((hash, _)) if hash != fingerprint => Err(Error::RequestIdReused),
         Some((_, Some(response))) => {
             Ok(Some(Resp::decode(&response[..]).map_err(Error::internal)?))
         }
     }
 }
 
-/// Stores the response of a claimed request, in the transaction that did the work.
+/// Stores the reply to a claimed request, in the transaction that did the work.
 pub async fn complete<Resp: Message>(
     tx: &mut impl Scoped,
-    method: &str,
-    request_id: &str,
+    key: &Key<'_>,
     response: &Resp,
 ) -> Result<()> {
+    let Key {
+        method, request_id, ..
+    } = *key;
     if request_id.is_empty() {
         return Ok(());
     }
@@ -117,8 +165,4 @@ pub async fn complete<Resp: Message>(
     .execute(tx.conn())
     .await?;
     Ok(())
-}
-
-fn fingerprint<Req: Message>(request: &Req) -> [u8; 32] {
-    Sha256::digest(request.encode_to_vec()).into()
 }

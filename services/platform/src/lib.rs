@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod bus;
 pub mod cache;
+pub mod caller;
 pub mod config;
 pub mod convert;
 pub mod db;

@@ -70,6 +70,17 @@ impl Violations {
         }
     }
 
+    /// The checked value, or INVALID_ARGUMENT with every violation. `value` is what the
+    /// parsers gave, assembled with `?` inside a closure (`(|| Some(Input { id: id? }))()`),
+    /// so nothing after the check unwraps. A parser that gave nothing without saying why is
+    /// a bug, reported as INTERNAL rather than a panic.
+    pub fn finish_with<T>(self, value: Option<T>) -> Result<T> {
+        self.finish()?;
+        value.ok_or_else(|| {
+            Error::Internal(anyhow::anyhow!("a parser gave no value and no violation"))
+        })
+    }
+
     /// A text of `min..=max` characters with no control characters other than newlines and
     /// tabs. `min == 0` makes it optional.
     pub fn text(&mut self, field: &str, value: &str, min: usize, max: usize) {

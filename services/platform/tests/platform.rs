@@ -31,7 +31,7 @@ async fn concurrent_claims_of_one_request_id_do_the_work_once() {
     // The first claim holds the key until its transaction commits; the second waits for it.
     let mut first = test.db.tenant_tx(tenant).await.unwrap();
     let claim: Claim<prost_types::Timestamp> =
-        idempotency::claim(&mut first, "m", "key-1", &request)
+        idempotency::claim(&mut first, &idempotency::Key::of("m", "key-1", &request))
             .await
             .unwrap();
     assert!(matches!(claim, Claim::New));
@@ -40,7 +40,7 @@ async fn concurrent_claims_of_one_request_id_do_the_work_once() {
         tokio::spawn(async move {
             let mut tx = db.tenant_tx(tenant).await.unwrap();
             let claim: Claim<prost_types::Timestamp> =
-                idempotency::claim(&mut tx, "m", "key-1", &request)
+                idempotency::claim(&mut tx, &idempotency::Key::of("m", "key-1", &request))
                     .await
                     .unwrap();
             claim
@@ -51,9 +51,13 @@ async fn concurrent_claims_of_one_request_id_do_the_work_once() {
         !second.is_finished(),
         "the duplicate waits for the first to finish"
     );
-    idempotency::complete(&mut first, "m", "key-1", &response)
-        .await
-        .unwrap();
+    idempotency::complete(
+        &mut first,
+        &idempotency::Key::of("m", "key-1", &request),
+        &response,
+    )
+    .await
+    .unwrap();
     first.commit().await.unwrap();
     match second.await.unwrap() {
         Claim::Replay(replayed) => assert_eq!(replayed, response),
@@ -66,8 +70,11 @@ async fn concurrent_claims_of_one_request_id_do_the_work_once() {
         seconds: 8,
         nanos: 0,
     };
-    let refused =
-        idempotency::claim::<_, prost_types::Timestamp>(&mut tx, "m", "key-1", &other).await;
+    let refused = idempotency::claim::<prost_types::Timestamp>(
+        &mut tx,
+        &idempotency::Key::of("m", "key-1", &other),
+    )
+    .await;
     assert!(matches!(refused, Err(Error::RequestIdReused)));
 }
 
@@ -408,13 +415,17 @@ async fn claim(
     key: &str,
     message: &prost_types::Timestamp,
 ) -> Claim<prost_types::Timestamp> {
-    idempotency::claim(tx, "m", key, message).await.unwrap()
+    idempotency::claim(tx, &idempotency::Key::of("m", key, message))
+        .await
+        .unwrap()
 }
 
 /// Claims `key` and stores `message` as its answer, in `tx`.
 async fn store_key(tx: &mut TenantTx, key: &str, message: &prost_types::Timestamp) {
     assert!(matches!(claim(tx, key, message).await, Claim::New));
-    idempotency::complete(tx, "m", key, message).await.unwrap();
+    idempotency::complete(tx, &idempotency::Key::of("m", key, message), message)
+        .await
+        .unwrap();
 }
 
 /// Idempotency records the transaction sees.
@@ -548,8 +559,11 @@ async fn a_snapshot_sees_one_moment_for_all_its_statements() {
         0,
         "the snapshot does not see the later commit"
     );
-    let written =
-        idempotency::claim::<_, prost_types::Timestamp>(&mut snapshot, "m", "k2", &stamp(4)).await;
+    let written = idempotency::claim::<prost_types::Timestamp>(
+        &mut snapshot,
+        &idempotency::Key::of("m", "k2", &stamp(4)),
+    )
+    .await;
     assert!(written.is_err(), "a snapshot is read-only");
     drop(snapshot);
 
