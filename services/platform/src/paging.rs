@@ -95,8 +95,49 @@ impl PageTokens {
         }
     }
 
+    /// One list call's page: its size (`page_size` checked: 0 is the default, negative is
+    /// refused, large is capped) and where it starts (`page_token` checked against the tenant
+    /// and `filter`, the encoding of everything that narrows the list).
+    pub fn page<C: DeserializeOwned>(
+        &self,
+        tenant: TenantId,
+        filter: &[u8],
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<Page<C>> {
+        Ok(Page {
+            limit: crate::validate::page_size(page_size)?,
+            after: self.decode(page_token, tenant, filter)?,
+            tenant,
+            filter: filter.to_vec(),
+            tokens: self.clone(),
+        })
+    }
+
     fn mac(&self) -> HmacSha256 {
         HmacSha256::new_from_slice(&self.key).expect("hmac takes any key length")
+    }
+}
+
+/// A page of a list: how many rows it holds at most, the sort key it starts after, and what
+/// the next page's token is bound to. Every list RPC reads its page the same way: `page`, a
+/// store query of `limit + 1` rows after `after`, then `finish`.
+pub struct Page<C> {
+    /// Rows of this page; query one more to know whether another page follows.
+    pub limit: i64,
+    /// The sort key of the previous page's last row; None on the first page.
+    pub after: Option<C>,
+    tenant: TenantId,
+    filter: Vec<u8>,
+    tokens: PageTokens,
+}
+
+impl<C: Serialize> Page<C> {
+    /// Trims `rows` (fetched with `limit + 1`) to this page and returns the next page's token
+    /// (empty on the last page); `cursor` is a row's sort key.
+    pub fn finish<T>(&self, rows: &mut Vec<T>, cursor: impl Fn(&T) -> C) -> String {
+        self.tokens
+            .finish_page(rows, self.limit, self.tenant, &self.filter, cursor)
     }
 }
 

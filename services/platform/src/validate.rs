@@ -234,15 +234,32 @@ pub fn page_size(value: i32) -> Result<i64> {
     }
 }
 
-/// The fields an update changes: those of the mask, or every one of `mutable` when the mask is
-/// empty. INVALID_ARGUMENT naming `update_mask` for a path that is not mutable.
+/// The fields an update changes (AIP-134): those the mask names; every one of `mutable` for
+/// the mask `*` (replace: a field left at its default is cleared); and for an empty or absent
+/// mask, the fields the request sets (`set`: those of `mutable` whose value in the request is
+/// not the default), so a caller that sends only what it changes changes only that.
+/// INVALID_ARGUMENT naming `update_mask` for a path that is not mutable, or `*` beside others.
 pub fn update_mask(
     mask: Option<&prost_types::FieldMask>,
     mutable: &[&'static str],
+    set: &[&'static str],
 ) -> Result<Vec<&'static str>> {
     let paths = mask.map(|m| m.paths.as_slice()).unwrap_or_default();
-    if paths.is_empty() || paths == ["*"] {
+    if paths.is_empty() {
+        return Ok(mutable
+            .iter()
+            .filter(|f| set.contains(f))
+            .copied()
+            .collect());
+    }
+    if paths == ["*"] {
         return Ok(mutable.to_vec());
+    }
+    if paths.iter().any(|p| p == "*") {
+        return Err(Error::invalid(
+            "update_mask",
+            "* replaces every field and stands alone",
+        ));
     }
     let mut fields = Vec::with_capacity(paths.len());
     for path in paths {

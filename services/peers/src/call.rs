@@ -1,0 +1,139 @@
+//! How a peer is called: a deadline on every call, retries only for idempotent calls whose
+//! peer could not be reached, and one reading of the peer's answer.
+
+use std::future::Future;
+use std::time::Duration;
+
+use caseway_platform::error::{Error, Result};
+
+/// How long a peer has to answer one attempt. Calls between services are lookups and holds
+/// that take milliseconds; a peer that takes longer is treated as unreachable.
+pub const DEADLINE: Duration = Duration::from_secs(5);
+
+/// Waits before the retries of an idempotent call.
+const BACKOFF: [Duration; 2] = [Duration::from_millis(50), Duration::from_millis(250)];
+
+/// Whether a call may be repeated: reads, and changes keyed so that a repeat has no further
+/// effect. Others are tried once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retry {
+    Idempotent,
+    Once,
+}
+
+/// What a peer answered, for the typed clients to read.
+#[derive(Debug)]
+pub enum Failure {
+    /// NOT_FOUND: the thing does not exist for this caller.
+    NotFound,
+    /// INVALID_ARGUMENT, with the peer's message.
+    Invalid(String),
+    /// FAILED_PRECONDITION, with the rule the peer named (the PreconditionFailure's type).
+    Rule { rule: String, message: String },
+    /// Anything else, already this service's error (unreachable, refused, stale).
+    Other(Error),
+}
+
+impl Failure {
+    fn of(peer: &str, status: &tonic::Status) -> Failure {
+        use tonic_types::StatusExt;
+        match status.code() {
+            tonic::Code::NotFound => Failure::NotFound,
+            tonic::Code::InvalidArgument => Failure::Invalid(status.message().to_string()),
+            tonic::Code::FailedPrecondition => Failure::Rule {
+                rule: status
+                    .get_details_precondition_failure()
+                    .and_then(|p| p.violations.into_iter().next())
+                    .map(|v| v.r#type)
+                    .unwrap_or_default(),
+                message: status.message().to_string(),
+            },
+            _ => Failure::Other(Error::from_peer(peer, status)),
+        }
+    }
+
+    /// The failure as an error of this service when the caller has no better reading: a peer
+    /// that refuses what this service asked on its own is this service's dependency failing.
+    pub fn into_error(self, peer: &str) -> Error {
+        match self {
+            Failure::Other(error) => error,
+            Failure::NotFound => Error::Unavailable(format!("{peer} service: not found")),
+            Failure::Invalid(message) | Failure::Rule { message, .. } => {
+                Error::Unavailable(format!("{peer} service: {message}"))
+            }
+        }
+    }
+}
+
+/// Calls `peer` with requests built by `request` (one per attempt), each attempt under
+/// [`DEADLINE`]. An idempotent call is tried again when the peer could not be reached or did
+/// not answer in time.
+pub async fn call<Req, Resp, Fut>(
+    peer: &'static str,
+    retry: Retry,
+    mut request: impl FnMut() -> Result<tonic::Request<Req>>,
+    mut send: impl FnMut(tonic::Request<Req>) -> Fut,
+) -> std::result::Result<Resp, Failure>
+where
+    Fut: Future<Output = std::result::Result<tonic::Response<Resp>, tonic::Status>>,
+{
+    let mut attempt = 0;
+    loop {
+        let mut message = request().map_err(Failure::Other)?;
+        message.set_timeout(DEADLINE);
+        let status = match tokio::time::timeout(DEADLINE, send(message)).await {
+            Ok(Ok(reply)) => return Ok(reply.into_inner()),
+            Ok(Err(status)) => status,
+            Err(_) => tonic::Status::deadline_exceeded(format!(
+                "no answer within {} s",
+                DEADLINE.as_secs()
+            )),
+        };
+        let unreachable = matches!(
+            status.code(),
+            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded
+        );
+        match BACKOFF.get(attempt) {
+            Some(wait) if retry == Retry::Idempotent && unreachable => {
+                tracing::debug!(peer, attempt, error = %status.message(), "retrying a peer");
+                tokio::time::sleep(*wait).await;
+                attempt += 1;
+            }
+            _ => return Err(Failure::of(peer, &status)),
+        }
+    }
+}
+
+/// A peer's id that does not parse: the peer's fault, reported as it being unusable rather
+/// than guessed around.
+pub fn id(peer: &str, what: &str, text: &str) -> Result<uuid::Uuid> {
+    uuid::Uuid::parse_str(text)
+        .map_err(|_| Error::Unavailable(format!("{peer} service: unreadable {what} {text:?}")))
+}
+
+/// A peer's optional id: empty is none.
+pub fn optional_id(peer: &str, what: &str, text: &str) -> Result<Option<uuid::Uuid>> {
+    if text.is_empty() {
+        Ok(None)
+    } else {
+        id(peer, what, text).map(Some)
+    }
+}
+
+/// A peer's date, which must be a real one.
+pub fn date(
+    peer: &str,
+    what: &str,
+    date: Option<&caseway_api::google::r#type::Date>,
+) -> Result<Option<chrono::NaiveDate>> {
+    let Some(d) = date else {
+        return Ok(None);
+    };
+    let parsed = u32::try_from(d.month)
+        .ok()
+        .zip(u32::try_from(d.day).ok())
+        .and_then(|(month, day)| chrono::NaiveDate::from_ymd_opt(d.year, month, day));
+    parsed
+        .map(Some)
+        .ok_or_else(|| Error::Unavailable(format!("{peer} service: unreadable {what} {d:?}")))
+}
