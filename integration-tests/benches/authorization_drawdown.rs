@@ -358,6 +358,7 @@ async fn plan(
             pb::ApproveAuthorizationRequest {
                 id: created.id.clone(),
                 etag: String::new(),
+                ..Default::default()
             },
         ))
         .await

@@ -13,10 +13,10 @@ use rand::seq::IndexedRandom;
 use uuid::Uuid;
 
 use caseway_api::clients::v1 as pb;
+use caseway_clients::pii::PiiCipher;
 use caseway_integration_tests::{TestEnv, authed};
 use caseway_platform::TenantId;
 use caseway_platform::auth::Role;
-use caseway_platform::pii::PiiCipher;
 
 const FIRST: &[&str] = &[
     "james",

@@ -50,7 +50,7 @@ impl TestEnv {
         let (private, public) = generate_key_pair().expect("key pair");
         std::fs::write(dir.join("jwt-private.pem"), &private).expect("private key");
         std::fs::write(dir.join("jwt-public.pem"), &public).expect("public key");
-        caseway_platform::pii::ensure_key_file(&dir.join("pii-keys")).expect("PII keys");
+        caseway_clients::pii::ensure_key_file(&dir.join("pii-keys")).expect("PII keys");
         caseway_platform::auth::ensure_private_key(&dir.join("service-key.pem"))
             .expect("service key");
         caseway_platform::secrets::ensure_random(&dir.join("page-token-secret"))
@@ -326,6 +326,15 @@ pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
         .get_details_bad_request()
         .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
         .unwrap_or_default()
+}
+
+/// A bulk row's `google.rpc.Status` as a call's status, to read its details the same way.
+pub fn row_status(row: &tonic_types::Status) -> tonic::Status {
+    tonic::Status::with_details(
+        tonic::Code::from_i32(row.code),
+        row.message.clone(),
+        prost::Message::encode_to_vec(row).into(),
+    )
 }
 
 /// The `reason` of a status's `google.rpc.ErrorInfo`, checking that Caseway sent it.

@@ -2,6 +2,9 @@
 //! reason (`caseway.common.v1.ErrorReason`) tells one kind of failure from another, beside the
 //! details its code brings.
 
+use cloudevents::AttributesReader;
+use cloudevents::event::SpecVersion;
+use cloudevents::message::{BinaryDeserializer, BinarySerializer, MessageAttributeValue};
 use tonic::Code;
 use tonic_types::StatusExt;
 
@@ -177,6 +180,7 @@ async fn each_kind_of_failure_has_its_own_reason() {
             tenancy_pb::SuspendTenantRequest {
                 id: tenant.to_string(),
                 reason: "contract test".into(),
+                ..Default::default()
             },
         ))
         .await
@@ -226,4 +230,127 @@ async fn a_peer_out_of_reach_is_dependency_unavailable() {
     assert_eq!(reason(&status), "DEPENDENCY_UNAVAILABLE");
     catalog_node.shutdown().await;
     tenancy_node.shutdown().await;
+}
+
+/// An AMQP message as a CloudEvents consumer reads it under the AMQP protocol binding, binary
+/// mode: every attribute an application property prefixed `cloudEvents_`, the data's type the
+/// message's content-type. Nothing of Caseway's own code reads it.
+struct AmqpMessage<'a>(&'a lapin::message::Delivery);
+
+impl BinaryDeserializer for AmqpMessage<'_> {
+    fn deserialize_binary<R: Sized, V: BinarySerializer<R>>(
+        self,
+        mut visitor: V,
+    ) -> cloudevents::message::Result<R> {
+        use lapin::types::AMQPValue;
+        let headers = self.0.properties.headers().clone().unwrap_or_default();
+        let mut attributes = std::collections::BTreeMap::new();
+        for (name, value) in headers.inner() {
+            let Some(name) = name.as_str().strip_prefix("cloudEvents_") else {
+                continue;
+            };
+            let value = match value {
+                AMQPValue::LongString(s) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
+                AMQPValue::ShortString(s) => s.to_string(),
+                other => format!("{other:?}"),
+            };
+            attributes.insert(name.to_string(), value);
+        }
+        let spec = SpecVersion::try_from(
+            attributes
+                .remove("specversion")
+                .unwrap_or_default()
+                .as_str(),
+        )?;
+        let names = spec.attribute_names();
+        visitor = visitor.set_spec_version(spec)?;
+        if let Some(content_type) = self.0.properties.content_type() {
+            visitor = visitor.set_attribute(
+                "datacontenttype",
+                MessageAttributeValue::String(content_type.to_string()),
+            )?;
+        }
+        for (name, value) in attributes {
+            let value = MessageAttributeValue::String(value);
+            visitor = if names.contains(&name.as_str()) {
+                visitor.set_attribute(&name, value)?
+            } else {
+                visitor.set_extension(&name, value)?
+            };
+        }
+        visitor.end_with_data(self.0.data.clone())
+    }
+}
+
+#[tokio::test]
+async fn a_published_event_is_a_cloudevent_any_sdk_reads() {
+    let env = TestEnv::new().await;
+    let node = env.start(&Target::ALL).await;
+    let tenant = node.create_tenant(&env, "cloudevents").await;
+    let admin = env.token(tenant, &[Role::TenantAdmin], &[]);
+    let mut catalog = node.catalog.clone();
+    let mut created = None;
+    let delivery = env
+        .bus
+        .next_delivery(
+            "catalog.service_created.v1",
+            std::time::Duration::from_secs(10),
+            async {
+                let reply = catalog
+                    .create_service(authed(&admin, create("", service("CE", "Events"))))
+                    .await
+                    .unwrap()
+                    .into_inner();
+                created = reply.service;
+            },
+        )
+        .await
+        .expect("the event is published");
+    let created = created.unwrap();
+
+    let event = AmqpMessage(&delivery).into_event().expect("a CloudEvent");
+    assert_eq!(event.specversion(), SpecVersion::V10);
+    assert_eq!(event.ty(), "catalog.service_created.v1");
+    assert_eq!(event.source().to_string(), "caseway/catalog");
+    assert_eq!(event.subject(), Some(created.id.as_str()));
+    assert!(event.time().is_some());
+    assert_eq!(event.datacontenttype(), Some("application/protobuf"));
+    assert_eq!(
+        event.extension("tenantid").map(|v| v.to_string()),
+        Some(tenant.to_string())
+    );
+    // The schema names the message; a consumer decodes the data by that name from the
+    // descriptors the server publishes (reflection), not from Caseway's generated code.
+    let schema = event.dataschema().expect("a dataschema").to_string();
+    let message = schema
+        .strip_prefix("urn:caseway:proto:")
+        .expect("a URN naming a protobuf message");
+    assert_eq!(message, "caseway.events.v1.ServiceChanged");
+    let pool = prost_reflect::DescriptorPool::decode(caseway_api::FILE_DESCRIPTOR_SET).unwrap();
+    let descriptor = pool.get_message_by_name(message).expect("a known message");
+    let Some(cloudevents::Data::Binary(bytes)) = event.data() else {
+        panic!("binary data, got {:?}", event.data());
+    };
+    let data = prost_reflect::DynamicMessage::decode(descriptor, &bytes[..]).unwrap();
+    let service = data.get_field_by_name("service").unwrap();
+    let id = service
+        .as_message()
+        .and_then(|s| s.get_field_by_name("id"))
+        .and_then(|id| id.as_str().map(str::to_string));
+    assert_eq!(id.as_deref(), Some(created.id.as_str()));
+
+    // Every event type a service publishes names its message.
+    for event_type in [
+        "tenancy.tenant_created.v1",
+        "catalog.code_value_retired.v1",
+        "clients.barrier_changed.v1",
+        "records.service_recorded.v1",
+        "authorizations.authorization_approved.v1",
+    ] {
+        assert!(
+            caseway_api::event_dataschema(event_type).is_some(),
+            "{event_type}"
+        );
+    }
+    node.shutdown().await;
 }

@@ -3,7 +3,6 @@
 //! 64 concurrent recordings, deletes and redelivered events, the closing worker, and tenant
 //! isolation.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tonic::Code;
@@ -14,7 +13,9 @@ use caseway_api::authorizations::v1 as pb;
 use caseway_api::catalog::v1 as catalog_pb;
 use caseway_api::clients::v1 as clients_pb;
 use caseway_api::records::v1 as records_pb;
-use caseway_integration_tests::{TestEnv, TestNode, authed, date, violated_fields};
+use caseway_integration_tests::{
+    TestEnv, TestNode, authed, date, reason, row_status, violated_fields,
+};
 use caseway_platform::TenantId;
 use caseway_platform::access::HOLD_UNITS;
 use caseway_platform::auth::Role;
@@ -249,6 +250,7 @@ async fn approve(
             pb::ApproveAuthorizationRequest {
                 id: id.into(),
                 etag: String::new(),
+                ..Default::default()
             },
         ))
         .await
@@ -341,7 +343,10 @@ async fn an_authorization_is_planned_from_its_recurrence_and_checked() {
         .unwrap();
     assert_eq!(created.status, pb::AuthorizationStatus::Pending as i32);
     assert_eq!(created.requested_by, "ana");
-    assert_eq!(created.unit_of_measure, "COUNT");
+    assert_eq!(
+        created.unit_of_measure,
+        catalog_pb::UnitOfMeasure::Count as i32
+    );
     assert_eq!(created.unit_value, "45", "defaults from the catalog");
     let days: Vec<i32> = created.occurrences.iter().map(|d| d.day).collect();
     assert_eq!(days, [2, 5, 9, 12, 16, 19, 23, 26, 30]);
@@ -516,6 +521,7 @@ async fn the_workflow_separates_duties_and_allows_edits_only_while_pending() {
                 id: created.id.clone(),
                 etag: String::new(),
                 reason: "no".into(),
+                ..Default::default()
             },
         ))
         .await
@@ -566,6 +572,7 @@ async fn the_workflow_separates_duties_and_allows_edits_only_while_pending() {
             pb::ApproveAuthorizationRequest {
                 id: created.id.clone(),
                 etag: edited.etag.clone(),
+                ..Default::default()
             },
         ))
         .await
@@ -601,6 +608,7 @@ async fn the_workflow_separates_duties_and_allows_edits_only_while_pending() {
             pb::CloseAuthorizationRequest {
                 id: created.id.clone(),
                 etag: String::new(),
+                ..Default::default()
             },
         ))
         .await
@@ -619,6 +627,7 @@ async fn the_workflow_separates_duties_and_allows_edits_only_while_pending() {
         id: id.into(),
         etag: String::new(),
         reason: reason.into(),
+        ..Default::default()
     };
     let status = api
         .cancel_authorization(authed(&f.cy, cancel(&created.id, "moved away")))
@@ -634,6 +643,7 @@ async fn the_workflow_separates_duties_and_allows_edits_only_while_pending() {
         id: second.id.clone(),
         etag: String::new(),
         reason: reason.into(),
+        ..Default::default()
     };
     let status = api
         .deny_authorization(authed(&f.bo, deny("")))
@@ -1137,9 +1147,14 @@ async fn a_record_draws_only_on_an_authorization_that_covers_it() {
         .unwrap()
         .into_inner();
     assert_eq!((bulk.recorded, bulk.refused), (1, 1));
-    let error = bulk.results[0].error.as_ref().unwrap();
-    assert_eq!(error.code, "FailedPrecondition");
-    assert!(error.message.contains("has 5 units remaining"), "{error:?}");
+    let error = row_status(bulk.results[0].error.as_ref().unwrap());
+    assert_eq!(error.code(), tonic::Code::FailedPrecondition);
+    assert_eq!(reason(&error), "RULE_VIOLATED");
+    assert_eq!(rule_of(&error), "authorization_units_remaining");
+    assert!(
+        error.message().contains("has 5 units remaining"),
+        "{error:?}"
+    );
     node.shutdown().await;
 }
 
@@ -1175,7 +1190,7 @@ async fn expired_authorizations_are_closed_once_by_one_replica() {
         .execute(&mut holder)
         .await
         .unwrap();
-    let skipped = caseway_authorizations::worker::close_expired(&a, today)
+    let skipped = caseway_authorizations::service::close_expired(&a.db, today)
         .await
         .unwrap();
     assert_eq!(skipped, None);
@@ -1184,8 +1199,8 @@ async fn expired_authorizations_are_closed_once_by_one_replica() {
         .await
         .unwrap();
     let (one, two) = tokio::join!(
-        caseway_authorizations::worker::close_expired(&a, today),
-        caseway_authorizations::worker::close_expired(&b, today),
+        caseway_authorizations::service::close_expired(&a.db, today),
+        caseway_authorizations::service::close_expired(&b.db, today),
     );
     let closed = one.unwrap().unwrap_or(0) + two.unwrap().unwrap_or(0);
     assert_eq!(closed, 1, "closed once");
@@ -1212,7 +1227,7 @@ async fn expired_authorizations_are_closed_once_by_one_replica() {
     };
     let closed = get(&ended.id).await;
     assert_eq!(closed.status, pb::AuthorizationStatus::Closed as i32);
-    assert_eq!(closed.decided_by, caseway_authorizations::worker::WORKER);
+    assert_eq!(closed.decided_by, caseway_authorizations::service::WORKER);
     assert_eq!(
         get(&pending.id).await.status,
         pb::AuthorizationStatus::Pending as i32
@@ -1334,6 +1349,7 @@ async fn tenant_b_cannot_reach_tenant_a_authorizations() {
             pb::ApproveAuthorizationRequest {
                 id: pending.id.clone(),
                 etag: String::new(),
+                ..Default::default()
             },
         ))
         .await
@@ -1347,6 +1363,7 @@ async fn tenant_b_cannot_reach_tenant_a_authorizations() {
                 id: pending.id.clone(),
                 etag: String::new(),
                 reason: "no".into(),
+                ..Default::default()
             },
         ))
         .await
@@ -1360,6 +1377,7 @@ async fn tenant_b_cannot_reach_tenant_a_authorizations() {
                 id: id.clone(),
                 etag: String::new(),
                 reason: "no".into(),
+                ..Default::default()
             },
         ))
         .await
@@ -1372,6 +1390,7 @@ async fn tenant_b_cannot_reach_tenant_a_authorizations() {
             pb::CloseAuthorizationRequest {
                 id: id.clone(),
                 etag: String::new(),
+                ..Default::default()
             },
         ))
         .await
@@ -1544,24 +1563,18 @@ async fn holds_whose_record_never_came_are_given_back() {
 
     let config = env.config();
     let platform = caseway_platform::server::Platform::new(config.clone()).unwrap();
-    let records = caseway_authorizations::records::Records::new(
-        &platform,
-        &format!("http://{}", node.addr()),
-    )
-    .unwrap();
-    let sweeper = caseway_authorizations::worker::HoldSweeper::new(Arc::new(records));
+    let records =
+        caseway_peers::records::Records::new(&platform, &format!("http://{}", node.addr()))
+            .unwrap();
+    let sweep = |older_than| {
+        caseway_authorizations::service::sweep_unsettled(&platform.db, &records, older_than)
+    };
     // Younger than the threshold: left alone.
-    let young = sweeper
-        .sweep(&platform, chrono::Duration::minutes(10))
-        .await
-        .unwrap();
+    let young = sweep(chrono::Duration::minutes(10)).await.unwrap();
     assert_eq!(young, Some(0));
     // Older: the records service says none of those versions is stored, so the never-stored
     // record's hold and both of the stored record's go back; its delivery stays.
-    let released = sweeper
-        .sweep(&platform, chrono::Duration::zero())
-        .await
-        .unwrap();
+    let released = sweep(chrono::Duration::zero()).await.unwrap();
     assert_eq!(released, Some(3));
     let u = utilization(&node, &f.worker, &authorization.id).await;
     assert_eq!(
@@ -1590,10 +1603,7 @@ async fn holds_whose_record_never_came_are_given_back() {
         .unwrap_err();
     assert_eq!(rule_of(&status), "service_record_stored");
     assert!(status.message().contains("version 2"), "{status:?}");
-    let kept = sweeper
-        .sweep(&platform, chrono::Duration::zero())
-        .await
-        .unwrap();
+    let kept = sweep(chrono::Duration::zero()).await.unwrap();
     assert_eq!(kept, Some(0));
     let u = utilization(&node, &f.worker, &authorization.id).await;
     assert_eq!(
@@ -1696,6 +1706,7 @@ async fn whoever_changed_a_plan_may_not_approve_it() {
                 id: edited.id.clone(),
                 etag: String::new(),
                 reason: "no".into(),
+                ..Default::default()
             },
         ))
         .await
@@ -1905,6 +1916,7 @@ async fn records_and_authorizations_of_a_restricted_service_are_hidden_from_outs
                     id: pending.id.clone(),
                     etag: String::new(),
                     reason: "no".into(),
+                    ..Default::default()
                 },
             ))
             .await
@@ -1919,6 +1931,7 @@ async fn records_and_authorizations_of_a_restricted_service_are_hidden_from_outs
                     id: authorization.id.clone(),
                     etag: String::new(),
                     reason: "no".into(),
+                    ..Default::default()
                 },
             ))
             .await
@@ -1932,6 +1945,7 @@ async fn records_and_authorizations_of_a_restricted_service_are_hidden_from_outs
                 pb::CloseAuthorizationRequest {
                     id: authorization.id.clone(),
                     etag: String::new(),
+                    ..Default::default()
                 },
             ))
             .await

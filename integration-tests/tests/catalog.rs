@@ -87,13 +87,15 @@ async fn catalog_change_is_published_with_cloudevents_headers_and_trace_context(
     assert_eq!(envelope.subject, created.id);
     assert_eq!(envelope.source, "caseway/catalog");
     for header in [
-        "specversion",
-        "id",
-        "source",
-        "type",
-        "subject",
-        "time",
-        "tenant_id",
+        "cloudEvents_specversion",
+        "cloudEvents_id",
+        "cloudEvents_source",
+        "cloudEvents_type",
+        "cloudEvents_subject",
+        "cloudEvents_time",
+        "cloudEvents_dataschema",
+        "cloudEvents_tenantid",
+        "cloudEvents_traceparent",
         "traceparent",
     ] {
         assert!(
@@ -661,6 +663,7 @@ async fn retired_services_leave_lists_and_deleted_ones_are_gone() {
             pb::RetireServiceRequest {
                 id: retired.id.clone(),
                 etag: retired.etag.clone(),
+                ..Default::default()
             },
         ))
         .await

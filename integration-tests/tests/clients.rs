@@ -517,6 +517,7 @@ async fn invalid_clients_are_refused_naming_the_field_and_nothing_is_written() {
             catalog_pb::RetireCodeValueRequest {
                 id: retired,
                 etag: String::new(),
+                ..Default::default()
             },
         ))
         .await

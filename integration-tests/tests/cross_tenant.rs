@@ -346,6 +346,7 @@ async fn tenant_b_cannot_reach_tenant_a_through_any_rpc() {
             pb::RetireServiceRequest {
                 id: service.id.clone(),
                 etag: String::new(),
+                ..Default::default()
             },
         ))
         .await,
@@ -357,6 +358,7 @@ async fn tenant_b_cannot_reach_tenant_a_through_any_rpc() {
             pb::RetireGrantRequest {
                 id: grant.id.clone(),
                 etag: String::new(),
+                ..Default::default()
             },
         ))
         .await,
@@ -368,6 +370,7 @@ async fn tenant_b_cannot_reach_tenant_a_through_any_rpc() {
             pb::RetireProgramRequest {
                 id: program.id.clone(),
                 etag: String::new(),
+                ..Default::default()
             },
         ))
         .await,
@@ -379,6 +382,7 @@ async fn tenant_b_cannot_reach_tenant_a_through_any_rpc() {
             pb::RetireProviderRequest {
                 id: provider.id.clone(),
                 etag: String::new(),
+                ..Default::default()
             },
         ))
         .await,
@@ -390,6 +394,7 @@ async fn tenant_b_cannot_reach_tenant_a_through_any_rpc() {
             pb::RetireCodeValueRequest {
                 id: code_value.id.clone(),
                 etag: String::new(),
+                ..Default::default()
             },
         ))
         .await,
@@ -544,6 +549,7 @@ async fn tenant_b_cannot_reach_tenant_a_through_any_rpc() {
             tpb::SuspendTenantRequest {
                 id: a.to_string(),
                 reason: String::new(),
+                ..Default::default()
             },
         ))
         .await
@@ -552,7 +558,10 @@ async fn tenant_b_cannot_reach_tenant_a_through_any_rpc() {
     let status = t
         .resume_tenant(authed(
             &b_admin,
-            tpb::ResumeTenantRequest { id: a.to_string() },
+            tpb::ResumeTenantRequest {
+                id: a.to_string(),
+                ..Default::default()
+            },
         ))
         .await
         .unwrap_err();

@@ -113,6 +113,7 @@ async fn catalog_and_tenancy_run_as_two_servers() {
             tpb::SuspendTenantRequest {
                 id: tenant.to_string(),
                 reason: String::new(),
+                ..Default::default()
             },
         ))
         .await

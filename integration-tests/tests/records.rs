@@ -11,7 +11,9 @@ use uuid::Uuid;
 use caseway_api::catalog::v1 as catalog_pb;
 use caseway_api::clients::v1 as clients_pb;
 use caseway_api::records::v1 as pb;
-use caseway_integration_tests::{TestEnv, TestNode, authed, date, violated_fields};
+use caseway_integration_tests::{
+    TestEnv, TestNode, authed, date, reason, row_status, violated_fields,
+};
 use caseway_platform::TenantId;
 use caseway_platform::auth::Role;
 
@@ -714,10 +716,10 @@ async fn quick_services_are_all_or_nothing_and_bulk_reports_each_row() {
         .iter()
         .filter_map(|r| {
             r.error.as_ref().map(|e| {
-                (
-                    r.index,
-                    e.field_violations.iter().map(|v| v.field.clone()).collect(),
-                )
+                let status = row_status(e);
+                assert_eq!(status.code(), tonic::Code::InvalidArgument);
+                assert_eq!(reason(&status), "FIELD_INVALID");
+                (r.index, violated_fields(&status))
             })
         })
         .collect();
@@ -1384,6 +1386,7 @@ async fn catalog_changes_reach_the_cache_and_every_change_is_published() {
             catalog_pb::RetireServiceRequest {
                 id: f.counseling.clone(),
                 etag: String::new(),
+                ..Default::default()
             },
         ))
         .await

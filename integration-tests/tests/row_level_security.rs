@@ -336,6 +336,7 @@ async fn every_table_is_isolated_by_forced_row_level_security() {
             auth_pb::ApproveAuthorizationRequest {
                 id: authorization.id.clone(),
                 etag: String::new(),
+                ..Default::default()
             },
         ))
         .await

@@ -81,6 +81,7 @@ async fn platform_admin_creates_lists_suspends_and_resumes_tenants() {
             tpb::SuspendTenantRequest {
                 id: id.clone(),
                 reason: "unpaid invoice".into(),
+                ..Default::default()
             },
         ))
         .await
@@ -102,7 +103,13 @@ async fn platform_admin_creates_lists_suspends_and_resumes_tenants() {
         .into_inner();
     assert_eq!(listed.tenants.len(), 1);
     let resumed = t
-        .resume_tenant(authed(&root, tpb::ResumeTenantRequest { id: id.clone() }))
+        .resume_tenant(authed(
+            &root,
+            tpb::ResumeTenantRequest {
+                id: id.clone(),
+                ..Default::default()
+            },
+        ))
         .await
         .unwrap()
         .into_inner()
@@ -148,6 +155,7 @@ async fn suspended_tenant_is_refused_on_every_service_until_resumed() {
         tpb::SuspendTenantRequest {
             id: tenant.to_string(),
             reason: String::new(),
+            ..Default::default()
         },
     ))
     .await
@@ -166,6 +174,7 @@ async fn suspended_tenant_is_refused_on_every_service_until_resumed() {
         &root,
         tpb::ResumeTenantRequest {
             id: tenant.to_string(),
+            ..Default::default()
         },
     ))
     .await

@@ -48,10 +48,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .into());
         }
     }
+    std::fs::write(out.join("event_schemas.rs"), event_schemas(&pool)?)?;
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
         .codec_path("crate::limits::BoundedCodec")
+        // google.rpc.Status is tonic-types' own, so its helpers read a bulk row's status.
+        .extern_path(".google.rpc", "::tonic_types::pb")
         .compile_fds(compiler.file_descriptor_set())?;
     Ok(())
 }
@@ -93,6 +96,46 @@ fn escape(ident: &str) -> String {
     } else {
         ident.to_string()
     }
+}
+
+/// The table of each event type and the message its data is, from the messages'
+/// `(caseway.events.v1.event_types)` options. A type named twice fails the build.
+fn event_schemas(pool: &DescriptorPool) -> Result<String, Box<dyn std::error::Error>> {
+    let extension = pool
+        .get_extension_by_name("caseway.events.v1.event_types")
+        .ok_or("caseway.events.v1.event_types is not defined")?;
+    let mut rows = std::collections::BTreeMap::new();
+    for message in pool.all_messages() {
+        let options = message.options();
+        if !options.has_extension(&extension) {
+            continue;
+        }
+        let Value::List(types) = options.get_extension(&extension).into_owned() else {
+            continue;
+        };
+        for event_type in types {
+            let Value::String(event_type) = event_type else {
+                continue;
+            };
+            if let Some(other) = rows.insert(event_type.clone(), message.full_name().to_string()) {
+                return Err(format!(
+                    "{event_type} is named by {other} and {}",
+                    message.full_name()
+                )
+                .into());
+            }
+        }
+    }
+    let mut code = String::from(
+        "/// Each event type and the full name of the protobuf message its data is, sorted by\n\
+         /// type (from the `(caseway.events.v1.event_types)` options of `events.proto`).\n\
+         pub const EVENT_SCHEMAS: &[(&str, &str)] = &[\n",
+    );
+    for (event_type, message) in &rows {
+        writeln!(code, "    ({event_type:?}, {message:?}),")?;
+    }
+    code.push_str("];\n");
+    Ok(code)
 }
 
 /// (max_length, max_items) of a field's limit option.

@@ -71,5 +71,21 @@ pub mod caseway {
 
 pub use caseway::{authorizations, catalog, clients, common, events, records, tenancy};
 
+include!(concat!(env!("OUT_DIR"), "/event_schemas.rs"));
+
+/// The protobuf message (full name) of an event type's data, or None for a type no message
+/// of `events.proto` names.
+pub fn event_message(event_type: &str) -> Option<&'static str> {
+    EVENT_SCHEMAS
+        .binary_search_by(|(known, _)| (*known).cmp(event_type))
+        .ok()
+        .map(|at| EVENT_SCHEMAS[at].1)
+}
+
+/// The CloudEvents `dataschema` of an event type: a URN naming its protobuf message.
+pub fn event_dataschema(event_type: &str) -> Option<String> {
+    event_message(event_type).map(|message| format!("urn:caseway:proto:{message}"))
+}
+
 // What measures each request against its field limits (see `limits`).
 include!(concat!(env!("OUT_DIR"), "/bounds.rs"));

@@ -7,6 +7,8 @@ use uuid::Uuid;
 
 use caseway_platform::auth::Role;
 
+use crate::recurrence::Rule;
+
 /// Roles that request, change and read authorizations.
 pub const REQUEST_ROLES: &[Role] = &[Role::Caseworker, Role::Supervisor, Role::TenantAdmin];
 /// Roles that approve or deny.
@@ -157,14 +159,14 @@ pub fn check_covers(
     service_id: Uuid,
     date: NaiveDate,
     takes_more: bool,
-) -> Result<(), (&'static str, String)> {
+) -> Result<(), (AuthorizationRule, String)> {
     let drawn_before = matches!(
         coverage.status,
         AuthorizationStatus::Closed | AuthorizationStatus::Cancelled
     ) && !takes_more;
     if coverage.status != AuthorizationStatus::Approved && !drawn_before {
         return Err((
-            "authorization_approved",
+            AuthorizationRule::Approved,
             format!(
                 "the authorization is {}; only an Approved authorization can be drawn on",
                 coverage.status.name()
@@ -173,19 +175,19 @@ pub fn check_covers(
     }
     if coverage.client_id != client_id {
         return Err((
-            "authorization_client",
+            AuthorizationRule::Client,
             "the authorization is for another client".into(),
         ));
     }
     if coverage.service_id != service_id {
         return Err((
-            "authorization_service",
+            AuthorizationRule::Service,
             "the authorization is for another service".into(),
         ));
     }
     if date < coverage.begin_date || date > coverage.end_date {
         return Err((
-            "authorization_period",
+            AuthorizationRule::Period,
             format!(
                 "the service date {date} is outside the authorization's period {} to {}",
                 coverage.begin_date, coverage.end_date
@@ -390,6 +392,173 @@ pub fn per_occurrence(
         uses[index].delivered += units;
     }
     uses
+}
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct AuthorizationRow {
+    pub id: Uuid,
+    pub client_id: Uuid,
+    pub service_id: Uuid,
+    pub grant_id: Uuid,
+    pub begin_date: NaiveDate,
+    pub end_date: NaiveDate,
+    #[sqlx(try_from = "String")]
+    pub unit_of_measure: caseway_peers::rules::UnitOfMeasure,
+    pub units_per_occurrence: Decimal,
+    pub unit_value: Decimal,
+    pub recurrence: String,
+    pub occurrences: Vec<NaiveDate>,
+    pub authorized_units: Decimal,
+    pub authorized_value: Decimal,
+    pub reason_id: Option<Uuid>,
+    pub goal_id: Option<Uuid>,
+    pub reason: String,
+    pub goals: String,
+    pub status: i16,
+    pub requested_by: String,
+    pub decided_by: Option<String>,
+    pub decision_reason: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub committed_units: Decimal,
+    pub delivered_units: Decimal,
+    pub delivered_value: Decimal,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What a client's list is filtered by.
+#[derive(Default)]
+pub struct ListFilter {
+    pub statuses: Vec<i16>,
+    pub service_id: Option<Uuid>,
+    pub active_on: Option<NaiveDate>,
+}
+
+/// What the caller wrote of an authorization's plan, parsed.
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    pub grant_id: Option<Uuid>,
+    pub begin_date: Option<NaiveDate>,
+    pub end_date: Option<NaiveDate>,
+    pub units_per_occurrence: Option<Decimal>,
+    pub unit_value: Option<Decimal>,
+    pub recurrence: Option<Rule>,
+    pub reason_id: Option<Uuid>,
+    pub goal_id: Option<Uuid>,
+    pub reason: String,
+    pub goals: String,
+}
+
+/// The rules an authorization's changes and draws must meet, named on the wire as the
+/// PreconditionFailure's type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthorizationRule {
+    /// A transition allowed from the current status.
+    Status,
+    /// Only a Pending authorization's plan can change.
+    Pending,
+    /// The decider is not one of the planners.
+    SeparationOfDuties,
+    /// A draw needs an Approved authorization.
+    Approved,
+    /// A draw is for the authorization's client.
+    Client,
+    /// A draw is for the authorization's service.
+    Service,
+    /// A draw's date is inside the authorization's period.
+    Period,
+    /// A draw fits in the units remaining.
+    UnitsRemaining,
+    /// A hold is given back only when no stored record draws it.
+    ServiceRecordStored,
+}
+
+impl caseway_platform::error::Rule for AuthorizationRule {
+    fn name(self) -> &'static str {
+        match self {
+            AuthorizationRule::Status => "authorization_status",
+            AuthorizationRule::Pending => "authorization_pending",
+            AuthorizationRule::SeparationOfDuties => "separation_of_duties",
+            AuthorizationRule::Approved => "authorization_approved",
+            AuthorizationRule::Client => "authorization_client",
+            AuthorizationRule::Service => "authorization_service",
+            AuthorizationRule::Period => "authorization_period",
+            AuthorizationRule::UnitsRemaining => "authorization_units_remaining",
+            AuthorizationRule::ServiceRecordStored => "service_record_stored",
+        }
+    }
+}
+
+impl AuthorizationRow {
+    /// The stored status; a code this version does not know is an error, not a guess.
+    pub fn status(&self) -> caseway_platform::error::Result<AuthorizationStatus> {
+        AuthorizationStatus::from_code(i32::from(self.status)).ok_or_else(|| {
+            caseway_platform::error::Error::Internal(anyhow::anyhow!(
+                "unknown authorization status {}",
+                self.status
+            ))
+        })
+    }
+}
+
+/// A stored authorization the caller may see: one of a service hidden from it is NOT_FOUND,
+/// as the service itself is.
+pub fn visible(
+    row: Option<AuthorizationRow>,
+    hidden: &[Uuid],
+    id: Uuid,
+) -> caseway_platform::error::Result<AuthorizationRow> {
+    row.filter(|row| !hidden.contains(&row.service_id))
+        .ok_or_else(|| caseway_platform::error::Error::not_found("authorization", id))
+}
+
+/// The fields of an authorization's plan an update may change.
+pub const MUTABLE: &[&str] = &[
+    "grant_id",
+    "begin_date",
+    "end_date",
+    "units_per_occurrence",
+    "unit_value",
+    "recurrence",
+    "reason_id",
+    "goal_id",
+    "reason",
+    "goals",
+];
+
+/// The units a draw call names, with the record they are for.
+#[derive(Clone, Copy, Debug)]
+pub struct DrawRequest {
+    pub authorization_id: Uuid,
+    pub record_id: Uuid,
+    pub version: i64,
+    pub hold_id: Uuid,
+}
+
+/// What the records service asks to hold.
+#[derive(Clone, Copy, Debug)]
+pub struct Reservation {
+    pub draw: DrawRequest,
+    pub client_id: Uuid,
+    pub service_id: Uuid,
+    pub service_date: NaiveDate,
+    pub units: Decimal,
+}
+
+/// What a service record's event says it draws now and drew before.
+#[derive(Clone, Copy, Debug)]
+pub struct RecordDraw {
+    pub record_id: Uuid,
+    pub version: i64,
+    /// The authorization it draws on now, if any.
+    pub current: Option<Uuid>,
+    /// The authorization it drew on before this change, if any.
+    pub previous: Option<Uuid>,
+    /// What it delivers (zero for a turn-away or a deletion).
+    pub units: Decimal,
+    pub value: Decimal,
+    pub service_date: Option<NaiveDate>,
 }
 
 #[cfg(test)]
@@ -634,13 +803,13 @@ mod tests {
             check_covers(&c, Uuid::now_v7(), service, day(15), true)
                 .unwrap_err()
                 .0,
-            "authorization_client"
+            AuthorizationRule::Client
         );
         assert_eq!(
             check_covers(&c, client, Uuid::now_v7(), day(15), true)
                 .unwrap_err()
                 .0,
-            "authorization_service"
+            AuthorizationRule::Service
         );
         assert_eq!(
             check_covers(
@@ -652,20 +821,20 @@ mod tests {
             )
             .unwrap_err()
             .0,
-            "authorization_period"
+            AuthorizationRule::Period
         );
         c.status = AuthorizationStatus::Pending;
         assert_eq!(
             check_covers(&c, client, service, day(15), true)
                 .unwrap_err()
                 .0,
-            "authorization_approved"
+            AuthorizationRule::Approved
         );
         assert_eq!(
             check_covers(&c, client, service, day(15), false)
                 .unwrap_err()
                 .0,
-            "authorization_approved"
+            AuthorizationRule::Approved
         );
         // After it closes, a record drawn on it may be corrected down, not up.
         for status in [AuthorizationStatus::Closed, AuthorizationStatus::Cancelled] {
@@ -675,7 +844,7 @@ mod tests {
                 check_covers(&c, client, service, day(15), true)
                     .unwrap_err()
                     .0,
-                "authorization_approved"
+                AuthorizationRule::Approved
             );
         }
     }

@@ -2,10 +2,11 @@
 //! recurrence, their approval, and the drawdown by recorded services that never overspends.
 
 pub mod api;
+pub mod convert;
 pub mod domain;
 pub mod events;
-pub mod records;
 pub mod recurrence;
+pub mod service;
 pub mod store;
 pub mod worker;
 
@@ -14,12 +15,14 @@ use std::time::Duration;
 
 use caseway_api::authorizations::v1::authorizations_internal_service_server::AuthorizationsInternalServiceServer;
 use caseway_api::authorizations::v1::authorizations_service_server::AuthorizationsServiceServer;
+use caseway_peers::catalog::Catalog;
+use caseway_peers::clients::Clients;
+use caseway_peers::records::Records;
 use caseway_platform::server::{NodeBuilder, Platform};
-use caseway_records::lookups::Lookups;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/authorizations");
 
-pub const SOURCE: &str = "caseway/authorizations";
+pub use events::SOURCE;
 
 /// How often the worker looks for authorizations whose end date has passed and for holds
 /// never settled.
@@ -36,18 +39,20 @@ pub fn register(
     clients_endpoint: &str,
     records_endpoint: &str,
 ) -> anyhow::Result<()> {
-    let lookups = Arc::new(Lookups::new(
-        platform,
-        catalog_endpoint,
-        clients_endpoint,
-        "authorizations",
-    )?);
-    lookups.follow_events(&platform.bus, node);
-    let records = Arc::new(records::Records::new(platform, records_endpoint)?);
+    let catalog = Arc::new(Catalog::new(platform, catalog_endpoint, "authorizations")?);
+    catalog.follow_events(&platform.bus, node);
+    let clients = Arc::new(Clients::new(platform, clients_endpoint, "authorizations")?);
+    clients.follow_events(&platform.bus, node);
+    let records = Arc::new(Records::new(platform, records_endpoint)?);
+    let authorizations = Arc::new(service::Authorizations::new(
+        platform.db.clone(),
+        catalog,
+        clients,
+        records,
+    ));
     let api = Arc::new(api::AuthorizationsApi::new(
         platform.clone(),
-        lookups,
-        records.clone(),
+        authorizations.clone(),
     ));
     node.add_service(
         AuthorizationsServiceServer::from_arc(api.clone())
@@ -57,12 +62,7 @@ pub fn register(
         AuthorizationsInternalServiceServer::from_arc(api)
             .max_decoding_message_size(platform.config.grpc_max_message_bytes),
     );
-    events::follow_records(platform, node);
-    worker::add(
-        platform,
-        node,
-        CLOSE_INTERVAL,
-        worker::HoldSweeper::new(records),
-    );
+    worker::follow_records(platform, node, authorizations.clone());
+    worker::add(platform, node, CLOSE_INTERVAL, authorizations);
     Ok(())
 }

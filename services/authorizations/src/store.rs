@@ -8,39 +8,7 @@ use uuid::Uuid;
 use caseway_platform::TenantId;
 use caseway_platform::error::Result;
 
-use crate::domain::Draw;
-
-#[derive(Clone, Debug, sqlx::FromRow)]
-pub struct AuthorizationRow {
-    pub id: Uuid,
-    pub client_id: Uuid,
-    pub service_id: Uuid,
-    pub grant_id: Uuid,
-    pub begin_date: NaiveDate,
-    pub end_date: NaiveDate,
-    pub unit_of_measure: String,
-    pub units_per_occurrence: Decimal,
-    pub unit_value: Decimal,
-    pub recurrence: String,
-    pub occurrences: Vec<NaiveDate>,
-    pub authorized_units: Decimal,
-    pub authorized_value: Decimal,
-    pub reason_id: Option<Uuid>,
-    pub goal_id: Option<Uuid>,
-    pub reason: String,
-    pub goals: String,
-    pub status: i16,
-    pub requested_by: String,
-    pub decided_by: Option<String>,
-    pub decision_reason: Option<String>,
-    pub decided_at: Option<DateTime<Utc>>,
-    pub committed_units: Decimal,
-    pub delivered_units: Decimal,
-    pub delivered_value: Decimal,
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
+use crate::domain::{AuthorizationRow, Draw, ListFilter};
 
 const COLUMNS: &str = "id, client_id, service_id, grant_id, begin_date, end_date, \
     unit_of_measure, units_per_occurrence, unit_value, recurrence, occurrences, \
@@ -67,7 +35,7 @@ pub async fn insert(
     .bind(row.grant_id)
     .bind(row.begin_date)
     .bind(row.end_date)
-    .bind(&row.unit_of_measure)
+    .bind(row.unit_of_measure.code())
     .bind(row.units_per_occurrence)
     .bind(row.unit_value)
     .bind(&row.recurrence)
@@ -147,14 +115,6 @@ pub async fn set_status(
     .bind(reason)
     .fetch_one(conn)
     .await?)
-}
-
-/// What a client's list is filtered by.
-#[derive(Default)]
-pub struct ListFilter {
-    pub statuses: Vec<i16>,
-    pub service_id: Option<Uuid>,
-    pub active_on: Option<NaiveDate>,
 }
 
 /// A client's authorizations, newest first, after the (created_at, id) cursor.

@@ -8,12 +8,14 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use caseway_platform::auth::{Role, TokenIssuer, ensure_key_pair, ensure_private_key};
+use caseway_api::tenancy::v1 as tenancy_pb;
+use caseway_platform::auth::{Principal, Role, TokenIssuer, ensure_key_pair, ensure_private_key};
 use caseway_platform::db::{self, Db};
 use caseway_platform::tenant_status::TenantStatusCache;
 use caseway_platform::{Config, TenantId, revocation, telemetry};
 use caseway_tenancy::Tenancy;
-use caseway_tenancy::domain::{NewTenant, Tenant, TenantStatus};
+use caseway_tenancy::convert;
+use caseway_tenancy::domain::Tenant;
 
 #[derive(Parser)]
 #[command(
@@ -239,6 +241,18 @@ async fn find_tenant(tenancy: &Tenancy, key: &str) -> anyhow::Result<Tenant> {
 
 const CLI_ACTOR: &str = "caseway-cli";
 
+/// Who the audit trail says changed a tenant from the command line.
+fn cli_actor() -> Principal {
+    Principal {
+        user_id: CLI_ACTOR.into(),
+        tenant_id: None,
+        organization_ids: vec![],
+        roles: vec![],
+        permissions: vec![],
+        service: None,
+    }
+}
+
 async fn tenant(config: Config, command: TenantCommand) -> anyhow::Result<()> {
     let tenancy = tenancy(&config)?;
     match command {
@@ -270,16 +284,27 @@ async fn tenant(config: Config, command: TenantCommand) -> anyhow::Result<()> {
         }
         TenantCommand::Suspend { tenant, reason } => {
             let found = find_tenant(&tenancy, &tenant).await?;
+            let change = convert::suspend_tenant_request(&tenancy_pb::SuspendTenantRequest {
+                id: found.id.to_string(),
+                reason,
+                ..Default::default()
+            })
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
             let t = tenancy
-                .set_status(CLI_ACTOR, found.id, TenantStatus::Suspended, &reason)
+                .set_status(&cli_actor(), change)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{}\t{}\t{}", t.id, t.slug, t.status.as_str());
         }
         TenantCommand::Resume { tenant } => {
             let found = find_tenant(&tenancy, &tenant).await?;
+            let change = convert::resume_tenant_request(&tenancy_pb::ResumeTenantRequest {
+                id: found.id.to_string(),
+                ..Default::default()
+            })
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
             let t = tenancy
-                .set_status(CLI_ACTOR, found.id, TenantStatus::Active, "")
+                .set_status(&cli_actor(), change)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{}\t{}\t{}", t.id, t.slug, t.status.as_str());
@@ -289,25 +314,18 @@ async fn tenant(config: Config, command: TenantCommand) -> anyhow::Result<()> {
 }
 
 pub async fn create_tenant(tenancy: &Tenancy, slug: &str, name: &str) -> anyhow::Result<Tenant> {
-    let new = NewTenant {
-        slug: slug.into(),
-        display_name: name.into(),
-    };
-    let request = caseway_api::tenancy::v1::CreateTenantRequest::default();
-    let created = tenancy
-        .create_tenant(CLI_ACTOR, "", new, &request, |t| {
-            caseway_api::tenancy::v1::CreateTenantResponse {
-                tenant: Some(caseway_tenancy::api::tenant_to_proto(t)),
-            }
-        })
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let id = created
-        .tenant
-        .and_then(|t| t.id.parse().ok())
-        .context("created tenant has an id")?;
+    // Checked as the API checks it; no request id, so not retryable.
+    let create = convert::create_tenant_request(&tenancy_pb::CreateTenantRequest {
+        tenant: Some(tenancy_pb::Tenant {
+            slug: slug.into(),
+            display_name: name.into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     tenancy
-        .get_tenant(id)
+        .create_tenant(&cli_actor(), create)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))
 }
@@ -446,7 +464,7 @@ async fn dev(mut config: Config) -> anyhow::Result<()> {
 pub fn ensure_dev_secrets(config: &mut Config) -> anyhow::Result<()> {
     ensure_key_pair(&config.jwt_private_key_file, &config.jwt_public_key_file)?;
     ensure_private_key(&config.service_key_file)?;
-    caseway_platform::pii::ensure_key_file(&config.pii_keys_file)?;
+    caseway_clients::pii::ensure_key_file(&config.pii_keys_file)?;
     let page_secret = config
         .page_token_secret_file
         .get_or_insert_with(|| config.data_dir.join("page-token-secret"));

@@ -10,13 +10,14 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
-use caseway_api::catalog::v1 as catalog_pb;
 use caseway_api::tenancy::v1 as tenancy_pb;
 use caseway_catalog::Catalog;
 use caseway_catalog::cache::ServiceCache;
 use caseway_catalog::domain::*;
 use caseway_platform::auth::{Principal, Role, TokenIssuer, on_behalf_of};
+use caseway_platform::caller::Caller;
 use caseway_platform::db::Db;
+use caseway_platform::idempotency::Fingerprint;
 use caseway_platform::tenant_status::TenantStatusCache;
 use caseway_platform::{Config, TenantId};
 use caseway_tenancy::Tenancy;
@@ -75,30 +76,32 @@ pub async fn seed_demo(config: &Config) -> anyhow::Result<Demo> {
         ("SOUTH", "South Outreach Office"),
     ] {
         let request_id = format!("seed-organization-{code}");
+        // Fingerprinted as the request earlier seeds sent, so a seeded database replays.
         let request = tenancy_pb::CreateOrganizationRequest {
             request_id: request_id.clone(),
             ..Default::default()
         };
-        let reply = tenancy
-            .create_organization(
-                &admin,
-                tenant.id,
-                &request_id,
-                OrganizationFields {
-                    code: code.into(),
-                    name: name.into(),
-                },
-                &request,
-                |o| tenancy_pb::CreateOrganizationResponse {
-                    organization: Some(caseway_tenancy::api::organization_to_proto(o)),
-                },
-            )
+        let caller = Caller {
+            principal: Arc::new(admin.clone()),
+            tenant: tenant.id,
+            authorization: None,
+        };
+        let create = caseway_tenancy::domain::Retryable {
+            request_id,
+            fingerprint: Fingerprint::of(&request),
+            change: OrganizationFields {
+                code: code.into(),
+                name: name.into(),
+            },
+        };
+        let organization = tenancy
+            .create_organization(&caller, create)
             .await
             .map_err(err)?;
-        organization_ids.push(id_of(reply.organization.map(|o| o.id))?);
+        organization_ids.push(organization.id);
     }
 
-    let catalog = Catalog::new(db.clone(), Arc::new(ServiceCache::new()));
+    let catalog = Catalog::new(db.clone(), Arc::new(ServiceCache::new()), None);
     let group = create(
         &catalog,
         &admin,
@@ -282,29 +285,26 @@ fn id_of(id: Option<String>) -> anyhow::Result<Uuid> {
 }
 
 /// Creates one catalog entry under a stable request id and returns its id.
-async fn create<E: caseway_catalog::catalog::Entry>(
+async fn create<E: caseway_catalog::service::Entry>(
     catalog: &Catalog,
     admin: &Principal,
     request_id: &str,
     fields: E,
 ) -> anyhow::Result<Uuid> {
-    let tenant = admin.tenant().map_err(err)?;
-    // The fingerprint only needs to be stable between runs: the request id names the entry.
-    let request = catalog_pb::GetServiceRequest {
-        id: request_id.to_string(),
+    let caller = Caller {
+        principal: Arc::new(admin.clone()),
+        tenant: admin.tenant().map_err(err)?,
+        authorization: None,
     };
-    let reply = catalog
-        .create(admin, tenant, request_id, fields, None, &request, |r| {
-            catalog_pb::GetServiceResponse {
-                service: Some(catalog_pb::Service {
-                    id: r.id.to_string(),
-                    ..Default::default()
-                }),
-            }
-        })
-        .await
-        .map_err(err)?;
-    id_of(reply.service.map(|s| s.id))
+    // The fingerprint only needs to be stable between runs: the request id names the entry
+    // (hashed as a message holding it: the bytes earlier seeds stored).
+    let input = Retryable {
+        request_id: request_id.to_string(),
+        fingerprint: Fingerprint::of(&request_id.to_string()),
+        change: fields,
+    };
+    let reply = catalog.create(&caller, input).await.map_err(err)?;
+    id_of(E::created_id(&reply).map(str::to_string))
 }
 
 /// Demo clients of `caseway dev`, recorded through the running gRPC API as a case worker
@@ -901,6 +901,7 @@ async fn seed_demo_authorization(
                 pb::ApproveAuthorizationRequest {
                     id: created.id.clone(),
                     etag: current.etag.clone(),
+                    request_id: format!("seed-approve-{}", created.id),
                 },
                 Some(&supervisor),
             ))

@@ -129,7 +129,7 @@ impl Fixture {
             &data_dir.join("jwt-public.pem"),
         )
         .unwrap();
-        caseway_platform::pii::ensure_key_file(&data_dir.join("pii-keys")).unwrap();
+        caseway_clients::pii::ensure_key_file(&data_dir.join("pii-keys")).unwrap();
         caseway_platform::auth::ensure_private_key(&data_dir.join("service-key.pem")).unwrap();
         caseway_platform::secrets::ensure_random(&data_dir.join("page-token-secret")).unwrap();
         let issuer =

@@ -1,5 +1,7 @@
 //! Catalog SQL. Every function runs inside a tenant transaction that row-level security
-//! scopes; `tenant_id` is written explicitly and checked by the policies.
+//! scopes; `tenant_id` is written explicitly and checked by the policies. Rows become domain
+//! records here; a text column holding a value the domain does not know is INTERNAL, naming
+//! it, never a default.
 
 use std::future::Future;
 
@@ -9,11 +11,11 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use caseway_platform::TenantId;
-use caseway_platform::error::Result;
+use caseway_platform::error::{Error, Result};
 
 use crate::domain::*;
 
-/// The storage of one kind of catalog entry, used by the shared mechanism in `catalog.rs`.
+/// The storage of one kind of catalog entry, used by the shared mechanism in `service.rs`.
 pub trait Stored: Resource {
     fn insert(
         conn: &mut PgConnection,
@@ -56,8 +58,24 @@ pub trait Deletable: Stored {
     fn delete(conn: &mut PgConnection, id: Uuid) -> impl Future<Output = Result<()>> + Send;
 }
 
-fn state(text: &str) -> State {
-    State::parse(text).unwrap_or(State::Active)
+/// The value a text column names, or INTERNAL naming the column and the text.
+fn known<T>(parsed: Option<T>, column: &str, text: &str) -> Result<T> {
+    parsed.ok_or_else(|| {
+        Error::internal(anyhow::anyhow!(
+            "catalog: {column} {text:?} in the database is not one the catalog knows"
+        ))
+    })
+}
+
+fn state(text: &str) -> Result<State> {
+    known(State::parse(text), "state", text)
+}
+
+fn records<R, F>(rows: Vec<R>) -> Result<Vec<Record<F>>>
+where
+    Record<F>: TryFrom<R, Error = Error>,
+{
+    rows.into_iter().map(Record::try_from).collect()
 }
 
 // ---- service groups ----
@@ -72,9 +90,11 @@ struct ServiceGroupRow {
     updated_at: DateTime<Utc>,
 }
 
-impl From<ServiceGroupRow> for Record<ServiceGroupFields> {
-    fn from(r: ServiceGroupRow) -> Self {
-        Record {
+impl TryFrom<ServiceGroupRow> for Record<ServiceGroupFields> {
+    type Error = Error;
+
+    fn try_from(r: ServiceGroupRow) -> Result<Self> {
+        Ok(Record {
             id: r.id,
             version: r.version,
             state: State::Active,
@@ -84,7 +104,7 @@ impl From<ServiceGroupRow> for Record<ServiceGroupFields> {
                 name: r.name,
                 description: r.description,
             },
-        }
+        })
     }
 }
 
@@ -113,7 +133,7 @@ impl Stored for ServiceGroupFields {
         .bind(&f.description)
         .fetch_one(conn)
         .await?;
-        Ok(row.into())
+        row.try_into()
     }
 
     async fn load(
@@ -130,7 +150,7 @@ impl Stored for ServiceGroupFields {
         };
         let row: Option<ServiceGroupRow> =
             sqlx::query_as(sql).bind(id).fetch_optional(conn).await?;
-        Ok(row.map(Into::into))
+        row.map(TryInto::try_into).transpose()
     }
 
     async fn update(conn: &mut PgConnection, id: Uuid, f: &Self) -> Result<Record<Self>> {
@@ -144,7 +164,7 @@ impl Stored for ServiceGroupFields {
         .bind(&f.description)
         .fetch_one(conn)
         .await?;
-        Ok(row.into())
+        row.try_into()
     }
 
     async fn conflict(
@@ -180,7 +200,7 @@ pub async fn list_service_groups(
     .bind(limit)
     .fetch_all(conn)
     .await?;
-    Ok(rows.into_iter().map(Into::into).collect())
+    records(rows)
 }
 
 // ---- services ----
@@ -205,30 +225,38 @@ struct ServiceRow {
     updated_at: DateTime<Utc>,
 }
 
-impl From<ServiceRow> for Record<ServiceFields> {
-    fn from(r: ServiceRow) -> Self {
-        Record {
+impl TryFrom<ServiceRow> for Record<ServiceFields> {
+    type Error = Error;
+
+    fn try_from(r: ServiceRow) -> Result<Self> {
+        Ok(Record {
             id: r.id,
             version: r.version,
-            state: state(&r.state),
+            state: state(&r.state)?,
             created_at: r.created_at,
             updated_at: r.updated_at,
             fields: ServiceFields {
                 code: r.code,
                 name: r.name,
                 description: r.description,
-                unit_of_measure: UnitOfMeasure::parse(&r.unit_of_measure)
-                    .unwrap_or(UnitOfMeasure::Count),
+                unit_of_measure: known(
+                    UnitOfMeasure::parse(&r.unit_of_measure),
+                    "unit_of_measure",
+                    &r.unit_of_measure,
+                )?,
                 default_unit_value: r.default_unit_value,
-                delivery_mode: DeliveryMode::parse(&r.delivery_mode)
-                    .unwrap_or(DeliveryMode::Direct),
+                delivery_mode: known(
+                    DeliveryMode::parse(&r.delivery_mode),
+                    "delivery_mode",
+                    &r.delivery_mode,
+                )?,
                 service_group_id: r.service_group_id,
                 organization_ids: r.organization_ids,
                 grant_ids: r.grant_ids,
                 program_ids: r.program_ids,
                 unit_value_fixed: r.unit_value_fixed,
             },
-        }
+        })
     }
 }
 
@@ -256,7 +284,7 @@ impl Retirable for ServiceFields {
         .bind(state.as_str())
         .fetch_one(conn)
         .await?;
-        Ok(row.into())
+        row.try_into()
     }
 }
 
@@ -284,7 +312,7 @@ impl Stored for ServiceFields {
         .bind(f.unit_value_fixed)
         .fetch_one(conn)
         .await?;
-        Ok(row.into())
+        row.try_into()
     }
 
     async fn load(
@@ -302,7 +330,7 @@ impl Stored for ServiceFields {
              FROM catalog.services WHERE id = $1 AND deleted_at IS NULL"
         };
         let row: Option<ServiceRow> = sqlx::query_as(sql).bind(id).fetch_optional(conn).await?;
-        Ok(row.map(Into::into))
+        row.map(TryInto::try_into).transpose()
     }
 
     async fn update(conn: &mut PgConnection, id: Uuid, f: &Self) -> Result<Record<Self>> {
@@ -327,7 +355,7 @@ impl Stored for ServiceFields {
         .bind(f.unit_value_fixed)
         .fetch_one(conn)
         .await?;
-        Ok(row.into())
+        row.try_into()
     }
 
     async fn conflict(
@@ -345,19 +373,6 @@ impl Stored for ServiceFields {
         .await?;
         Ok(found.map(|_| format!("a service with code {} exists", f.code)))
     }
-}
-
-/// Filters of a service list.
-#[derive(Default)]
-pub struct ServiceFilter {
-    pub service_group_id: Option<Uuid>,
-    pub delivery_mode: Option<DeliveryMode>,
-    pub grant_id: Option<Uuid>,
-    pub program_id: Option<Uuid>,
-    pub query: Option<String>,
-    pub include_retired: bool,
-    /// None: every service (tenant_admin); Some: unrestricted ones and those of these organizations.
-    pub visible_to_organizations: Option<Vec<Uuid>>,
 }
 
 pub async fn list_services(
@@ -393,7 +408,7 @@ pub async fn list_services(
     .bind(limit)
     .fetch_all(conn)
     .await?;
-    Ok(rows.into_iter().map(Into::into).collect())
+    records(rows)
 }
 
 /// Every service of the tenant restricted to security organizations, with them; deleted
@@ -453,12 +468,14 @@ struct GrantRow {
     updated_at: DateTime<Utc>,
 }
 
-impl From<GrantRow> for Record<GrantFields> {
-    fn from(r: GrantRow) -> Self {
-        Record {
+impl TryFrom<GrantRow> for Record<GrantFields> {
+    type Error = Error;
+
+    fn try_from(r: GrantRow) -> Result<Self> {
+        Ok(Record {
             id: r.id,
             version: r.version,
-            state: state(&r.state),
+            state: state(&r.state)?,
             created_at: r.created_at,
             updated_at: r.updated_at,
             fields: GrantFields {
@@ -469,7 +486,7 @@ impl From<GrantRow> for Record<GrantFields> {
                 end_date: r.end_date,
                 budget: r.budget,
             },
-        }
+        })
     }
 }
 
@@ -483,7 +500,7 @@ impl Retirable for GrantFields {
         .bind(state.as_str())
         .fetch_one(conn)
         .await?;
-        Ok(row.into())
+        row.try_into()
     }
 }
 
@@ -504,7 +521,7 @@ impl Stored for GrantFields {
         .bind(f.budget)
         .fetch_one(conn)
         .await?;
-        Ok(row.into())
+        row.try_into()
     }
 
     async fn load(
@@ -520,7 +537,7 @@ impl Stored for GrantFields {
              FROM catalog.grants WHERE id = $1"
         };
         let row: Option<GrantRow> = sqlx::query_as(sql).bind(id).fetch_optional(conn).await?;
-        Ok(row.map(Into::into))
+        row.map(TryInto::try_into).transpose()
     }
 
     async fn update(conn: &mut PgConnection, id: Uuid, f: &Self) -> Result<Record<Self>> {
@@ -538,7 +555,7 @@ impl Stored for GrantFields {
         .bind(f.budget)
         .fetch_one(conn)
         .await?;
-        Ok(row.into())
+        row.try_into()
     }
 
     async fn conflict(
@@ -583,7 +600,7 @@ pub async fn list_grants(
     .bind(limit)
     .fetch_all(conn)
     .await?;
-    Ok(rows.into_iter().map(Into::into).collect())
+    records(rows)
 }
 
 // ---- programs ----
@@ -602,12 +619,14 @@ struct ProgramRow {
     updated_at: DateTime<Utc>,
 }
 
-impl From<ProgramRow> for Record<ProgramFields> {
-    fn from(r: ProgramRow) -> Self {
-        Record {
+impl TryFrom<ProgramRow> for Record<ProgramFields> {
+    type Error = Error;
+
+    fn try_from(r: ProgramRow) -> Result<Self> {
+        Ok(Record {
             id: r.id,
             version: r.version,
-            state: state(&r.state),
+            state: state(&r.state)?,
             created_at: r.created_at,
             updated_at: r.updated_at,
             fields: ProgramFields {
@@ -617,7 +636,7 @@ impl From<ProgramRow> for Record<ProgramFields> {
                 start_date: r.start_date,
                 end_date: r.end_date,
             },
-        }
+        })
     }
 }
 
@@ -631,7 +650,7 @@ impl Retirable for ProgramFields {
         .bind(state.as_str())
         .fetch_one(conn)
         .await?;
-        Ok(row.into())
+        row.try_into()
     }
 }
 
@@ -651,7 +670,7 @@ impl Stored for ProgramFields {
         .bind(f.end_date)
         .fetch_one(conn)
         .await?;
-        Ok(row.into())
+        row.try_into()
     }
 
     async fn load(
@@ -667,7 +686,7 @@ impl Stored for ProgramFields {
              FROM catalog.programs WHERE id = $1"
         };
         let row: Option<ProgramRow> = sqlx::query_as(sql).bind(id).fetch_optional(conn).await?;
-        Ok(row.map(Into::into))
+        row.map(TryInto::try_into).transpose()
     }
 
     async fn update(conn: &mut PgConnection, id: Uuid, f: &Self) -> Result<Record<Self>> {
@@ -684,7 +703,7 @@ impl Stored for ProgramFields {
         .bind(f.end_date)
         .fetch_one(conn)
         .await?;
-        Ok(row.into())
+        row.try_into()
     }
 
     async fn conflict(
@@ -729,7 +748,7 @@ pub async fn list_programs(
     .bind(limit)
     .fetch_all(conn)
     .await?;
-    Ok(rows.into_iter().map(Into::into).collect())
+    records(rows)
 }
 
 // ---- providers ----
@@ -747,21 +766,23 @@ struct ProviderRow {
     updated_at: DateTime<Utc>,
 }
 
-impl From<ProviderRow> for Record<ProviderFields> {
-    fn from(r: ProviderRow) -> Self {
-        Record {
+impl TryFrom<ProviderRow> for Record<ProviderFields> {
+    type Error = Error;
+
+    fn try_from(r: ProviderRow) -> Result<Self> {
+        Ok(Record {
             id: r.id,
             version: r.version,
-            state: state(&r.state),
+            state: state(&r.state)?,
             created_at: r.created_at,
             updated_at: r.updated_at,
             fields: ProviderFields {
                 name: r.name,
-                kind: ProviderKind::parse(&r.kind).unwrap_or(ProviderKind::Staff),
+                kind: known(ProviderKind::parse(&r.kind), "provider kind", &r.kind)?,
                 email: r.email,
                 phone: r.phone,
             },
-        }
+        })
     }
 }
 
@@ -775,7 +796,7 @@ impl Retirable for ProviderFields {
         .bind(state.as_str())
         .fetch_one(conn)
         .await?;
-        Ok(row.into())
+        row.try_into()
     }
 }
 
@@ -794,7 +815,7 @@ impl Stored for ProviderFields {
         .bind(&f.phone)
         .fetch_one(conn)
         .await?;
-        Ok(row.into())
+        row.try_into()
     }
 
     async fn load(
@@ -810,7 +831,7 @@ impl Stored for ProviderFields {
              FROM catalog.providers WHERE id = $1"
         };
         let row: Option<ProviderRow> = sqlx::query_as(sql).bind(id).fetch_optional(conn).await?;
-        Ok(row.map(Into::into))
+        row.map(TryInto::try_into).transpose()
     }
 
     async fn update(conn: &mut PgConnection, id: Uuid, f: &Self) -> Result<Record<Self>> {
@@ -826,7 +847,7 @@ impl Stored for ProviderFields {
         .bind(&f.phone)
         .fetch_one(conn)
         .await?;
-        Ok(row.into())
+        row.try_into()
     }
 
     async fn conflict(
@@ -867,7 +888,7 @@ pub async fn list_providers(
     .bind(query.map(escape_like))
     .fetch_all(conn)
     .await?;
-    Ok(rows.into_iter().map(Into::into).collect())
+    records(rows)
 }
 
 // ---- code values ----
@@ -885,21 +906,23 @@ struct CodeValueRow {
     updated_at: DateTime<Utc>,
 }
 
-impl From<CodeValueRow> for Record<CodeValueFields> {
-    fn from(r: CodeValueRow) -> Self {
-        Record {
+impl TryFrom<CodeValueRow> for Record<CodeValueFields> {
+    type Error = Error;
+
+    fn try_from(r: CodeValueRow) -> Result<Self> {
+        Ok(Record {
             id: r.id,
             version: r.version,
-            state: state(&r.state),
+            state: state(&r.state)?,
             created_at: r.created_at,
             updated_at: r.updated_at,
             fields: CodeValueFields {
-                code_list: CodeList::parse(&r.code_list).unwrap_or(CodeList::Reason),
+                code_list: known(CodeList::parse(&r.code_list), "code_list", &r.code_list)?,
                 code: r.code,
                 label: r.label,
                 sort_order: r.sort_order,
             },
-        }
+        })
     }
 }
 
@@ -913,7 +936,7 @@ impl Retirable for CodeValueFields {
         .bind(state.as_str())
         .fetch_one(conn)
         .await?;
-        Ok(row.into())
+        row.try_into()
     }
 }
 
@@ -932,7 +955,7 @@ impl Stored for CodeValueFields {
         .bind(f.sort_order)
         .fetch_one(conn)
         .await?;
-        Ok(row.into())
+        row.try_into()
     }
 
     async fn load(
@@ -948,7 +971,7 @@ impl Stored for CodeValueFields {
              FROM catalog.code_values WHERE id = $1"
         };
         let row: Option<CodeValueRow> = sqlx::query_as(sql).bind(id).fetch_optional(conn).await?;
-        Ok(row.map(Into::into))
+        row.map(TryInto::try_into).transpose()
     }
 
     async fn update(conn: &mut PgConnection, id: Uuid, f: &Self) -> Result<Record<Self>> {
@@ -963,7 +986,7 @@ impl Stored for CodeValueFields {
         .bind(f.sort_order)
         .fetch_one(conn)
         .await?;
-        Ok(row.into())
+        row.try_into()
     }
 
     async fn conflict(
@@ -1009,5 +1032,19 @@ pub async fn list_code_values(
     .bind(limit)
     .fetch_all(conn)
     .await?;
-    Ok(rows.into_iter().map(Into::into).collect())
+    records(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_text_the_domain_does_not_know_is_internal_not_a_default() {
+        assert_eq!(state("retired").unwrap(), State::Retired);
+        let Err(Error::Internal(error)) = state("paused") else {
+            panic!("an unknown state reads as an error");
+        };
+        assert!(error.to_string().contains("\"paused\""), "{error}");
+    }
 }

@@ -1,11 +1,14 @@
-//! Client rules: names, dates of birth and SSNs with their HUD data quality, demographics and
-//! contact details. No I/O here.
+//! The domain room of the clients service: its types and rules. Client rules: names, dates of
+//! birth and SSNs with their HUD data quality, demographics and contact details; how a searched
+//! name is read; enrollments' dates; the checked inputs of every operation, and the rules a
+//! change can break. No I/O, no proto here.
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use caseway_platform::auth::{Principal, Role};
+use caseway_platform::error::{Error, Reason, Result};
 use caseway_platform::validate::Violations;
 
 /// The permission that shows an SSN whole.
@@ -291,32 +294,314 @@ pub fn owning_organization(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The rules a change of a client or an enrollment can break, named on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rule {
+    /// A client has at most one open enrollment in a program.
+    OneOpenEnrollmentPerProgram,
+    /// Only an open enrollment is exited.
+    EnrollmentIsOpen,
+}
 
-    #[test]
-    fn ssn_parses_nine_digits_and_never_debug_prints_them() {
-        let ssn = Ssn::parse("123-45-6789").unwrap();
-        assert_eq!(ssn.digits(), "123456789");
-        assert_eq!(ssn.last4(), "6789");
-        assert!(!format!("{ssn:?}").contains("12345"));
-        assert!(Ssn::parse("12345678").is_err());
-        assert!(Ssn::parse("12345678x").is_err());
+impl caseway_platform::error::Rule for Rule {
+    fn name(self) -> &'static str {
+        match self {
+            Rule::OneOpenEnrollmentPerProgram => "one_open_enrollment_per_program",
+            Rule::EnrollmentIsOpen => "enrollment_is_open",
+        }
+    }
+}
+
+/// What a state change was asked, to tell a retry from another request under the same id:
+/// the caller's `request_id` and the request's encoding, which the use case fingerprints.
+/// The encoding may hold a personal identifier: it is only hashed, never shown.
+#[derive(Clone)]
+pub struct Asked {
+    pub request_id: String,
+    pub request: Vec<u8>,
+}
+
+impl std::fmt::Debug for Asked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Asked")
+            .field("request_id", &self.request_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a list call starts, as the caller sent it: the use case checks the size and the
+/// token (against the tenant and the list's filter).
+#[derive(Clone, Debug, Default)]
+pub struct PageRequest {
+    pub size: i32,
+    pub token: String,
+}
+
+/// One page of a list: its items and the next page's token (empty on the last page).
+#[derive(Clone, Debug)]
+pub struct Listed<T> {
+    pub items: Vec<T>,
+    pub next_page_token: String,
+}
+
+/// PERMISSION_DENIED unless `principal` may see whole SSNs; `doing` names what needed it
+/// ("seeing", "searching by").
+pub fn may_see_whole_ssn(principal: &Principal, doing: &str) -> Result<()> {
+    if principal.has_permission(READ_SSN) {
+        return Ok(());
+    }
+    Err(Error::denied(
+        Reason::PermissionMissing,
+        format!("{doing} a whole SSN requires the {READ_SSN} permission"),
+    ))
+}
+
+/// The categories a demographic may have; each takes its codes from the tenant's code list of
+/// the same name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DemographicCategory {
+    Race,
+    Ethnicity,
+    Gender,
+}
+
+impl DemographicCategory {
+    pub fn parse(category: &str) -> Option<DemographicCategory> {
+        match category {
+            "race" => Some(DemographicCategory::Race),
+            "ethnicity" => Some(DemographicCategory::Ethnicity),
+            "gender" => Some(DemographicCategory::Gender),
+            _ => None,
+        }
+    }
+}
+
+/// A stored client as the service shows it. Of the SSN only the last four digits are here: the
+/// sealed number and its keyed hash stay with the store's record.
+#[derive(Clone, Debug)]
+pub struct Client {
+    pub id: Uuid,
+    pub first_name: String,
+    pub middle_name: String,
+    pub last_name: String,
+    pub suffix: String,
+    pub preferred_name: String,
+    pub birth_date: Option<NaiveDate>,
+    pub birth_date_quality: DataQuality,
+    pub ssn_last4: Option<String>,
+    pub ssn_quality: DataQuality,
+    pub veteran_status: VeteranStatus,
+    pub demographics: Vec<Demographic>,
+    pub contact: Contact,
+    pub organization_id: Option<Uuid>,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Client {
+    /// A new client of `organization_id` with `fields` (all but the SSN, which is sealed
+    /// apart), created `now`.
+    pub fn new(
+        id: Uuid,
+        organization_id: Option<Uuid>,
+        now: DateTime<Utc>,
+        fields: &ClientFields,
+    ) -> Client {
+        let mut client = Client {
+            id,
+            first_name: String::new(),
+            middle_name: String::new(),
+            last_name: String::new(),
+            suffix: String::new(),
+            preferred_name: String::new(),
+            birth_date: None,
+            birth_date_quality: DataQuality::NotCollected,
+            ssn_last4: None,
+            ssn_quality: DataQuality::NotCollected,
+            veteran_status: VeteranStatus::NotCollected,
+            demographics: vec![],
+            contact: Contact::default(),
+            organization_id,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        client.apply(fields);
+        client
     }
 
-    #[test]
-    fn implausible_ssns_are_refused_only_when_reported_in_full() {
-        for bad in [
-            "000123456",
-            "666123456",
-            "900123456",
-            "123004567",
-            "123450000",
-        ] {
-            assert!(!Ssn::parse(bad).unwrap().is_plausible(), "{bad}");
+    /// The client's written fields, with its SSN (which only the sealed number holds).
+    pub fn fields(&self, ssn: Option<Ssn>) -> ClientFields {
+        ClientFields {
+            first_name: self.first_name.clone(),
+            middle_name: self.middle_name.clone(),
+            last_name: self.last_name.clone(),
+            suffix: self.suffix.clone(),
+            preferred_name: self.preferred_name.clone(),
+            birth_date: self.birth_date,
+            birth_date_quality: self.birth_date_quality,
+            ssn,
+            ssn_quality: self.ssn_quality,
+            veteran_status: self.veteran_status,
+            demographics: self.demographics.clone(),
+            contact: self.contact.clone(),
         }
-        assert!(Ssn::parse("123456789").unwrap().is_plausible());
+    }
+
+    /// Writes `fields` into the client, all but the SSN (sealed apart).
+    pub fn apply(&mut self, fields: &ClientFields) {
+        self.first_name = fields.first_name.clone();
+        self.middle_name = fields.middle_name.clone();
+        self.last_name = fields.last_name.clone();
+        self.suffix = fields.suffix.clone();
+        self.preferred_name = fields.preferred_name.clone();
+        self.birth_date = fields.birth_date;
+        self.birth_date_quality = fields.birth_date_quality;
+        self.ssn_quality = fields.ssn_quality;
+        self.veteran_status = fields.veteran_status;
+        self.demographics = fields.demographics.clone();
+        self.contact = fields.contact.clone();
+    }
+}
+
+/// A client to create: its fields checked, the organization it belongs to decided.
+#[derive(Debug)]
+pub struct NewClient {
+    pub asked: Asked,
+    pub fields: ClientFields,
+    pub organization_id: Option<Uuid>,
+}
+
+/// A client to read; `whole_ssn` when the caller asked to see the SSN whole.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientRead {
+    pub id: Uuid,
+    pub whole_ssn: bool,
+}
+
+/// A change of a client: the fields the mask names, at the version the caller read (if it
+/// said).
+#[derive(Debug)]
+pub struct ClientUpdate {
+    pub id: Uuid,
+    pub expected: Option<i64>,
+    pub mask: Vec<&'static str>,
+    pub fields: ClientFields,
+}
+
+/// A client to delete, with the reason recorded for it.
+#[derive(Clone, Debug)]
+pub struct ClientDeletion {
+    pub id: Uuid,
+    pub expected: Option<i64>,
+    pub reason: String,
+}
+
+/// A page of a resource's history.
+#[derive(Clone, Debug)]
+pub struct HistoryRequest {
+    pub id: Uuid,
+    pub page: PageRequest,
+}
+
+/// An SSN searched for: its last four digits, or the whole number (matched by its keyed hash).
+#[derive(Clone, Debug)]
+pub enum SsnQuery {
+    Last4(String),
+    Whole(Ssn),
+}
+
+/// A search as the caller asked it, checked.
+#[derive(Debug)]
+pub struct ClientSearch {
+    pub name: Option<NameQuery>,
+    pub birth_date: Option<NaiveDate>,
+    pub ssn: Option<SsnQuery>,
+    /// The encoding of the name and date of birth as sent, which the page token is bound to
+    /// (with the SSN's keyed hash or last four digits).
+    pub filter: Vec<u8>,
+    pub page: PageRequest,
+}
+
+/// A client a search found, and how well it matched.
+#[derive(Clone, Debug)]
+pub struct ClientMatch {
+    pub client: Client,
+    pub score: f64,
+}
+
+/// What a search looks for; every given part must match.
+pub struct Search {
+    pub name: Option<NameQuery>,
+    pub birth_date: Option<NaiveDate>,
+    pub ssn_hash: Option<Vec<u8>>,
+    pub ssn_last4: Option<String>,
+}
+
+/// How a typed name is read: as (first, last) pairs in both orders at every split between words,
+/// and as whole phrases any one name may match, each with the least similarity it needs.
+#[derive(Debug, Default, PartialEq)]
+pub struct NameQuery {
+    pub first: Vec<String>,
+    pub last: Vec<String>,
+    pub single: Vec<String>,
+    pub single_least: Vec<f64>,
+}
+
+/// The most words a searched name may have: every split between two words is one more
+/// reading ("first last" both ways), each looked up by trigrams and one-edit variants.
+pub const MAX_NAME_WORDS: usize = 6;
+
+/// How many words a searched name has.
+pub fn name_words(text: &str) -> usize {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .count()
+}
+
+impl NameQuery {
+    /// "john smith", "smith, john", "mary ann smith", "smith". The caller bounds the words
+    /// ([`MAX_NAME_WORDS`]).
+    pub fn parse(text: &str) -> Option<NameQuery> {
+        fn words(text: &str) -> Vec<String> {
+            text.split(|c: char| !c.is_alphanumeric())
+                .filter(|w| !w.is_empty())
+                .map(str::to_lowercase)
+                .collect()
+        }
+        let mut query = NameQuery::default();
+        if let Some((last, first)) = text.split_once(',') {
+            let (last, first) = (words(last).join(" "), words(first).join(" "));
+            match (first.is_empty(), last.is_empty()) {
+                (false, false) => {
+                    query.first.push(first);
+                    query.last.push(last);
+                    return Some(query);
+                }
+                (true, true) => return None,
+                _ => return NameQuery::parse(&format!("{first} {last}")),
+            }
+        }
+        let words = words(text);
+        match words.len() {
+            0 => return None,
+            1 => {
+                query.single.push(words[0].clone());
+                query.single_least.push(0.0);
+            }
+            n => {
+                for split in 1..n {
+                    let (a, b) = (words[..split].join(" "), words[split..].join(" "));
+                    query.first.extend([a.clone(), b.clone()]);
+                    query.last.extend([b, a]);
+                }
+                // A whole phrase as one name ("garcia lopez") only when it is nearly that name.
+                query.single.push(words.join(" "));
+                query.single_least.push(0.8);
+            }
+        }
+        Some(query)
     }
 }
 
@@ -346,6 +631,75 @@ pub fn validate_exit(
     v.code("exit_destination", destination, 32);
 }
 
+/// A stored enrollment.
+#[derive(Clone, Debug)]
+pub struct Enrollment {
+    pub id: Uuid,
+    pub client_id: Uuid,
+    pub program_id: Uuid,
+    pub entry_date: NaiveDate,
+    pub exit_date: Option<NaiveDate>,
+    pub exit_destination: String,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// An enrollment to start, checked.
+#[derive(Debug)]
+pub struct NewEnrollment {
+    pub asked: Asked,
+    pub client_id: Uuid,
+    pub program_id: Uuid,
+    pub entry_date: NaiveDate,
+}
+
+/// An exit of an enrollment, at the version the caller read (if it said).
+#[derive(Clone, Debug)]
+pub struct EnrollmentExit {
+    pub id: Uuid,
+    pub expected: Option<i64>,
+    pub exit_date: NaiveDate,
+    pub exit_destination: String,
+}
+
+/// A page of a client's enrollments; `filter` is what the page token is bound to.
+#[derive(Clone, Debug)]
+pub struct EnrollmentList {
+    pub client_id: Uuid,
+    pub filter: Vec<u8>,
+    pub page: PageRequest,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ssn_parses_nine_digits_and_never_debug_prints_them() {
+        let ssn = Ssn::parse("123-45-6789").unwrap();
+        assert_eq!(ssn.digits(), "123456789");
+        assert_eq!(ssn.last4(), "6789");
+        assert!(!format!("{ssn:?}").contains("12345"));
+        assert!(Ssn::parse("12345678").is_err());
+        assert!(Ssn::parse("12345678x").is_err());
+    }
+
+    #[test]
+    fn implausible_ssns_are_refused_only_when_reported_in_full() {
+        for bad in [
+            "000123456",
+            "666123456",
+            "900123456",
+            "123004567",
+            "123450000",
+        ] {
+            assert!(!Ssn::parse(bad).unwrap().is_plausible(), "{bad}");
+        }
+        assert!(Ssn::parse("123456789").unwrap().is_plausible());
+    }
+}
+
 #[cfg(test)]
 mod enrollment_tests {
     use super::*;
@@ -365,5 +719,35 @@ mod enrollment_tests {
         let mut v = Violations::new();
         validate_exit(day(3, 1), day(3, 1), day(6, 1), "HOUSED", &mut v);
         assert!(v.is_empty(), "a same-day exit is allowed");
+    }
+}
+
+#[cfg(test)]
+mod rule_tests {
+    use super::*;
+    use caseway_platform::error::Rule as _;
+
+    #[test]
+    fn rules_keep_their_wire_names() {
+        assert_eq!(
+            Rule::OneOpenEnrollmentPerProgram.name(),
+            "one_open_enrollment_per_program"
+        );
+        assert_eq!(Rule::EnrollmentIsOpen.name(), "enrollment_is_open");
+    }
+
+    #[test]
+    fn a_name_is_read_both_ways_at_every_split() {
+        let query = NameQuery::parse("Mary Ann Smith").unwrap();
+        assert_eq!(query.first, ["mary", "ann smith", "mary ann", "smith"]);
+        assert_eq!(query.last, ["ann smith", "mary", "smith", "mary ann"]);
+        assert_eq!(query.single, ["mary ann smith"]);
+        let query = NameQuery::parse("smith, john").unwrap();
+        assert_eq!(
+            (query.first, query.last),
+            (vec!["john".to_string()], vec!["smith".to_string()])
+        );
+        assert_eq!(NameQuery::parse(" , "), None);
+        assert_eq!(name_words("a-b c"), 3);
     }
 }

@@ -1,4 +1,6 @@
-//! Client SQL, inside tenant transactions that row-level security scopes.
+//! The store room of the clients service: client and enrollment SQL, inside tenant
+//! transactions that row-level security scopes, and rows read into domain types (a stored code
+//! this service does not know is INTERNAL, never a guess).
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::PgConnection;
@@ -6,33 +8,18 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use caseway_platform::TenantId;
-use caseway_platform::error::Result;
-use caseway_platform::pii::Sealed;
+use caseway_platform::error::{Error, Result};
 
-use crate::domain::{Contact, DataQuality, Demographic, VeteranStatus};
+use crate::domain::{Client, Contact, DataQuality, Demographic, Enrollment, Search, VeteranStatus};
+use crate::pii::Sealed;
 
-/// A stored client. The SSN is only here sealed, hashed and as its last four digits.
+/// A stored client. The SSN is only here sealed, hashed and (in the client) as its last four
+/// digits.
 #[derive(Clone, Debug)]
 pub struct ClientRecord {
-    pub id: Uuid,
-    pub first_name: String,
-    pub middle_name: String,
-    pub last_name: String,
-    pub suffix: String,
-    pub preferred_name: String,
-    pub birth_date: Option<NaiveDate>,
-    pub birth_date_quality: DataQuality,
+    pub client: Client,
     pub ssn_sealed: Option<Sealed>,
     pub ssn_hash: Option<Vec<u8>>,
-    pub ssn_last4: Option<String>,
-    pub ssn_quality: DataQuality,
-    pub veteran_status: VeteranStatus,
-    pub demographics: Vec<Demographic>,
-    pub contact: Contact,
-    pub organization_id: Option<Uuid>,
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -59,43 +46,60 @@ struct Row {
     updated_at: DateTime<Utc>,
 }
 
-impl From<Row> for ClientRecord {
-    fn from(r: Row) -> Self {
-        ClientRecord {
-            id: r.id,
-            first_name: r.first_name,
-            middle_name: r.middle_name,
-            last_name: r.last_name,
-            suffix: r.suffix,
-            preferred_name: r.preferred_name,
-            birth_date: r.birth_date,
-            birth_date_quality: DataQuality::from_code(r.birth_date_quality.into())
-                .unwrap_or(DataQuality::NotCollected),
+/// A stored code no release of this service wrote.
+fn unknown(column: &str, value: i16) -> Error {
+    Error::internal(anyhow::anyhow!(
+        "clients.{column} holds {value}, which is not one of its codes"
+    ))
+}
+
+fn data_quality(column: &str, value: i16) -> Result<DataQuality> {
+    DataQuality::from_code(value.into()).ok_or_else(|| unknown(column, value))
+}
+
+impl TryFrom<Row> for ClientRecord {
+    type Error = Error;
+
+    fn try_from(r: Row) -> Result<Self> {
+        Ok(ClientRecord {
+            client: Client {
+                id: r.id,
+                first_name: r.first_name,
+                middle_name: r.middle_name,
+                last_name: r.last_name,
+                suffix: r.suffix,
+                preferred_name: r.preferred_name,
+                birth_date: r.birth_date,
+                birth_date_quality: data_quality(
+                    "clients.birth_date_quality",
+                    r.birth_date_quality,
+                )?,
+                ssn_last4: r.ssn_last4,
+                ssn_quality: data_quality("clients.ssn_quality", r.ssn_quality)?,
+                veteran_status: VeteranStatus::from_code(r.veteran_status.into())
+                    .ok_or_else(|| unknown("clients.veteran_status", r.veteran_status))?,
+                demographics: r.demographics.0,
+                contact: r.contact.0,
+                organization_id: r.organization_id,
+                version: r.version,
+                created_at: r.created_at,
+                updated_at: r.updated_at,
+            },
             ssn_sealed: r
                 .ssn_sealed
                 .zip(r.ssn_key_id)
                 .map(|(bytes, key_id)| Sealed { key_id, bytes }),
             ssn_hash: r.ssn_hash,
-            ssn_last4: r.ssn_last4,
-            ssn_quality: DataQuality::from_code(r.ssn_quality.into())
-                .unwrap_or(DataQuality::NotCollected),
-            veteran_status: VeteranStatus::from_code(r.veteran_status.into())
-                .unwrap_or(VeteranStatus::NotCollected),
-            demographics: r.demographics.0,
-            contact: r.contact.0,
-            organization_id: r.organization_id,
-            version: r.version,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-        }
+        })
     }
 }
 
 pub async fn insert(
     conn: &mut PgConnection,
     tenant: TenantId,
-    c: &ClientRecord,
+    record: &ClientRecord,
 ) -> Result<ClientRecord> {
+    let c = &record.client;
     let row: Row = sqlx::query_as(
         "INSERT INTO clients.clients (tenant_id, id, first_name, middle_name, last_name, suffix, \
          preferred_name, birth_date, birth_date_quality, ssn_sealed, ssn_key_id, ssn_hash, ssn_last4, \
@@ -114,9 +118,9 @@ pub async fn insert(
     .bind(&c.preferred_name)
     .bind(c.birth_date)
     .bind(c.birth_date_quality as i16)
-    .bind(c.ssn_sealed.as_ref().map(|s| s.bytes.clone()))
-    .bind(c.ssn_sealed.as_ref().map(|s| s.key_id.clone()))
-    .bind(&c.ssn_hash)
+    .bind(record.ssn_sealed.as_ref().map(|s| s.bytes.clone()))
+    .bind(record.ssn_sealed.as_ref().map(|s| s.key_id.clone()))
+    .bind(&record.ssn_hash)
     .bind(&c.ssn_last4)
     .bind(c.ssn_quality as i16)
     .bind(c.veteran_status as i16)
@@ -125,7 +129,7 @@ pub async fn insert(
     .bind(c.organization_id)
     .fetch_one(conn)
     .await?;
-    Ok(row.into())
+    row.try_into()
 }
 
 pub async fn load(
@@ -145,10 +149,11 @@ pub async fn load(
          FROM clients.clients WHERE id = $1 AND deleted_at IS NULL"
     };
     let row: Option<Row> = sqlx::query_as(sql).bind(id).fetch_optional(conn).await?;
-    Ok(row.map(Into::into))
+    row.map(TryInto::try_into).transpose()
 }
 
-pub async fn update(conn: &mut PgConnection, c: &ClientRecord) -> Result<ClientRecord> {
+pub async fn update(conn: &mut PgConnection, record: &ClientRecord) -> Result<ClientRecord> {
+    let c = &record.client;
     let row: Row = sqlx::query_as(
         "UPDATE clients.clients SET first_name = $2, middle_name = $3, last_name = $4, suffix = $5, \
          preferred_name = $6, birth_date = $7, birth_date_quality = $8, ssn_sealed = $9, ssn_key_id = $10, \
@@ -166,9 +171,9 @@ pub async fn update(conn: &mut PgConnection, c: &ClientRecord) -> Result<ClientR
     .bind(&c.preferred_name)
     .bind(c.birth_date)
     .bind(c.birth_date_quality as i16)
-    .bind(c.ssn_sealed.as_ref().map(|s| s.bytes.clone()))
-    .bind(c.ssn_sealed.as_ref().map(|s| s.key_id.clone()))
-    .bind(&c.ssn_hash)
+    .bind(record.ssn_sealed.as_ref().map(|s| s.bytes.clone()))
+    .bind(record.ssn_sealed.as_ref().map(|s| s.key_id.clone()))
+    .bind(&record.ssn_hash)
     .bind(&c.ssn_last4)
     .bind(c.ssn_quality as i16)
     .bind(c.veteran_status as i16)
@@ -176,7 +181,7 @@ pub async fn update(conn: &mut PgConnection, c: &ClientRecord) -> Result<ClientR
     .bind(Json(&c.contact))
     .fetch_one(conn)
     .await?;
-    Ok(row.into())
+    row.try_into()
 }
 
 pub async fn delete(conn: &mut PgConnection, id: Uuid, reason: &str) -> Result<()> {
@@ -189,80 +194,6 @@ pub async fn delete(conn: &mut PgConnection, id: Uuid, reason: &str) -> Result<(
     .execute(conn)
     .await?;
     Ok(())
-}
-
-/// What a search looks for; every given part must match.
-pub struct Search {
-    pub name: Option<NameQuery>,
-    pub birth_date: Option<NaiveDate>,
-    pub ssn_hash: Option<Vec<u8>>,
-    pub ssn_last4: Option<String>,
-}
-
-/// How a typed name is read: as (first, last) pairs in both orders at every split between words,
-/// and as whole phrases any one name may match, each with the least similarity it needs.
-#[derive(Debug, Default, PartialEq)]
-pub struct NameQuery {
-    pub first: Vec<String>,
-    pub last: Vec<String>,
-    pub single: Vec<String>,
-    pub single_least: Vec<f64>,
-}
-
-/// The most words a searched name may have: every split between two words is one more
-/// reading ("first last" both ways), each looked up by trigrams and one-edit variants.
-pub const MAX_NAME_WORDS: usize = 6;
-
-/// How many words a searched name has.
-pub fn name_words(text: &str) -> usize {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .count()
-}
-
-impl NameQuery {
-    /// "john smith", "smith, john", "mary ann smith", "smith". The caller bounds the words
-    /// ([`MAX_NAME_WORDS`]).
-    pub fn parse(text: &str) -> Option<NameQuery> {
-        fn words(text: &str) -> Vec<String> {
-            text.split(|c: char| !c.is_alphanumeric())
-                .filter(|w| !w.is_empty())
-                .map(str::to_lowercase)
-                .collect()
-        }
-        let mut query = NameQuery::default();
-        if let Some((last, first)) = text.split_once(',') {
-            let (last, first) = (words(last).join(" "), words(first).join(" "));
-            match (first.is_empty(), last.is_empty()) {
-                (false, false) => {
-                    query.first.push(first);
-                    query.last.push(last);
-                    return Some(query);
-                }
-                (true, true) => return None,
-                _ => return NameQuery::parse(&format!("{first} {last}")),
-            }
-        }
-        let words = words(text);
-        match words.len() {
-            0 => return None,
-            1 => {
-                query.single.push(words[0].clone());
-                query.single_least.push(0.0);
-            }
-            n => {
-                for split in 1..n {
-                    let (a, b) = (words[..split].join(" "), words[split..].join(" "));
-                    query.first.extend([a.clone(), b.clone()]);
-                    query.last.extend([b, a]);
-                }
-                // A whole phrase as one name ("garcia lopez") only when it is nearly that name.
-                query.single.push(words.join(" "));
-                query.single_least.push(0.8);
-            }
-        }
-        Some(query)
-    }
 }
 
 /// Matches, best first, after `(score, id)` of the previous page.
@@ -322,7 +253,9 @@ pub async fn search(
             .await?
         }
     };
-    Ok(rows.into_iter().map(|s| (s.row.into(), s.score)).collect())
+    rows.into_iter()
+        .map(|s| Ok((s.row.try_into()?, s.score)))
+        .collect()
 }
 
 /// Name search in two steps (see the name search migration): each phrase of the query finds up
@@ -399,18 +332,33 @@ SELECT c.id, c.first_name, c.middle_name, c.last_name, c.suffix, c.preferred_nam
   FROM page p JOIN clients.clients c ON c.id = p.id \
  ORDER BY p.score DESC, p.id DESC";
 
-/// A stored enrollment.
-#[derive(Clone, Debug, sqlx::FromRow)]
-pub struct EnrollmentRecord {
-    pub id: Uuid,
-    pub client_id: Uuid,
-    pub program_id: Uuid,
-    pub entry_date: NaiveDate,
-    pub exit_date: Option<NaiveDate>,
-    pub exit_destination: String,
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+#[derive(sqlx::FromRow)]
+struct EnrollmentRow {
+    id: Uuid,
+    client_id: Uuid,
+    program_id: Uuid,
+    entry_date: NaiveDate,
+    exit_date: Option<NaiveDate>,
+    exit_destination: String,
+    version: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<EnrollmentRow> for Enrollment {
+    fn from(r: EnrollmentRow) -> Self {
+        Enrollment {
+            id: r.id,
+            client_id: r.client_id,
+            program_id: r.program_id,
+            entry_date: r.entry_date,
+            exit_date: r.exit_date,
+            exit_destination: r.exit_destination,
+            version: r.version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
 }
 
 pub async fn open_enrollment(
@@ -433,8 +381,8 @@ pub async fn insert_enrollment(
     client_id: Uuid,
     program_id: Uuid,
     entry_date: NaiveDate,
-) -> Result<EnrollmentRecord> {
-    Ok(sqlx::query_as(
+) -> Result<Enrollment> {
+    let row: EnrollmentRow = sqlx::query_as(
         "INSERT INTO clients.enrollments (tenant_id, id, client_id, program_id, entry_date) \
          VALUES ($1, $2, $3, $4, $5) RETURNING id, client_id, program_id, entry_date, exit_date, \
          exit_destination, version, created_at, updated_at",
@@ -445,14 +393,15 @@ pub async fn insert_enrollment(
     .bind(program_id)
     .bind(entry_date)
     .fetch_one(conn)
-    .await?)
+    .await?;
+    Ok(row.into())
 }
 
 pub async fn load_enrollment(
     conn: &mut PgConnection,
     id: Uuid,
     for_update: bool,
-) -> Result<Option<EnrollmentRecord>> {
+) -> Result<Option<Enrollment>> {
     let sql = if for_update {
         "SELECT id, client_id, program_id, entry_date, exit_date, exit_destination, version, \
          created_at, updated_at FROM clients.enrollments WHERE id = $1 FOR UPDATE"
@@ -460,7 +409,8 @@ pub async fn load_enrollment(
         "SELECT id, client_id, program_id, entry_date, exit_date, exit_destination, version, \
          created_at, updated_at FROM clients.enrollments WHERE id = $1"
     };
-    Ok(sqlx::query_as(sql).bind(id).fetch_optional(conn).await?)
+    let row: Option<EnrollmentRow> = sqlx::query_as(sql).bind(id).fetch_optional(conn).await?;
+    Ok(row.map(Into::into))
 }
 
 pub async fn exit_enrollment(
@@ -468,8 +418,8 @@ pub async fn exit_enrollment(
     id: Uuid,
     exit_date: NaiveDate,
     destination: &str,
-) -> Result<EnrollmentRecord> {
-    Ok(sqlx::query_as(
+) -> Result<Enrollment> {
+    let row: EnrollmentRow = sqlx::query_as(
         "UPDATE clients.enrollments SET exit_date = $2, exit_destination = $3, version = version + 1, \
          updated_at = now() WHERE id = $1 RETURNING id, client_id, program_id, entry_date, exit_date, \
          exit_destination, version, created_at, updated_at",
@@ -478,7 +428,8 @@ pub async fn exit_enrollment(
     .bind(exit_date)
     .bind(destination)
     .fetch_one(conn)
-    .await?)
+    .await?;
+    Ok(row.into())
 }
 
 /// A client's enrollments, latest entry first, after `(entry_date, id)` of the previous page.
@@ -487,9 +438,9 @@ pub async fn list_enrollments(
     client_id: Uuid,
     after: Option<(NaiveDate, Uuid)>,
     limit: i64,
-) -> Result<Vec<EnrollmentRecord>> {
+) -> Result<Vec<Enrollment>> {
     let (after_date, after_id) = after.unzip();
-    Ok(sqlx::query_as(
+    let rows: Vec<EnrollmentRow> = sqlx::query_as(
         "SELECT id, client_id, program_id, entry_date, exit_date, exit_destination, version, \
          created_at, updated_at FROM clients.enrollments WHERE client_id = $1 \
          AND ($2::date IS NULL OR (entry_date, id) < ($2, $3)) \
@@ -500,5 +451,6 @@ pub async fn list_enrollments(
     .bind(after_id)
     .bind(limit)
     .fetch_all(conn)
-    .await?)
+    .await?;
+    Ok(rows.into_iter().map(Into::into).collect())
 }

@@ -38,6 +38,29 @@ impl UnitOfMeasure {
         }
     }
 
+    /// The unit of a catalog code (DOLLARS, HOURS, MINUTES, COUNT).
+    pub fn of_code(code: &str) -> Option<UnitOfMeasure> {
+        [
+            UnitOfMeasure::Dollars,
+            UnitOfMeasure::Hours,
+            UnitOfMeasure::Minutes,
+            UnitOfMeasure::Count,
+        ]
+        .into_iter()
+        .find(|unit| unit.code() == code)
+    }
+
+    /// The catalog's wire value of it.
+    pub fn to_proto(self) -> caseway_api::catalog::v1::UnitOfMeasure {
+        use caseway_api::catalog::v1::UnitOfMeasure as Pb;
+        match self {
+            UnitOfMeasure::Dollars => Pb::Dollars,
+            UnitOfMeasure::Hours => Pb::Hours,
+            UnitOfMeasure::Minutes => Pb::Minutes,
+            UnitOfMeasure::Count => Pb::Count,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             UnitOfMeasure::Dollars => "dollars",
@@ -45,6 +68,16 @@ impl UnitOfMeasure {
             UnitOfMeasure::Minutes => "minutes",
             UnitOfMeasure::Count => "a count",
         }
+    }
+}
+
+/// A stored code read back (for `#[sqlx(try_from = "String")]`): one this version does not
+/// know is an error, never a guess.
+impl TryFrom<String> for UnitOfMeasure {
+    type Error = String;
+
+    fn try_from(code: String) -> Result<Self, String> {
+        UnitOfMeasure::of_code(&code).ok_or_else(|| format!("unknown unit of measure {code:?}"))
     }
 }
 

@@ -1,6 +1,7 @@
-//! RabbitMQ: one topic exchange, protobuf payloads, CloudEvents attribute names and the W3C
-//! `traceparent` carried as AMQP headers; publishing with confirms; consumers that reconnect,
-//! retry with backoff and park what keeps failing in a dead-letter queue.
+//! RabbitMQ: one topic exchange, protobuf payloads, CloudEvents in the AMQP binding's binary
+//! mode (attributes as `cloudEvents_` application properties) with the W3C `traceparent`;
+//! publishing with confirms; consumers that reconnect, retry with backoff and park what keeps
+//! failing in a dead-letter queue.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -71,6 +72,19 @@ pub struct Envelope {
     pub payload: Vec<u8>,
 }
 
+/// CloudEvents attributes as AMQP application properties (the AMQP protocol binding).
+pub const CE_SPECVERSION: &str = "cloudEvents_specversion";
+pub const CE_ID: &str = "cloudEvents_id";
+pub const CE_SOURCE: &str = "cloudEvents_source";
+pub const CE_TYPE: &str = "cloudEvents_type";
+pub const CE_SUBJECT: &str = "cloudEvents_subject";
+pub const CE_TIME: &str = "cloudEvents_time";
+pub const CE_DATASCHEMA: &str = "cloudEvents_dataschema";
+/// The tenant, as a CloudEvents extension (names are lower-case letters and digits).
+pub const CE_TENANTID: &str = "cloudEvents_tenantid";
+/// The distributed-tracing extension.
+pub const CE_TRACEPARENT: &str = "cloudEvents_traceparent";
+
 impl Envelope {
     fn properties(&self) -> BasicProperties {
         let mut headers = BTreeMap::new();
@@ -80,15 +94,22 @@ impl Envelope {
                 AMQPValue::LongString(LongString::from(value)),
             );
         };
-        put("specversion", "1.0".into());
-        put("id", self.id.to_string());
-        put("source", self.source.clone());
-        put("type", self.event_type.clone());
-        put("subject", self.subject.clone());
-        put("time", self.time.to_rfc3339());
-        put("datacontenttype", "application/protobuf".into());
-        put("tenant_id", self.tenant_id.to_string());
+        // The CloudEvents AMQP binding (binary mode): each attribute an application property
+        // prefixed `cloudEvents_`, the data's type the message's content-type; the tenant is
+        // the `tenantid` extension, the trace the distributed-tracing extension (and the W3C
+        // `traceparent` property as well, for AMQP tracing without CloudEvents).
+        put(CE_SPECVERSION, "1.0".into());
+        put(CE_ID, self.id.to_string());
+        put(CE_SOURCE, self.source.clone());
+        put(CE_TYPE, self.event_type.clone());
+        put(CE_SUBJECT, self.subject.clone());
+        put(CE_TIME, self.time.to_rfc3339());
+        if let Some(schema) = caseway_api::event_dataschema(&self.event_type) {
+            put(CE_DATASCHEMA, schema);
+        }
+        put(CE_TENANTID, self.tenant_id.to_string());
         if let Some(traceparent) = &self.traceparent {
+            put(CE_TRACEPARENT, traceparent.clone());
             put("traceparent", traceparent.clone());
         }
         BasicProperties::default()
@@ -115,20 +136,28 @@ impl Envelope {
                 _ => None,
             }
         };
-        let required = |name: &str| header(name).with_context(|| format!("missing header {name}"));
-        let time = DateTime::parse_from_rfc3339(&required("time")?)
+        // An event published before the binding named its attributes without the prefix (and
+        // the tenant `tenant_id`): read either, so a queue drained across an upgrade loses
+        // nothing.
+        let attribute = |name: &str, before: &str| header(name).or_else(|| header(before));
+        let required = |name: &str, before: &str| {
+            attribute(name, before).with_context(|| format!("missing header {name}"))
+        };
+        let time = DateTime::parse_from_rfc3339(&required(CE_TIME, "time")?)
             .map(|t| t.with_timezone(&Utc))
             .unwrap_or_else(|_| Utc.timestamp_opt(0, 0).single().expect("epoch"));
         Ok(Envelope {
-            id: required("id")?.parse().context("id header is not a UUID")?,
-            tenant_id: required("tenant_id")?
+            id: required(CE_ID, "id")?
                 .parse()
-                .context("tenant_id header is not a UUID")?,
-            event_type: required("type")?,
-            source: required("source")?,
-            subject: header("subject").unwrap_or_default(),
+                .context("the id attribute is not a UUID")?,
+            tenant_id: required(CE_TENANTID, "tenant_id")?
+                .parse()
+                .context("the tenantid attribute is not a UUID")?,
+            event_type: required(CE_TYPE, "type")?,
+            source: required(CE_SOURCE, "source")?,
+            subject: attribute(CE_SUBJECT, "subject").unwrap_or_default(),
             time,
-            traceparent: header("traceparent"),
+            traceparent: attribute(CE_TRACEPARENT, "traceparent"),
             payload: delivery.data.clone(),
         })
     }

@@ -20,7 +20,6 @@ pub mod layer;
 pub mod metrics;
 pub mod outbox;
 pub mod paging;
-pub mod pii;
 mod pool;
 pub mod rate_limit;
 pub mod redis;

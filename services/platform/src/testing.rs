@@ -124,8 +124,8 @@ impl TestBus {
         self.bus.exchange()
     }
 
-    /// Starts receiving every event matching `binding` on a private queue.
-    pub async fn listen(&self, binding: &str) -> EventListener {
+    /// A private queue bound to `binding`, consumed without acknowledgements.
+    async fn consume(&self, binding: &str) -> (lapin::Connection, lapin::Consumer) {
         let (connection, channel) = self.bus.connect().await.expect("connecting to RabbitMQ");
         let queue = channel
             .queue_declare(
@@ -149,7 +149,7 @@ impl TestBus {
             )
             .await
             .expect("binding test queue");
-        let mut consumer = channel
+        let consumer = channel
             .basic_consume(
                 queue.name().clone(),
                 "".into(),
@@ -161,6 +161,12 @@ impl TestBus {
             )
             .await
             .expect("consuming test queue");
+        (connection, consumer)
+    }
+
+    /// Starts receiving every event matching `binding` on a private queue.
+    pub async fn listen(&self, binding: &str) -> EventListener {
+        let (connection, mut consumer) = self.consume(binding).await;
         let (sender, receiver) = mpsc::unbounded_channel();
         let task = tokio::spawn(async move {
             use futures::StreamExt;
@@ -180,6 +186,23 @@ impl TestBus {
             }
         });
         EventListener { receiver, task }
+    }
+
+    /// The next message matching `binding` as the broker delivers it (properties and body),
+    /// for a test that reads it without Caseway's code; None after `timeout`.
+    pub async fn next_delivery(
+        &self,
+        binding: &str,
+        timeout: Duration,
+        publish: impl std::future::Future<Output = ()>,
+    ) -> Option<lapin::message::Delivery> {
+        use futures::StreamExt;
+        let (_connection, mut consumer) = self.consume(binding).await;
+        publish.await;
+        match tokio::time::timeout(timeout, consumer.next()).await {
+            Ok(Some(Ok(delivery))) => Some(delivery),
+            _ => None,
+        }
     }
 }
 

@@ -221,8 +221,7 @@ fn parse_decimal(value: &str, max_scale: u32) -> std::result::Result<Decimal, St
 pub fn parse_id(field: &str, value: &str) -> Result<Uuid> {
     let mut v = Violations::new();
     let id = v.id(field, value);
-    v.finish()?;
-    Ok(id.expect("an id when there is no violation"))
+    v.finish_with(id)
 }
 
 /// A page size: 0 means the default; negative is refused; large sizes are capped.

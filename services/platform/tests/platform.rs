@@ -175,7 +175,7 @@ async fn relay_publishes_committed_events_only_once_and_consumers_see_envelopes(
         prost_types::Timestamp::decode(&envelope.payload[..]).unwrap(),
         payload
     );
-    assert!(headers.contains(&"tenant_id".to_string()));
+    assert!(headers.contains(&"cloudEvents_tenantid".to_string()));
     assert!(
         listener.next(Duration::from_millis(300)).await.is_none(),
         "the rolled-back event never leaves"

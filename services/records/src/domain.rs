@@ -2,12 +2,18 @@
 //! against the facts of the catalog and the client. No I/O here: the facts are looked up by
 //! the API and handed in.
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use caseway_platform::auth::Role;
+use caseway_platform::error::{Error, Result};
 use caseway_platform::validate::Violations;
+
+pub use caseway_peers::rules::{
+    self, CodeValueFacts, EnrollmentFacts, GrantFacts, ServiceFacts, UnitOfMeasure,
+    check_enrollment, check_grant, check_units, unit_value, visible,
+};
 
 /// Roles that record and read service records.
 pub const RECORD_ROLES: &[Role] = &[Role::Caseworker, Role::Supervisor, Role::TenantAdmin];
@@ -23,6 +29,12 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The kind of a stored row; a code this version does not know is an error, not a guess.
+    pub fn of(code: i16) -> Result<Kind> {
+        Kind::from_code(code)
+            .ok_or_else(|| Error::Internal(anyhow::anyhow!("unknown service record kind {code}")))
+    }
+
     pub fn from_code(code: i16) -> Option<Kind> {
         Some(match code {
             1 => Kind::Delivered,
@@ -33,92 +45,7 @@ impl Kind {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum UnitOfMeasure {
-    Dollars,
-    Hours,
-    Minutes,
-    Count,
-}
-
-impl UnitOfMeasure {
-    /// Decimal places a quantity of this unit may have: cents of dollars, hundredths of hours,
-    /// whole minutes and counts.
-    pub fn scale(self) -> u32 {
-        match self {
-            UnitOfMeasure::Dollars | UnitOfMeasure::Hours => 2,
-            UnitOfMeasure::Minutes | UnitOfMeasure::Count => 0,
-        }
-    }
-
-    /// The catalog's name of it: DOLLARS, HOURS, MINUTES, COUNT.
-    pub fn code(self) -> &'static str {
-        match self {
-            UnitOfMeasure::Dollars => "DOLLARS",
-            UnitOfMeasure::Hours => "HOURS",
-            UnitOfMeasure::Minutes => "MINUTES",
-            UnitOfMeasure::Count => "COUNT",
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            UnitOfMeasure::Dollars => "dollars",
-            UnitOfMeasure::Hours => "hours",
-            UnitOfMeasure::Minutes => "minutes",
-            UnitOfMeasure::Count => "a count",
-        }
-    }
-}
-
-/// What the catalog says of a service, as the recording form needs it.
-#[derive(Clone, Debug)]
-pub struct ServiceFacts {
-    pub id: Uuid,
-    pub active: bool,
-    pub direct: bool,
-    pub unit_of_measure: UnitOfMeasure,
-    pub default_unit_value: Decimal,
-    pub organization_ids: Vec<Uuid>,
-    pub grant_ids: Vec<Uuid>,
-    pub service_group_id: Option<Uuid>,
-    /// Records must use the default unit value.
-    pub unit_value_fixed: bool,
-}
-
-impl ServiceFacts {
-    /// Whether a caller in `organizations` may use it (see [`visible`]).
-    pub fn visible_to(&self, organizations: &[Uuid], admin: bool) -> bool {
-        visible(&self.organization_ids, organizations, admin)
-    }
-}
-
-/// Whether a service restricted to `restricted_to` (empty: not restricted) is visible to a
-/// caller in `organizations`: unrestricted, restricted to one of theirs, or the caller
-/// administers the tenant. A service invisible to a caller hides its records and
-/// authorizations from them too.
-pub fn visible(restricted_to: &[Uuid], organizations: &[Uuid], admin: bool) -> bool {
-    admin || restricted_to.is_empty() || restricted_to.iter().any(|o| organizations.contains(o))
-}
-
-#[derive(Clone, Debug)]
-pub struct GrantFacts {
-    pub id: Uuid,
-    pub active: bool,
-    pub start_date: NaiveDate,
-    pub end_date: Option<NaiveDate>,
-}
-
-#[derive(Clone, Debug)]
-pub struct EnrollmentFacts {
-    pub id: Uuid,
-    pub client_id: Uuid,
-    pub program_id: Uuid,
-    pub entry_date: NaiveDate,
-    pub exit_date: Option<NaiveDate>,
-}
-
-/// Checks that need the service: active, of the right delivery mode, usable by the caller.
+/// Checks that need the service: usable by the caller, active, of the record's delivery mode.
 pub fn check_service(
     service: &ServiceFacts,
     kind: Kind,
@@ -127,92 +54,14 @@ pub fn check_service(
     admin: bool,
     v: &mut Violations,
 ) {
-    if !service.visible_to(organizations, admin) {
-        v.add(
-            field,
-            "is restricted to security organizations you do not belong to",
-        );
-    } else if !service.active {
-        v.add(field, "is retired and takes no new records");
-    } else if kind == Kind::Indirect && service.direct {
-        v.add(field, "is a DIRECT service; record it for a client");
-    } else if kind != Kind::Indirect && !service.direct {
-        v.add(
-            field,
-            "is an INDIRECT service; record it as an indirect service",
-        );
-    }
-}
-
-/// The grant funds the service and its period covers the date.
-pub fn check_grant(
-    grant: &GrantFacts,
-    service: &ServiceFacts,
-    date: NaiveDate,
-    field: &str,
-    v: &mut Violations,
-) {
-    if !service.grant_ids.contains(&grant.id) {
-        v.add(field, "is not a grant of this service");
-    } else if !grant.active {
-        v.add(field, "is retired");
-    } else if date < grant.start_date || grant.end_date.is_some_and(|end| date > end) {
-        v.add(field, "does not cover the service date");
-    }
-}
-
-/// The enrollment is the client's and covers the date.
-pub fn check_enrollment(
-    enrollment: &EnrollmentFacts,
-    client_id: Uuid,
-    date: NaiveDate,
-    field: &str,
-    v: &mut Violations,
-) {
-    if enrollment.client_id != client_id {
-        v.add(field, "is not an enrollment of this client");
-    } else if date < enrollment.entry_date || enrollment.exit_date.is_some_and(|exit| date > exit) {
-        v.add(field, "does not cover the service date");
-    }
-}
-
-/// Units: positive and of the unit of measure's precision.
-pub fn check_units(units: Decimal, unit: UnitOfMeasure, field: &str, v: &mut Violations) {
-    if units <= Decimal::ZERO {
-        v.add(field, "must be positive");
-    } else if units.normalize().scale() > unit.scale() {
-        v.add(
-            field,
-            match unit.scale() {
-                0 => format!("must be whole for {}", unit.name()),
-                n => format!("must have at most {n} decimal places for {}", unit.name()),
-            },
-        );
-    }
-}
-
-/// The unit value a record uses: the service's default, or the recorder's own where the
-/// service allows it.
-pub fn unit_value(
-    given: Option<Decimal>,
-    service: &ServiceFacts,
-    field: &str,
-    v: &mut Violations,
-) -> Decimal {
-    match given {
-        Some(given) if service.unit_value_fixed && given != service.default_unit_value => {
-            v.add(
-                field,
-                format!(
-                    "is fixed at {} for this service",
-                    service.default_unit_value.round_dp(2)
-                ),
-            );
-            service.default_unit_value
-        }
-        Some(given) => given,
-        None => service.default_unit_value,
-    }
+    rules::check_service(
+        service,
+        kind == Kind::Indirect,
+        field,
+        organizations,
+        admin,
+        v,
+    );
 }
 
 /// How much a record says was delivered.
@@ -320,6 +169,146 @@ pub fn check_date(date: NaiveDate, today: NaiveDate, field: &str, v: &mut Violat
     }
 }
 
+/// A stored service record.
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct RecordRow {
+    pub id: Uuid,
+    pub kind: i16,
+    pub client_id: Option<Uuid>,
+    pub service_id: Uuid,
+    pub service_group_id: Option<Uuid>,
+    pub service_date: NaiveDate,
+    pub grant_id: Option<Uuid>,
+    pub enrollment_id: Option<Uuid>,
+    pub program_id: Option<Uuid>,
+    pub provider_id: Option<Uuid>,
+    pub units: Option<Decimal>,
+    pub unit_value: Option<Decimal>,
+    pub value: Option<Decimal>,
+    pub reason_id: Option<Uuid>,
+    pub goal_id: Option<Uuid>,
+    pub referral_plan_id: Option<Uuid>,
+    pub barrier_id: Option<Uuid>,
+    pub comments: String,
+    pub turn_away_reason_id: Option<Uuid>,
+    pub people_reached: Option<i32>,
+    pub authorization_id: Option<Uuid>,
+    pub recorded_by: String,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What a client's history is filtered by; every set part must match.
+#[derive(Default)]
+pub struct HistoryFilter {
+    pub start_date: Option<NaiveDate>,
+    pub end_date: Option<NaiveDate>,
+    pub service_id: Option<Uuid>,
+    pub service_group_id: Option<Uuid>,
+    pub grant_id: Option<Uuid>,
+    pub program_id: Option<Uuid>,
+    pub enrollment_id: Option<Uuid>,
+    pub kind: Option<i16>,
+}
+
+/// What totals are grouped by.
+#[derive(Clone, Copy, Default)]
+pub struct Grouping {
+    pub grant: bool,
+    pub program: bool,
+    pub service: bool,
+    pub service_group: bool,
+    pub month: bool,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct TotalsRow {
+    pub grant_id: Option<Uuid>,
+    pub program_id: Option<Uuid>,
+    pub service_id: Option<Uuid>,
+    pub service_group_id: Option<Uuid>,
+    pub month: Option<NaiveDate>,
+    pub units: Decimal,
+    pub value: Decimal,
+    pub records: i64,
+    pub unduplicated_clients: i64,
+    pub people_reached: i64,
+    pub turn_aways: i64,
+    pub turned_away_clients: i64,
+}
+
+/// A record as the caller wrote it, its ids and numbers parsed.
+#[derive(Clone, Debug)]
+pub struct Draft {
+    pub kind: Kind,
+    pub client_id: Option<Uuid>,
+    pub service_id: Option<Uuid>,
+    pub service_date: Option<NaiveDate>,
+    pub grant_id: Option<Uuid>,
+    pub enrollment_id: Option<Uuid>,
+    pub provider_id: Option<Uuid>,
+    pub units: Option<Decimal>,
+    pub unit_value: Option<Decimal>,
+    pub reason_id: Option<Uuid>,
+    pub goal_id: Option<Uuid>,
+    pub referral_plan_id: Option<Uuid>,
+    pub barrier_id: Option<Uuid>,
+    pub comments: String,
+    pub turn_away_reason_id: Option<Uuid>,
+    pub people_reached: Option<i32>,
+    pub authorization_id: Option<Uuid>,
+}
+
+impl Draft {
+    /// A stored record as a draft, for an update to change.
+    pub fn of(row: &RecordRow) -> Result<Draft> {
+        Ok(Draft {
+            kind: Kind::of(row.kind)?,
+            client_id: row.client_id,
+            service_id: Some(row.service_id),
+            service_date: Some(row.service_date),
+            grant_id: row.grant_id,
+            enrollment_id: row.enrollment_id,
+            provider_id: row.provider_id,
+            units: row.units,
+            unit_value: row.unit_value,
+            reason_id: row.reason_id,
+            goal_id: row.goal_id,
+            referral_plan_id: row.referral_plan_id,
+            barrier_id: row.barrier_id,
+            comments: row.comments.clone(),
+            turn_away_reason_id: row.turn_away_reason_id,
+            people_reached: row.people_reached,
+            authorization_id: row.authorization_id,
+        })
+    }
+}
+
+/// A stored record the caller may see: a record of a service hidden from it is NOT_FOUND, as
+/// the service itself is.
+pub fn visible_record(row: Option<RecordRow>, hidden: &[Uuid], id: Uuid) -> Result<RecordRow> {
+    row.filter(|row| !hidden.contains(&row.service_id))
+        .ok_or_else(|| Error::not_found("service record", id))
+}
+
+/// The fields of a record an update may change.
+pub const MUTABLE: &[&str] = &[
+    "service_date",
+    "grant_id",
+    "enrollment_id",
+    "provider_id",
+    "units",
+    "unit_value",
+    "reason_id",
+    "goal_id",
+    "referral_plan_id",
+    "barrier_id",
+    "comments",
+    "people_reached",
+    "authorization_id",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -327,25 +316,6 @@ mod tests {
 
     fn d(text: &str) -> Decimal {
         Decimal::from_str(text).unwrap()
-    }
-
-    #[test]
-    fn units_fit_their_unit_of_measure() {
-        for (units, unit, ok) in [
-            ("15", UnitOfMeasure::Minutes, true),
-            ("15.5", UnitOfMeasure::Minutes, false),
-            ("1.25", UnitOfMeasure::Hours, true),
-            ("1.255", UnitOfMeasure::Hours, false),
-            ("250.00", UnitOfMeasure::Dollars, true),
-            ("0.001", UnitOfMeasure::Dollars, false),
-            ("3", UnitOfMeasure::Count, true),
-            ("0", UnitOfMeasure::Count, false),
-            ("-2", UnitOfMeasure::Count, false),
-        ] {
-            let mut v = Violations::new();
-            check_units(d(units), unit, "units", &mut v);
-            assert_eq!(v.is_empty(), ok, "{units} {unit:?}");
-        }
     }
 
     fn hours(fixed: bool) -> ServiceFacts {

@@ -2,15 +2,18 @@
 //! indirect services, a client's history and the totals grant reports are built on.
 
 pub mod api;
+pub mod convert;
 pub mod domain;
-pub mod holds;
-pub mod lookups;
+pub mod events;
+pub mod service;
 pub mod store;
 
 use std::sync::Arc;
 
 use caseway_api::records::v1::records_internal_service_server::RecordsInternalServiceServer;
 use caseway_api::records::v1::records_service_server::RecordsServiceServer;
+use caseway_peers::catalog::Catalog;
+use caseway_peers::clients::Clients;
 use caseway_platform::server::{NodeBuilder, Platform};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/records");
@@ -25,20 +28,14 @@ pub fn register(
     clients_endpoint: &str,
     authorizations_endpoint: &str,
 ) -> anyhow::Result<()> {
-    let lookups = Arc::new(lookups::Lookups::new(
-        platform,
-        catalog_endpoint,
-        clients_endpoint,
-        "records",
-    )?);
-    lookups.follow_events(&platform.bus, node);
+    let catalog = Arc::new(Catalog::new(platform, catalog_endpoint, "records")?);
+    catalog.follow_events(&platform.bus, node);
+    let clients = Arc::new(Clients::new(platform, clients_endpoint, "records")?);
+    clients.follow_events(&platform.bus, node);
+    let records = service::Records::new(platform, catalog, clients, authorizations_endpoint)?;
     node.add_service(
-        RecordsServiceServer::new(api::RecordsApi::new(
-            platform.clone(),
-            lookups,
-            authorizations_endpoint,
-        )?)
-        .max_decoding_message_size(platform.config.grpc_max_message_bytes),
+        RecordsServiceServer::new(api::RecordsApi::new(platform.clone(), records))
+            .max_decoding_message_size(platform.config.grpc_max_message_bytes),
     );
     node.add_service(
         RecordsInternalServiceServer::new(api::RecordsInternalApi::new(platform.clone()))

@@ -10,35 +10,7 @@ use uuid::Uuid;
 use caseway_platform::TenantId;
 use caseway_platform::error::{Error, Result};
 
-/// A stored service record.
-#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
-pub struct RecordRow {
-    pub id: Uuid,
-    pub kind: i16,
-    pub client_id: Option<Uuid>,
-    pub service_id: Uuid,
-    pub service_group_id: Option<Uuid>,
-    pub service_date: NaiveDate,
-    pub grant_id: Option<Uuid>,
-    pub enrollment_id: Option<Uuid>,
-    pub program_id: Option<Uuid>,
-    pub provider_id: Option<Uuid>,
-    pub units: Option<Decimal>,
-    pub unit_value: Option<Decimal>,
-    pub value: Option<Decimal>,
-    pub reason_id: Option<Uuid>,
-    pub goal_id: Option<Uuid>,
-    pub referral_plan_id: Option<Uuid>,
-    pub barrier_id: Option<Uuid>,
-    pub comments: String,
-    pub turn_away_reason_id: Option<Uuid>,
-    pub people_reached: Option<i32>,
-    pub authorization_id: Option<Uuid>,
-    pub recorded_by: String,
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
+use crate::domain::{Grouping, HistoryFilter, RecordRow, TotalsRow};
 
 const COLUMNS: &str = "id, kind, client_id, service_id, service_group_id, service_date, grant_id, \
     enrollment_id, program_id, provider_id, units, unit_value, value, reason_id, goal_id, \
@@ -269,19 +241,6 @@ pub async fn delete(conn: &mut PgConnection, id: Uuid, reason: &str) -> Result<(
     Ok(())
 }
 
-/// What a client's history is filtered by; every set part must match.
-#[derive(Default)]
-pub struct HistoryFilter {
-    pub start_date: Option<NaiveDate>,
-    pub end_date: Option<NaiveDate>,
-    pub service_id: Option<Uuid>,
-    pub service_group_id: Option<Uuid>,
-    pub grant_id: Option<Uuid>,
-    pub program_id: Option<Uuid>,
-    pub enrollment_id: Option<Uuid>,
-    pub kind: Option<i16>,
-}
-
 /// A client's records, newest first, after `(service_date, id)` of the previous page.
 pub async fn client_history(
     conn: &mut PgConnection,
@@ -320,32 +279,6 @@ pub async fn client_history(
     .bind(hidden_services)
     .fetch_all(conn)
     .await?)
-}
-
-/// What totals are grouped by.
-#[derive(Clone, Copy, Default)]
-pub struct Grouping {
-    pub grant: bool,
-    pub program: bool,
-    pub service: bool,
-    pub service_group: bool,
-    pub month: bool,
-}
-
-#[derive(Debug, sqlx::FromRow)]
-pub struct TotalsRow {
-    pub grant_id: Option<Uuid>,
-    pub program_id: Option<Uuid>,
-    pub service_id: Option<Uuid>,
-    pub service_group_id: Option<Uuid>,
-    pub month: Option<NaiveDate>,
-    pub units: Decimal,
-    pub value: Decimal,
-    pub records: i64,
-    pub unduplicated_clients: i64,
-    pub people_reached: i64,
-    pub turn_aways: i64,
-    pub turned_away_clients: i64,
 }
 
 /// Sums over `[start, end]`: deliveries and indirect services counted as delivered, turn-aways

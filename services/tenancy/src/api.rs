@@ -1,4 +1,7 @@
-//! The tenancy gRPC API: decode, authorize, validate, call the domain, encode.
+//! The tenancy gRPC API, thin: who calls (the principal for the hosting provider's tenant
+//! lifecycle RPCs, which hold no tenant; the [`Caller`] for a tenant's organizations), the
+//! request decoded by `convert`, the use case called, the reply encoded by `convert`, and the
+//! page tokens of the list calls.
 
 use std::sync::Arc;
 
@@ -6,14 +9,13 @@ use tonic::{Request, Response, Status};
 
 use caseway_api::tenancy::v1 as pb;
 use caseway_api::tenancy::v1::tenancy_service_server::TenancyService;
+use caseway_platform::PLATFORM_TENANT;
 use caseway_platform::auth::{Role, principal};
-use caseway_platform::convert::timestamp;
-use caseway_platform::error::{Error, Result};
+use caseway_platform::caller::Caller;
 use caseway_platform::server::Platform;
-use caseway_platform::validate::{self, parse_id};
-use caseway_platform::{TenantId, etag};
 
-use crate::domain::{NewTenant, Organization, OrganizationFields, Tenancy, Tenant, TenantStatus};
+use crate::convert;
+use crate::service::Tenancy;
 
 pub struct TenancyApi {
     platform: Arc<Platform>,
@@ -26,85 +28,31 @@ impl TenancyApi {
     }
 }
 
-pub fn tenant_to_proto(tenant: &Tenant) -> pb::Tenant {
-    pb::Tenant {
-        id: tenant.id.to_string(),
-        slug: tenant.slug.clone(),
-        display_name: tenant.display_name.clone(),
-        status: match tenant.status {
-            TenantStatus::Active => pb::TenantStatus::Active,
-            TenantStatus::Suspended => pb::TenantStatus::Suspended,
-        } as i32,
-        etag: etag::format(tenant.version),
-        create_time: Some(timestamp(tenant.created_at)),
-        update_time: Some(timestamp(tenant.updated_at)),
-    }
-}
-
-pub fn organization_to_proto(organization: &Organization) -> pb::Organization {
-    pb::Organization {
-        id: organization.id.to_string(),
-        code: organization.code.clone(),
-        name: organization.name.clone(),
-        etag: etag::format(organization.version),
-        create_time: Some(timestamp(organization.created_at)),
-        update_time: Some(timestamp(organization.updated_at)),
-    }
-}
-
-fn tenant_id(field: &str, value: &str) -> Result<TenantId> {
-    Ok(TenantId(parse_id(field, value)?))
-}
-
-fn status_filter(value: i32) -> Result<Option<TenantStatus>> {
-    match pb::TenantStatus::try_from(value) {
-        Ok(pb::TenantStatus::Unspecified) => Ok(None),
-        Ok(pb::TenantStatus::Active) => Ok(Some(TenantStatus::Active)),
-        Ok(pb::TenantStatus::Suspended) => Ok(Some(TenantStatus::Suspended)),
-        Err(_) => Err(Error::invalid("status", "is not a tenant status")),
-    }
-}
-
 #[tonic::async_trait]
 impl TenancyService for TenancyApi {
     async fn create_tenant(
         &self,
         request: Request<pb::CreateTenantRequest>,
     ) -> Result<Response<pb::CreateTenantResponse>, Status> {
-        let caller = principal(&request)?;
-        let message = request.into_inner();
-        let tenant = message.tenant.clone().unwrap_or_default();
-        let reply = self
-            .tenancy
-            .create_tenant(
-                &caller.user_id,
-                &message.request_id,
-                NewTenant {
-                    slug: tenant.slug,
-                    display_name: tenant.display_name,
-                },
-                &message,
-                |t| pb::CreateTenantResponse {
-                    tenant: Some(tenant_to_proto(t)),
-                },
-            )
-            .await?;
-        Ok(Response::new(reply))
+        let actor = principal(&request)?;
+        let create = convert::create_tenant_request(request.get_ref())?;
+        let tenant = self.tenancy.create_tenant(&actor, create).await?;
+        Ok(Response::new(convert::create_tenant_reply(&tenant)))
     }
 
     async fn get_tenant(
         &self,
         request: Request<pb::GetTenantRequest>,
     ) -> Result<Response<pb::GetTenantResponse>, Status> {
-        let caller = principal(&request)?;
-        let id = tenant_id("id", &request.get_ref().id)?;
-        let tenant = if caller.has_role(Role::PlatformAdmin) {
+        let actor = principal(&request)?;
+        let id = convert::get_tenant_request(request.get_ref())?;
+        let tenant = if actor.has_role(Role::PlatformAdmin) {
             self.tenancy.get_tenant(id).await?
         } else {
-            self.tenancy.get_own_tenant(caller.tenant()?, id).await?
+            self.tenancy.get_own_tenant(actor.tenant()?, id).await?
         };
         Ok(Response::new(pb::GetTenantResponse {
-            tenant: Some(tenant_to_proto(&tenant)),
+            tenant: Some(convert::tenant_to_proto(&tenant)),
         }))
     }
 
@@ -112,52 +60,34 @@ impl TenancyService for TenancyApi {
         &self,
         request: Request<pb::ListTenantsRequest>,
     ) -> Result<Response<pb::ListTenantsResponse>, Status> {
-        let message = request.into_inner();
-        let limit = validate::page_size(message.page_size)?;
-        let status = status_filter(message.status)?;
-        let filter = pb::ListTenantsRequest {
-            page_size: 0,
-            page_token: String::new(),
-            ..message.clone()
-        };
-        let filter = prost::Message::encode_to_vec(&filter);
-        let tokens = &self.platform.page_tokens;
-        let after: Option<String> = tokens.decode(
+        let message = request.get_ref();
+        let query = convert::list_tenants_request(message)?;
+        let page = self.platform.page_tokens.page::<String>(
+            PLATFORM_TENANT,
+            &query.filter,
+            message.page_size,
             &message.page_token,
-            caseway_platform::PLATFORM_TENANT,
-            &filter,
         )?;
-        let mut tenants = self.tenancy.list_tenants(status, after, limit + 1).await?;
-        let next_page_token = tokens.finish_page(
-            &mut tenants,
-            limit,
-            caseway_platform::PLATFORM_TENANT,
-            &filter,
-            |t| t.slug.clone(),
-        );
-        Ok(Response::new(pb::ListTenantsResponse {
-            tenants: tenants.iter().map(tenant_to_proto).collect(),
+        let mut tenants = self
+            .tenancy
+            .list_tenants(query.status, page.after.clone(), page.limit + 1)
+            .await?;
+        let next_page_token = page.finish(&mut tenants, |t| t.slug.clone());
+        Ok(Response::new(convert::list_tenants_reply(
+            &tenants,
             next_page_token,
-        }))
+        )))
     }
 
     async fn suspend_tenant(
         &self,
         request: Request<pb::SuspendTenantRequest>,
     ) -> Result<Response<pb::SuspendTenantResponse>, Status> {
-        let caller = principal(&request)?;
-        let id = tenant_id("id", &request.get_ref().id)?;
-        let tenant = self
-            .tenancy
-            .set_status(
-                &caller.user_id,
-                id,
-                TenantStatus::Suspended,
-                &request.get_ref().reason,
-            )
-            .await?;
+        let actor = principal(&request)?;
+        let change = convert::suspend_tenant_request(request.get_ref())?;
+        let tenant = self.tenancy.set_status(&actor, change).await?;
         Ok(Response::new(pb::SuspendTenantResponse {
-            tenant: Some(tenant_to_proto(&tenant)),
+            tenant: Some(convert::tenant_to_proto(&tenant)),
         }))
     }
 
@@ -165,14 +95,11 @@ impl TenancyService for TenancyApi {
         &self,
         request: Request<pb::ResumeTenantRequest>,
     ) -> Result<Response<pb::ResumeTenantResponse>, Status> {
-        let caller = principal(&request)?;
-        let id = tenant_id("id", &request.get_ref().id)?;
-        let tenant = self
-            .tenancy
-            .set_status(&caller.user_id, id, TenantStatus::Active, "")
-            .await?;
+        let actor = principal(&request)?;
+        let change = convert::resume_tenant_request(request.get_ref())?;
+        let tenant = self.tenancy.set_status(&actor, change).await?;
         Ok(Response::new(pb::ResumeTenantResponse {
-            tenant: Some(tenant_to_proto(&tenant)),
+            tenant: Some(convert::tenant_to_proto(&tenant)),
         }))
     }
 
@@ -180,39 +107,23 @@ impl TenancyService for TenancyApi {
         &self,
         request: Request<pb::CreateOrganizationRequest>,
     ) -> Result<Response<pb::CreateOrganizationResponse>, Status> {
-        let caller = principal(&request)?;
-        let tenant = caller.tenant()?;
-        let message = request.into_inner();
-        let organization = message.organization.clone().unwrap_or_default();
-        let reply = self
-            .tenancy
-            .create_organization(
-                &caller,
-                tenant,
-                &message.request_id,
-                OrganizationFields {
-                    code: organization.code,
-                    name: organization.name,
-                },
-                &message,
-                |o| pb::CreateOrganizationResponse {
-                    organization: Some(organization_to_proto(o)),
-                },
-            )
-            .await?;
-        Ok(Response::new(reply))
+        let caller = Caller::of(&request)?;
+        let create = convert::create_organization_request(request.get_ref())?;
+        let organization = self.tenancy.create_organization(&caller, create).await?;
+        Ok(Response::new(convert::create_organization_reply(
+            &organization,
+        )))
     }
 
     async fn get_organization(
         &self,
         request: Request<pb::GetOrganizationRequest>,
     ) -> Result<Response<pb::GetOrganizationResponse>, Status> {
-        let caller = principal(&request)?;
-        let tenant = caller.tenant()?;
-        let id = parse_id("id", &request.get_ref().id)?;
-        let organization = self.tenancy.get_organization(tenant, id).await?;
+        let caller = Caller::of(&request)?;
+        let id = convert::get_organization_request(request.get_ref())?;
+        let organization = self.tenancy.get_organization(caller.tenant, id).await?;
         Ok(Response::new(pb::GetOrganizationResponse {
-            organization: Some(organization_to_proto(&organization)),
+            organization: Some(convert::organization_to_proto(&organization)),
         }))
     }
 
@@ -220,32 +131,11 @@ impl TenancyService for TenancyApi {
         &self,
         request: Request<pb::UpdateOrganizationRequest>,
     ) -> Result<Response<pb::UpdateOrganizationResponse>, Status> {
-        let caller = principal(&request)?;
-        let tenant = caller.tenant()?;
-        let message = request.into_inner();
-        let organization = message
-            .organization
-            .ok_or_else(|| Error::invalid("organization", "is required"))?;
-        let id = parse_id("organization.id", &organization.id)?;
-        let expected = etag::parse("organization.etag", &organization.etag)?;
-        let mask =
-            validate::update_mask(message.update_mask.as_ref(), OrganizationFields::MUTABLE)?;
-        let updated = self
-            .tenancy
-            .update_organization(
-                &caller,
-                tenant,
-                id,
-                expected,
-                OrganizationFields {
-                    code: organization.code,
-                    name: organization.name,
-                },
-                &mask,
-            )
-            .await?;
+        let caller = Caller::of(&request)?;
+        let update = convert::update_organization_request(request.into_inner())?;
+        let organization = self.tenancy.update_organization(&caller, update).await?;
         Ok(Response::new(pb::UpdateOrganizationResponse {
-            organization: Some(organization_to_proto(&updated)),
+            organization: Some(convert::organization_to_proto(&organization)),
         }))
     }
 
@@ -253,13 +143,9 @@ impl TenancyService for TenancyApi {
         &self,
         request: Request<pb::DeleteOrganizationRequest>,
     ) -> Result<Response<pb::DeleteOrganizationResponse>, Status> {
-        let caller = principal(&request)?;
-        let tenant = caller.tenant()?;
-        let id = parse_id("id", &request.get_ref().id)?;
-        let expected = etag::parse("etag", &request.get_ref().etag)?;
-        self.tenancy
-            .delete_organization(&caller, tenant, id, expected)
-            .await?;
+        let caller = Caller::of(&request)?;
+        let deletion = convert::delete_organization_request(request.get_ref())?;
+        self.tenancy.delete_organization(&caller, deletion).await?;
         Ok(Response::new(pb::DeleteOrganizationResponse {}))
     }
 
@@ -267,23 +153,22 @@ impl TenancyService for TenancyApi {
         &self,
         request: Request<pb::ListOrganizationsRequest>,
     ) -> Result<Response<pb::ListOrganizationsResponse>, Status> {
-        let caller = principal(&request)?;
-        let tenant = caller.tenant()?;
-        let message = request.into_inner();
-        let limit = validate::page_size(message.page_size)?;
-        let filter: &[u8] = b"organizations";
-        let tokens = &self.platform.page_tokens;
-        let after: Option<String> = tokens.decode(&message.page_token, tenant, filter)?;
+        let caller = Caller::of(&request)?;
+        let message = request.get_ref();
+        let page = self.platform.page_tokens.page::<String>(
+            caller.tenant,
+            convert::ORGANIZATIONS_FILTER,
+            message.page_size,
+            &message.page_token,
+        )?;
         let mut organizations = self
             .tenancy
-            .list_organizations(tenant, after, limit + 1)
+            .list_organizations(caller.tenant, page.after.clone(), page.limit + 1)
             .await?;
-        let next_page_token = tokens.finish_page(&mut organizations, limit, tenant, filter, |o| {
-            o.code.clone()
-        });
-        Ok(Response::new(pb::ListOrganizationsResponse {
-            organizations: organizations.iter().map(organization_to_proto).collect(),
+        let next_page_token = page.finish(&mut organizations, |o| o.code.clone());
+        Ok(Response::new(convert::list_organizations_reply(
+            &organizations,
             next_page_token,
-        }))
+        )))
     }
 }

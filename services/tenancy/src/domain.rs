@@ -1,23 +1,23 @@
-//! Tenancy rules and use cases: what a tenant and an organization are, who may change them,
-//! and the transactions that change them with their audit rows and events.
-
-use std::sync::Arc;
+//! Tenancy types and rules: what a tenant and an organization are, the inputs that create and
+//! change them, and the checks those inputs must pass. No I/O, no proto, nothing async.
 
 use chrono::{DateTime, Utc};
-use prost::Message;
 use uuid::Uuid;
 
-use caseway_platform::audit::{self, AuditEntry};
-use caseway_platform::auth::Principal;
-use caseway_platform::db::Db;
-use caseway_platform::error::{Error, Result};
-use caseway_platform::etag::check_version;
-use caseway_platform::idempotency::{self, Claim};
-use caseway_platform::tenant_status::TenantStatusCache;
+use caseway_platform::TenantId;
+use caseway_platform::idempotency::Fingerprint;
 use caseway_platform::validate::Violations;
-use caseway_platform::{Scoped, TenantId};
 
-use crate::{events, store};
+/// The rules of tenancy a change can break (FAILED_PRECONDITION). Tenancy has none today: a
+/// taken slug or code is ALREADY_EXISTS, a stale etag ABORTED, a bad field INVALID_ARGUMENT.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rule {}
+
+impl caseway_platform::error::Rule for Rule {
+    fn name(self) -> &'static str {
+        match self {}
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TenantStatus {
@@ -26,6 +26,8 @@ pub enum TenantStatus {
 }
 
 impl TenantStatus {
+    pub const ALL: [TenantStatus; 2] = [TenantStatus::Active, TenantStatus::Suspended];
+
     pub fn as_str(&self) -> &'static str {
         match self {
             TenantStatus::Active => "active",
@@ -33,12 +35,9 @@ impl TenantStatus {
         }
     }
 
-    pub fn parse(text: &str) -> TenantStatus {
-        if text == "suspended" {
-            TenantStatus::Suspended
-        } else {
-            TenantStatus::Active
-        }
+    /// The status named `text` ([`TenantStatus::as_str`]); None for any other text.
+    pub fn parse(text: &str) -> Option<TenantStatus> {
+        TenantStatus::ALL.into_iter().find(|s| s.as_str() == text)
     }
 }
 
@@ -80,6 +79,20 @@ impl NewTenant {
     }
 }
 
+/// A tenant suspended or resumed, and why (told to the event's subscribers).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TenantStatusChange {
+    pub tenant: TenantId,
+    pub status: TenantStatus,
+    pub reason: String,
+}
+
+impl TenantStatusChange {
+    pub fn validate(&self, violations: &mut Violations) {
+        violations.text("reason", &self.reason, 0, 1000);
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Organization {
     pub id: Uuid,
@@ -90,6 +103,16 @@ pub struct Organization {
     pub updated_at: DateTime<Utc>,
 }
 
+impl Organization {
+    /// Its mutable fields as they are now.
+    pub fn fields(&self) -> OrganizationFields {
+        OrganizationFields {
+            code: self.code.clone(),
+            name: self.name.clone(),
+        }
+    }
+}
+
 /// The mutable fields of an organization.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OrganizationFields {
@@ -97,334 +120,166 @@ pub struct OrganizationFields {
     pub name: String,
 }
 
-impl OrganizationFields {
-    pub const MUTABLE: &'static [&'static str] = &["code", "name"];
+/// One mutable field of an organization, as an update mask names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OrganizationField {
+    Code,
+    Name,
+}
 
+impl OrganizationField {
+    pub const ALL: [OrganizationField; 2] = [OrganizationField::Code, OrganizationField::Name];
+
+    /// The field's name in an update mask, an audit row and an event's `changed_fields`.
+    pub fn name(self) -> &'static str {
+        match self {
+            OrganizationField::Code => "code",
+            OrganizationField::Name => "name",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<OrganizationField> {
+        OrganizationField::ALL
+            .into_iter()
+            .find(|f| f.name() == name)
+    }
+}
+
+impl OrganizationFields {
     pub fn validate(&self, field: &str, violations: &mut Violations) {
         violations.code(&format!("{field}.code"), &self.code, 32);
         violations.text(&format!("{field}.name"), &self.name, 1, 200);
     }
-}
 
-/// The tenancy use cases, shared by the gRPC API and the `caseway tenant` commands.
-#[derive(Clone)]
-pub struct Tenancy {
-    db: Db,
-    statuses: Arc<TenantStatusCache>,
-}
-
-pub const SOURCE: &str = "caseway/tenancy";
-
-impl Tenancy {
-    pub fn new(db: Db, statuses: Arc<TenantStatusCache>) -> Self {
-        Tenancy { db, statuses }
-    }
-
-    /// Creates a tenant; `request` and `response` let a retry with the same request id replay
-    /// the first answer.
-    pub async fn create_tenant<Req: Message, Resp: Message + Default>(
+    /// These fields with those of `mask` set as in `requested`, and the names of the fields
+    /// that changed, in the mask's order.
+    pub fn updated(
         &self,
-        actor: &str,
-        request_id: &str,
-        new: NewTenant,
-        request: &Req,
-        response: impl Fn(&Tenant) -> Resp,
-    ) -> Result<Resp> {
-        let mut violations = Violations::new();
-        violations.request_id(request_id);
-        new.validate("tenant", &mut violations);
-        violations.finish()?;
-        let mut tx = self.db.system_tx().await?;
-        if let Claim::Replay(previous) =
-            idempotency::claim(&mut tx, "CreateTenant", request_id, request).await?
-        {
-            return Ok(previous);
-        }
-        if store::tenant_by_slug(tx.conn(), &new.slug).await?.is_some() {
-            return Err(Error::AlreadyExists(format!(
-                "a tenant with slug {} exists",
-                new.slug
-            )));
-        }
-        let tenant = store::insert_tenant(tx.conn(), TenantId::new(), &new).await?;
-        let reply = response(&tenant);
-        idempotency::complete(&mut tx, "CreateTenant", request_id, &reply).await?;
-        tx.act_for_tenant(tenant.id).await?;
-        audit_tenant(&mut tx, actor, "tenancy.tenant.create", &tenant).await?;
-        events::tenant_changed(&mut tx, events::TENANT_CREATED, &tenant, "").await?;
-        tx.commit().await?;
-        tracing::info!(tenant_id = %tenant.id, slug = %tenant.slug, "tenant created");
-        Ok(reply)
-    }
-
-    /// Any tenant, for the platform.
-    pub async fn get_tenant(&self, id: TenantId) -> Result<Tenant> {
-        let mut tx = self.db.system_tx().await?;
-        let tenant = store::tenant(tx.conn(), id)
-            .await?
-            .ok_or_else(|| Error::not_found("tenant", id))?;
-        tx.commit().await?;
-        Ok(tenant)
-    }
-
-    /// The caller's own tenant (row-level security shows no other).
-    pub async fn get_own_tenant(&self, own: TenantId, id: TenantId) -> Result<Tenant> {
-        let mut tx = self.db.tenant_tx(own).await?;
-        let tenant = store::own_tenant(tx.conn(), id)
-            .await?
-            .ok_or_else(|| Error::not_found("tenant", id))?;
-        tx.commit().await?;
-        Ok(tenant)
-    }
-
-    pub async fn tenant_by_slug(&self, slug: &str) -> Result<Tenant> {
-        let mut tx = self.db.system_tx().await?;
-        let tenant = store::tenant_by_slug(tx.conn(), slug)
-            .await?
-            .ok_or_else(|| Error::not_found("tenant", slug))?;
-        tx.commit().await?;
-        Ok(tenant)
-    }
-
-    pub async fn list_tenants(
-        &self,
-        status: Option<TenantStatus>,
-        after_slug: Option<String>,
-        limit: i64,
-    ) -> Result<Vec<Tenant>> {
-        let mut tx = self.db.system_tx().await?;
-        let tenants = store::list_tenants(tx.conn(), status, after_slug.as_deref(), limit).await?;
-        tx.commit().await?;
-        Ok(tenants)
-    }
-
-    /// Suspends or resumes a tenant. Setting the status it has already is a no-op.
-    pub async fn set_status(
-        &self,
-        actor: &str,
-        id: TenantId,
-        status: TenantStatus,
-        reason: &str,
-    ) -> Result<Tenant> {
-        let mut violations = Violations::new();
-        violations.text("reason", reason, 0, 1000);
-        violations.finish()?;
-        let mut tx = self.db.system_tx().await?;
-        let current = store::tenant_for_update(tx.conn(), id)
-            .await?
-            .ok_or_else(|| Error::not_found("tenant", id))?;
-        if current.status == status {
-            return Ok(current);
-        }
-        let tenant = store::set_tenant_status(tx.conn(), id, status).await?;
-        tx.act_for_tenant(id).await?;
-        let (action, event) = match status {
-            TenantStatus::Suspended => ("tenancy.tenant.suspend", events::TENANT_SUSPENDED),
-            TenantStatus::Active => ("tenancy.tenant.resume", events::TENANT_RESUMED),
-        };
-        audit_tenant(&mut tx, actor, action, &tenant).await?;
-        events::tenant_changed(&mut tx, event, &tenant, reason).await?;
-        tx.commit().await?;
-        // This process stops trusting its cache at once; others learn from the event.
-        self.statuses.invalidate(id);
-        tracing::info!(tenant_id = %id, status = status.as_str(), "tenant status changed");
-        Ok(tenant)
-    }
-
-    pub async fn create_organization<Req: Message, Resp: Message + Default>(
-        &self,
-        principal: &Principal,
-        tenant: TenantId,
-        request_id: &str,
-        fields: OrganizationFields,
-        request: &Req,
-        response: impl Fn(&Organization) -> Resp,
-    ) -> Result<Resp> {
-        let mut violations = Violations::new();
-        violations.request_id(request_id);
-        fields.validate("organization", &mut violations);
-        violations.finish()?;
-        let mut tx = self.db.tenant_tx(tenant).await?;
-        if let Claim::Replay(previous) =
-            idempotency::claim(&mut tx, "CreateOrganization", request_id, request).await?
-        {
-            return Ok(previous);
-        }
-        if store::organization_by_code(tx.conn(), &fields.code)
-            .await?
-            .is_some()
-        {
-            return Err(Error::AlreadyExists(format!(
-                "an organization with code {} exists",
-                fields.code
-            )));
-        }
-        let organization = store::insert_organization(tx.conn(), tenant, &fields).await?;
-        audit::record(
-            &mut tx,
-            principal,
-            AuditEntry {
-                action: "tenancy.organization.create",
-                resource_type: "organization",
-                resource_id: organization.id,
-                changed_fields: &[],
-            },
-        )
-        .await?;
-        events::organization_changed(&mut tx, events::ORGANIZATION_CREATED, &organization, &[])
-            .await?;
-        let reply = response(&organization);
-        idempotency::complete(&mut tx, "CreateOrganization", request_id, &reply).await?;
-        tx.commit().await?;
-        Ok(reply)
-    }
-
-    pub async fn get_organization(&self, tenant: TenantId, id: Uuid) -> Result<Organization> {
-        let mut tx = self.db.tenant_tx(tenant).await?;
-        let organization = store::organization(tx.conn(), id, false)
-            .await?
-            .ok_or_else(|| Error::not_found("organization", id))?;
-        tx.commit().await?;
-        Ok(organization)
-    }
-
-    pub async fn update_organization(
-        &self,
-        principal: &Principal,
-        tenant: TenantId,
-        id: Uuid,
-        expected_version: Option<i64>,
-        fields: OrganizationFields,
-        mask: &[&'static str],
-    ) -> Result<Organization> {
-        let mut tx = self.db.tenant_tx(tenant).await?;
-        let current = store::organization(tx.conn(), id, true)
-            .await?
-            .ok_or_else(|| Error::not_found("organization", id))?;
-        check_version(expected_version, current.version)?;
-        let mut next = OrganizationFields {
-            code: current.code.clone(),
-            name: current.name.clone(),
-        };
+        requested: &OrganizationFields,
+        mask: &[OrganizationField],
+    ) -> (OrganizationFields, Vec<String>) {
+        let mut next = self.clone();
         let mut changed = Vec::new();
         for field in mask {
-            match *field {
-                "code" if next.code != fields.code => {
-                    next.code = fields.code.clone();
-                    changed.push("code".to_string());
+            match field {
+                OrganizationField::Code if next.code != requested.code => {
+                    next.code = requested.code.clone();
+                    changed.push(field.name().to_string());
                 }
-                "name" if next.name != fields.name => {
-                    next.name = fields.name.clone();
-                    changed.push("name".to_string());
+                OrganizationField::Name if next.name != requested.name => {
+                    next.name = requested.name.clone();
+                    changed.push(field.name().to_string());
                 }
                 _ => {}
             }
         }
-        let mut violations = Violations::new();
-        next.validate("organization", &mut violations);
-        violations.finish()?;
-        if changed.is_empty() {
-            return Ok(current);
-        }
-        if changed.iter().any(|f| f == "code")
-            && store::organization_by_code(tx.conn(), &next.code)
-                .await?
-                .is_some()
-        {
-            return Err(Error::AlreadyExists(format!(
-                "an organization with code {} exists",
-                next.code
-            )));
-        }
-        let organization = store::update_organization(tx.conn(), id, &next).await?;
-        audit::record(
-            &mut tx,
-            principal,
-            AuditEntry {
-                action: "tenancy.organization.update",
-                resource_type: "organization",
-                resource_id: id,
-                changed_fields: &changed,
-            },
-        )
-        .await?;
-        events::organization_changed(
-            &mut tx,
-            events::ORGANIZATION_UPDATED,
-            &organization,
-            &changed,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(organization)
-    }
-
-    pub async fn delete_organization(
-        &self,
-        principal: &Principal,
-        tenant: TenantId,
-        id: Uuid,
-        expected_version: Option<i64>,
-    ) -> Result<()> {
-        let mut tx = self.db.tenant_tx(tenant).await?;
-        let current = store::organization(tx.conn(), id, true)
-            .await?
-            .ok_or_else(|| Error::not_found("organization", id))?;
-        check_version(expected_version, current.version)?;
-        store::delete_organization(tx.conn(), id).await?;
-        audit::record(
-            &mut tx,
-            principal,
-            AuditEntry {
-                action: "tenancy.organization.delete",
-                resource_type: "organization",
-                resource_id: id,
-                changed_fields: &[],
-            },
-        )
-        .await?;
-        events::organization_changed(&mut tx, events::ORGANIZATION_DELETED, &current, &[]).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    pub async fn list_organizations(
-        &self,
-        tenant: TenantId,
-        after_code: Option<String>,
-        limit: i64,
-    ) -> Result<Vec<Organization>> {
-        let mut tx = self.db.tenant_tx(tenant).await?;
-        let organizations =
-            store::list_organizations(tx.conn(), after_code.as_deref(), limit).await?;
-        tx.commit().await?;
-        Ok(organizations)
+        (next, changed)
     }
 }
 
-async fn audit_tenant(
-    tx: &mut impl Scoped,
-    actor: &str,
-    action: &str,
-    tenant: &Tenant,
-) -> Result<()> {
-    let principal = Principal {
-        user_id: actor.to_string(),
-        tenant_id: None,
-        organization_ids: vec![],
-        roles: vec![],
-        permissions: vec![],
-        service: None,
-    };
-    audit::record(
-        tx,
-        &principal,
-        AuditEntry {
-            action,
-            resource_type: "tenant",
-            resource_id: tenant.id.as_uuid(),
-            changed_fields: &[],
-        },
-    )
-    .await
+/// An update of an organization: the fields of `mask` set as in `fields`, if the organization
+/// is still at `expected_version` (when given). The fields are checked once merged with the
+/// stored ones.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OrganizationUpdate {
+    pub id: Uuid,
+    pub expected_version: Option<i64>,
+    pub fields: OrganizationFields,
+    pub mask: Vec<OrganizationField>,
+}
+
+/// The deletion of an organization, if it is still at `expected_version` (when given).
+#[derive(Clone, Debug, PartialEq)]
+pub struct OrganizationDeletion {
+    pub id: Uuid,
+    pub expected_version: Option<i64>,
+}
+
+/// A change a caller may retry under its request id: a retry of the same request replays the
+/// first answer, another request under the same id is refused. An empty request id makes the
+/// change not retryable.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Retryable<T> {
+    pub request_id: String,
+    /// What the request asked, hashed (see `caseway_platform::idempotency`).
+    pub fingerprint: Fingerprint,
+    pub change: T,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_tenant(slug: &str, display_name: &str) -> Vec<String> {
+        let mut violations = Violations::new();
+        NewTenant {
+            slug: slug.into(),
+            display_name: display_name.into(),
+        }
+        .validate("tenant", &mut violations);
+        violations.fields()
+    }
+
+    #[test]
+    fn a_slug_is_3_to_63_lowercase_letters_digits_or_inner_dashes() {
+        assert!(new_tenant("agency-one", "Agency One").is_empty());
+        assert!(new_tenant("a1b", "A").is_empty());
+        for slug in ["", "ab", "Agency", "-agency", "agency-", "agency one"] {
+            assert_eq!(new_tenant(slug, "Agency"), vec!["tenant.slug"], "{slug:?}");
+        }
+        assert_eq!(new_tenant(&"a".repeat(64), "Agency"), vec!["tenant.slug"]);
+        assert_eq!(new_tenant("agency", ""), vec!["tenant.display_name"]);
+    }
+
+    #[test]
+    fn a_tenant_status_parses_only_its_own_names() {
+        for status in TenantStatus::ALL {
+            assert_eq!(TenantStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(TenantStatus::parse("closed"), None);
+        assert_eq!(TenantStatus::parse(""), None);
+    }
+
+    #[test]
+    fn a_status_change_reason_is_optional_and_bounded() {
+        let change = |reason: &str| {
+            let mut violations = Violations::new();
+            TenantStatusChange {
+                tenant: TenantId::new(),
+                status: TenantStatus::Suspended,
+                reason: reason.into(),
+            }
+            .validate(&mut violations);
+            violations.fields()
+        };
+        assert!(change("").is_empty());
+        assert!(change("unpaid invoices").is_empty());
+        assert_eq!(change(&"x".repeat(1001)), vec!["reason"]);
+    }
+
+    #[test]
+    fn an_update_changes_only_masked_fields_that_differ() {
+        let current = OrganizationFields {
+            code: "NORTH".into(),
+            name: "North".into(),
+        };
+        let requested = OrganizationFields {
+            code: "SOUTH".into(),
+            name: "North".into(),
+        };
+        let (next, changed) = current.updated(&requested, &[OrganizationField::Name]);
+        assert_eq!(next, current);
+        assert!(changed.is_empty());
+        let (next, changed) = current.updated(&requested, &OrganizationField::ALL);
+        assert_eq!(next, requested);
+        assert_eq!(changed, vec!["code"]);
+    }
+
+    #[test]
+    fn organization_field_names_round_trip() {
+        for field in OrganizationField::ALL {
+            assert_eq!(OrganizationField::parse(field.name()), Some(field));
+        }
+        assert_eq!(OrganizationField::parse("id"), None);
+    }
 }

@@ -1,9 +1,13 @@
 //! The tenancy service: tenants (the organizations a hosting provider serves) and their
-//! security organizations.
+//! security organizations. The rooms: `domain` (types and rules), `convert` (proto <-> domain),
+//! `store` (SQL), `events` (what it publishes), `service` (the use cases), `api` (the gRPC
+//! handlers); this file wires them into a node.
 
 pub mod api;
+pub mod convert;
 pub mod domain;
 pub mod events;
+pub mod service;
 pub mod store;
 
 use std::sync::Arc;
@@ -11,7 +15,7 @@ use std::sync::Arc;
 use caseway_api::tenancy::v1::tenancy_service_server::TenancyServiceServer;
 use caseway_platform::server::{NodeBuilder, Platform};
 
-pub use domain::Tenancy;
+pub use service::Tenancy;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/tenancy");
 

@@ -1,11 +1,13 @@
-//! Tenancy SQL. Every function runs inside a transaction that row-level security scopes.
+//! Tenancy SQL: the queries over tenants (through the caseway_system role's functions) and
+//! organizations, and their rows read into domain types. Every function runs inside a
+//! transaction that row-level security scopes.
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use caseway_platform::TenantId;
-use caseway_platform::error::Result;
+use caseway_platform::error::{Error, Result};
 
 use crate::domain::{NewTenant, Organization, OrganizationFields, Tenant, TenantStatus};
 
@@ -20,17 +22,27 @@ struct TenantRow {
     updated_at: DateTime<Utc>,
 }
 
-impl From<TenantRow> for Tenant {
-    fn from(row: TenantRow) -> Self {
-        Tenant {
+impl TryFrom<TenantRow> for Tenant {
+    type Error = Error;
+
+    /// INTERNAL for a status the domain does not know.
+    fn try_from(row: TenantRow) -> Result<Self> {
+        let status = TenantStatus::parse(&row.status).ok_or_else(|| {
+            Error::internal(anyhow::anyhow!(
+                "tenant {} has an unknown status {:?}",
+                row.id,
+                row.status
+            ))
+        })?;
+        Ok(Tenant {
             id: TenantId(row.id),
             slug: row.slug,
             display_name: row.display_name,
-            status: TenantStatus::parse(&row.status),
+            status,
             version: row.version,
             created_at: row.created_at,
             updated_at: row.updated_at,
-        }
+        })
     }
 }
 
@@ -53,7 +65,7 @@ pub async fn insert_tenant(
     .bind(&new.display_name)
     .fetch_one(conn)
     .await?;
-    Ok(row.into())
+    row.try_into()
 }
 
 /// Any tenant, by id or by slug (exactly one of them), locked for the transaction if asked.
@@ -71,7 +83,7 @@ async fn find_tenant(
     .bind(lock)
     .fetch_optional(conn)
     .await?;
-    Ok(row.map(Into::into))
+    row.map(Tenant::try_from).transpose()
 }
 
 pub async fn tenant(conn: &mut PgConnection, id: TenantId) -> Result<Option<Tenant>> {
@@ -94,7 +106,7 @@ pub async fn own_tenant(conn: &mut PgConnection, id: TenantId) -> Result<Option<
     .bind(id.as_uuid())
     .fetch_optional(conn)
     .await?;
-    Ok(row.map(Into::into))
+    row.map(Tenant::try_from).transpose()
 }
 
 pub async fn list_tenants(
@@ -111,7 +123,7 @@ pub async fn list_tenants(
     .bind(limit)
     .fetch_all(conn)
     .await?;
-    Ok(rows.into_iter().map(Into::into).collect())
+    rows.into_iter().map(Tenant::try_from).collect()
 }
 
 pub async fn set_tenant_status(
@@ -126,7 +138,7 @@ pub async fn set_tenant_status(
     .bind(status.as_str())
     .fetch_one(conn)
     .await?;
-    Ok(row.into())
+    row.try_into()
 }
 
 #[derive(sqlx::FromRow)]

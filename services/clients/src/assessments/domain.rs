@@ -1,11 +1,15 @@
-//! Assessment rules: a type is a list of typed fields; a recorded assessment answers them, each
-//! answer of its field's type, every required field answered. No I/O here.
+//! The domain room of assessments: their types and rules. A type is a list of typed fields; a
+//! recorded assessment answers them, each answer of its field's type, every required field
+//! answered. No I/O, no proto here.
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 use caseway_platform::auth::Role;
 use caseway_platform::validate::Violations;
+
+use crate::domain::{Asked, PageRequest};
 
 /// Roles that define assessment types.
 pub const DEFINE_ROLES: &[Role] = &[Role::TenantAdmin];
@@ -267,6 +271,93 @@ pub fn check_answers(
     given
 }
 
+/// The rules a change of assessments can break, named on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rule {
+    /// Assessments are recorded only with an active type.
+    AssessmentTypeActive,
+}
+
+impl caseway_platform::error::Rule for Rule {
+    fn name(self) -> &'static str {
+        match self {
+            Rule::AssessmentTypeActive => "assessment_type_active",
+        }
+    }
+}
+
+/// A stored assessment type.
+#[derive(Clone, Debug)]
+pub struct AssessmentType {
+    pub id: Uuid,
+    pub fields: AssessmentTypeFields,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A recorded assessment, with its type's code.
+#[derive(Clone, Debug)]
+pub struct Assessment {
+    pub id: Uuid,
+    pub client_id: Uuid,
+    pub assessment_type_id: Uuid,
+    pub assessment_type_code: String,
+    pub assessment_type_version: i64,
+    pub assessment_date: NaiveDate,
+    pub answers: Vec<Answer>,
+    pub recorded_by: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An assessment type to create, checked.
+#[derive(Debug)]
+pub struct NewAssessmentType {
+    pub asked: Asked,
+    pub fields: AssessmentTypeFields,
+}
+
+/// A change of an assessment type: the fields the mask names, at the version the caller read
+/// (if it said).
+#[derive(Debug)]
+pub struct AssessmentTypeUpdate {
+    pub id: Uuid,
+    pub expected: Option<i64>,
+    pub mask: Vec<&'static str>,
+    pub fields: AssessmentTypeFields,
+}
+
+/// A page of the tenant's assessment types; `filter` is what the page token is bound to.
+#[derive(Clone, Debug)]
+pub struct AssessmentTypeList {
+    pub include_retired: bool,
+    pub filter: Vec<u8>,
+    pub page: PageRequest,
+}
+
+/// An assessment to record, as far as it can be read without its type: what it names, the
+/// answers as sent, and what is wrong so far. The answers are checked against the type, which
+/// the use case loads, and every violation of the request is told together.
+#[derive(Debug)]
+pub struct AssessmentDraft {
+    pub asked: Asked,
+    pub client_id: Option<Uuid>,
+    pub assessment_type_id: Option<Uuid>,
+    pub assessment_date: Option<NaiveDate>,
+    pub answers: Vec<(String, Option<AnswerValue>)>,
+    pub violations: Violations,
+}
+
+/// A page of a client's assessments, of one type if given; `filter` is what the page token is
+/// bound to.
+#[derive(Clone, Debug)]
+pub struct AssessmentList {
+    pub client_id: Uuid,
+    pub assessment_type_id: Option<Uuid>,
+    pub filter: Vec<u8>,
+    pub page: PageRequest,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -390,6 +481,12 @@ mod tests {
                 "assessment_type.fields[2].options"
             ]
         );
+    }
+
+    #[test]
+    fn rules_keep_their_wire_names() {
+        use caseway_platform::error::Rule as _;
+        assert_eq!(Rule::AssessmentTypeActive.name(), "assessment_type_active");
     }
 
     #[test]

@@ -1,4 +1,6 @@
-//! Assessment SQL, inside tenant transactions that row-level security scopes.
+//! The store room of assessments: their SQL, inside tenant transactions that row-level
+//! security scopes, and rows read into domain types (a stored state this service does not know
+//! is INTERNAL, never a guess).
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::PgConnection;
@@ -6,19 +8,9 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use caseway_platform::TenantId;
-use caseway_platform::error::Result;
+use caseway_platform::error::{Error, Result};
 
-use super::domain::{Answer, AssessmentTypeFields, FieldDefinition};
-
-/// A stored assessment type.
-#[derive(Clone, Debug)]
-pub struct AssessmentTypeRecord {
-    pub id: Uuid,
-    pub fields: AssessmentTypeFields,
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
+use super::domain::{Answer, Assessment, AssessmentType, AssessmentTypeFields, FieldDefinition};
 
 #[derive(sqlx::FromRow)]
 struct TypeRow {
@@ -37,21 +29,32 @@ struct TypeRow {
 const ACTIVE: i16 = 1;
 const RETIRED: i16 = 2;
 
-impl From<TypeRow> for AssessmentTypeRecord {
-    fn from(r: TypeRow) -> Self {
-        AssessmentTypeRecord {
+impl TryFrom<TypeRow> for AssessmentType {
+    type Error = Error;
+
+    fn try_from(r: TypeRow) -> Result<Self> {
+        let retired = match r.state {
+            ACTIVE => false,
+            RETIRED => true,
+            state => {
+                return Err(Error::internal(anyhow::anyhow!(
+                    "clients.assessment_types.state holds {state}, which is not one of its codes"
+                )));
+            }
+        };
+        Ok(AssessmentType {
             id: r.id,
             fields: AssessmentTypeFields {
                 code: r.code,
                 name: r.name,
                 description: r.description,
                 fields: r.fields.0,
-                retired: r.state == RETIRED,
+                retired,
             },
             version: r.version,
             created_at: r.created_at,
             updated_at: r.updated_at,
-        }
+        })
     }
 }
 
@@ -62,7 +65,7 @@ pub async fn insert_type(
     conn: &mut PgConnection,
     tenant: TenantId,
     fields: &AssessmentTypeFields,
-) -> Result<AssessmentTypeRecord> {
+) -> Result<AssessmentType> {
     let row: TypeRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO clients.assessment_types (tenant_id, id, code, name, description, fields, state) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {TYPE_COLUMNS}"
@@ -76,14 +79,14 @@ pub async fn insert_type(
     .bind(if fields.retired { RETIRED } else { ACTIVE })
     .fetch_one(conn)
     .await?;
-    Ok(row.into())
+    row.try_into()
 }
 
 pub async fn load_type(
     conn: &mut PgConnection,
     id: Uuid,
     for_update: bool,
-) -> Result<Option<AssessmentTypeRecord>> {
+) -> Result<Option<AssessmentType>> {
     let lock = if for_update { " FOR UPDATE" } else { "" };
     let row: Option<TypeRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {TYPE_COLUMNS} FROM clients.assessment_types WHERE id = $1{lock}"
@@ -91,14 +94,14 @@ pub async fn load_type(
     .bind(id)
     .fetch_optional(conn)
     .await?;
-    Ok(row.map(Into::into))
+    row.map(TryInto::try_into).transpose()
 }
 
 pub async fn update_type(
     conn: &mut PgConnection,
     id: Uuid,
     fields: &AssessmentTypeFields,
-) -> Result<AssessmentTypeRecord> {
+) -> Result<AssessmentType> {
     let row: TypeRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE clients.assessment_types SET name = $2, description = $3, fields = $4, state = $5, \
          version = version + 1, updated_at = now() WHERE id = $1 RETURNING {TYPE_COLUMNS}"
@@ -110,7 +113,7 @@ pub async fn update_type(
     .bind(if fields.retired { RETIRED } else { ACTIVE })
     .fetch_one(conn)
     .await?;
-    Ok(row.into())
+    row.try_into()
 }
 
 /// Types by code, after the `code` of the previous page.
@@ -119,7 +122,7 @@ pub async fn list_types(
     include_retired: bool,
     after: Option<String>,
     limit: i64,
-) -> Result<Vec<AssessmentTypeRecord>> {
+) -> Result<Vec<AssessmentType>> {
     let rows: Vec<TypeRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {TYPE_COLUMNS} FROM clients.assessment_types \
          WHERE ($1 OR state = {ACTIVE}) AND ($2::text IS NULL OR code > $2) ORDER BY code LIMIT $3"
@@ -129,21 +132,36 @@ pub async fn list_types(
     .bind(limit)
     .fetch_all(conn)
     .await?;
-    Ok(rows.into_iter().map(Into::into).collect())
+    rows.into_iter().map(TryInto::try_into).collect()
 }
 
-/// A recorded assessment, with its type's code.
-#[derive(Clone, Debug, sqlx::FromRow)]
-pub struct AssessmentRecord {
-    pub id: Uuid,
-    pub client_id: Uuid,
-    pub assessment_type_id: Uuid,
-    pub assessment_type_code: String,
-    pub assessment_type_version: i64,
-    pub assessment_date: NaiveDate,
-    pub answers: Json<Vec<Answer>>,
-    pub recorded_by: String,
-    pub created_at: DateTime<Utc>,
+#[derive(sqlx::FromRow)]
+struct AssessmentRow {
+    id: Uuid,
+    client_id: Uuid,
+    assessment_type_id: Uuid,
+    assessment_type_code: String,
+    assessment_type_version: i64,
+    assessment_date: NaiveDate,
+    answers: Json<Vec<Answer>>,
+    recorded_by: String,
+    created_at: DateTime<Utc>,
+}
+
+impl From<AssessmentRow> for Assessment {
+    fn from(r: AssessmentRow) -> Self {
+        Assessment {
+            id: r.id,
+            client_id: r.client_id,
+            assessment_type_id: r.assessment_type_id,
+            assessment_type_code: r.assessment_type_code,
+            assessment_type_version: r.assessment_type_version,
+            assessment_date: r.assessment_date,
+            answers: r.answers.0,
+            recorded_by: r.recorded_by,
+            created_at: r.created_at,
+        }
+    }
 }
 
 const ASSESSMENT_COLUMNS: &str = "a.id, a.client_id, a.assessment_type_id, \
@@ -152,7 +170,7 @@ const ASSESSMENT_COLUMNS: &str = "a.id, a.client_id, a.assessment_type_id, \
 
 pub struct NewAssessment<'a> {
     pub client_id: Uuid,
-    pub assessment_type: &'a AssessmentTypeRecord,
+    pub assessment_type: &'a AssessmentType,
     pub assessment_date: NaiveDate,
     pub answers: &'a [Answer],
     pub recorded_by: &'a str,
@@ -162,8 +180,8 @@ pub async fn insert_assessment(
     conn: &mut PgConnection,
     tenant: TenantId,
     new: NewAssessment<'_>,
-) -> Result<AssessmentRecord> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+) -> Result<Assessment> {
+    let row: AssessmentRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "WITH a AS ( \
            INSERT INTO clients.assessments (tenant_id, id, client_id, assessment_type_id, \
            assessment_type_version, assessment_date, answers, recorded_by) \
@@ -179,20 +197,19 @@ pub async fn insert_assessment(
     .bind(Json(new.answers))
     .bind(new.recorded_by)
     .fetch_one(conn)
-    .await?)
+    .await?;
+    Ok(row.into())
 }
 
-pub async fn load_assessment(
-    conn: &mut PgConnection,
-    id: Uuid,
-) -> Result<Option<AssessmentRecord>> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+pub async fn load_assessment(conn: &mut PgConnection, id: Uuid) -> Result<Option<Assessment>> {
+    let row: Option<AssessmentRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {ASSESSMENT_COLUMNS} FROM clients.assessments a \
          JOIN clients.assessment_types t ON t.id = a.assessment_type_id WHERE a.id = $1"
     )))
     .bind(id)
     .fetch_optional(conn)
-    .await?)
+    .await?;
+    Ok(row.map(Into::into))
 }
 
 /// A client's assessments, latest assessment date first (the later recorded first on the same
@@ -203,9 +220,9 @@ pub async fn list_assessments(
     assessment_type_id: Option<Uuid>,
     after: Option<(NaiveDate, Uuid)>,
     limit: i64,
-) -> Result<Vec<AssessmentRecord>> {
+) -> Result<Vec<Assessment>> {
     let (after_date, after_id) = after.unzip();
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let rows: Vec<AssessmentRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {ASSESSMENT_COLUMNS} FROM clients.assessments a \
          JOIN clients.assessment_types t ON t.id = a.assessment_type_id \
          WHERE a.client_id = $1 AND ($2::uuid IS NULL OR a.assessment_type_id = $2) \
@@ -218,15 +235,16 @@ pub async fn list_assessments(
     .bind(after_id)
     .bind(limit)
     .fetch_all(conn)
-    .await?)
+    .await?;
+    Ok(rows.into_iter().map(Into::into).collect())
 }
 
 /// The latest assessment of each type for a client, by type code.
 pub async fn latest_assessments(
     conn: &mut PgConnection,
     client_id: Uuid,
-) -> Result<Vec<AssessmentRecord>> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+) -> Result<Vec<Assessment>> {
+    let rows: Vec<AssessmentRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT * FROM ( \
            SELECT DISTINCT ON (a.assessment_type_id) {ASSESSMENT_COLUMNS} \
            FROM clients.assessments a JOIN clients.assessment_types t ON t.id = a.assessment_type_id \
@@ -236,5 +254,6 @@ pub async fn latest_assessments(
     )))
     .bind(client_id)
     .fetch_all(conn)
-    .await?)
+    .await?;
+    Ok(rows.into_iter().map(Into::into).collect())
 }

@@ -1,9 +1,13 @@
-//! Barrier rules: identified on a date not in the future; resolved exactly when a resolved
-//! date is set, not before identification. No I/O here.
+//! The domain room of barriers: their types and rules. A barrier is identified on a date not
+//! in the future, and resolved exactly when a resolved date is set, not before identification.
+//! No I/O, no proto here.
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
+use uuid::Uuid;
 
 use caseway_platform::validate::Violations;
+
+use crate::domain::{Asked, PageRequest};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BarrierStatus {
@@ -101,6 +105,78 @@ impl BarrierFields {
     }
 }
 
+/// The rules a change of barriers can break, named on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rule {
+    /// A barrier is identified only with an active barrier type.
+    BarrierTypeActive,
+}
+
+impl caseway_platform::error::Rule for Rule {
+    fn name(self) -> &'static str {
+        match self {
+            Rule::BarrierTypeActive => "barrier_type_active",
+        }
+    }
+}
+
+/// A stored barrier, with its type's code.
+#[derive(Clone, Debug)]
+pub struct Barrier {
+    pub id: Uuid,
+    pub client_id: Uuid,
+    pub barrier_type_id: Uuid,
+    pub barrier_type_code: String,
+    pub fields: BarrierFields,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A barrier to identify, checked; its type is checked with the catalog.
+#[derive(Debug)]
+pub struct NewBarrier {
+    pub asked: Asked,
+    pub client_id: Uuid,
+    pub barrier_type_id: Uuid,
+    pub fields: BarrierFields,
+}
+
+/// A change of a barrier: the fields the mask names, at the version the caller read (if it
+/// said). The identified date is only there when the mask names it.
+#[derive(Clone, Debug)]
+pub struct BarrierUpdate {
+    pub id: Uuid,
+    pub expected: Option<i64>,
+    pub mask: Vec<&'static str>,
+    pub identified_date: Option<NaiveDate>,
+    pub status: BarrierStatus,
+    pub resolved_date: Option<NaiveDate>,
+    pub note: String,
+}
+
+impl BarrierUpdate {
+    /// The fields the caller asked for, the identified date `current`'s when not given.
+    pub fn requested(&self, current: &BarrierFields) -> BarrierFields {
+        BarrierFields {
+            identified_date: self.identified_date.unwrap_or(current.identified_date),
+            status: self.status,
+            resolved_date: self.resolved_date,
+            note: self.note.clone(),
+        }
+    }
+}
+
+/// A page of a client's barriers, of one status if given; `filter` is what the page token is
+/// bound to.
+#[derive(Clone, Debug)]
+pub struct BarrierList {
+    pub client_id: Uuid,
+    pub status: Option<BarrierStatus>,
+    pub filter: Vec<u8>,
+    pub page: PageRequest,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,6 +212,12 @@ mod tests {
             fields.validate("barrier", today, &mut v);
             assert_eq!(v.is_empty(), ok, "{fields:?}");
         }
+    }
+
+    #[test]
+    fn rules_keep_their_wire_names() {
+        use caseway_platform::error::Rule as _;
+        assert_eq!(Rule::BarrierTypeActive.name(), "barrier_type_active");
     }
 
     #[test]

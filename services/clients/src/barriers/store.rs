@@ -1,25 +1,15 @@
-//! Barrier SQL, inside tenant transactions that row-level security scopes.
+//! The store room of barriers: their SQL, inside tenant transactions that row-level security
+//! scopes, and rows read into domain types (a stored status this service does not know is
+//! INTERNAL, never a guess).
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use caseway_platform::TenantId;
-use caseway_platform::error::Result;
+use caseway_platform::error::{Error, Result};
 
-use super::domain::{BarrierFields, BarrierStatus};
-
-#[derive(Clone, Debug)]
-pub struct BarrierRecord {
-    pub id: Uuid,
-    pub client_id: Uuid,
-    pub barrier_type_id: Uuid,
-    pub barrier_type_code: String,
-    pub fields: BarrierFields,
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
+use super::domain::{Barrier, BarrierFields, BarrierStatus};
 
 #[derive(sqlx::FromRow)]
 struct Row {
@@ -36,31 +26,38 @@ struct Row {
     updated_at: DateTime<Utc>,
 }
 
-impl From<Row> for BarrierRecord {
-    fn from(r: Row) -> Self {
-        BarrierRecord {
+impl TryFrom<Row> for Barrier {
+    type Error = Error;
+
+    fn try_from(r: Row) -> Result<Self> {
+        let status = BarrierStatus::from_code(r.status.into()).ok_or_else(|| {
+            Error::internal(anyhow::anyhow!(
+                "clients.barriers.status holds {}, which is not one of its codes",
+                r.status
+            ))
+        })?;
+        Ok(Barrier {
             id: r.id,
             client_id: r.client_id,
             barrier_type_id: r.barrier_type_id,
             barrier_type_code: r.barrier_type_code,
             fields: BarrierFields {
                 identified_date: r.identified_date,
-                status: BarrierStatus::from_code(r.status.into())
-                    .unwrap_or(BarrierStatus::Identified),
+                status,
                 resolved_date: r.resolved_date,
                 note: r.note,
             },
             version: r.version,
             created_at: r.created_at,
             updated_at: r.updated_at,
-        }
+        })
     }
 }
 
 const COLUMNS: &str = "id, client_id, barrier_type_id, barrier_type_code, identified_date, status, \
     resolved_date, note, version, created_at, updated_at";
 
-pub struct NewBarrier<'a> {
+pub struct BarrierInsert<'a> {
     pub client_id: Uuid,
     pub barrier_type_id: Uuid,
     pub barrier_type_code: &'a str,
@@ -70,8 +67,8 @@ pub struct NewBarrier<'a> {
 pub async fn insert(
     conn: &mut PgConnection,
     tenant: TenantId,
-    new: NewBarrier<'_>,
-) -> Result<BarrierRecord> {
+    new: BarrierInsert<'_>,
+) -> Result<Barrier> {
     let row: Row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO clients.barriers (tenant_id, id, client_id, barrier_type_id, barrier_type_code, \
          identified_date, status, resolved_date, note) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
@@ -88,14 +85,10 @@ pub async fn insert(
     .bind(&new.fields.note)
     .fetch_one(conn)
     .await?;
-    Ok(row.into())
+    row.try_into()
 }
 
-pub async fn load(
-    conn: &mut PgConnection,
-    id: Uuid,
-    for_update: bool,
-) -> Result<Option<BarrierRecord>> {
+pub async fn load(conn: &mut PgConnection, id: Uuid, for_update: bool) -> Result<Option<Barrier>> {
     let lock = if for_update { " FOR UPDATE" } else { "" };
     let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM clients.barriers WHERE id = $1{lock}"
@@ -103,14 +96,10 @@ pub async fn load(
     .bind(id)
     .fetch_optional(conn)
     .await?;
-    Ok(row.map(Into::into))
+    row.map(TryInto::try_into).transpose()
 }
 
-pub async fn update(
-    conn: &mut PgConnection,
-    id: Uuid,
-    fields: &BarrierFields,
-) -> Result<BarrierRecord> {
+pub async fn update(conn: &mut PgConnection, id: Uuid, fields: &BarrierFields) -> Result<Barrier> {
     let row: Row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE clients.barriers SET identified_date = $2, status = $3, resolved_date = $4, note = $5, \
          version = version + 1, updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
@@ -122,7 +111,7 @@ pub async fn update(
     .bind(&fields.note)
     .fetch_one(conn)
     .await?;
-    Ok(row.into())
+    row.try_into()
 }
 
 /// A client's barriers, latest identified first, after `(identified_date, id)` of the previous
@@ -133,7 +122,7 @@ pub async fn list(
     status: Option<BarrierStatus>,
     after: Option<(NaiveDate, Uuid)>,
     limit: i64,
-) -> Result<Vec<BarrierRecord>> {
+) -> Result<Vec<Barrier>> {
     let (after_date, after_id) = after.unzip();
     let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM clients.barriers WHERE client_id = $1 \
@@ -148,5 +137,5 @@ pub async fn list(
     .bind(limit)
     .fetch_all(conn)
     .await?;
-    Ok(rows.into_iter().map(Into::into).collect())
+    rows.into_iter().map(TryInto::try_into).collect()
 }

@@ -1,7 +1,8 @@
-//! Protection of personal identifiers (SSNs): an authenticated cipher (AES-256-GCM) whose keys
-//! carry ids, so keys rotate (new writes use the active key; old rows still decrypt), and a
-//! keyed hash (HMAC-SHA-256, per tenant) for exact-match search without decrypting. The
-//! ciphertext is bound to its tenant and row, so it cannot be moved to another.
+//! A helper of the store room: protection of personal identifiers (SSNs). An authenticated
+//! cipher (AES-256-GCM) whose keys carry ids, so keys rotate (new writes use the active key;
+//! old rows still decrypt), and a keyed hash (HMAC-SHA-256, per tenant) for exact-match search
+//! without decrypting. The ciphertext is bound to its tenant and row, so it cannot be moved to
+//! another.
 //!
 //! The key file holds one entry a line: `hash=<base64 32 bytes>`, `key.<id>=<base64 32
 //! bytes>` for each key, and `active=<id>`.
@@ -17,7 +18,7 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::ids::TenantId;
+use caseway_platform::TenantId;
 
 pub struct PiiCipher {
     active: String,
@@ -127,10 +128,17 @@ impl PiiCipher {
 
     /// The keyed hash of `value` for exact-match search within a tenant.
     pub fn blind_index(&self, tenant: TenantId, value: &str) -> Vec<u8> {
+        self.keyed_hash(tenant, value.as_bytes())
+    }
+
+    /// The keyed hash of `bytes` within a tenant: what may be stored of something holding a
+    /// personal identifier (a request's fingerprint), since a plain hash of it could be
+    /// reversed by trying every number.
+    pub fn keyed_hash(&self, tenant: TenantId, bytes: &[u8]) -> Vec<u8> {
         let mut mac =
             <Hmac<Sha256> as Mac>::new_from_slice(&self.hash_key).expect("any key length");
         mac.update(tenant.as_uuid().as_bytes());
-        mac.update(value.as_bytes());
+        mac.update(bytes);
         mac.finalize().into_bytes().to_vec()
     }
 }
@@ -145,7 +153,7 @@ fn decode_key(value: &str) -> anyhow::Result<Vec<u8>> {
 
 /// Writes a new key file unless one exists.
 pub fn ensure_key_file(path: &Path) -> anyhow::Result<()> {
-    crate::secrets::ensure(path, || PiiCipher::generate().into_bytes())
+    caseway_platform::secrets::ensure(path, || PiiCipher::generate().into_bytes())
 }
 
 #[cfg(test)]
