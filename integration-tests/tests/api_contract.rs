@@ -354,3 +354,138 @@ async fn a_published_event_is_a_cloudevent_any_sdk_reads() {
     }
     node.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_empty_mask_changes_what_is_set_and_a_star_replaces_everything() {
+    let env = TestEnv::new().await;
+    let node = env.start(&Target::ALL).await;
+    let tenant = node.create_tenant(&env, "masks").await;
+    let admin = env.token(tenant, &[Role::TenantAdmin], &[]);
+    let mut catalog = node.catalog.clone();
+    let created = catalog
+        .create_service(authed(
+            &admin,
+            create(
+                "",
+                pb::Service {
+                    description: "Kept unless replaced".into(),
+                    ..service("MS", "Masked")
+                },
+            ),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .service
+        .unwrap();
+    let update = |service: pb::Service, paths: &[&str]| pb::UpdateServiceRequest {
+        service: Some(service),
+        update_mask: Some(prost_types::FieldMask {
+            paths: paths.iter().map(|p| p.to_string()).collect(),
+        }),
+    };
+
+    // An empty mask: only the fields the request sets change (AIP-134).
+    let renamed = catalog
+        .update_service(authed(
+            &admin,
+            update(
+                pb::Service {
+                    id: created.id.clone(),
+                    name: "Renamed".into(),
+                    ..Default::default()
+                },
+                &[],
+            ),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .service
+        .unwrap();
+    assert_eq!(renamed.name, "Renamed");
+    assert_eq!(renamed.code, "MS");
+    assert_eq!(renamed.description, "Kept unless replaced");
+    assert_eq!(renamed.unit_of_measure, created.unit_of_measure);
+
+    // `*`: every mutable field is replaced, and one left at its default is cleared.
+    let replaced = catalog
+        .update_service(authed(
+            &admin,
+            update(
+                pb::Service {
+                    id: created.id.clone(),
+                    ..service("MS2", "Replaced")
+                },
+                &["*"],
+            ),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .service
+        .unwrap();
+    assert_eq!(
+        (replaced.code.as_str(), replaced.name.as_str()),
+        ("MS2", "Replaced")
+    );
+    assert_eq!(replaced.description, "");
+
+    // `*` stands alone.
+    let status = catalog
+        .update_service(authed(
+            &admin,
+            update(
+                pb::Service {
+                    id: created.id.clone(),
+                    name: "X".into(),
+                    ..Default::default()
+                },
+                &["*", "name"],
+            ),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&status), ["update_mask"]);
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_retried_retirement_answers_with_the_first_reply() {
+    let env = TestEnv::new().await;
+    let node = env.start(&Target::ALL).await;
+    let tenant = node.create_tenant(&env, "retire-retry").await;
+    let admin = env.token(tenant, &[Role::TenantAdmin], &[]);
+    let mut catalog = node.catalog.clone();
+    let created = catalog
+        .create_service(authed(&admin, create("", service("RR", "Retired"))))
+        .await
+        .unwrap()
+        .into_inner()
+        .service
+        .unwrap();
+    let retire = |request_id: &str| pb::RetireServiceRequest {
+        id: created.id.clone(),
+        etag: created.etag.clone(),
+        request_id: request_id.into(),
+    };
+    let first = catalog
+        .retire_service(authed(&admin, retire("retire-1")))
+        .await
+        .unwrap()
+        .into_inner();
+    // The etag read before has moved on, yet the retry gets the first answer.
+    let again = catalog
+        .retire_service(authed(&admin, retire("retire-1")))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again, first);
+    // Without the request id the same call is a stale etag.
+    let status = catalog
+        .retire_service(authed(&admin, retire("")))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&status), "ETAG_MISMATCH");
+    node.shutdown().await;
+}

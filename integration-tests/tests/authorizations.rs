@@ -2112,3 +2112,63 @@ async fn records_and_authorizations_of_a_restricted_service_are_hidden_from_outs
     }
     node.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_retried_decision_answers_with_the_first_reply() {
+    let env = TestEnv::new().await;
+    let node = env.start(&caseway::Target::ALL).await;
+    let f = fixture(&env, &node, "auth-retry").await;
+    let mut api = node.authorizations.clone();
+    let created = create(&node, &f.worker, f.plan("FREQ=WEEKLY;BYDAY=MO", "1"))
+        .await
+        .unwrap();
+    let approve = |request_id: &str, etag: &str| pb::ApproveAuthorizationRequest {
+        id: created.id.clone(),
+        etag: etag.into(),
+        request_id: request_id.into(),
+    };
+    let first = api
+        .approve_authorization(authed(&f.bo, approve("approve-1", &created.etag)))
+        .await
+        .unwrap()
+        .into_inner();
+    // The same request again (its answer was lost): the first reply, not a refusal for an
+    // authorization already approved, nor a stale etag.
+    let again = api
+        .approve_authorization(authed(&f.bo, approve("approve-1", &created.etag)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again, first);
+    // Without a request id the workflow refuses a second approval.
+    let status = api
+        .approve_authorization(authed(&f.bo, approve("", "")))
+        .await
+        .unwrap_err();
+    assert_eq!(rule_of(&status), "authorization_status");
+    // Another request under the same id is the caller's mistake, told apart.
+    let status = api
+        .approve_authorization(authed(&f.bo, approve("approve-1", "")))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert_eq!(reason(&status), "REQUEST_ID_REUSED");
+    // Each method keys its own requests: closing under the same id is a new request.
+    let closed = api
+        .close_authorization(authed(
+            &f.bo,
+            pb::CloseAuthorizationRequest {
+                id: created.id.clone(),
+                etag: String::new(),
+                request_id: "approve-1".into(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        closed.authorization.unwrap().status,
+        pb::AuthorizationStatus::Closed as i32
+    );
+    node.shutdown().await;
+}

@@ -961,6 +961,7 @@ async fn enrollments_open_once_per_program_and_exit_after_entry() {
         etag: etag.into(),
         exit_date: Some(date(day.0, day.1, day.2)),
         exit_destination: "HOUSED".into(),
+        ..Default::default()
     };
     let status = clients
         .exit_enrollment(authed(&worker, exit((2026, 1, 4), "")))
@@ -1135,6 +1136,7 @@ async fn every_kind_of_client_change_is_published() {
                 etag: String::new(),
                 exit_date: Some(date(2026, 2, 1)),
                 exit_destination: "HOUSED".into(),
+                ..Default::default()
             },
         ))
         .await

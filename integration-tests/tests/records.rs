@@ -1429,6 +1429,7 @@ async fn catalog_changes_reach_the_cache_and_every_change_is_published() {
                 etag: String::new(),
                 exit_date: Some(date(2026, 3, 5)),
                 exit_destination: "HOUSED".into(),
+                ..Default::default()
             },
         ))
         .await

@@ -106,8 +106,8 @@ impl ClientsService for ClientsApi {
     ) -> Result<Response<pb::ExitEnrollmentResponse>, Status> {
         let caller = Caller::of(&request)?;
         let input = convert::exit_enrollment_request(request.get_ref())?;
-        let enrollment = self.service.exit_enrollment(&caller, input).await?;
-        Ok(Response::new(convert::enrollment_exited(&enrollment)))
+        let reply = self.service.exit_enrollment(&caller, input).await?;
+        Ok(Response::new(reply))
     }
 
     async fn get_enrollment(

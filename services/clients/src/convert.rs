@@ -309,12 +309,15 @@ pub fn exit_enrollment_request(message: &pb::ExitEnrollmentRequest) -> Result<En
     let id = parse_id("id", &message.id)?;
     let expected = etag::parse("etag", &message.etag)?;
     let mut v = Violations::new();
+    v.request_id(&message.request_id);
     let exit_date = validate::date(&mut v, "exit_date", message.exit_date.as_ref(), true);
     v.finish_with(exit_date.map(|exit_date| EnrollmentExit {
         id,
         expected,
         exit_date,
         exit_destination: message.exit_destination.clone(),
+        request_id: message.request_id.clone(),
+        fingerprint: caseway_platform::idempotency::Fingerprint::of(message),
     }))
 }
 

@@ -661,6 +661,9 @@ pub struct EnrollmentExit {
     pub expected: Option<i64>,
     pub exit_date: NaiveDate,
     pub exit_destination: String,
+    /// The caller's request id (empty: none) and what it asked, for a retry's replay.
+    pub request_id: String,
+    pub fingerprint: caseway_platform::idempotency::Fingerprint,
 }
 
 /// A page of a client's enrollments; `filter` is what the page token is bound to.

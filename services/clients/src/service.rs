@@ -489,14 +489,23 @@ impl Clients {
         Ok(Outcome::Done(enrollment))
     }
 
-    /// Exits an open enrollment, not before its entry nor in the future.
+    /// Exits an open enrollment, not before its entry nor in the future; a retry under the
+    /// same request id answers with the first reply (a second exit would be refused).
     pub async fn exit_enrollment(
         &self,
         caller: &Caller,
         input: EnrollmentExit,
-    ) -> Result<Enrollment> {
+    ) -> Result<pb::ExitEnrollmentResponse> {
         let id = input.id;
+        let key = Key::new(
+            "clients.enrollment.exit",
+            &input.request_id,
+            input.fingerprint,
+        );
         let mut tx = self.platform.db.tenant_tx(caller.tenant).await?;
+        if let Claim::Replay(previous) = idempotency::claim(&mut tx, &key).await? {
+            return Ok(previous);
+        }
         let current = store::load_enrollment(tx.conn(), id, true)
             .await?
             .ok_or_else(|| Error::not_found("enrollment", id))?;
@@ -532,8 +541,10 @@ impl Clients {
         )
         .await?;
         outbox::enqueue(&mut tx, events::enrollment_exited(&enrollment).event()).await?;
+        let reply = convert::enrollment_exited(&enrollment);
+        idempotency::complete(&mut tx, &key, &reply).await?;
         tx.commit().await?;
-        Ok(enrollment)
+        Ok(reply)
     }
 
     pub async fn get_enrollment(&self, caller: &Caller, id: Uuid) -> Result<Enrollment> {
