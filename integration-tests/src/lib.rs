@@ -23,9 +23,9 @@ use caseway_api::tenancy::v1 as tenancy_pb;
 use caseway_api::tenancy::v1::tenancy_service_client::TenancyServiceClient;
 use caseway_platform::auth::{Role, ServiceIdentity, TokenIssuer, generate_key_pair};
 use caseway_platform::server::RunningNode;
-pub use caseway_platform::testing::authed;
-use caseway_platform::testing::{TestBus, TestDb};
 use caseway_platform::{Config, TenantId};
+pub use caseway_test_support::authed;
+use caseway_test_support::{TestBus, TestDb};
 
 /// Keys and configuration shared by the nodes of one test.
 pub struct TestEnv {

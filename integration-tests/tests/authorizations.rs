@@ -19,6 +19,7 @@ use caseway_integration_tests::{
 use caseway_platform::TenantId;
 use caseway_platform::access::HOLD_UNITS;
 use caseway_platform::auth::Role;
+use caseway_test_support::eventually;
 
 /// One tenant's catalog, people and clients.
 struct Fixture {
@@ -288,17 +289,15 @@ async fn utilization_when(
     id: &str,
     ready: impl Fn(&pb::Utilization) -> bool,
 ) -> pb::Utilization {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let u = utilization(node, token, id).await;
-        if ready(&u) {
-            return u;
-        }
-        if tokio::time::Instant::now() > deadline {
-            panic!("utilization did not follow within 10 s: {u:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        "the utilization following",
+        Duration::from_secs(10),
+        || async {
+            let u = utilization(node, token, id).await;
+            if ready(&u) { Ok(u) } else { Err(u) }
+        },
+    )
+    .await
 }
 
 async fn record(

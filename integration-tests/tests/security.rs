@@ -251,7 +251,7 @@ async fn a_revoked_token_is_refused_on_every_node_within_a_second() {
     for node in [&first, &second] {
         list(node, &ana_token).await.unwrap();
     }
-    let redis = caseway_platform::testing::redis();
+    let redis = caseway_test_support::redis();
 
     // One token, by its id.
     revocation::revoke_token(&redis, &ana_id, ana.exp)

@@ -55,6 +55,17 @@ pub enum Command {
         #[command(subcommand)]
         command: EventsCommand,
     },
+    /// The settings.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ConfigCommand {
+    /// Prints every setting with its variable, default and meaning (docs/configuration.md).
+    Reference,
 }
 
 #[derive(Subcommand)]
@@ -137,6 +148,13 @@ pub enum TenantCommand {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Config {
+        command: ConfigCommand::Reference,
+    } = cli.command
+    {
+        print!("{}", caseway_platform::config::reference());
+        return Ok(());
+    }
     let config = Config::load()?;
     match cli.command {
         Command::Serve { target } => {
@@ -153,6 +171,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token { command } => token(config, command).await,
         Command::Tenant { command } => tenant(config, command).await,
         Command::Events { command } => events(config, command).await,
+        Command::Config { .. } => Ok(()),
     }
 }
 

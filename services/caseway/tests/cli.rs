@@ -3,7 +3,7 @@
 use std::process::Command;
 
 use caseway_platform::auth::{Role, TokenVerifier, ensure_key_pair};
-use caseway_platform::testing::TestDb;
+use caseway_test_support::TestDb;
 
 struct Cli {
     db: TestDb,
@@ -121,7 +121,7 @@ async fn tenant_lifecycle_and_tokens_from_the_command_line() {
     cli.run(&["token", "revoke", "--user", "ana", "--tenant", "acme"]);
     let revocations = caseway_platform::revocation::Revocations::default();
     revocations
-        .refresh(&caseway_platform::testing::redis())
+        .refresh(&caseway_test_support::redis())
         .await
         .unwrap();
     let tenant = id.parse().ok();
@@ -137,7 +137,7 @@ async fn parked_events_are_listed_and_replayed_from_the_command_line() {
     use caseway_platform::bus::{Envelope, Subscription, consume};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
-    let bus = caseway_platform::testing::TestBus::new();
+    let bus = caseway_test_support::TestBus::new();
     let fixed = Arc::new(AtomicBool::new(false));
     let shutdown = tokio_util::sync::CancellationToken::new();
     let consumer = tokio::spawn(consume(
@@ -188,8 +188,9 @@ async fn parked_events_are_listed_and_replayed_from_the_command_line() {
         );
         String::from_utf8(output.stdout).unwrap()
     };
+    // Five attempts with backoff take about five seconds alone; a loaded machine takes longer.
     let mut listed = String::new();
-    for _ in 0..50 {
+    for _ in 0..200 {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         listed = events(&["parked", "--consumer", "reports.totals"]);
         if listed.contains("1 parked") {
@@ -203,8 +204,9 @@ async fn parked_events_are_listed_and_replayed_from_the_command_line() {
     let id = envelope.id.to_string();
     let replayed = events(&["replay", "--consumer", "reports.totals", "--ids", &id]);
     assert!(replayed.starts_with("1 put back"), "{replayed}");
+    // Five attempts with backoff take about five seconds alone; a loaded machine takes longer.
     let mut listed = String::new();
-    for _ in 0..50 {
+    for _ in 0..200 {
         listed = events(&["parked", "--consumer", "reports.totals"]);
         if listed.contains("0 parked") {
             break;

@@ -9,7 +9,7 @@ use sqlx::Connection;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
-use caseway_platform::testing::{TestBus, TestDb, authed};
+use caseway_test_support::{TestBus, TestDb, authed};
 
 #[tokio::test]
 async fn dev_stack_answers_a_reflection_client_without_proto_files() {

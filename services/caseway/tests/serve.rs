@@ -15,7 +15,7 @@ use caseway_api::clients::v1::clients_service_client::ClientsServiceClient;
 use caseway_api::tenancy::v1 as tpb;
 use caseway_api::tenancy::v1::tenancy_service_client::TenancyServiceClient;
 use caseway_platform::auth::{Role, TokenIssuer, ensure_key_pair};
-use caseway_platform::testing::{TestBus, TestDb, authed};
+use caseway_test_support::{TestBus, TestDb, authed};
 
 struct Server {
     child: Child,

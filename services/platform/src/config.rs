@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Where the gRPC server listens (`CASEWAY_GRPC_LISTEN`).
@@ -366,8 +366,12 @@ impl Config {
 }
 
 mod seconds {
-    use serde::{Deserialize, Deserializer};
+    use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(value: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(value.as_secs())
+    }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         u64::deserialize(d).map(Duration::from_secs)
@@ -375,17 +379,90 @@ mod seconds {
 }
 
 mod millis {
-    use serde::{Deserialize, Deserializer};
+    use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(value: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(value.as_millis() as u64)
+    }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         u64::deserialize(d).map(Duration::from_millis)
     }
 }
 
+/// `docs/configuration.md`, written from this file: each setting's TOML key, its variable,
+/// its default and its doc comment. `caseway config reference` prints it; a test fails when
+/// the checked-in page differs.
+pub fn reference() -> String {
+    let source = include_str!("config.rs");
+    let body = source
+        .split_once("pub struct Config {")
+        .and_then(|(_, rest)| rest.split_once("\n}\n"))
+        .map(|(body, _)| body)
+        .unwrap_or_default();
+    let defaults = toml::Value::try_from(Config::default()).unwrap_or(toml::Value::Integer(0));
+    let mut page = String::from(
+        "# Configuration\n\n\
+         <!-- Written by `caseway config reference > docs/configuration.md` from the doc comments \
+         of `services/platform/src/config.rs`; a test fails when this page differs. -->\n\n\
+         Defaults reach the local servers; a TOML file named by `CASEWAY_CONFIG_FILE` overrides \
+         them (its keys are the first column), and `CASEWAY_*` variables override both. \
+         Secrets are read from files, never from the environment or the TOML itself; \
+         `CASEWAY_LOG` filters the log (`info`, `caseway_records=debug`).\n\n\
+         | key | variable | default | meaning |\n| --- | --- | --- | --- |\n",
+    );
+    let mut doc = Vec::new();
+    for line in body.lines().map(str::trim) {
+        if let Some(text) = line.strip_prefix("///") {
+            doc.push(text.trim().to_string());
+        } else if let Some(field) = line.strip_prefix("pub ") {
+            let name = field.split(':').next().unwrap_or_default().trim();
+            let meaning = doc.join(" ");
+            let variable = meaning
+                .split(|c: char| !(c.is_ascii_uppercase() || c == '_'))
+                .find(|word| word.starts_with("CASEWAY_"))
+                .unwrap_or("");
+            let default = match defaults.get(name) {
+                None => "unset".to_string(),
+                Some(toml::Value::String(text)) if text.is_empty() => "empty".to_string(),
+                Some(toml::Value::String(text)) => format!("`{text}`"),
+                Some(value) => format!("`{value}`"),
+            };
+            // The variable has its own column.
+            let meaning = meaning.replace(&format!(" (`{variable}`)"), "");
+            let variable = if variable.is_empty() {
+                String::new()
+            } else {
+                format!("`{variable}`")
+            };
+            page.push_str(&format!(
+                "| `{name}` | {variable} | {default} | {} |\n",
+                meaning.replace('|', "\\|")
+            ));
+            doc.clear();
+        }
+    }
+    page.push_str(
+        "\nOn SIGTERM a node reports NOT_SERVING, waits the shutdown delay, stops accepting, \
+         drains in-flight calls, lets the relay publish what committed, then stops its workers.\n",
+    );
+    page
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_configuration_page_is_written_from_this_file() {
+        let checked_in = include_str!("../../../docs/configuration.md");
+        assert!(
+            checked_in == reference(),
+            "docs/configuration.md differs from the doc comments of config.rs: \
+             run `cargo run -p caseway -- config reference > docs/configuration.md`"
+        );
+    }
 
     #[test]
     fn environment_overrides_defaults() {

@@ -28,7 +28,6 @@ pub mod secrets;
 pub mod server;
 pub mod telemetry;
 pub mod tenant_status;
-pub mod testing;
 pub mod tls;
 pub mod validate;
 

@@ -8,8 +8,8 @@ use uuid::Uuid;
 use caseway_platform::bus::{Bus, Subscription, consume};
 use caseway_platform::idempotency::{self, Claim};
 use caseway_platform::outbox::{self, Event, Relay};
-use caseway_platform::testing::{self, TestBus, TestDb};
 use caseway_platform::{Db, Error, TenantId, TenantTx, inbox};
+use caseway_test_support::{self as testing, TestBus, TestDb};
 
 async fn db() -> TestDb {
     TestDb::create(&[&caseway_platform::MIGRATOR]).await

@@ -14,8 +14,8 @@ use sqlx::{ConnectOptions, Connection};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::bus::{Bus, Envelope};
-use crate::db::Db;
+use caseway_platform::bus::{Bus, Envelope};
+use caseway_platform::db::Db;
 
 /// The owner (superuser) URL of the local server, from `CASEWAY_TEST_POSTGRES_URL`.
 pub fn postgres_url() -> String {
@@ -29,12 +29,12 @@ pub fn redis_url() -> String {
 }
 
 /// A handle on the local Redis with metrics of its own.
-pub fn redis() -> std::sync::Arc<crate::redis::Redis> {
+pub fn redis() -> std::sync::Arc<caseway_platform::redis::Redis> {
     std::sync::Arc::new(
-        crate::redis::Redis::new(
+        caseway_platform::redis::Redis::new(
             &redis_url(),
             None,
-            std::sync::Arc::new(crate::metrics::Metrics::new()),
+            std::sync::Arc::new(caseway_platform::metrics::Metrics::new()),
         )
         .expect("Redis URL"),
     )
@@ -60,7 +60,7 @@ impl TestDb {
         let name = format!("caseway_test_{}", Uuid::new_v4().simple());
         let base = postgres_url();
         let owner_url = format!("{base}/{name}");
-        crate::db::migrate(&owner_url, migrators)
+        caseway_platform::db::migrate(&owner_url, migrators)
             .await
             .expect("migrating the test database");
         let options: PgConnectOptions = owner_url.parse().expect("owner url");
@@ -288,4 +288,25 @@ pub fn authed<T>(token: &str, message: T) -> tonic::Request<T> {
         format!("Bearer {token}").parse().expect("ascii token"),
     );
     request
+}
+
+/// Polls `check` every 20 ms until it gives a value, for what arrives asynchronously (an event
+/// through RabbitMQ, a cache dropped by one); after `timeout` the test fails, showing `what`
+/// and the last state `check` reported.
+pub async fn eventually<T, S, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    S: std::fmt::Debug,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, S>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match check().await {
+            Ok(value) => return value,
+            Err(last) if tokio::time::Instant::now() > deadline => {
+                panic!("{what} did not happen within {timeout:?}; last: {last:?}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
 }
