@@ -159,6 +159,29 @@ async fn parked_events_are_listed_and_replayed_from_the_command_line() {
             }
         },
     ));
+    // Publish only once the consumer's queue exists (an event published before it is bound
+    // reaches no queue); under load the consumer takes a while to declare it.
+    let queue = bus.bus.queue_name("reports.totals");
+    for _ in 0..200 {
+        let (connection, channel) = bus.bus.connect().await.unwrap();
+        let declared = channel
+            .queue_declare(
+                queue.as_str().into(),
+                lapin::options::QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                lapin::types::FieldTable::default(),
+            )
+            .await
+            .is_ok();
+        let _ = connection.close(200, "checked".into()).await;
+        if declared {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // The binding follows the declaration at once.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let envelope = Envelope {
         id: uuid::Uuid::now_v7(),
