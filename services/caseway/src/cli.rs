@@ -461,7 +461,6 @@ async fn dev(mut config: Config) -> anyhow::Result<()> {
     let _telemetry = telemetry::init("caseway", &config)?;
     ensure_dev_secrets(&mut config)?;
     db::migrate(&config.migration_database_url, &crate::migrators()).await?;
-    let demo = crate::seed::seed_demo(&config).await?;
     let (grpc, metrics) = listen(&config).await?;
     let node = crate::start(
         config.clone(),
@@ -471,10 +470,22 @@ async fn dev(mut config: Config) -> anyhow::Result<()> {
         shutdown_on_signal(),
     )
     .await?;
-    let seeded = crate::seed::seed_demo_clients(node.grpc_addr, &demo)
+    let issuer = TokenIssuer::from_file(
+        &config.jwt_private_key_file,
+        &config.jwt_issuer,
+        &config.jwt_audience,
+    )?;
+    let channel = tonic::transport::Channel::from_shared(format!(
+        "http://127.0.0.1:{}",
+        node.grpc_addr.port()
+    ))?
+    .connect()
+    .await
+    .context("connecting to the demo node")?;
+    let demo = caseway_fixtures::demo::seed(channel, &issuer)
         .await
-        .context("seeding the demo clients")?;
-    print_banner(&config, node.grpc_addr, &demo, &seeded);
+        .context("seeding the demo tenant")?;
+    print_banner(&config, node.grpc_addr, &demo);
     node.wait().await
 }
 
@@ -491,12 +502,7 @@ pub fn ensure_dev_secrets(config: &mut Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_banner(
-    config: &Config,
-    addr: std::net::SocketAddr,
-    demo: &crate::seed::Demo,
-    seeded: &crate::seed::Seeded,
-) {
+fn print_banner(config: &Config, addr: std::net::SocketAddr, demo: &caseway_fixtures::demo::Demo) {
     let host = format!("127.0.0.1:{}", addr.port());
     println!();
     println!(
@@ -521,14 +527,14 @@ fn print_banner(
     );
     println!(
         "  grpcurl -plaintext -H \"authorization: Bearer $CASEWAY_TOKEN\" -d '{{\"client_id\": \"{}\"}}' {host} caseway.clients.v1.AssessmentsService/ListLatestAssessments",
-        seeded.client_id
+        demo.client_id
     );
     println!(
         "  grpcurl -plaintext -H \"authorization: Bearer $CASEWAY_TOKEN\" -d '{{\"start_date\": {{\"year\": 2026, \"month\": 1, \"day\": 1}}, \"end_date\": {{\"year\": 2026, \"month\": 12, \"day\": 31}}, \"group_by\": [\"TOTALS_GROUPING_SERVICE\"]}}' {host} caseway.records.v1.RecordsService/GetServiceTotals"
     );
     println!(
         "  grpcurl -plaintext -H \"authorization: Bearer $CASEWAY_TOKEN\" -d '{{\"authorization_id\": \"{}\"}}' {host} caseway.authorizations.v1.AuthorizationsService/GetAuthorizationUtilization",
-        seeded.authorization_id
+        demo.authorization_id
     );
     println!(
         "  grpcurl -plaintext -d '{{\"service\": \"caseway.catalog.v1.CatalogService\"}}' {host} grpc.health.v1.Health/Check"
