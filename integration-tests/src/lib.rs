@@ -2,6 +2,8 @@
 //! the real PostgreSQL (a fresh database) and RabbitMQ (a private exchange), called over real
 //! gRPC as a gateway would.
 
+pub mod tenants;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,8 +21,8 @@ use caseway_api::clients::v1::assessments_service_client::AssessmentsServiceClie
 use caseway_api::clients::v1::barriers_service_client::BarriersServiceClient;
 use caseway_api::clients::v1::clients_service_client::ClientsServiceClient;
 use caseway_api::records::v1::records_service_client::RecordsServiceClient;
-use caseway_api::tenancy::v1 as tenancy_pb;
 use caseway_api::tenancy::v1::tenancy_service_client::TenancyServiceClient;
+pub use caseway_fixtures::{Fixtures, date};
 use caseway_platform::auth::{Role, ServiceIdentity, TokenIssuer, generate_key_pair};
 use caseway_platform::server::RunningNode;
 use caseway_platform::{Config, TenantId};
@@ -256,54 +258,58 @@ impl TestNode {
         }
     }
 
-    /// Creates a tenant through the API, as the hosting provider would.
-    pub async fn create_tenant(&self, env: &TestEnv, slug: &str) -> TenantId {
-        let response = self
-            .tenancy
-            .clone()
-            .create_tenant(authed(
-                &env.platform_admin_token(),
-                tenancy_pb::CreateTenantRequest {
-                    request_id: String::new(),
-                    tenant: Some(tenancy_pb::Tenant {
-                        slug: slug.into(),
-                        display_name: format!("Tenant {slug}"),
-                        ..Default::default()
-                    }),
-                },
-            ))
-            .await
-            .expect("tenant created")
-            .into_inner();
-        response.tenant.expect("tenant").id.parse().expect("uuid")
+    /// The node's public API, called as the holder of `token`: the fixtures' way in.
+    pub fn fixtures(&self, token: &str) -> Fixtures {
+        Fixtures::new(self.channel.clone(), token).expect("a token is visible ASCII")
     }
 
-    /// Creates a security organization as the tenant's administrator.
-    pub async fn create_organization(&self, admin_token: &str, code: &str) -> Uuid {
-        let response = self
-            .tenancy
-            .clone()
-            .create_organization(authed(
-                admin_token,
-                tenancy_pb::CreateOrganizationRequest {
-                    request_id: String::new(),
-                    organization: Some(tenancy_pb::Organization {
-                        code: code.into(),
-                        name: format!("Organization {code}"),
-                        ..Default::default()
-                    }),
-                },
-            ))
+    /// Creates a tenant through the API, as the hosting provider would.
+    pub async fn create_tenant(&self, env: &TestEnv, slug: &str) -> TenantId {
+        self.fixtures(&env.platform_admin_token())
+            .tenant(slug, &format!("Tenant {slug}"))
             .await
-            .expect("organization created")
-            .into_inner();
-        response
-            .organization
-            .expect("organization")
+            .expect("tenant created")
             .id
             .parse()
             .expect("uuid")
     }
+
+    /// Creates a security organization as the tenant's administrator.
+    pub async fn create_organization(&self, admin_token: &str, code: &str) -> Uuid {
+        self.fixtures(admin_token)
+            .organization(code, &format!("Organization {code}"))
+            .await
+            .expect("organization created")
+            .parse()
+            .expect("uuid")
+    }
+
+    /// A tenant with its administrator and two security organizations, NORTH and SOUTH: where
+    /// every suite's own catalog and clients start.
+    pub async fn test_tenant(&self, env: &TestEnv, slug: &str) -> TestTenant {
+        let id = self.create_tenant(env, slug).await;
+        let admin = env.token_for("admin", id, &[Role::TenantAdmin], &[]);
+        let north = self.create_organization(&admin, "NORTH").await;
+        let south = self.create_organization(&admin, "SOUTH").await;
+        TestTenant {
+            id,
+            make: self.fixtures(&admin),
+            admin,
+            north,
+            south,
+        }
+    }
+}
+
+/// A tenant made by [`TestNode::test_tenant`].
+pub struct TestTenant {
+    pub id: TenantId,
+    /// The tenant administrator's token.
+    pub admin: String,
+    pub north: Uuid,
+    pub south: Uuid,
+    /// Fixtures made as the administrator; [`Fixtures::acting_as`] for anyone else.
+    pub make: Fixtures,
 }
 
 impl Drop for TestNode {
@@ -345,11 +351,6 @@ pub fn reason(status: &tonic::Status) -> String {
         .unwrap_or_else(|| panic!("no ErrorInfo on {status:?}"));
     assert_eq!(info.domain, caseway_api::ERROR_DOMAIN, "{status:?}");
     info.reason
-}
-
-/// A date for requests.
-pub fn date(year: i32, month: i32, day: i32) -> caseway_api::google::r#type::Date {
-    caseway_api::google::r#type::Date { year, month, day }
 }
 
 /// GET `path` from a node's metrics port: the status code and the whole response.

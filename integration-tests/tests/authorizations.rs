@@ -11,232 +11,20 @@ use uuid::Uuid;
 
 use caseway_api::authorizations::v1 as pb;
 use caseway_api::catalog::v1 as catalog_pb;
-use caseway_api::clients::v1 as clients_pb;
 use caseway_api::records::v1 as records_pb;
+use caseway_integration_tests::tenants::{authorizations_tenant, utilization};
 use caseway_integration_tests::{
     TestEnv, TestNode, authed, date, reason, row_status, violated_fields,
 };
-use caseway_platform::TenantId;
 use caseway_platform::access::HOLD_UNITS;
-use caseway_platform::auth::Role;
 use caseway_test_support::eventually;
-
-/// One tenant's catalog, people and clients.
-struct Fixture {
-    tenant: TenantId,
-    admin: String,
-    /// A case worker of NORTH (user "ana").
-    worker: String,
-    /// A case worker of SOUTH only.
-    south_worker: String,
-    /// A supervisor of SOUTH only ("eve").
-    south_supervisor: String,
-    /// Two supervisors: "bo" and "cy".
-    bo: String,
-    cy: String,
-    /// Counseling sessions: a COUNT service at 45.00 a session, open to every organization.
-    sessions: String,
-    /// A service restricted to NORTH.
-    north_only: String,
-    grant: String,
-    old_grant: String,
-    reason: String,
-    goal: String,
-    maria: String,
-    john: String,
-}
-
-async fn fixture(env: &TestEnv, node: &TestNode, slug: &str) -> Fixture {
-    let tenant = node.create_tenant(env, slug).await;
-    let admin = env.token_for("admin", tenant, &[Role::TenantAdmin], &[]);
-    let north = node.create_organization(&admin, "NORTH").await;
-    let south = node.create_organization(&admin, "SOUTH").await;
-    let worker = env.token_for("ana", tenant, &[Role::Caseworker], &[north]);
-    let south_worker = env.token_for("dee", tenant, &[Role::Caseworker], &[south]);
-    let south_supervisor = env.token_for("eve", tenant, &[Role::Supervisor], &[south]);
-    let bo = env.token_for("bo", tenant, &[Role::Supervisor], &[north]);
-    let cy = env.token_for("cy", tenant, &[Role::Supervisor], &[north]);
-    let catalog = node.catalog.clone();
-    let grant = |code: &str, year: i32| {
-        let mut catalog = catalog.clone();
-        let admin = admin.clone();
-        let code = code.to_string();
-        async move {
-            catalog
-                .create_grant(authed(
-                    &admin,
-                    catalog_pb::CreateGrantRequest {
-                        request_id: String::new(),
-                        grant: Some(catalog_pb::Grant {
-                            name: code.clone(),
-                            code,
-                            funder: "HUD".into(),
-                            start_date: Some(date(year, 1, 1)),
-                            end_date: Some(date(year, 12, 31)),
-                            ..Default::default()
-                        }),
-                    },
-                ))
-                .await
-                .unwrap()
-                .into_inner()
-                .grant
-                .unwrap()
-                .id
-        }
-    };
-    let grant_2026 = grant("ESG", 2026).await;
-    let grant_2025 = grant("OLD", 2025).await;
-    let service = |code: &str, orgs: Vec<String>| {
-        let mut catalog = catalog.clone();
-        let admin = admin.clone();
-        let grants = vec![grant_2026.clone(), grant_2025.clone()];
-        let code = code.to_string();
-        async move {
-            catalog
-                .create_service(authed(
-                    &admin,
-                    catalog_pb::CreateServiceRequest {
-                        request_id: String::new(),
-                        service: Some(catalog_pb::Service {
-                            name: format!("Service {code}"),
-                            code,
-                            unit_of_measure: catalog_pb::UnitOfMeasure::Count as i32,
-                            default_unit_value: "45.00".into(),
-                            delivery_mode: catalog_pb::DeliveryMode::Direct as i32,
-                            organization_ids: orgs,
-                            grant_ids: grants,
-                            ..Default::default()
-                        }),
-                    },
-                ))
-                .await
-                .unwrap()
-                .into_inner()
-                .service
-                .unwrap()
-                .id
-        }
-    };
-    let sessions = service("FC", vec![]).await;
-    let north_only = service("FN", vec![north.to_string()]).await;
-    let code = |list: catalog_pb::CodeList, code: &str| {
-        let mut catalog = catalog.clone();
-        let request = catalog_pb::CreateCodeValueRequest {
-            request_id: String::new(),
-            code_value: Some(catalog_pb::CodeValue {
-                code_list: list as i32,
-                label: code.to_lowercase(),
-                code: code.into(),
-                ..Default::default()
-            }),
-        };
-        let admin = admin.clone();
-        async move {
-            catalog
-                .create_code_value(authed(&admin, request))
-                .await
-                .unwrap()
-                .into_inner()
-                .code_value
-                .unwrap()
-                .id
-        }
-    };
-    let reason = code(catalog_pb::CodeList::Reason, "EVICTION").await;
-    let goal = code(catalog_pb::CodeList::Goal, "STABLE-HOUSING").await;
-    let maria = client(node, &worker, "Maria").await;
-    let john = client(node, &worker, "John").await;
-    Fixture {
-        tenant,
-        admin,
-        worker,
-        south_worker,
-        south_supervisor,
-        bo,
-        cy,
-        sessions,
-        north_only,
-        grant: grant_2026,
-        old_grant: grant_2025,
-        reason,
-        goal,
-        maria,
-        john,
-    }
-}
-
-async fn client(node: &TestNode, token: &str, first: &str) -> String {
-    node.clients
-        .clone()
-        .create_client(authed(
-            token,
-            clients_pb::CreateClientRequest {
-                request_id: String::new(),
-                client: Some(clients_pb::Client {
-                    first_name: first.into(),
-                    last_name: "Client".into(),
-                    ..Default::default()
-                }),
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .client
-        .unwrap()
-        .id
-}
-
-impl Fixture {
-    /// Maria's counseling sessions in March 2026 under `rule`.
-    fn plan(&self, rule: &str, units: &str) -> pb::Authorization {
-        pb::Authorization {
-            client_id: self.maria.clone(),
-            service_id: self.sessions.clone(),
-            grant_id: self.grant.clone(),
-            begin_date: Some(date(2026, 3, 1)),
-            end_date: Some(date(2026, 3, 31)),
-            units_per_occurrence: units.into(),
-            recurrence: rule.into(),
-            reason_id: self.reason.clone(),
-            goal_id: self.goal.clone(),
-            reason: "Rent arrears after a job loss".into(),
-            goals: "Keep the apartment".into(),
-            ..Default::default()
-        }
-    }
-
-    /// A session for Maria drawing on `authorization`.
-    fn session(&self, authorization: &str, units: &str, day: u32) -> records_pb::ServiceRecord {
-        records_pb::ServiceRecord {
-            client_id: self.maria.clone(),
-            service_id: self.sessions.clone(),
-            service_date: Some(date(2026, 3, day as i32)),
-            grant_id: self.grant.clone(),
-            units: units.into(),
-            authorization_id: authorization.into(),
-            ..Default::default()
-        }
-    }
-}
 
 async fn create(
     node: &TestNode,
     token: &str,
     authorization: pb::Authorization,
 ) -> Result<pb::Authorization, tonic::Status> {
-    node.authorizations
-        .clone()
-        .create_authorization(authed(
-            token,
-            pb::CreateAuthorizationRequest {
-                request_id: String::new(),
-                authorization: Some(authorization),
-            },
-        ))
-        .await
-        .map(|r| r.into_inner().authorization.unwrap())
+    node.fixtures(token).authorization(authorization).await
 }
 
 async fn approve(
@@ -256,29 +44,6 @@ async fn approve(
         ))
         .await
         .map(|r| r.into_inner().authorization.unwrap())
-}
-
-/// An approved authorization of Maria's sessions: `rule`, `units` each, requested by the
-/// worker and approved by bo.
-async fn approved(node: &TestNode, f: &Fixture, rule: &str, units: &str) -> pb::Authorization {
-    let created = create(node, &f.worker, f.plan(rule, units)).await.unwrap();
-    approve(node, &f.bo, &created.id).await.unwrap()
-}
-
-async fn utilization(node: &TestNode, token: &str, id: &str) -> pb::Utilization {
-    node.authorizations
-        .clone()
-        .get_authorization_utilization(authed(
-            token,
-            pb::GetAuthorizationUtilizationRequest {
-                authorization_id: id.into(),
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .utilization
-        .unwrap()
 }
 
 /// Waits until the utilization satisfies `ready` (the records' events arrive through
@@ -334,7 +99,7 @@ async fn an_authorization_is_planned_from_its_recurrence_and_checked() {
     let env = TestEnv::new().await;
     let mut events = env.bus.listen("authorizations.#").await;
     let node = env.start(&caseway::Target::ALL).await;
-    let f = fixture(&env, &node, "auth-plan").await;
+    let f = authorizations_tenant(&env, &node, "auth-plan").await;
 
     // Mondays and Thursdays of March 2026, two sessions each.
     let created = create(&node, &f.worker, f.plan("FREQ=WEEKLY;BYDAY=MO,TH", "2"))
@@ -499,7 +264,7 @@ async fn the_workflow_separates_duties_and_allows_edits_only_while_pending() {
     let env = TestEnv::new().await;
     let mut events = env.bus.listen("authorizations.#").await;
     let node = env.start(&caseway::Target::ALL).await;
-    let f = fixture(&env, &node, "auth-flow").await;
+    let f = authorizations_tenant(&env, &node, "auth-flow").await;
     let mut api = node.authorizations.clone();
 
     // Requested by supervisor bo: bo may not decide it, a case worker may not either.
@@ -741,9 +506,11 @@ async fn the_workflow_separates_duties_and_allows_edits_only_while_pending() {
 async fn sixty_four_parallel_recordings_never_overspend_an_authorization() {
     let env = TestEnv::new().await;
     let node = env.start(&caseway::Target::ALL).await;
-    let f = fixture(&env, &node, "auth-race").await;
+    let f = authorizations_tenant(&env, &node, "auth-race").await;
     // Ten Mondays-to-Fridays... ten weekdays of two sessions: 20 units.
-    let authorization = approved(&node, &f, "FREQ=DAILY;BYDAY=MO,TU,WE,TH,FR;COUNT=10", "2").await;
+    let authorization = f
+        .approved(&node, "FREQ=DAILY;BYDAY=MO,TU,WE,TH,FR;COUNT=10", "2")
+        .await;
     assert_eq!(authorization.authorized_units, "20");
 
     // 64 workers record 3 sessions each at once: 6 fit (18 units), 58 do not.
@@ -831,9 +598,9 @@ async fn deletes_give_units_back_and_redelivered_events_change_nothing() {
     let env = TestEnv::new().await;
     let mut record_events = env.bus.listen("records.#").await;
     let node = env.start(&caseway::Target::ALL).await;
-    let f = fixture(&env, &node, "auth-delete").await;
+    let f = authorizations_tenant(&env, &node, "auth-delete").await;
     // Weekly on Monday in March 2026: 5 Mondays x 2 = 10 units.
-    let authorization = approved(&node, &f, "FREQ=WEEKLY;BYDAY=MO", "2").await;
+    let authorization = f.approved(&node, "FREQ=WEEKLY;BYDAY=MO", "2").await;
 
     let first = record(&node, &f.worker, "", f.session(&authorization.id, "4", 2))
         .await
@@ -1027,8 +794,8 @@ async fn deletes_give_units_back_and_redelivered_events_change_nothing() {
 async fn a_record_draws_only_on_an_authorization_that_covers_it() {
     let env = TestEnv::new().await;
     let node = env.start(&caseway::Target::ALL).await;
-    let f = fixture(&env, &node, "auth-cover").await;
-    let authorization = approved(&node, &f, "FREQ=WEEKLY;BYDAY=MO", "2").await;
+    let f = authorizations_tenant(&env, &node, "auth-cover").await;
+    let authorization = f.approved(&node, "FREQ=WEEKLY;BYDAY=MO", "2").await;
     let pending = create(&node, &f.worker, f.plan("FREQ=WEEKLY;BYDAY=MO", "2"))
         .await
         .unwrap();
@@ -1165,8 +932,8 @@ async fn expired_authorizations_are_closed_once_by_one_replica() {
         .listen("authorizations.authorization_closed.v1")
         .await;
     let node = env.start(&caseway::Target::ALL).await;
-    let f = fixture(&env, &node, "auth-expire").await;
-    let ended = approved(&node, &f, "FREQ=WEEKLY;BYDAY=MO", "1").await;
+    let f = authorizations_tenant(&env, &node, "auth-expire").await;
+    let ended = f.approved(&node, "FREQ=WEEKLY;BYDAY=MO", "1").await;
     let drawn = record(&node, &f.worker, "", f.session(&ended.id, "3", 2))
         .await
         .unwrap();
@@ -1272,214 +1039,12 @@ async fn expired_authorizations_are_closed_once_by_one_replica() {
 }
 
 #[tokio::test]
-async fn tenant_b_cannot_reach_tenant_a_authorizations() {
-    let env = TestEnv::new().await;
-    let node = env.start(&caseway::Target::ALL).await;
-    let a = fixture(&env, &node, "auth-a").await;
-    let b = fixture(&env, &node, "auth-b").await;
-    let authorization = approved(&node, &a, "FREQ=WEEKLY;BYDAY=MO", "2").await;
-    let pending = create(&node, &a.worker, a.plan("FREQ=WEEKLY", "1"))
-        .await
-        .unwrap();
-    let mut api = node.authorizations.clone();
-    let id = authorization.id.clone();
-    let not_found = |result: Result<tonic::Response<_>, tonic::Status>, what: &str| {
-        let _: tonic::Response<()> = match result.map(|_| tonic::Response::new(())) {
-            Ok(_) => panic!("{what}: tenant B reached tenant A"),
-            Err(status) => {
-                assert_eq!(status.code(), Code::NotFound, "{what}: {status:?}");
-                tonic::Response::new(())
-            }
-        };
-    };
-    not_found(
-        api.get_authorization(authed(
-            &b.worker,
-            pb::GetAuthorizationRequest { id: id.clone() },
-        ))
-        .await
-        .map(|r| r.map(|_| ())),
-        "get",
-    );
-    not_found(
-        api.get_authorization_utilization(authed(
-            &b.worker,
-            pb::GetAuthorizationUtilizationRequest {
-                authorization_id: id.clone(),
-            },
-        ))
-        .await
-        .map(|r| r.map(|_| ())),
-        "utilization",
-    );
-    not_found(
-        api.list_authorization_history(authed(
-            &b.worker,
-            pb::ListAuthorizationHistoryRequest {
-                authorization_id: id.clone(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .map(|r| r.map(|_| ())),
-        "history",
-    );
-    not_found(
-        api.update_authorization(authed(
-            &b.worker,
-            pb::UpdateAuthorizationRequest {
-                authorization: Some(pb::Authorization {
-                    id: pending.id.clone(),
-                    reason: "mine now".into(),
-                    ..Default::default()
-                }),
-                update_mask: Some(prost_types::FieldMask {
-                    paths: vec!["reason".into()],
-                }),
-            },
-        ))
-        .await
-        .map(|r| r.map(|_| ())),
-        "update",
-    );
-    not_found(
-        api.approve_authorization(authed(
-            &b.bo,
-            pb::ApproveAuthorizationRequest {
-                id: pending.id.clone(),
-                etag: String::new(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .map(|r| r.map(|_| ())),
-        "approve",
-    );
-    not_found(
-        api.deny_authorization(authed(
-            &b.bo,
-            pb::DenyAuthorizationRequest {
-                id: pending.id.clone(),
-                etag: String::new(),
-                reason: "no".into(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .map(|r| r.map(|_| ())),
-        "deny",
-    );
-    not_found(
-        api.cancel_authorization(authed(
-            &b.bo,
-            pb::CancelAuthorizationRequest {
-                id: id.clone(),
-                etag: String::new(),
-                reason: "no".into(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .map(|r| r.map(|_| ())),
-        "cancel",
-    );
-    not_found(
-        api.close_authorization(authed(
-            &b.bo,
-            pb::CloseAuthorizationRequest {
-                id: id.clone(),
-                etag: String::new(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .map(|r| r.map(|_| ())),
-        "close",
-    );
-    not_found(
-        api.list_client_authorizations(authed(
-            &b.worker,
-            pb::ListClientAuthorizationsRequest {
-                client_id: a.maria.clone(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .map(|r| r.map(|_| ())),
-        "list",
-    );
-    // The records service of B's tenant, asking for A's authorization.
-    let b_records = env.service_token("records", b.tenant, HOLD_UNITS);
-    let mut internal = node.authorizations_internal.clone();
-    not_found(
-        internal
-            .reserve_units(authed(
-                &b_records,
-                pb::ReserveUnitsRequest {
-                    authorization_id: id.clone(),
-                    service_record_id: Uuid::now_v7().to_string(),
-                    service_record_version: 1,
-                    client_id: a.maria.clone(),
-                    service_id: a.sessions.clone(),
-                    service_date: Some(date(2026, 3, 2)),
-                    units: "10".into(),
-                    hold_id: Uuid::now_v7().to_string(),
-                },
-            ))
-            .await
-            .map(|r| r.map(|_| ())),
-        "reserve",
-    );
-    not_found(
-        internal
-            .release_units(authed(
-                &b_records,
-                pb::ReleaseUnitsRequest {
-                    authorization_id: id.clone(),
-                    service_record_id: Uuid::now_v7().to_string(),
-                    service_record_version: 1,
-                    hold_id: Uuid::now_v7().to_string(),
-                },
-            ))
-            .await
-            .map(|r| r.map(|_| ())),
-        "release",
-    );
-    // Creating in B for A's client and service: they do not exist there.
-    let status = create(&node, &b.worker, a.plan("FREQ=WEEKLY", "1"))
-        .await
-        .unwrap_err();
-    assert_eq!(
-        violated_fields(&status),
-        [
-            "authorization.client_id",
-            "authorization.service_id",
-            "authorization.reason_id",
-            "authorization.goal_id"
-        ]
-    );
-    // A record in B naming A's authorization.
-    let mut session = b.session(&id, "1", 2);
-    session.client_id = b.maria.clone();
-    let status = record(&node, &b.worker, "", session).await.unwrap_err();
-    assert_eq!(violated_fields(&status), ["record.authorization_id"]);
-    // A's authorization is untouched.
-    let u = utilization(&node, &a.worker, &id).await;
-    assert_eq!(u.remaining_units, "10");
-    assert_eq!(
-        utilization(&node, &a.worker, &pending.id).await.status,
-        pb::AuthorizationStatus::Pending as i32
-    );
-    node.shutdown().await;
-}
-
-#[tokio::test]
 async fn holds_whose_record_never_came_are_given_back() {
     let env = TestEnv::new().await;
     let node = env.start(&caseway::Target::ALL).await;
-    let f = fixture(&env, &node, "auth-sweep").await;
+    let f = authorizations_tenant(&env, &node, "auth-sweep").await;
     // Five Mondays of two sessions: 10 units.
-    let authorization = approved(&node, &f, "FREQ=WEEKLY;BYDAY=MO", "2").await;
+    let authorization = f.approved(&node, "FREQ=WEEKLY;BYDAY=MO", "2").await;
     let stored = record(&node, &f.worker, "", f.session(&authorization.id, "2", 2))
         .await
         .unwrap();
@@ -1617,7 +1182,7 @@ async fn holds_whose_record_never_came_are_given_back() {
 async fn recurrences_are_bounded_and_expanded_only_once_every_other_check_passed() {
     let env = TestEnv::new().await;
     let node = env.start(&caseway::Target::ALL).await;
-    let f = fixture(&env, &node, "auth-bounds").await;
+    let f = authorizations_tenant(&env, &node, "auth-bounds").await;
     let refused = |plan: pb::Authorization| {
         let node = &node;
         let worker = f.worker.clone();
@@ -1667,7 +1232,7 @@ async fn recurrences_are_bounded_and_expanded_only_once_every_other_check_passed
 async fn whoever_changed_a_plan_may_not_approve_it() {
     let env = TestEnv::new().await;
     let node = env.start(&caseway::Target::ALL).await;
-    let f = fixture(&env, &node, "auth-editor").await;
+    let f = authorizations_tenant(&env, &node, "auth-editor").await;
     let mut api = node.authorizations.clone();
     // Requested by case worker ana; supervisor cy then raises the units and the days.
     let created = create(&node, &f.worker, f.plan("FREQ=WEEKLY;BYDAY=MO", "1"))
@@ -1722,7 +1287,7 @@ async fn whoever_changed_a_plan_may_not_approve_it() {
 async fn records_and_authorizations_of_a_restricted_service_are_hidden_from_outsiders() {
     let env = TestEnv::new().await;
     let node = env.start(&caseway::Target::ALL).await;
-    let f = fixture(&env, &node, "auth-hidden").await;
+    let f = authorizations_tenant(&env, &node, "auth-hidden").await;
     // NORTH's service: an approved authorization and a session drawn on it, for Maria; and a
     // session of the open service.
     let mut plan = f.plan("FREQ=WEEKLY;BYDAY=MO", "2");
@@ -2116,7 +1681,7 @@ async fn records_and_authorizations_of_a_restricted_service_are_hidden_from_outs
 async fn a_retried_decision_answers_with_the_first_reply() {
     let env = TestEnv::new().await;
     let node = env.start(&caseway::Target::ALL).await;
-    let f = fixture(&env, &node, "auth-retry").await;
+    let f = authorizations_tenant(&env, &node, "auth-retry").await;
     let mut api = node.authorizations.clone();
     let created = create(&node, &f.worker, f.plan("FREQ=WEEKLY;BYDAY=MO", "1"))
         .await

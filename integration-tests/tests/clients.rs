@@ -7,35 +7,9 @@ use uuid::Uuid;
 
 use caseway_api::catalog::v1 as catalog_pb;
 use caseway_api::clients::v1 as pb;
+use caseway_integration_tests::tenants::{client, clients_tenant, code_value};
 use caseway_integration_tests::{TestEnv, TestNode, authed, date, violated_fields};
-use caseway_platform::TenantId;
 use caseway_platform::auth::Role;
-
-fn client(first: &str, last: &str, ssn: &str, born: (i32, i32, i32)) -> pb::Client {
-    pb::Client {
-        first_name: first.into(),
-        last_name: last.into(),
-        birth_date: Some(date(born.0, born.1, born.2)),
-        birth_date_quality: pb::DataQuality::Full as i32,
-        ssn: ssn.into(),
-        ssn_quality: if ssn.is_empty() {
-            pb::DataQuality::NotCollected
-        } else {
-            pb::DataQuality::Full
-        } as i32,
-        veteran_status: pb::VeteranStatus::No as i32,
-        demographics: vec![pb::Demographic {
-            category: "race".into(),
-            code: "5".into(),
-        }],
-        contact: Some(pb::Contact {
-            phone: "555-0100".into(),
-            city: "Salt Lake City".into(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
 
 async fn create(
     node: &TestNode,
@@ -55,48 +29,12 @@ async fn create(
         .map(|r| r.into_inner().client.unwrap())
 }
 
-/// A tenant whose race list holds code "5", and a case worker's token.
-async fn setup(env: &TestEnv, node: &TestNode, slug: &str) -> (TenantId, String) {
-    let tenant = node.create_tenant(env, slug).await;
-    let admin = env.token(tenant, &[Role::TenantAdmin], &[]);
-    code_value(node, &admin, catalog_pb::CodeList::Race, "5").await;
-    (tenant, env.token(tenant, &[Role::Caseworker], &[]))
-}
-
-async fn code_value(
-    node: &TestNode,
-    admin: &str,
-    list: catalog_pb::CodeList,
-    code: &str,
-) -> String {
-    node.catalog
-        .clone()
-        .create_code_value(authed(
-            admin,
-            catalog_pb::CreateCodeValueRequest {
-                request_id: String::new(),
-                code_value: Some(catalog_pb::CodeValue {
-                    code_list: list as i32,
-                    code: code.into(),
-                    label: format!("{} {code}", list.as_str_name()),
-                    ..Default::default()
-                }),
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .code_value
-        .unwrap()
-        .id
-}
-
 #[tokio::test]
 async fn ssn_is_stored_sealed_shown_masked_and_whole_reads_are_audited() {
     let env = TestEnv::new().await;
     let mut events = env.bus.listen("clients.#").await;
     let node = env.start(&caseway::Target::ALL).await;
-    let (tenant, worker) = setup(&env, &node, "ssn").await;
+    let (tenant, worker) = clients_tenant(&env, &node, "ssn").await;
     let created = create(
         &node,
         &worker,
@@ -192,7 +130,7 @@ async fn ssn_is_stored_sealed_shown_masked_and_whole_reads_are_audited() {
 async fn search_tolerates_typos_and_matches_ssn_and_birth_date() {
     let env = TestEnv::new().await;
     let node = env.start(&caseway::Target::ALL).await;
-    let (_, worker) = setup(&env, &node, "search").await;
+    let (_, worker) = clients_tenant(&env, &node, "search").await;
     create(
         &node,
         &worker,
@@ -319,7 +257,7 @@ async fn search_tolerates_typos_and_matches_ssn_and_birth_date() {
 async fn name_search_reads_slips_orders_and_renames() {
     let env = TestEnv::new().await;
     let node = env.start(&caseway::Target::ALL).await;
-    let (tenant, worker) = setup(&env, &node, "names").await;
+    let (tenant, worker) = clients_tenant(&env, &node, "names").await;
     let mut roberto = client("Roberto", "Garcia Lopez", "", (1970, 3, 3));
     roberto.preferred_name = "Bob".into();
     let roberto = create(&node, &worker, roberto).await.unwrap();
@@ -473,7 +411,7 @@ async fn name_search_reads_slips_orders_and_renames() {
 async fn invalid_clients_are_refused_naming_the_field_and_nothing_is_written() {
     let env = TestEnv::new().await;
     let node = env.start(&caseway::Target::ALL).await;
-    let (tenant, worker) = setup(&env, &node, "invalid").await;
+    let (tenant, worker) = clients_tenant(&env, &node, "invalid").await;
     let mut bad = client("", "", "12-34", (2999, 1, 1));
     bad.organization_id = Uuid::now_v7().to_string();
     bad.veteran_status = 5;
@@ -562,7 +500,7 @@ async fn invalid_clients_are_refused_naming_the_field_and_nothing_is_written() {
 async fn updates_are_versioned_and_history_names_what_changed() {
     let env = TestEnv::new().await;
     let node = env.start(&caseway::Target::ALL).await;
-    let (tenant, worker) = setup(&env, &node, "history").await;
+    let (tenant, worker) = clients_tenant(&env, &node, "history").await;
     let created = create(
         &node,
         &worker,
@@ -721,7 +659,7 @@ async fn updates_are_versioned_and_history_names_what_changed() {
 async fn same_request_id_creates_one_client() {
     let env = TestEnv::new().await;
     let node = env.start(&caseway::Target::ALL).await;
-    let (tenant, worker) = setup(&env, &node, "retry").await;
+    let (tenant, worker) = clients_tenant(&env, &node, "retry").await;
     let request = pb::CreateClientRequest {
         request_id: "intake-1".into(),
         client: Some(client("Maria", "Lopez", "123-45-6789", (1980, 3, 1))),
@@ -747,160 +685,14 @@ async fn same_request_id_creates_one_client() {
     assert_eq!(rows, 1);
 }
 
-#[tokio::test]
-async fn tenant_b_cannot_reach_tenant_a_clients_and_support_sees_no_client_data() {
-    let env = TestEnv::new().await;
-    let node = env.start(&caseway::Target::ALL).await;
-    let (_, a) = setup(&env, &node, "clients-a").await;
-    let (b_tenant, b) = setup(&env, &node, "clients-b").await;
-    let theirs = create(
-        &node,
-        &a,
-        client("Maria", "Lopez", "123-45-6789", (1980, 3, 1)),
-    )
-    .await
-    .unwrap();
-    let b_admin = env.token_with_permissions(
-        b_tenant,
-        &[Role::TenantAdmin, Role::Supervisor],
-        &[],
-        &["clients.read_ssn"],
-    );
-    let mut clients = node.clients.clone();
-    let not_found = |status: tonic::Status| assert_eq!(status.code(), Code::NotFound, "{status:?}");
-    not_found(
-        clients
-            .get_client(authed(
-                &b_admin,
-                pb::GetClientRequest {
-                    id: theirs.id.clone(),
-                    ssn_view: pb::SsnView::Full as i32,
-                },
-            ))
-            .await
-            .unwrap_err(),
-    );
-    not_found(
-        clients
-            .update_client(authed(
-                &b_admin,
-                pb::UpdateClientRequest {
-                    client: Some(pb::Client {
-                        id: theirs.id.clone(),
-                        last_name: "Mine".into(),
-                        ..Default::default()
-                    }),
-                    update_mask: Some(prost_types::FieldMask {
-                        paths: vec!["last_name".into()],
-                    }),
-                },
-            ))
-            .await
-            .unwrap_err(),
-    );
-    not_found(
-        clients
-            .delete_client(authed(
-                &b_admin,
-                pb::DeleteClientRequest {
-                    id: theirs.id.clone(),
-                    etag: String::new(),
-                    reason: "x".into(),
-                },
-            ))
-            .await
-            .unwrap_err(),
-    );
-    not_found(
-        clients
-            .list_client_history(authed(
-                &b_admin,
-                pb::ListClientHistoryRequest {
-                    client_id: theirs.id.clone(),
-                    ..Default::default()
-                },
-            ))
-            .await
-            .unwrap_err(),
-    );
-    for request in [
-        pb::SearchClientsRequest {
-            name: "Maria Lopez".into(),
-            ..Default::default()
-        },
-        pb::SearchClientsRequest {
-            ssn: "123456789".into(),
-            ..Default::default()
-        },
-        pb::SearchClientsRequest {
-            ssn: "6789".into(),
-            ..Default::default()
-        },
-        pb::SearchClientsRequest {
-            birth_date: Some(date(1980, 3, 1)),
-            ..Default::default()
-        },
-    ] {
-        let found = clients
-            .search_clients(authed(&b_admin, request))
-            .await
-            .unwrap()
-            .into_inner();
-        assert!(found.matches.is_empty(), "tenant B found tenant A's client");
-    }
-    // B may record the same person independently: nothing about A's record leaks.
-    create(
-        &node,
-        &b,
-        client("Maria", "Lopez", "123-45-6789", (1980, 3, 1)),
-    )
-    .await
-    .unwrap();
-
-    let support = env
-        .issuer
-        .issue(
-            "help",
-            None,
-            &[Role::SupportAgent],
-            &[],
-            chrono::Duration::hours(1),
-        )
-        .unwrap();
-    let status = clients
-        .get_client(authed(
-            &support,
-            pb::GetClientRequest {
-                id: theirs.id.clone(),
-                ssn_view: 0,
-            },
-        ))
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::PermissionDenied);
-}
-
 async fn program(node: &TestNode, admin: &str, code: &str) -> String {
-    node.catalog
-        .clone()
-        .create_program(authed(
-            admin,
-            caseway_api::catalog::v1::CreateProgramRequest {
-                request_id: String::new(),
-                program: Some(caseway_api::catalog::v1::Program {
-                    code: code.into(),
-                    name: format!("Program {code}"),
-                    start_date: Some(date(2020, 1, 1)),
-                    ..Default::default()
-                }),
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .program
-        .unwrap()
-        .id
+    let program = caseway_api::catalog::v1::Program {
+        code: code.into(),
+        name: format!("Program {code}"),
+        start_date: Some(date(2020, 1, 1)),
+        ..Default::default()
+    };
+    node.fixtures(admin).program(program).await.unwrap()
 }
 
 fn start(client_id: &str, program_id: &str, entry: (i32, i32, i32)) -> pb::StartEnrollmentRequest {
@@ -921,7 +713,7 @@ async fn enrollments_open_once_per_program_and_exit_after_entry() {
     let env = TestEnv::new().await;
     let mut events = env.bus.listen("clients.enrollment_started.v1").await;
     let node = env.start(&caseway::Target::ALL).await;
-    let (tenant, worker) = setup(&env, &node, "enroll").await;
+    let (tenant, worker) = clients_tenant(&env, &node, "enroll").await;
     let admin = env.token(tenant, &[Role::TenantAdmin], &[]);
     let prevention = program(&node, &admin, "HP").await;
     let maria = create(&node, &worker, client("Maria", "Lopez", "", (1980, 3, 1)))
@@ -1038,7 +830,7 @@ async fn enrollments_open_once_per_program_and_exit_after_entry() {
     assert_eq!(violated_fields(&status), vec!["enrollment.client_id"]);
 
     // Another tenant's program is unknown here, and another tenant cannot see these enrollments.
-    let (other, other_worker) = setup(&env, &node, "enroll-b").await;
+    let (other, other_worker) = clients_tenant(&env, &node, "enroll-b").await;
     let other_admin = env.token(other, &[Role::TenantAdmin], &[]);
     let theirs = program(&node, &other_admin, "HP").await;
     let status = clients
@@ -1097,7 +889,7 @@ async fn every_kind_of_client_change_is_published() {
     let env = TestEnv::new().await;
     let mut events = env.bus.listen("clients.#").await;
     let node = env.start(&caseway::Target::ALL).await;
-    let (tenant, worker) = setup(&env, &node, "published").await;
+    let (tenant, worker) = clients_tenant(&env, &node, "published").await;
     let admin = env.token(tenant, &[Role::TenantAdmin], &[]);
     let supervisor = env.token(tenant, &[Role::Supervisor], &[]);
     let prevention = program(&node, &admin, "HP").await;
@@ -1194,7 +986,7 @@ async fn whole_ssn_search_takes_the_permission_is_audited_and_cannot_guess_numbe
     let mut config = env.config();
     config.ssn_search_misses_per_hour = 3;
     let node = env.start_with(config, &caseway::Target::ALL).await;
-    let (tenant, worker) = setup(&env, &node, "ssn-search").await;
+    let (tenant, worker) = clients_tenant(&env, &node, "ssn-search").await;
     let smith = create(
         &node,
         &worker,

@@ -1,5 +1,7 @@
-//! Tenant B can never read, list, change or infer tenant A's rows, through any catalog or
-//! tenancy RPC.
+//! Tenant B can never read, list, change or infer tenant A's rows, through any RPC of any
+//! service: tenancy and the catalog first, then one module per service (clients, assessments
+//! and barriers, records, authorizations), each over the shared tenants of
+//! `caseway_integration_tests::tenants`.
 
 use tonic::Code;
 
@@ -678,4 +680,835 @@ async fn tenant_b_cannot_reach_tenant_a_through_any_rpc() {
     };
     assert_eq!(restrictions(a).await, std::slice::from_ref(&service.id));
     assert!(restrictions(b).await.is_empty());
+}
+
+mod clients {
+    use super::*;
+    use caseway_api::clients::v1 as pb;
+    use caseway_integration_tests::tenants::{client, clients_tenant};
+
+    #[tokio::test]
+    async fn tenant_b_cannot_reach_tenant_a_clients_and_support_sees_no_client_data() {
+        let env = TestEnv::new().await;
+        let node = env.start(&caseway::Target::ALL).await;
+        let (_, a) = clients_tenant(&env, &node, "clients-a").await;
+        let (b_tenant, b) = clients_tenant(&env, &node, "clients-b").await;
+        let maria = client("Maria", "Lopez", "123-45-6789", (1980, 3, 1));
+        let theirs = node.fixtures(&a).client(maria.clone()).await.unwrap();
+        let b_admin = env.token_with_permissions(
+            b_tenant,
+            &[Role::TenantAdmin, Role::Supervisor],
+            &[],
+            &["clients.read_ssn"],
+        );
+        let mut clients = node.clients.clone();
+        let not_found =
+            |status: tonic::Status| assert_eq!(status.code(), Code::NotFound, "{status:?}");
+        not_found(
+            clients
+                .get_client(authed(
+                    &b_admin,
+                    pb::GetClientRequest {
+                        id: theirs.clone(),
+                        ssn_view: pb::SsnView::Full as i32,
+                    },
+                ))
+                .await
+                .unwrap_err(),
+        );
+        not_found(
+            clients
+                .update_client(authed(
+                    &b_admin,
+                    pb::UpdateClientRequest {
+                        client: Some(pb::Client {
+                            id: theirs.clone(),
+                            last_name: "Mine".into(),
+                            ..Default::default()
+                        }),
+                        update_mask: Some(prost_types::FieldMask {
+                            paths: vec!["last_name".into()],
+                        }),
+                    },
+                ))
+                .await
+                .unwrap_err(),
+        );
+        not_found(
+            clients
+                .delete_client(authed(
+                    &b_admin,
+                    pb::DeleteClientRequest {
+                        id: theirs.clone(),
+                        etag: String::new(),
+                        reason: "x".into(),
+                    },
+                ))
+                .await
+                .unwrap_err(),
+        );
+        not_found(
+            clients
+                .list_client_history(authed(
+                    &b_admin,
+                    pb::ListClientHistoryRequest {
+                        client_id: theirs.clone(),
+                        ..Default::default()
+                    },
+                ))
+                .await
+                .unwrap_err(),
+        );
+        for request in [
+            pb::SearchClientsRequest {
+                name: "Maria Lopez".into(),
+                ..Default::default()
+            },
+            pb::SearchClientsRequest {
+                ssn: "123456789".into(),
+                ..Default::default()
+            },
+            pb::SearchClientsRequest {
+                ssn: "6789".into(),
+                ..Default::default()
+            },
+            pb::SearchClientsRequest {
+                birth_date: Some(date(1980, 3, 1)),
+                ..Default::default()
+            },
+        ] {
+            let found = clients
+                .search_clients(authed(&b_admin, request))
+                .await
+                .unwrap()
+                .into_inner();
+            assert!(found.matches.is_empty(), "tenant B found tenant A's client");
+        }
+        // B may record the same person independently: nothing about A's record leaks.
+        node.fixtures(&b).client(maria).await.unwrap();
+
+        let support = env
+            .issuer
+            .issue(
+                "help",
+                None,
+                &[Role::SupportAgent],
+                &[],
+                chrono::Duration::hours(1),
+            )
+            .unwrap();
+        let status = clients
+            .get_client(authed(
+                &support,
+                pb::GetClientRequest {
+                    id: theirs.clone(),
+                    ssn_view: 0,
+                },
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::PermissionDenied);
+    }
+}
+
+mod assessments {
+    use super::*;
+    use caseway_api::catalog::v1 as catalog_pb;
+    use caseway_api::clients::v1 as pb;
+    use caseway_integration_tests::tenants::{
+        answer, assessment, barrier, client_tenant, code_value, define, income_type,
+    };
+    use pb::assessment_answer::Value;
+
+    /// Every assessment and barrier RPC, called by another tenant's administrator on this
+    /// tenant's records, finds nothing and changes nothing.
+    #[tokio::test]
+    async fn tenant_b_cannot_reach_tenant_a_assessments_or_barriers() {
+        let env = TestEnv::new().await;
+        let node = env.start(&caseway::Target::ALL).await;
+        let a = client_tenant(&env, &node, "assess-a").await;
+        let b = client_tenant(&env, &node, "assess-b").await;
+        let b_admin = env.token(b.id, &[Role::TenantAdmin, Role::Supervisor], &[]);
+        let income = define(&node, &a.admin, income_type()).await;
+        let mut assessments = node.assessments.clone();
+        let recorded = assessments
+            .record_assessment(authed(
+                &a.worker,
+                assessment(
+                    &a.client_id,
+                    &income.id,
+                    (2026, 3, 1),
+                    vec![
+                        answer("monthly_income", Value::DecimalValue("900".into())),
+                        answer("household_size", Value::IntegerValue(2)),
+                    ],
+                ),
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .assessment
+            .unwrap();
+        let housing = code_value(
+            &node,
+            &a.admin,
+            catalog_pb::CodeList::BarrierType,
+            "HOUSING",
+        )
+        .await;
+        let mut barriers = node.barriers.clone();
+        let a_barrier = barriers
+            .create_barrier(authed(
+                &a.worker,
+                barrier(&a.client_id, &housing, (2026, 3, 1)),
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .barrier
+            .unwrap();
+
+        let not_found = |result: Result<_, tonic::Status>, what: &str| match result {
+            Err(status) => assert_eq!(status.code(), Code::NotFound, "{what}: {status:?}"),
+            Ok(_) => panic!("{what}: tenant B reached tenant A's record"),
+        };
+        not_found(
+            assessments
+                .get_assessment_type(authed(
+                    &b_admin,
+                    pb::GetAssessmentTypeRequest {
+                        id: income.id.clone(),
+                    },
+                ))
+                .await
+                .map(|_| ()),
+            "GetAssessmentType",
+        );
+        not_found(
+            assessments
+                .update_assessment_type(authed(
+                    &b_admin,
+                    pb::UpdateAssessmentTypeRequest {
+                        assessment_type: Some(pb::AssessmentType {
+                            id: income.id.clone(),
+                            name: "Mine".into(),
+                            ..Default::default()
+                        }),
+                        update_mask: Some(prost_types::FieldMask {
+                            paths: vec!["name".into()],
+                        }),
+                    },
+                ))
+                .await
+                .map(|_| ()),
+            "UpdateAssessmentType",
+        );
+        not_found(
+            assessments
+                .get_assessment(authed(
+                    &b_admin,
+                    pb::GetAssessmentRequest {
+                        id: recorded.id.clone(),
+                    },
+                ))
+                .await
+                .map(|_| ()),
+            "GetAssessment",
+        );
+        not_found(
+            assessments
+                .list_assessments(authed(
+                    &b_admin,
+                    pb::ListAssessmentsRequest {
+                        client_id: a.client_id.clone(),
+                        ..Default::default()
+                    },
+                ))
+                .await
+                .map(|_| ()),
+            "ListAssessments",
+        );
+        not_found(
+            assessments
+                .list_latest_assessments(authed(
+                    &b_admin,
+                    pb::ListLatestAssessmentsRequest {
+                        client_id: a.client_id.clone(),
+                    },
+                ))
+                .await
+                .map(|_| ()),
+            "ListLatestAssessments",
+        );
+        not_found(
+            barriers
+                .get_barrier(authed(
+                    &b_admin,
+                    pb::GetBarrierRequest {
+                        id: a_barrier.id.clone(),
+                    },
+                ))
+                .await
+                .map(|_| ()),
+            "GetBarrier",
+        );
+        not_found(
+            barriers
+                .update_barrier(authed(
+                    &b_admin,
+                    pb::UpdateBarrierRequest {
+                        barrier: Some(pb::Barrier {
+                            id: a_barrier.id.clone(),
+                            note: "mine".into(),
+                            ..Default::default()
+                        }),
+                        update_mask: Some(prost_types::FieldMask {
+                            paths: vec!["note".into()],
+                        }),
+                    },
+                ))
+                .await
+                .map(|_| ()),
+            "UpdateBarrier",
+        );
+        not_found(
+            barriers
+                .list_barriers(authed(
+                    &b_admin,
+                    pb::ListBarriersRequest {
+                        client_id: a.client_id.clone(),
+                        ..Default::default()
+                    },
+                ))
+                .await
+                .map(|_| ()),
+            "ListBarriers",
+        );
+        // Creating with A's type, client or barrier type refers to nothing B can see.
+        let status = assessments
+            .record_assessment(authed(
+                &b_admin,
+                assessment(
+                    &b.client_id,
+                    &income.id,
+                    (2026, 3, 1),
+                    vec![answer("household_size", Value::IntegerValue(2))],
+                ),
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(violated_fields(&status), ["assessment.assessment_type_id"]);
+        let b_income = define(&node, &b.admin, income_type()).await;
+        let status = assessments
+            .record_assessment(authed(
+                &b_admin,
+                assessment(
+                    &a.client_id,
+                    &b_income.id,
+                    (2026, 3, 1),
+                    vec![
+                        answer("monthly_income", Value::DecimalValue("900".into())),
+                        answer("household_size", Value::IntegerValue(2)),
+                    ],
+                ),
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(violated_fields(&status), ["assessment.client_id"]);
+        let status = barriers
+            .create_barrier(authed(
+                &b_admin,
+                barrier(&b.client_id, &housing, (2026, 3, 1)),
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(violated_fields(&status), ["barrier.barrier_type_id"]);
+        let b_types = assessments
+            .list_assessment_types(authed(
+                &b_admin,
+                pb::ListAssessmentTypesRequest {
+                    include_retired: true,
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .assessment_types;
+        assert_eq!(
+            b_types.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+            [b_income.id.as_str()]
+        );
+
+        // A's records are as they were.
+        let still = node
+            .assessments
+            .clone()
+            .get_assessment_type(authed(
+                &a.worker,
+                pb::GetAssessmentTypeRequest {
+                    id: income.id.clone(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .assessment_type
+            .unwrap();
+        assert_eq!(still, income);
+        let still = node
+            .barriers
+            .clone()
+            .get_barrier(authed(
+                &a.worker,
+                pb::GetBarrierRequest {
+                    id: a_barrier.id.clone(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .barrier
+            .unwrap();
+        assert_eq!(still, a_barrier);
+    }
+}
+
+mod records {
+    use super::*;
+    use caseway_api::records::v1 as pb;
+    use caseway_integration_tests::tenants::records_tenant;
+
+    /// Every records RPC, called by another tenant's administrator on this tenant's records and
+    /// with its ids, finds nothing and changes nothing.
+    #[tokio::test]
+    async fn tenant_b_cannot_reach_tenant_a_service_records() {
+        let env = TestEnv::new().await;
+        let node = env.start(&caseway::Target::ALL).await;
+        let a = records_tenant(&env, &node, "records-a").await;
+        let b = records_tenant(&env, &node, "records-b").await;
+        let theirs = node
+            .fixtures(&a.worker)
+            .record(a.delivery(&a.assistance, "10", (2026, 3, 2)))
+            .await
+            .unwrap();
+        let b_admin = env.token(b.tenant, &[Role::TenantAdmin, Role::Supervisor], &[]);
+        let mut records = node.records.clone();
+        let not_found = |result: Result<(), tonic::Status>, what: &str| match result {
+            Err(status) => assert_eq!(status.code(), Code::NotFound, "{what}: {status:?}"),
+            Ok(()) => panic!("{what}: tenant B reached tenant A's record"),
+        };
+        not_found(
+            records
+                .get_service_record(authed(
+                    &b_admin,
+                    pb::GetServiceRecordRequest {
+                        id: theirs.id.clone(),
+                    },
+                ))
+                .await
+                .map(|_| ()),
+            "GetServiceRecord",
+        );
+        not_found(
+            records
+                .update_service_record(authed(
+                    &b_admin,
+                    pb::UpdateServiceRecordRequest {
+                        record: Some(pb::ServiceRecord {
+                            id: theirs.id.clone(),
+                            comments: "mine".into(),
+                            ..Default::default()
+                        }),
+                        update_mask: Some(prost_types::FieldMask {
+                            paths: vec!["comments".into()],
+                        }),
+                    },
+                ))
+                .await
+                .map(|_| ()),
+            "UpdateServiceRecord",
+        );
+        not_found(
+            records
+                .delete_service_record(authed(
+                    &b_admin,
+                    pb::DeleteServiceRecordRequest {
+                        id: theirs.id.clone(),
+                        etag: String::new(),
+                        reason: "mine".into(),
+                    },
+                ))
+                .await
+                .map(|_| ()),
+            "DeleteServiceRecord",
+        );
+        not_found(
+            records
+                .list_service_record_history(authed(
+                    &b_admin,
+                    pb::ListServiceRecordHistoryRequest {
+                        id: theirs.id.clone(),
+                        ..Default::default()
+                    },
+                ))
+                .await
+                .map(|_| ()),
+            "ListServiceRecordHistory",
+        );
+        not_found(
+            records
+                .list_client_service_records(authed(
+                    &b_admin,
+                    pb::ListClientServiceRecordsRequest {
+                        client_id: a.maria.clone(),
+                        ..Default::default()
+                    },
+                ))
+                .await
+                .map(|_| ()),
+            "ListClientServiceRecords",
+        );
+        // Recording with A's client, service, enrollment or grant refers to nothing B can see.
+        let mut with_their_client = b.delivery(&b.assistance, "1", (2026, 3, 2));
+        with_their_client.client_id = a.maria.clone();
+        with_their_client.enrollment_id = String::new();
+        let mut with_their_service = b.delivery(&a.assistance, "1", (2026, 3, 2));
+        with_their_service.grant_id = String::new();
+        let mut with_their_grant = b.delivery(&b.assistance, "1", (2026, 3, 2));
+        with_their_grant.grant_id = a.grant.clone();
+        let mut with_their_enrollment = b.delivery(&b.assistance, "1", (2026, 3, 2));
+        with_their_enrollment.enrollment_id = a.maria_enrollment.clone();
+        for (what, bad, field) in [
+            ("client", with_their_client, "record.client_id"),
+            ("service", with_their_service, "record.service_id"),
+            ("grant", with_their_grant, "record.grant_id"),
+            ("enrollment", with_their_enrollment, "record.enrollment_id"),
+        ] {
+            let status = node.fixtures(&b_admin).record(bad).await.unwrap_err();
+            assert_eq!(violated_fields(&status), [field], "A's {what}");
+        }
+        let status = records
+            .record_quick_services(authed(
+                &b_admin,
+                pb::RecordQuickServicesRequest {
+                    request_id: String::new(),
+                    client_id: a.maria.clone(),
+                    service_date: Some(date(2026, 3, 2)),
+                    grant_id: String::new(),
+                    enrollment_id: String::new(),
+                    provider_id: String::new(),
+                    lines: vec![pb::QuickServiceLine {
+                        service_id: b.assistance.clone(),
+                        units: "1".into(),
+                        ..Default::default()
+                    }],
+                },
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(violated_fields(&status), ["client_id"]);
+        let bulk = records
+            .record_bulk_service(authed(
+                &b_admin,
+                pb::RecordBulkServiceRequest {
+                    request_id: String::new(),
+                    template: Some(pb::ServiceRecord {
+                        service_id: b.assistance.clone(),
+                        service_date: Some(date(2026, 3, 2)),
+                        units: "1".into(),
+                        ..Default::default()
+                    }),
+                    attendees: vec![pb::BulkAttendee {
+                        client_id: a.maria.clone(),
+                        ..Default::default()
+                    }],
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!((bulk.recorded, bulk.refused), (0, 1));
+        let status = records
+            .record_indirect_service(authed(
+                &b_admin,
+                pb::RecordIndirectServiceRequest {
+                    request_id: String::new(),
+                    service_id: a.outreach.clone(),
+                    service_date: Some(date(2026, 3, 2)),
+                    people_reached: 5,
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(violated_fields(&status), ["record.service_id"]);
+        let totals = records
+            .get_service_totals(authed(
+                &b_admin,
+                pb::GetServiceTotalsRequest {
+                    start_date: Some(date(2026, 1, 1)),
+                    end_date: Some(date(2026, 12, 31)),
+                    group_by: vec![],
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .totals;
+        assert!(totals.is_empty(), "B sees none of A's records: {totals:?}");
+        let still = records
+            .get_service_record(authed(
+                &a.worker,
+                pb::GetServiceRecordRequest {
+                    id: theirs.id.clone(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .record
+            .unwrap();
+        assert_eq!(still, theirs);
+        // The internal question about a record answers for the service identity's tenant only:
+        // tenant B's authorizations service finds A's record not stored.
+        use caseway_api::records::v1::records_internal_service_client::RecordsInternalServiceClient;
+        use caseway_platform::access::READ_RECORD_DRAWS;
+        let internal = RecordsInternalServiceClient::new(node.channel.clone());
+        let draw = |tenant| {
+            let token = env.service_token("authorizations", tenant, READ_RECORD_DRAWS);
+            let mut internal = internal.clone();
+            let id = theirs.id.clone();
+            async move {
+                internal
+                    .get_record_draw(authed(
+                        &token,
+                        pb::GetRecordDrawRequest {
+                            service_record_id: id,
+                        },
+                    ))
+                    .await
+                    .unwrap()
+                    .into_inner()
+            }
+        };
+        assert!(!draw(b.tenant).await.stored);
+        let own = draw(a.tenant).await;
+        assert!(own.stored && own.version == 1);
+        let _ = (&b.admin, &b.john, &b.south_worker);
+    }
+}
+
+mod authorizations {
+    use super::*;
+    use caseway_api::authorizations::v1 as pb;
+    use caseway_integration_tests::tenants::{authorizations_tenant, utilization};
+    use caseway_platform::access::HOLD_UNITS;
+    use uuid::Uuid;
+
+    #[tokio::test]
+    async fn tenant_b_cannot_reach_tenant_a_authorizations() {
+        let env = TestEnv::new().await;
+        let node = env.start(&caseway::Target::ALL).await;
+        let a = authorizations_tenant(&env, &node, "auth-a").await;
+        let b = authorizations_tenant(&env, &node, "auth-b").await;
+        let authorization = a.approved(&node, "FREQ=WEEKLY;BYDAY=MO", "2").await;
+        let pending = node
+            .fixtures(&a.worker)
+            .authorization(a.plan("FREQ=WEEKLY", "1"))
+            .await
+            .unwrap();
+        let mut api = node.authorizations.clone();
+        let id = authorization.id.clone();
+        let not_found = |result: Result<tonic::Response<_>, tonic::Status>, what: &str| {
+            let _: tonic::Response<()> = match result.map(|_| tonic::Response::new(())) {
+                Ok(_) => panic!("{what}: tenant B reached tenant A"),
+                Err(status) => {
+                    assert_eq!(status.code(), Code::NotFound, "{what}: {status:?}");
+                    tonic::Response::new(())
+                }
+            };
+        };
+        not_found(
+            api.get_authorization(authed(
+                &b.worker,
+                pb::GetAuthorizationRequest { id: id.clone() },
+            ))
+            .await
+            .map(|r| r.map(|_| ())),
+            "get",
+        );
+        not_found(
+            api.get_authorization_utilization(authed(
+                &b.worker,
+                pb::GetAuthorizationUtilizationRequest {
+                    authorization_id: id.clone(),
+                },
+            ))
+            .await
+            .map(|r| r.map(|_| ())),
+            "utilization",
+        );
+        not_found(
+            api.list_authorization_history(authed(
+                &b.worker,
+                pb::ListAuthorizationHistoryRequest {
+                    authorization_id: id.clone(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(|r| r.map(|_| ())),
+            "history",
+        );
+        not_found(
+            api.update_authorization(authed(
+                &b.worker,
+                pb::UpdateAuthorizationRequest {
+                    authorization: Some(pb::Authorization {
+                        id: pending.id.clone(),
+                        reason: "mine now".into(),
+                        ..Default::default()
+                    }),
+                    update_mask: Some(prost_types::FieldMask {
+                        paths: vec!["reason".into()],
+                    }),
+                },
+            ))
+            .await
+            .map(|r| r.map(|_| ())),
+            "update",
+        );
+        not_found(
+            api.approve_authorization(authed(
+                &b.bo,
+                pb::ApproveAuthorizationRequest {
+                    id: pending.id.clone(),
+                    etag: String::new(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(|r| r.map(|_| ())),
+            "approve",
+        );
+        not_found(
+            api.deny_authorization(authed(
+                &b.bo,
+                pb::DenyAuthorizationRequest {
+                    id: pending.id.clone(),
+                    etag: String::new(),
+                    reason: "no".into(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(|r| r.map(|_| ())),
+            "deny",
+        );
+        not_found(
+            api.cancel_authorization(authed(
+                &b.bo,
+                pb::CancelAuthorizationRequest {
+                    id: id.clone(),
+                    etag: String::new(),
+                    reason: "no".into(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(|r| r.map(|_| ())),
+            "cancel",
+        );
+        not_found(
+            api.close_authorization(authed(
+                &b.bo,
+                pb::CloseAuthorizationRequest {
+                    id: id.clone(),
+                    etag: String::new(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(|r| r.map(|_| ())),
+            "close",
+        );
+        not_found(
+            api.list_client_authorizations(authed(
+                &b.worker,
+                pb::ListClientAuthorizationsRequest {
+                    client_id: a.maria.clone(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(|r| r.map(|_| ())),
+            "list",
+        );
+        // The records service of B's tenant, asking for A's authorization.
+        let b_records = env.service_token("records", b.tenant, HOLD_UNITS);
+        let mut internal = node.authorizations_internal.clone();
+        not_found(
+            internal
+                .reserve_units(authed(
+                    &b_records,
+                    pb::ReserveUnitsRequest {
+                        authorization_id: id.clone(),
+                        service_record_id: Uuid::now_v7().to_string(),
+                        service_record_version: 1,
+                        client_id: a.maria.clone(),
+                        service_id: a.sessions.clone(),
+                        service_date: Some(date(2026, 3, 2)),
+                        units: "10".into(),
+                        hold_id: Uuid::now_v7().to_string(),
+                    },
+                ))
+                .await
+                .map(|r| r.map(|_| ())),
+            "reserve",
+        );
+        not_found(
+            internal
+                .release_units(authed(
+                    &b_records,
+                    pb::ReleaseUnitsRequest {
+                        authorization_id: id.clone(),
+                        service_record_id: Uuid::now_v7().to_string(),
+                        service_record_version: 1,
+                        hold_id: Uuid::now_v7().to_string(),
+                    },
+                ))
+                .await
+                .map(|r| r.map(|_| ())),
+            "release",
+        );
+        // Creating in B for A's client and service: they do not exist there.
+        let status = node
+            .fixtures(&b.worker)
+            .authorization(a.plan("FREQ=WEEKLY", "1"))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            violated_fields(&status),
+            [
+                "authorization.client_id",
+                "authorization.service_id",
+                "authorization.reason_id",
+                "authorization.goal_id"
+            ]
+        );
+        // A record in B naming A's authorization.
+        let mut session = b.session(&id, "1", 2);
+        session.client_id = b.maria.clone();
+        let status = node.fixtures(&b.worker).record(session).await.unwrap_err();
+        assert_eq!(violated_fields(&status), ["record.authorization_id"]);
+        // A's authorization is untouched.
+        let u = utilization(&node, &a.worker, &id).await;
+        assert_eq!(u.remaining_units, "10");
+        assert_eq!(
+            utilization(&node, &a.worker, &pending.id).await.status,
+            pb::AuthorizationStatus::Pending as i32
+        );
+        node.shutdown().await;
+    }
 }
