@@ -4,7 +4,6 @@
 
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
-use uuid::Uuid;
 
 use caseway_api::authorizations::v1 as pb;
 use caseway_platform::audit::AuditRecord;
@@ -12,6 +11,7 @@ use caseway_platform::convert::{date, timestamp};
 use caseway_platform::error::{Error, Result};
 use caseway_platform::etag;
 use caseway_platform::validate::{self, Violations};
+use caseway_platform::{AuthorizationId, ClientId, ServiceId};
 
 use crate::domain::*;
 use crate::recurrence::Rule;
@@ -101,8 +101,8 @@ pub fn authorization_to_proto(r: &AuthorizationRow, with_occurrences: bool) -> p
 
 /// A new authorization: who it is for, for which service, and its plan.
 pub struct Creation {
-    pub client_id: Uuid,
-    pub service_id: Uuid,
+    pub client_id: ClientId,
+    pub service_id: ServiceId,
     pub plan: Plan,
 }
 
@@ -149,7 +149,7 @@ pub fn fields_set(a: &pb::Authorization) -> Vec<&'static str> {
 /// and their values, and what is wrong with them (violations of fields outside the mask
 /// dropped), told after the authorization is known to be editable.
 pub struct PlanUpdate {
-    pub id: Uuid,
+    pub id: AuthorizationId,
     pub expected_version: Option<i64>,
     pub mask: Vec<&'static str>,
     pub given: Plan,
@@ -177,7 +177,7 @@ pub fn update_request(message: pb::UpdateAuthorizationRequest) -> Result<PlanUpd
 
 /// A transition's request: the authorization, its etag, and the reason where one is asked.
 pub struct Decision {
-    pub id: Uuid,
+    pub id: AuthorizationId,
     pub expected_version: Option<i64>,
     pub reason: Option<String>,
 }
@@ -206,7 +206,7 @@ pub fn decision(
 /// A client's list query: the client, the filter, and the bytes a page token is bound to
 /// (the request without its page size and token).
 pub struct ListQuery {
-    pub client_id: Uuid,
+    pub client_id: ClientId,
     pub filter: ListFilter,
     pub filter_key: Vec<u8>,
 }

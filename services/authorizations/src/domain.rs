@@ -5,6 +5,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
+use caseway_platform::{AuthorizationId, ClientId, GrantId, HoldId, RecordId, ServiceId};
+
 use caseway_platform::auth::Role;
 
 use crate::recurrence::Rule;
@@ -143,8 +145,8 @@ pub fn authorized(
 #[derive(Clone, Debug)]
 pub struct Coverage {
     pub status: AuthorizationStatus,
-    pub client_id: Uuid,
-    pub service_id: Uuid,
+    pub client_id: ClientId,
+    pub service_id: ServiceId,
     pub begin_date: NaiveDate,
     pub end_date: NaiveDate,
 }
@@ -155,8 +157,8 @@ pub struct Coverage {
 /// the period ended. Errs with the rule's name and the reason.
 pub fn check_covers(
     coverage: &Coverage,
-    client_id: Uuid,
-    service_id: Uuid,
+    client_id: ClientId,
+    service_id: ServiceId,
     date: NaiveDate,
     takes_more: bool,
 ) -> Result<(), (AuthorizationRule, String)> {
@@ -204,7 +206,7 @@ pub struct Draw {
     /// attempt to store it `held_by`, since `held_at`.
     pub held_units: Decimal,
     pub held_version: i64,
-    pub held_by: Option<Uuid>,
+    pub held_by: Option<HoldId>,
     pub held_at: Option<DateTime<Utc>>,
     /// Units of older holds a newer one replaced: their versions may be stored with their
     /// events on the way, so they count until an event of `earlier_version` or later.
@@ -250,7 +252,7 @@ pub const HOLD_TAKEOVER: chrono::Duration = chrono::Duration::seconds(30);
 pub struct HoldRequest {
     pub units: Decimal,
     pub version: i64,
-    pub attempt: Uuid,
+    pub attempt: HoldId,
 }
 
 /// Why a hold was refused.
@@ -342,7 +344,7 @@ pub fn settle(draw: &Draw, units: Decimal, value: Decimal, version: i64) -> Opti
 
 /// Gives back the hold for `version` (its record was not stored), if `attempt` made it;
 /// whoever made it when `attempt` is None.
-pub fn release(draw: &Draw, version: i64, attempt: Option<Uuid>) -> Option<Draw> {
+pub fn release(draw: &Draw, version: i64, attempt: Option<HoldId>) -> Option<Draw> {
     let ours = attempt.is_none_or(|a| draw.held_by == Some(a));
     (draw.held_version == version && draw.held_units > Decimal::ZERO && ours).then_some(Draw {
         held_units: Decimal::ZERO,
@@ -396,10 +398,10 @@ pub fn per_occurrence(
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct AuthorizationRow {
-    pub id: Uuid,
-    pub client_id: Uuid,
-    pub service_id: Uuid,
-    pub grant_id: Uuid,
+    pub id: AuthorizationId,
+    pub client_id: ClientId,
+    pub service_id: ServiceId,
+    pub grant_id: GrantId,
     pub begin_date: NaiveDate,
     pub end_date: NaiveDate,
     #[sqlx(try_from = "String")]
@@ -431,14 +433,14 @@ pub struct AuthorizationRow {
 #[derive(Default)]
 pub struct ListFilter {
     pub statuses: Vec<i16>,
-    pub service_id: Option<Uuid>,
+    pub service_id: Option<ServiceId>,
     pub active_on: Option<NaiveDate>,
 }
 
 /// What the caller wrote of an authorization's plan, parsed.
 #[derive(Clone, Debug, Default)]
 pub struct Plan {
-    pub grant_id: Option<Uuid>,
+    pub grant_id: Option<GrantId>,
     pub begin_date: Option<NaiveDate>,
     pub end_date: Option<NaiveDate>,
     pub units_per_occurrence: Option<Decimal>,
@@ -506,8 +508,8 @@ impl AuthorizationRow {
 /// as the service itself is.
 pub fn visible(
     row: Option<AuthorizationRow>,
-    hidden: &[Uuid],
-    id: Uuid,
+    hidden: &[ServiceId],
+    id: AuthorizationId,
 ) -> caseway_platform::error::Result<AuthorizationRow> {
     row.filter(|row| !hidden.contains(&row.service_id))
         .ok_or_else(|| caseway_platform::error::Error::not_found("authorization", id))
@@ -530,18 +532,18 @@ pub const MUTABLE: &[&str] = &[
 /// The units a draw call names, with the record they are for.
 #[derive(Clone, Copy, Debug)]
 pub struct DrawRequest {
-    pub authorization_id: Uuid,
-    pub record_id: Uuid,
+    pub authorization_id: AuthorizationId,
+    pub record_id: RecordId,
     pub version: i64,
-    pub hold_id: Uuid,
+    pub hold_id: HoldId,
 }
 
 /// What the records service asks to hold.
 #[derive(Clone, Copy, Debug)]
 pub struct Reservation {
     pub draw: DrawRequest,
-    pub client_id: Uuid,
-    pub service_id: Uuid,
+    pub client_id: ClientId,
+    pub service_id: ServiceId,
     pub service_date: NaiveDate,
     pub units: Decimal,
 }
@@ -549,12 +551,12 @@ pub struct Reservation {
 /// What a service record's event says it draws now and drew before.
 #[derive(Clone, Copy, Debug)]
 pub struct RecordDraw {
-    pub record_id: Uuid,
+    pub record_id: RecordId,
     pub version: i64,
     /// The authorization it draws on now, if any.
-    pub current: Option<Uuid>,
+    pub current: Option<AuthorizationId>,
     /// The authorization it drew on before this change, if any.
-    pub previous: Option<Uuid>,
+    pub previous: Option<AuthorizationId>,
     /// What it delivers (zero for a turn-away or a deletion).
     pub units: Decimal,
     pub value: Decimal,
@@ -597,7 +599,7 @@ mod tests {
         assert!(check_second_person(&planners, "cy").is_ok());
     }
 
-    fn at(units: &str, version: i64, attempt: Uuid) -> HoldRequest {
+    fn at(units: &str, version: i64, attempt: HoldId) -> HoldRequest {
         HoldRequest {
             units: dec(units),
             version,
@@ -608,7 +610,7 @@ mod tests {
     #[test]
     fn holds_never_exceed_the_authorization() {
         let now = Utc::now();
-        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let (a, b) = (HoldId::new(), HoldId::new());
         let empty = Draw::default();
         // 10 authorized, 8 counted for other records: 2 remain.
         let refused = hold(&empty, at("3", 1, a), dec("8"), dec("10"), now).unwrap_err();
@@ -645,7 +647,7 @@ mod tests {
     #[test]
     fn one_attempt_at_a_time_holds_for_a_version() {
         let now = Utc::now();
-        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let (a, b) = (HoldId::new(), HoldId::new());
         let confirmed = Draw {
             delivered_units: dec("4"),
             delivered_value: dec("40"),
@@ -708,7 +710,7 @@ mod tests {
     #[test]
     fn a_newer_hold_keeps_counting_a_stored_version_whose_event_is_on_the_way() {
         let now = Utc::now();
-        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let (a, b) = (HoldId::new(), HoldId::new());
         // 2 delivered at version 1; version 2 with 8 units is stored, its event not yet in.
         let confirmed = Draw {
             delivered_units: dec("2"),
@@ -743,7 +745,7 @@ mod tests {
     #[test]
     fn updates_deletes_and_late_events() {
         let now = Utc::now();
-        let a = Uuid::now_v7();
+        let a = HoldId::new();
         let confirmed = Draw {
             delivered_units: dec("4"),
             delivered_value: dec("40"),
@@ -788,8 +790,8 @@ mod tests {
 
     #[test]
     fn coverage() {
-        let client = Uuid::now_v7();
-        let service = Uuid::now_v7();
+        let client = ClientId::new();
+        let service = ServiceId::new();
         let day = |d| NaiveDate::from_ymd_opt(2026, 3, d).unwrap();
         let mut c = Coverage {
             status: AuthorizationStatus::Approved,
@@ -800,13 +802,13 @@ mod tests {
         };
         assert!(check_covers(&c, client, service, day(15), true).is_ok());
         assert_eq!(
-            check_covers(&c, Uuid::now_v7(), service, day(15), true)
+            check_covers(&c, ClientId::new(), service, day(15), true)
                 .unwrap_err()
                 .0,
             AuthorizationRule::Client
         );
         assert_eq!(
-            check_covers(&c, client, Uuid::now_v7(), day(15), true)
+            check_covers(&c, client, ServiceId::new(), day(15), true)
                 .unwrap_err()
                 .0,
             AuthorizationRule::Service

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use caseway_api::events::v1::{AuthorizationChanged, ServiceRecordChanged};
 use caseway_api::records::v1::ServiceRecordKind;
+use caseway_platform::RecordId;
 use caseway_platform::etag;
 use caseway_platform::outbox::Event;
 
@@ -56,12 +57,12 @@ pub fn event<'a>(
     }
 }
 
-fn optional_id(text: &str, what: &str) -> anyhow::Result<Option<Uuid>> {
+fn optional_id<T: From<Uuid>>(text: &str, what: &str) -> anyhow::Result<Option<T>> {
     if text.is_empty() {
         return Ok(None);
     }
     Uuid::parse_str(text)
-        .map(Some)
+        .map(|id| Some(id.into()))
         .map_err(|_| anyhow::anyhow!("unreadable {what} {text:?}"))
 }
 
@@ -85,7 +86,7 @@ pub fn record_draw(event_type: &str, payload: &[u8]) -> anyhow::Result<Option<Re
     if current.is_none() && previous.is_none() {
         return Ok(None);
     }
-    let record_id = Uuid::parse_str(&record.id)?;
+    let record_id = RecordId(Uuid::parse_str(&record.id)?);
     let version = etag::parse("etag", &record.etag)
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .ok_or_else(|| anyhow::anyhow!("a service record event without a version"))?;

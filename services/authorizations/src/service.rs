@@ -27,7 +27,9 @@ use caseway_platform::inbox;
 use caseway_platform::outbox;
 use caseway_platform::paging::{Page, PageTokens};
 use caseway_platform::validate::{self, Violations};
-use caseway_platform::{Db, Scoped, TenantId};
+use caseway_platform::{
+    AuthorizationId, ClientId, Db, HoldId, RecordId, Scoped, ServiceId, TenantId,
+};
 
 use crate::convert::{Creation, Decision, ListQuery, PlanUpdate, authorization_to_proto, text};
 use crate::domain::*;
@@ -99,7 +101,7 @@ async fn record_change(
         AuditEntry {
             action: &format!("authorizations.authorization.{verb}"),
             resource_type: "authorization",
-            resource_id: row.id,
+            resource_id: row.id.into(),
             changed_fields: &changed_fields,
         },
     )
@@ -114,7 +116,10 @@ async fn record_change(
 #[derive(Clone, Copy, Debug)]
 pub enum Held {
     /// The current hold, for `version`, if `attempt` made it (any attempt's when None).
-    Current { version: i64, attempt: Option<Uuid> },
+    Current {
+        version: i64,
+        attempt: Option<HoldId>,
+    },
     /// Earlier units counted up to `version`.
     Earlier { version: i64 },
 }
@@ -124,8 +129,8 @@ pub enum Held {
 async fn give_back(
     db: &Db,
     tenant: TenantId,
-    authorization_id: Uuid,
-    record_id: Uuid,
+    authorization_id: AuthorizationId,
+    record_id: RecordId,
     held: Held,
 ) -> Result<bool> {
     let mut tx = db.tenant_tx(tenant).await?;
@@ -162,10 +167,10 @@ async fn give_back(
 async fn held(
     db: &Db,
     tenant: TenantId,
-    authorization_id: Uuid,
-    record_id: Uuid,
+    authorization_id: AuthorizationId,
+    record_id: RecordId,
     version: i64,
-    attempt: Uuid,
+    attempt: HoldId,
 ) -> Result<bool> {
     let mut tx = db.tenant_tx(tenant).await?;
     if store::load(tx.conn(), authorization_id, false)
@@ -199,8 +204,8 @@ impl Authorizations {
     async fn checked_row(
         &self,
         caller: &Caller,
-        client_id: Uuid,
-        service_id: Uuid,
+        client_id: ClientId,
+        service_id: ServiceId,
         plan: &Plan,
         v: &mut Violations,
     ) -> Result<Option<AuthorizationRow>> {
@@ -314,7 +319,7 @@ impl Authorizations {
         }
         let now = chrono::Utc::now();
         Ok(Some(AuthorizationRow {
-            id: Uuid::now_v7(),
+            id: AuthorizationId::new(),
             client_id,
             service_id,
             grant_id,
@@ -347,7 +352,7 @@ impl Authorizations {
 
     /// The services hidden from the caller (restricted to security organizations it is not
     /// in): asked before a transaction opens, since it may ask the catalog.
-    async fn hidden_services(&self, caller: &Caller) -> Result<Vec<Uuid>> {
+    async fn hidden_services(&self, caller: &Caller) -> Result<Vec<ServiceId>> {
         self.catalog
             .restrictions
             .hidden_from(caller.tenant, &caller.principal)
@@ -385,7 +390,7 @@ impl Authorizations {
             let mut planners = audit::actors(
                 &mut tx,
                 "authorization",
-                id,
+                id.0,
                 &[
                     "authorizations.authorization.requested",
                     "authorizations.authorization.updated",
@@ -464,7 +469,7 @@ impl Authorizations {
         Ok(reply)
     }
 
-    pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<AuthorizationRow> {
+    pub async fn get(&self, caller: &Caller, id: AuthorizationId) -> Result<AuthorizationRow> {
         let hidden = self.hidden_services(caller).await?;
         let mut tx = self.db.tenant_tx(caller.tenant).await?;
         let row = visible(store::load(tx.conn(), id, false).await?, &hidden, id)?;
@@ -592,7 +597,7 @@ impl Authorizations {
         )
         .await?;
         tx.commit().await?;
-        let next_page_token = page.finish(&mut rows, |r| (r.created_at, r.id));
+        let next_page_token = page.finish(&mut rows, |r| (r.created_at, r.id.0));
         Ok((rows, next_page_token))
     }
 
@@ -600,7 +605,7 @@ impl Authorizations {
     pub async fn utilization(
         &self,
         caller: &Caller,
-        id: Uuid,
+        id: AuthorizationId,
     ) -> Result<(AuthorizationRow, Vec<(NaiveDate, Decimal)>, i64)> {
         let hidden = self.hidden_services(caller).await?;
         // The totals and the per-occurrence deliveries from one snapshot: a drawdown committed
@@ -617,15 +622,22 @@ impl Authorizations {
         &self,
         caller: &Caller,
         tokens: &PageTokens,
-        id: Uuid,
+        id: AuthorizationId,
         page_size: i32,
         page_token: &str,
     ) -> Result<(Vec<AuditRecord>, String)> {
         let hidden = self.hidden_services(caller).await?;
         let mut tx = self.db.tenant_tx(caller.tenant).await?;
         visible(store::load(tx.conn(), id, false).await?, &hidden, id)?;
-        let page = audit::history_page(&mut tx, tokens, "authorization", id, page_token, page_size)
-            .await?;
+        let page = audit::history_page(
+            &mut tx,
+            tokens,
+            "authorization",
+            id.0,
+            page_token,
+            page_size,
+        )
+        .await?;
         tx.commit().await?;
         Ok(page)
     }
@@ -770,7 +782,8 @@ impl Authorizations {
         // A record moving from one authorization to another locks both, always in the order
         // of their ids: another record moving the other way at the same moment waits instead
         // of deadlocking.
-        let mut locked: Vec<Uuid> = draw.previous.into_iter().chain(draw.current).collect();
+        let mut locked: Vec<AuthorizationId> =
+            draw.previous.into_iter().chain(draw.current).collect();
         locked.sort();
         locked.dedup();
         for authorization_id in locked {
@@ -817,7 +830,7 @@ impl Authorizations {
 async fn confirm(
     tx: &mut impl Scoped,
     tenant: TenantId,
-    authorization_id: Uuid,
+    authorization_id: AuthorizationId,
     draw: &RecordDraw,
 ) -> anyhow::Result<()> {
     if store::load(tx.conn(), authorization_id, true)
@@ -863,7 +876,7 @@ pub async fn close_expired(db: &Db, today: NaiveDate) -> Result<Option<usize>> {
         }
         let expired = store::expired(tx.conn(), today, BATCH).await?;
         for &(tenant, id) in &expired {
-            tx.act_for_tenant(TenantId(tenant)).await?;
+            tx.act_for_tenant(tenant).await?;
             let row = store::set_status(
                 tx.conn(),
                 id,
@@ -874,7 +887,7 @@ pub async fn close_expired(db: &Db, today: NaiveDate) -> Result<Option<usize>> {
             .await?;
             let actor = Principal {
                 user_id: WORKER.into(),
-                tenant_id: Some(TenantId(tenant)),
+                tenant_id: Some(tenant),
                 organization_ids: Vec::new(),
                 roles: Vec::new(),
                 permissions: Vec::new(),
@@ -911,7 +924,7 @@ pub async fn sweep_unsettled(
     };
     let mut released = 0;
     for hold in holds {
-        let tenant = TenantId(hold.tenant_id);
+        let tenant = hold.tenant_id;
         // The current hold (only if the same attempt still has it) and earlier units.
         let mut slots = Vec::new();
         if hold.held_version > 0 {

@@ -5,8 +5,8 @@ use rust_decimal::Decimal;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use caseway_platform::TenantId;
 use caseway_platform::error::Result;
+use caseway_platform::{AuthorizationId, ClientId, HoldId, RecordId, ServiceId, TenantId};
 
 use crate::domain::{AuthorizationRow, Draw, ListFilter};
 
@@ -54,7 +54,7 @@ pub async fn insert(
 
 pub async fn load(
     conn: &mut PgConnection,
-    id: Uuid,
+    id: AuthorizationId,
     for_update: bool,
 ) -> Result<Option<AuthorizationRow>> {
     let lock = if for_update { " FOR UPDATE" } else { "" };
@@ -99,7 +99,7 @@ pub async fn update_plan(
 /// Moves to `status`; `decided_by` and `reason` are kept with it.
 pub async fn set_status(
     conn: &mut PgConnection,
-    id: Uuid,
+    id: AuthorizationId,
     status: i16,
     decided_by: &str,
     reason: Option<&str>,
@@ -120,9 +120,9 @@ pub async fn set_status(
 /// A client's authorizations, newest first, after the (created_at, id) cursor.
 pub async fn list_for_client(
     conn: &mut PgConnection,
-    client_id: Uuid,
+    client_id: ClientId,
     filter: &ListFilter,
-    hidden_services: &[Uuid],
+    hidden_services: &[ServiceId],
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<Vec<AuthorizationRow>> {
@@ -152,7 +152,7 @@ pub async fn list_for_client(
 struct DrawRow {
     held_units: Decimal,
     held_version: i64,
-    held_by: Option<Uuid>,
+    held_by: Option<HoldId>,
     held_at: Option<chrono::DateTime<chrono::Utc>>,
     earlier_units: Decimal,
     earlier_version: i64,
@@ -165,8 +165,8 @@ struct DrawRow {
 /// first: every change to its draws goes through that lock).
 pub async fn draw(
     conn: &mut PgConnection,
-    authorization_id: Uuid,
-    record_id: Uuid,
+    authorization_id: AuthorizationId,
+    record_id: RecordId,
 ) -> Result<Draw> {
     read_draw(conn, authorization_id, record_id, " FOR UPDATE").await
 }
@@ -174,16 +174,16 @@ pub async fn draw(
 /// The draw of a record on an authorization as it stands, to look at only.
 pub async fn draw_unlocked(
     conn: &mut PgConnection,
-    authorization_id: Uuid,
-    record_id: Uuid,
+    authorization_id: AuthorizationId,
+    record_id: RecordId,
 ) -> Result<Draw> {
     read_draw(conn, authorization_id, record_id, "").await
 }
 
 async fn read_draw(
     conn: &mut PgConnection,
-    authorization_id: Uuid,
-    record_id: Uuid,
+    authorization_id: AuthorizationId,
+    record_id: RecordId,
     lock: &str,
 ) -> Result<Draw> {
     let row: Option<DrawRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -215,8 +215,8 @@ async fn read_draw(
 pub async fn save_draw(
     conn: &mut PgConnection,
     tenant: TenantId,
-    authorization_id: Uuid,
-    record_id: Uuid,
+    authorization_id: AuthorizationId,
+    record_id: RecordId,
     service_date: Option<NaiveDate>,
     before: &Draw,
     after: &Draw,
@@ -259,7 +259,7 @@ pub async fn save_draw(
 /// Units delivered per service date, and how many records delivered them.
 pub async fn deliveries(
     conn: &mut PgConnection,
-    authorization_id: Uuid,
+    authorization_id: AuthorizationId,
 ) -> Result<(Vec<(NaiveDate, Decimal)>, i64)> {
     let rows: Vec<(NaiveDate, Decimal, i64)> = sqlx::query_as(
         "SELECT service_date, sum(delivered_units), count(*) FROM authorizations.draws \
@@ -279,7 +279,7 @@ pub async fn expired(
     conn: &mut PgConnection,
     today: NaiveDate,
     limit: i64,
-) -> Result<Vec<(Uuid, Uuid)>> {
+) -> Result<Vec<(TenantId, AuthorizationId)>> {
     // Across tenants, through the platform role's function (locked for this transaction).
     Ok(
         sqlx::query_as("SELECT tenant_id, id FROM authorizations.ended_approved($1, $2)")
@@ -294,11 +294,11 @@ pub async fn expired(
 /// `held_by`), or earlier units (`earlier_version`), or both (0 for the one that is not).
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct UnsettledHold {
-    pub tenant_id: Uuid,
-    pub authorization_id: Uuid,
-    pub service_record_id: Uuid,
+    pub tenant_id: TenantId,
+    pub authorization_id: AuthorizationId,
+    pub service_record_id: RecordId,
     pub held_version: i64,
-    pub held_by: Option<Uuid>,
+    pub held_by: Option<HoldId>,
     pub earlier_version: i64,
 }
 

@@ -9,16 +9,15 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use tonic::transport::Channel;
-use uuid::Uuid;
 
 use caseway_api::authorizations::v1 as pb;
 use caseway_api::authorizations::v1::authorizations_internal_service_client::AuthorizationsInternalServiceClient;
-use caseway_platform::TenantId;
 use caseway_platform::access::HOLD_UNITS;
 use caseway_platform::auth::ServiceIdentity;
 use caseway_platform::convert::date;
 use caseway_platform::error::{Error, Result, Rule};
 use caseway_platform::server::Platform;
+use caseway_platform::{AuthorizationId, ClientId, HoldId, RecordId, ServiceId, TenantId};
 
 use crate::call::{Failure, Retry, call};
 
@@ -71,11 +70,11 @@ impl HoldRule {
 /// What a record draws on an authorization, at one version.
 #[derive(Clone, Debug)]
 pub struct Draw {
-    pub authorization_id: Uuid,
-    pub record_id: Uuid,
+    pub authorization_id: AuthorizationId,
+    pub record_id: RecordId,
     pub version: i64,
-    pub client_id: Uuid,
-    pub service_id: Uuid,
+    pub client_id: ClientId,
+    pub service_id: ServiceId,
     pub service_date: NaiveDate,
     pub units: Decimal,
 }
@@ -83,10 +82,10 @@ pub struct Draw {
 /// Units held for one version of one record, by one attempt to store it.
 #[derive(Clone, Debug)]
 pub struct Hold {
-    pub authorization_id: Uuid,
-    pub record_id: Uuid,
+    pub authorization_id: AuthorizationId,
+    pub record_id: RecordId,
     pub version: i64,
-    pub hold_id: Uuid,
+    pub hold_id: HoldId,
 }
 
 pub struct Authorizations {
@@ -105,7 +104,7 @@ impl Authorizations {
     /// Holds the units of `draw`; refusals name `field` (INVALID_ARGUMENT) or the
     /// authorization's rule (FAILED_PRECONDITION).
     pub async fn hold(&self, tenant: TenantId, draw: &Draw, field: &str) -> Result<Hold> {
-        let hold_id = Uuid::now_v7();
+        let hold_id = HoldId::new();
         let answer = call(
             PEER,
             Retry::Idempotent,

@@ -106,13 +106,14 @@ where
 
 /// A peer's id that does not parse: the peer's fault, reported as it being unusable rather
 /// than guessed around.
-pub fn id(peer: &str, what: &str, text: &str) -> Result<uuid::Uuid> {
+pub fn id<T: From<uuid::Uuid>>(peer: &str, what: &str, text: &str) -> Result<T> {
     uuid::Uuid::parse_str(text)
+        .map(T::from)
         .map_err(|_| Error::Unavailable(format!("{peer} service: unreadable {what} {text:?}")))
 }
 
 /// A peer's optional id: empty is none.
-pub fn optional_id(peer: &str, what: &str, text: &str) -> Result<Option<uuid::Uuid>> {
+pub fn optional_id<T: From<uuid::Uuid>>(peer: &str, what: &str, text: &str) -> Result<Option<T>> {
     if text.is_empty() {
         Ok(None)
     } else {

@@ -20,7 +20,6 @@ use caseway_api::catalog::v1 as pb;
 use caseway_api::catalog::v1::catalog_internal_service_client::CatalogInternalServiceClient;
 use caseway_api::catalog::v1::catalog_service_client::CatalogServiceClient;
 use caseway_api::common::v1::LifecycleState;
-use caseway_platform::TenantId;
 use caseway_platform::access::READ_SERVICE_RESTRICTIONS;
 use caseway_platform::auth::{Principal, Role, ServiceIdentity};
 use caseway_platform::bus::{Bus, Subscription, consume};
@@ -28,6 +27,7 @@ use caseway_platform::cache::KeyedCache;
 use caseway_platform::caller::Caller;
 use caseway_platform::error::{Error, Result};
 use caseway_platform::server::{NodeBuilder, Platform};
+use caseway_platform::{GrantId, ServiceId, TenantId};
 
 use crate::call::{self, Failure, Retry, call};
 use crate::rules::{CodeValueFacts, GrantFacts, ServiceFacts, UnitOfMeasure, visible};
@@ -80,13 +80,13 @@ pub fn unit_of_measure(value: i32) -> Result<UnitOfMeasure> {
     }
 }
 
-fn service_facts(id: Uuid, service: pb::Service) -> Result<ServiceFacts> {
-    let ids = |texts: &[String]| {
+fn service_facts(id: ServiceId, service: pb::Service) -> Result<ServiceFacts> {
+    fn ids<T: From<Uuid>>(texts: &[String]) -> Result<Vec<T>> {
         texts
             .iter()
             .map(|text| call::id(PEER, "id", text))
-            .collect::<Result<Vec<_>>>()
-    };
+            .collect()
+    }
     Ok(ServiceFacts {
         id,
         active: state_active(service.state)?,
@@ -189,12 +189,16 @@ impl Catalog {
 
     /// The service as the catalog shows it to some caller of the tenant; visibility to this
     /// caller is the domain's check, so it may be cached whoever asked.
-    pub async fn service(&self, caller: &Caller, id: Uuid) -> Result<Option<Arc<ServiceFacts>>> {
+    pub async fn service(
+        &self,
+        caller: &Caller,
+        id: ServiceId,
+    ) -> Result<Option<Arc<ServiceFacts>>> {
         cached(
             self.following(),
             &self.services,
             caller.tenant,
-            id,
+            id.0,
             || async {
                 let reply = found(
                     call(
@@ -217,12 +221,12 @@ impl Catalog {
         .await
     }
 
-    pub async fn grant(&self, caller: &Caller, id: Uuid) -> Result<Option<Arc<GrantFacts>>> {
+    pub async fn grant(&self, caller: &Caller, id: GrantId) -> Result<Option<Arc<GrantFacts>>> {
         cached(
             self.following(),
             &self.grants,
             caller.tenant,
-            id,
+            id.0,
             || async {
                 let reply = found(
                     call(
@@ -496,7 +500,11 @@ impl Restrictions {
     }
 
     /// The restricted services `principal` may not see (none for a tenant administrator).
-    pub async fn hidden_from(&self, tenant: TenantId, principal: &Principal) -> Result<Vec<Uuid>> {
+    pub async fn hidden_from(
+        &self,
+        tenant: TenantId,
+        principal: &Principal,
+    ) -> Result<Vec<ServiceId>> {
         if principal.has_role(Role::TenantAdmin) {
             return Ok(Vec::new());
         }
@@ -506,7 +514,7 @@ impl Restrictions {
             .filter(|(_, organizations)| {
                 !visible(organizations, &principal.organization_ids, false)
             })
-            .map(|(service, _)| *service)
+            .map(|(service, _)| ServiceId(*service))
             .collect())
     }
 

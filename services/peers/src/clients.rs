@@ -12,6 +12,7 @@ use uuid::Uuid;
 use caseway_api::clients::v1 as pb;
 use caseway_api::clients::v1::barriers_service_client::BarriersServiceClient;
 use caseway_api::clients::v1::clients_service_client::ClientsServiceClient;
+use caseway_platform::ClientId;
 use caseway_platform::bus::Bus;
 use caseway_platform::cache::KeyedCache;
 use caseway_platform::caller::Caller;
@@ -76,10 +77,10 @@ impl Clients {
         );
     }
 
-    pub async fn client_exists(&self, caller: &Caller, id: Uuid) -> Result<bool> {
+    pub async fn client_exists(&self, caller: &Caller, id: ClientId) -> Result<bool> {
         let found_one = self
             .found
-            .get_or_load(caller.tenant, id, || async {
+            .get_or_load(caller.tenant, id.0, || async {
                 found(
                     call(
                         PEER,
@@ -142,7 +143,7 @@ impl Clients {
     }
 
     /// The client a barrier belongs to.
-    pub async fn barrier_client(&self, caller: &Caller, id: Uuid) -> Result<Option<Uuid>> {
+    pub async fn barrier_client(&self, caller: &Caller, id: Uuid) -> Result<Option<ClientId>> {
         let found_one = self
             .barrier_clients
             .get_or_load(caller.tenant, id, || async {
@@ -164,6 +165,6 @@ impl Clients {
                 }
             })
             .await?;
-        Ok(found_one.map(|client| *client))
+        Ok(found_one.map(|client| ClientId(*client)))
     }
 }

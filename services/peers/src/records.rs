@@ -9,15 +9,14 @@
 use std::sync::Arc;
 
 use tonic::transport::Channel;
-use uuid::Uuid;
 
 use caseway_api::records::v1::GetRecordDrawRequest;
 use caseway_api::records::v1::records_internal_service_client::RecordsInternalServiceClient;
-use caseway_platform::TenantId;
 use caseway_platform::access::READ_RECORD_DRAWS;
 use caseway_platform::auth::ServiceIdentity;
 use caseway_platform::error::Result;
 use caseway_platform::server::Platform;
+use caseway_platform::{AuthorizationId, RecordId, TenantId};
 
 use crate::call::{self, Retry, call};
 
@@ -47,8 +46,8 @@ impl Records {
     pub async fn hold_unused(
         &self,
         tenant: TenantId,
-        record_id: Uuid,
-        authorization_id: Uuid,
+        record_id: RecordId,
+        authorization_id: AuthorizationId,
         held_version: i64,
     ) -> Result<bool> {
         let draw = call(

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use caseway_api::catalog::v1::CodeList;
 use caseway_platform::validate::Violations;
+use caseway_platform::{ClientId, GrantId, ServiceId};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UnitOfMeasure {
@@ -84,13 +85,13 @@ impl TryFrom<String> for UnitOfMeasure {
 /// What the catalog says of a service, as recording and authorizing need it.
 #[derive(Clone, Debug)]
 pub struct ServiceFacts {
-    pub id: Uuid,
+    pub id: ServiceId,
     pub active: bool,
     pub direct: bool,
     pub unit_of_measure: UnitOfMeasure,
     pub default_unit_value: Decimal,
     pub organization_ids: Vec<Uuid>,
-    pub grant_ids: Vec<Uuid>,
+    pub grant_ids: Vec<GrantId>,
     pub service_group_id: Option<Uuid>,
     /// Records must use the default unit value.
     pub unit_value_fixed: bool,
@@ -113,7 +114,7 @@ pub fn visible(restricted_to: &[Uuid], organizations: &[Uuid], admin: bool) -> b
 
 #[derive(Clone, Debug)]
 pub struct GrantFacts {
-    pub id: Uuid,
+    pub id: GrantId,
     pub active: bool,
     pub start_date: NaiveDate,
     pub end_date: Option<NaiveDate>,
@@ -130,7 +131,7 @@ pub struct CodeValueFacts {
 #[derive(Clone, Debug)]
 pub struct EnrollmentFacts {
     pub id: Uuid,
-    pub client_id: Uuid,
+    pub client_id: ClientId,
     pub program_id: Uuid,
     pub entry_date: NaiveDate,
     pub exit_date: Option<NaiveDate>,
@@ -183,7 +184,7 @@ pub fn check_grant(
 /// The enrollment is the client's and covers the date.
 pub fn check_enrollment(
     enrollment: &EnrollmentFacts,
-    client_id: Uuid,
+    client_id: ClientId,
     date: NaiveDate,
     field: &str,
     v: &mut Violations,

@@ -115,14 +115,14 @@ impl Violations {
         }
     }
 
-    /// A required UUID.
-    pub fn id(&mut self, field: &str, value: &str) -> Option<Uuid> {
+    /// A required id: a UUID, typed as the resource's id (or left a [`Uuid`]).
+    pub fn id<T: From<Uuid>>(&mut self, field: &str, value: &str) -> Option<T> {
         if value.is_empty() {
             self.add(field, "is required");
             return None;
         }
         match Uuid::parse_str(value) {
-            Ok(id) => Some(id),
+            Ok(id) => Some(id.into()),
             Err(_) => {
                 self.add(field, "must be a UUID");
                 None
@@ -130,8 +130,8 @@ impl Violations {
         }
     }
 
-    /// A UUID that may be empty.
-    pub fn optional_id(&mut self, field: &str, value: &str) -> Option<Uuid> {
+    /// An id that may be empty.
+    pub fn optional_id<T: From<Uuid>>(&mut self, field: &str, value: &str) -> Option<T> {
         if value.is_empty() {
             None
         } else {
@@ -218,7 +218,7 @@ fn parse_decimal(value: &str, max_scale: u32) -> std::result::Result<Decimal, St
 }
 
 /// Parses a required id outside a form (a `Get`'s `id`): INVALID_ARGUMENT naming the field.
-pub fn parse_id(field: &str, value: &str) -> Result<Uuid> {
+pub fn parse_id<T: From<Uuid>>(field: &str, value: &str) -> Result<T> {
     let mut v = Violations::new();
     let id = v.id(field, value);
     v.finish_with(id)

@@ -4,7 +4,6 @@
 
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
-use uuid::Uuid;
 
 use caseway_api::records::v1 as pb;
 use caseway_platform::audit::AuditRecord;
@@ -12,6 +11,7 @@ use caseway_platform::convert::{date, timestamp};
 use caseway_platform::error::{Error, Result};
 use caseway_platform::etag;
 use caseway_platform::validate::{self, Violations};
+use caseway_platform::{AuthorizationId, ClientId, RecordId};
 
 use crate::domain::{Draft, Fields, Grouping, HistoryFilter, Kind, MUTABLE, RecordRow, TotalsRow};
 
@@ -71,7 +71,7 @@ pub fn parse_draft(
     draft
 }
 
-pub fn id_text(id: Option<Uuid>) -> String {
+pub fn id_text(id: Option<impl std::fmt::Display>) -> String {
     id.map(|i| i.to_string()).unwrap_or_default()
 }
 
@@ -245,7 +245,7 @@ pub fn bulk_attendees(
 /// An update: the record's id, the etag it was read at, and the fields it changes over the
 /// stored record.
 pub struct Update {
-    pub id: Uuid,
+    pub id: RecordId,
     pub expected_version: Option<i64>,
     pub record: pb::ServiceRecord,
     pub mask: Vec<&'static str>,
@@ -314,7 +314,7 @@ pub fn update_draft(update: &Update, current: &RecordRow, kind: Kind) -> Result<
 
 /// A deletion: the id, the etag it was read at and the reason given.
 pub struct Deletion {
-    pub id: Uuid,
+    pub id: RecordId,
     pub expected_version: Option<i64>,
     pub reason: String,
 }
@@ -344,7 +344,7 @@ pub fn history_entry(entry: AuditRecord) -> pb::ServiceRecordHistoryEntry {
 /// A client's history query: the client, the filter, and the bytes a page token is bound to
 /// (the request without its page size and token).
 pub struct HistoryQuery {
-    pub client_id: Uuid,
+    pub client_id: ClientId,
     pub filter: HistoryFilter,
     pub filter_key: Vec<u8>,
 }
@@ -433,7 +433,7 @@ pub fn totals_to_proto(r: TotalsRow) -> pb::ServiceTotals {
 }
 
 /// What a record draws: its latest version and authorization, or nothing when not stored.
-pub fn draw_reply(draw: Option<(i64, Option<Uuid>)>) -> pb::GetRecordDrawResponse {
+pub fn draw_reply(draw: Option<(i64, Option<AuthorizationId>)>) -> pb::GetRecordDrawResponse {
     match draw {
         Some((version, authorization_id)) => pb::GetRecordDrawResponse {
             stored: true,

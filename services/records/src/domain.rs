@@ -6,6 +6,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
+use caseway_platform::{AuthorizationId, ClientId, GrantId, RecordId, ServiceId};
+
 use caseway_platform::auth::Role;
 use caseway_platform::error::{Error, Result};
 use caseway_platform::validate::Violations;
@@ -172,13 +174,13 @@ pub fn check_date(date: NaiveDate, today: NaiveDate, field: &str, v: &mut Violat
 /// A stored service record.
 #[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
 pub struct RecordRow {
-    pub id: Uuid,
+    pub id: RecordId,
     pub kind: i16,
-    pub client_id: Option<Uuid>,
-    pub service_id: Uuid,
+    pub client_id: Option<ClientId>,
+    pub service_id: ServiceId,
     pub service_group_id: Option<Uuid>,
     pub service_date: NaiveDate,
-    pub grant_id: Option<Uuid>,
+    pub grant_id: Option<GrantId>,
     pub enrollment_id: Option<Uuid>,
     pub program_id: Option<Uuid>,
     pub provider_id: Option<Uuid>,
@@ -192,7 +194,7 @@ pub struct RecordRow {
     pub comments: String,
     pub turn_away_reason_id: Option<Uuid>,
     pub people_reached: Option<i32>,
-    pub authorization_id: Option<Uuid>,
+    pub authorization_id: Option<AuthorizationId>,
     pub recorded_by: String,
     pub version: i64,
     pub created_at: DateTime<Utc>,
@@ -204,9 +206,9 @@ pub struct RecordRow {
 pub struct HistoryFilter {
     pub start_date: Option<NaiveDate>,
     pub end_date: Option<NaiveDate>,
-    pub service_id: Option<Uuid>,
+    pub service_id: Option<ServiceId>,
     pub service_group_id: Option<Uuid>,
-    pub grant_id: Option<Uuid>,
+    pub grant_id: Option<GrantId>,
     pub program_id: Option<Uuid>,
     pub enrollment_id: Option<Uuid>,
     pub kind: Option<i16>,
@@ -224,9 +226,9 @@ pub struct Grouping {
 
 #[derive(Debug, sqlx::FromRow)]
 pub struct TotalsRow {
-    pub grant_id: Option<Uuid>,
+    pub grant_id: Option<GrantId>,
     pub program_id: Option<Uuid>,
-    pub service_id: Option<Uuid>,
+    pub service_id: Option<ServiceId>,
     pub service_group_id: Option<Uuid>,
     pub month: Option<NaiveDate>,
     pub units: Decimal,
@@ -242,10 +244,10 @@ pub struct TotalsRow {
 #[derive(Clone, Debug)]
 pub struct Draft {
     pub kind: Kind,
-    pub client_id: Option<Uuid>,
-    pub service_id: Option<Uuid>,
+    pub client_id: Option<ClientId>,
+    pub service_id: Option<ServiceId>,
     pub service_date: Option<NaiveDate>,
-    pub grant_id: Option<Uuid>,
+    pub grant_id: Option<GrantId>,
     pub enrollment_id: Option<Uuid>,
     pub provider_id: Option<Uuid>,
     pub units: Option<Decimal>,
@@ -257,7 +259,7 @@ pub struct Draft {
     pub comments: String,
     pub turn_away_reason_id: Option<Uuid>,
     pub people_reached: Option<i32>,
-    pub authorization_id: Option<Uuid>,
+    pub authorization_id: Option<AuthorizationId>,
 }
 
 impl Draft {
@@ -287,7 +289,11 @@ impl Draft {
 
 /// A stored record the caller may see: a record of a service hidden from it is NOT_FOUND, as
 /// the service itself is.
-pub fn visible_record(row: Option<RecordRow>, hidden: &[Uuid], id: Uuid) -> Result<RecordRow> {
+pub fn visible_record(
+    row: Option<RecordRow>,
+    hidden: &[ServiceId],
+    id: RecordId,
+) -> Result<RecordRow> {
     row.filter(|row| !hidden.contains(&row.service_id))
         .ok_or_else(|| Error::not_found("service record", id))
 }
@@ -320,7 +326,7 @@ mod tests {
 
     fn hours(fixed: bool) -> ServiceFacts {
         ServiceFacts {
-            id: Uuid::now_v7(),
+            id: ServiceId::new(),
             active: true,
             direct: true,
             unit_of_measure: UnitOfMeasure::Hours,
@@ -403,13 +409,13 @@ mod tests {
     #[test]
     fn grants_must_fund_the_service_and_cover_the_date() {
         let grant = GrantFacts {
-            id: Uuid::now_v7(),
+            id: GrantId::new(),
             active: true,
             start_date: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
             end_date: NaiveDate::from_ymd_opt(2026, 12, 31),
         };
         let mut service = ServiceFacts {
-            id: Uuid::now_v7(),
+            id: ServiceId::new(),
             active: true,
             direct: true,
             unit_of_measure: UnitOfMeasure::Dollars,

@@ -25,7 +25,7 @@ use caseway_platform::outbox::{self, Event};
 use caseway_platform::paging::Page;
 use caseway_platform::server::Platform;
 use caseway_platform::validate::Violations;
-use caseway_platform::{Db, Scoped, TenantId};
+use caseway_platform::{AuthorizationId, Db, RecordId, Scoped, ServiceId, TenantId};
 
 use crate::convert::{self, Deletion, HistoryQuery, Update};
 use crate::domain::*;
@@ -69,7 +69,11 @@ impl Records {
 
     /// The services hidden from `principal` (restricted to security organizations it is not
     /// in): asked before a transaction opens, since it may ask the catalog.
-    async fn hidden_services(&self, tenant: TenantId, principal: &Principal) -> Result<Vec<Uuid>> {
+    async fn hidden_services(
+        &self,
+        tenant: TenantId,
+        principal: &Principal,
+    ) -> Result<Vec<ServiceId>> {
         self.catalog
             .restrictions
             .hidden_from(tenant, principal)
@@ -251,7 +255,7 @@ impl Records {
         );
         let now = Utc::now();
         Ok(Some(RecordRow {
-            id: Uuid::now_v7(),
+            id: RecordId::new(),
             kind: draft.kind as i16,
             client_id: draft.client_id,
             service_id,
@@ -506,7 +510,7 @@ impl Records {
         Ok(outcome?.0)
     }
 
-    pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<RecordRow> {
+    pub async fn get(&self, caller: &Caller, id: RecordId) -> Result<RecordRow> {
         let hidden = self
             .hidden_services(caller.tenant, &caller.principal)
             .await?;
@@ -621,7 +625,7 @@ impl Records {
                 AuditEntry {
                     action: "records.service_record.update",
                     resource_type: "service_record",
-                    resource_id: update.id,
+                    resource_id: update.id.into(),
                     changed_fields: &changed,
                 },
             )
@@ -658,7 +662,7 @@ impl Records {
             AuditEntry {
                 action: "records.service_record.delete",
                 resource_type: "service_record",
-                resource_id: id,
+                resource_id: id.into(),
                 changed_fields: &[],
             },
         )
@@ -674,7 +678,7 @@ impl Records {
         &self,
         caller: &Caller,
         tokens: &caseway_platform::paging::PageTokens,
-        id: Uuid,
+        id: RecordId,
         page_size: i32,
         page_token: &str,
     ) -> Result<(Vec<AuditRecord>, String)> {
@@ -683,9 +687,15 @@ impl Records {
             .await?;
         let mut tx = self.db.tenant_tx(caller.tenant).await?;
         visible_record(store::load(tx.conn(), id, false).await?, &hidden, id)?;
-        let page =
-            audit::history_page(&mut tx, tokens, "service_record", id, page_token, page_size)
-                .await?;
+        let page = audit::history_page(
+            &mut tx,
+            tokens,
+            "service_record",
+            id.0,
+            page_token,
+            page_size,
+        )
+        .await?;
         tx.commit().await?;
         Ok(page)
     }
@@ -715,7 +725,7 @@ impl Records {
         )
         .await?;
         tx.commit().await?;
-        let next_page_token = page.finish(&mut rows, |r| (r.service_date, r.id));
+        let next_page_token = page.finish(&mut rows, |r| (r.service_date, r.id.0));
         Ok((rows, next_page_token))
     }
 
@@ -739,7 +749,11 @@ impl Records {
 
 /// What a record draws, for the authorizations service: asked with a service identity, so
 /// nothing is hidden.
-pub async fn draw(db: &Db, tenant: TenantId, id: Uuid) -> Result<Option<(i64, Option<Uuid>)>> {
+pub async fn draw(
+    db: &Db,
+    tenant: TenantId,
+    id: RecordId,
+) -> Result<Option<(i64, Option<AuthorizationId>)>> {
     let mut tx = db.tenant_tx(tenant).await?;
     let draw = store::draw_of(tx.conn(), id).await?;
     tx.commit().await?;

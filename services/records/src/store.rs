@@ -7,8 +7,8 @@ use rust_decimal::Decimal;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use caseway_platform::TenantId;
 use caseway_platform::error::{Error, Result};
+use caseway_platform::{AuthorizationId, ClientId, RecordId, ServiceId, TenantId};
 
 use crate::domain::{Grouping, HistoryFilter, RecordRow, TotalsRow};
 
@@ -24,7 +24,7 @@ const WRITTEN: &str = "id, units, unit_value, value, version, created_at, update
 
 #[derive(sqlx::FromRow)]
 struct Written {
-    id: Uuid,
+    id: RecordId,
     units: Option<Decimal>,
     unit_value: Option<Decimal>,
     value: Option<Decimal>,
@@ -160,7 +160,7 @@ pub async fn insert(
     .bind(action)
     .fetch_all(conn)
     .await?;
-    let mut written: HashMap<Uuid, Written> = written.into_iter().map(|w| (w.id, w)).collect();
+    let mut written: HashMap<RecordId, Written> = written.into_iter().map(|w| (w.id, w)).collect();
     rows.iter()
         .map(|r| {
             let w = written.remove(&r.id).ok_or_else(|| {
@@ -176,7 +176,7 @@ pub async fn insert(
 
 pub async fn load(
     conn: &mut PgConnection,
-    id: Uuid,
+    id: RecordId,
     for_update: bool,
 ) -> Result<Option<RecordRow>> {
     let lock = if for_update { " FOR UPDATE" } else { "" };
@@ -189,7 +189,10 @@ pub async fn load(
 }
 
 /// The latest version of a stored (not deleted) record and the authorization it draws on.
-pub async fn draw_of(conn: &mut PgConnection, id: Uuid) -> Result<Option<(i64, Option<Uuid>)>> {
+pub async fn draw_of(
+    conn: &mut PgConnection,
+    id: RecordId,
+) -> Result<Option<(i64, Option<AuthorizationId>)>> {
     Ok(sqlx::query_as(
         "SELECT version, authorization_id FROM records.service_records \
          WHERE id = $1 AND deleted_at IS NULL",
@@ -229,7 +232,7 @@ pub async fn update(conn: &mut PgConnection, row: &RecordRow) -> Result<RecordRo
     .await?)
 }
 
-pub async fn delete(conn: &mut PgConnection, id: Uuid, reason: &str) -> Result<()> {
+pub async fn delete(conn: &mut PgConnection, id: RecordId, reason: &str) -> Result<()> {
     sqlx::query(
         "UPDATE records.service_records SET deleted_at = now(), deleted_reason = $2, \
          version = version + 1 WHERE id = $1 AND deleted_at IS NULL",
@@ -244,9 +247,9 @@ pub async fn delete(conn: &mut PgConnection, id: Uuid, reason: &str) -> Result<(
 /// A client's records, newest first, after `(service_date, id)` of the previous page.
 pub async fn client_history(
     conn: &mut PgConnection,
-    client_id: Uuid,
+    client_id: ClientId,
     filter: &HistoryFilter,
-    hidden_services: &[Uuid],
+    hidden_services: &[ServiceId],
     after: Option<(NaiveDate, Uuid)>,
     limit: i64,
 ) -> Result<Vec<RecordRow>> {
@@ -288,7 +291,7 @@ pub async fn totals(
     start: NaiveDate,
     end: NaiveDate,
     by: Grouping,
-    hidden_services: &[Uuid],
+    hidden_services: &[ServiceId],
 ) -> Result<Vec<TotalsRow>> {
     Ok(sqlx::query_as(
         "SELECT CASE WHEN $3 THEN grant_id END AS grant_id, \
