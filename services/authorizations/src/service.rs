@@ -16,7 +16,7 @@ use caseway_api::catalog::v1::CodeList;
 use caseway_peers::catalog::Catalog;
 use caseway_peers::clients::Clients;
 use caseway_peers::records::Records;
-use caseway_peers::rules::{GrantFacts, ServiceFacts, check_service, check_units, unit_value};
+use caseway_peers::rules::{check_grant_over, check_service, check_units, unit_value};
 use caseway_platform::audit::{self, AuditEntry, AuditRecord};
 use caseway_platform::auth::{Principal, Role};
 use caseway_platform::caller::Caller;
@@ -67,24 +67,6 @@ async fn expand(
     tokio::task::spawn_blocking(move || rule.occurrences(begin, end))
         .await
         .map_err(Error::internal)
-}
-
-/// The fund pays for the service over the whole period.
-fn check_fund(
-    grant: &GrantFacts,
-    service: &ServiceFacts,
-    begin: NaiveDate,
-    end: NaiveDate,
-    v: &mut Violations,
-) {
-    let field = "authorization.grant_id";
-    if !service.grant_ids.contains(&grant.id) {
-        v.add(field, "is not a grant of this service");
-    } else if !grant.active {
-        v.add(field, "is retired");
-    } else if begin < grant.start_date || grant.end_date.is_some_and(|e| end > e) {
-        v.add(field, "does not cover the authorization's period");
-    }
 }
 
 /// Audits a change and publishes `authorizations.authorization_<verb>.v1`.
@@ -245,7 +227,14 @@ impl Authorizations {
         }
         if let (Some(service), Some(grant_id)) = (&service, plan.grant_id) {
             match self.catalog.grant(caller, grant_id).await? {
-                Some(grant) => check_fund(&grant, service, begin, end, v),
+                Some(grant) => check_grant_over(
+                    &grant,
+                    service,
+                    (begin, end),
+                    "the authorization's period",
+                    "authorization.grant_id",
+                    v,
+                ),
                 None => v.add(
                     "authorization.grant_id",
                     "does not name a grant of this tenant",

@@ -65,6 +65,23 @@ impl Failure {
     }
 }
 
+/// An idempotent lookup of `peer`: the reply, or `None` when the peer has no such thing for
+/// this caller (NOT_FOUND); any other failure is this service's dependency failing.
+pub async fn get<Req, Resp, Fut>(
+    peer: &'static str,
+    request: impl FnMut() -> Result<tonic::Request<Req>>,
+    send: impl FnMut(tonic::Request<Req>) -> Fut,
+) -> Result<Option<Resp>>
+where
+    Fut: Future<Output = std::result::Result<tonic::Response<Resp>, tonic::Status>>,
+{
+    match call(peer, Retry::Idempotent, request, send).await {
+        Ok(reply) => Ok(Some(reply)),
+        Err(Failure::NotFound) => Ok(None),
+        Err(failure) => Err(failure.into_error(peer)),
+    }
+}
+
 /// Calls `peer` with requests built by `request` (one per attempt), each attempt under
 /// [`DEADLINE`]. An idempotent call is tried again when the peer could not be reached or did
 /// not answer in time.
@@ -80,6 +97,8 @@ where
     let mut attempt = 0;
     loop {
         let mut message = request().map_err(Failure::Other)?;
+        // The deadline travels as `grpc-timeout`, so the peer stops working on an answer no
+        // one waits for; the client's own timer bounds the wait when the peer never answers.
         message.set_timeout(DEADLINE);
         let status = match tokio::time::timeout(DEADLINE, send(message)).await {
             Ok(Ok(reply)) => return Ok(reply.into_inner()),

@@ -29,7 +29,7 @@ use caseway_platform::error::{Error, Result};
 use caseway_platform::server::{NodeBuilder, Platform};
 use caseway_platform::{GrantId, ServiceId, TenantId};
 
-use crate::call::{self, Failure, Retry, call};
+use crate::call::{self, Retry, call};
 use crate::rules::{CodeValueFacts, GrantFacts, ServiceFacts, UnitOfMeasure, visible};
 
 const PEER: &str = "catalog";
@@ -46,15 +46,6 @@ pub struct Catalog {
     caller: &'static str,
     /// Whether workers drop entries as events arrive: without them nothing is cached.
     following: std::sync::atomic::AtomicBool,
-}
-
-/// Found (Some), not found for this caller (None), or the failure as this service's error.
-fn found<T>(answer: std::result::Result<T, Failure>) -> Result<Option<T>> {
-    match answer {
-        Ok(value) => Ok(Some(value)),
-        Err(Failure::NotFound) => Ok(None),
-        Err(failure) => Err(failure.into_error(PEER)),
-    }
 }
 
 fn state_active(state: i32) -> Result<bool> {
@@ -200,18 +191,15 @@ impl Catalog {
             caller.tenant,
             id.0,
             || async {
-                let reply = found(
-                    call(
-                        PEER,
-                        Retry::Idempotent,
-                        || Ok(caller.forward(pb::GetServiceRequest { id: id.to_string() })),
-                        |request| {
-                            let mut client = self.client.clone();
-                            async move { client.get_service(request).await }
-                        },
-                    )
-                    .await,
-                )?;
+                let reply = call::get(
+                    PEER,
+                    || Ok(caller.forward(pb::GetServiceRequest { id: id.to_string() })),
+                    |request| {
+                        let mut client = self.client.clone();
+                        async move { client.get_service(request).await }
+                    },
+                )
+                .await?;
                 match reply.and_then(|r| r.service) {
                     Some(service) => service_facts(id, service).map(Some),
                     None => Ok(None),
@@ -228,18 +216,15 @@ impl Catalog {
             caller.tenant,
             id.0,
             || async {
-                let reply = found(
-                    call(
-                        PEER,
-                        Retry::Idempotent,
-                        || Ok(caller.forward(pb::GetGrantRequest { id: id.to_string() })),
-                        |request| {
-                            let mut client = self.client.clone();
-                            async move { client.get_grant(request).await }
-                        },
-                    )
-                    .await,
-                )?;
+                let reply = call::get(
+                    PEER,
+                    || Ok(caller.forward(pb::GetGrantRequest { id: id.to_string() })),
+                    |request| {
+                        let mut client = self.client.clone();
+                        async move { client.get_grant(request).await }
+                    },
+                )
+                .await?;
                 let Some(grant) = reply.and_then(|r| r.grant) else {
                     return Ok(None);
                 };
@@ -264,18 +249,15 @@ impl Catalog {
             caller.tenant,
             id,
             || async {
-                found(
-                    call(
-                        PEER,
-                        Retry::Idempotent,
-                        || Ok(caller.forward(pb::GetProviderRequest { id: id.to_string() })),
-                        |request| {
-                            let mut client = self.client.clone();
-                            async move { client.get_provider(request).await }
-                        },
-                    )
-                    .await,
+                call::get(
+                    PEER,
+                    || Ok(caller.forward(pb::GetProviderRequest { id: id.to_string() })),
+                    |request| {
+                        let mut client = self.client.clone();
+                        async move { client.get_provider(request).await }
+                    },
                 )
+                .await
                 .map(|reply| reply.map(|_| ()))
             },
         )
@@ -294,18 +276,15 @@ impl Catalog {
             caller.tenant,
             id,
             || async {
-                let reply = found(
-                    call(
-                        PEER,
-                        Retry::Idempotent,
-                        || Ok(caller.forward(pb::GetCodeValueRequest { id: id.to_string() })),
-                        |request| {
-                            let mut client = self.client.clone();
-                            async move { client.get_code_value(request).await }
-                        },
-                    )
-                    .await,
-                )?;
+                let reply = call::get(
+                    PEER,
+                    || Ok(caller.forward(pb::GetCodeValueRequest { id: id.to_string() })),
+                    |request| {
+                        let mut client = self.client.clone();
+                        async move { client.get_code_value(request).await }
+                    },
+                )
+                .await?;
                 let Some(value) = reply.and_then(|r| r.code_value) else {
                     return Ok(None);
                 };
@@ -329,18 +308,15 @@ impl Catalog {
 
     /// Whether `id` names a program of the caller's tenant.
     pub async fn program_exists(&self, caller: &Caller, id: Uuid) -> Result<bool> {
-        let reply = found(
-            call(
-                PEER,
-                Retry::Idempotent,
-                || Ok(caller.forward(pb::GetProgramRequest { id: id.to_string() })),
-                |request| {
-                    let mut client = self.client.clone();
-                    async move { client.get_program(request).await }
-                },
-            )
-            .await,
-        )?;
+        let reply = call::get(
+            PEER,
+            || Ok(caller.forward(pb::GetProgramRequest { id: id.to_string() })),
+            |request| {
+                let mut client = self.client.clone();
+                async move { client.get_program(request).await }
+            },
+        )
+        .await?;
         Ok(reply.is_some())
     }
 

@@ -19,7 +19,7 @@ use caseway_platform::caller::Caller;
 use caseway_platform::error::{Error, Result};
 use caseway_platform::server::{NodeBuilder, Platform};
 
-use crate::call::{self, Failure, Retry, call};
+use crate::call;
 use crate::catalog::follow;
 use crate::rules::EnrollmentFacts;
 
@@ -32,14 +32,6 @@ pub struct Clients {
     enrollments: Arc<KeyedCache<EnrollmentFacts>>,
     barrier_clients: Arc<KeyedCache<Uuid>>,
     caller: &'static str,
-}
-
-fn found<T>(answer: std::result::Result<T, Failure>) -> Result<Option<T>> {
-    match answer {
-        Ok(value) => Ok(Some(value)),
-        Err(Failure::NotFound) => Ok(None),
-        Err(failure) => Err(failure.into_error(PEER)),
-    }
 }
 
 impl Clients {
@@ -81,23 +73,20 @@ impl Clients {
         let found_one = self
             .found
             .get_or_load(caller.tenant, id.0, || async {
-                found(
-                    call(
-                        PEER,
-                        Retry::Idempotent,
-                        || {
-                            Ok(caller.forward(pb::GetClientRequest {
-                                id: id.to_string(),
-                                ssn_view: 0,
-                            }))
-                        },
-                        |request| {
-                            let mut client = self.clients.clone();
-                            async move { client.get_client(request).await }
-                        },
-                    )
-                    .await,
+                call::get(
+                    PEER,
+                    || {
+                        Ok(caller.forward(pb::GetClientRequest {
+                            id: id.to_string(),
+                            ssn_view: 0,
+                        }))
+                    },
+                    |request| {
+                        let mut client = self.clients.clone();
+                        async move { client.get_client(request).await }
+                    },
                 )
+                .await
                 .map(|reply| reply.map(|_| ()))
             })
             .await?;
@@ -111,18 +100,15 @@ impl Clients {
     ) -> Result<Option<Arc<EnrollmentFacts>>> {
         self.enrollments
             .get_or_load(caller.tenant, id, || async {
-                let reply = found(
-                    call(
-                        PEER,
-                        Retry::Idempotent,
-                        || Ok(caller.forward(pb::GetEnrollmentRequest { id: id.to_string() })),
-                        |request| {
-                            let mut client = self.clients.clone();
-                            async move { client.get_enrollment(request).await }
-                        },
-                    )
-                    .await,
-                )?;
+                let reply = call::get(
+                    PEER,
+                    || Ok(caller.forward(pb::GetEnrollmentRequest { id: id.to_string() })),
+                    |request| {
+                        let mut client = self.clients.clone();
+                        async move { client.get_enrollment(request).await }
+                    },
+                )
+                .await?;
                 let Some(enrollment) = reply.and_then(|r| r.enrollment) else {
                     return Ok(None);
                 };
@@ -147,18 +133,15 @@ impl Clients {
         let found_one = self
             .barrier_clients
             .get_or_load(caller.tenant, id, || async {
-                let reply = found(
-                    call(
-                        PEER,
-                        Retry::Idempotent,
-                        || Ok(caller.forward(pb::GetBarrierRequest { id: id.to_string() })),
-                        |request| {
-                            let mut client = self.barriers.clone();
-                            async move { client.get_barrier(request).await }
-                        },
-                    )
-                    .await,
-                )?;
+                let reply = call::get(
+                    PEER,
+                    || Ok(caller.forward(pb::GetBarrierRequest { id: id.to_string() })),
+                    |request| {
+                        let mut client = self.barriers.clone();
+                        async move { client.get_barrier(request).await }
+                    },
+                )
+                .await?;
                 match reply.and_then(|r| r.barrier) {
                     Some(barrier) => call::id(PEER, "client id", &barrier.client_id).map(Some),
                     None => Ok(None),

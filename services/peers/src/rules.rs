@@ -164,7 +164,7 @@ pub fn check_service(
     }
 }
 
-/// The grant funds the service and its period covers the date.
+/// The grant funds the service and its period covers the service date.
 pub fn check_grant(
     grant: &GrantFacts,
     service: &ServiceFacts,
@@ -172,12 +172,25 @@ pub fn check_grant(
     field: &str,
     v: &mut Violations,
 ) {
+    check_grant_over(grant, service, (date, date), "the service date", field, v);
+}
+
+/// The grant funds the service and its period covers all of `period` (first and last day),
+/// which the refusal calls `what`: a record's date, an authorization's period.
+pub fn check_grant_over(
+    grant: &GrantFacts,
+    service: &ServiceFacts,
+    (first, last): (NaiveDate, NaiveDate),
+    what: &str,
+    field: &str,
+    v: &mut Violations,
+) {
     if !service.grant_ids.contains(&grant.id) {
         v.add(field, "is not a grant of this service");
     } else if !grant.active {
         v.add(field, "is retired");
-    } else if date < grant.start_date || grant.end_date.is_some_and(|end| date > end) {
-        v.add(field, "does not cover the service date");
+    } else if first < grant.start_date || grant.end_date.is_some_and(|end| last > end) {
+        v.add(field, format!("does not cover {what}"));
     }
 }
 
