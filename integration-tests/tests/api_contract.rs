@@ -14,6 +14,7 @@ use caseway_api::clients::v1 as clients_pb;
 use caseway_api::tenancy::v1 as tenancy_pb;
 use caseway_integration_tests::{TestEnv, authed, call_raw, reason, violated_fields};
 use caseway_platform::auth::Role;
+use caseway_test_support::eventually;
 
 fn service(code: &str, name: &str) -> pb::Service {
     pb::Service {
@@ -185,19 +186,18 @@ async fn each_kind_of_failure_has_its_own_reason() {
         ))
         .await
         .unwrap();
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-    let status = loop {
-        match catalog
-            .list_services(authed(&worker, pb::ListServicesRequest::default()))
-            .await
-        {
-            Err(status) => break status,
-            Ok(_) => {
-                assert!(tokio::time::Instant::now() < deadline, "still served");
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let status = eventually(
+        "the suspension reaching the catalog",
+        std::time::Duration::from_secs(5),
+        || async {
+            let request = authed(&worker, pb::ListServicesRequest::default());
+            match catalog.clone().list_services(request).await {
+                Err(status) => Ok(status),
+                Ok(_) => Err("still served"),
             }
-        }
-    };
+        },
+    )
+    .await;
     assert_eq!(status.code(), Code::PermissionDenied);
     assert_eq!(reason(&status), "TENANT_SUSPENDED");
     node.shutdown().await;

@@ -1655,25 +1655,23 @@ async fn records_and_authorizations_of_a_restricted_service_are_hidden_from_outs
         ))
         .await
         .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let answer = records
-            .get_service_record(authed(
+    eventually(
+        "a newly restricted service's record hidden from outsiders",
+        Duration::from_secs(10),
+        || async {
+            let request = authed(
                 &f.south_worker,
                 records_pb::GetServiceRecordRequest {
                     id: open.id.clone(),
                 },
-            ))
-            .await;
-        if matches!(&answer, Err(status) if status.code() == Code::NotFound) {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "a newly restricted service's record is still shown"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+            );
+            match records.clone().get_service_record(request).await {
+                Err(status) if status.code() == Code::NotFound => Ok(()),
+                other => Err(other.map(|_| "still shown")),
+            }
+        },
+    )
+    .await;
     node.shutdown().await;
 }
 

@@ -19,6 +19,7 @@ use caseway_api::catalog::v1 as pb;
 use caseway_api::tenancy::v1 as tpb;
 use caseway_integration_tests::{TestEnv, authed, http_get, violated_fields};
 use caseway_platform::auth::Role;
+use caseway_test_support::eventually;
 
 fn service(code: &str, organization_ids: Vec<String>) -> pb::CreateServiceRequest {
     pb::CreateServiceRequest {
@@ -119,18 +120,18 @@ async fn catalog_and_tenancy_run_as_two_servers() {
         .await
         .unwrap();
     let suspended_at = Instant::now();
-    loop {
-        match catalog
-            .list_services(authed(&admin, pb::ListServicesRequest::default()))
-            .await
-        {
-            Err(status) if status.code() == Code::PermissionDenied => break,
-            _ if suspended_at.elapsed() > Duration::from_secs(5) => {
-                panic!("suspension not seen by the catalog server within 5 s")
+    eventually(
+        "the suspension reaching the catalog server",
+        Duration::from_secs(5),
+        || async {
+            let request = authed(&admin, pb::ListServicesRequest::default());
+            match catalog.clone().list_services(request).await {
+                Err(status) if status.code() == Code::PermissionDenied => Ok(()),
+                other => Err(other.map(|_| "still served")),
             }
-            _ => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
+        },
+    )
+    .await;
     println!(
         "suspension reached the other server in {:?}",
         suspended_at.elapsed()
@@ -225,23 +226,25 @@ async fn broker_outage_delays_events_without_failing_calls() {
     // The consumer can see the event before the relay has its confirm and commits; a cut in
     // between would (rightly, at least once) publish it again after the outage. Cut only once
     // the outbox holds nothing unpublished.
+    eventually(
+        "the relay committing what it published",
+        Duration::from_secs(10),
+        || async {
+            let unpublished: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM platform.outbox WHERE published_at IS NULL",
+            )
+            .fetch_one(&mut env.db.owner().await)
+            .await
+            .unwrap();
+            if unpublished == 0 {
+                Ok(())
+            } else {
+                Err(unpublished)
+            }
+        },
+    )
+    .await;
     let mut owner = env.db.owner().await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let unpublished: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM platform.outbox WHERE published_at IS NULL")
-                .fetch_one(&mut owner)
-                .await
-                .unwrap();
-        if unpublished == 0 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the relay commits what it published"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 
     proxy.cut();
     let during = catalog

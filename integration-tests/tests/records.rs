@@ -15,6 +15,7 @@ use caseway_integration_tests::tenants::{enrolled_client, records_tenant};
 use caseway_integration_tests::{
     TestEnv, TestNode, authed, date, reason, row_status, violated_fields,
 };
+use caseway_test_support::eventually;
 
 async fn record(
     node: &TestNode,
@@ -798,26 +799,20 @@ async fn catalog_changes_reach_the_cache_and_every_change_is_published() {
         ))
         .await
         .unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        match record(
-            &node,
-            &f.worker,
-            f.delivery(&f.counseling, "1", (2026, 3, 2)),
-        )
-        .await
-        {
-            Err(status) => {
-                assert_eq!(violated_fields(&status), ["record.service_id"]);
-                assert!(status.message().contains("retired"), "{status:?}");
-                break;
+    let delivery = f.delivery(&f.counseling, "1", (2026, 3, 2));
+    let status = eventually(
+        "the retirement reaching the records service",
+        Duration::from_secs(5),
+        || async {
+            match record(&node, &f.worker, delivery.clone()).await {
+                Err(status) => Ok(status),
+                Ok(_) => Err("still accepted"),
             }
-            Ok(_) if tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(20)).await
-            }
-            Ok(_) => panic!("the retired service was still accepted after 5 s"),
-        }
-    }
+        },
+    )
+    .await;
+    assert_eq!(violated_fields(&status), ["record.service_id"]);
+    assert!(status.message().contains("retired"), "{status:?}");
 
     // So does a client's deletion and an enrollment's exit.
     record(
@@ -960,17 +955,16 @@ async fn catalog_changes_reach_the_cache_and_every_change_is_published() {
 /// Records `record` until it is refused naming `field`, for at most 5 s (a change reaches the
 /// records service's cache by event).
 async fn refused_within(node: &TestNode, token: &str, record_: pb::ServiceRecord, field: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        match record(node, token, record_.clone()).await {
-            Err(status) => {
-                assert_eq!(violated_fields(&status), [field], "{status:?}");
-                return;
+    let status = eventually(
+        &format!("{field} refused"),
+        Duration::from_secs(5),
+        || async {
+            match record(node, token, record_.clone()).await {
+                Err(status) => Ok(status),
+                Ok(_) => Err("still accepted"),
             }
-            Ok(_) if tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(20)).await
-            }
-            Ok(_) => panic!("still accepted after 5 s; expected {field} refused"),
-        }
-    }
+        },
+    )
+    .await;
+    assert_eq!(violated_fields(&status), [field], "{status:?}");
 }
