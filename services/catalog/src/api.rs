@@ -15,7 +15,7 @@ use caseway_platform::server::Platform;
 
 use crate::convert;
 use crate::domain::*;
-use crate::service::Catalog;
+use crate::service::{Catalog, Retire};
 
 pub struct CatalogApi {
     platform: Arc<Platform>,
@@ -26,7 +26,56 @@ impl CatalogApi {
     pub fn new(platform: Arc<Platform>, service: Catalog) -> Self {
         CatalogApi { platform, service }
     }
+
+    /// Every Retire RPC: its target and request id, then the one retire use case; `reply`
+    /// wraps the retired entry.
+    async fn retire<E, M, R>(
+        &self,
+        request: Request<M>,
+        reply: impl Fn(&Record<E>) -> R,
+    ) -> Result<Response<R>, Status>
+    where
+        E: Retire,
+        M: RetireRequest,
+        R: prost::Message + Default,
+    {
+        let caller = Caller::of(&request)?;
+        let m = request.get_ref();
+        let (id, etag, request_id) = m.parts();
+        let target = convert::retire_target(id, etag, request_id)?;
+        let method = format!("catalog.{}.retire", E::KIND);
+        let key = Key::of(&method, request_id, m);
+        let reply = self
+            .service
+            .retire::<E, _>(&caller, &key, target, reply)
+            .await?;
+        Ok(Response::new(reply))
+    }
 }
+
+/// What every Retire request carries: the entry's id, the etag it was read at and the
+/// request id.
+trait RetireRequest: prost::Message {
+    fn parts(&self) -> (&str, &str, &str);
+}
+
+macro_rules! retire_requests {
+    ($($request:ty),+ $(,)?) => {
+        $(impl RetireRequest for $request {
+            fn parts(&self) -> (&str, &str, &str) {
+                (&self.id, &self.etag, &self.request_id)
+            }
+        })+
+    };
+}
+
+retire_requests!(
+    pb::RetireServiceRequest,
+    pb::RetireGrantRequest,
+    pb::RetireProgramRequest,
+    pb::RetireProviderRequest,
+    pb::RetireCodeValueRequest,
+);
 
 #[tonic::async_trait]
 impl CatalogService for CatalogApi {
@@ -144,17 +193,10 @@ impl CatalogService for CatalogApi {
         &self,
         request: Request<pb::RetireServiceRequest>,
     ) -> Result<Response<pb::RetireServiceResponse>, Status> {
-        let caller = Caller::of(&request)?;
-        let m = request.get_ref();
-        let target = convert::retire_target(&m.id, &m.etag, &m.request_id)?;
-        let key = Key::of("catalog.service.retire", &m.request_id, m);
-        let reply = self
-            .service
-            .retire::<ServiceFields, _>(&caller, &key, target, |record| pb::RetireServiceResponse {
-                service: Some(convert::service_to_proto(record)),
-            })
-            .await?;
-        Ok(Response::new(reply))
+        self.retire::<ServiceFields, _, _>(request, |record| pb::RetireServiceResponse {
+            service: Some(convert::service_to_proto(record)),
+        })
+        .await
     }
 
     async fn delete_service(
@@ -232,17 +274,10 @@ impl CatalogService for CatalogApi {
         &self,
         request: Request<pb::RetireGrantRequest>,
     ) -> Result<Response<pb::RetireGrantResponse>, Status> {
-        let caller = Caller::of(&request)?;
-        let m = request.get_ref();
-        let target = convert::retire_target(&m.id, &m.etag, &m.request_id)?;
-        let key = Key::of("catalog.grant.retire", &m.request_id, m);
-        let reply = self
-            .service
-            .retire::<GrantFields, _>(&caller, &key, target, |record| pb::RetireGrantResponse {
-                grant: Some(convert::grant_to_proto(record)),
-            })
-            .await?;
-        Ok(Response::new(reply))
+        self.retire::<GrantFields, _, _>(request, |record| pb::RetireGrantResponse {
+            grant: Some(convert::grant_to_proto(record)),
+        })
+        .await
     }
 
     async fn list_grants(
@@ -307,17 +342,10 @@ impl CatalogService for CatalogApi {
         &self,
         request: Request<pb::RetireProgramRequest>,
     ) -> Result<Response<pb::RetireProgramResponse>, Status> {
-        let caller = Caller::of(&request)?;
-        let m = request.get_ref();
-        let target = convert::retire_target(&m.id, &m.etag, &m.request_id)?;
-        let key = Key::of("catalog.program.retire", &m.request_id, m);
-        let reply = self
-            .service
-            .retire::<ProgramFields, _>(&caller, &key, target, |record| pb::RetireProgramResponse {
-                program: Some(convert::program_to_proto(record)),
-            })
-            .await?;
-        Ok(Response::new(reply))
+        self.retire::<ProgramFields, _, _>(request, |record| pb::RetireProgramResponse {
+            program: Some(convert::program_to_proto(record)),
+        })
+        .await
     }
 
     async fn list_programs(
@@ -385,19 +413,10 @@ impl CatalogService for CatalogApi {
         &self,
         request: Request<pb::RetireProviderRequest>,
     ) -> Result<Response<pb::RetireProviderResponse>, Status> {
-        let caller = Caller::of(&request)?;
-        let m = request.get_ref();
-        let target = convert::retire_target(&m.id, &m.etag, &m.request_id)?;
-        let key = Key::of("catalog.provider.retire", &m.request_id, m);
-        let reply = self
-            .service
-            .retire::<ProviderFields, _>(&caller, &key, target, |record| {
-                pb::RetireProviderResponse {
-                    provider: Some(convert::provider_to_proto(record)),
-                }
-            })
-            .await?;
-        Ok(Response::new(reply))
+        self.retire::<ProviderFields, _, _>(request, |record| pb::RetireProviderResponse {
+            provider: Some(convert::provider_to_proto(record)),
+        })
+        .await
     }
 
     async fn list_providers(
@@ -465,19 +484,10 @@ impl CatalogService for CatalogApi {
         &self,
         request: Request<pb::RetireCodeValueRequest>,
     ) -> Result<Response<pb::RetireCodeValueResponse>, Status> {
-        let caller = Caller::of(&request)?;
-        let m = request.get_ref();
-        let target = convert::retire_target(&m.id, &m.etag, &m.request_id)?;
-        let key = Key::of("catalog.code_value.retire", &m.request_id, m);
-        let reply = self
-            .service
-            .retire::<CodeValueFields, _>(&caller, &key, target, |record| {
-                pb::RetireCodeValueResponse {
-                    code_value: Some(convert::code_value_to_proto(record)),
-                }
-            })
-            .await?;
-        Ok(Response::new(reply))
+        self.retire::<CodeValueFields, _, _>(request, |record| pb::RetireCodeValueResponse {
+            code_value: Some(convert::code_value_to_proto(record)),
+        })
+        .await
     }
 
     async fn list_code_values(

@@ -28,6 +28,11 @@ use crate::domain::*;
 use crate::events::{self, Change, Published};
 use crate::store::{self, Deletable, ReferenceTable, Retirable, Stored};
 
+/// An entry that can be retired (every kind but service groups, which are deleted).
+pub trait Retire: Entry + Retirable {}
+
+impl<E: Entry + Retirable> Retire for E {}
+
 /// A catalog kind as the mechanism sees it: stored, published, answered, and checked against
 /// the rest of the catalog.
 pub trait Entry: Stored + Published + Created {
