@@ -10,6 +10,8 @@ use tonic::{Request, Response, Status};
 use caseway_api::authorizations::v1 as pb;
 use caseway_api::authorizations::v1::authorizations_internal_service_server::AuthorizationsInternalService;
 use caseway_api::authorizations::v1::authorizations_service_server::AuthorizationsService;
+use caseway_platform::AuthorizationId;
+use caseway_platform::audit;
 use caseway_platform::caller::Caller;
 use caseway_platform::idempotency::Key;
 use caseway_platform::server::Platform;
@@ -196,17 +198,15 @@ impl AuthorizationsService for AuthorizationsApi {
     ) -> Result<Response<pb::ListAuthorizationHistoryResponse>, Status> {
         let caller = Caller::of(&request)?;
         let message = request.into_inner();
-        let id = parse_id("authorization_id", &message.authorization_id)?;
-        let (entries, next_page_token) = self
-            .authorizations
-            .history(
-                &caller,
-                &self.platform.page_tokens,
-                id,
-                message.page_size,
-                &message.page_token,
-            )
-            .await?;
+        let id: AuthorizationId = parse_id("authorization_id", &message.authorization_id)?;
+        let page = audit::history_page_of(
+            &self.platform.page_tokens,
+            caller.tenant,
+            id.0,
+            message.page_size,
+            &message.page_token,
+        )?;
+        let (entries, next_page_token) = self.authorizations.history(&caller, id, page).await?;
         Ok(Response::new(pb::ListAuthorizationHistoryResponse {
             entries: entries.into_iter().map(convert::history_entry).collect(),
             next_page_token,

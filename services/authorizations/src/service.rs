@@ -25,7 +25,7 @@ use caseway_platform::etag::check_version;
 use caseway_platform::idempotency::{self, Claim, Key};
 use caseway_platform::inbox;
 use caseway_platform::outbox;
-use caseway_platform::paging::{Page, PageTokens};
+use caseway_platform::paging::Page;
 use caseway_platform::validate::{self, Violations};
 use caseway_platform::{
     AuthorizationId, ClientId, Db, HoldId, RecordId, Scoped, ServiceId, TenantId,
@@ -610,23 +610,13 @@ impl Authorizations {
     pub async fn history(
         &self,
         caller: &Caller,
-        tokens: &PageTokens,
         id: AuthorizationId,
-        page_size: i32,
-        page_token: &str,
+        page: Page<i64>,
     ) -> Result<(Vec<AuditRecord>, String)> {
         let hidden = self.hidden_services(caller).await?;
         let mut tx = self.db.tenant_tx(caller.tenant).await?;
         visible(store::load(tx.conn(), id, false).await?, &hidden, id)?;
-        let page = audit::history_page(
-            &mut tx,
-            tokens,
-            "authorization",
-            id.0,
-            page_token,
-            page_size,
-        )
-        .await?;
+        let page = audit::history_page(&mut tx, "authorization", id.0, &page).await?;
         tx.commit().await?;
         Ok(page)
     }

@@ -327,15 +327,14 @@ impl Clients {
         let id = input.id;
         let mut tx = self.platform.db.tenant_tx(caller.tenant).await?;
         ensure_client(&mut tx, id).await?;
-        let (items, next_page_token) = audit::history_page(
-            &mut tx,
+        let page = audit::history_page_of(
             &self.platform.page_tokens,
-            "client",
+            caller.tenant,
             id,
-            &input.page.token,
             input.page.size,
-        )
-        .await?;
+            &input.page.token,
+        )?;
+        let (items, next_page_token) = audit::history_page(&mut tx, "client", id, &page).await?;
         tx.commit().await?;
         Ok(Listed {
             items,

@@ -3,6 +3,7 @@
 use crate::auth::Principal;
 use crate::db::Scoped;
 use crate::error::Result;
+use crate::paging::Page;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -53,22 +54,28 @@ pub struct AuditRecord {
     pub occurred_at: chrono::DateTime<chrono::Utc>,
 }
 
-/// One page of a resource's audit trail for a list RPC, newest first: the entries and the next
-/// page's token (bound to the tenant and the resource; empty on the last page).
+/// The page of a resource's audit trail a history RPC asks for, opened as every list's page
+/// is: its token bound to the tenant and to the resource (whose id is the list's filter).
+pub fn history_page_of(
+    tokens: &crate::paging::PageTokens,
+    tenant: crate::TenantId,
+    resource_id: Uuid,
+    page_size: i32,
+    page_token: &str,
+) -> Result<Page<i64>> {
+    tokens.page(tenant, resource_id.as_bytes(), page_size, page_token)
+}
+
+/// One page of a resource's audit trail for a history RPC, newest first: the entries and the
+/// next page's token (empty on the last page).
 pub async fn history_page(
     tx: &mut impl Scoped,
-    tokens: &crate::paging::PageTokens,
     resource_type: &str,
     resource_id: Uuid,
-    page_token: &str,
-    page_size: i32,
+    page: &Page<i64>,
 ) -> Result<(Vec<AuditRecord>, String)> {
-    let tenant = tx.tenant_id();
-    let limit = crate::validate::page_size(page_size)?;
-    let filter = resource_id.as_bytes();
-    let before: Option<i64> = tokens.decode(page_token, tenant, filter)?;
-    let mut entries = history(tx, resource_type, resource_id, before, limit + 1).await?;
-    let next = tokens.finish_page(&mut entries, limit, tenant, filter, |e| e.id);
+    let mut entries = history(tx, resource_type, resource_id, page.after, page.limit + 1).await?;
+    let next = page.finish(&mut entries, |e| e.id);
     Ok((entries, next))
 }
 

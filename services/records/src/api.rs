@@ -10,6 +10,8 @@ use tonic::{Request, Response, Status};
 use caseway_api::records::v1 as pb;
 use caseway_api::records::v1::records_internal_service_server::RecordsInternalService;
 use caseway_api::records::v1::records_service_server::RecordsService;
+use caseway_platform::RecordId;
+use caseway_platform::audit;
 use caseway_platform::caller::Caller;
 use caseway_platform::error::Error;
 use caseway_platform::idempotency::Key;
@@ -144,17 +146,15 @@ impl RecordsService for RecordsApi {
     ) -> Result<Response<pb::ListServiceRecordHistoryResponse>, Status> {
         let caller = Caller::of(&request)?;
         let message = request.into_inner();
-        let id = parse_id("id", &message.id)?;
-        let (entries, next_page_token) = self
-            .records
-            .history(
-                &caller,
-                &self.platform.page_tokens,
-                id,
-                message.page_size,
-                &message.page_token,
-            )
-            .await?;
+        let id: RecordId = parse_id("id", &message.id)?;
+        let page = audit::history_page_of(
+            &self.platform.page_tokens,
+            caller.tenant,
+            id.0,
+            message.page_size,
+            &message.page_token,
+        )?;
+        let (entries, next_page_token) = self.records.history(&caller, id, page).await?;
         Ok(Response::new(pb::ListServiceRecordHistoryResponse {
             entries: entries.into_iter().map(convert::history_entry).collect(),
             next_page_token,

@@ -677,25 +677,15 @@ impl Records {
     pub async fn history(
         &self,
         caller: &Caller,
-        tokens: &caseway_platform::paging::PageTokens,
         id: RecordId,
-        page_size: i32,
-        page_token: &str,
+        page: Page<i64>,
     ) -> Result<(Vec<AuditRecord>, String)> {
         let hidden = self
             .hidden_services(caller.tenant, &caller.principal)
             .await?;
         let mut tx = self.db.tenant_tx(caller.tenant).await?;
         visible_record(store::load(tx.conn(), id, false).await?, &hidden, id)?;
-        let page = audit::history_page(
-            &mut tx,
-            tokens,
-            "service_record",
-            id.0,
-            page_token,
-            page_size,
-        )
-        .await?;
+        let page = audit::history_page(&mut tx, "service_record", id.0, &page).await?;
         tx.commit().await?;
         Ok(page)
     }
