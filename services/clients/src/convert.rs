@@ -13,6 +13,7 @@ use caseway_platform::auth::Principal;
 use caseway_platform::convert::{date, timestamp};
 use caseway_platform::error::{Error, Result};
 use caseway_platform::etag;
+use caseway_platform::paging::PageRequest;
 use caseway_platform::validate::{self, Violations, parse_id};
 
 use crate::domain::*;

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use caseway_platform::auth::{Principal, Role};
 use caseway_platform::error::{Error, Reason, Result};
+use caseway_platform::paging::PageRequest;
 use caseway_platform::validate::Violations;
 
 /// The permission that shows an SSN whole.
@@ -327,14 +328,6 @@ impl std::fmt::Debug for Asked {
             .field("request_id", &self.request_id)
             .finish_non_exhaustive()
     }
-}
-
-/// Where a list call starts, as the caller sent it: the use case checks the size and the
-/// token (against the tenant and the list's filter).
-#[derive(Clone, Debug, Default)]
-pub struct PageRequest {
-    pub size: i32,
-    pub token: String,
 }
 
 /// One page of a list: its items and the next page's token (empty on the last page).

@@ -119,6 +119,15 @@ impl PageTokens {
     }
 }
 
+/// Where a list call starts, as the caller sent it, for a use case that opens the page itself
+/// (when the filter its token is bound to is known only there, as a search's keyed hashes
+/// are): [`PageTokens::page`] checks the size and the token.
+#[derive(Clone, Debug, Default)]
+pub struct PageRequest {
+    pub size: i32,
+    pub token: String,
+}
+
 /// A page of a list: how many rows it holds at most, the sort key it starts after, and what
 /// the next page's token is bound to. Every list RPC reads its page the same way: `page`, a
 /// store query of `limit + 1` rows after `after`, then `finish`.

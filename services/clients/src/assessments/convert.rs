@@ -14,7 +14,8 @@ use caseway_platform::validate::{self, Violations, parse_id};
 
 use super::domain::*;
 use crate::convert::asked;
-use crate::domain::{Listed, PageRequest};
+use crate::domain::Listed;
+use caseway_platform::paging::PageRequest;
 
 fn field_type(v: &mut Violations, field: &str, value: i32) -> FieldType {
     match pb::FieldType::try_from(value) {

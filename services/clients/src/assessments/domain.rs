@@ -9,7 +9,8 @@ use uuid::Uuid;
 use caseway_platform::auth::Role;
 use caseway_platform::validate::Violations;
 
-use crate::domain::{Asked, PageRequest};
+use crate::domain::Asked;
+use caseway_platform::paging::PageRequest;
 
 /// Roles that define assessment types.
 pub const DEFINE_ROLES: &[Role] = &[Role::TenantAdmin];

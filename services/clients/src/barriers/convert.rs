@@ -14,7 +14,8 @@ use super::domain::{
     Barrier, BarrierFields, BarrierList, BarrierStatus, BarrierUpdate, NewBarrier,
 };
 use crate::convert::asked;
-use crate::domain::{Listed, PageRequest};
+use crate::domain::Listed;
+use caseway_platform::paging::PageRequest;
 
 fn status_of(v: &mut Violations, field: &str, value: i32, default: bool) -> BarrierStatus {
     match (BarrierStatus::from_code(value), value) {

@@ -7,7 +7,8 @@ use uuid::Uuid;
 
 use caseway_platform::validate::Violations;
 
-use crate::domain::{Asked, PageRequest};
+use crate::domain::Asked;
+use caseway_platform::paging::PageRequest;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BarrierStatus {
