@@ -20,9 +20,10 @@ use caseway_api::catalog::v1::catalog_service_client::CatalogServiceClient;
 use caseway_api::clients::v1::assessments_service_client::AssessmentsServiceClient;
 use caseway_api::clients::v1::barriers_service_client::BarriersServiceClient;
 use caseway_api::clients::v1::clients_service_client::ClientsServiceClient;
+use caseway_api::eligibility::v1::eligibility_service_client::EligibilityServiceClient;
 use caseway_api::records::v1::records_service_client::RecordsServiceClient;
 use caseway_api::tenancy::v1::tenancy_service_client::TenancyServiceClient;
-pub use caseway_fixtures::{Fixtures, date};
+pub use caseway_fixtures::{Fixtures, criterion, date};
 use caseway_platform::auth::{Role, ServiceIdentity, TokenIssuer, generate_key_pair};
 use caseway_platform::server::RunningNode;
 use caseway_platform::{Config, TenantId};
@@ -105,9 +106,32 @@ impl TestEnv {
                 .clone()
                 .expect("a CA to check the node with")
         });
+        let bus = caseway_platform::bus::Bus::new(&config.amqp_url, &config.events_exchange);
         let node = caseway::start(config, targets, grpc, metrics, CancellationToken::new())
             .await
             .expect("node starts");
+        // A test's first changes come a moment after the start: wait until the durable
+        // queues of the node's consumers are bound, so none of their events is missed (a
+        // deployment's queues outlive its restarts).
+        let consumers: Vec<&str> = targets
+            .iter()
+            .filter_map(|t| match t {
+                Target::Authorizations => Some("authorizations.drawdown"),
+                Target::Eligibility => Some("eligibility.facts"),
+                _ => None,
+            })
+            .collect();
+        caseway_test_support::eventually(
+            "the consumers' queues bound",
+            Duration::from_secs(10),
+            || async {
+                match consumers.iter().find(|c| !bus.is_bound(c)) {
+                    Some(unbound) => Err(*unbound),
+                    None => Ok(()),
+                }
+            },
+        )
+        .await;
         let channel = match &config_tls {
             // A node serving TLS is called as a gateway would: over TLS, checking its
             // certificate, without a certificate of its own.
@@ -136,6 +160,7 @@ impl TestEnv {
             records: RecordsServiceClient::new(channel.clone()),
             authorizations: AuthorizationsServiceClient::new(channel.clone()),
             authorizations_internal: AuthorizationsInternalServiceClient::new(channel.clone()),
+            eligibility: EligibilityServiceClient::new(channel.clone()),
             tenancy: TenancyServiceClient::new(channel.clone()),
             channel,
             node: Some(node),
@@ -238,6 +263,7 @@ pub struct TestNode {
     pub records: RecordsServiceClient<Channel>,
     pub authorizations: AuthorizationsServiceClient<Channel>,
     pub authorizations_internal: AuthorizationsInternalServiceClient<Channel>,
+    pub eligibility: EligibilityServiceClient<Channel>,
     pub tenancy: TenancyServiceClient<Channel>,
     pub channel: Channel,
     node: Option<RunningNode>,
@@ -323,6 +349,18 @@ impl Drop for TestNode {
             });
         }
     }
+}
+
+/// The rule a FAILED_PRECONDITION names (its `google.rpc.PreconditionFailure`'s type).
+pub fn rule_of(status: &tonic::Status) -> String {
+    use tonic_types::StatusExt;
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+    status
+        .get_details_precondition_failure()
+        .expect("precondition details")
+        .violations[0]
+        .r#type
+        .clone()
 }
 
 /// The field paths of an INVALID_ARGUMENT's `google.rpc.BadRequest`.

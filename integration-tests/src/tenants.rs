@@ -6,6 +6,7 @@
 use caseway_api::authorizations::v1 as authorizations_pb;
 use caseway_api::catalog::v1 as catalog_pb;
 use caseway_api::clients::v1 as clients_pb;
+use caseway_api::eligibility::v1 as eligibility_pb;
 use caseway_api::records::v1 as records_pb;
 use caseway_platform::TenantId;
 use caseway_platform::auth::Role;
@@ -540,5 +541,150 @@ pub fn barrier(
             note: "behind on rent".into(),
             ..Default::default()
         }),
+    }
+}
+
+// Eligibility.
+
+/// A tenant for eligibility: Financial Assistance (FIN_ASSIST, dollars), Counseling (COUNSEL,
+/// hours) and a Workshop restricted to NORTH, the PREVENTION program, the INCOME assessment
+/// type and the HOUSING barrier type, and Maria (born 15 June 1990, not a veteran), whose
+/// facts the eligibility service has once the returned tenant is made.
+pub struct EligibilityTenant {
+    pub tenant: TenantId,
+    pub admin: String,
+    pub worker: String,
+    /// A case worker of SOUTH only, who may not see the Workshop.
+    pub south_worker: String,
+    pub assistance: String,
+    pub counseling: String,
+    pub workshop: String,
+    pub program: String,
+    pub income_type: String,
+    pub housing: String,
+    pub maria: String,
+}
+
+pub async fn eligibility_tenant(env: &TestEnv, node: &TestNode, slug: &str) -> EligibilityTenant {
+    use catalog_pb::{DeliveryMode, UnitOfMeasure};
+    let t = node.test_tenant(env, slug).await;
+    let make = &t.make;
+    let worker = env.token(t.id, &[Role::Caseworker], &[t.north]);
+    let south_worker = env.token(t.id, &[Role::Caseworker], &[t.south]);
+    let program = make
+        .program(catalog_pb::Program {
+            code: "PREVENTION".into(),
+            name: "Homelessness Prevention".into(),
+            start_date: Some(date(2020, 1, 1)),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let service = |code: &str, unit: UnitOfMeasure, value: &str| catalog_pb::Service {
+        name: format!("Service {code}"),
+        code: code.into(),
+        unit_of_measure: unit as i32,
+        default_unit_value: value.into(),
+        delivery_mode: DeliveryMode::Direct as i32,
+        program_ids: vec![program.clone()],
+        ..Default::default()
+    };
+    let assistance = make.service(service("FIN_ASSIST", UnitOfMeasure::Dollars, "1.00"));
+    let assistance = assistance.await.unwrap();
+    let counseling = make.service(service("COUNSEL", UnitOfMeasure::Hours, "45.00"));
+    let counseling = counseling.await.unwrap();
+    let workshop = make
+        .service(catalog_pb::Service {
+            organization_ids: vec![t.north.to_string()],
+            ..service("WORKSHOP", UnitOfMeasure::Count, "0.00")
+        })
+        .await
+        .unwrap();
+    let income_type = define(node, &t.admin, income_type()).await.id;
+    let housing = code_value(node, &t.admin, catalog_pb::CodeList::BarrierType, "HOUSING").await;
+    code_value(node, &t.admin, catalog_pb::CodeList::Race, "5").await;
+    let maria = node
+        .fixtures(&worker)
+        .client(client("Maria", "Lopez", "", (1990, 6, 15)))
+        .await
+        .unwrap();
+    let e = EligibilityTenant {
+        tenant: t.id,
+        admin: t.admin,
+        worker,
+        south_worker,
+        assistance,
+        counseling,
+        workshop,
+        program,
+        income_type,
+        housing,
+        maria,
+    };
+    e.wait_for_schema(node, "assessments.INCOME.monthly_income")
+        .await;
+    e.wait_for_schema(node, "WORKSHOP").await;
+    caseway_test_support::eventually(
+        "Maria's facts",
+        std::time::Duration::from_secs(10),
+        || async {
+            node.eligibility
+                .clone()
+                .check_eligibility(authed(
+                    &e.worker,
+                    eligibility_pb::CheckEligibilityRequest {
+                        client_id: e.maria.clone(),
+                        ..Default::default()
+                    },
+                ))
+                .await
+                .map(|_| ())
+                .map_err(|s| s.message().to_string())
+        },
+    )
+    .await;
+    e
+}
+
+impl EligibilityTenant {
+    /// Waits until the eligibility service's fact schema mentions `text` (its events came).
+    pub async fn wait_for_schema(&self, node: &TestNode, text: &str) {
+        let what = format!("the fact schema naming {text}");
+        caseway_test_support::eventually(&what, std::time::Duration::from_secs(10), || async {
+            let facts = node
+                .eligibility
+                .clone()
+                .get_fact_schema(authed(&self.admin, eligibility_pb::GetFactSchemaRequest {}))
+                .await
+                .map_err(|s| s.message().to_string())?
+                .into_inner()
+                .facts;
+            let shown = format!("{facts:?}");
+            if shown.contains(text) {
+                Ok(())
+            } else {
+                Err(shown)
+            }
+        })
+        .await
+    }
+
+    /// A rule for `service` with `criteria`, published by the administrator.
+    pub async fn publish(
+        &self,
+        node: &TestNode,
+        service: &str,
+        mode: eligibility_pb::EnforcementMode,
+        criteria: Vec<eligibility_pb::Criterion>,
+    ) -> eligibility_pb::Rule {
+        node.fixtures(&self.admin)
+            .published_rule(eligibility_pb::Rule {
+                service_id: service.into(),
+                mode: mode as i32,
+                criteria,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
     }
 }

@@ -14,7 +14,7 @@ use caseway_api::catalog::v1 as catalog_pb;
 use caseway_api::records::v1 as records_pb;
 use caseway_integration_tests::tenants::{authorizations_tenant, utilization};
 use caseway_integration_tests::{
-    TestEnv, TestNode, authed, date, reason, row_status, violated_fields,
+    TestEnv, TestNode, authed, date, reason, row_status, rule_of, violated_fields,
 };
 use caseway_platform::access::HOLD_UNITS;
 use caseway_test_support::eventually;
@@ -82,16 +82,6 @@ async fn record(
         ))
         .await
         .map(|r| r.into_inner().record.unwrap())
-}
-
-fn rule_of(status: &tonic::Status) -> String {
-    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
-    status
-        .get_details_precondition_failure()
-        .expect("precondition details")
-        .violations[0]
-        .r#type
-        .clone()
 }
 
 #[tokio::test]

@@ -26,6 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "caseway/clients/v1/barriers.proto",
         "caseway/records/v1/records.proto",
         "caseway/authorizations/v1/authorizations.proto",
+        "caseway/eligibility/v1/eligibility.proto",
         "caseway/events/v1/events.proto",
     ];
     println!("cargo:rerun-if-changed={}", root.display());

@@ -62,6 +62,12 @@ pub mod caseway {
         }
     }
 
+    pub mod eligibility {
+        pub mod v1 {
+            tonic::include_proto!("caseway.eligibility.v1");
+        }
+    }
+
     pub mod events {
         pub mod v1 {
             tonic::include_proto!("caseway.events.v1");
@@ -69,7 +75,9 @@ pub mod caseway {
     }
 }
 
-pub use caseway::{authorizations, catalog, clients, common, events, records, tenancy};
+pub use caseway::{
+    authorizations, catalog, clients, common, eligibility, events, records, tenancy,
+};
 
 include!(concat!(env!("OUT_DIR"), "/event_schemas.rs"));
 

@@ -28,15 +28,17 @@ pub enum Target {
     Clients,
     Records,
     Authorizations,
+    Eligibility,
 }
 
 impl Target {
-    pub const ALL: [Target; 5] = [
+    pub const ALL: [Target; 6] = [
         Target::Tenancy,
         Target::Catalog,
         Target::Clients,
         Target::Records,
         Target::Authorizations,
+        Target::Eligibility,
     ];
 
     pub fn name(&self) -> &'static str {
@@ -46,6 +48,7 @@ impl Target {
             Target::Clients => "clients",
             Target::Records => "records",
             Target::Authorizations => "authorizations",
+            Target::Eligibility => "eligibility",
         }
     }
 }
@@ -61,7 +64,7 @@ pub fn parse_targets(text: &str) -> anyhow::Result<Vec<Target>> {
             .into_iter()
             .find(|t| t.name() == part)
             .with_context(|| {
-                format!("unknown target {part}; expected all, tenancy, catalog, clients, records or authorizations")
+                format!("unknown target {part}; expected all, tenancy, catalog, clients, records, authorizations or eligibility")
             })?;
         if !targets.contains(&target) {
             targets.push(target);
@@ -74,7 +77,7 @@ pub fn parse_targets(text: &str) -> anyhow::Result<Vec<Target>> {
 }
 
 /// Every service's migrations, applied in version order by `caseway migrate`.
-pub fn migrators() -> [&'static Migrator; 6] {
+pub fn migrators() -> [&'static Migrator; 7] {
     [
         &caseway_platform::MIGRATOR,
         &caseway_tenancy::MIGRATOR,
@@ -82,6 +85,7 @@ pub fn migrators() -> [&'static Migrator; 6] {
         &caseway_clients::MIGRATOR,
         &caseway_records::MIGRATOR,
         &caseway_authorizations::MIGRATOR,
+        &caseway_eligibility::MIGRATOR,
     ]
 }
 
@@ -136,6 +140,7 @@ pub async fn start(
                 &clients_endpoint,
                 &records_endpoint,
             )?,
+            Target::Eligibility => caseway_eligibility::register(&platform, &mut node),
         }
     }
     caseway_platform::server::start(platform, node, grpc_listener, metrics_listener, shutdown).await

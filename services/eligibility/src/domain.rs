@@ -17,17 +17,22 @@ use cel_core::{
     MessageValue, OverloadDecl, Program, ProtoRegistry, ProtoTypeResolver, ResolvedProtoType,
     SpannedExpr, StructFieldValue, Timestamp, Value, ValueMap,
 };
-use chrono::{Datelike, NaiveDate};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 use caseway_platform::validate::Violations;
+use caseway_platform::{ClientId, DecisionId, RuleId, ServiceId};
+
+use crate::reads::{FactUse, Reads, barrier_status_on, in_window, latest_assessments};
 
 /// Criteria in one rule, at most.
 pub const MAX_CRITERIA: usize = 50;
 
 /// The type of an assessment field, as the clients service defines it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FieldType {
     Integer,
     Decimal,
@@ -50,8 +55,9 @@ impl FieldType {
 }
 
 /// What a tenant's expressions may name besides the fixed facts: its assessment types with
-/// their fields, and its service codes (for `delivered`).
-#[derive(Clone, Debug, Default, PartialEq)]
+/// their fields, and its service codes (for `delivered`). A rule version keeps the schema it
+/// was checked against, so it compiles the same years later.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct FactSchema {
     /// Assessment type code -> field key -> type.
     pub assessment_types: BTreeMap<String, BTreeMap<String, FieldType>>,
@@ -184,17 +190,11 @@ fn delivered(args: &[Value]) -> Value {
         let Some(deliveries) = current.as_ref() else {
             return Value::error("no deliveries to read");
         };
-        let first = deliveries.as_of - chrono::Days::new(*days as u64 - 1);
         let (mut value, mut units, mut count) = (Decimal::ZERO, Decimal::ZERO, 0i64);
-        for record in deliveries.records.iter() {
-            if record.service_code == **code
-                && record.service_date >= first
-                && record.service_date <= deliveries.as_of
-            {
-                value += record.value;
-                units += record.units;
-                count += 1;
-            }
+        for record in in_window(&deliveries.records, code, Some(*days), deliveries.as_of) {
+            value += record.value;
+            units += record.units;
+            count += 1;
         }
         object([
             ("value", Value::Double(double(value))),
@@ -257,6 +257,8 @@ pub struct Checker {
 #[derive(Clone)]
 pub struct Compiled {
     program: Arc<Program>,
+    /// The facts it reads, for the explanation and the stored snapshot.
+    pub reads: Arc<Reads>,
 }
 
 impl std::fmt::Debug for Compiled {
@@ -340,6 +342,7 @@ impl Checker {
             .map_err(|error| position(expression, 0, format!("cannot be evaluated: {error}")))?;
         Ok(Compiled {
             program: Arc::new(program),
+            reads: Arc::new(Reads::of(ast.expr())),
         })
     }
 
@@ -423,7 +426,7 @@ impl Checker {
 }
 
 /// Calls `visit` on `expr` and every expression inside it.
-fn walk(expr: &SpannedExpr, visit: &mut impl FnMut(&SpannedExpr)) {
+pub(crate) fn walk(expr: &SpannedExpr, visit: &mut impl FnMut(&SpannedExpr)) {
     visit(expr);
     match &expr.node {
         Expr::Unary { expr, .. }
@@ -476,7 +479,7 @@ fn walk(expr: &SpannedExpr, visit: &mut impl FnMut(&SpannedExpr)) {
 }
 
 /// One condition of a rule. Criteria sharing an `any_of_group` need only one of them to hold.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Criterion {
     pub name: String,
     pub expression: String,
@@ -484,7 +487,8 @@ pub struct Criterion {
 }
 
 /// A rule's or a criterion's outcome.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Outcome {
     Eligible,
     NotEligible,
@@ -493,7 +497,8 @@ pub enum Outcome {
 }
 
 /// An assessment's answer.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Answer {
     Integer(i64),
     Decimal(Decimal),
@@ -503,15 +508,17 @@ pub enum Answer {
     Text(String),
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AssessmentFact {
+    pub id: Uuid,
     pub type_code: String,
     pub assessment_date: NaiveDate,
     pub answers: BTreeMap<String, Answer>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BarrierFact {
+    pub id: Uuid,
     pub type_code: String,
     /// IDENTIFIED, BEING_ADDRESSED or RESOLVED, as it stands now.
     pub status: String,
@@ -519,24 +526,29 @@ pub struct BarrierFact {
     pub resolved_date: Option<NaiveDate>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EnrollmentFact {
+    pub id: Uuid,
     pub program_code: String,
     pub entry_date: NaiveDate,
     pub exit_date: Option<NaiveDate>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DeliveryFact {
+    /// The service record.
+    pub id: Uuid,
     pub service_code: String,
     pub service_date: NaiveDate,
     pub units: Decimal,
     pub value: Decimal,
 }
 
-/// What the eligibility service knows of one client.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// What the eligibility service knows of one client (or, stored with a decision, what of it
+/// the decision read).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ClientFacts {
+    pub client_id: Uuid,
     pub birth_date: Option<NaiveDate>,
     pub veteran: Option<bool>,
     pub assessments: Vec<AssessmentFact>,
@@ -558,7 +570,7 @@ pub fn age_on(birth: NaiveDate, on: NaiveDate) -> Option<i64> {
     Some(years)
 }
 
-fn timestamp(date: NaiveDate) -> Value {
+pub(crate) fn timestamp(date: NaiveDate) -> Value {
     let midnight = date.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
     Value::Timestamp(Timestamp::from_datetime(&midnight))
 }
@@ -577,7 +589,7 @@ impl ClientFacts {
     /// The facts as of `as_of`: the age then, the latest assessment of each type on or before
     /// it, the barriers identified by then with their status then, the enrollments entered by
     /// then. A fact the record lacks is left out, so reading it fails.
-    fn activation(&self, as_of: NaiveDate) -> MapActivation {
+    pub(crate) fn activation(&self, as_of: NaiveDate) -> MapActivation {
         let mut facts = MapActivation::new();
         if let Some(age) = self.birth_date.and_then(|birth| age_on(birth, as_of)) {
             facts.insert("age", Value::Int(age));
@@ -585,19 +597,7 @@ impl ClientFacts {
         if let Some(veteran) = self.veteran {
             facts.insert("veteran", Value::Bool(veteran));
         }
-        let mut latest: BTreeMap<&str, &AssessmentFact> = BTreeMap::new();
-        for assessment in self
-            .assessments
-            .iter()
-            .filter(|a| a.assessment_date <= as_of)
-        {
-            let entry = latest
-                .entry(assessment.type_code.as_str())
-                .or_insert(assessment);
-            if assessment.assessment_date > entry.assessment_date {
-                *entry = assessment;
-            }
-        }
+        let latest = latest_assessments(&self.assessments, as_of);
         facts.insert(
             "assessments",
             Value::Map(Arc::new(ValueMap::from_entries(latest.into_iter().map(
@@ -614,12 +614,7 @@ impl ClientFacts {
             .filter(|b| b.identified_date <= as_of)
             .map(|b| {
                 let resolved_by_then = b.resolved_date.filter(|d| *d <= as_of);
-                let status = match (resolved_by_then, b.status.as_str()) {
-                    (Some(_), _) => "RESOLVED",
-                    // Resolved after `as_of`: it was still being dealt with then.
-                    (None, "RESOLVED") => "BEING_ADDRESSED",
-                    (None, status) => status,
-                };
+                let status = barrier_status_on(b, as_of);
                 let mut fields = vec![
                     ("type", Value::from(b.type_code.as_str())),
                     ("status", Value::from(status)),
@@ -739,6 +734,146 @@ fn combine(criteria: &[Criterion], results: &[CriterionOutcome]) -> Outcome {
     }
 }
 
+/// Whether a rule only informs or also binds recording and authorizing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Advisory = 1,
+    Required = 2,
+}
+
+impl Mode {
+    pub fn from_i16(value: i16) -> Mode {
+        if value == Mode::Required as i16 {
+            Mode::Required
+        } else {
+            Mode::Advisory
+        }
+    }
+}
+
+impl Outcome {
+    pub fn as_i16(self) -> i16 {
+        match self {
+            Outcome::Eligible => 1,
+            Outcome::NotEligible => 2,
+            Outcome::Undetermined => 3,
+        }
+    }
+
+    pub fn from_i16(value: i16) -> Outcome {
+        match value {
+            1 => Outcome::Eligible,
+            2 => Outcome::NotEligible,
+            _ => Outcome::Undetermined,
+        }
+    }
+}
+
+/// The eligibility service's rules, as FAILED_PRECONDITION names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EligibilityRule {
+    /// A REQUIRED rule found the client NOT_ELIGIBLE for the service.
+    ServiceEligibility,
+    /// A draft is published only when it differs from the version published.
+    RulePublished,
+    /// A draft is tested or published only while it checks against the tenant's facts (an
+    /// assessment field it names may have been removed since it was saved).
+    RuleChecks,
+}
+
+impl caseway_platform::error::Rule for EligibilityRule {
+    fn name(self) -> &'static str {
+        match self {
+            EligibilityRule::ServiceEligibility => "service_eligibility",
+            EligibilityRule::RulePublished => "rule_published",
+            EligibilityRule::RuleChecks => "rule_checks",
+        }
+    }
+}
+
+/// A stored rule: its draft, and which version checks use.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RuleRow {
+    pub id: RuleId,
+    pub service_id: ServiceId,
+    /// The service's code, as the catalog's events last gave it.
+    pub service_code: String,
+    pub mode: Mode,
+    pub criteria: Vec<Criterion>,
+    pub published_version: i32,
+    pub draft_changed: bool,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A published version of a rule, with the schema it was checked against.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RuleVersionRow {
+    pub rule_id: RuleId,
+    pub version: i32,
+    pub service_id: ServiceId,
+    pub mode: Mode,
+    pub criteria: Vec<Criterion>,
+    pub fact_schema: FactSchema,
+    pub published_by: String,
+    pub published_at: DateTime<Utc>,
+}
+
+/// One criterion's stored result: its outcome, why when undetermined, and what it read.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CriterionResult {
+    pub outcome: Outcome,
+    pub reason: Option<String>,
+    pub facts: Vec<FactUse>,
+}
+
+/// A decision: a rule version's outcome for a client as of a date, explained.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DecisionRow {
+    /// None for a test of a draft, which is not stored.
+    pub id: Option<DecisionId>,
+    pub client_id: ClientId,
+    pub service_id: ServiceId,
+    pub service_code: String,
+    pub rule_id: RuleId,
+    /// 0 for a draft.
+    pub rule_version: i32,
+    pub mode: Mode,
+    pub as_of: NaiveDate,
+    pub outcome: Outcome,
+    pub criteria: Vec<Criterion>,
+    pub results: Vec<CriterionResult>,
+    /// What of the client's facts the rule read as of `as_of`.
+    pub facts: ClientFacts,
+    pub decided_by: String,
+    pub decided_at: DateTime<Utc>,
+}
+
+/// Evaluates `criteria`, compiled, on the client's facts as of `as_of`: the snapshot of what
+/// they read, each criterion's result with the facts it read, and the rule's outcome. Replaying
+/// the snapshot gives the same.
+pub fn decide(
+    criteria: &[Criterion],
+    compiled: &[Compiled],
+    facts: &ClientFacts,
+    as_of: NaiveDate,
+) -> (Outcome, Vec<CriterionResult>, ClientFacts) {
+    let reads = Reads::union(compiled.iter().map(|c| c.reads.as_ref()));
+    let snapshot = facts.snapshot(as_of, &reads);
+    let (outcome, each) = evaluate(criteria, compiled, &snapshot, as_of);
+    let results = each
+        .into_iter()
+        .zip(compiled)
+        .map(|(result, c)| CriterionResult {
+            outcome: result.outcome,
+            reason: result.reason,
+            facts: snapshot.uses(as_of, &c.reads),
+        })
+        .collect();
+    (outcome, results, snapshot)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -770,10 +905,12 @@ mod tests {
 
     fn facts() -> ClientFacts {
         ClientFacts {
+            client_id: Uuid::now_v7(),
             birth_date: Some(day(1990, 6, 15)),
             veteran: Some(false),
             assessments: vec![
                 AssessmentFact {
+                    id: Uuid::now_v7(),
                     type_code: "INCOME".into(),
                     assessment_date: day(2026, 1, 10),
                     answers: BTreeMap::from([
@@ -785,6 +922,7 @@ mod tests {
                     ]),
                 },
                 AssessmentFact {
+                    id: Uuid::now_v7(),
                     type_code: "INCOME".into(),
                     assessment_date: day(2026, 3, 1),
                     answers: BTreeMap::from([
@@ -797,24 +935,28 @@ mod tests {
                 },
             ],
             barriers: vec![BarrierFact {
+                id: Uuid::now_v7(),
                 type_code: "HOUSING".into(),
                 status: "RESOLVED".into(),
                 identified_date: day(2026, 2, 1),
                 resolved_date: Some(day(2026, 5, 1)),
             }],
             enrollments: vec![EnrollmentFact {
+                id: Uuid::now_v7(),
                 program_code: "PREVENTION".into(),
                 entry_date: day(2026, 1, 5),
                 exit_date: Some(day(2026, 6, 30)),
             }],
             deliveries: vec![
                 DeliveryFact {
+                    id: Uuid::now_v7(),
                     service_code: "FIN_ASSIST".into(),
                     service_date: day(2025, 2, 20),
                     units: Decimal::new(800, 0),
                     value: Decimal::new(800, 0),
                 },
                 DeliveryFact {
+                    id: Uuid::now_v7(),
                     service_code: "FIN_ASSIST".into(),
                     service_date: day(2026, 3, 10),
                     units: Decimal::new(1000, 0),

@@ -160,6 +160,20 @@ pub static TABLE: &[(&str, Access)] = &[
     ("caseway.authorizations.v1.AuthorizationsService/ListAuthorizationHistory",     roles("CSA..")),
     ("caseway.authorizations.v1.AuthorizationsInternalService/ReserveUnits",         service(HOLD_UNITS)),
     ("caseway.authorizations.v1.AuthorizationsInternalService/ReleaseUnits",         service(HOLD_UNITS)),
+    // Eligibility: the tenant's administrator defines, tests and publishes rules; its staff
+    // check clients against the published ones and read the decisions.
+    ("caseway.eligibility.v1.EligibilityService/CreateRule",                         roles("..A..")),
+    ("caseway.eligibility.v1.EligibilityService/GetRule",                            roles("CSA..")),
+    ("caseway.eligibility.v1.EligibilityService/UpdateRule",                         roles("..A..")),
+    ("caseway.eligibility.v1.EligibilityService/PublishRule",                        roles("..A..")),
+    ("caseway.eligibility.v1.EligibilityService/ListRules",                          roles("CSA..")),
+    ("caseway.eligibility.v1.EligibilityService/GetRuleVersion",                     roles("CSA..")),
+    ("caseway.eligibility.v1.EligibilityService/TestRule",                           roles("..A..")),
+    ("caseway.eligibility.v1.EligibilityService/GetFactSchema",                      roles("CSA..")),
+    ("caseway.eligibility.v1.EligibilityService/CheckEligibility",                   roles("CSA..")),
+    ("caseway.eligibility.v1.EligibilityService/ListEligibleServices",               roles("CSA..")),
+    ("caseway.eligibility.v1.EligibilityService/GetDecision",                        roles("CSA..")),
+    ("caseway.eligibility.v1.EligibilityService/ReplayDecision",                     roles("CSA..")),
 ];
 
 impl Access {

@@ -181,6 +181,10 @@ struct Inner {
 /// test can delete what its node made.
 static DECLARED_QUEUES: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
 
+/// Durable queues this process has bound to their exchange and consumes, by exchange: from
+/// then on no event of their bindings is lost, even while the consumer reconnects.
+static BOUND_QUEUES: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+
 impl Bus {
     pub fn new(url: &str, exchange: &str) -> Self {
         Bus {
@@ -230,6 +234,18 @@ impl Bus {
             .filter(|(exchange, _)| *exchange == self.inner.exchange)
             .map(|(_, queue)| queue.clone())
             .collect()
+    }
+
+    /// Whether this process has bound the durable queue of `consumer` (see [`queue_name`]):
+    /// a node that has just started keeps the events published after this is true.
+    ///
+    /// [`queue_name`]: Bus::queue_name
+    pub fn is_bound(&self, consumer: &str) -> bool {
+        let entry = (self.inner.exchange.clone(), self.queue_name(consumer));
+        BOUND_QUEUES
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&entry)
     }
 
     pub fn url(&self) -> &str {
@@ -620,6 +636,13 @@ where
             FieldTable::default(),
         )
         .await?;
+    if subscription.queue.is_some() {
+        let entry = (bus.exchange().to_string(), queue_name.clone());
+        let mut bound = BOUND_QUEUES.lock().unwrap_or_else(|e| e.into_inner());
+        if !bound.contains(&entry) {
+            bound.push(entry);
+        }
+    }
     tracing::debug!(queue = %queue_name, "consumer started");
     // Up to `concurrency` deliveries are handled at once; the first broken delivery stream
     // ends this connection (the caller reconnects).

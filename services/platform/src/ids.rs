@@ -93,3 +93,11 @@ resource_id!(
     /// One attempt of the records service to hold units of an authorization for a record.
     HoldId
 );
+resource_id!(
+    /// The eligibility rule of one catalog service.
+    RuleId
+);
+resource_id!(
+    /// A stored eligibility decision: one client, one service, one date.
+    DecisionId
+);

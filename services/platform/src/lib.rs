@@ -34,7 +34,9 @@ pub mod validate;
 pub use config::Config;
 pub use db::{Db, PLATFORM_TENANT, Scoped, SystemTx, TenantTx};
 pub use error::{Error, FieldViolation, Result};
-pub use ids::{AuthorizationId, ClientId, GrantId, HoldId, RecordId, ServiceId, TenantId};
+pub use ids::{
+    AuthorizationId, ClientId, DecisionId, GrantId, HoldId, RecordId, RuleId, ServiceId, TenantId,
+};
 
 /// Migrations of the platform's own schema (outbox, inbox, idempotency keys, audit log).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/platform");

@@ -1,0 +1,687 @@
+//! Service eligibility over the whole system: rules type-checked when saved, facts kept from
+//! the clients and records services' events, decisions as of a date explained with the facts
+//! they read, UNDETERMINED for a missing fact, replay after the rule and the facts changed,
+//! flips published, and roles.
+
+use std::time::Duration;
+
+use chrono::Datelike;
+
+use prost::Message;
+use tonic::Code;
+
+use caseway_api::clients::v1 as clients_pb;
+use caseway_api::eligibility::v1 as pb;
+use caseway_api::events::v1 as events_pb;
+use caseway_api::records::v1 as records_pb;
+use caseway_integration_tests::tenants::{EligibilityTenant, answer, eligibility_tenant};
+use caseway_integration_tests::{
+    TestEnv, TestNode, authed, criterion, date, rule_of, violated_fields,
+};
+use caseway_test_support::eventually;
+
+use clients_pb::assessment_answer::Value;
+use pb::{EnforcementMode, Outcome};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn income(
+    client: &str,
+    type_id: &str,
+    on: (i32, i32, i32),
+    amount: &str,
+) -> clients_pb::Assessment {
+    clients_pb::Assessment {
+        client_id: client.into(),
+        assessment_type_id: type_id.into(),
+        assessment_date: Some(date(on.0, on.1, on.2)),
+        answers: vec![
+            answer("monthly_income", Value::DecimalValue(amount.into())),
+            answer("household_size", Value::IntegerValue(2)),
+        ],
+        ..Default::default()
+    }
+}
+
+async fn check(
+    node: &TestNode,
+    token: &str,
+    client: &str,
+    on: (i32, i32, i32),
+) -> Result<Vec<pb::Decision>, tonic::Status> {
+    node.eligibility
+        .clone()
+        .check_eligibility(authed(
+            token,
+            pb::CheckEligibilityRequest {
+                client_id: client.into(),
+                service_ids: vec![],
+                as_of: Some(date(on.0, on.1, on.2)),
+            },
+        ))
+        .await
+        .map(|r| r.into_inner().decisions)
+}
+
+/// Checks until the decision for `service` has `outcome` (the facts' events have come).
+async fn wait_for(
+    node: &TestNode,
+    t: &EligibilityTenant,
+    service: &str,
+    on: (i32, i32, i32),
+    outcome: Outcome,
+) -> pb::Decision {
+    wait_until(node, t, service, on, |d| d.outcome == outcome as i32).await
+}
+
+/// Checks until the decision for `service` is as `expected` says.
+async fn wait_until(
+    node: &TestNode,
+    t: &EligibilityTenant,
+    service: &str,
+    on: (i32, i32, i32),
+    expected: impl Fn(&pb::Decision) -> bool,
+) -> pb::Decision {
+    eventually("the decision expected", WAIT, || async {
+        let decisions = check(node, &t.worker, &t.maria, on)
+            .await
+            .map_err(|s| s.message().to_string())?;
+        let decision = decisions.into_iter().find(|d| d.service_id == service);
+        match decision {
+            Some(d) if expected(&d) => Ok(d),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await
+}
+
+fn outcome_of(decision: &pb::Decision, criterion: &str) -> Outcome {
+    let found = decision
+        .criteria
+        .iter()
+        .find(|c| c.name == criterion)
+        .unwrap_or_else(|| panic!("no criterion {criterion} in {decision:?}"));
+    Outcome::try_from(found.outcome).unwrap()
+}
+
+fn fact<'a>(decision: &'a pb::Decision, path: &str) -> &'a pb::FactUse {
+    decision
+        .criteria
+        .iter()
+        .flat_map(|c| &c.facts)
+        .find(|f| f.path == path)
+        .unwrap_or_else(|| panic!("no fact {path} in {decision:?}"))
+}
+
+#[tokio::test]
+async fn a_rule_is_type_checked_when_saved_and_a_mistake_names_its_criterion() {
+    let env = TestEnv::new().await;
+    let node = env.start(&caseway::Target::ALL).await;
+    let t = eligibility_tenant(&env, &node, "elig-check").await;
+    let mut eligibility = node.eligibility.clone();
+    let create = |token: &str, criteria: Vec<pb::Criterion>| {
+        authed(
+            token,
+            pb::CreateRuleRequest {
+                request_id: String::new(),
+                rule: Some(pb::Rule {
+                    service_id: t.assistance.clone(),
+                    mode: EnforcementMode::Advisory as i32,
+                    criteria,
+                    ..Default::default()
+                }),
+            },
+        )
+    };
+    let good = || {
+        vec![
+            criterion("adult", "age >= 18", ""),
+            criterion(
+                "income",
+                "assessments.INCOME.monthly_income <= 2 * 1215",
+                "",
+            ),
+        ]
+    };
+
+    // Case workers check; only a tenant administrator defines.
+    let status = eligibility
+        .create_rule(create(&t.worker, good()))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+
+    // Each kind of mistake, named by its criterion, with the place and the reason.
+    for (expression, says) in [
+        (
+            "assessments.INCOME.monthly_incom <= 2430",
+            "line 1, column 1",
+        ),
+        ("assessments.INCOME.last_employed_on < 5", "_<_"),
+        ("delivered('NO_SUCH', 365).value < 1500", "NO_SUCH"),
+        ("age + 1", "must be a bool"),
+    ] {
+        let mut criteria = good();
+        criteria.push(criterion("third", expression, ""));
+        let status = eligibility
+            .create_rule(create(&t.admin, criteria))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{expression}");
+        assert_eq!(
+            violated_fields(&status),
+            ["rule.criteria[2].expression"],
+            "{expression}"
+        );
+        assert!(
+            status.message().contains(says),
+            "{expression}: {} should say {says}",
+            status.message()
+        );
+    }
+    // An any-of group of one, and a rule with no criteria.
+    let mut lonely = good();
+    lonely.push(criterion("veteran", "veteran", "priority"));
+    let status = eligibility
+        .create_rule(create(&t.admin, lonely))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&status), ["rule.criteria[2].any_of_group"]);
+    let status = eligibility
+        .create_rule(create(&t.admin, vec![]))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&status), ["rule.criteria"]);
+
+    // Nothing was saved.
+    let listed = eligibility
+        .list_rules(authed(&t.admin, pb::ListRulesRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.rules.is_empty(), "{listed:?}");
+
+    // A good rule is a draft until published; one rule per service.
+    let rule = eligibility
+        .create_rule(create(&t.admin, good()))
+        .await
+        .unwrap()
+        .into_inner()
+        .rule
+        .unwrap();
+    assert_eq!(
+        (
+            rule.published_version,
+            rule.draft_changed,
+            rule.service_code.as_str()
+        ),
+        (0, true, "FIN_ASSIST")
+    );
+    let status = eligibility
+        .create_rule(create(&t.admin, good()))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::AlreadyExists);
+
+    // A misspelt field in an update is refused the same way, and the draft is unchanged.
+    let status = eligibility
+        .update_rule(authed(
+            &t.admin,
+            pb::UpdateRuleRequest {
+                rule: Some(pb::Rule {
+                    id: rule.id.clone(),
+                    criteria: vec![criterion("adult", "agee >= 18", "")],
+                    ..Default::default()
+                }),
+                update_mask: None,
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&status), ["rule.criteria[0].expression"]);
+    let published = eligibility
+        .publish_rule(authed(
+            &t.admin,
+            pb::PublishRuleRequest {
+                id: rule.id.clone(),
+                etag: rule.etag.clone(),
+                request_id: "publish-1".into(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let version = published.version.unwrap();
+    assert_eq!((version.version, version.criteria.len()), (1, 2));
+    assert_eq!(published.rule.as_ref().unwrap().published_version, 1);
+    // Publishing an unchanged draft again is refused by rule.
+    let status = eligibility
+        .publish_rule(authed(
+            &t.admin,
+            pb::PublishRuleRequest {
+                id: rule.id.clone(),
+                etag: String::new(),
+                request_id: String::new(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(rule_of(&status), "rule_published");
+    // Case workers read rules and versions but do not publish.
+    let status = eligibility
+        .publish_rule(authed(
+            &t.worker,
+            pb::PublishRuleRequest {
+                id: rule.id.clone(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    let read = eligibility
+        .get_rule_version(authed(
+            &t.worker,
+            pb::GetRuleVersionRequest {
+                rule_id: rule.id.clone(),
+                version: 1,
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .version
+        .unwrap();
+    assert_eq!(read, version);
+}
+
+#[tokio::test]
+async fn decisions_read_each_kind_of_fact_as_of_their_date_and_say_where_it_came_from() {
+    let env = TestEnv::new().await;
+    let node = env.start(&caseway::Target::ALL).await;
+    let t = eligibility_tenant(&env, &node, "elig-facts").await;
+    let worker = node.fixtures(&t.worker);
+    t.publish(
+        &node,
+        &t.assistance,
+        EnforcementMode::Advisory,
+        vec![
+            criterion("adult", "age >= 18", ""),
+            criterion(
+                "income",
+                "assessments.INCOME.monthly_income <= 2 * 1215",
+                "",
+            ),
+            criterion("cap", "delivered('FIN_ASSIST', 365).value < 1500", ""),
+        ],
+    )
+    .await;
+    t.publish(
+        &node,
+        &t.counseling,
+        EnforcementMode::Advisory,
+        vec![
+            criterion(
+                "housing",
+                "barriers.exists(b, b.type == 'HOUSING' && b.status != 'RESOLVED')",
+                "",
+            ),
+            criterion("veteran", "veteran", "priority"),
+            criterion(
+                "enrolled",
+                "enrollments.exists(e, e.program == 'PREVENTION' && e.active)",
+                "priority",
+            ),
+        ],
+    )
+    .await;
+
+    // No income assessment yet: not the same as no income.
+    let before = wait_for(
+        &node,
+        &t,
+        &t.assistance,
+        (2026, 3, 15),
+        Outcome::Undetermined,
+    )
+    .await;
+    assert_eq!(outcome_of(&before, "adult"), Outcome::Eligible);
+    assert_eq!(outcome_of(&before, "income"), Outcome::Undetermined);
+    assert!(fact(&before, "assessments.INCOME.monthly_income").missing);
+    assert_eq!(fact(&before, "age").value, "35");
+    assert_eq!(fact(&before, "age").sources[0].id, t.maria);
+
+    let assessment = worker
+        .assessment(income(&t.maria, &t.income_type, (2026, 3, 1), "900.50"))
+        .await
+        .unwrap();
+    let barrier = worker
+        .barrier(clients_pb::Barrier {
+            client_id: t.maria.clone(),
+            barrier_type_id: t.housing.clone(),
+            identified_date: Some(date(2026, 2, 1)),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let enrollment = worker
+        .enrollment(&t.maria, &t.program, date(2026, 1, 5))
+        .await
+        .unwrap();
+    let record = worker
+        .record(records_pb::ServiceRecord {
+            client_id: t.maria.clone(),
+            service_id: t.assistance.clone(),
+            service_date: Some(date(2026, 3, 10)),
+            units: "1000".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    // Every fact followed its event; the decision says what it read and from where.
+    let assistance = wait_until(&node, &t, &t.assistance, (2026, 3, 15), |d| {
+        d.outcome == Outcome::Eligible as i32
+            && fact(d, "delivered('FIN_ASSIST', 365)")
+                .value
+                .ends_with("count 1")
+    })
+    .await;
+    let income_fact = fact(&assistance, "assessments.INCOME.monthly_income");
+    assert_eq!(income_fact.value, "900.5");
+    assert_eq!(income_fact.sources[0].kind, "assessment");
+    assert_eq!(income_fact.sources[0].id, assessment);
+    assert_eq!(
+        income_fact.sources[0].effective_date,
+        Some(date(2026, 3, 1))
+    );
+    let cap = fact(&assistance, "delivered('FIN_ASSIST', 365)");
+    assert_eq!(cap.value, "value 1000, units 1000, count 1");
+    assert_eq!(cap.sources[0].id, record.id);
+    assert!(!assistance.id.is_empty(), "a check is stored");
+    let counseling = wait_until(&node, &t, &t.counseling, (2026, 3, 15), |d| {
+        d.outcome == Outcome::Eligible as i32 && !fact(d, "enrollments").sources.is_empty()
+    })
+    .await;
+    assert_eq!(outcome_of(&counseling, "veteran"), Outcome::NotEligible);
+    assert_eq!(outcome_of(&counseling, "enrolled"), Outcome::Eligible);
+    assert_eq!(fact(&counseling, "barriers").sources[0].id, barrier);
+    assert_eq!(fact(&counseling, "enrollments").sources[0].id, enrollment);
+
+    // As of an earlier date: the barrier was not identified yet, nor the assessment made.
+    let january = check(&node, &t.worker, &t.maria, (2026, 1, 20))
+        .await
+        .unwrap();
+    let by_code = |code: &str| january.iter().find(|d| d.service_code == code).unwrap();
+    assert_eq!(by_code("COUNSEL").outcome, Outcome::NotEligible as i32);
+    assert_eq!(by_code("FIN_ASSIST").outcome, Outcome::Undetermined as i32);
+
+    // The case worker's form: what she may receive, and what needs information first.
+    let form = node
+        .eligibility
+        .clone()
+        .list_eligible_services(authed(
+            &t.worker,
+            pb::ListEligibleServicesRequest {
+                client_id: t.maria.clone(),
+                as_of: Some(date(2026, 1, 20)),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(form.eligible.is_empty());
+    assert_eq!(form.needs_information.len(), 1);
+    assert_eq!(form.needs_information[0].service_code, "FIN_ASSIST");
+
+    // A stored decision reads back as it was taken.
+    let stored = node
+        .eligibility
+        .clone()
+        .get_decision(authed(
+            &t.worker,
+            pb::GetDecisionRequest {
+                id: assistance.id.clone(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .decision
+        .unwrap();
+    assert_eq!(stored.criteria, assistance.criteria);
+    assert_eq!(stored.outcome, assistance.outcome);
+}
+
+#[tokio::test]
+async fn a_replay_gives_the_stored_result_after_the_rule_and_the_facts_changed() {
+    let env = TestEnv::new().await;
+    let node = env.start(&caseway::Target::ALL).await;
+    let t = eligibility_tenant(&env, &node, "elig-replay").await;
+    let worker = node.fixtures(&t.worker);
+    let rule = t
+        .publish(
+            &node,
+            &t.assistance,
+            EnforcementMode::Advisory,
+            vec![criterion(
+                "income",
+                "assessments.INCOME.monthly_income <= 2 * 1215",
+                "",
+            )],
+        )
+        .await;
+    worker
+        .assessment(income(&t.maria, &t.income_type, (2026, 3, 1), "900"))
+        .await
+        .unwrap();
+    let decision = wait_for(&node, &t, &t.assistance, (2026, 3, 15), Outcome::Eligible).await;
+
+    // The rule tightens and the client's income rises.
+    let mut eligibility = node.eligibility.clone();
+    let updated = eligibility
+        .update_rule(authed(
+            &t.admin,
+            pb::UpdateRuleRequest {
+                rule: Some(pb::Rule {
+                    id: rule.id.clone(),
+                    criteria: vec![criterion(
+                        "income",
+                        "assessments.INCOME.monthly_income <= 500",
+                        "",
+                    )],
+                    etag: rule.etag.clone(),
+                    ..Default::default()
+                }),
+                update_mask: None,
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .rule
+        .unwrap();
+    assert!(updated.draft_changed);
+    // A draft is tested before it is published; nothing is stored.
+    let tested = eligibility
+        .test_rule(authed(
+            &t.admin,
+            pb::TestRuleRequest {
+                rule_id: rule.id.clone(),
+                version: 0,
+                client_id: t.maria.clone(),
+                as_of: Some(date(2026, 3, 15)),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .decision
+        .unwrap();
+    assert_eq!(tested.outcome, Outcome::NotEligible as i32);
+    assert!(tested.id.is_empty());
+    let status = eligibility
+        .test_rule(authed(
+            &t.worker,
+            pb::TestRuleRequest {
+                rule_id: rule.id.clone(),
+                client_id: t.maria.clone(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    eligibility
+        .publish_rule(authed(
+            &t.admin,
+            pb::PublishRuleRequest {
+                id: rule.id.clone(),
+                etag: updated.etag.clone(),
+                request_id: String::new(),
+            },
+        ))
+        .await
+        .unwrap();
+    worker
+        .assessment(income(&t.maria, &t.income_type, (2026, 3, 5), "4000"))
+        .await
+        .unwrap();
+    let now = wait_for(
+        &node,
+        &t,
+        &t.assistance,
+        (2026, 3, 15),
+        Outcome::NotEligible,
+    )
+    .await;
+    assert_eq!(now.rule_version, 2);
+
+    // The stored decision replays to what it was.
+    let replay = eligibility
+        .replay_decision(authed(
+            &t.worker,
+            pb::ReplayDecisionRequest {
+                id: decision.id.clone(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(replay.same, "{replay:?}");
+    let replayed = replay.replayed.unwrap();
+    assert_eq!(replayed.outcome, Outcome::Eligible as i32);
+    assert_eq!(replayed.rule_version, 1);
+    assert_eq!(replayed.criteria, decision.criteria);
+}
+
+#[tokio::test]
+async fn new_facts_that_flip_a_client_publish_eligibility_changed() {
+    let env = TestEnv::new().await;
+    let mut events = env.bus.listen("eligibility.#").await;
+    let node = env.start(&caseway::Target::ALL).await;
+    let t = eligibility_tenant(&env, &node, "elig-flip").await;
+    let worker = node.fixtures(&t.worker);
+    let rule = t
+        .publish(
+            &node,
+            &t.assistance,
+            EnforcementMode::Advisory,
+            vec![criterion(
+                "income",
+                "assessments.INCOME.monthly_income <= 2 * 1215",
+                "",
+            )],
+        )
+        .await;
+    let (created, _) = events.expect("eligibility.rule_created.v1", WAIT).await;
+    let payload = events_pb::RuleChanged::decode(created.payload.as_slice()).unwrap();
+    assert_eq!(payload.rule.unwrap().id, rule.id);
+    events.expect("eligibility.rule_published.v1", WAIT).await;
+
+    // The first facts set where she stands; new facts that change it are published.
+    worker
+        .assessment(income(&t.maria, &t.income_type, (2026, 3, 1), "900"))
+        .await
+        .unwrap();
+    let today = chrono::Utc::now().date_naive();
+    let today = (today.year(), today.month() as i32, today.day() as i32);
+    wait_for(&node, &t, &t.assistance, today, Outcome::Eligible).await;
+    worker
+        .assessment(income(&t.maria, &t.income_type, (2026, 4, 1), "5000"))
+        .await
+        .unwrap();
+    let (flip, _) = events
+        .expect("eligibility.eligibility_changed.v1", WAIT)
+        .await;
+    let change = events_pb::EligibilityChanged::decode(flip.payload.as_slice()).unwrap();
+    assert_eq!(change.client_id, t.maria);
+    assert_eq!(change.service_id, t.assistance);
+    assert_eq!(
+        (change.before, change.after),
+        (Outcome::Eligible as i32, Outcome::NotEligible as i32)
+    );
+    let decision = node
+        .eligibility
+        .clone()
+        .get_decision(authed(
+            &t.worker,
+            pb::GetDecisionRequest {
+                id: change.decision_id,
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .decision
+        .unwrap();
+    assert_eq!(decision.outcome, Outcome::NotEligible as i32);
+    assert_eq!(
+        fact(&decision, "assessments.INCOME.monthly_income").value,
+        "5000"
+    );
+}
+
+#[tokio::test]
+async fn a_restricted_service_hides_its_rule_from_a_worker_outside_its_organizations() {
+    let env = TestEnv::new().await;
+    let node = env.start(&caseway::Target::ALL).await;
+    let t = eligibility_tenant(&env, &node, "elig-orgs").await;
+    let rule = t
+        .publish(
+            &node,
+            &t.workshop,
+            EnforcementMode::Advisory,
+            vec![criterion("adult", "age >= 18", "")],
+        )
+        .await;
+    let mut eligibility = node.eligibility.clone();
+    let status = eligibility
+        .get_rule(authed(
+            &t.south_worker,
+            pb::GetRuleRequest {
+                id: rule.id.clone(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    let north = check(&node, &t.worker, &t.maria, (2026, 3, 15))
+        .await
+        .unwrap();
+    assert_eq!(north.len(), 1);
+    let south = check(&node, &t.south_worker, &t.maria, (2026, 3, 15))
+        .await
+        .unwrap();
+    assert!(south.is_empty(), "{south:?}");
+    let status = eligibility
+        .get_decision(authed(
+            &t.south_worker,
+            pb::GetDecisionRequest {
+                id: north[0].id.clone(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+}

@@ -1,0 +1,250 @@
+//! The eligibility service's gRPC handlers: each decodes its request (`convert`), takes the
+//! verified caller, calls its use case (`service`) and encodes the reply. The access table
+//! (`caseway_platform::access`) decided before a handler runs that the caller's roles may call
+//! it: tenant administrators define and test rules, case workers and supervisors check.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use caseway_api::eligibility::v1 as pb;
+use caseway_api::eligibility::v1::eligibility_service_server::EligibilityService;
+use caseway_platform::caller::Caller;
+use caseway_platform::etag;
+use caseway_platform::idempotency::Key;
+use caseway_platform::server::Platform;
+use caseway_platform::validate::{Violations, parse_id};
+use caseway_platform::{RuleId, ServiceId};
+
+use crate::convert::{self, decision_to_proto, rule_to_proto, schema_to_proto, version_to_proto};
+use crate::domain::Outcome;
+use crate::service::Eligibility;
+
+pub struct EligibilityApi {
+    platform: Arc<Platform>,
+    eligibility: Arc<Eligibility>,
+}
+
+impl EligibilityApi {
+    pub fn new(platform: Arc<Platform>, eligibility: Arc<Eligibility>) -> Self {
+        EligibilityApi {
+            platform,
+            eligibility,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl EligibilityService for EligibilityApi {
+    async fn create_rule(
+        &self,
+        request: Request<pb::CreateRuleRequest>,
+    ) -> Result<Response<pb::CreateRuleResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let message = request.into_inner();
+        let mut v = Violations::new();
+        let creation = convert::creation(&message, &mut v)?;
+        let key = Key::of("eligibility.rule.create", &message.request_id, &message);
+        let reply = self
+            .eligibility
+            .create_rule(&caller, &key, creation, v)
+            .await?;
+        Ok(Response::new(reply))
+    }
+
+    async fn get_rule(
+        &self,
+        request: Request<pb::GetRuleRequest>,
+    ) -> Result<Response<pb::GetRuleResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        let rule = self.eligibility.get_rule(&caller, id).await?;
+        Ok(Response::new(pb::GetRuleResponse {
+            rule: Some(rule_to_proto(&rule)),
+        }))
+    }
+
+    async fn update_rule(
+        &self,
+        request: Request<pb::UpdateRuleRequest>,
+    ) -> Result<Response<pb::UpdateRuleResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let mut v = Violations::new();
+        let change = convert::change(request.get_ref(), &mut v)?;
+        let rule = self.eligibility.update_rule(&caller, change, v).await?;
+        Ok(Response::new(pb::UpdateRuleResponse {
+            rule: Some(rule_to_proto(&rule)),
+        }))
+    }
+
+    async fn publish_rule(
+        &self,
+        request: Request<pb::PublishRuleRequest>,
+    ) -> Result<Response<pb::PublishRuleResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let message = request.into_inner();
+        let mut v = Violations::new();
+        v.request_id(&message.request_id);
+        let id: Option<RuleId> = v.id("id", &message.id);
+        let id = v.finish_with(id)?;
+        let expected = etag::parse("etag", &message.etag)?;
+        let key = Key::of("eligibility.rule.publish", &message.request_id, &message);
+        let reply = self
+            .eligibility
+            .publish_rule(&caller, &key, id, expected)
+            .await?;
+        Ok(Response::new(reply))
+    }
+
+    async fn list_rules(
+        &self,
+        request: Request<pb::ListRulesRequest>,
+    ) -> Result<Response<pb::ListRulesResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let message = request.into_inner();
+        let page = self.platform.page_tokens.page(
+            caller.tenant,
+            b"eligibility.rules",
+            message.page_size,
+            &message.page_token,
+        )?;
+        let (rules, next_page_token) = self.eligibility.list_rules(&caller, page).await?;
+        Ok(Response::new(pb::ListRulesResponse {
+            rules: rules.iter().map(rule_to_proto).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn get_rule_version(
+        &self,
+        request: Request<pb::GetRuleVersionRequest>,
+    ) -> Result<Response<pb::GetRuleVersionResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let message = request.get_ref();
+        let id = parse_id("rule_id", &message.rule_id)?;
+        if message.version < 1 {
+            return Err(caseway_platform::Error::invalid("version", "must be 1 or more").into());
+        }
+        let version = self
+            .eligibility
+            .rule_version(&caller, id, message.version)
+            .await?;
+        Ok(Response::new(pb::GetRuleVersionResponse {
+            version: Some(version_to_proto(&version)),
+        }))
+    }
+
+    async fn test_rule(
+        &self,
+        request: Request<pb::TestRuleRequest>,
+    ) -> Result<Response<pb::TestRuleResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let message = request.get_ref();
+        let mut v = Violations::new();
+        let id: Option<RuleId> = v.id("rule_id", &message.rule_id);
+        if message.version < 0 {
+            v.add("version", "must be 0 (the draft) or a published version");
+        }
+        let id = v.finish_with(id)?;
+        let (client, as_of) = convert::client_on(&message.client_id, message.as_of.as_ref())?;
+        let decision = self
+            .eligibility
+            .test_rule(&caller, id, message.version, client, as_of)
+            .await?;
+        Ok(Response::new(pb::TestRuleResponse {
+            decision: Some(decision_to_proto(&decision)),
+        }))
+    }
+
+    async fn get_fact_schema(
+        &self,
+        request: Request<pb::GetFactSchemaRequest>,
+    ) -> Result<Response<pb::GetFactSchemaResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let schema = self.eligibility.fact_schema(&caller).await?;
+        Ok(Response::new(pb::GetFactSchemaResponse {
+            facts: schema_to_proto(&schema),
+        }))
+    }
+
+    async fn check_eligibility(
+        &self,
+        request: Request<pb::CheckEligibilityRequest>,
+    ) -> Result<Response<pb::CheckEligibilityResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let message = request.get_ref();
+        let (client, as_of) = convert::client_on(&message.client_id, message.as_of.as_ref())?;
+        let services = if message.service_ids.is_empty() {
+            None
+        } else {
+            let mut v = Violations::new();
+            let ids: Vec<ServiceId> = v
+                .ids("service_ids", &message.service_ids, 500)
+                .into_iter()
+                .map(ServiceId)
+                .collect();
+            v.finish()?;
+            Some(ids)
+        };
+        let decisions = self
+            .eligibility
+            .check(&caller, client, services, as_of)
+            .await?;
+        Ok(Response::new(pb::CheckEligibilityResponse {
+            decisions: decisions.iter().map(decision_to_proto).collect(),
+        }))
+    }
+
+    async fn list_eligible_services(
+        &self,
+        request: Request<pb::ListEligibleServicesRequest>,
+    ) -> Result<Response<pb::ListEligibleServicesResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let message = request.get_ref();
+        let (client, as_of) = convert::client_on(&message.client_id, message.as_of.as_ref())?;
+        let decisions = self.eligibility.check(&caller, client, None, as_of).await?;
+        let of = |outcome: Outcome| {
+            decisions
+                .iter()
+                .filter(|d| d.outcome == outcome)
+                .map(decision_to_proto)
+                .collect()
+        };
+        Ok(Response::new(pb::ListEligibleServicesResponse {
+            eligible: of(Outcome::Eligible),
+            needs_information: of(Outcome::Undetermined),
+        }))
+    }
+
+    async fn get_decision(
+        &self,
+        request: Request<pb::GetDecisionRequest>,
+    ) -> Result<Response<pb::GetDecisionResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        let decision = self.eligibility.decision(&caller, id).await?;
+        Ok(Response::new(pb::GetDecisionResponse {
+            decision: Some(decision_to_proto(&decision)),
+        }))
+    }
+
+    async fn replay_decision(
+        &self,
+        request: Request<pb::ReplayDecisionRequest>,
+    ) -> Result<Response<pb::ReplayDecisionResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        let (decision, replayed) = self.eligibility.replay(&caller, id).await?;
+        let same = decision.outcome == replayed.outcome
+            && decision
+                .results
+                .iter()
+                .map(|r| r.outcome)
+                .eq(replayed.results.iter().map(|r| r.outcome));
+        Ok(Response::new(pb::ReplayDecisionResponse {
+            decision: Some(decision_to_proto(&decision)),
+            replayed: Some(decision_to_proto(&replayed)),
+            same,
+        }))
+    }
+}

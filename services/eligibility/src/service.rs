@@ -1,0 +1,611 @@
+//! The eligibility service's use cases, one function per operation: rules drafted, checked
+//! against the tenant's fact schema, and published as versions that never change; checks that
+//! evaluate published versions on the client's facts and store each decision with what it
+//! read; replays of stored decisions; and the facts the other services' events bring, after
+//! which the client's eligibility is looked at again and a flip is published. Each owns its
+//! transaction: the rows, their audit rows, their events and, where a retry could repeat it,
+//! the idempotent reply.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
+use uuid::Uuid;
+
+use caseway_api::eligibility::v1 as pb;
+use caseway_peers::rules::visible;
+use caseway_platform::audit::{self, AuditEntry};
+use caseway_platform::auth::{Principal, Role};
+use caseway_platform::caller::Caller;
+use caseway_platform::error::{Error, Result};
+use caseway_platform::etag::check_version;
+use caseway_platform::idempotency::{self, Claim, Key};
+use caseway_platform::inbox;
+use caseway_platform::outbox;
+use caseway_platform::paging::Page;
+use caseway_platform::validate::Violations;
+use caseway_platform::{ClientId, Db, DecisionId, RuleId, Scoped, ServiceId, TenantId};
+
+use crate::convert::{Change, Creation, rule_to_proto, version_to_proto};
+use crate::domain::*;
+use crate::events;
+use crate::store::{self, Fact, ServiceFact};
+
+/// Who decisions taken after new facts name as their decider.
+pub const WORKER: &str = "caseway/eligibility-worker";
+
+/// Compiled rule versions kept, at most; past it the cache starts again.
+const COMPILED_CAPACITY: usize = 20_000;
+
+/// A rule version's criteria, compiled against the schema it was published with.
+#[derive(Clone)]
+struct CompiledVersion {
+    criteria: Vec<Criterion>,
+    compiled: Arc<Vec<Compiled>>,
+}
+
+pub struct Eligibility {
+    db: Db,
+    /// Compiled versions by (tenant, rule, version): a version never changes.
+    compiled: Mutex<HashMap<(TenantId, RuleId, i32), CompiledVersion>>,
+}
+
+/// The time now as PostgreSQL keeps it (to the microsecond), so what a call answers reads
+/// back the same.
+fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+/// Audits a rule's change and publishes `eligibility.rule_<verb>.v1`.
+async fn record_change(
+    tx: &mut impl Scoped,
+    actor: &Principal,
+    verb: &str,
+    row: &RuleRow,
+    changed_fields: Vec<String>,
+) -> Result<()> {
+    audit::record(
+        tx,
+        actor,
+        AuditEntry {
+            action: &format!("eligibility.rule.{verb}"),
+            resource_type: "eligibility_rule",
+            resource_id: row.id.into(),
+            changed_fields: &changed_fields,
+        },
+    )
+    .await?;
+    let event_type = events::rule_event_type(verb);
+    let payload = events::rule_changed(row, changed_fields);
+    outbox::enqueue(tx, events::rule_event(&event_type, row, &payload)).await?;
+    Ok(())
+}
+
+fn admin(caller: &Caller) -> bool {
+    caller.principal.has_role(Role::TenantAdmin)
+}
+
+/// Whether the caller may see a service (and its rule and decisions).
+fn sees(caller: &Caller, service: &ServiceFact) -> bool {
+    visible(
+        &service.organization_ids,
+        &caller.principal.organization_ids,
+        admin(caller),
+    )
+}
+
+/// The rule if it exists and its service is visible to the caller; NOT_FOUND otherwise.
+async fn visible_rule(
+    conn: &mut sqlx::PgConnection,
+    caller: &Caller,
+    id: RuleId,
+    lock: bool,
+) -> Result<RuleRow> {
+    let not_found = || Error::not_found("rule", id);
+    let rule = store::rule(conn, id, lock).await?.ok_or_else(not_found)?;
+    let services = store::services(conn, Some(&[rule.service_id.0])).await?;
+    match services.get(&rule.service_id) {
+        Some(service) if !sees(caller, service) => Err(not_found()),
+        _ => Ok(rule),
+    }
+}
+
+/// Checks a rule's criteria against the tenant's schema as it now stands.
+fn check_criteria(
+    schema: FactSchema,
+    prefix: &str,
+    criteria: &[Criterion],
+    v: &mut Violations,
+) -> Option<Vec<Compiled>> {
+    Checker::new(schema).check_rule(prefix, criteria, v)
+}
+
+impl Eligibility {
+    pub fn new(db: Db) -> Self {
+        Eligibility {
+            db,
+            compiled: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A published version compiled, from the cache or against its own schema.
+    fn compile(&self, tenant: TenantId, version: &RuleVersionRow) -> Result<CompiledVersion> {
+        let key = (tenant, version.rule_id, version.version);
+        if let Some(found) = self.compiled.lock().expect("cache lock").get(&key) {
+            return Ok(found.clone());
+        }
+        let checker = Checker::new(version.fact_schema.clone());
+        let mut v = Violations::new();
+        let compiled = checker
+            .check_rule("", &version.criteria, &mut v)
+            .ok_or_else(|| {
+                Error::internal(anyhow::anyhow!(
+                    "published version {} of rule {} does not compile against its own schema: {:?}",
+                    version.version,
+                    version.rule_id,
+                    v.fields()
+                ))
+            })?;
+        let entry = CompiledVersion {
+            criteria: version.criteria.clone(),
+            compiled: Arc::new(compiled),
+        };
+        let mut cache = self.compiled.lock().expect("cache lock");
+        if cache.len() >= COMPILED_CAPACITY {
+            cache.clear();
+        }
+        cache.insert(key, entry.clone());
+        Ok(entry)
+    }
+
+    /// Creates a rule's draft after checking it; a retry under `key` answers with the first
+    /// reply.
+    pub async fn create_rule(
+        &self,
+        caller: &Caller,
+        key: &Key<'_>,
+        creation: Creation,
+        mut v: Violations,
+    ) -> Result<pb::CreateRuleResponse> {
+        let mut tx = self.db.tenant_tx(caller.tenant).await?;
+        if let Claim::Replay(previous) = idempotency::claim(&mut tx, key).await? {
+            return Ok(previous);
+        }
+        let mut service_code = String::new();
+        if let Some(service_id) = creation.service_id {
+            let services = store::services(tx.conn(), Some(&[service_id.0])).await?;
+            match services.get(&service_id) {
+                Some(service) if sees(caller, service) => service_code = service.code.clone(),
+                _ => v.add("rule.service_id", "does not name a service of this tenant"),
+            }
+        }
+        let schema = store::fact_schema(tx.conn()).await?;
+        if !creation.criteria.is_empty() || v.is_empty() {
+            check_criteria(schema, "rule.", &creation.criteria, &mut v);
+        }
+        let service_id = v.finish_with(creation.service_id)?;
+        let now = now();
+        let row = RuleRow {
+            id: RuleId::new(),
+            service_id,
+            service_code,
+            mode: creation.mode,
+            criteria: creation.criteria,
+            published_version: 0,
+            draft_changed: true,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        store::insert_rule(tx.conn(), caller.tenant, &row)
+            .await
+            .map_err(|e| match e {
+                Error::AlreadyExists(_) => Error::AlreadyExists(format!(
+                    "service {service_id} already has a rule; change it with UpdateRule"
+                )),
+                other => other,
+            })?;
+        record_change(&mut tx, &caller.principal, "created", &row, Vec::new()).await?;
+        let reply = pb::CreateRuleResponse {
+            rule: Some(rule_to_proto(&row)),
+        };
+        idempotency::complete(&mut tx, key, &reply).await?;
+        tx.commit().await?;
+        Ok(reply)
+    }
+
+    pub async fn get_rule(&self, caller: &Caller, id: RuleId) -> Result<RuleRow> {
+        let mut tx = self.db.tenant_tx(caller.tenant).await?;
+        let rule = visible_rule(tx.conn(), caller, id, false).await?;
+        tx.commit().await?;
+        Ok(rule)
+    }
+
+    /// Changes a rule's draft (checked again as a whole), if still at `expected`.
+    pub async fn update_rule(
+        &self,
+        caller: &Caller,
+        change: Change,
+        mut v: Violations,
+    ) -> Result<RuleRow> {
+        let mut tx = self.db.tenant_tx(caller.tenant).await?;
+        let mut rule = visible_rule(tx.conn(), caller, change.id, true).await?;
+        check_version(change.expected, rule.version)?;
+        let mut changed = Vec::new();
+        if let Some(mode) = change.mode
+            && mode != rule.mode
+        {
+            rule.mode = mode;
+            changed.push("mode".to_string());
+        }
+        if let Some(criteria) = change.criteria {
+            let schema = store::fact_schema(tx.conn()).await?;
+            check_criteria(schema, "rule.", &criteria, &mut v);
+            if criteria != rule.criteria {
+                rule.criteria = criteria;
+                changed.push("criteria".to_string());
+            }
+        }
+        v.finish()?;
+        if changed.is_empty() {
+            tx.commit().await?;
+            return Ok(rule);
+        }
+        rule.draft_changed = true;
+        rule.version += 1;
+        rule.updated_at = now();
+        store::update_rule(tx.conn(), &rule).await?;
+        record_change(&mut tx, &caller.principal, "updated", &rule, changed).await?;
+        tx.commit().await?;
+        Ok(rule)
+    }
+
+    /// Publishes a rule's draft as its next version; a retry under `key` answers with the
+    /// first reply.
+    pub async fn publish_rule(
+        &self,
+        caller: &Caller,
+        key: &Key<'_>,
+        id: RuleId,
+        expected: Option<i64>,
+    ) -> Result<pb::PublishRuleResponse> {
+        let mut tx = self.db.tenant_tx(caller.tenant).await?;
+        if let Claim::Replay(previous) = idempotency::claim(&mut tx, key).await? {
+            return Ok(previous);
+        }
+        let mut rule = visible_rule(tx.conn(), caller, id, true).await?;
+        check_version(expected, rule.version)?;
+        let subject = format!("rules/{id}");
+        if !rule.draft_changed && rule.published_version > 0 {
+            return Err(Error::precondition(
+                EligibilityRule::RulePublished,
+                subject,
+                format!(
+                    "the draft is version {} as published; change it before publishing again",
+                    rule.published_version
+                ),
+            ));
+        }
+        let schema = store::fact_schema(tx.conn()).await?;
+        let mut v = Violations::new();
+        if check_criteria(schema.clone(), "rule.", &rule.criteria, &mut v).is_none() {
+            return Err(Error::precondition(
+                EligibilityRule::RuleChecks,
+                subject,
+                format!(
+                    "the draft no longer checks against the tenant's facts ({}); change it first",
+                    v.into_inner()
+                        .iter()
+                        .map(|f| format!("{}: {}", f.field, f.description))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+            ));
+        }
+        let now = now();
+        let version = RuleVersionRow {
+            rule_id: rule.id,
+            version: rule.published_version + 1,
+            service_id: rule.service_id,
+            mode: rule.mode,
+            criteria: rule.criteria.clone(),
+            fact_schema: schema,
+            published_by: caller.principal.user_id.clone(),
+            published_at: now,
+        };
+        store::insert_version(tx.conn(), caller.tenant, &version).await?;
+        rule.published_version = version.version;
+        rule.draft_changed = false;
+        rule.version += 1;
+        rule.updated_at = now;
+        store::update_rule(tx.conn(), &rule).await?;
+        record_change(
+            &mut tx,
+            &caller.principal,
+            "published",
+            &rule,
+            vec!["published_version".into()],
+        )
+        .await?;
+        let reply = pb::PublishRuleResponse {
+            rule: Some(rule_to_proto(&rule)),
+            version: Some(version_to_proto(&version)),
+        };
+        idempotency::complete(&mut tx, key, &reply).await?;
+        tx.commit().await?;
+        Ok(reply)
+    }
+
+    /// A page of the rules whose services the caller may see, by service code.
+    pub async fn list_rules(
+        &self,
+        caller: &Caller,
+        page: Page<(String, Uuid)>,
+    ) -> Result<(Vec<RuleRow>, String)> {
+        let mut tx = self.db.tenant_tx(caller.tenant).await?;
+        let services = store::services(tx.conn(), None).await?;
+        let mut rows = store::list_rules(tx.conn(), page.after.as_ref(), page.limit).await?;
+        tx.commit().await?;
+        let next = page.finish(&mut rows, |r| (r.service_code.clone(), r.id.0));
+        rows.retain(|r| services.get(&r.service_id).is_none_or(|s| sees(caller, s)));
+        Ok((rows, next))
+    }
+
+    pub async fn rule_version(
+        &self,
+        caller: &Caller,
+        id: RuleId,
+        version: i32,
+    ) -> Result<RuleVersionRow> {
+        let mut tx = self.db.tenant_tx(caller.tenant).await?;
+        visible_rule(tx.conn(), caller, id, false).await?;
+        let found = store::version(tx.conn(), id, version).await?;
+        tx.commit().await?;
+        found.ok_or_else(|| Error::not_found("rule version", format!("{id}/{version}")))
+    }
+
+    /// The tenant's fact schema as the events have kept it.
+    pub async fn fact_schema(&self, caller: &Caller) -> Result<FactSchema> {
+        let mut tx = self.db.tenant_tx(caller.tenant).await?;
+        let schema = store::fact_schema(tx.conn()).await?;
+        tx.commit().await?;
+        Ok(schema)
+    }
+
+    /// Evaluates a rule's draft (version 0) or a published version for a client; nothing is
+    /// stored.
+    pub async fn test_rule(
+        &self,
+        caller: &Caller,
+        id: RuleId,
+        version: i32,
+        client: ClientId,
+        as_of: NaiveDate,
+    ) -> Result<DecisionRow> {
+        let mut tx = self.db.tenant_tx(caller.tenant).await?;
+        let rule = visible_rule(tx.conn(), caller, id, false).await?;
+        let facts = store::client_facts(tx.conn(), client)
+            .await?
+            .ok_or_else(|| Error::not_found("client", client))?;
+        let (mode, criteria, compiled) = if version == 0 {
+            let schema = store::fact_schema(tx.conn()).await?;
+            let mut v = Violations::new();
+            let compiled =
+                check_criteria(schema, "rule.", &rule.criteria, &mut v).ok_or_else(|| {
+                    Error::precondition(
+                        EligibilityRule::RuleChecks,
+                        format!("rules/{id}"),
+                        "the draft no longer checks against the tenant's facts; change it first",
+                    )
+                })?;
+            (rule.mode, rule.criteria.clone(), Arc::new(compiled))
+        } else {
+            let published = store::version(tx.conn(), id, version)
+                .await?
+                .ok_or_else(|| Error::not_found("rule version", format!("{id}/{version}")))?;
+            let c = self.compile(caller.tenant, &published)?;
+            (published.mode, c.criteria, c.compiled)
+        };
+        tx.commit().await?;
+        let (outcome, results, snapshot) = decide(&criteria, &compiled, &facts, as_of);
+        Ok(DecisionRow {
+            id: None,
+            client_id: client,
+            service_id: rule.service_id,
+            service_code: rule.service_code,
+            rule_id: rule.id,
+            rule_version: version,
+            mode,
+            as_of,
+            outcome,
+            criteria,
+            results,
+            facts: snapshot,
+            decided_by: caller.principal.user_id.clone(),
+            decided_at: now(),
+        })
+    }
+
+    /// Decides the client's eligibility as of `as_of` for `services` (every service with a
+    /// published rule the caller may see when None) and stores each decision.
+    pub async fn check(
+        &self,
+        caller: &Caller,
+        client: ClientId,
+        services: Option<Vec<ServiceId>>,
+        as_of: NaiveDate,
+    ) -> Result<Vec<DecisionRow>> {
+        let ids: Option<Vec<Uuid>> = services.as_ref().map(|s| s.iter().map(|id| id.0).collect());
+        let mut tx = self.db.tenant_tx(caller.tenant).await?;
+        let known = store::services(tx.conn(), ids.as_deref()).await?;
+        for (i, id) in services.iter().flatten().enumerate() {
+            if !known.get(id).is_some_and(|s| sees(caller, s)) {
+                return Err(Error::invalid(
+                    format!("service_ids[{i}]"),
+                    "does not name a service of this tenant",
+                ));
+            }
+        }
+        let facts = store::client_facts(tx.conn(), client)
+            .await?
+            .ok_or_else(|| Error::not_found("client", client))?;
+        let versions = store::published(tx.conn(), ids.as_deref()).await?;
+        let decided_at = now();
+        let mut decisions = Vec::with_capacity(versions.len());
+        for version in versions {
+            let Some(service) = known.get(&version.service_id) else {
+                continue;
+            };
+            if !sees(caller, service) {
+                continue;
+            }
+            let c = self.compile(caller.tenant, &version)?;
+            let (outcome, results, snapshot) = decide(&c.criteria, &c.compiled, &facts, as_of);
+            decisions.push(DecisionRow {
+                id: Some(DecisionId::new()),
+                client_id: client,
+                service_id: version.service_id,
+                service_code: service.code.clone(),
+                rule_id: version.rule_id,
+                rule_version: version.version,
+                mode: version.mode,
+                as_of,
+                outcome,
+                criteria: c.criteria,
+                results,
+                facts: snapshot,
+                decided_by: caller.principal.user_id.clone(),
+                decided_at,
+            });
+        }
+        let stored: Vec<(DecisionId, &DecisionRow)> = decisions
+            .iter()
+            .filter_map(|d| d.id.map(|id| (id, d)))
+            .collect();
+        store::insert_decisions(tx.conn(), caller.tenant, &stored).await?;
+        tx.commit().await?;
+        decisions.sort_by(|a, b| a.service_code.cmp(&b.service_code));
+        Ok(decisions)
+    }
+
+    /// A stored decision, if its service is visible to the caller.
+    pub async fn decision(&self, caller: &Caller, id: DecisionId) -> Result<DecisionRow> {
+        let mut tx = self.db.tenant_tx(caller.tenant).await?;
+        let not_found = || Error::not_found("decision", id);
+        let decision = store::decision(tx.conn(), id)
+            .await?
+            .ok_or_else(not_found)?;
+        let services = store::services(tx.conn(), Some(&[decision.service_id.0])).await?;
+        tx.commit().await?;
+        match services.get(&decision.service_id) {
+            Some(service) if !sees(caller, service) => Err(not_found()),
+            _ => Ok(decision),
+        }
+    }
+
+    /// A stored decision and its rule version evaluated again on its stored facts.
+    pub async fn replay(
+        &self,
+        caller: &Caller,
+        id: DecisionId,
+    ) -> Result<(DecisionRow, DecisionRow)> {
+        let decision = self.decision(caller, id).await?;
+        let mut tx = self.db.tenant_tx(caller.tenant).await?;
+        let version = store::version(tx.conn(), decision.rule_id, decision.rule_version)
+            .await?
+            .ok_or_else(|| Error::not_found("rule version", decision.rule_id))?;
+        tx.commit().await?;
+        let c = self.compile(caller.tenant, &version)?;
+        let (outcome, results, snapshot) =
+            decide(&c.criteria, &c.compiled, &decision.facts, decision.as_of);
+        let replayed = DecisionRow {
+            id: None,
+            outcome,
+            criteria: c.criteria,
+            results,
+            facts: snapshot,
+            decided_by: caller.principal.user_id.clone(),
+            decided_at: now(),
+            ..decision.clone()
+        };
+        Ok((decision, replayed))
+    }
+
+    /// Keeps a fact an event brought (once per event, and only when newer than what is kept);
+    /// when it is a client's, looks at the client's eligibility again as of today.
+    pub async fn apply_fact(&self, tenant: TenantId, event_id: Uuid, fact: Fact) -> Result<()> {
+        let mut tx = self.db.tenant_tx(tenant).await?;
+        if !inbox::first_delivery(&mut tx, events::CONSUMER, event_id).await? {
+            return Ok(());
+        }
+        let written = store::apply(tx.conn(), tenant, &fact).await?;
+        if written && let Some(client) = fact.client() {
+            self.reconsider(&mut tx, client, Utc::now().date_naive())
+                .await?;
+        }
+        tx.commit().await
+    }
+
+    /// Evaluates every published rule for a client as of `on`: the first outcome is kept as
+    /// where the client stands; an outcome that differs from it is stored as a decision and
+    /// published as `eligibility.eligibility_changed.v1`.
+    async fn reconsider(
+        &self,
+        tx: &mut caseway_platform::TenantTx,
+        client: ClientId,
+        on: NaiveDate,
+    ) -> Result<()> {
+        let tenant = tx.tenant_id();
+        store::lock_client(tx.conn(), client).await?;
+        let Some(facts) = store::client_facts(tx.conn(), client).await? else {
+            return Ok(());
+        };
+        let versions = store::published(tx.conn(), None).await?;
+        if versions.is_empty() {
+            return Ok(());
+        }
+        let services = store::services(tx.conn(), None).await?;
+        let decided_at = now();
+        let mut changed = BTreeSet::new();
+        for version in versions {
+            let c = self.compile(tenant, &version)?;
+            let (outcome, results, snapshot) = decide(&c.criteria, &c.compiled, &facts, on);
+            let before = store::outcome(tx.conn(), client, version.service_id).await?;
+            if before == Some(outcome) {
+                continue;
+            }
+            let id = DecisionId::new();
+            let decision = DecisionRow {
+                id: Some(id),
+                client_id: client,
+                service_id: version.service_id,
+                service_code: services
+                    .get(&version.service_id)
+                    .map(|s| s.code.clone())
+                    .unwrap_or_default(),
+                rule_id: version.rule_id,
+                rule_version: version.version,
+                mode: version.mode,
+                as_of: on,
+                outcome,
+                criteria: c.criteria,
+                results,
+                facts: snapshot,
+                decided_by: WORKER.into(),
+                decided_at,
+            };
+            store::insert_decisions(tx.conn(), tenant, &[(id, &decision)]).await?;
+            store::swap_outcome(tx.conn(), tenant, client, version.service_id, outcome, id).await?;
+            if let Some(before) = before {
+                let payload =
+                    events::eligibility_changed(client, version.service_id, before, outcome, id);
+                outbox::enqueue(tx, events::eligibility_event(client, &payload)).await?;
+                changed.insert(version.service_id);
+            }
+        }
+        if !changed.is_empty() {
+            tracing::debug!(client = %client, services = changed.len(), "eligibility changed");
+        }
+        Ok(())
+    }
+}

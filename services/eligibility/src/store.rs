@@ -1,0 +1,756 @@
+//! Eligibility SQL, inside tenant transactions that row-level security scopes: rules and
+//! their versions, decisions, and the read model of clients' facts and the fact schema that
+//! the other services' events keep. Every fact write says whether it changed anything: an
+//! event older than the row (by its version) or seen before writes nothing.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use sqlx::PgConnection;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use caseway_platform::error::Result;
+use caseway_platform::{ClientId, DecisionId, RuleId, ServiceId, TenantId};
+
+use crate::domain::{
+    Answer, AssessmentFact, BarrierFact, ClientFacts, Criterion, CriterionResult, DecisionRow,
+    DeliveryFact, EnrollmentFact, FactSchema, FieldType, Mode, Outcome, RuleRow, RuleVersionRow,
+};
+
+const RULE_COLUMNS: &str = "r.id, r.service_id, coalesce(s.code, '') AS service_code, r.mode, \
+    r.criteria, r.published_version, r.draft_changed, r.version, r.created_at, r.updated_at";
+
+const RULE_FROM: &str = "eligibility.rules r LEFT JOIN eligibility.services s \
+    ON s.tenant_id = r.tenant_id AND s.id = r.service_id";
+
+#[derive(sqlx::FromRow)]
+struct RuleSql {
+    id: RuleId,
+    service_id: ServiceId,
+    service_code: String,
+    mode: i16,
+    criteria: Json<Vec<Criterion>>,
+    published_version: i32,
+    draft_changed: bool,
+    version: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<RuleSql> for RuleRow {
+    fn from(r: RuleSql) -> RuleRow {
+        RuleRow {
+            id: r.id,
+            service_id: r.service_id,
+            service_code: r.service_code,
+            mode: Mode::from_i16(r.mode),
+            criteria: r.criteria.0,
+            published_version: r.published_version,
+            draft_changed: r.draft_changed,
+            version: r.version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// A rule, locked for the caller's transaction when `lock`.
+pub async fn rule(conn: &mut PgConnection, id: RuleId, lock: bool) -> Result<Option<RuleRow>> {
+    let lock = if lock { " FOR UPDATE OF r" } else { "" };
+    let row: Option<RuleSql> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {RULE_COLUMNS} FROM {RULE_FROM} WHERE r.id = $1{lock}"
+    )))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(RuleRow::from))
+}
+
+pub async fn insert_rule(conn: &mut PgConnection, tenant: TenantId, rule: &RuleRow) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO eligibility.rules (tenant_id, id, service_id, mode, criteria, \
+         created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)",
+    )
+    .bind(tenant.as_uuid())
+    .bind(rule.id)
+    .bind(rule.service_id)
+    .bind(rule.mode as i16)
+    .bind(Json(&rule.criteria))
+    .bind(rule.created_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Stores a rule's draft, mode and published version as `rule` has them, one version on.
+pub async fn update_rule(conn: &mut PgConnection, rule: &RuleRow) -> Result<()> {
+    sqlx::query(
+        "UPDATE eligibility.rules SET mode = $2, criteria = $3, published_version = $4, \
+         draft_changed = $5, version = $6, updated_at = $7 WHERE id = $1",
+    )
+    .bind(rule.id)
+    .bind(rule.mode as i16)
+    .bind(Json(&rule.criteria))
+    .bind(rule.published_version)
+    .bind(rule.draft_changed)
+    .bind(rule.version)
+    .bind(rule.updated_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A page of the tenant's rules by service code, after `after` (code, id).
+pub async fn list_rules(
+    conn: &mut PgConnection,
+    after: Option<&(String, Uuid)>,
+    limit: i64,
+) -> Result<Vec<RuleRow>> {
+    let (code, id) = after
+        .map(|(c, i)| (c.as_str(), *i))
+        .unwrap_or(("", Uuid::nil()));
+    let rows: Vec<RuleSql> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {RULE_COLUMNS} FROM {RULE_FROM} \
+         WHERE (coalesce(s.code, ''), r.id) > ($1, $2) \
+         ORDER BY coalesce(s.code, ''), r.id LIMIT $3"
+    )))
+    .bind(code)
+    .bind(id)
+    .bind(limit + 1)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(RuleRow::from).collect())
+}
+
+#[derive(sqlx::FromRow)]
+struct VersionSql {
+    rule_id: RuleId,
+    version: i32,
+    service_id: ServiceId,
+    mode: i16,
+    criteria: Json<Vec<Criterion>>,
+    fact_schema: Json<FactSchema>,
+    published_by: String,
+    published_at: DateTime<Utc>,
+}
+
+impl From<VersionSql> for RuleVersionRow {
+    fn from(v: VersionSql) -> RuleVersionRow {
+        RuleVersionRow {
+            rule_id: v.rule_id,
+            version: v.version,
+            service_id: v.service_id,
+            mode: Mode::from_i16(v.mode),
+            criteria: v.criteria.0,
+            fact_schema: v.fact_schema.0,
+            published_by: v.published_by,
+            published_at: v.published_at,
+        }
+    }
+}
+
+const VERSION_COLUMNS: &str =
+    "rule_id, version, service_id, mode, criteria, fact_schema, published_by, published_at";
+
+pub async fn insert_version(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    v: &RuleVersionRow,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO eligibility.rule_versions (tenant_id, rule_id, version, service_id, mode, \
+         criteria, fact_schema, published_by, published_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(tenant.as_uuid())
+    .bind(v.rule_id)
+    .bind(v.version)
+    .bind(v.service_id)
+    .bind(v.mode as i16)
+    .bind(Json(&v.criteria))
+    .bind(Json(&v.fact_schema))
+    .bind(&v.published_by)
+    .bind(v.published_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn version(
+    conn: &mut PgConnection,
+    rule_id: RuleId,
+    version: i32,
+) -> Result<Option<RuleVersionRow>> {
+    let row: Option<VersionSql> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {VERSION_COLUMNS} FROM eligibility.rule_versions WHERE rule_id = $1 AND version = $2"
+    )))
+    .bind(rule_id)
+    .bind(version)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(RuleVersionRow::from))
+}
+
+/// The published version of every rule of the tenant, or of those of `services`.
+pub async fn published(
+    conn: &mut PgConnection,
+    services: Option<&[Uuid]>,
+) -> Result<Vec<RuleVersionRow>> {
+    let rows: Vec<VersionSql> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {} FROM eligibility.rules r JOIN eligibility.rule_versions v \
+           ON v.tenant_id = r.tenant_id AND v.rule_id = r.id AND v.version = r.published_version \
+         WHERE ($1::uuid[] IS NULL OR r.service_id = ANY($1))",
+        VERSION_COLUMNS
+            .split(", ")
+            .map(|c| format!("v.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )))
+    .bind(services)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(RuleVersionRow::from).collect())
+}
+
+/// The fact schema as the events have kept it: assessment types and live service codes.
+pub async fn fact_schema(conn: &mut PgConnection) -> Result<FactSchema> {
+    let types: Vec<(String, Json<BTreeMap<String, FieldType>>)> =
+        sqlx::query_as("SELECT code, fields FROM eligibility.assessment_types")
+            .fetch_all(&mut *conn)
+            .await?;
+    let codes: Vec<String> =
+        sqlx::query_scalar("SELECT code FROM eligibility.services WHERE NOT deleted")
+            .fetch_all(conn)
+            .await?;
+    Ok(FactSchema {
+        assessment_types: types.into_iter().map(|(c, f)| (c, f.0)).collect(),
+        service_codes: codes.into_iter().collect(),
+    })
+}
+
+/// A service of the catalog as the events gave it.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct ServiceFact {
+    pub id: ServiceId,
+    pub code: String,
+    pub organization_ids: Vec<Uuid>,
+}
+
+/// Live services by id (of `ids`, or all).
+pub async fn services(
+    conn: &mut PgConnection,
+    ids: Option<&[Uuid]>,
+) -> Result<BTreeMap<ServiceId, ServiceFact>> {
+    let rows: Vec<ServiceFact> = sqlx::query_as(
+        "SELECT id, code, organization_ids FROM eligibility.services \
+         WHERE NOT deleted AND ($1::uuid[] IS NULL OR id = ANY($1))",
+    )
+    .bind(ids)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|s| (s.id, s)).collect())
+}
+
+/// Whether a client is known and not deleted.
+pub async fn client_exists(conn: &mut PgConnection, id: ClientId) -> Result<bool> {
+    let found: Option<bool> =
+        sqlx::query_scalar("SELECT NOT deleted FROM eligibility.clients WHERE id = $1")
+            .bind(id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(found == Some(true))
+}
+
+/// Locks a client's facts for the caller's transaction, so two events for one client look at
+/// its eligibility one after the other, the second with the first's facts.
+pub async fn lock_client(conn: &mut PgConnection, id: ClientId) -> Result<()> {
+    sqlx::query("SELECT 1 FROM eligibility.clients WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Everything known of a client, or None when the client is unknown or deleted.
+pub async fn client_facts(conn: &mut PgConnection, id: ClientId) -> Result<Option<ClientFacts>> {
+    let client: Option<(Option<NaiveDate>, Option<bool>, bool)> = sqlx::query_as(
+        "SELECT birth_date, veteran, deleted FROM eligibility.clients WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((birth_date, veteran, false)) = client else {
+        return Ok(None);
+    };
+    let assessments: Vec<(Uuid, String, NaiveDate, Json<BTreeMap<String, Answer>>)> =
+        sqlx::query_as(
+            "SELECT id, type_code, assessment_date, answers FROM eligibility.assessments \
+             WHERE client_id = $1",
+        )
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await?;
+    let barriers: Vec<(Uuid, String, String, NaiveDate, Option<NaiveDate>)> = sqlx::query_as(
+        "SELECT id, type_code, status, identified_date, resolved_date FROM eligibility.barriers \
+         WHERE client_id = $1",
+    )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let enrollments: Vec<(Uuid, Option<String>, NaiveDate, Option<NaiveDate>)> = sqlx::query_as(
+        "SELECT e.id, p.code, e.entry_date, e.exit_date FROM eligibility.enrollments e \
+         LEFT JOIN eligibility.programs p ON p.tenant_id = e.tenant_id AND p.id = e.program_id \
+         WHERE e.client_id = $1",
+    )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let deliveries: Vec<(Uuid, Option<String>, NaiveDate, Decimal, Decimal)> = sqlx::query_as(
+        "SELECT d.id, s.code, d.service_date, d.units, d.value FROM eligibility.deliveries d \
+         LEFT JOIN eligibility.services s ON s.tenant_id = d.tenant_id AND s.id = d.service_id \
+         WHERE d.client_id = $1 AND NOT d.deleted",
+    )
+    .bind(id)
+    .fetch_all(conn)
+    .await?;
+    Ok(Some(ClientFacts {
+        client_id: id.0,
+        birth_date,
+        veteran,
+        assessments: assessments
+            .into_iter()
+            .map(|(id, type_code, assessment_date, answers)| AssessmentFact {
+                id,
+                type_code,
+                assessment_date,
+                answers: answers.0,
+            })
+            .collect(),
+        barriers: barriers
+            .into_iter()
+            .map(
+                |(id, type_code, status, identified_date, resolved_date)| BarrierFact {
+                    id,
+                    type_code,
+                    status,
+                    identified_date,
+                    resolved_date,
+                },
+            )
+            .collect(),
+        enrollments: enrollments
+            .into_iter()
+            .map(|(id, code, entry_date, exit_date)| EnrollmentFact {
+                id,
+                program_code: code.unwrap_or_default(),
+                entry_date,
+                exit_date,
+            })
+            .collect(),
+        deliveries: deliveries
+            .into_iter()
+            .map(|(id, code, service_date, units, value)| DeliveryFact {
+                id,
+                service_code: code.unwrap_or_default(),
+                service_date,
+                units,
+                value,
+            })
+            .collect(),
+    }))
+}
+
+#[derive(sqlx::FromRow)]
+struct DecisionSql {
+    id: DecisionId,
+    client_id: ClientId,
+    service_id: ServiceId,
+    service_code: String,
+    rule_id: RuleId,
+    rule_version: i32,
+    mode: i16,
+    criteria: Json<Vec<Criterion>>,
+    as_of: NaiveDate,
+    outcome: i16,
+    results: Json<Vec<CriterionResult>>,
+    facts: Json<ClientFacts>,
+    decided_by: String,
+    decided_at: DateTime<Utc>,
+}
+
+/// Stores decisions, each under its id, in one statement.
+pub async fn insert_decisions(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    decisions: &[(DecisionId, &DecisionRow)],
+) -> Result<()> {
+    if decisions.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<serde_json::Value> = decisions
+        .iter()
+        .map(|(id, d)| {
+            serde_json::json!({
+                "id": id,
+                "client_id": d.client_id,
+                "service_id": d.service_id,
+                "rule_id": d.rule_id,
+                "rule_version": d.rule_version,
+                "as_of": d.as_of,
+                "outcome": d.outcome.as_i16(),
+                "results": d.results,
+                "facts": d.facts,
+                "decided_by": d.decided_by,
+                "decided_at": d.decided_at,
+            })
+        })
+        .collect();
+    sqlx::query(
+        "INSERT INTO eligibility.decisions (tenant_id, id, client_id, service_id, rule_id, \
+         rule_version, as_of, outcome, results, facts, decided_by, decided_at) \
+         SELECT $1, d.id, d.client_id, d.service_id, d.rule_id, d.rule_version, d.as_of, \
+         d.outcome, d.results, d.facts, d.decided_by, d.decided_at \
+         FROM jsonb_to_recordset($2) AS d(id uuid, client_id uuid, service_id uuid, rule_id uuid, \
+         rule_version integer, as_of date, outcome smallint, results jsonb, facts jsonb, \
+         decided_by text, decided_at timestamptz)",
+    )
+    .bind(tenant.as_uuid())
+    .bind(Json(rows))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn decision(conn: &mut PgConnection, id: DecisionId) -> Result<Option<DecisionRow>> {
+    let row: Option<DecisionSql> = sqlx::query_as(
+        "SELECT d.id, d.client_id, d.service_id, coalesce(s.code, '') AS service_code, \
+         d.rule_id, d.rule_version, v.mode, v.criteria, d.as_of, d.outcome, d.results, d.facts, \
+         d.decided_by, d.decided_at \
+         FROM eligibility.decisions d \
+         JOIN eligibility.rule_versions v ON v.tenant_id = d.tenant_id AND v.rule_id = d.rule_id \
+          AND v.version = d.rule_version \
+         LEFT JOIN eligibility.services s ON s.tenant_id = d.tenant_id AND s.id = d.service_id \
+         WHERE d.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|d| DecisionRow {
+        id: Some(d.id),
+        client_id: d.client_id,
+        service_id: d.service_id,
+        service_code: d.service_code,
+        rule_id: d.rule_id,
+        rule_version: d.rule_version,
+        mode: Mode::from_i16(d.mode),
+        as_of: d.as_of,
+        outcome: Outcome::from_i16(d.outcome),
+        criteria: d.criteria.0,
+        results: d.results.0,
+        facts: d.facts.0,
+        decided_by: d.decided_by,
+        decided_at: d.decided_at,
+    }))
+}
+
+/// Records a client's latest outcome for a service; the one it replaces, if any.
+pub async fn swap_outcome(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    client: ClientId,
+    service: ServiceId,
+    outcome: Outcome,
+    decision: DecisionId,
+) -> Result<Option<Outcome>> {
+    let before: Option<i16> = sqlx::query_scalar(
+        "WITH before AS (SELECT outcome FROM eligibility.outcomes \
+           WHERE client_id = $2 AND service_id = $3 FOR UPDATE), \
+         upsert AS (INSERT INTO eligibility.outcomes (tenant_id, client_id, service_id, outcome, \
+           decision_id) VALUES ($1, $2, $3, $4, $5) \
+           ON CONFLICT (tenant_id, client_id, service_id) DO UPDATE \
+           SET outcome = EXCLUDED.outcome, decision_id = EXCLUDED.decision_id, updated_at = now()) \
+         SELECT outcome FROM before",
+    )
+    .bind(tenant.as_uuid())
+    .bind(client)
+    .bind(service)
+    .bind(outcome.as_i16())
+    .bind(decision)
+    .fetch_optional(conn)
+    .await?;
+    Ok(before.map(Outcome::from_i16))
+}
+
+/// A client's latest outcome for a service, if one was decided.
+pub async fn outcome(
+    conn: &mut PgConnection,
+    client: ClientId,
+    service: ServiceId,
+) -> Result<Option<Outcome>> {
+    let found: Option<i16> = sqlx::query_scalar(
+        "SELECT outcome FROM eligibility.outcomes WHERE client_id = $1 AND service_id = $2",
+    )
+    .bind(client)
+    .bind(service)
+    .fetch_optional(conn)
+    .await?;
+    Ok(found.map(Outcome::from_i16))
+}
+
+/// A fact as an event carries it, written only when newer than what is stored.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Fact {
+    Client {
+        id: ClientId,
+        birth_date: Option<NaiveDate>,
+        veteran: Option<bool>,
+        deleted: bool,
+        version: i64,
+    },
+    Assessment {
+        client_id: ClientId,
+        fact: AssessmentFact,
+    },
+    Barrier {
+        client_id: ClientId,
+        fact: BarrierFact,
+        version: i64,
+    },
+    Enrollment {
+        client_id: ClientId,
+        id: Uuid,
+        program_id: Uuid,
+        entry_date: NaiveDate,
+        exit_date: Option<NaiveDate>,
+        version: i64,
+    },
+    Delivery {
+        client_id: ClientId,
+        id: Uuid,
+        service_id: ServiceId,
+        service_date: NaiveDate,
+        units: Decimal,
+        value: Decimal,
+        deleted: bool,
+        version: i64,
+    },
+    Service {
+        id: ServiceId,
+        code: String,
+        organization_ids: Vec<Uuid>,
+        deleted: bool,
+        version: i64,
+    },
+    Program {
+        id: Uuid,
+        code: String,
+        version: i64,
+    },
+    AssessmentType {
+        id: Uuid,
+        code: String,
+        fields: BTreeMap<String, FieldType>,
+        version: i64,
+    },
+}
+
+impl Fact {
+    /// The client whose facts this changes, if it is a client's fact.
+    pub fn client(&self) -> Option<ClientId> {
+        match self {
+            Fact::Client { id, .. } => Some(*id),
+            Fact::Assessment { client_id, .. }
+            | Fact::Barrier { client_id, .. }
+            | Fact::Enrollment { client_id, .. }
+            | Fact::Delivery { client_id, .. } => Some(*client_id),
+            _ => None,
+        }
+    }
+}
+
+/// Writes a fact unless the stored row is as new or newer (a deleted client stays deleted);
+/// whether it wrote.
+pub async fn apply(conn: &mut PgConnection, tenant: TenantId, fact: &Fact) -> Result<bool> {
+    let t = tenant.as_uuid();
+    let written = match fact {
+        Fact::Client {
+            id,
+            birth_date,
+            veteran,
+            deleted,
+            version,
+        } => {
+            sqlx::query(
+                "INSERT INTO eligibility.clients AS c (tenant_id, id, birth_date, veteran, deleted, \
+                 version) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, id) DO UPDATE \
+                 SET birth_date = EXCLUDED.birth_date, veteran = EXCLUDED.veteran, \
+                 deleted = c.deleted OR EXCLUDED.deleted, version = greatest(c.version, EXCLUDED.version) \
+                 WHERE NOT c.deleted AND (EXCLUDED.deleted OR EXCLUDED.version > c.version)",
+            )
+            .bind(t)
+            .bind(id)
+            .bind(birth_date)
+            .bind(veteran)
+            .bind(deleted)
+            .bind(version)
+            .execute(conn)
+            .await?
+        }
+        Fact::Assessment { client_id, fact } => {
+            sqlx::query(
+                "INSERT INTO eligibility.assessments (tenant_id, id, client_id, type_code, \
+                 assessment_date, answers) VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (tenant_id, id) DO NOTHING",
+            )
+            .bind(t)
+            .bind(fact.id)
+            .bind(client_id)
+            .bind(&fact.type_code)
+            .bind(fact.assessment_date)
+            .bind(Json(&fact.answers))
+            .execute(conn)
+            .await?
+        }
+        Fact::Barrier {
+            client_id,
+            fact,
+            version,
+        } => {
+            sqlx::query(
+                "INSERT INTO eligibility.barriers AS b (tenant_id, id, client_id, type_code, status, \
+                 identified_date, resolved_date, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT (tenant_id, id) DO UPDATE SET type_code = EXCLUDED.type_code, \
+                 status = EXCLUDED.status, identified_date = EXCLUDED.identified_date, \
+                 resolved_date = EXCLUDED.resolved_date, version = EXCLUDED.version \
+                 WHERE EXCLUDED.version > b.version",
+            )
+            .bind(t)
+            .bind(fact.id)
+            .bind(client_id)
+            .bind(&fact.type_code)
+            .bind(&fact.status)
+            .bind(fact.identified_date)
+            .bind(fact.resolved_date)
+            .bind(version)
+            .execute(conn)
+            .await?
+        }
+        Fact::Enrollment {
+            client_id,
+            id,
+            program_id,
+            entry_date,
+            exit_date,
+            version,
+        } => {
+            sqlx::query(
+                "INSERT INTO eligibility.enrollments AS e (tenant_id, id, client_id, program_id, \
+                 entry_date, exit_date, version) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                 ON CONFLICT (tenant_id, id) DO UPDATE SET program_id = EXCLUDED.program_id, \
+                 entry_date = EXCLUDED.entry_date, exit_date = EXCLUDED.exit_date, \
+                 version = EXCLUDED.version WHERE EXCLUDED.version > e.version",
+            )
+            .bind(t)
+            .bind(id)
+            .bind(client_id)
+            .bind(program_id)
+            .bind(entry_date)
+            .bind(exit_date)
+            .bind(version)
+            .execute(conn)
+            .await?
+        }
+        Fact::Delivery {
+            client_id,
+            id,
+            service_id,
+            service_date,
+            units,
+            value,
+            deleted,
+            version,
+        } => {
+            sqlx::query(
+                "INSERT INTO eligibility.deliveries AS d (tenant_id, id, client_id, service_id, \
+                 service_date, units, value, deleted, version) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                 ON CONFLICT (tenant_id, id) DO UPDATE SET client_id = EXCLUDED.client_id, \
+                 service_id = EXCLUDED.service_id, service_date = EXCLUDED.service_date, \
+                 units = EXCLUDED.units, value = EXCLUDED.value, deleted = EXCLUDED.deleted, \
+                 version = EXCLUDED.version WHERE EXCLUDED.version > d.version",
+            )
+            .bind(t)
+            .bind(id)
+            .bind(client_id)
+            .bind(service_id)
+            .bind(service_date)
+            .bind(units)
+            .bind(value)
+            .bind(deleted)
+            .bind(version)
+            .execute(conn)
+            .await?
+        }
+        Fact::Service {
+            id,
+            code,
+            organization_ids,
+            deleted,
+            version,
+        } => {
+            sqlx::query(
+                "INSERT INTO eligibility.services AS s (tenant_id, id, code, organization_ids, \
+                 deleted, version) VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (tenant_id, id) DO UPDATE SET code = EXCLUDED.code, \
+                 organization_ids = EXCLUDED.organization_ids, deleted = EXCLUDED.deleted, \
+                 version = EXCLUDED.version \
+                 WHERE EXCLUDED.version > s.version OR (EXCLUDED.deleted AND NOT s.deleted)",
+            )
+            .bind(t)
+            .bind(id)
+            .bind(code)
+            .bind(organization_ids)
+            .bind(deleted)
+            .bind(version)
+            .execute(conn)
+            .await?
+        }
+        Fact::Program { id, code, version } => {
+            sqlx::query(
+                "INSERT INTO eligibility.programs AS p (tenant_id, id, code, version) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, id) DO UPDATE \
+                 SET code = EXCLUDED.code, version = EXCLUDED.version \
+                 WHERE EXCLUDED.version > p.version",
+            )
+            .bind(t)
+            .bind(id)
+            .bind(code)
+            .bind(version)
+            .execute(conn)
+            .await?
+        }
+        Fact::AssessmentType {
+            id,
+            code,
+            fields,
+            version,
+        } => {
+            sqlx::query(
+                "INSERT INTO eligibility.assessment_types AS a (tenant_id, id, code, fields, version) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, id) DO UPDATE \
+                 SET code = EXCLUDED.code, fields = EXCLUDED.fields, version = EXCLUDED.version \
+                 WHERE EXCLUDED.version > a.version",
+            )
+            .bind(t)
+            .bind(id)
+            .bind(code)
+            .bind(Json(fields))
+            .bind(version)
+            .execute(conn)
+            .await?
+        }
+    };
+    Ok(written.rows_affected() > 0)
+}
