@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use tonic::Code;
-use tonic_types::StatusExt;
 use uuid::Uuid;
 
 use caseway_api::authorizations::v1 as pb;

@@ -1,6 +1,6 @@
 //! Tenant B can never read, list, change or infer tenant A's rows, through any RPC of any
 //! service: tenancy and the catalog first, then one module per service (clients, assessments
-//! and barriers, records, authorizations), each over the shared tenants of
+//! and barriers, records, authorizations, eligibility), each over the shared tenants of
 //! `caseway_integration_tests::tenants`.
 
 use tonic::Code;
@@ -1492,5 +1492,228 @@ mod authorizations {
             pb::AuthorizationStatus::Pending as i32
         );
         node.shutdown().await;
+    }
+}
+
+mod eligibility {
+    use super::*;
+    use caseway_api::eligibility::v1 as pb;
+    use caseway_integration_tests::criterion;
+    use caseway_integration_tests::tenants::{define, eligibility_tenant, income_type};
+
+    #[tokio::test]
+    async fn tenant_b_cannot_reach_tenant_a_rules_decisions_or_facts() {
+        let env = TestEnv::new().await;
+        let node = env.start(&caseway::Target::ALL).await;
+        let a = eligibility_tenant(&env, &node, "elig-a").await;
+        let b = eligibility_tenant(&env, &node, "elig-b").await;
+        let rule = a
+            .publish(
+                &node,
+                &a.assistance,
+                pb::EnforcementMode::Required,
+                vec![criterion("adult", "age >= 18", "")],
+            )
+            .await;
+        let mut only_a = income_type();
+        only_a.code = "A_ONLY".into();
+        define(&node, &a.admin, only_a).await;
+        a.wait_for_schema(&node, "A_ONLY").await;
+        let mut api = node.eligibility.clone();
+        let decision = api
+            .check_eligibility(authed(
+                &a.worker,
+                pb::CheckEligibilityRequest {
+                    client_id: a.maria.clone(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .decisions
+            .remove(0);
+
+        // B's administrator and case worker reach none of A's rules.
+        not_found(
+            api.get_rule(authed(
+                &b.admin,
+                pb::GetRuleRequest {
+                    id: rule.id.clone(),
+                },
+            ))
+            .await,
+            "get rule",
+        );
+        not_found(
+            api.update_rule(authed(
+                &b.admin,
+                pb::UpdateRuleRequest {
+                    rule: Some(pb::Rule {
+                        id: rule.id.clone(),
+                        mode: pb::EnforcementMode::Advisory as i32,
+                        ..Default::default()
+                    }),
+                    update_mask: None,
+                },
+            ))
+            .await,
+            "update rule",
+        );
+        not_found(
+            api.publish_rule(authed(
+                &b.admin,
+                pb::PublishRuleRequest {
+                    id: rule.id.clone(),
+                    ..Default::default()
+                },
+            ))
+            .await,
+            "publish rule",
+        );
+        not_found(
+            api.get_rule_version(authed(
+                &b.worker,
+                pb::GetRuleVersionRequest {
+                    rule_id: rule.id.clone(),
+                    version: 1,
+                },
+            ))
+            .await,
+            "get rule version",
+        );
+        not_found(
+            api.test_rule(authed(
+                &b.admin,
+                pb::TestRuleRequest {
+                    rule_id: rule.id.clone(),
+                    client_id: b.maria.clone(),
+                    ..Default::default()
+                },
+            ))
+            .await,
+            "test A's rule on B's client",
+        );
+        let listed = api
+            .list_rules(authed(&b.admin, pb::ListRulesRequest::default()))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(listed.rules.is_empty(), "{listed:?}");
+        // A's services and client are no facts of B's: a rule for A's service is refused,
+        // and A's client is no client of B's.
+        let status = api
+            .create_rule(authed(
+                &b.admin,
+                pb::CreateRuleRequest {
+                    request_id: String::new(),
+                    rule: Some(pb::Rule {
+                        service_id: a.assistance.clone(),
+                        criteria: vec![criterion("adult", "age >= 18", "")],
+                        ..Default::default()
+                    }),
+                },
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(violated_fields(&status), ["rule.service_id"]);
+        let status = api
+            .check_eligibility(authed(
+                &b.worker,
+                pb::CheckEligibilityRequest {
+                    client_id: b.maria.clone(),
+                    service_ids: vec![a.assistance.clone()],
+                    as_of: None,
+                },
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(violated_fields(&status), ["service_ids[0]"]);
+        for (what, result) in [
+            (
+                "check A's client",
+                api.check_eligibility(authed(
+                    &b.worker,
+                    pb::CheckEligibilityRequest {
+                        client_id: a.maria.clone(),
+                        ..Default::default()
+                    },
+                ))
+                .await
+                .map(|_| ()),
+            ),
+            (
+                "list eligible services of A's client",
+                api.list_eligible_services(authed(
+                    &b.worker,
+                    pb::ListEligibleServicesRequest {
+                        client_id: a.maria.clone(),
+                        as_of: None,
+                    },
+                ))
+                .await
+                .map(|_| ()),
+            ),
+            (
+                "get decision",
+                api.get_decision(authed(
+                    &b.worker,
+                    pb::GetDecisionRequest {
+                        id: decision.id.clone(),
+                    },
+                ))
+                .await
+                .map(|_| ()),
+            ),
+            (
+                "replay decision",
+                api.replay_decision(authed(
+                    &b.worker,
+                    pb::ReplayDecisionRequest {
+                        id: decision.id.clone(),
+                    },
+                ))
+                .await
+                .map(|_| ()),
+            ),
+        ] {
+            not_found(result, what);
+        }
+        // B's checks decide nothing of A's rule; B's schema names B's own codes only.
+        let mine = api
+            .check_eligibility(authed(
+                &b.worker,
+                pb::CheckEligibilityRequest {
+                    client_id: b.maria.clone(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(mine.decisions.is_empty(), "{mine:?}");
+        let schema = api
+            .get_fact_schema(authed(&b.worker, pb::GetFactSchemaRequest {}))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            !format!("{schema:?}").contains("A_ONLY"),
+            "B's schema names A's assessment type: {schema:?}"
+        );
+        // A's rule and decision are untouched.
+        let still = api
+            .get_rule(authed(
+                &a.worker,
+                pb::GetRuleRequest {
+                    id: rule.id.clone(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .rule
+            .unwrap();
+        assert_eq!((still.mode, still.published_version), (rule.mode, 1));
     }
 }

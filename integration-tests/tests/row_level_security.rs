@@ -3,13 +3,17 @@
 //! cannot write. The table list is read from the catalog of PostgreSQL, so a future table
 //! without a policy fails here.
 
+use std::time::Duration;
+
 use sqlx::{Connection, Row};
 
 use caseway_api::authorizations::v1 as auth_pb;
 use caseway_api::catalog::v1 as pb;
 use caseway_api::clients::v1 as clients_pb;
-use caseway_integration_tests::{TestEnv, authed, date};
+use caseway_api::eligibility::v1 as elig_pb;
+use caseway_integration_tests::{TestEnv, authed, criterion, date};
 use caseway_platform::auth::Role;
+use caseway_test_support::eventually;
 
 const SCHEMAS: &[&str] = &[
     "platform",
@@ -18,6 +22,7 @@ const SCHEMAS: &[&str] = &[
     "clients",
     "records",
     "authorizations",
+    "eligibility",
 ];
 
 #[tokio::test]
@@ -150,6 +155,22 @@ async fn every_table_is_isolated_by_forced_row_level_security() {
         ))
         .await
         .unwrap();
+    // An eligibility rule, published before the client's facts come, so they are decided.
+    let make = node.fixtures(&admin);
+    eventually(
+        "a rule for the service",
+        Duration::from_secs(10),
+        || async {
+            make.published_rule(elig_pb::Rule {
+                service_id: service.id.clone(),
+                criteria: vec![criterion("adult", "age >= 18", "")],
+                ..Default::default()
+            })
+            .await
+            .map_err(|s| s.message().to_string())
+        },
+    )
+    .await;
     node.clients
         .clone()
         .create_client(authed(
@@ -359,6 +380,37 @@ async fn every_table_is_isolated_by_forced_row_level_security() {
         ))
         .await
         .unwrap();
+    // The eligibility service keeps the facts of those events, decides and stores a decision.
+    eventually("eligibility's rows", Duration::from_secs(10), || async {
+        let mut owner = env.db.owner().await;
+        let mut empty = Vec::new();
+        for table in [
+            "rules",
+            "rule_versions",
+            "decisions",
+            "outcomes",
+            "services",
+            "programs",
+            "assessment_types",
+            "clients",
+            "assessments",
+            "barriers",
+            "enrollments",
+            "deliveries",
+        ] {
+            let rows: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT count(*) FROM eligibility.{table}"
+            )))
+            .fetch_one(&mut owner)
+            .await
+            .unwrap();
+            if rows == 0 {
+                empty.push(table);
+            }
+        }
+        if empty.is_empty() { Ok(()) } else { Err(empty) }
+    })
+    .await;
     // The relay deletes what it published: stop the node, then leave an event behind.
     node.shutdown().await;
     let mut owner = env.db.owner().await;

@@ -874,6 +874,78 @@ pub fn decide(
     (outcome, results, snapshot)
 }
 
+/// A fact as an event carries it, with the version the event gives it: the store writes it
+/// only when newer than what it keeps.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Fact {
+    Client {
+        id: ClientId,
+        birth_date: Option<NaiveDate>,
+        veteran: Option<bool>,
+        deleted: bool,
+        version: i64,
+    },
+    Assessment {
+        client_id: ClientId,
+        fact: AssessmentFact,
+    },
+    Barrier {
+        client_id: ClientId,
+        fact: BarrierFact,
+        version: i64,
+    },
+    Enrollment {
+        client_id: ClientId,
+        id: Uuid,
+        program_id: Uuid,
+        entry_date: NaiveDate,
+        exit_date: Option<NaiveDate>,
+        version: i64,
+    },
+    Delivery {
+        client_id: ClientId,
+        id: Uuid,
+        service_id: ServiceId,
+        service_date: NaiveDate,
+        units: Decimal,
+        value: Decimal,
+        deleted: bool,
+        version: i64,
+    },
+    Service {
+        id: ServiceId,
+        code: String,
+        organization_ids: Vec<Uuid>,
+        deleted: bool,
+        version: i64,
+    },
+    Program {
+        id: Uuid,
+        code: String,
+        version: i64,
+    },
+    AssessmentType {
+        id: Uuid,
+        code: String,
+        fields: BTreeMap<String, FieldType>,
+        version: i64,
+    },
+}
+
+impl Fact {
+    /// The client whose facts this changes, if it is a client's fact.
+    pub fn client(&self) -> Option<ClientId> {
+        match self {
+            Fact::Client { id, .. } => Some(*id),
+            Fact::Assessment { client_id, .. }
+            | Fact::Barrier { client_id, .. }
+            | Fact::Enrollment { client_id, .. }
+            | Fact::Delivery { client_id, .. } => Some(*client_id),
+            _ => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

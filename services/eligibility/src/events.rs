@@ -24,8 +24,7 @@ use caseway_platform::outbox::Event;
 use caseway_platform::{ClientId, DecisionId, ServiceId};
 
 use crate::convert::{outcome_to_proto, rule_to_proto};
-use crate::domain::{Answer, AssessmentFact, BarrierFact, FieldType, Outcome, RuleRow};
-use crate::store::Fact;
+use crate::domain::{Answer, AssessmentFact, BarrierFact, Fact, FieldType, Outcome, RuleRow};
 
 /// The `source` of every event the eligibility service publishes.
 pub const SOURCE: &str = "caseway/eligibility";

@@ -31,7 +31,7 @@ pub struct Reads {
     pub delivered: BTreeSet<(String, Option<i64>)>,
 }
 
-fn ident<'a>(expr: &'a SpannedExpr) -> Option<&'a str> {
+fn ident(expr: &SpannedExpr) -> Option<&str> {
     match &expr.node {
         Expr::Ident(name) | Expr::RootIdent(name) => Some(name),
         _ => None,
@@ -403,7 +403,7 @@ mod tests {
                 .assessment_fields
                 .contains(&("INCOME".into(), String::new()))
         );
-        assert!(reads("size(assessments) > 0").all_assessments);
+        assert!(reads("[assessments].size() == 1").all_assessments);
     }
 
     #[test]

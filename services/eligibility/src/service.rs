@@ -29,7 +29,7 @@ use caseway_platform::{ClientId, Db, DecisionId, RuleId, Scoped, ServiceId, Tena
 use crate::convert::{Change, Creation, rule_to_proto, version_to_proto};
 use crate::domain::*;
 use crate::events;
-use crate::store::{self, Fact, ServiceFact};
+use crate::store::{self, ServiceFact};
 
 /// Who decisions taken after new facts name as their decider.
 pub const WORKER: &str = "caseway/eligibility-worker";

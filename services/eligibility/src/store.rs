@@ -16,7 +16,8 @@ use caseway_platform::{ClientId, DecisionId, RuleId, ServiceId, TenantId};
 
 use crate::domain::{
     Answer, AssessmentFact, BarrierFact, ClientFacts, Criterion, CriterionResult, DecisionRow,
-    DeliveryFact, EnrollmentFact, FactSchema, FieldType, Mode, Outcome, RuleRow, RuleVersionRow,
+    DeliveryFact, EnrollmentFact, Fact, FactSchema, FieldType, Mode, Outcome, RuleRow,
+    RuleVersionRow,
 };
 
 const RULE_COLUMNS: &str = "r.id, r.service_id, coalesce(s.code, '') AS service_code, r.mode, \
@@ -273,6 +274,9 @@ pub async fn lock_client(conn: &mut PgConnection, id: ClientId) -> Result<()> {
     Ok(())
 }
 
+/// An assessment as stored: id, type code, date, answers.
+type AssessmentSql = (Uuid, String, NaiveDate, Json<BTreeMap<String, Answer>>);
+
 /// Everything known of a client, or None when the client is unknown or deleted.
 pub async fn client_facts(conn: &mut PgConnection, id: ClientId) -> Result<Option<ClientFacts>> {
     let client: Option<(Option<NaiveDate>, Option<bool>, bool)> = sqlx::query_as(
@@ -284,14 +288,13 @@ pub async fn client_facts(conn: &mut PgConnection, id: ClientId) -> Result<Optio
     let Some((birth_date, veteran, false)) = client else {
         return Ok(None);
     };
-    let assessments: Vec<(Uuid, String, NaiveDate, Json<BTreeMap<String, Answer>>)> =
-        sqlx::query_as(
-            "SELECT id, type_code, assessment_date, answers FROM eligibility.assessments \
+    let assessments: Vec<AssessmentSql> = sqlx::query_as(
+        "SELECT id, type_code, assessment_date, answers FROM eligibility.assessments \
              WHERE client_id = $1",
-        )
-        .bind(id)
-        .fetch_all(&mut *conn)
-        .await?;
+    )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?;
     let barriers: Vec<(Uuid, String, String, NaiveDate, Option<NaiveDate>)> = sqlx::query_as(
         "SELECT id, type_code, status, identified_date, resolved_date FROM eligibility.barriers \
          WHERE client_id = $1",
@@ -497,77 +500,6 @@ pub async fn outcome(
     .fetch_optional(conn)
     .await?;
     Ok(found.map(Outcome::from_i16))
-}
-
-/// A fact as an event carries it, written only when newer than what is stored.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Fact {
-    Client {
-        id: ClientId,
-        birth_date: Option<NaiveDate>,
-        veteran: Option<bool>,
-        deleted: bool,
-        version: i64,
-    },
-    Assessment {
-        client_id: ClientId,
-        fact: AssessmentFact,
-    },
-    Barrier {
-        client_id: ClientId,
-        fact: BarrierFact,
-        version: i64,
-    },
-    Enrollment {
-        client_id: ClientId,
-        id: Uuid,
-        program_id: Uuid,
-        entry_date: NaiveDate,
-        exit_date: Option<NaiveDate>,
-        version: i64,
-    },
-    Delivery {
-        client_id: ClientId,
-        id: Uuid,
-        service_id: ServiceId,
-        service_date: NaiveDate,
-        units: Decimal,
-        value: Decimal,
-        deleted: bool,
-        version: i64,
-    },
-    Service {
-        id: ServiceId,
-        code: String,
-        organization_ids: Vec<Uuid>,
-        deleted: bool,
-        version: i64,
-    },
-    Program {
-        id: Uuid,
-        code: String,
-        version: i64,
-    },
-    AssessmentType {
-        id: Uuid,
-        code: String,
-        fields: BTreeMap<String, FieldType>,
-        version: i64,
-    },
-}
-
-impl Fact {
-    /// The client whose facts this changes, if it is a client's fact.
-    pub fn client(&self) -> Option<ClientId> {
-        match self {
-            Fact::Client { id, .. } => Some(*id),
-            Fact::Assessment { client_id, .. }
-            | Fact::Barrier { client_id, .. }
-            | Fact::Enrollment { client_id, .. }
-            | Fact::Delivery { client_id, .. } => Some(*client_id),
-            _ => None,
-        }
-    }
 }
 
 /// Writes a fact unless the stored row is as new or newer (a deleted client stays deleted);
