@@ -560,6 +560,8 @@ pub struct EligibilityTenant {
     pub counseling: String,
     pub workshop: String,
     pub program: String,
+    /// A 2026 grant funding every service.
+    pub grant: String,
     pub income_type: String,
     pub housing: String,
     pub maria: String,
@@ -580,6 +582,17 @@ pub async fn eligibility_tenant(env: &TestEnv, node: &TestNode, slug: &str) -> E
         })
         .await
         .unwrap();
+    let grant = make
+        .grant(catalog_pb::Grant {
+            code: "ESG".into(),
+            name: "Emergency Solutions".into(),
+            funder: "HUD".into(),
+            start_date: Some(date(2026, 1, 1)),
+            end_date: Some(date(2026, 12, 31)),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     let service = |code: &str, unit: UnitOfMeasure, value: &str| catalog_pb::Service {
         name: format!("Service {code}"),
         code: code.into(),
@@ -587,6 +600,7 @@ pub async fn eligibility_tenant(env: &TestEnv, node: &TestNode, slug: &str) -> E
         default_unit_value: value.into(),
         delivery_mode: DeliveryMode::Direct as i32,
         program_ids: vec![program.clone()],
+        grant_ids: vec![grant.clone()],
         ..Default::default()
     };
     let assistance = make.service(service("FIN_ASSIST", UnitOfMeasure::Dollars, "1.00"));
@@ -617,6 +631,7 @@ pub async fn eligibility_tenant(env: &TestEnv, node: &TestNode, slug: &str) -> E
         counseling,
         workshop,
         program,
+        grant,
         income_type,
         housing,
         maria,

@@ -685,3 +685,150 @@ async fn a_restricted_service_hides_its_rule_from_a_worker_outside_its_organizat
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
 }
+
+#[tokio::test]
+async fn a_required_rule_refuses_records_and_authorizations_and_an_advisory_one_does_not() {
+    use caseway_api::authorizations::v1 as auth_pb;
+    let env = TestEnv::new().await;
+    let node = env.start(&caseway::Target::ALL).await;
+    let t = eligibility_tenant(&env, &node, "elig-enforce").await;
+    let worker = node.fixtures(&t.worker);
+    t.publish(
+        &node,
+        &t.assistance,
+        EnforcementMode::Required,
+        vec![
+            criterion("adult", "age >= 18", ""),
+            criterion(
+                "income",
+                "assessments.INCOME.monthly_income <= 2 * 1215",
+                "",
+            ),
+        ],
+    )
+    .await;
+    let counseling = t
+        .publish(
+            &node,
+            &t.counseling,
+            EnforcementMode::Advisory,
+            vec![criterion("senior", "age >= 65", "")],
+        )
+        .await;
+    worker
+        .assessment(income(&t.maria, &t.income_type, (2026, 3, 1), "4000"))
+        .await
+        .unwrap();
+    wait_for(
+        &node,
+        &t,
+        &t.assistance,
+        (2026, 3, 15),
+        Outcome::NotEligible,
+    )
+    .await;
+    let delivery = |service: &str, day: u32| records_pb::ServiceRecord {
+        client_id: t.maria.clone(),
+        service_id: service.into(),
+        service_date: Some(date(2026, 3, day as i32)),
+        units: "100".into(),
+        ..Default::default()
+    };
+
+    // Found not eligible on the service date: refused, naming the rule and the criterion.
+    let status = worker
+        .record(delivery(&t.assistance, 15))
+        .await
+        .unwrap_err();
+    assert_eq!(rule_of(&status), "service_eligibility");
+    assert!(status.message().contains("income"), "{}", status.message());
+    // Quick Services with that line store nothing.
+    let status = node
+        .records
+        .clone()
+        .record_quick_services(authed(
+            &t.worker,
+            records_pb::RecordQuickServicesRequest {
+                request_id: String::new(),
+                client_id: t.maria.clone(),
+                service_date: Some(date(2026, 3, 15)),
+                lines: vec![
+                    records_pb::QuickServiceLine {
+                        service_id: t.counseling.clone(),
+                        units: "1".into(),
+                        ..Default::default()
+                    },
+                    records_pb::QuickServiceLine {
+                        service_id: t.assistance.clone(),
+                        units: "100".into(),
+                        ..Default::default()
+                    },
+                ],
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(rule_of(&status), "service_eligibility");
+    // Before the income assessment the rule is UNDETERMINED, which does not refuse; an
+    // ADVISORY rule never does.
+    let mut before = delivery(&t.assistance, 1);
+    before.service_date = Some(date(2026, 2, 20));
+    worker.record(before).await.unwrap();
+    worker.record(delivery(&t.counseling, 15)).await.unwrap();
+
+    // A plan is refused on its first day the same way.
+    let plan = |service: &str| auth_pb::Authorization {
+        client_id: t.maria.clone(),
+        service_id: service.into(),
+        grant_id: t.grant.clone(),
+        begin_date: Some(date(2026, 3, 15)),
+        end_date: Some(date(2026, 3, 31)),
+        units_per_occurrence: "1".into(),
+        recurrence: "FREQ=WEEKLY".into(),
+        reason: "Rent arrears".into(),
+        goals: "Keep the apartment".into(),
+        ..Default::default()
+    };
+    let status = worker.authorization(plan(&t.assistance)).await.unwrap_err();
+    assert_eq!(rule_of(&status), "service_eligibility");
+    worker.authorization(plan(&t.counseling)).await.unwrap();
+
+    // Counseling's rule made REQUIRED binds from its publication on.
+    let mut eligibility = node.eligibility.clone();
+    let updated = eligibility
+        .update_rule(authed(
+            &t.admin,
+            pb::UpdateRuleRequest {
+                rule: Some(pb::Rule {
+                    id: counseling.id.clone(),
+                    mode: EnforcementMode::Required as i32,
+                    ..Default::default()
+                }),
+                update_mask: None,
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .rule
+        .unwrap();
+    eligibility
+        .publish_rule(authed(
+            &t.admin,
+            pb::PublishRuleRequest {
+                id: counseling.id.clone(),
+                etag: updated.etag,
+                request_id: String::new(),
+            },
+        ))
+        .await
+        .unwrap();
+    eventually("counseling refused", WAIT, || async {
+        match worker.record(delivery(&t.counseling, 16)).await {
+            Err(status) if status.code() == Code::FailedPrecondition => Ok(rule_of(&status)),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+}

@@ -15,6 +15,7 @@ use caseway_api::authorizations::v1 as pb;
 use caseway_api::catalog::v1::CodeList;
 use caseway_peers::catalog::Catalog;
 use caseway_peers::clients::Clients;
+use caseway_peers::eligibility::Eligibility;
 use caseway_peers::records::Records;
 use caseway_peers::rules::{check_grant_over, check_service, check_units, unit_value};
 use caseway_platform::audit::{self, AuditEntry, AuditRecord};
@@ -51,6 +52,7 @@ pub struct Authorizations {
     catalog: Arc<Catalog>,
     clients: Arc<Clients>,
     records: Arc<Records>,
+    eligibility: Arc<Eligibility>,
 }
 
 /// A rule's occurrences over a period; the walk of a period longer than a year runs off the
@@ -172,12 +174,14 @@ impl Authorizations {
         catalog: Arc<Catalog>,
         clients: Arc<Clients>,
         records: Arc<Records>,
+        eligibility: Arc<Eligibility>,
     ) -> Self {
         Authorizations {
             db,
             catalog,
             clients,
             records,
+            eligibility,
         }
     }
 
@@ -444,6 +448,11 @@ impl Authorizations {
             .checked_row(caller, client_id, service_id, &plan, &mut v)
             .await?;
         let row = v.finish_with(row)?;
+        // A plan the form allows is refused when the service's REQUIRED rule finds the client
+        // not eligible on its first day.
+        self.eligibility
+            .enforce(caller.tenant, client_id, service_id, row.begin_date)
+            .await?;
         let mut tx = self.db.tenant_tx(caller.tenant).await?;
         if let Claim::Replay(previous) = idempotency::claim(&mut tx, key).await? {
             return Ok(previous);

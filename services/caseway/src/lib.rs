@@ -119,6 +119,10 @@ pub async fn start(
         .records_endpoint
         .clone()
         .unwrap_or_else(|| own.clone());
+    let eligibility_endpoint = config
+        .eligibility_endpoint
+        .clone()
+        .unwrap_or_else(|| own.clone());
     let platform: Arc<Platform> = Platform::new(config)?;
     let mut node = NodeBuilder::new();
     for target in targets {
@@ -132,6 +136,7 @@ pub async fn start(
                 &catalog_endpoint,
                 &clients_endpoint,
                 &authorizations_endpoint,
+                &eligibility_endpoint,
             )?,
             Target::Authorizations => caseway_authorizations::register(
                 &platform,
@@ -139,6 +144,7 @@ pub async fn start(
                 &catalog_endpoint,
                 &clients_endpoint,
                 &records_endpoint,
+                &eligibility_endpoint,
             )?,
             Target::Eligibility => caseway_eligibility::register(&platform, &mut node),
         }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use caseway_api::eligibility::v1 as pb;
+use caseway_api::eligibility::v1::eligibility_internal_service_server::EligibilityInternalService;
 use caseway_api::eligibility::v1::eligibility_service_server::EligibilityService;
 use caseway_platform::caller::Caller;
 use caseway_platform::etag;
@@ -245,6 +246,43 @@ impl EligibilityService for EligibilityApi {
             decision: Some(decision_to_proto(&decision)),
             replayed: Some(decision_to_proto(&replayed)),
             same,
+        }))
+    }
+}
+
+/// The eligibility service's internal methods, for the services that record and authorize.
+pub struct EligibilityInternalApi {
+    eligibility: Arc<Eligibility>,
+}
+
+impl EligibilityInternalApi {
+    pub fn new(eligibility: Arc<Eligibility>) -> Self {
+        EligibilityInternalApi { eligibility }
+    }
+}
+
+#[tonic::async_trait]
+impl EligibilityInternalService for EligibilityInternalApi {
+    async fn enforce_eligibility(
+        &self,
+        request: Request<pb::EnforceEligibilityRequest>,
+    ) -> Result<Response<pb::EnforceEligibilityResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let message = request.get_ref();
+        let mut v = Violations::new();
+        let client = v.id("client_id", &message.client_id);
+        let service: Option<ServiceId> = v.id("service_id", &message.service_id);
+        let as_of = caseway_platform::validate::date(&mut v, "as_of", message.as_of.as_ref(), true);
+        let (client, service, as_of) = v
+            .finish_with(client.zip(service).zip(as_of))
+            .map(|((c, s), d)| (c, s, d))?;
+        let decision = self
+            .eligibility
+            .enforce(&caller, client, service, as_of)
+            .await?;
+        Ok(Response::new(pb::EnforceEligibilityResponse {
+            required: decision.is_some(),
+            decision: decision.as_ref().map(decision_to_proto),
         }))
     }
 }

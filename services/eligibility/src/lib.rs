@@ -15,6 +15,7 @@ pub mod worker;
 
 use std::sync::Arc;
 
+use caseway_api::eligibility::v1::eligibility_internal_service_server::EligibilityInternalServiceServer;
 use caseway_api::eligibility::v1::eligibility_service_server::EligibilityServiceServer;
 use caseway_platform::server::{NodeBuilder, Platform};
 
@@ -22,13 +23,19 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/
 
 pub use events::SOURCE;
 
-/// Adds the eligibility service to a node: the gRPC service and the consumer of the facts
-/// its rules read.
+/// Adds the eligibility service to a node: the gRPC service, its internal service for the
+/// records and authorizations services, and the consumer of the facts its rules read.
 pub fn register(platform: &Arc<Platform>, node: &mut NodeBuilder) {
     let eligibility = Arc::new(service::Eligibility::new(platform.db.clone()));
     node.add_service(
         EligibilityServiceServer::from_arc(Arc::new(api::EligibilityApi::new(
             platform.clone(),
+            eligibility.clone(),
+        )))
+        .max_decoding_message_size(platform.config.grpc_max_message_bytes),
+    );
+    node.add_service(
+        EligibilityInternalServiceServer::from_arc(Arc::new(api::EligibilityInternalApi::new(
             eligibility.clone(),
         )))
         .max_decoding_message_size(platform.config.grpc_max_message_bytes),

@@ -488,6 +488,61 @@ impl Eligibility {
         Ok(decisions)
     }
 
+    /// For the records and authorizations services: when the service's published rule is
+    /// REQUIRED, decides the client's eligibility as of `as_of` and stores the decision; None
+    /// otherwise. A client whose facts have not come yet has none, so a rule needing them is
+    /// UNDETERMINED, which does not refuse.
+    pub async fn enforce(
+        &self,
+        caller: &Caller,
+        client: ClientId,
+        service: ServiceId,
+        as_of: NaiveDate,
+    ) -> Result<Option<DecisionRow>> {
+        let mut tx = self.db.tenant_tx(caller.tenant).await?;
+        let Some(version) = store::published(tx.conn(), Some(&[service.0]))
+            .await?
+            .into_iter()
+            .find(|v| v.mode == Mode::Required)
+        else {
+            tx.commit().await?;
+            return Ok(None);
+        };
+        let facts = store::client_facts(tx.conn(), client)
+            .await?
+            .unwrap_or_else(|| ClientFacts {
+                client_id: client.0,
+                ..Default::default()
+            });
+        let code = store::services(tx.conn(), Some(&[service.0]))
+            .await?
+            .remove(&service)
+            .map(|s| s.code)
+            .unwrap_or_default();
+        let c = self.compile(caller.tenant, &version)?;
+        let (outcome, results, snapshot) = decide(&c.criteria, &c.compiled, &facts, as_of);
+        let id = DecisionId::new();
+        let decision = DecisionRow {
+            id: Some(id),
+            client_id: client,
+            service_id: service,
+            service_code: code,
+            rule_id: version.rule_id,
+            rule_version: version.version,
+            mode: version.mode,
+            as_of,
+            outcome,
+            criteria: c.criteria,
+            results,
+            facts: snapshot,
+            decided_by: caller.principal.user_id.clone(),
+            decided_at: now(),
+        };
+        store::insert_decisions(tx.conn(), caller.tenant, &[(id, &decision)]).await?;
+        tx.commit().await?;
+        Ok(Some(decision))
+    }
+
     /// A stored decision, if its service is visible to the caller.
     pub async fn decision(&self, caller: &Caller, id: DecisionId) -> Result<DecisionRow> {
         let mut tx = self.db.tenant_tx(caller.tenant).await?;

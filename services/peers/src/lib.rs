@@ -12,6 +12,7 @@ pub mod authorizations;
 pub mod call;
 pub mod catalog;
 pub mod clients;
+pub mod eligibility;
 pub mod records;
 pub mod rules;
 pub mod tenancy;

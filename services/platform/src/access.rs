@@ -55,6 +55,10 @@ pub const READ_RECORD_DRAWS: &str = "records.read_draws";
 /// services are restricted to security organizations.
 pub const READ_SERVICE_RESTRICTIONS: &str = "catalog.read_restrictions";
 
+/// The internal permission the records and authorizations services hold to have a client's
+/// eligibility for a service decided where its rule is REQUIRED.
+pub const ENFORCE_ELIGIBILITY: &str = "eligibility.enforce";
+
 const PUBLIC: Access = Access::Public;
 
 /// Every RPC served, and who may call it.
@@ -174,6 +178,7 @@ pub static TABLE: &[(&str, Access)] = &[
     ("caseway.eligibility.v1.EligibilityService/ListEligibleServices",               roles("CSA..")),
     ("caseway.eligibility.v1.EligibilityService/GetDecision",                        roles("CSA..")),
     ("caseway.eligibility.v1.EligibilityService/ReplayDecision",                     roles("CSA..")),
+    ("caseway.eligibility.v1.EligibilityInternalService/EnforceEligibility",         service(ENFORCE_ELIGIBILITY)),
 ];
 
 impl Access {

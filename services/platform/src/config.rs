@@ -114,6 +114,9 @@ pub struct Config {
     /// Endpoint of the records service (`CASEWAY_RECORDS_ENDPOINT`); when unset, the process
     /// itself.
     pub records_endpoint: Option<String>,
+    /// Endpoint of the eligibility service (`CASEWAY_ELIGIBILITY_ENDPOINT`), which records and
+    /// authorizations ask where a rule is REQUIRED; when unset, the process itself.
+    pub eligibility_endpoint: Option<String>,
     /// How long a tenant's status is trusted without an event (`CASEWAY_TENANT_STATUS_TTL_SECONDS`).
     #[serde(with = "seconds")]
     pub tenant_status_ttl: Duration,
@@ -168,6 +171,7 @@ impl Default for Config {
             catalog_endpoint: None,
             clients_endpoint: None,
             authorizations_endpoint: None,
+            eligibility_endpoint: None,
             records_endpoint: None,
             tenant_status_ttl: Duration::from_secs(30),
             outbox_poll_interval: Duration::from_millis(1000),
@@ -345,6 +349,9 @@ impl Config {
         }
         if let Some(v) = var("CASEWAY_RECORDS_ENDPOINT") {
             self.records_endpoint = Some(v);
+        }
+        if let Some(v) = var("CASEWAY_ELIGIBILITY_ENDPOINT") {
+            self.eligibility_endpoint = Some(v);
         }
         if let Some(v) = var("CASEWAY_TENANT_STATUS_TTL_SECONDS") {
             self.tenant_status_ttl =

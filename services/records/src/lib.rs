@@ -14,25 +14,36 @@ use caseway_api::records::v1::records_internal_service_server::RecordsInternalSe
 use caseway_api::records::v1::records_service_server::RecordsServiceServer;
 use caseway_peers::catalog::Catalog;
 use caseway_peers::clients::Clients;
+use caseway_peers::eligibility::Eligibility;
 use caseway_platform::server::{NodeBuilder, Platform};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/records");
 
 /// Adds the records service to a node: it asks the catalog at `catalog_endpoint` and the
-/// clients service at `clients_endpoint`, follows their events to keep its caches, and holds
-/// authorized units with the authorizations service at `authorizations_endpoint`.
+/// clients service at `clients_endpoint`, follows their events to keep its caches, holds
+/// authorized units with the authorizations service at `authorizations_endpoint`, and asks the
+/// eligibility service at `eligibility_endpoint` where a service's rule is REQUIRED.
 pub fn register(
     platform: &Arc<Platform>,
     node: &mut NodeBuilder,
     catalog_endpoint: &str,
     clients_endpoint: &str,
     authorizations_endpoint: &str,
+    eligibility_endpoint: &str,
 ) -> anyhow::Result<()> {
     let catalog = Arc::new(Catalog::new(platform, catalog_endpoint, "records")?);
     catalog.follow_events(&platform.bus, node);
     let clients = Arc::new(Clients::new(platform, clients_endpoint, "records")?);
     clients.follow_events(&platform.bus, node);
-    let records = service::Records::new(platform, catalog, clients, authorizations_endpoint)?;
+    let eligibility = Arc::new(Eligibility::new(platform, eligibility_endpoint, "records")?);
+    eligibility.follow_events(&platform.bus, node);
+    let records = service::Records::new(
+        platform,
+        catalog,
+        clients,
+        eligibility,
+        authorizations_endpoint,
+    )?;
     node.add_service(
         RecordsServiceServer::new(api::RecordsApi::new(platform.clone(), records))
             .max_decoding_message_size(platform.config.grpc_max_message_bytes),

@@ -15,6 +15,7 @@ use caseway_api::records::v1 as pb;
 use caseway_peers::authorizations::{Authorizations, Draw, Hold};
 use caseway_peers::catalog::Catalog;
 use caseway_peers::clients::Clients;
+use caseway_peers::eligibility::Eligibility;
 use caseway_platform::audit::{self, AuditEntry, AuditRecord};
 use caseway_platform::auth::{Principal, Role};
 use caseway_platform::caller::Caller;
@@ -36,6 +37,7 @@ pub struct Records {
     db: Db,
     catalog: Arc<Catalog>,
     clients: Arc<Clients>,
+    eligibility: Arc<Eligibility>,
     authorizations: Authorizations,
 }
 
@@ -57,12 +59,14 @@ impl Records {
         platform: &Platform,
         catalog: Arc<Catalog>,
         clients: Arc<Clients>,
+        eligibility: Arc<Eligibility>,
         authorizations_endpoint: &str,
     ) -> anyhow::Result<Self> {
         Ok(Records {
             db: platform.db.clone(),
             catalog,
             clients,
+            eligibility,
             authorizations: Authorizations::new(platform, authorizations_endpoint)?,
         })
     }
@@ -253,6 +257,15 @@ impl Records {
             prefix,
             v,
         );
+        // A delivery the form allows is refused when the service's REQUIRED rule finds the
+        // client not eligible on the service date (a turn-away records the refusal itself).
+        if let (Kind::Delivered, Some(client_id), true) =
+            (draft.kind, draft.client_id, v.is_empty())
+        {
+            self.eligibility
+                .enforce(caller.tenant, client_id, service_id, service_date)
+                .await?;
+        }
         let now = Utc::now();
         Ok(Some(RecordRow {
             id: RecordId::new(),
