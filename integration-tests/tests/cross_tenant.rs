@@ -715,6 +715,24 @@ mod clients {
                 .await,
             "get_client",
         );
+        // B's administrator lists B's clients only: one of its own, none of A's.
+        let own = node
+            .fixtures(&b)
+            .client(client("John", "Smith", "", (1980, 1, 1)))
+            .await
+            .unwrap();
+        let listed = clients
+            .list_clients(authed(&b_admin, pb::ListClientsRequest::default()))
+            .await
+            .unwrap()
+            .into_inner();
+        let ids: Vec<&str> = listed.clients.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, [own.as_str()]);
+        let status = clients
+            .list_clients(authed(&b, pb::ListClientsRequest::default()))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::PermissionDenied, "administrators only");
         not_found(
             clients
                 .update_client(authed(

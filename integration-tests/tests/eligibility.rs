@@ -832,3 +832,183 @@ async fn a_required_rule_refuses_records_and_authorizations_and_an_advisory_one_
     })
     .await;
 }
+
+/// The eligibility service's facts of `tenant`, table by table, as rows (the owner reads past
+/// row-level security).
+async fn facts_of(env: &TestEnv, tenant: caseway_platform::TenantId) -> Vec<(String, Vec<String>)> {
+    let mut owner = env.db.owner().await;
+    let mut tables = Vec::new();
+    for table in FACT_TABLES {
+        let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT (to_jsonb(t) - 'tenant_id')::text FROM eligibility.{table} t \
+             WHERE tenant_id = $1 ORDER BY id"
+        )))
+        .bind(tenant.as_uuid())
+        .fetch_all(&mut owner)
+        .await
+        .unwrap();
+        tables.push((table.to_string(), rows));
+    }
+    tables
+}
+
+const FACT_TABLES: [&str; 8] = [
+    "services",
+    "programs",
+    "assessment_types",
+    "clients",
+    "assessments",
+    "barriers",
+    "enrollments",
+    "deliveries",
+];
+
+#[tokio::test]
+async fn a_rebuild_from_the_other_services_apis_gives_the_facts_the_events_gave() {
+    use caseway_eligibility::rebuild::{Sources, rebuild};
+    let env = TestEnv::new().await;
+    let node = env.start(&caseway::Target::ALL).await;
+    let t = eligibility_tenant(&env, &node, "elig-rebuild").await;
+    let worker = node.fixtures(&t.worker);
+    // A history with changes: an updated client, two assessments, a barrier resolved, an
+    // enrollment, two deliveries and a second client.
+    let mut maria = node
+        .clients
+        .clone()
+        .get_client(authed(
+            &t.worker,
+            clients_pb::GetClientRequest {
+                id: t.maria.clone(),
+                ssn_view: 0,
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .client
+        .unwrap();
+    maria.veteran_status = clients_pb::VeteranStatus::Yes as i32;
+    node.clients
+        .clone()
+        .update_client(authed(
+            &t.worker,
+            clients_pb::UpdateClientRequest {
+                client: Some(maria),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["veteran_status".into()],
+                }),
+            },
+        ))
+        .await
+        .unwrap();
+    for (on, amount) in [((2026, 1, 10), "3000"), ((2026, 3, 1), "900")] {
+        worker
+            .assessment(income(&t.maria, &t.income_type, on, amount))
+            .await
+            .unwrap();
+    }
+    let barrier = worker
+        .barrier(clients_pb::Barrier {
+            client_id: t.maria.clone(),
+            barrier_type_id: t.housing.clone(),
+            identified_date: Some(date(2026, 2, 1)),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    node.barriers
+        .clone()
+        .update_barrier(authed(
+            &t.worker,
+            clients_pb::UpdateBarrierRequest {
+                barrier: Some(clients_pb::Barrier {
+                    id: barrier,
+                    status: clients_pb::BarrierStatus::Resolved as i32,
+                    resolved_date: Some(date(2026, 5, 1)),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["status".into(), "resolved_date".into()],
+                }),
+            },
+        ))
+        .await
+        .unwrap();
+    worker
+        .enrollment(&t.maria, &t.program, date(2026, 1, 5))
+        .await
+        .unwrap();
+    for (day, units) in [(10, "400"), (20, "250")] {
+        worker
+            .record(records_pb::ServiceRecord {
+                client_id: t.maria.clone(),
+                service_id: t.assistance.clone(),
+                service_date: Some(date(2026, 3, day)),
+                units: units.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    worker
+        .client(caseway_integration_tests::tenants::client(
+            "John",
+            "Smith",
+            "",
+            (1980, 1, 1),
+        ))
+        .await
+        .unwrap();
+
+    // The events have brought everything: both clients, the veteran, both deliveries, the
+    // barrier resolved.
+    let from_events = eventually("every fact from the events", WAIT, || async {
+        let facts = facts_of(&env, t.tenant).await;
+        let rows = |table: &str| {
+            facts
+                .iter()
+                .find(|(name, _)| name == table)
+                .map(|(_, rows)| rows.clone())
+                .unwrap_or_default()
+        };
+        let ready = rows("clients").len() == 2
+            && rows("clients")
+                .iter()
+                .any(|c| c.contains("\"veteran\": true"))
+            && rows("deliveries").len() == 2
+            && rows("assessments").len() == 2
+            && rows("enrollments").len() == 1
+            && rows("barriers").iter().any(|b| b.contains("RESOLVED"));
+        if ready { Ok(facts) } else { Err(facts) }
+    })
+    .await;
+
+    // Forget them, rebuild from the APIs, and the rows are the same.
+    let mut owner = env.db.owner().await;
+    for table in FACT_TABLES {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM eligibility.{table} WHERE tenant_id = $1"
+        )))
+        .bind(t.tenant.as_uuid())
+        .execute(&mut owner)
+        .await
+        .unwrap();
+    }
+    let service = caseway_eligibility::service::Eligibility::new(
+        caseway_platform::Db::connect_lazy(&env.db.app_url, 2).unwrap(),
+    );
+    let sources = Sources {
+        catalog: node.channel.clone(),
+        clients: node.channel.clone(),
+        records: node.channel.clone(),
+        token: t.admin.clone(),
+    };
+    let rebuilt = rebuild(&service, t.tenant, &sources).await.unwrap();
+    assert_eq!(rebuilt.clients, 2);
+    assert_eq!(rebuilt.written, rebuilt.read);
+    assert_eq!(facts_of(&env, t.tenant).await, from_events);
+    // A second rebuild finds nothing newer.
+    let again = rebuild(&service, t.tenant, &sources).await.unwrap();
+    assert_eq!(again.written, 0);
+    assert_eq!(facts_of(&env, t.tenant).await, from_events);
+}

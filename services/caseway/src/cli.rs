@@ -55,10 +55,27 @@ pub enum Command {
         #[command(subcommand)]
         command: EventsCommand,
     },
+    /// The eligibility service's read model of clients' facts.
+    Eligibility {
+        #[command(subcommand)]
+        command: EligibilityCommand,
+    },
     /// The settings.
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum EligibilityCommand {
+    /// Reads one tenant's facts again from the catalog, clients and records services' APIs
+    /// (at their configured endpoints, else this host's gRPC port) and keeps what is newer
+    /// than what the events left.
+    Rebuild {
+        /// The tenant's id or slug.
+        #[arg(long)]
+        tenant: String,
     },
 }
 
@@ -171,8 +188,47 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token { command } => token(config, command).await,
         Command::Tenant { command } => tenant(config, command).await,
         Command::Events { command } => events(config, command).await,
+        Command::Eligibility { command } => eligibility(config, command).await,
         Command::Config { .. } => Ok(()),
     }
+}
+
+/// Who the rebuild's token names.
+const REBUILD_ACTOR: &str = "caseway/eligibility-rebuild";
+
+async fn eligibility(config: Config, command: EligibilityCommand) -> anyhow::Result<()> {
+    let EligibilityCommand::Rebuild { tenant } = command;
+    let tenant = find_tenant(&tenancy(&config)?, &tenant).await?;
+    let issuer = TokenIssuer::from_file(
+        &config.jwt_private_key_file,
+        &config.jwt_issuer,
+        &config.jwt_audience,
+    )?;
+    let token = issuer.issue_with_permissions(
+        REBUILD_ACTOR,
+        Some(tenant.id),
+        &[Role::TenantAdmin],
+        &[],
+        &[],
+        chrono::Duration::hours(1),
+    )?;
+    let peers = caseway_platform::tls::Peers::new(&config)?;
+    let own = caseway_platform::tls::own_endpoint(&config, config.grpc_listen.port());
+    let channel = |endpoint: &Option<String>| peers.channel(endpoint.as_deref().unwrap_or(&own));
+    let sources = caseway_eligibility::rebuild::Sources {
+        catalog: channel(&config.catalog_endpoint)?,
+        clients: channel(&config.clients_endpoint)?,
+        records: channel(&config.records_endpoint)?,
+        token,
+    };
+    let db = Db::connect_lazy(&config.database_url, 2)?;
+    let service = caseway_eligibility::service::Eligibility::new(db);
+    let rebuilt = caseway_eligibility::rebuild::rebuild(&service, tenant.id, &sources).await?;
+    println!(
+        "tenant {}: {} facts read for {} clients, {} newer than what the events had left",
+        tenant.slug, rebuilt.read, rebuilt.clients, rebuilt.written
+    );
+    Ok(())
 }
 
 async fn events(config: Config, command: EventsCommand) -> anyhow::Result<()> {

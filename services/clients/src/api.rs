@@ -120,6 +120,16 @@ impl ClientsService for ClientsApi {
         Ok(Response::new(convert::enrollment_read(&enrollment)))
     }
 
+    async fn list_clients(
+        &self,
+        request: Request<pb::ListClientsRequest>,
+    ) -> Result<Response<pb::ListClientsResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let page = convert::list_clients_request(request.get_ref());
+        let listed = self.service.list(&caller, page).await?;
+        Ok(Response::new(convert::clients(listed)))
+    }
+
     async fn list_enrollments(
         &self,
         request: Request<pb::ListEnrollmentsRequest>,

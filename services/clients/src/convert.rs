@@ -474,6 +474,24 @@ pub fn enrollment_read(enrollment: &Enrollment) -> pb::GetEnrollmentResponse {
     }
 }
 
+pub fn list_clients_request(message: &pb::ListClientsRequest) -> PageRequest {
+    PageRequest {
+        size: message.page_size,
+        token: message.page_token.clone(),
+    }
+}
+
+pub fn clients(page: Listed<Client>) -> pb::ListClientsResponse {
+    pb::ListClientsResponse {
+        clients: page
+            .items
+            .iter()
+            .map(|c| client_to_proto(c, None))
+            .collect(),
+        next_page_token: page.next_page_token,
+    }
+}
+
 pub fn enrollments(page: Listed<Enrollment>) -> pb::ListEnrollmentsResponse {
     pb::ListEnrollmentsResponse {
         enrollments: page.items.iter().map(enrollment_to_proto).collect(),

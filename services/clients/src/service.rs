@@ -18,6 +18,7 @@ use caseway_platform::error::{Error, Result};
 use caseway_platform::etag::check_version;
 use caseway_platform::idempotency::{self, Claim, Fingerprint, Key};
 use caseway_platform::outbox;
+use caseway_platform::paging::PageRequest;
 use caseway_platform::rate_limit::FailureLimit;
 use caseway_platform::server::Platform;
 use caseway_platform::validate::Violations;
@@ -556,6 +557,29 @@ impl Clients {
     }
 
     /// A page of a client's enrollments, latest entry first.
+    /// A page of the tenant's clients by id (their SSNs masked by the caller's encoding).
+    pub async fn list(&self, caller: &Caller, page: PageRequest) -> Result<Listed<Client>> {
+        let tenant = caller.tenant;
+        let page = self.platform.page_tokens.page::<Uuid>(
+            tenant,
+            b"clients.list",
+            page.size,
+            &page.token,
+        )?;
+        let mut tx = self.platform.db.tenant_tx(tenant).await?;
+        let mut rows: Vec<Client> = store::list(tx.conn(), page.after, page.limit + 1)
+            .await?
+            .into_iter()
+            .map(|r| r.client)
+            .collect();
+        tx.commit().await?;
+        let next_page_token = page.finish(&mut rows, |c| c.id);
+        Ok(Listed {
+            items: rows,
+            next_page_token,
+        })
+    }
+
     pub async fn list_enrollments(
         &self,
         caller: &Caller,

@@ -152,6 +152,25 @@ pub async fn load(
     row.map(TryInto::try_into).transpose()
 }
 
+/// A page of the tenant's live clients by id, after `after`.
+pub async fn list(
+    conn: &mut PgConnection,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<ClientRecord>> {
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT id, first_name, middle_name, last_name, suffix, preferred_name, birth_date, \
+         birth_date_quality, ssn_sealed, ssn_key_id, ssn_hash, ssn_last4, ssn_quality, veteran_status, \
+         demographics, contact, organization_id, version, created_at, updated_at \
+         FROM clients.clients WHERE deleted_at IS NULL AND id > $1 ORDER BY id LIMIT $2",
+    )
+    .bind(after.unwrap_or(Uuid::nil()))
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter().map(TryInto::try_into).collect()
+}
+
 pub async fn update(conn: &mut PgConnection, record: &ClientRecord) -> Result<ClientRecord> {
     let c = &record.client;
     let row: Row = sqlx::query_as(

@@ -9,6 +9,7 @@ pub mod convert;
 pub mod domain;
 pub mod events;
 pub mod reads;
+pub mod rebuild;
 pub mod service;
 pub mod store;
 pub mod worker;

@@ -601,6 +601,22 @@ impl Eligibility {
         tx.commit().await
     }
 
+    /// Keeps facts read from their sources (a rebuild): each written only when newer than what
+    /// is kept, as its event would have been, in transactions of a thousand.
+    pub async fn keep_facts(&self, tenant: TenantId, facts: Vec<Fact>) -> Result<usize> {
+        let mut written = 0;
+        for chunk in facts.chunks(1000) {
+            let mut tx = self.db.tenant_tx(tenant).await?;
+            for fact in chunk {
+                if store::apply(tx.conn(), tenant, fact).await? {
+                    written += 1;
+                }
+            }
+            tx.commit().await?;
+        }
+        Ok(written)
+    }
+
     /// Evaluates every published rule for a client as of `on`: the first outcome is kept as
     /// where the client stands; an outcome that differs from it is stored as a decision and
     /// published as `eligibility.eligibility_changed.v1`.

@@ -125,6 +125,7 @@ pub static TABLE: &[(&str, Access)] = &[
     ("caseway.clients.v1.ClientsService/ExitEnrollment",                             roles("CSA..")),
     ("caseway.clients.v1.ClientsService/GetEnrollment",                              roles("CSA..")),
     ("caseway.clients.v1.ClientsService/ListEnrollments",                            roles("CSA..")),
+    ("caseway.clients.v1.ClientsService/ListClients",                                roles("..A..")),
     // Assessment types are the administrator's setup; staff record assessments against them.
     ("caseway.clients.v1.AssessmentsService/CreateAssessmentType",                   roles("..A..")),
     ("caseway.clients.v1.AssessmentsService/GetAssessmentType",                      roles("CSA..")),
