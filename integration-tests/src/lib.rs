@@ -116,8 +116,8 @@ impl TestEnv {
         let consumers: Vec<&str> = targets
             .iter()
             .filter_map(|t| match t {
-                Target::Authorizations => Some("authorizations.drawdown"),
-                Target::Eligibility => Some("eligibility.facts"),
+                Target::Authorizations => Some(caseway_authorizations::events::CONSUMER),
+                Target::Eligibility => Some(caseway_eligibility::events::CONSUMER),
                 _ => None,
             })
             .collect();

@@ -531,6 +531,15 @@ async fn dev(mut config: Config) -> anyhow::Result<()> {
         &config.jwt_issuer,
         &config.jwt_audience,
     )?;
+    // The seed's catalog must reach the eligibility service's facts: wait until its queue is
+    // bound (at once when it outlived an earlier run).
+    let bus = caseway_platform::bus::Bus::new(&config.amqp_url, &config.events_exchange);
+    for _ in 0..100 {
+        if bus.is_bound(caseway_eligibility::events::CONSUMER) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let channel = tonic::transport::Channel::from_shared(format!(
         "http://127.0.0.1:{}",
         node.grpc_addr.port()
@@ -591,6 +600,10 @@ fn print_banner(config: &Config, addr: std::net::SocketAddr, demo: &caseway_fixt
     println!(
         "  grpcurl -plaintext -H \"authorization: Bearer $CASEWAY_TOKEN\" -d '{{\"authorization_id\": \"{}\"}}' {host} caseway.authorizations.v1.AuthorizationsService/GetAuthorizationUtilization",
         demo.authorization_id
+    );
+    println!(
+        "  grpcurl -plaintext -H \"authorization: Bearer $CASEWAY_TOKEN\" -d '{{\"client_id\": \"{}\"}}' {host} caseway.eligibility.v1.EligibilityService/CheckEligibility",
+        demo.client_id
     );
     println!(
         "  grpcurl -plaintext -d '{{\"service\": \"caseway.catalog.v1.CatalogService\"}}' {host} grpc.health.v1.Health/Check"

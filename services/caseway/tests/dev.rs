@@ -83,7 +83,7 @@ async fn dev_stack_answers_a_reflection_client_without_proto_files() {
     // Again on the same database: the seed finds what it made and adds nothing.
     let mut owner = sqlx::PgConnection::connect(&db.owner_url).await.unwrap();
     let before = seeded_counts(&mut owner).await;
-    assert_eq!(before, [5, 5, 16, 5, 4, 17, 1, 1]);
+    assert_eq!(before, [5, 5, 16, 5, 4, 17, 1, 1, 2, 2]);
     let (child, address, token) = start_dev(&db, &bus, &data_dir).await;
     check_demo_clients(&address, &token).await;
     let after = seeded_counts(&mut owner).await;
@@ -93,7 +93,7 @@ async fn dev_stack_answers_a_reflection_client_without_proto_files() {
 }
 
 /// How many clients, enrollments, assessments, barriers, assessment types, service records,
-/// authorizations and draws on them are stored.
+/// authorizations, draws on them, eligibility rules and their versions are stored.
 async fn seeded_counts(owner: &mut sqlx::PgConnection) -> Vec<i64> {
     let mut counts = Vec::new();
     for table in [
@@ -105,6 +105,8 @@ async fn seeded_counts(owner: &mut sqlx::PgConnection) -> Vec<i64> {
         "records.service_records",
         "authorizations.authorizations",
         "authorizations.draws",
+        "eligibility.rules",
+        "eligibility.rule_versions",
     ] {
         let sql = format!("SELECT count(*) FROM {table}");
         let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
@@ -161,7 +163,7 @@ async fn start_dev(
 
 /// The demo clients answer through the API: a misspelt search finds John Smith, who has an
 /// enrollment, the latest income, household and disability assessments, services recorded and
-/// two barriers.
+/// two barriers, and is eligible for Financial Assistance and counseling.
 async fn check_demo_clients(address: &str, token: &str) {
     use caseway_api::clients::v1 as pb;
     let channel = tonic::transport::Channel::from_shared(format!("http://{address}"))
@@ -237,11 +239,11 @@ async fn check_demo_clients(address: &str, token: &str) {
         4,
         "assistance, counseling, a workshop and a turn-away"
     );
-    let barriers = pb::barriers_service_client::BarriersServiceClient::new(channel)
+    let barriers = pb::barriers_service_client::BarriersServiceClient::new(channel.clone())
         .list_barriers(authed(
             token,
             pb::ListBarriersRequest {
-                client_id: john.id,
+                client_id: john.id.clone(),
                 ..Default::default()
             },
         ))
@@ -250,6 +252,40 @@ async fn check_demo_clients(address: &str, token: &str) {
         .into_inner()
         .barriers;
     assert_eq!(barriers.len(), 2);
+    use caseway_api::eligibility::v1 as eligibility_pb;
+    let eligibility =
+        eligibility_pb::eligibility_service_client::EligibilityServiceClient::new(channel);
+    let decided = caseway_test_support::eventually(
+        "John's eligibility",
+        std::time::Duration::from_secs(10),
+        || async {
+            let decisions = eligibility
+                .clone()
+                .check_eligibility(authed(
+                    token,
+                    eligibility_pb::CheckEligibilityRequest {
+                        client_id: john.id.clone(),
+                        ..Default::default()
+                    },
+                ))
+                .await
+                .map_err(|s| vec![(s.message().to_string(), 0)])?
+                .into_inner()
+                .decisions;
+            let outcomes: Vec<(String, i32)> = decisions
+                .iter()
+                .map(|d| (d.service_code.clone(), d.outcome))
+                .collect();
+            let eligible = eligibility_pb::Outcome::Eligible as i32;
+            if outcomes == [("FA".to_string(), eligible), ("FC".to_string(), eligible)] {
+                Ok(outcomes)
+            } else {
+                Err(outcomes)
+            }
+        },
+    )
+    .await;
+    assert_eq!(decided.len(), 2);
 }
 
 /// SIGTERM: a clean exit.
