@@ -451,6 +451,27 @@ async fn decisions_read_each_kind_of_fact_as_of_their_date_and_say_where_it_came
         .unwrap();
     assert_eq!(stored.criteria, assistance.criteria);
     assert_eq!(stored.outcome, assistance.outcome);
+    // The same decision taken again on the same facts is the stored one; another date is
+    // another decision.
+    let again = check(&node, &t.worker, &t.maria, (2026, 3, 15))
+        .await
+        .unwrap();
+    let again = again
+        .iter()
+        .find(|d| d.service_code == "FIN_ASSIST")
+        .unwrap();
+    assert_eq!(
+        (&again.id, &again.decide_time),
+        (&assistance.id, &assistance.decide_time)
+    );
+    let later = check(&node, &t.worker, &t.maria, (2026, 3, 16))
+        .await
+        .unwrap();
+    let later = later
+        .iter()
+        .find(|d| d.service_code == "FIN_ASSIST")
+        .unwrap();
+    assert_ne!(later.id, assistance.id);
 }
 
 #[tokio::test]

@@ -57,7 +57,11 @@ CREATE TABLE eligibility.decisions (
     facts        jsonb       NOT NULL,
     decided_by   text        NOT NULL,
     decided_at   timestamptz NOT NULL DEFAULT now(),
+    -- SHA-256 of what the decision was taken on (client, rule version, date, facts read): the
+    -- same decision is stored once, and a check that takes it again answers with this one.
+    digest       bytea       NOT NULL,
     PRIMARY KEY (tenant_id, id),
+    UNIQUE (tenant_id, digest),
     FOREIGN KEY (tenant_id, rule_id, rule_version)
         REFERENCES eligibility.rule_versions (tenant_id, rule_id, version)
 );

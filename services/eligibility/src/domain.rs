@@ -649,6 +649,29 @@ impl ClientFacts {
     }
 }
 
+/// A client's facts as of one date, made once for every rule a check evaluates.
+pub struct FactsOn<'a> {
+    facts: &'a ClientFacts,
+    as_of: NaiveDate,
+    activation: MapActivation,
+    deliveries: Deliveries,
+}
+
+impl ClientFacts {
+    /// These facts as of `as_of`, ready to evaluate rules on.
+    pub fn on(&self, as_of: NaiveDate) -> FactsOn<'_> {
+        FactsOn {
+            facts: self,
+            as_of,
+            activation: self.activation(as_of),
+            deliveries: Deliveries {
+                as_of,
+                records: Arc::from(self.deliveries.clone()),
+            },
+        }
+    }
+}
+
 /// One criterion's outcome, and why when it is UNDETERMINED.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CriterionOutcome {
@@ -663,19 +686,13 @@ pub struct CriterionOutcome {
 pub fn evaluate(
     criteria: &[Criterion],
     compiled: &[Compiled],
-    facts: &ClientFacts,
-    as_of: NaiveDate,
+    on: &FactsOn<'_>,
 ) -> (Outcome, Vec<CriterionOutcome>) {
-    let activation = facts.activation(as_of);
-    let deliveries = Deliveries {
-        as_of,
-        records: Arc::from(facts.deliveries.clone()),
-    };
     let results: Vec<CriterionOutcome> = DELIVERIES.with(|current| {
-        *current.borrow_mut() = Some(deliveries);
+        *current.borrow_mut() = Some(on.deliveries.clone());
         let results = compiled
             .iter()
-            .map(|c| match c.program.eval(&activation) {
+            .map(|c| match c.program.eval(&on.activation) {
                 Value::Bool(true) => CriterionOutcome {
                     outcome: Outcome::Eligible,
                     reason: None,
@@ -850,25 +867,24 @@ pub struct DecisionRow {
     pub decided_at: DateTime<Utc>,
 }
 
-/// Evaluates `criteria`, compiled, on the client's facts as of `as_of`: the snapshot of what
-/// they read, each criterion's result with the facts it read, and the rule's outcome. Replaying
-/// the snapshot gives the same.
+/// Evaluates `criteria`, compiled, on a client's facts as of a date: each criterion's result
+/// with the facts it read, the rule's outcome, and the snapshot of what the rule read (which,
+/// evaluated again, gives the same).
 pub fn decide(
     criteria: &[Criterion],
     compiled: &[Compiled],
-    facts: &ClientFacts,
-    as_of: NaiveDate,
+    on: &FactsOn<'_>,
 ) -> (Outcome, Vec<CriterionResult>, ClientFacts) {
     let reads = Reads::union(compiled.iter().map(|c| c.reads.as_ref()));
-    let snapshot = facts.snapshot(as_of, &reads);
-    let (outcome, each) = evaluate(criteria, compiled, &snapshot, as_of);
+    let snapshot = on.facts.snapshot(on.as_of, &reads);
+    let (outcome, each) = evaluate(criteria, compiled, on);
     let results = each
         .into_iter()
         .zip(compiled)
         .map(|(result, c)| CriterionResult {
             outcome: result.outcome,
             reason: result.reason,
-            facts: snapshot.uses(as_of, &c.reads),
+            facts: snapshot.uses(on.as_of, &c.reads),
         })
         .collect();
     (outcome, results, snapshot)
@@ -1042,7 +1058,7 @@ mod tests {
         let checker = Checker::new(schema());
         let rule = [criterion("c", expression, None)];
         let compiled = [checker.check(expression).expect(expression)];
-        evaluate(&rule, &compiled, facts, as_of).0
+        evaluate(&rule, &compiled, &facts.on(as_of)).0
     }
 
     #[test]
@@ -1183,16 +1199,16 @@ mod tests {
             .map(|c| checker.check(&c.expression).unwrap())
             .collect();
         let f = facts();
-        let (rule_outcome, each) = evaluate(&rule, &compiled, &f, day(2026, 3, 15));
+        let (rule_outcome, each) = evaluate(&rule, &compiled, &f.on(day(2026, 3, 15)));
         assert_eq!(rule_outcome, Outcome::Eligible);
         assert_eq!(each[1].outcome, Outcome::NotEligible);
         assert_eq!(
-            evaluate(&rule, &compiled, &f, day(2026, 2, 15)).0,
+            evaluate(&rule, &compiled, &f.on(day(2026, 2, 15))).0,
             Outcome::NotEligible
         );
         // No income assessment yet and not a veteran: the group is open.
         assert_eq!(
-            evaluate(&rule, &compiled, &f, day(2026, 1, 6)).0,
+            evaluate(&rule, &compiled, &f.on(day(2026, 1, 6))).0,
             Outcome::Undetermined
         );
     }

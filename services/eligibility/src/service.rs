@@ -7,7 +7,11 @@
 //! the idempotent reply.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest as _, Sha256};
 
 use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use uuid::Uuid;
@@ -44,10 +48,59 @@ struct CompiledVersion {
     compiled: Arc<Vec<Compiled>>,
 }
 
+/// How long a tenant's published versions are trusted without an event saying one changed.
+const PUBLISHED_TTL: Duration = Duration::from_secs(60);
+
 pub struct Eligibility {
     db: Db,
     /// Compiled versions by (tenant, rule, version): a version never changes.
     compiled: Mutex<HashMap<(TenantId, RuleId, i32), CompiledVersion>>,
+    /// Each tenant's published versions, dropped by `eligibility.rule_published.v1` (in every
+    /// replica) and after [`PUBLISHED_TTL`].
+    published: Mutex<HashMap<TenantId, Published>>,
+    /// Bumped by every drop, so a load that raced with one is not kept.
+    published_generation: AtomicU64,
+    /// Decisions stored by digest: a check that takes one again answers with it.
+    stored: Mutex<HashMap<(TenantId, Digest), store::Stored>>,
+}
+
+/// A tenant's published versions and when they were read.
+type Published = (Arc<Vec<RuleVersionRow>>, Instant);
+
+/// What identifies a decision: SHA-256 of the client, the rule version, the date, the facts
+/// read and the results.
+type Digest = [u8; 32];
+
+/// A `Write` into a SHA-256, so a decision is hashed as it serialises.
+struct Hashing(Sha256);
+
+impl std::io::Write for Hashing {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn digest(d: &DecisionRow) -> Result<Digest> {
+    let mut hashing = Hashing(Sha256::new());
+    serde_json::to_writer(
+        &mut hashing,
+        &(
+            d.client_id,
+            d.rule_id,
+            d.rule_version,
+            d.as_of,
+            d.outcome,
+            &d.results,
+            &d.facts,
+        ),
+    )
+    .map_err(Error::internal)?;
+    Ok(hashing.0.finalize().into())
 }
 
 /// The time now as PostgreSQL keeps it (to the microsecond), so what a call answers reads
@@ -125,6 +178,9 @@ impl Eligibility {
         Eligibility {
             db,
             compiled: Mutex::new(HashMap::new()),
+            published: Mutex::new(HashMap::new()),
+            published_generation: AtomicU64::new(0),
+            stored: Mutex::new(HashMap::new()),
         }
     }
 
@@ -156,6 +212,85 @@ impl Eligibility {
         }
         cache.insert(key, entry.clone());
         Ok(entry)
+    }
+
+    /// The tenant's published versions, from the cache or the database.
+    async fn published(
+        &self,
+        tx: &mut caseway_platform::TenantTx,
+    ) -> Result<Arc<Vec<RuleVersionRow>>> {
+        let tenant = tx.tenant_id();
+        if let Some((versions, loaded)) = self.published.lock().expect("cache lock").get(&tenant)
+            && loaded.elapsed() < PUBLISHED_TTL
+        {
+            return Ok(versions.clone());
+        }
+        let generation = self.published_generation.load(Ordering::Acquire);
+        let versions = Arc::new(store::published(tx.conn(), None).await?);
+        let mut cache = self.published.lock().expect("cache lock");
+        if self.published_generation.load(Ordering::Acquire) == generation {
+            if cache.len() >= COMPILED_CAPACITY {
+                cache.clear();
+            }
+            cache.insert(tenant, (versions.clone(), Instant::now()));
+        }
+        Ok(versions)
+    }
+
+    /// Forgets a tenant's published versions: one was published, here or elsewhere.
+    pub fn forget_published(&self, tenant: TenantId) {
+        let mut cache = self.published.lock().expect("cache lock");
+        self.published_generation.fetch_add(1, Ordering::AcqRel);
+        cache.remove(&tenant);
+    }
+
+    /// Stores the decisions not stored yet and gives each the id, decider and time it is
+    /// stored under; the caller remembers them once its transaction commits.
+    async fn store_decisions(
+        &self,
+        tx: &mut caseway_platform::TenantTx,
+        decisions: &mut [DecisionRow],
+    ) -> Result<Vec<(Digest, store::Stored)>> {
+        let tenant = tx.tenant_id();
+        let digests = decisions
+            .iter()
+            .map(digest)
+            .collect::<Result<Vec<Digest>>>()?;
+        let mut missing = Vec::new();
+        {
+            let stored = self.stored.lock().expect("cache lock");
+            for (i, decision) in decisions.iter_mut().enumerate() {
+                match stored.get(&(tenant, digests[i])) {
+                    Some(found) => found.apply(decision),
+                    None => missing.push(i),
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<(&Digest, &DecisionRow)> = missing
+            .iter()
+            .map(|&i| (&digests[i], &decisions[i]))
+            .collect();
+        let stored = store::insert_decisions(tx.conn(), tenant, &rows).await?;
+        let mut fresh = Vec::with_capacity(missing.len());
+        for (&i, found) in missing.iter().zip(stored) {
+            found.apply(&mut decisions[i]);
+            fresh.push((digests[i], found));
+        }
+        Ok(fresh)
+    }
+
+    /// Remembers decisions a committed transaction stored.
+    fn remember(&self, tenant: TenantId, fresh: Vec<(Digest, store::Stored)>) {
+        let mut stored = self.stored.lock().expect("cache lock");
+        if stored.len() + fresh.len() > COMPILED_CAPACITY * 5 {
+            stored.clear();
+        }
+        for (digest, found) in fresh {
+            stored.insert((tenant, digest), found);
+        }
     }
 
     /// Creates a rule's draft after checking it; a retry under `key` answers with the first
@@ -333,6 +468,7 @@ impl Eligibility {
         };
         idempotency::complete(&mut tx, key, &reply).await?;
         tx.commit().await?;
+        self.forget_published(caller.tenant);
         Ok(reply)
     }
 
@@ -407,7 +543,7 @@ impl Eligibility {
             (published.mode, c.criteria, c.compiled)
         };
         tx.commit().await?;
-        let (outcome, results, snapshot) = decide(&criteria, &compiled, &facts, as_of);
+        let (outcome, results, snapshot) = decide(&criteria, &compiled, &facts.on(as_of));
         Ok(DecisionRow {
             id: None,
             client_id: client,
@@ -437,7 +573,7 @@ impl Eligibility {
     ) -> Result<Vec<DecisionRow>> {
         let ids: Option<Vec<Uuid>> = services.as_ref().map(|s| s.iter().map(|id| id.0).collect());
         let mut tx = self.db.tenant_tx(caller.tenant).await?;
-        let known = store::services(tx.conn(), ids.as_deref()).await?;
+        let (facts, known) = store::facts_and_services(tx.conn(), client, ids.as_deref()).await?;
         for (i, id) in services.iter().flatten().enumerate() {
             if !known.get(id).is_some_and(|s| sees(caller, s)) {
                 return Err(Error::invalid(
@@ -446,21 +582,20 @@ impl Eligibility {
                 ));
             }
         }
-        let facts = store::client_facts(tx.conn(), client)
-            .await?
-            .ok_or_else(|| Error::not_found("client", client))?;
-        let versions = store::published(tx.conn(), ids.as_deref()).await?;
+        let facts = facts.ok_or_else(|| Error::not_found("client", client))?;
+        let versions = self.published(&mut tx).await?;
         let decided_at = now();
         let mut decisions = Vec::with_capacity(versions.len());
-        for version in versions {
+        let on = facts.on(as_of);
+        for version in versions.iter() {
             let Some(service) = known.get(&version.service_id) else {
                 continue;
             };
             if !sees(caller, service) {
                 continue;
             }
-            let c = self.compile(caller.tenant, &version)?;
-            let (outcome, results, snapshot) = decide(&c.criteria, &c.compiled, &facts, as_of);
+            let c = self.compile(caller.tenant, version)?;
+            let (outcome, results, snapshot) = decide(&c.criteria, &c.compiled, &on);
             decisions.push(DecisionRow {
                 id: Some(DecisionId::new()),
                 client_id: client,
@@ -478,12 +613,9 @@ impl Eligibility {
                 decided_at,
             });
         }
-        let stored: Vec<(DecisionId, &DecisionRow)> = decisions
-            .iter()
-            .filter_map(|d| d.id.map(|id| (id, d)))
-            .collect();
-        store::insert_decisions(tx.conn(), caller.tenant, &stored).await?;
+        let fresh = self.store_decisions(&mut tx, &mut decisions).await?;
         tx.commit().await?;
+        self.remember(caller.tenant, fresh);
         decisions.sort_by(|a, b| a.service_code.cmp(&b.service_code));
         Ok(decisions)
     }
@@ -500,33 +632,30 @@ impl Eligibility {
         as_of: NaiveDate,
     ) -> Result<Option<DecisionRow>> {
         let mut tx = self.db.tenant_tx(caller.tenant).await?;
-        let Some(version) = store::published(tx.conn(), Some(&[service.0]))
-            .await?
-            .into_iter()
-            .find(|v| v.mode == Mode::Required)
+        let published = self.published(&mut tx).await?;
+        let Some(version) = published
+            .iter()
+            .find(|v| v.service_id == service && v.mode == Mode::Required)
         else {
             tx.commit().await?;
             return Ok(None);
         };
-        let facts = store::client_facts(tx.conn(), client)
-            .await?
-            .unwrap_or_else(|| ClientFacts {
-                client_id: client.0,
-                ..Default::default()
-            });
-        let code = store::services(tx.conn(), Some(&[service.0]))
-            .await?
-            .remove(&service)
-            .map(|s| s.code)
-            .unwrap_or_default();
-        let c = self.compile(caller.tenant, &version)?;
-        let (outcome, results, snapshot) = decide(&c.criteria, &c.compiled, &facts, as_of);
-        let id = DecisionId::new();
-        let decision = DecisionRow {
-            id: Some(id),
+        let (facts, services) =
+            store::facts_and_services(tx.conn(), client, Some(&[service.0])).await?;
+        let facts = facts.unwrap_or_else(|| ClientFacts {
+            client_id: client.0,
+            ..Default::default()
+        });
+        let c = self.compile(caller.tenant, version)?;
+        let (outcome, results, snapshot) = decide(&c.criteria, &c.compiled, &facts.on(as_of));
+        let mut decision = [DecisionRow {
+            id: Some(DecisionId::new()),
             client_id: client,
             service_id: service,
-            service_code: code,
+            service_code: services
+                .get(&service)
+                .map(|s| s.code.clone())
+                .unwrap_or_default(),
             rule_id: version.rule_id,
             rule_version: version.version,
             mode: version.mode,
@@ -537,9 +666,11 @@ impl Eligibility {
             facts: snapshot,
             decided_by: caller.principal.user_id.clone(),
             decided_at: now(),
-        };
-        store::insert_decisions(tx.conn(), caller.tenant, &[(id, &decision)]).await?;
+        }];
+        let fresh = self.store_decisions(&mut tx, &mut decision).await?;
         tx.commit().await?;
+        self.remember(caller.tenant, fresh);
+        let [decision] = decision;
         Ok(Some(decision))
     }
 
@@ -572,7 +703,7 @@ impl Eligibility {
         tx.commit().await?;
         let c = self.compile(caller.tenant, &version)?;
         let (outcome, results, snapshot) =
-            decide(&c.criteria, &c.compiled, &decision.facts, decision.as_of);
+            decide(&c.criteria, &c.compiled, &decision.facts.on(decision.as_of));
         let replayed = DecisionRow {
             id: None,
             outcome,
@@ -628,26 +759,26 @@ impl Eligibility {
     ) -> Result<()> {
         let tenant = tx.tenant_id();
         store::lock_client(tx.conn(), client).await?;
-        let Some(facts) = store::client_facts(tx.conn(), client).await? else {
-            return Ok(());
-        };
-        let versions = store::published(tx.conn(), None).await?;
+        let versions = self.published(tx).await?;
         if versions.is_empty() {
             return Ok(());
         }
-        let services = store::services(tx.conn(), None).await?;
+        let (Some(facts), services) = store::facts_and_services(tx.conn(), client, None).await?
+        else {
+            return Ok(());
+        };
+        let before = store::outcomes(tx.conn(), client).await?;
         let decided_at = now();
-        let mut changed = BTreeSet::new();
-        for version in versions {
-            let c = self.compile(tenant, &version)?;
-            let (outcome, results, snapshot) = decide(&c.criteria, &c.compiled, &facts, on);
-            let before = store::outcome(tx.conn(), client, version.service_id).await?;
-            if before == Some(outcome) {
+        let facts_on = facts.on(on);
+        let mut decisions = Vec::new();
+        for version in versions.iter() {
+            let c = self.compile(tenant, version)?;
+            let (outcome, results, snapshot) = decide(&c.criteria, &c.compiled, &facts_on);
+            if before.get(&version.service_id) == Some(&outcome) {
                 continue;
             }
-            let id = DecisionId::new();
-            let decision = DecisionRow {
-                id: Some(id),
+            decisions.push(DecisionRow {
+                id: Some(DecisionId::new()),
                 client_id: client,
                 service_id: version.service_id,
                 service_code: services
@@ -664,14 +795,19 @@ impl Eligibility {
                 facts: snapshot,
                 decided_by: WORKER.into(),
                 decided_at,
-            };
-            store::insert_decisions(tx.conn(), tenant, &[(id, &decision)]).await?;
-            store::swap_outcome(tx.conn(), tenant, client, version.service_id, outcome, id).await?;
-            if let Some(before) = before {
+            });
+        }
+        self.store_decisions(tx, &mut decisions).await?;
+        let mut changed = BTreeSet::new();
+        for decision in &decisions {
+            let id = decision.id.unwrap_or_default();
+            let service = decision.service_id;
+            store::swap_outcome(tx.conn(), tenant, client, service, decision.outcome, id).await?;
+            if let Some(was) = before.get(&service) {
                 let payload =
-                    events::eligibility_changed(client, version.service_id, before, outcome, id);
+                    events::eligibility_changed(client, service, *was, decision.outcome, id);
                 outbox::enqueue(tx, events::eligibility_event(client, &payload)).await?;
-                changed.insert(version.service_id);
+                changed.insert(service);
             }
         }
         if !changed.is_empty() {

@@ -274,64 +274,109 @@ pub async fn lock_client(conn: &mut PgConnection, id: ClientId) -> Result<()> {
     Ok(())
 }
 
-/// An assessment as stored: id, type code, date, answers.
-type AssessmentSql = (Uuid, String, NaiveDate, Json<BTreeMap<String, Answer>>);
+/// A client's own facts, as the facts query gives them.
+#[derive(serde::Deserialize)]
+struct ClientJson {
+    birth_date: Option<NaiveDate>,
+    veteran: Option<bool>,
+    deleted: bool,
+}
 
-/// Everything known of a client, or None when the client is unknown or deleted.
-pub async fn client_facts(conn: &mut PgConnection, id: ClientId) -> Result<Option<ClientFacts>> {
-    let client: Option<(Option<NaiveDate>, Option<bool>, bool)> = sqlx::query_as(
-        "SELECT birth_date, veteran, deleted FROM eligibility.clients WHERE id = $1",
+/// An assessment as the facts query gives it: id, type code, date, answers.
+type AssessmentJson = (Uuid, String, NaiveDate, BTreeMap<String, Answer>);
+/// A barrier: id, type code, status, identified and resolved dates.
+type BarrierJson = (Uuid, String, String, NaiveDate, Option<NaiveDate>);
+/// An enrollment: id, program code, entry and exit dates.
+type EnrollmentJson = (Uuid, String, NaiveDate, Option<NaiveDate>);
+/// A delivery: record id, service code, date, units, value.
+type DeliveryJson = (Uuid, String, NaiveDate, Decimal, Decimal);
+/// A service: id, code, security organizations.
+type ServiceJson = (ServiceId, String, Vec<Uuid>);
+
+#[derive(sqlx::FromRow)]
+struct FactsSql {
+    client: Option<Json<ClientJson>>,
+    assessments: Json<Vec<AssessmentJson>>,
+    barriers: Json<Vec<BarrierJson>>,
+    enrollments: Json<Vec<EnrollmentJson>>,
+    deliveries: Json<Vec<DeliveryJson>>,
+    services: Json<Vec<ServiceJson>>,
+}
+
+/// Everything known of a client (None when unknown or deleted) and the live services of
+/// `services` (all when None), in one statement: a check's one read.
+pub async fn facts_and_services(
+    conn: &mut PgConnection,
+    id: ClientId,
+    services: Option<&[Uuid]>,
+) -> Result<(Option<ClientFacts>, BTreeMap<ServiceId, ServiceFact>)> {
+    let row: FactsSql = sqlx::query_as(
+        "SELECT \
+           (SELECT jsonb_build_object('birth_date', c.birth_date, 'veteran', c.veteran, \
+              'deleted', c.deleted) FROM eligibility.clients c WHERE c.id = $1) AS client, \
+           coalesce((SELECT jsonb_agg(jsonb_build_array(a.id, a.type_code, a.assessment_date, \
+              a.answers)) FROM eligibility.assessments a WHERE a.client_id = $1), '[]') \
+              AS assessments, \
+           coalesce((SELECT jsonb_agg(jsonb_build_array(b.id, b.type_code, b.status, \
+              b.identified_date, b.resolved_date)) FROM eligibility.barriers b \
+              WHERE b.client_id = $1), '[]') AS barriers, \
+           coalesce((SELECT jsonb_agg(jsonb_build_array(e.id, coalesce(p.code, ''), e.entry_date, \
+              e.exit_date)) FROM eligibility.enrollments e LEFT JOIN eligibility.programs p \
+              ON p.tenant_id = e.tenant_id AND p.id = e.program_id WHERE e.client_id = $1), '[]') \
+              AS enrollments, \
+           coalesce((SELECT jsonb_agg(jsonb_build_array(d.id, coalesce(s.code, ''), \
+              d.service_date, d.units::text, d.value::text)) FROM eligibility.deliveries d \
+              LEFT JOIN eligibility.services s ON s.tenant_id = d.tenant_id AND s.id = d.service_id \
+              WHERE d.client_id = $1 AND NOT d.deleted), '[]') AS deliveries, \
+           coalesce((SELECT jsonb_agg(jsonb_build_array(s.id, s.code, s.organization_ids)) \
+              FROM eligibility.services s WHERE NOT s.deleted \
+              AND ($2::uuid[] IS NULL OR s.id = ANY($2))), '[]') AS services",
     )
     .bind(id)
-    .fetch_optional(&mut *conn)
+    .bind(services)
+    .fetch_one(conn)
     .await?;
-    let Some((birth_date, veteran, false)) = client else {
-        return Ok(None);
+    let services = row
+        .services
+        .0
+        .into_iter()
+        .map(|(id, code, organization_ids)| {
+            (
+                id,
+                ServiceFact {
+                    id,
+                    code,
+                    organization_ids,
+                },
+            )
+        })
+        .collect();
+    let Some(Json(ClientJson {
+        birth_date,
+        veteran,
+        deleted: false,
+    })) = row.client
+    else {
+        return Ok((None, services));
     };
-    let assessments: Vec<AssessmentSql> = sqlx::query_as(
-        "SELECT id, type_code, assessment_date, answers FROM eligibility.assessments \
-             WHERE client_id = $1",
-    )
-    .bind(id)
-    .fetch_all(&mut *conn)
-    .await?;
-    let barriers: Vec<(Uuid, String, String, NaiveDate, Option<NaiveDate>)> = sqlx::query_as(
-        "SELECT id, type_code, status, identified_date, resolved_date FROM eligibility.barriers \
-         WHERE client_id = $1",
-    )
-    .bind(id)
-    .fetch_all(&mut *conn)
-    .await?;
-    let enrollments: Vec<(Uuid, Option<String>, NaiveDate, Option<NaiveDate>)> = sqlx::query_as(
-        "SELECT e.id, p.code, e.entry_date, e.exit_date FROM eligibility.enrollments e \
-         LEFT JOIN eligibility.programs p ON p.tenant_id = e.tenant_id AND p.id = e.program_id \
-         WHERE e.client_id = $1",
-    )
-    .bind(id)
-    .fetch_all(&mut *conn)
-    .await?;
-    let deliveries: Vec<(Uuid, Option<String>, NaiveDate, Decimal, Decimal)> = sqlx::query_as(
-        "SELECT d.id, s.code, d.service_date, d.units, d.value FROM eligibility.deliveries d \
-         LEFT JOIN eligibility.services s ON s.tenant_id = d.tenant_id AND s.id = d.service_id \
-         WHERE d.client_id = $1 AND NOT d.deleted",
-    )
-    .bind(id)
-    .fetch_all(conn)
-    .await?;
-    Ok(Some(ClientFacts {
+    let facts = ClientFacts {
         client_id: id.0,
         birth_date,
         veteran,
-        assessments: assessments
+        assessments: row
+            .assessments
+            .0
             .into_iter()
             .map(|(id, type_code, assessment_date, answers)| AssessmentFact {
                 id,
                 type_code,
                 assessment_date,
-                answers: answers.0,
+                answers,
             })
             .collect(),
-        barriers: barriers
+        barriers: row
+            .barriers
+            .0
             .into_iter()
             .map(
                 |(id, type_code, status, identified_date, resolved_date)| BarrierFact {
@@ -343,26 +388,38 @@ pub async fn client_facts(conn: &mut PgConnection, id: ClientId) -> Result<Optio
                 },
             )
             .collect(),
-        enrollments: enrollments
+        enrollments: row
+            .enrollments
+            .0
             .into_iter()
-            .map(|(id, code, entry_date, exit_date)| EnrollmentFact {
+            .map(|(id, program_code, entry_date, exit_date)| EnrollmentFact {
                 id,
-                program_code: code.unwrap_or_default(),
+                program_code,
                 entry_date,
                 exit_date,
             })
             .collect(),
-        deliveries: deliveries
+        deliveries: row
+            .deliveries
+            .0
             .into_iter()
-            .map(|(id, code, service_date, units, value)| DeliveryFact {
-                id,
-                service_code: code.unwrap_or_default(),
-                service_date,
-                units,
-                value,
-            })
+            .map(
+                |(id, service_code, service_date, units, value)| DeliveryFact {
+                    id,
+                    service_code,
+                    service_date,
+                    units,
+                    value,
+                },
+            )
             .collect(),
-    }))
+    };
+    Ok((Some(facts), services))
+}
+
+/// Everything known of a client, or None when the client is unknown or deleted.
+pub async fn client_facts(conn: &mut PgConnection, id: ClientId) -> Result<Option<ClientFacts>> {
+    Ok(facts_and_services(conn, id, Some(&[])).await?.0)
 }
 
 #[derive(sqlx::FromRow)]
@@ -383,20 +440,32 @@ struct DecisionSql {
     decided_at: DateTime<Utc>,
 }
 
-/// Stores decisions, each under its id, in one statement.
+/// A decision as stored: its id, who took it and when (the first to take it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stored {
+    pub id: DecisionId,
+    pub decided_by: String,
+    pub decided_at: DateTime<Utc>,
+}
+
+/// Stores decisions, each under its digest, in one statement: a decision already stored under
+/// its digest is not stored again. Gives, in order, each one as stored.
 pub async fn insert_decisions(
     conn: &mut PgConnection,
     tenant: TenantId,
-    decisions: &[(DecisionId, &DecisionRow)],
-) -> Result<()> {
+    decisions: &[(&[u8; 32], &DecisionRow)],
+) -> Result<Vec<Stored>> {
     if decisions.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let rows: Vec<serde_json::Value> = decisions
         .iter()
-        .map(|(id, d)| {
+        .enumerate()
+        .map(|(n, (digest, d))| {
             serde_json::json!({
-                "id": id,
+                "n": n,
+                "id": d.id.unwrap_or_default(),
+                "digest": hex(&digest[..]),
                 "client_id": d.client_id,
                 "service_id": d.service_id,
                 "rule_id": d.rule_id,
@@ -410,20 +479,51 @@ pub async fn insert_decisions(
             })
         })
         .collect();
-    sqlx::query(
-        "INSERT INTO eligibility.decisions (tenant_id, id, client_id, service_id, rule_id, \
-         rule_version, as_of, outcome, results, facts, decided_by, decided_at) \
-         SELECT $1, d.id, d.client_id, d.service_id, d.rule_id, d.rule_version, d.as_of, \
-         d.outcome, d.results, d.facts, d.decided_by, d.decided_at \
-         FROM jsonb_to_recordset($2) AS d(id uuid, client_id uuid, service_id uuid, rule_id uuid, \
-         rule_version integer, as_of date, outcome smallint, results jsonb, facts jsonb, \
-         decided_by text, decided_at timestamptz)",
+    let stored: Vec<(DecisionId, String, DateTime<Utc>)> = sqlx::query_as(
+        "WITH input AS ( \
+           SELECT d.*, decode(d.digest, 'hex') AS sha FROM jsonb_to_recordset($2) AS d(n integer, \
+           id uuid, digest text, client_id uuid, service_id uuid, rule_id uuid, \
+           rule_version integer, as_of date, outcome smallint, results jsonb, facts jsonb, \
+           decided_by text, decided_at timestamptz) \
+         ), inserted AS ( \
+           INSERT INTO eligibility.decisions (tenant_id, id, client_id, service_id, rule_id, \
+           rule_version, as_of, outcome, results, facts, decided_by, decided_at, digest) \
+           SELECT $1, id, client_id, service_id, rule_id, rule_version, as_of, outcome, results, \
+           facts, decided_by, decided_at, sha FROM input \
+           ON CONFLICT (tenant_id, digest) DO NOTHING \
+           RETURNING digest, id, decided_by, decided_at \
+         ) SELECT coalesce(i.id, d.id), coalesce(i.decided_by, d.decided_by), \
+           coalesce(i.decided_at, d.decided_at) \
+           FROM input \
+           LEFT JOIN inserted i ON i.digest = input.sha \
+           LEFT JOIN eligibility.decisions d ON i.id IS NULL AND d.digest = input.sha \
+           ORDER BY input.n",
     )
     .bind(tenant.as_uuid())
     .bind(Json(rows))
-    .execute(conn)
+    .fetch_all(conn)
     .await?;
-    Ok(())
+    Ok(stored
+        .into_iter()
+        .map(|(id, decided_by, decided_at)| Stored {
+            id,
+            decided_by,
+            decided_at,
+        })
+        .collect())
+}
+
+impl Stored {
+    /// Makes `decision` the stored one: its id, decider and time.
+    pub fn apply(&self, decision: &mut DecisionRow) {
+        decision.id = Some(self.id);
+        decision.decided_by = self.decided_by.clone();
+        decision.decided_at = self.decided_at;
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub async fn decision(conn: &mut PgConnection, id: DecisionId) -> Result<Option<DecisionRow>> {
@@ -458,7 +558,7 @@ pub async fn decision(conn: &mut PgConnection, id: DecisionId) -> Result<Option<
     }))
 }
 
-/// Records a client's latest outcome for a service; the one it replaces, if any.
+/// Records a client's latest outcome for a service and the decision that found it.
 pub async fn swap_outcome(
     conn: &mut PgConnection,
     tenant: TenantId,
@@ -466,40 +566,37 @@ pub async fn swap_outcome(
     service: ServiceId,
     outcome: Outcome,
     decision: DecisionId,
-) -> Result<Option<Outcome>> {
-    let before: Option<i16> = sqlx::query_scalar(
-        "WITH before AS (SELECT outcome FROM eligibility.outcomes \
-           WHERE client_id = $2 AND service_id = $3 FOR UPDATE), \
-         upsert AS (INSERT INTO eligibility.outcomes (tenant_id, client_id, service_id, outcome, \
-           decision_id) VALUES ($1, $2, $3, $4, $5) \
-           ON CONFLICT (tenant_id, client_id, service_id) DO UPDATE \
-           SET outcome = EXCLUDED.outcome, decision_id = EXCLUDED.decision_id, updated_at = now()) \
-         SELECT outcome FROM before",
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO eligibility.outcomes (tenant_id, client_id, service_id, outcome, \
+         decision_id) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (tenant_id, client_id, service_id) DO UPDATE \
+         SET outcome = EXCLUDED.outcome, decision_id = EXCLUDED.decision_id, updated_at = now()",
     )
     .bind(tenant.as_uuid())
     .bind(client)
     .bind(service)
     .bind(outcome.as_i16())
     .bind(decision)
-    .fetch_optional(conn)
+    .execute(conn)
     .await?;
-    Ok(before.map(Outcome::from_i16))
+    Ok(())
 }
 
-/// A client's latest outcome for a service, if one was decided.
-pub async fn outcome(
+/// A client's latest outcome for each service decided.
+pub async fn outcomes(
     conn: &mut PgConnection,
     client: ClientId,
-    service: ServiceId,
-) -> Result<Option<Outcome>> {
-    let found: Option<i16> = sqlx::query_scalar(
-        "SELECT outcome FROM eligibility.outcomes WHERE client_id = $1 AND service_id = $2",
-    )
-    .bind(client)
-    .bind(service)
-    .fetch_optional(conn)
-    .await?;
-    Ok(found.map(Outcome::from_i16))
+) -> Result<BTreeMap<ServiceId, Outcome>> {
+    let rows: Vec<(ServiceId, i16)> =
+        sqlx::query_as("SELECT service_id, outcome FROM eligibility.outcomes WHERE client_id = $1")
+            .bind(client)
+            .fetch_all(conn)
+            .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(service, outcome)| (service, Outcome::from_i16(outcome)))
+        .collect())
 }
 
 /// Writes a fact unless the stored row is as new or newer (a deleted client stays deleted);

@@ -1,7 +1,8 @@
 //! The eligibility service's background work, in every replica: the consumer that keeps its
 //! read model of clients' facts and of the fact schema from the clients, records and catalog
 //! services' events (one durable queue shared by the replicas; the inbox drops repeats and
-//! each row's version drops what is older).
+//! each row's version drops what is older), and a follower of its own rule events that drops a
+//! tenant's cached published versions in every replica.
 
 use std::sync::Arc;
 
@@ -40,6 +41,31 @@ pub fn follow_facts(
                     }
                     None => Ok(()),
                 }
+            }
+        })
+        .await;
+    });
+}
+
+/// Adds the follower that drops a tenant's cached published versions when one is published
+/// (a queue of this process's own: every replica hears every publication).
+pub fn follow_rules(
+    platform: &Arc<Platform>,
+    node: &mut NodeBuilder,
+    eligibility: Arc<Eligibility>,
+) {
+    let bus = platform.bus.clone();
+    node.add_worker("eligibility-rule-cache", move |shutdown| async move {
+        let subscription = Subscription {
+            queue: None,
+            bindings: vec![events::rule_event_type("published")],
+            concurrency: 1,
+        };
+        bus::consume(bus.clone(), subscription, shutdown, |envelope| {
+            let eligibility = eligibility.clone();
+            async move {
+                eligibility.forget_published(envelope.tenant_id);
+                Ok(())
             }
         })
         .await;

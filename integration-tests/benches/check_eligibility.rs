@@ -1,0 +1,477 @@
+//! CheckEligibility for every service of a tenant with 50 services whose published rules have
+//! 3 to 6 criteria (age, income, barriers, enrollments, veteran status, what was delivered in a
+//! year, any-of groups), for one client with a realistic history, over real gRPC, PostgreSQL,
+//! Redis and RabbitMQ. Prints the latency of one check at a time (target p99 under 5 ms) and,
+//! in the same run and at the same concurrency, its throughput against Health/Check (target at
+//! least 0.3).
+//!
+//!     cargo bench -p caseway-integration-tests --bench check_eligibility
+//!
+//! CASEWAY_BENCH_CONCURRENCY (default 32), CASEWAY_BENCH_SECONDS (default 5 per round) and
+//! CASEWAY_BENCH_CHECKS (default 500, one at a time).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+
+use caseway_api::catalog::v1 as catalog_pb;
+use caseway_api::clients::v1 as clients_pb;
+use caseway_api::eligibility::v1 as pb;
+use caseway_api::eligibility::v1::eligibility_service_client::EligibilityServiceClient;
+use caseway_api::records::v1 as records_pb;
+use caseway_integration_tests::tenants::{answer, client, code_value, define, income_type};
+use caseway_integration_tests::{TestEnv, TestNode, authed, criterion, date};
+use caseway_platform::auth::Role;
+use caseway_test_support::eventually;
+
+use clients_pb::assessment_answer::Value;
+
+const CONNECTIONS: usize = 4;
+const SERVICES: usize = 50;
+
+#[derive(Clone, Copy)]
+enum Call {
+    Health,
+    Check,
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(run());
+}
+
+/// The criteria of the `i`th service's rule: 3 to 6 of them, cycling through every kind of
+/// fact, the first two an any-of group.
+fn criteria(i: usize) -> Vec<pb::Criterion> {
+    let all = [
+        criterion(
+            "housing",
+            "barriers.exists(b, b.type == 'HOUSING' && b.status != 'RESOLVED')",
+            "need",
+        ),
+        criterion(
+            "enrolled",
+            "enrollments.exists(e, e.program == 'PREVENTION' && e.active)",
+            "need",
+        ),
+        criterion("adult", "age >= 18", ""),
+        criterion(
+            "income",
+            "assessments.INCOME.monthly_income <= 2 * 1215",
+            "",
+        ),
+        criterion(
+            "cap",
+            &format!("delivered('S{:02}', 365).value < 1500", i % SERVICES + 1),
+            "",
+        ),
+        criterion("household", "assessments.INCOME.household_size >= 1", ""),
+    ];
+    all.into_iter().take(3 + i % 4).collect()
+}
+
+/// What the benchmark's tenant holds for the measurements.
+struct Bench {
+    token: String,
+    client: String,
+    /// A case worker's fixtures, and the income assessment type, to record new facts.
+    worker: caseway_integration_tests::Fixtures,
+    income: String,
+}
+
+async fn tenant(env: &TestEnv, node: &TestNode) -> Bench {
+    let t = node.test_tenant(env, "bench-eligibility").await;
+    let make = &t.make;
+    let program = make
+        .program(catalog_pb::Program {
+            code: "PREVENTION".into(),
+            name: "Homelessness Prevention".into(),
+            start_date: Some(date(2020, 1, 1)),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut services = Vec::new();
+    for i in 1..=SERVICES {
+        services.push(
+            make.service(catalog_pb::Service {
+                code: format!("S{i:02}"),
+                name: format!("Service {i}"),
+                unit_of_measure: catalog_pb::UnitOfMeasure::Dollars as i32,
+                default_unit_value: "1.00".into(),
+                delivery_mode: catalog_pb::DeliveryMode::Direct as i32,
+                program_ids: vec![program.clone()],
+                ..Default::default()
+            })
+            .await
+            .unwrap(),
+        );
+    }
+    let income = define(node, &t.admin, income_type()).await.id;
+    let housing = code_value(node, &t.admin, catalog_pb::CodeList::BarrierType, "HOUSING").await;
+    let employment = code_value(
+        node,
+        &t.admin,
+        catalog_pb::CodeList::BarrierType,
+        "EMPLOYMENT",
+    )
+    .await;
+    code_value(node, &t.admin, catalog_pb::CodeList::Race, "5").await;
+    let worker = node.fixtures(&env.token(t.id, &[Role::Caseworker], &[]));
+    let maria = worker
+        .client(client("Maria", "Lopez", "", (1980, 2, 29)))
+        .await
+        .unwrap();
+    // Two years of history: quarterly income assessments, barriers opened and resolved, two
+    // enrollments, and about fifty deliveries across the services.
+    for (n, (year, month)) in [
+        (2025, 1),
+        (2025, 4),
+        (2025, 7),
+        (2025, 10),
+        (2026, 1),
+        (2026, 4),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        worker
+            .assessment(clients_pb::Assessment {
+                client_id: maria.clone(),
+                assessment_type_id: income.clone(),
+                assessment_date: Some(date(year, month, 15)),
+                answers: vec![
+                    answer(
+                        "monthly_income",
+                        Value::DecimalValue(format!("{}.00", 900 + 150 * n)),
+                    ),
+                    answer("household_size", Value::IntegerValue(3)),
+                ],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    for (kind, on) in [
+        (&housing, (2025, 3, 1)),
+        (&employment, (2025, 6, 1)),
+        (&housing, (2026, 2, 1)),
+    ] {
+        worker
+            .barrier(clients_pb::Barrier {
+                client_id: maria.clone(),
+                barrier_type_id: kind.clone(),
+                identified_date: Some(date(on.0, on.1, on.2)),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    worker
+        .enrollment(&maria, &program, date(2025, 2, 1))
+        .await
+        .unwrap();
+    for n in 0..48 {
+        worker
+            .record(records_pb::ServiceRecord {
+                client_id: maria.clone(),
+                service_id: services[n % SERVICES].clone(),
+                service_date: Some(date(2025 + (n / 24) as i32, (n % 11 + 1) as i32, 10)),
+                units: format!("{}", 50 + 10 * (n % 7)),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    // Once the eligibility service knows every service, the rules are checked and published.
+    eventually("the fact schema", Duration::from_secs(30), || async {
+        let schema = node
+            .eligibility
+            .clone()
+            .get_fact_schema(authed(&t.admin, pb::GetFactSchemaRequest {}))
+            .await
+            .map_err(|s| s.message().to_string())?;
+        let text = format!("{schema:?}");
+        if text.contains(&format!("S{SERVICES:02}")) && text.contains("household_size") {
+            Ok(())
+        } else {
+            Err("not yet".to_string())
+        }
+    })
+    .await;
+    for (i, service) in services.iter().enumerate() {
+        make.published_rule(pb::Rule {
+            service_id: service.clone(),
+            mode: pb::EnforcementMode::Advisory as i32,
+            criteria: criteria(i),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    }
+    let token = env.token(t.id, &[Role::Caseworker], &[]);
+    // Every delivery has reached the facts.
+    eventually("the client's facts", Duration::from_secs(30), || async {
+        let decisions = check(node.channel.clone(), &token, &maria).await?;
+        let deliveries: usize = decisions
+            .iter()
+            .flat_map(|d| &d.criteria)
+            .flat_map(|c| &c.facts)
+            .filter(|f| f.path.starts_with("delivered"))
+            .map(|f| f.sources.len())
+            .sum();
+        if decisions.len() == SERVICES && deliveries > 0 {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} decisions, {deliveries} delivery sources",
+                decisions.len()
+            ))
+        }
+    })
+    .await;
+    Bench {
+        token,
+        client: maria,
+        worker,
+        income,
+    }
+}
+
+/// From the commit of a new income assessment (RecordAssessment answered) until a check reads
+/// it, `rounds` times: the facts consumer's lag behind the clients service.
+async fn fact_lag(channel: Channel, bench: &Bench, rounds: usize) -> Vec<Duration> {
+    let mut lags = Vec::with_capacity(rounds);
+    for round in 0..rounds {
+        let amount = format!("{}.25", 1000 + round);
+        bench
+            .worker
+            .assessment(clients_pb::Assessment {
+                client_id: bench.client.clone(),
+                assessment_type_id: bench.income.clone(),
+                // A later date each round, so each is the latest as of the checks' date.
+                assessment_date: Some(date(2026, 5, 1 + round as i32)),
+                answers: vec![
+                    answer("monthly_income", Value::DecimalValue(amount.clone())),
+                    answer("household_size", Value::IntegerValue(3)),
+                ],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let committed = Instant::now();
+        loop {
+            let decisions = check(channel.clone(), &bench.token, &bench.client)
+                .await
+                .unwrap();
+            let seen = decisions
+                .iter()
+                .flat_map(|d| &d.criteria)
+                .flat_map(|c| &c.facts)
+                .any(|f| f.path == "assessments.INCOME.monthly_income" && f.value == amount);
+            if seen {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        lags.push(committed.elapsed());
+    }
+    lags.sort();
+    lags
+}
+
+async fn check(channel: Channel, token: &str, client: &str) -> Result<Vec<pb::Decision>, String> {
+    EligibilityServiceClient::new(channel)
+        .check_eligibility(authed(
+            token,
+            pb::CheckEligibilityRequest {
+                client_id: client.into(),
+                service_ids: vec![],
+                as_of: Some(date(2026, 6, 1)),
+            },
+        ))
+        .await
+        .map(|r| r.into_inner().decisions)
+        .map_err(|s| s.message().to_string())
+}
+
+async fn run() {
+    let concurrency: usize = env_or("CASEWAY_BENCH_CONCURRENCY", 32);
+    let seconds: u64 = env_or("CASEWAY_BENCH_SECONDS", 5);
+    let checks: usize = env_or("CASEWAY_BENCH_CHECKS", 500);
+    let env = TestEnv::new().await;
+    let mut config = env.config();
+    config.tenant_rate_limit = 10_000_000;
+    let node = env.start_with(config, &caseway::Target::ALL).await;
+    let bench = tenant(&env, &node).await;
+    let (token, client) = (bench.token.clone(), bench.client.clone());
+    let mut channels = Vec::new();
+    for _ in 0..CONNECTIONS {
+        channels.push(
+            Channel::from_shared(format!("http://{}", node.addr()))
+                .unwrap()
+                .connect()
+                .await
+                .unwrap(),
+        );
+    }
+    let criteria: usize = (0..SERVICES).map(|i| criteria(i).len()).sum();
+    println!(
+        "CheckEligibility: {SERVICES} services with published rules ({criteria} criteria), one client with two years of history"
+    );
+    // Latency, one check at a time.
+    let mut timings = Vec::with_capacity(checks);
+    for _ in 0..checks {
+        let started = Instant::now();
+        let decisions = check(channels[0].clone(), &token, &client).await.unwrap();
+        timings.push(started.elapsed());
+        assert_eq!(decisions.len(), SERVICES);
+    }
+    timings.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let p50 = timings[timings.len() / 2];
+    let p99 = timings[(timings.len() * 99 / 100).min(timings.len() - 1)];
+    println!(
+        "{checks} checks one at a time: p50 {:.2} ms, p99 {:.2} ms (target p99 < 5 ms: {})",
+        ms(p50),
+        ms(p99),
+        if p99 < Duration::from_millis(5) {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+    // How soon a new fact is read after its commit.
+    let lags = fact_lag(channels[1].clone(), &bench, 20).await;
+    let p99_lag = lags[(lags.len() * 99 / 100).min(lags.len() - 1)];
+    println!(
+        "new assessment committed -> read by a check, 20 times: p50 {:.1} ms, max {:.1} ms (target < 1 s: {})",
+        ms(lags[lags.len() / 2]),
+        ms(p99_lag),
+        if p99_lag < Duration::from_secs(1) {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+    // Throughput against Health/Check, in rounds at the same concurrency.
+    println!(
+        "{concurrency} concurrent callers over {CONNECTIONS} connections, 2 rounds of {seconds} s each"
+    );
+    drive(
+        Call::Health,
+        &channels,
+        concurrency,
+        Duration::from_secs(1),
+        &token,
+        &client,
+    )
+    .await;
+    drive(
+        Call::Check,
+        &channels,
+        concurrency,
+        Duration::from_secs(1),
+        &token,
+        &client,
+    )
+    .await;
+    let (mut health, mut checked) = (0.0, 0.0);
+    for _ in 0..2 {
+        health += drive(
+            Call::Health,
+            &channels,
+            concurrency,
+            Duration::from_secs(seconds),
+            &token,
+            &client,
+        )
+        .await;
+        checked += drive(
+            Call::Check,
+            &channels,
+            concurrency,
+            Duration::from_secs(seconds),
+            &token,
+            &client,
+        )
+        .await;
+    }
+    let (health, checked) = (health / 2.0, checked / 2.0);
+    let ratio = checked / health;
+    println!("Health/Check:     {health:>10.0} calls/s");
+    println!(
+        "CheckEligibility: {checked:>10.0} calls/s ({:.0} decisions/s)",
+        checked * SERVICES as f64
+    );
+    println!(
+        "ratio CheckEligibility / Health/Check: {ratio:.2} (target >= 0.30: {})",
+        if ratio >= 0.3 { "met" } else { "NOT met" }
+    );
+    node.shutdown().await;
+}
+
+async fn drive(
+    call: Call,
+    channels: &[Channel],
+    concurrency: usize,
+    length: Duration,
+    token: &str,
+    client: &str,
+) -> f64 {
+    let done = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let deadline = started + length;
+    let mut tasks = Vec::new();
+    for worker in 0..concurrency {
+        let channel = channels[worker % channels.len()].clone();
+        let (done, errors) = (done.clone(), errors.clone());
+        let (token, client) = (token.to_string(), client.to_string());
+        tasks.push(tokio::spawn(async move {
+            let mut health = HealthClient::new(channel.clone());
+            while Instant::now() < deadline {
+                let outcome = match call {
+                    Call::Health => health
+                        .check(HealthCheckRequest {
+                            service: "caseway.eligibility.v1.EligibilityService".into(),
+                        })
+                        .await
+                        .map(|_| ())
+                        .map_err(|s| s.message().to_string()),
+                    Call::Check => check(channel.clone(), &token, &client).await.map(|_| ()),
+                };
+                match outcome {
+                    Ok(()) => {
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(message) => {
+                        if errors.fetch_add(1, Ordering::Relaxed) == 0 {
+                            eprintln!("first failed call: {message}");
+                        }
+                    }
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let errors = errors.load(Ordering::Relaxed);
+    assert_eq!(errors, 0, "calls failed during the benchmark");
+    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
