@@ -1516,8 +1516,10 @@ mod authorizations {
 mod eligibility {
     use super::*;
     use caseway_api::eligibility::v1 as pb;
+    use caseway_api::eligibility::v1::eligibility_internal_service_client::EligibilityInternalServiceClient;
     use caseway_integration_tests::criterion;
     use caseway_integration_tests::tenants::{define, eligibility_tenant, income_type};
+    use caseway_platform::access::ENFORCE_ELIGIBILITY;
 
     #[tokio::test]
     async fn tenant_b_cannot_reach_tenant_a_rules_decisions_or_facts() {
@@ -1719,6 +1721,22 @@ mod eligibility {
             !format!("{schema:?}").contains("A_ONLY"),
             "B's schema names A's assessment type: {schema:?}"
         );
+        // The internal check, asked for B by B's records service about A's client and
+        // service, finds no rule: nothing of A's is decided or told.
+        let b_records = env.service_token("records", b.tenant, ENFORCE_ELIGIBILITY);
+        let answer = EligibilityInternalServiceClient::new(node.channel.clone())
+            .enforce_eligibility(authed(
+                &b_records,
+                pb::EnforceEligibilityRequest {
+                    client_id: a.maria.clone(),
+                    service_id: a.assistance.clone(),
+                    as_of: Some(date(2026, 3, 15)),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(!answer.required && answer.decision.is_none(), "{answer:?}");
         // A's rule and decision are untouched.
         let still = api
             .get_rule(authed(

@@ -1033,3 +1033,73 @@ async fn a_rebuild_from_the_other_services_apis_gives_the_facts_the_events_gave(
     assert_eq!(again.written, 0);
     assert_eq!(facts_of(&env, t.tenant).await, from_events);
 }
+
+#[tokio::test]
+async fn a_redelivered_or_older_event_changes_no_fact() {
+    use caseway_eligibility::domain::Fact;
+    use caseway_platform::{ClientId, TenantId};
+    let env = TestEnv::new().await;
+    let service = caseway_eligibility::service::Eligibility::new(
+        caseway_platform::Db::connect_lazy(&env.db.app_url, 2).unwrap(),
+    );
+    let tenant = TenantId::new();
+    let client = ClientId::new();
+    let fact = |veteran: bool, deleted: bool, version: i64| Fact::Client {
+        id: client,
+        birth_date: Some(chrono::NaiveDate::from_ymd_opt(1990, 6, 15).unwrap()),
+        veteran: Some(veteran),
+        deleted,
+        version,
+    };
+    let as_of = |veteran: bool, version: i64| fact(veteran, false, version);
+    let veteran_of = || async {
+        let mut owner = env.db.owner().await;
+        sqlx::query_as::<_, (Option<bool>, i64)>(
+            "SELECT veteran, version FROM eligibility.clients WHERE id = $1",
+        )
+        .bind(client.0)
+        .fetch_one(&mut owner)
+        .await
+        .unwrap()
+    };
+    // Version 2 comes first, then version 1 late: the row stays at 2.
+    let second = uuid::Uuid::now_v7();
+    service
+        .apply_fact(tenant, second, as_of(true, 2))
+        .await
+        .unwrap();
+    service
+        .apply_fact(tenant, uuid::Uuid::now_v7(), as_of(false, 1))
+        .await
+        .unwrap();
+    assert_eq!(veteran_of().await, (Some(true), 2));
+    // The same event again changes nothing, even carrying something else.
+    service
+        .apply_fact(tenant, second, as_of(false, 3))
+        .await
+        .unwrap();
+    assert_eq!(veteran_of().await, (Some(true), 2));
+    // A newer version is kept; a deletion stays, whatever comes after it.
+    service
+        .apply_fact(tenant, uuid::Uuid::now_v7(), as_of(false, 3))
+        .await
+        .unwrap();
+    assert_eq!(veteran_of().await, (Some(false), 3));
+    let deleted = fact(false, true, 3);
+    service
+        .apply_fact(tenant, uuid::Uuid::now_v7(), deleted)
+        .await
+        .unwrap();
+    service
+        .apply_fact(tenant, uuid::Uuid::now_v7(), as_of(true, 9))
+        .await
+        .unwrap();
+    let mut owner = env.db.owner().await;
+    let (deleted, veteran): (bool, Option<bool>) =
+        sqlx::query_as("SELECT deleted, veteran FROM eligibility.clients WHERE id = $1")
+            .bind(client.0)
+            .fetch_one(&mut owner)
+            .await
+            .unwrap();
+    assert_eq!((deleted, veteran), (true, Some(false)));
+}
