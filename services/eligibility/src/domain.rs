@@ -672,6 +672,13 @@ impl ClientFacts {
     }
 }
 
+impl FactsOn<'_> {
+    /// The client the facts are of.
+    pub fn client_id(&self) -> Uuid {
+        self.facts.client_id
+    }
+}
+
 /// One criterion's outcome, and why when it is UNDETERMINED.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CriterionOutcome {

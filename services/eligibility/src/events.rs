@@ -13,7 +13,6 @@ use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use caseway_api::clients::v1 as clients;
-use caseway_api::eligibility::v1 as pb;
 use caseway_api::events::v1::{
     AssessmentRecorded, AssessmentTypeChanged, BarrierChanged, ClientChanged, EligibilityChanged,
     EnrollmentChanged, ProgramChanged, RuleChanged, ServiceChanged, ServiceRecordChanged,
@@ -348,15 +347,6 @@ pub fn fact(event_type: &str, payload: &[u8]) -> anyhow::Result<Option<Fact>> {
         }
         _ => None,
     })
-}
-
-/// The outcome of a decision as the wire names it.
-pub fn outcome_name(outcome: Outcome) -> &'static str {
-    match outcome_to_proto(outcome) {
-        pb::Outcome::Eligible => "ELIGIBLE",
-        pb::Outcome::NotEligible => "NOT_ELIGIBLE",
-        _ => "UNDETERMINED",
-    }
 }
 
 #[cfg(test)]

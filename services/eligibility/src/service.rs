@@ -134,6 +134,41 @@ async fn record_change(
     Ok(())
 }
 
+/// Who takes a decision and when.
+struct Decider<'a> {
+    by: &'a str,
+    at: DateTime<Utc>,
+}
+
+/// The decision a published version takes on a client's facts as of a date, with a new id
+/// (the stored one's once [`Eligibility::store_decisions`] has run).
+fn take_decision(
+    version: &RuleVersionRow,
+    c: CompiledVersion,
+    on: &FactsOn<'_>,
+    as_of: NaiveDate,
+    service_code: String,
+    decider: &Decider<'_>,
+) -> DecisionRow {
+    let (outcome, results, facts) = decide(&c.criteria, &c.compiled, on);
+    DecisionRow {
+        id: Some(DecisionId::new()),
+        client_id: ClientId(on.client_id()),
+        service_id: version.service_id,
+        service_code,
+        rule_id: version.rule_id,
+        rule_version: version.version,
+        mode: version.mode,
+        as_of,
+        outcome,
+        criteria: c.criteria,
+        results,
+        facts,
+        decided_by: decider.by.to_string(),
+        decided_at: decider.at,
+    }
+}
+
 fn admin(caller: &Caller) -> bool {
     caller.principal.has_role(Role::TenantAdmin)
 }
@@ -226,7 +261,7 @@ impl Eligibility {
             return Ok(versions.clone());
         }
         let generation = self.published_generation.load(Ordering::Acquire);
-        let versions = Arc::new(store::published(tx.conn(), None).await?);
+        let versions = Arc::new(store::published(tx.conn()).await?);
         let mut cache = self.published.lock().expect("cache lock");
         if self.published_generation.load(Ordering::Acquire) == generation {
             if cache.len() >= COMPILED_CAPACITY {
@@ -584,7 +619,10 @@ impl Eligibility {
         }
         let facts = facts.ok_or_else(|| Error::not_found("client", client))?;
         let versions = self.published(&mut tx).await?;
-        let decided_at = now();
+        let decider = Decider {
+            by: &caller.principal.user_id,
+            at: now(),
+        };
         let mut decisions = Vec::with_capacity(versions.len());
         let on = facts.on(as_of);
         for version in versions.iter() {
@@ -595,23 +633,8 @@ impl Eligibility {
                 continue;
             }
             let c = self.compile(caller.tenant, version)?;
-            let (outcome, results, snapshot) = decide(&c.criteria, &c.compiled, &on);
-            decisions.push(DecisionRow {
-                id: Some(DecisionId::new()),
-                client_id: client,
-                service_id: version.service_id,
-                service_code: service.code.clone(),
-                rule_id: version.rule_id,
-                rule_version: version.version,
-                mode: version.mode,
-                as_of,
-                outcome,
-                criteria: c.criteria,
-                results,
-                facts: snapshot,
-                decided_by: caller.principal.user_id.clone(),
-                decided_at,
-            });
+            let code = service.code.clone();
+            decisions.push(take_decision(version, c, &on, as_of, code, &decider));
         }
         let fresh = self.store_decisions(&mut tx, &mut decisions).await?;
         tx.commit().await?;
@@ -647,26 +670,22 @@ impl Eligibility {
             ..Default::default()
         });
         let c = self.compile(caller.tenant, version)?;
-        let (outcome, results, snapshot) = decide(&c.criteria, &c.compiled, &facts.on(as_of));
-        let mut decision = [DecisionRow {
-            id: Some(DecisionId::new()),
-            client_id: client,
-            service_id: service,
-            service_code: services
-                .get(&service)
-                .map(|s| s.code.clone())
-                .unwrap_or_default(),
-            rule_id: version.rule_id,
-            rule_version: version.version,
-            mode: version.mode,
+        let code = services
+            .get(&service)
+            .map(|s| s.code.clone())
+            .unwrap_or_default();
+        let decider = Decider {
+            by: &caller.principal.user_id,
+            at: now(),
+        };
+        let mut decision = [take_decision(
+            version,
+            c,
+            &facts.on(as_of),
             as_of,
-            outcome,
-            criteria: c.criteria,
-            results,
-            facts: snapshot,
-            decided_by: caller.principal.user_id.clone(),
-            decided_at: now(),
-        }];
+            code,
+            &decider,
+        )];
         let fresh = self.store_decisions(&mut tx, &mut decision).await?;
         tx.commit().await?;
         self.remember(caller.tenant, fresh);
@@ -768,34 +787,22 @@ impl Eligibility {
             return Ok(());
         };
         let before = store::outcomes(tx.conn(), client).await?;
-        let decided_at = now();
+        let decider = Decider {
+            by: WORKER,
+            at: now(),
+        };
         let facts_on = facts.on(on);
         let mut decisions = Vec::new();
         for version in versions.iter() {
             let c = self.compile(tenant, version)?;
-            let (outcome, results, snapshot) = decide(&c.criteria, &c.compiled, &facts_on);
-            if before.get(&version.service_id) == Some(&outcome) {
-                continue;
+            let code = services
+                .get(&version.service_id)
+                .map(|s| s.code.clone())
+                .unwrap_or_default();
+            let decision = take_decision(version, c, &facts_on, on, code, &decider);
+            if before.get(&version.service_id) != Some(&decision.outcome) {
+                decisions.push(decision);
             }
-            decisions.push(DecisionRow {
-                id: Some(DecisionId::new()),
-                client_id: client,
-                service_id: version.service_id,
-                service_code: services
-                    .get(&version.service_id)
-                    .map(|s| s.code.clone())
-                    .unwrap_or_default(),
-                rule_id: version.rule_id,
-                rule_version: version.version,
-                mode: version.mode,
-                as_of: on,
-                outcome,
-                criteria: c.criteria,
-                results,
-                facts: snapshot,
-                decided_by: WORKER.into(),
-                decided_at,
-            });
         }
         self.store_decisions(tx, &mut decisions).await?;
         let mut changed = BTreeSet::new();

@@ -194,22 +194,17 @@ pub async fn version(
     Ok(row.map(RuleVersionRow::from))
 }
 
-/// The published version of every rule of the tenant, or of those of `services`.
-pub async fn published(
-    conn: &mut PgConnection,
-    services: Option<&[Uuid]>,
-) -> Result<Vec<RuleVersionRow>> {
+/// The published version of every rule of the tenant.
+pub async fn published(conn: &mut PgConnection) -> Result<Vec<RuleVersionRow>> {
     let rows: Vec<VersionSql> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {} FROM eligibility.rules r JOIN eligibility.rule_versions v \
-           ON v.tenant_id = r.tenant_id AND v.rule_id = r.id AND v.version = r.published_version \
-         WHERE ($1::uuid[] IS NULL OR r.service_id = ANY($1))",
+           ON v.tenant_id = r.tenant_id AND v.rule_id = r.id AND v.version = r.published_version",
         VERSION_COLUMNS
             .split(", ")
             .map(|c| format!("v.{c}"))
             .collect::<Vec<_>>()
             .join(", ")
     )))
-    .bind(services)
     .fetch_all(conn)
     .await?;
     Ok(rows.into_iter().map(RuleVersionRow::from).collect())
@@ -252,16 +247,6 @@ pub async fn services(
     .fetch_all(conn)
     .await?;
     Ok(rows.into_iter().map(|s| (s.id, s)).collect())
-}
-
-/// Whether a client is known and not deleted.
-pub async fn client_exists(conn: &mut PgConnection, id: ClientId) -> Result<bool> {
-    let found: Option<bool> =
-        sqlx::query_scalar("SELECT NOT deleted FROM eligibility.clients WHERE id = $1")
-            .bind(id)
-            .fetch_optional(conn)
-            .await?;
-    Ok(found == Some(true))
 }
 
 /// Locks a client's facts for the caller's transaction, so two events for one client look at
