@@ -1,9 +1,9 @@
 //! CheckEligibility for every service of a tenant with 50 services whose published rules have
 //! 3 to 6 criteria (age, income, barriers, enrollments, veteran status, what was delivered in a
 //! year, any-of groups), for one client with a realistic history, over real gRPC, PostgreSQL,
-//! Redis and RabbitMQ. Prints the latency of one check at a time (target p99 under 5 ms) and,
-//! in the same run and at the same concurrency, its throughput against Health/Check (target at
-//! least 0.3).
+//! Redis and RabbitMQ. Prints, in the FULL and the BASIC view, the latency of one check at a time
+//! (target p99 under 5 ms) and, in the same run and at the same concurrency, the throughput
+//! against Health/Check (target at least 0.3).
 //!
 //!     cargo bench -p caseway-integration-tests --bench check_eligibility
 //!
@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use prost::Message;
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
@@ -36,7 +37,7 @@ const SERVICES: usize = 50;
 #[derive(Clone, Copy)]
 enum Call {
     Health,
-    Check,
+    Check(pb::DecisionView),
 }
 
 fn main() {
@@ -219,7 +220,7 @@ async fn tenant(env: &TestEnv, node: &TestNode) -> Bench {
     let token = env.token(t.id, &[Role::Caseworker], &[]);
     // Every delivery has reached the facts.
     eventually("the client's facts", Duration::from_secs(30), || async {
-        let decisions = check(node.channel.clone(), &token, &maria).await?;
+        let decisions = check(node.channel.clone(), &token, &maria, pb::DecisionView::Full).await?;
         let deliveries: usize = decisions
             .iter()
             .flat_map(|d| &d.criteria)
@@ -268,9 +269,14 @@ async fn fact_lag(channel: Channel, bench: &Bench, rounds: usize) -> Vec<Duratio
             .unwrap();
         let committed = Instant::now();
         loop {
-            let decisions = check(channel.clone(), &bench.token, &bench.client)
-                .await
-                .unwrap();
+            let decisions = check(
+                channel.clone(),
+                &bench.token,
+                &bench.client,
+                pb::DecisionView::Full,
+            )
+            .await
+            .unwrap();
             let seen = decisions
                 .iter()
                 .flat_map(|d| &d.criteria)
@@ -287,7 +293,12 @@ async fn fact_lag(channel: Channel, bench: &Bench, rounds: usize) -> Vec<Duratio
     lags
 }
 
-async fn check(channel: Channel, token: &str, client: &str) -> Result<Vec<pb::Decision>, String> {
+async fn check(
+    channel: Channel,
+    token: &str,
+    client: &str,
+    view: pb::DecisionView,
+) -> Result<Vec<pb::Decision>, String> {
     EligibilityServiceClient::new(channel)
         .check_eligibility(authed(
             token,
@@ -295,6 +306,7 @@ async fn check(channel: Channel, token: &str, client: &str) -> Result<Vec<pb::De
                 client_id: client.into(),
                 service_ids: vec![],
                 as_of: Some(date(2026, 6, 1)),
+                view: view as i32,
             },
         ))
         .await
@@ -326,28 +338,36 @@ async fn run() {
     println!(
         "CheckEligibility: {SERVICES} services with published rules ({criteria} criteria), one client with two years of history"
     );
-    // Latency, one check at a time.
-    let mut timings = Vec::with_capacity(checks);
-    for _ in 0..checks {
-        let started = Instant::now();
-        let decisions = check(channels[0].clone(), &token, &client).await.unwrap();
-        timings.push(started.elapsed());
-        assert_eq!(decisions.len(), SERVICES);
-    }
-    timings.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let p50 = timings[timings.len() / 2];
-    let p99 = timings[(timings.len() * 99 / 100).min(timings.len() - 1)];
-    println!(
-        "{checks} checks one at a time: p50 {:.2} ms, p99 {:.2} ms (target p99 < 5 ms: {})",
-        ms(p50),
-        ms(p99),
-        if p99 < Duration::from_millis(5) {
-            "met"
-        } else {
-            "NOT met"
+    let verdict = |met: bool| if met { "met" } else { "NOT met" };
+    let views = [
+        ("FULL", pb::DecisionView::Full),
+        ("BASIC", pb::DecisionView::Basic),
+    ];
+    // Latency, one check at a time, in each view.
+    for (name, view) in views {
+        let mut timings = Vec::with_capacity(checks);
+        let mut size = 0;
+        for _ in 0..checks {
+            let started = Instant::now();
+            let decisions = check(channels[0].clone(), &token, &client, view)
+                .await
+                .unwrap();
+            timings.push(started.elapsed());
+            assert_eq!(decisions.len(), SERVICES);
+            size = pb::CheckEligibilityResponse { decisions }.encoded_len();
         }
-    );
+        timings.sort();
+        let p50 = timings[timings.len() / 2];
+        let p99 = timings[(timings.len() * 99 / 100).min(timings.len() - 1)];
+        println!(
+            "{checks} checks one at a time, {name} view ({:.1} KB a reply): p50 {:.2} ms, p99 {:.2} ms (target p99 < 5 ms: {})",
+            size as f64 / 1024.0,
+            ms(p50),
+            ms(p99),
+            verdict(p99 < Duration::from_millis(5))
+        );
+    }
     // How soon a new fact is read after its commit.
     let lags = fact_lag(channels[1].clone(), &bench, 20).await;
     let p99_lag = lags[(lags.len() * 99 / 100).min(lags.len() - 1)];
@@ -355,66 +375,39 @@ async fn run() {
         "new assessment committed -> read by a check, 20 times: p50 {:.1} ms, max {:.1} ms (target < 1 s: {})",
         ms(lags[lags.len() / 2]),
         ms(p99_lag),
-        if p99_lag < Duration::from_secs(1) {
-            "met"
-        } else {
-            "NOT met"
-        }
+        verdict(p99_lag < Duration::from_secs(1))
     );
     // Throughput against Health/Check, in rounds at the same concurrency.
     println!(
         "{concurrency} concurrent callers over {CONNECTIONS} connections, 2 rounds of {seconds} s each"
     );
-    drive(
+    let calls = [
         Call::Health,
-        &channels,
-        concurrency,
-        Duration::from_secs(1),
-        &token,
-        &client,
-    )
-    .await;
-    drive(
-        Call::Check,
-        &channels,
-        concurrency,
-        Duration::from_secs(1),
-        &token,
-        &client,
-    )
-    .await;
-    let (mut health, mut checked) = (0.0, 0.0);
-    for _ in 0..2 {
-        health += drive(
-            Call::Health,
-            &channels,
-            concurrency,
-            Duration::from_secs(seconds),
-            &token,
-            &client,
-        )
-        .await;
-        checked += drive(
-            Call::Check,
-            &channels,
-            concurrency,
-            Duration::from_secs(seconds),
-            &token,
-            &client,
-        )
-        .await;
+        Call::Check(pb::DecisionView::Full),
+        Call::Check(pb::DecisionView::Basic),
+    ];
+    let warm = Duration::from_secs(1);
+    for call in calls {
+        drive(call, &channels, concurrency, warm, &token, &client).await;
     }
-    let (health, checked) = (health / 2.0, checked / 2.0);
-    let ratio = checked / health;
-    println!("Health/Check:     {health:>10.0} calls/s");
-    println!(
-        "CheckEligibility: {checked:>10.0} calls/s ({:.0} decisions/s)",
-        checked * SERVICES as f64
-    );
-    println!(
-        "ratio CheckEligibility / Health/Check: {ratio:.2} (target >= 0.30: {})",
-        if ratio >= 0.3 { "met" } else { "NOT met" }
-    );
+    let mut rates = [0.0; 3];
+    for _ in 0..2 {
+        for (i, call) in calls.into_iter().enumerate() {
+            let length = Duration::from_secs(seconds);
+            rates[i] += drive(call, &channels, concurrency, length, &token, &client).await / 2.0;
+        }
+    }
+    let health = rates[0];
+    println!("Health/Check:              {health:>10.0} calls/s");
+    for (i, (name, _)) in views.iter().enumerate() {
+        let checked = rates[i + 1];
+        let ratio = checked / health;
+        println!(
+            "CheckEligibility, {name:<5} view: {checked:>7.0} calls/s ({:.0} decisions/s), ratio {ratio:.2} (target >= 0.30: {})",
+            checked * SERVICES as f64,
+            verdict(ratio >= 0.3)
+        );
+    }
     node.shutdown().await;
 }
 
@@ -446,7 +439,9 @@ async fn drive(
                         .await
                         .map(|_| ())
                         .map_err(|s| s.message().to_string()),
-                    Call::Check => check(channel.clone(), &token, &client).await.map(|_| ()),
+                    Call::Check(view) => check(channel.clone(), &token, &client, view)
+                        .await
+                        .map(|_| ()),
                 };
                 match outcome {
                     Ok(()) => {

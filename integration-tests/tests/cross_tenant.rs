@@ -1643,7 +1643,7 @@ mod eligibility {
                 pb::CheckEligibilityRequest {
                     client_id: b.maria.clone(),
                     service_ids: vec![a.assistance.clone()],
-                    as_of: None,
+                    ..Default::default()
                 },
             ))
             .await
@@ -1668,7 +1668,8 @@ mod eligibility {
                     &b.worker,
                     pb::ListEligibleServicesRequest {
                         client_id: a.maria.clone(),
-                        as_of: None,
+                        view: pb::DecisionView::Basic as i32,
+                        ..Default::default()
                     },
                 ))
                 .await

@@ -57,6 +57,7 @@ async fn check(
                 client_id: client.into(),
                 service_ids: vec![],
                 as_of: Some(date(on.0, on.1, on.2)),
+                view: pb::DecisionView::Unspecified as i32,
             },
         ))
         .await
@@ -425,6 +426,7 @@ async fn decisions_read_each_kind_of_fact_as_of_their_date_and_say_where_it_came
             pb::ListEligibleServicesRequest {
                 client_id: t.maria.clone(),
                 as_of: Some(date(2026, 1, 20)),
+                view: pb::DecisionView::Full as i32,
             },
         ))
         .await
@@ -661,6 +663,182 @@ async fn new_facts_that_flip_a_client_publish_eligibility_changed() {
         fact(&decision, "assessments.INCOME.monthly_income").value,
         "5000"
     );
+}
+
+#[tokio::test]
+async fn a_check_asked_again_answers_the_same_until_a_fact_of_the_client_or_the_tenant_changes() {
+    use caseway_api::catalog::v1 as catalog_pb;
+    let env = TestEnv::new().await;
+    let node = env.start(&caseway::Target::ALL).await;
+    let t = eligibility_tenant(&env, &node, "elig-memo").await;
+    for service in [&t.assistance, &t.counseling] {
+        t.publish(
+            &node,
+            service,
+            EnforcementMode::Advisory,
+            vec![criterion("adult", "age >= 18", "")],
+        )
+        .await;
+    }
+    let on = (2026, 3, 15);
+    let first = check(&node, &t.worker, &t.maria, on).await.unwrap();
+    assert_eq!(first.len(), 2, "{first:?}");
+    let again = check(&node, &t.worker, &t.maria, on).await.unwrap();
+    assert_eq!(again, first);
+
+    // Naming services answers from the same decisions, and still refuses what is not one.
+    let mut eligibility = node.eligibility.clone();
+    let named = |ids: Vec<String>, view: i32| {
+        authed(
+            &t.worker,
+            pb::CheckEligibilityRequest {
+                client_id: t.maria.clone(),
+                service_ids: ids,
+                as_of: Some(date(on.0, on.1, on.2)),
+                view,
+            },
+        )
+    };
+    let full = pb::DecisionView::Full as i32;
+    let one = eligibility
+        .check_eligibility(named(vec![t.counseling.clone()], full))
+        .await
+        .unwrap()
+        .into_inner()
+        .decisions;
+    let counseling = first.iter().find(|d| d.service_id == t.counseling).unwrap();
+    assert_eq!(one, vec![counseling.clone()]);
+    let status = eligibility
+        .check_eligibility(named(
+            vec![t.counseling.clone(), uuid::Uuid::new_v4().to_string()],
+            full,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&status), ["service_ids[1]"]);
+
+    // The BASIC view is the same decisions without their criteria; a view not in the
+    // contract is refused.
+    let basic = eligibility
+        .check_eligibility(named(vec![], pb::DecisionView::Basic as i32))
+        .await
+        .unwrap()
+        .into_inner()
+        .decisions;
+    let without_criteria: Vec<pb::Decision> = first
+        .iter()
+        .map(|d| pb::Decision {
+            criteria: vec![],
+            ..d.clone()
+        })
+        .collect();
+    assert_eq!(basic, without_criteria);
+    let status = eligibility
+        .check_eligibility(named(vec![], 99))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&status), ["view"]);
+
+    // A fact of the tenant (a service's code) changes every client's decisions.
+    node.catalog
+        .clone()
+        .update_service(authed(
+            &t.admin,
+            catalog_pb::UpdateServiceRequest {
+                service: Some(catalog_pb::Service {
+                    id: t.assistance.clone(),
+                    code: "FA2".into(),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["code".into()],
+                }),
+            },
+        ))
+        .await
+        .unwrap();
+    let renamed = wait_until(&node, &t, &t.assistance, on, |d| d.service_code == "FA2").await;
+    assert_ne!(renamed.id, first[0].id);
+
+    // A fact of the client's (a birth date) does too, and a check of another date is its own.
+    node.clients
+        .clone()
+        .update_client(authed(
+            &t.worker,
+            clients_pb::UpdateClientRequest {
+                client: Some(clients_pb::Client {
+                    id: t.maria.clone(),
+                    birth_date: Some(date(2010, 1, 1)),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["birth_date".into()],
+                }),
+            },
+        ))
+        .await
+        .unwrap();
+    wait_for(&node, &t, &t.counseling, on, Outcome::NotEligible).await;
+    let later = check(&node, &t.worker, &t.maria, (2028, 1, 2))
+        .await
+        .unwrap();
+    assert!(
+        later.iter().all(|d| d.outcome == Outcome::Eligible as i32),
+        "{later:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_fact_that_comes_while_the_memo_is_not_listening_is_never_missed() {
+    let env = TestEnv::new().await;
+    let node = env.start(&caseway::Target::ALL).await;
+    let t = eligibility_tenant(&env, &node, "elig-deaf").await;
+    t.publish(
+        &node,
+        &t.counseling,
+        EnforcementMode::Advisory,
+        vec![criterion("adult", "age >= 18", "")],
+    )
+    .await;
+    let on = (2026, 3, 15);
+    wait_for(&node, &t, &t.counseling, on, Outcome::Eligible).await;
+    // PostgreSQL ends the memo's listening connection (as a restart or a network cut would).
+    eventually("the memo's listener ended", WAIT, || async {
+        let mut owner = env.db.owner().await;
+        let ended: Vec<bool> = sqlx::query_scalar(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND query LIKE 'LISTEN \"eligibility_facts\"%'",
+        )
+        .fetch_all(&mut owner)
+        .await
+        .unwrap();
+        if ended.contains(&true) {
+            Ok(())
+        } else {
+            Err(ended)
+        }
+    })
+    .await;
+    node.clients
+        .clone()
+        .update_client(authed(
+            &t.worker,
+            clients_pb::UpdateClientRequest {
+                client: Some(clients_pb::Client {
+                    id: t.maria.clone(),
+                    birth_date: Some(date(2010, 1, 1)),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["birth_date".into()],
+                }),
+            },
+        ))
+        .await
+        .unwrap();
+    wait_for(&node, &t, &t.counseling, on, Outcome::NotEligible).await;
 }
 
 #[tokio::test]

@@ -17,7 +17,9 @@ use caseway_platform::server::Platform;
 use caseway_platform::validate::{Violations, parse_id};
 use caseway_platform::{RuleId, ServiceId};
 
-use crate::convert::{self, decision_to_proto, rule_to_proto, schema_to_proto, version_to_proto};
+use crate::convert::{
+    self, decision_in_view, decision_to_proto, rule_to_proto, schema_to_proto, version_to_proto,
+};
 use crate::domain::Outcome;
 use crate::service::Eligibility;
 
@@ -174,7 +176,8 @@ impl EligibilityService for EligibilityApi {
     ) -> Result<Response<pb::CheckEligibilityResponse>, Status> {
         let caller = Caller::of(&request)?;
         let message = request.get_ref();
-        let (client, as_of) = convert::client_on(&message.client_id, message.as_of.as_ref())?;
+        let (client, as_of, view) =
+            convert::check_of(&message.client_id, message.as_of.as_ref(), message.view)?;
         let services = if message.service_ids.is_empty() {
             None
         } else {
@@ -192,7 +195,10 @@ impl EligibilityService for EligibilityApi {
             .check(&caller, client, services, as_of)
             .await?;
         Ok(Response::new(pb::CheckEligibilityResponse {
-            decisions: decisions.iter().map(decision_to_proto).collect(),
+            decisions: decisions
+                .iter()
+                .map(|d| decision_in_view(d, view))
+                .collect(),
         }))
     }
 
@@ -202,13 +208,14 @@ impl EligibilityService for EligibilityApi {
     ) -> Result<Response<pb::ListEligibleServicesResponse>, Status> {
         let caller = Caller::of(&request)?;
         let message = request.get_ref();
-        let (client, as_of) = convert::client_on(&message.client_id, message.as_of.as_ref())?;
+        let (client, as_of, view) =
+            convert::check_of(&message.client_id, message.as_of.as_ref(), message.view)?;
         let decisions = self.eligibility.check(&caller, client, None, as_of).await?;
         let of = |outcome: Outcome| {
             decisions
                 .iter()
                 .filter(|d| d.outcome == outcome)
-                .map(decision_to_proto)
+                .map(|d| decision_in_view(d, view))
                 .collect()
         };
         Ok(Response::new(pb::ListEligibleServicesResponse {

@@ -95,18 +95,33 @@ fn use_to_proto(u: &FactUse) -> pb::FactUse {
     }
 }
 
+/// How much of a decision an answer carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum View {
+    Basic,
+    Full,
+}
+
+/// The `view` of a check; a value the contract does not name is a violation of `view`.
+fn view(v: &mut Violations, view: i32) -> View {
+    match pb::DecisionView::try_from(view) {
+        Ok(pb::DecisionView::Basic) => View::Basic,
+        Ok(pb::DecisionView::Unspecified | pb::DecisionView::Full) => View::Full,
+        Err(_) => {
+            v.add("view", "is not a DecisionView");
+            View::Full
+        }
+    }
+}
+
 pub fn decision_to_proto(d: &DecisionRow) -> pb::Decision {
-    pb::Decision {
-        id: d.id.map(|i| i.to_string()).unwrap_or_default(),
-        client_id: d.client_id.to_string(),
-        service_id: d.service_id.to_string(),
-        service_code: d.service_code.clone(),
-        rule_id: d.rule_id.to_string(),
-        rule_version: d.rule_version,
-        mode: mode_to_proto(d.mode) as i32,
-        as_of: Some(date(d.as_of)),
-        outcome: outcome_to_proto(d.outcome) as i32,
-        criteria: d
+    decision_in_view(d, View::Full)
+}
+
+pub fn decision_in_view(d: &DecisionRow, view: View) -> pb::Decision {
+    let criteria = match view {
+        View::Basic => Vec::new(),
+        View::Full => d
             .criteria
             .iter()
             .zip(&d.results)
@@ -118,6 +133,18 @@ pub fn decision_to_proto(d: &DecisionRow) -> pb::Decision {
                 facts: r.facts.iter().map(use_to_proto).collect(),
             })
             .collect(),
+    };
+    pb::Decision {
+        id: d.id.map(|i| i.to_string()).unwrap_or_default(),
+        client_id: d.client_id.to_string(),
+        service_id: d.service_id.to_string(),
+        service_code: d.service_code.clone(),
+        rule_id: d.rule_id.to_string(),
+        rule_version: d.rule_version,
+        mode: mode_to_proto(d.mode) as i32,
+        as_of: Some(date(d.as_of)),
+        outcome: outcome_to_proto(d.outcome) as i32,
+        criteria,
         decided_by: d.decided_by.clone(),
         decide_time: Some(timestamp(d.decided_at)),
     }
@@ -288,8 +315,19 @@ pub fn client_on(
     client_id: &str,
     as_of_date: Option<&caseway_api::google::r#type::Date>,
 ) -> Result<(ClientId, NaiveDate)> {
+    let (client, on, _) = check_of(client_id, as_of_date, 0)?;
+    Ok((client, on))
+}
+
+/// A check's client, date and view.
+pub fn check_of(
+    client_id: &str,
+    as_of_date: Option<&caseway_api::google::r#type::Date>,
+    view_code: i32,
+) -> Result<(ClientId, NaiveDate, View)> {
     let mut v = Violations::new();
     let client = v.id("client_id", client_id);
     let on = as_of(as_of_date, &mut v);
-    Ok((v.finish_with(client)?, on))
+    let view = view(&mut v, view_code);
+    Ok((v.finish_with(client)?, on, view))
 }

@@ -42,5 +42,6 @@ pub fn register(platform: &Arc<Platform>, node: &mut NodeBuilder) {
         .max_decoding_message_size(platform.config.grpc_max_message_bytes),
     );
     worker::follow_rules(platform, node, eligibility.clone());
+    worker::hear_facts(platform, node, eligibility.clone());
     worker::follow_facts(platform, node, eligibility);
 }

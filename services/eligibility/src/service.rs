@@ -6,8 +6,8 @@
 //! transaction: the rows, their audit rows, their events and, where a retry could repeat it,
 //! the idempotent reply.
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -34,6 +34,9 @@ use crate::convert::{Change, Creation, rule_to_proto, version_to_proto};
 use crate::domain::*;
 use crate::events;
 use crate::store::{self, ServiceFact};
+
+/// Where the transaction that writes a fact announces it (see [`Eligibility::facts_changed`]).
+pub const FACTS_CHANNEL: &str = store::FACTS_CHANNEL;
 
 /// Who decisions taken after new facts name as their decider.
 pub const WORKER: &str = "caseway/eligibility-worker";
@@ -62,10 +65,50 @@ pub struct Eligibility {
     published_generation: AtomicU64,
     /// Decisions stored by digest: a check that takes one again answers with it.
     stored: Mutex<HashMap<(TenantId, Digest), store::Stored>>,
+    /// The last check of every service per client, date and viewer; used only while this
+    /// replica hears the announcements of new facts ([`Eligibility::hear_facts`]).
+    memo: Mutex<HashMap<MemoKey, Arc<Memo>>>,
+    memo_heard: AtomicBool,
+    /// Bumped by every announcement, so a check that read facts older than one keeps nothing.
+    memo_generation: AtomicU64,
 }
 
 /// A tenant's published versions and when they were read.
 type Published = (Arc<Vec<RuleVersionRow>>, Instant);
+
+/// Checks remembered, at most; past it the memo starts again. An entry holds up to a decision
+/// per service of the tenant, each with its criteria and facts.
+const MEMO_CAPACITY: usize = 256;
+
+/// Who sees which services: a check's decisions are those of the services its caller sees.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Viewer {
+    admin: bool,
+    organization_ids: Vec<Uuid>,
+}
+
+impl Viewer {
+    fn of(caller: &Caller) -> Viewer {
+        let mut organization_ids = caller.principal.organization_ids.clone();
+        organization_ids.sort_unstable();
+        Viewer {
+            admin: admin(caller),
+            organization_ids,
+        }
+    }
+}
+
+/// A check of every service, kept with the published versions it evaluated. Until the
+/// client's facts or the tenant's change (a change announced by the transaction that writes
+/// it, see `store::FACTS_CHANNEL`) or other versions are published, the same check takes the
+/// same (stored) decisions, so it answers with these.
+struct Memo {
+    published: Arc<Vec<RuleVersionRow>>,
+    services: BTreeMap<ServiceId, ServiceFact>,
+    decisions: Arc<Vec<DecisionRow>>,
+}
+
+type MemoKey = (TenantId, ClientId, NaiveDate, Viewer);
 
 /// What identifies a decision: SHA-256 of the client, the rule version, the date, the facts
 /// read and the results.
@@ -198,6 +241,24 @@ async fn visible_rule(
     }
 }
 
+/// INVALID_ARGUMENT naming the first of `ids` that is not a live service the caller sees.
+fn known_services(
+    caller: &Caller,
+    ids: &[ServiceId],
+    known: &BTreeMap<ServiceId, ServiceFact>,
+) -> Result<()> {
+    match ids
+        .iter()
+        .position(|id| !known.get(id).is_some_and(|s| sees(caller, s)))
+    {
+        Some(i) => Err(Error::invalid(
+            format!("service_ids[{i}]"),
+            "does not name a service of this tenant",
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Checks a rule's criteria against the tenant's schema as it now stands.
 fn check_criteria(
     schema: FactSchema,
@@ -216,6 +277,9 @@ impl Eligibility {
             published: Mutex::new(HashMap::new()),
             published_generation: AtomicU64::new(0),
             stored: Mutex::new(HashMap::new()),
+            memo: Mutex::new(HashMap::new()),
+            memo_heard: AtomicBool::new(false),
+            memo_generation: AtomicU64::new(0),
         }
     }
 
@@ -255,10 +319,8 @@ impl Eligibility {
         tx: &mut caseway_platform::TenantTx,
     ) -> Result<Arc<Vec<RuleVersionRow>>> {
         let tenant = tx.tenant_id();
-        if let Some((versions, loaded)) = self.published.lock().expect("cache lock").get(&tenant)
-            && loaded.elapsed() < PUBLISHED_TTL
-        {
-            return Ok(versions.clone());
+        if let Some(versions) = self.published_cached(tenant) {
+            return Ok(versions);
         }
         let generation = self.published_generation.load(Ordering::Acquire);
         let versions = Arc::new(store::published(tx.conn()).await?);
@@ -272,11 +334,44 @@ impl Eligibility {
         Ok(versions)
     }
 
+    /// The tenant's published versions if cached and fresh.
+    fn published_cached(&self, tenant: TenantId) -> Option<Arc<Vec<RuleVersionRow>>> {
+        match self.published.lock().expect("cache lock").get(&tenant) {
+            Some((versions, loaded)) if loaded.elapsed() < PUBLISHED_TTL => Some(versions.clone()),
+            _ => None,
+        }
+    }
+
+    /// Whether this replica hears the announcements of new facts: from when it listens (the
+    /// memo starts empty) until it may have missed one (the memo is dropped and not used).
+    pub fn hear_facts(&self, heard: bool) {
+        let mut kept = self.memo.lock().expect("cache lock");
+        self.memo_generation.fetch_add(1, Ordering::AcqRel);
+        self.memo_heard.store(heard, Ordering::Release);
+        kept.clear();
+    }
+
+    /// Forgets the checks a new fact changes: the client's, or every client's of the tenant
+    /// when `scope` is the tenant's own.
+    pub fn facts_changed(&self, tenant: TenantId, scope: Uuid) {
+        let mut kept = self.memo.lock().expect("cache lock");
+        self.memo_generation.fetch_add(1, Ordering::AcqRel);
+        if scope == tenant.as_uuid() {
+            kept.retain(|key, _| key.0 != tenant);
+        } else {
+            kept.retain(|key, _| key.0 != tenant || key.1.0 != scope);
+        }
+    }
+
     /// Forgets a tenant's published versions: one was published, here or elsewhere.
     pub fn forget_published(&self, tenant: TenantId) {
         let mut cache = self.published.lock().expect("cache lock");
         self.published_generation.fetch_add(1, Ordering::AcqRel);
         cache.remove(&tenant);
+        drop(cache);
+        let mut kept = self.memo.lock().expect("cache lock");
+        self.memo_generation.fetch_add(1, Ordering::AcqRel);
+        kept.retain(|key, _| key.0 != tenant);
     }
 
     /// Stores the decisions not stored yet and gives each the id, decider and time it is
@@ -598,27 +693,51 @@ impl Eligibility {
     }
 
     /// Decides the client's eligibility as of `as_of` for `services` (every service with a
-    /// published rule the caller may see when None) and stores each decision.
+    /// published rule the caller may see when None) and stores each decision. A check asked
+    /// again while the client's facts and the tenant's published versions are as they were
+    /// answers with the decisions it took (and stored) before, read from the memo.
     pub async fn check(
         &self,
         caller: &Caller,
         client: ClientId,
         services: Option<Vec<ServiceId>>,
         as_of: NaiveDate,
-    ) -> Result<Vec<DecisionRow>> {
-        let ids: Option<Vec<Uuid>> = services.as_ref().map(|s| s.iter().map(|id| id.0).collect());
-        let mut tx = self.db.tenant_tx(caller.tenant).await?;
-        let (facts, known) = store::facts_and_services(tx.conn(), client, ids.as_deref()).await?;
-        for (i, id) in services.iter().flatten().enumerate() {
-            if !known.get(id).is_some_and(|s| sees(caller, s)) {
-                return Err(Error::invalid(
-                    format!("service_ids[{i}]"),
-                    "does not name a service of this tenant",
-                ));
-            }
+    ) -> Result<Arc<Vec<DecisionRow>>> {
+        let key = (caller.tenant, client, as_of, Viewer::of(caller));
+        let generation = self.memo_generation.load(Ordering::Acquire);
+        let heard = self.memo_heard.load(Ordering::Acquire);
+        let memo = heard
+            .then(|| self.memo.lock().expect("cache lock").get(&key).cloned())
+            .flatten();
+        if let Some(memo) = memo
+            && let Some(versions) = self.published_cached(caller.tenant)
+            && Arc::ptr_eq(&memo.published, &versions)
+        {
+            return match services {
+                None => Ok(memo.decisions.clone()),
+                Some(ids) => {
+                    known_services(caller, &ids, &memo.services)?;
+                    let ids: BTreeSet<ServiceId> = ids.into_iter().collect();
+                    Ok(Arc::new(
+                        memo.decisions
+                            .iter()
+                            .filter(|d| ids.contains(&d.service_id))
+                            .cloned()
+                            .collect(),
+                    ))
+                }
+            };
         }
-        let facts = facts.ok_or_else(|| Error::not_found("client", client))?;
+        let mut tx = self.db.tenant_tx(caller.tenant).await?;
         let versions = self.published(&mut tx).await?;
+        let ids: Option<Vec<Uuid>> = services.as_ref().map(|s| s.iter().map(|id| id.0).collect());
+        let read = store::facts_and_services(tx.conn(), client, ids.as_deref()).await?;
+        if let Some(ids) = &services {
+            known_services(caller, ids, &read.services)?;
+        }
+        let facts = read
+            .facts
+            .ok_or_else(|| Error::not_found("client", client))?;
         let decider = Decider {
             by: &caller.principal.user_id,
             at: now(),
@@ -626,7 +745,7 @@ impl Eligibility {
         let mut decisions = Vec::with_capacity(versions.len());
         let on = facts.on(as_of);
         for version in versions.iter() {
-            let Some(service) = known.get(&version.service_id) else {
+            let Some(service) = read.services.get(&version.service_id) else {
                 continue;
             };
             if !sees(caller, service) {
@@ -640,6 +759,21 @@ impl Eligibility {
         tx.commit().await?;
         self.remember(caller.tenant, fresh);
         decisions.sort_by(|a, b| a.service_code.cmp(&b.service_code));
+        let decisions = Arc::new(decisions);
+        if heard && services.is_none() {
+            let memo = Memo {
+                published: versions,
+                services: read.services,
+                decisions: decisions.clone(),
+            };
+            let mut kept = self.memo.lock().expect("cache lock");
+            if self.memo_generation.load(Ordering::Acquire) == generation {
+                if kept.len() >= MEMO_CAPACITY {
+                    kept.clear();
+                }
+                kept.insert(key, Arc::new(memo));
+            }
+        }
         Ok(decisions)
     }
 
@@ -663,9 +797,9 @@ impl Eligibility {
             tx.commit().await?;
             return Ok(None);
         };
-        let (facts, services) =
-            store::facts_and_services(tx.conn(), client, Some(&[service.0])).await?;
-        let facts = facts.unwrap_or_else(|| ClientFacts {
+        let read = store::facts_and_services(tx.conn(), client, Some(&[service.0])).await?;
+        let services = read.services;
+        let facts = read.facts.unwrap_or_else(|| ClientFacts {
             client_id: client.0,
             ..Default::default()
         });
@@ -782,8 +916,8 @@ impl Eligibility {
         if versions.is_empty() {
             return Ok(());
         }
-        let (Some(facts), services) = store::facts_and_services(tx.conn(), client, None).await?
-        else {
+        let read = store::facts_and_services(tx.conn(), client, None).await?;
+        let (Some(facts), services) = (read.facts, read.services) else {
             return Ok(());
         };
         let before = store::outcomes(tx.conn(), client).await?;

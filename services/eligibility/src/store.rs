@@ -288,13 +288,21 @@ struct FactsSql {
     services: Json<Vec<ServiceJson>>,
 }
 
-/// Everything known of a client (None when unknown or deleted) and the live services of
-/// `services` (all when None), in one statement: a check's one read.
+/// What a check reads in its one statement.
+pub struct FactsAndServices {
+    /// Everything known of the client; None when unknown or deleted.
+    pub facts: Option<ClientFacts>,
+    /// The live services asked for (all when none were named).
+    pub services: BTreeMap<ServiceId, ServiceFact>,
+}
+
+/// Everything known of a client and the live services of `services` (all when None), in one
+/// statement: a check's one read.
 pub async fn facts_and_services(
     conn: &mut PgConnection,
     id: ClientId,
     services: Option<&[Uuid]>,
-) -> Result<(Option<ClientFacts>, BTreeMap<ServiceId, ServiceFact>)> {
+) -> Result<FactsAndServices> {
     let row: FactsSql = sqlx::query_as(
         "SELECT \
            (SELECT jsonb_build_object('birth_date', c.birth_date, 'veteran', c.veteran, \
@@ -342,7 +350,10 @@ pub async fn facts_and_services(
         deleted: false,
     })) = row.client
     else {
-        return Ok((None, services));
+        return Ok(FactsAndServices {
+            facts: None,
+            services,
+        });
     };
     let facts = ClientFacts {
         client_id: id.0,
@@ -399,12 +410,15 @@ pub async fn facts_and_services(
             )
             .collect(),
     };
-    Ok((Some(facts), services))
+    Ok(FactsAndServices {
+        facts: Some(facts),
+        services,
+    })
 }
 
 /// Everything known of a client, or None when the client is unknown or deleted.
 pub async fn client_facts(conn: &mut PgConnection, id: ClientId) -> Result<Option<ClientFacts>> {
-    Ok(facts_and_services(conn, id, Some(&[])).await?.0)
+    Ok(facts_and_services(conn, id, Some(&[])).await?.facts)
 }
 
 #[derive(sqlx::FromRow)]
@@ -585,7 +599,7 @@ pub async fn outcomes(
 }
 
 /// Writes a fact unless the stored row is as new or newer (a deleted client stays deleted);
-/// whether it wrote.
+/// whether it wrote. What it writes is announced on [`FACTS_CHANNEL`] when it commits.
 pub async fn apply(conn: &mut PgConnection, tenant: TenantId, fact: &Fact) -> Result<bool> {
     let t = tenant.as_uuid();
     let written = match fact {
@@ -609,8 +623,10 @@ pub async fn apply(conn: &mut PgConnection, tenant: TenantId, fact: &Fact) -> Re
             .bind(veteran)
             .bind(deleted)
             .bind(version)
-            .execute(conn)
+            .execute(&mut *conn)
             .await?
+            .rows_affected()
+                > 0
         }
         Fact::Assessment { client_id, fact } => {
             sqlx::query(
@@ -624,8 +640,10 @@ pub async fn apply(conn: &mut PgConnection, tenant: TenantId, fact: &Fact) -> Re
             .bind(&fact.type_code)
             .bind(fact.assessment_date)
             .bind(Json(&fact.answers))
-            .execute(conn)
+            .execute(&mut *conn)
             .await?
+            .rows_affected()
+                > 0
         }
         Fact::Barrier {
             client_id,
@@ -648,8 +666,10 @@ pub async fn apply(conn: &mut PgConnection, tenant: TenantId, fact: &Fact) -> Re
             .bind(fact.identified_date)
             .bind(fact.resolved_date)
             .bind(version)
-            .execute(conn)
+            .execute(&mut *conn)
             .await?
+            .rows_affected()
+                > 0
         }
         Fact::Enrollment {
             client_id,
@@ -673,8 +693,10 @@ pub async fn apply(conn: &mut PgConnection, tenant: TenantId, fact: &Fact) -> Re
             .bind(entry_date)
             .bind(exit_date)
             .bind(version)
-            .execute(conn)
+            .execute(&mut *conn)
             .await?
+            .rows_affected()
+                > 0
         }
         Fact::Delivery {
             client_id,
@@ -686,14 +708,17 @@ pub async fn apply(conn: &mut PgConnection, tenant: TenantId, fact: &Fact) -> Re
             deleted,
             version,
         } => {
-            sqlx::query(
-                "INSERT INTO eligibility.deliveries AS d (tenant_id, id, client_id, service_id, \
+            // The client it was delivered to before, if another: its facts change too.
+            let before: Option<(Option<Uuid>,)> = sqlx::query_as(
+                "WITH before AS (SELECT client_id FROM eligibility.deliveries WHERE id = $2) \
+                 INSERT INTO eligibility.deliveries AS d (tenant_id, id, client_id, service_id, \
                  service_date, units, value, deleted, version) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
                  ON CONFLICT (tenant_id, id) DO UPDATE SET client_id = EXCLUDED.client_id, \
                  service_id = EXCLUDED.service_id, service_date = EXCLUDED.service_date, \
                  units = EXCLUDED.units, value = EXCLUDED.value, deleted = EXCLUDED.deleted, \
-                 version = EXCLUDED.version WHERE EXCLUDED.version > d.version",
+                 version = EXCLUDED.version WHERE EXCLUDED.version > d.version \
+                 RETURNING (SELECT client_id FROM before)",
             )
             .bind(t)
             .bind(id)
@@ -704,8 +729,14 @@ pub async fn apply(conn: &mut PgConnection, tenant: TenantId, fact: &Fact) -> Re
             .bind(value)
             .bind(deleted)
             .bind(version)
-            .execute(conn)
-            .await?
+            .fetch_optional(&mut *conn)
+            .await?;
+            if let Some((Some(was),)) = before
+                && was != client_id.0
+            {
+                announce(conn, was).await?;
+            }
+            before.is_some()
         }
         Fact::Service {
             id,
@@ -728,8 +759,10 @@ pub async fn apply(conn: &mut PgConnection, tenant: TenantId, fact: &Fact) -> Re
             .bind(organization_ids)
             .bind(deleted)
             .bind(version)
-            .execute(conn)
+            .execute(&mut *conn)
             .await?
+            .rows_affected()
+                > 0
         }
         Fact::Program { id, code, version } => {
             sqlx::query(
@@ -742,8 +775,10 @@ pub async fn apply(conn: &mut PgConnection, tenant: TenantId, fact: &Fact) -> Re
             .bind(id)
             .bind(code)
             .bind(version)
-            .execute(conn)
+            .execute(&mut *conn)
             .await?
+            .rows_affected()
+                > 0
         }
         Fact::AssessmentType {
             id,
@@ -762,9 +797,28 @@ pub async fn apply(conn: &mut PgConnection, tenant: TenantId, fact: &Fact) -> Re
             .bind(code)
             .bind(Json(fields))
             .bind(version)
-            .execute(conn)
+            .execute(&mut *conn)
             .await?
+            .rows_affected()
+                > 0
         }
     };
-    Ok(written.rows_affected() > 0)
+    if written {
+        announce(conn, fact.client().map_or(t, |c| c.0)).await?;
+    }
+    Ok(written)
+}
+
+/// The channel on which a written fact is announced, at its commit, as `<tenant> <scope>`: the
+/// scope is the client's id, or the tenant's own for the facts every client's decisions read
+/// (services, programs, assessment types).
+pub const FACTS_CHANNEL: &str = "eligibility_facts";
+
+async fn announce(conn: &mut PgConnection, scope: Uuid) -> Result<()> {
+    sqlx::query("SELECT pg_notify($1, platform.current_tenant()::text || ' ' || $2::text)")
+        .bind(FACTS_CHANNEL)
+        .bind(scope)
+        .execute(conn)
+        .await?;
+    Ok(())
 }

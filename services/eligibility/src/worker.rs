@@ -1,16 +1,19 @@
 //! The eligibility service's background work, in every replica: the consumer that keeps its
 //! read model of clients' facts and of the fact schema from the clients, records and catalog
 //! services' events (one durable queue shared by the replicas; the inbox drops repeats and
-//! each row's version drops what is older), and a follower of its own rule events that drops a
-//! tenant's cached published versions in every replica.
+//! each row's version drops what is older), a follower of its own rule events that drops a
+//! tenant's cached published versions in every replica, and a listener of the announcements
+//! of new facts that drops the checks they change from every replica's memo.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use caseway_platform::bus::{self, Subscription};
 use caseway_platform::server::{NodeBuilder, Platform};
+use caseway_platform::{Db, TenantId};
 
 use crate::events;
-use crate::service::Eligibility;
+use crate::service::{self, Eligibility};
 
 /// Events applied at once by one replica: events of different clients do not wait on each
 /// other, and versions order those of one client whatever order they come in.
@@ -70,4 +73,66 @@ pub fn follow_rules(
         })
         .await;
     });
+}
+
+/// How long the listener waits before it listens again after losing PostgreSQL.
+const LISTEN_RETRY: Duration = Duration::from_secs(1);
+
+/// Adds the listener of [`service::FACTS_CHANNEL`] (a connection of its own per replica): the memo
+/// is used only while it listens, and starts empty each time it begins again, so a fact
+/// announced while it did not listen is never missed.
+pub fn hear_facts(platform: &Arc<Platform>, node: &mut NodeBuilder, eligibility: Arc<Eligibility>) {
+    let db = platform.db.clone();
+    node.add_worker("eligibility-memo", move |shutdown| async move {
+        loop {
+            tokio::select! {
+                _ = listen(&db, &eligibility) => {}
+                _ = shutdown.cancelled() => break,
+            }
+            eligibility.hear_facts(false);
+            tokio::select! {
+                _ = tokio::time::sleep(LISTEN_RETRY) => {}
+                _ = shutdown.cancelled() => break,
+            }
+        }
+        eligibility.hear_facts(false);
+    });
+}
+
+/// Listens until the connection is lost.
+async fn listen(db: &Db, eligibility: &Eligibility) {
+    let mut listener = match db.listener().await {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::warn!(error = %error, "cannot listen for new facts; checks are not memoised");
+            return;
+        }
+    };
+    if let Err(error) = listener.listen(service::FACTS_CHANNEL).await {
+        tracing::warn!(error = %error, "cannot listen for new facts; checks are not memoised");
+        return;
+    }
+    eligibility.hear_facts(true);
+    // `try_recv` answers None when the connection is lost (and would reconnect on the next
+    // call, after announcements may have been missed): this listener stops there.
+    while let Ok(Some(notification)) = listener.try_recv().await {
+        match announced(notification.payload()) {
+            Some((tenant, scope)) => eligibility.facts_changed(tenant, scope),
+            None => {
+                // Which checks it changes is not known: forget them all.
+                tracing::warn!(
+                    payload = notification.payload(),
+                    "unreadable fact announcement"
+                );
+                eligibility.hear_facts(true);
+            }
+        }
+    }
+    tracing::warn!("lost the listener of new facts; checks are not memoised until it is back");
+}
+
+/// `<tenant> <scope>`, as a fact's transaction announces it.
+fn announced(payload: &str) -> Option<(TenantId, uuid::Uuid)> {
+    let (tenant, scope) = payload.split_once(' ')?;
+    Some((TenantId(tenant.parse().ok()?), scope.parse().ok()?))
 }
