@@ -495,7 +495,9 @@ pub async fn insert_decisions(
            coalesce(i.decided_at, d.decided_at) \
            FROM input \
            LEFT JOIN inserted i ON i.digest = input.sha \
-           LEFT JOIN eligibility.decisions d ON i.id IS NULL AND d.digest = input.sha \
+           LEFT JOIN LATERAL (SELECT d.id, d.decided_by, d.decided_at \
+             FROM eligibility.decisions d \
+             WHERE i.id IS NULL AND d.tenant_id = $1 AND d.digest = input.sha) d ON true \
            ORDER BY input.n",
     )
     .bind(tenant.as_uuid())
