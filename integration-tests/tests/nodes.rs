@@ -206,6 +206,40 @@ impl BrokerProxy {
 }
 
 #[tokio::test]
+async fn a_split_node_without_a_peer_endpoint_does_not_start_and_names_the_variable() {
+    let env = TestEnv::new().await;
+    // Records calls the catalog (served here), then the clients service (neither served nor
+    // configured): calling itself would answer every call UNIMPLEMENTED.
+    let start = |config, targets: &'static [Target]| async move {
+        let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let metrics = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        caseway::start(config, targets, grpc, metrics, shutdown).await
+    };
+    let error = start(env.config(), &[Target::Records, Target::Catalog])
+        .await
+        .err()
+        .expect("a records node without the clients service's endpoint must not start");
+    let message = format!("{error:#}");
+    assert!(
+        message.contains("CASEWAY_CLIENTS_ENDPOINT") && message.contains("records"),
+        "{message}"
+    );
+    // With every peer named, it starts.
+    let all = env.start(&Target::ALL).await;
+    let mut config = env.config();
+    let at = Some(format!("http://{}", all.addr()));
+    config.tenancy_endpoint = at.clone();
+    config.clients_endpoint = at.clone();
+    config.authorizations_endpoint = at.clone();
+    config.eligibility_endpoint = at;
+    let node = start(config, &[Target::Records, Target::Catalog])
+        .await
+        .unwrap();
+    node.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn broker_outage_delays_events_without_failing_calls() {
     let env = TestEnv::new().await;
     let mut events = env.bus.listen("catalog.#").await;

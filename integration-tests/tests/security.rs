@@ -234,7 +234,9 @@ fn claims(
 async fn a_revoked_token_is_refused_on_every_node_within_a_second() {
     let env = TestEnv::new().await;
     let first = env.start(&Target::ALL).await;
-    let second = env.start(&[Target::Catalog]).await;
+    let mut config = env.config();
+    config.tenancy_endpoint = Some(format!("http://{}", first.addr()));
+    let second = env.start_with(config, &[Target::Catalog]).await;
     let tenant = first.create_tenant(&env, "revoke").await;
     let mut ana = claims("ana", Some(tenant), &[], 3600);
     let ana_id = ana.jti.clone().unwrap();

@@ -89,8 +89,63 @@ pub fn migrators() -> [&'static Migrator; 7] {
     ]
 }
 
+/// The variable that names where `peer` is reached (`CASEWAY_CATALOG_ENDPOINT`).
+pub fn endpoint_variable(peer: Target) -> String {
+    format!("CASEWAY_{}_ENDPOINT", peer.name().to_uppercase())
+}
+
+/// Where the targets served here reach their peers: the configured endpoint, or this process
+/// when it serves the peer itself.
+struct Peers {
+    configured: Vec<(Target, Option<String>)>,
+    targets: Vec<Target>,
+    own: String,
+}
+
+impl Peers {
+    fn new(config: &Config, targets: &[Target], own: String) -> Peers {
+        let configured = vec![
+            (Target::Tenancy, config.tenancy_endpoint.clone()),
+            (Target::Catalog, config.catalog_endpoint.clone()),
+            (Target::Clients, config.clients_endpoint.clone()),
+            (Target::Records, config.records_endpoint.clone()),
+            (
+                Target::Authorizations,
+                config.authorizations_endpoint.clone(),
+            ),
+            (Target::Eligibility, config.eligibility_endpoint.clone()),
+        ];
+        Peers {
+            configured,
+            targets: targets.to_vec(),
+            own,
+        }
+    }
+
+    /// Where `by` reaches `peer`. Unset and not served here is an error naming the variable:
+    /// calling this process instead would answer every call UNIMPLEMENTED.
+    fn endpoint(&self, by: Target, peer: Target) -> anyhow::Result<String> {
+        let configured = self
+            .configured
+            .iter()
+            .find(|(target, _)| *target == peer)
+            .and_then(|(_, endpoint)| endpoint.clone());
+        match configured {
+            Some(endpoint) => Ok(endpoint),
+            None if self.targets.contains(&peer) => Ok(self.own.clone()),
+            None => bail!(
+                "{} is not set: the {} target calls the {} service, which this process does not serve",
+                endpoint_variable(peer),
+                by.name(),
+                peer.name()
+            ),
+        }
+    }
+}
+
 /// Starts a node serving `targets` on the given listeners. Calls between services go over
-/// gRPC to the configured endpoint, or to this process when none is configured.
+/// gRPC to the configured endpoint, or to this process when it serves the peer too; a peer
+/// neither configured nor served here is an error before anything serves.
 pub async fn start(
     config: Config,
     targets: &[Target],
@@ -99,54 +154,33 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> anyhow::Result<RunningNode> {
     let own = caseway_platform::tls::own_endpoint(&config, grpc_listener.local_addr()?.port());
-    let tenancy_endpoint = config
-        .tenancy_endpoint
-        .clone()
-        .unwrap_or_else(|| own.clone());
-    let catalog_endpoint = config
-        .catalog_endpoint
-        .clone()
-        .unwrap_or_else(|| own.clone());
-    let clients_endpoint = config
-        .clients_endpoint
-        .clone()
-        .unwrap_or_else(|| own.clone());
-    let authorizations_endpoint = config
-        .authorizations_endpoint
-        .clone()
-        .unwrap_or_else(|| own.clone());
-    let records_endpoint = config
-        .records_endpoint
-        .clone()
-        .unwrap_or_else(|| own.clone());
-    let eligibility_endpoint = config
-        .eligibility_endpoint
-        .clone()
-        .unwrap_or_else(|| own.clone());
+    let peers = Peers::new(&config, targets, own);
     let platform: Arc<Platform> = Platform::new(config)?;
     let mut node = NodeBuilder::new();
-    for target in targets {
+    for &target in targets {
+        let at = |peer| peers.endpoint(target, peer);
+        use Target::*;
         match target {
-            Target::Tenancy => caseway_tenancy::register(&platform, &mut node),
-            Target::Catalog => caseway_catalog::register(&platform, &mut node, &tenancy_endpoint)?,
-            Target::Clients => caseway_clients::register(&platform, &mut node, &catalog_endpoint)?,
-            Target::Records => caseway_records::register(
+            Tenancy => caseway_tenancy::register(&platform, &mut node),
+            Catalog => caseway_catalog::register(&platform, &mut node, &at(Tenancy)?)?,
+            Clients => caseway_clients::register(&platform, &mut node, &at(Catalog)?)?,
+            Records => caseway_records::register(
                 &platform,
                 &mut node,
-                &catalog_endpoint,
-                &clients_endpoint,
-                &authorizations_endpoint,
-                &eligibility_endpoint,
+                &at(Catalog)?,
+                &at(Clients)?,
+                &at(Authorizations)?,
+                &at(Eligibility)?,
             )?,
-            Target::Authorizations => caseway_authorizations::register(
+            Authorizations => caseway_authorizations::register(
                 &platform,
                 &mut node,
-                &catalog_endpoint,
-                &clients_endpoint,
-                &records_endpoint,
-                &eligibility_endpoint,
+                &at(Catalog)?,
+                &at(Clients)?,
+                &at(Records)?,
+                &at(Eligibility)?,
             )?,
-            Target::Eligibility => caseway_eligibility::register(&platform, &mut node),
+            Eligibility => caseway_eligibility::register(&platform, &mut node),
         }
     }
     caseway_platform::server::start(platform, node, grpc_listener, metrics_listener, shutdown).await

@@ -102,20 +102,23 @@ pub struct Config {
     /// `json` or `text` (`CASEWAY_LOG_FORMAT`).
     pub log_format: String,
     /// Endpoint of the tenancy service for other services (`CASEWAY_TENANCY_ENDPOINT`); when
-    /// unset, the process itself.
+    /// unset, this process, which must then serve it (a process that does not refuses to start).
     pub tenancy_endpoint: Option<String>,
-    /// Endpoint of the catalog service (`CASEWAY_CATALOG_ENDPOINT`); when unset, the process itself.
+    /// Endpoint of the catalog service (`CASEWAY_CATALOG_ENDPOINT`); when unset, this process,
+    /// which must then serve it.
     pub catalog_endpoint: Option<String>,
-    /// Endpoint of the clients service (`CASEWAY_CLIENTS_ENDPOINT`); when unset, the process itself.
+    /// Endpoint of the clients service (`CASEWAY_CLIENTS_ENDPOINT`); when unset, this process,
+    /// which must then serve it.
     pub clients_endpoint: Option<String>,
     /// Endpoint of the authorizations service (`CASEWAY_AUTHORIZATIONS_ENDPOINT`); when unset,
-    /// the process itself.
+    /// this process, which must then serve it.
     pub authorizations_endpoint: Option<String>,
-    /// Endpoint of the records service (`CASEWAY_RECORDS_ENDPOINT`); when unset, the process
-    /// itself.
+    /// Endpoint of the records service (`CASEWAY_RECORDS_ENDPOINT`); when unset, this process,
+    /// which must then serve it.
     pub records_endpoint: Option<String>,
     /// Endpoint of the eligibility service (`CASEWAY_ELIGIBILITY_ENDPOINT`), which records and
-    /// authorizations ask where a rule is REQUIRED; when unset, the process itself.
+    /// authorizations ask where a rule is REQUIRED; when unset, this process, which must then
+    /// serve it.
     pub eligibility_endpoint: Option<String>,
     /// How long a tenant's status is trusted without an event (`CASEWAY_TENANT_STATUS_TTL_SECONDS`).
     #[serde(with = "seconds")]
