@@ -150,16 +150,16 @@ async fn catalog_and_tenancy_run_as_two_servers() {
     }
 }
 
-/// A TCP proxy to the real broker that the test can cut and restore, standing in for a broker
-/// outage without stopping the machine's RabbitMQ.
-struct BrokerProxy {
+/// A TCP proxy to a real server of this machine (RabbitMQ, PostgreSQL) that the test can cut
+/// and restore, standing in for an outage without stopping the server.
+struct Proxy {
     addr: SocketAddr,
     up: Arc<AtomicBool>,
     generation: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
-impl BrokerProxy {
-    async fn start() -> BrokerProxy {
+impl Proxy {
+    async fn start(port: u16) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let up = Arc::new(AtomicBool::new(true));
@@ -174,7 +174,7 @@ impl BrokerProxy {
                 }
                 let mut cut = accept_generation.subscribe();
                 tokio::spawn(async move {
-                    let Ok(mut upstream) = TcpStream::connect("127.0.0.1:5672").await else {
+                    let Ok(mut upstream) = TcpStream::connect(("127.0.0.1", port)).await else {
                         return;
                     };
                     tokio::select! {
@@ -184,14 +184,14 @@ impl BrokerProxy {
                 });
             }
         });
-        BrokerProxy {
+        Proxy {
             addr,
             up,
             generation,
         }
     }
 
-    fn url(&self) -> String {
+    fn amqp_url(&self) -> String {
         format!("amqp://guest:guest@{}/%2f", self.addr)
     }
 
@@ -243,9 +243,9 @@ async fn a_split_node_without_a_peer_endpoint_does_not_start_and_names_the_varia
 async fn broker_outage_delays_events_without_failing_calls() {
     let env = TestEnv::new().await;
     let mut events = env.bus.listen("catalog.#").await;
-    let proxy = BrokerProxy::start().await;
+    let proxy = Proxy::start(5672).await;
     let mut config = env.config();
-    config.amqp_url = proxy.url();
+    config.amqp_url = proxy.amqp_url();
     let node = env.start_with(config, &Target::ALL).await;
     let tenant = node.create_tenant(&env, "outage").await;
     let admin = env.token(tenant, &[Role::TenantAdmin], &[]);
@@ -298,8 +298,22 @@ async fn broker_outage_delays_events_without_failing_calls() {
     .await
     .unwrap();
     assert_eq!(pending, 1, "the event waits in the outbox");
+    // The pod can still serve, so it stays ready; the metric says the broker is away.
     let ready = reqwest_status(node.metrics_addr(), "/readyz").await;
-    assert_eq!(ready, 503, "not ready while the broker is unreachable");
+    assert_eq!(ready, 200, "a broker outage alone leaves the node ready");
+    eventually("rabbitmq_up 0", Duration::from_secs(15), || async {
+        let (_, metrics) = http_get(node.metrics_addr(), "/metrics").await;
+        if metrics.contains("caseway_rabbitmq_up 0") {
+            Ok(())
+        } else {
+            Err(metrics
+                .lines()
+                .filter(|l| l.contains("rabbitmq"))
+                .collect::<Vec<_>>()
+                .join("\n"))
+        }
+    })
+    .await;
 
     proxy.restore();
     let (envelope, _) = events
@@ -311,6 +325,45 @@ async fn broker_outage_delays_events_without_failing_calls() {
         "published once"
     );
     assert_eq!(reqwest_status(node.metrics_addr(), "/readyz").await, 200);
+    eventually("rabbitmq_up 1", Duration::from_secs(15), || async {
+        let (_, metrics) = http_get(node.metrics_addr(), "/metrics").await;
+        if metrics.contains("caseway_rabbitmq_up 1") {
+            Ok(())
+        } else {
+            Err(())
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_database_outage_makes_the_node_unready_until_it_is_back() {
+    let env = TestEnv::new().await;
+    let proxy = Proxy::start(5432).await;
+    let mut config = env.config();
+    assert!(
+        config.database_url.contains("127.0.0.1:5432"),
+        "{}",
+        config.database_url
+    );
+    config.database_url = config
+        .database_url
+        .replace("127.0.0.1:5432", &proxy.addr.to_string());
+    let node = env.start_with(config, &[Target::Tenancy]).await;
+    assert_eq!(reqwest_status(node.metrics_addr(), "/readyz").await, 200);
+    let readiness = |expected: u16| {
+        let addr = node.metrics_addr();
+        eventually("readiness", Duration::from_secs(15), move || async move {
+            match reqwest_status(addr, "/readyz").await {
+                status if status == expected => Ok(()),
+                other => Err(other),
+            }
+        })
+    };
+    proxy.cut();
+    readiness(503).await;
+    proxy.restore();
+    readiness(200).await;
 }
 
 async fn reqwest_status(addr: SocketAddr, path: &str) -> u16 {

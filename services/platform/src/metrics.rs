@@ -38,6 +38,9 @@ pub struct Metrics {
     pub rpc_duration: Family<MethodLabels, Histogram>,
     /// 1 when the last Redis operation succeeded, 0 when it failed.
     pub redis_up: Gauge,
+    /// 1 when RabbitMQ answered the last look (every few seconds), 0 when it did not: while it
+    /// is 0 calls still succeed and their events wait in the outbox.
+    pub rabbitmq_up: Gauge,
     redis_errors: Family<OperationLabels, Counter>,
 }
 
@@ -72,6 +75,12 @@ impl Metrics {
             "Whether the last Redis operation succeeded (rate limits, revocations, search limits)",
             redis_up.clone(),
         );
+        let rabbitmq_up = Gauge::default();
+        registry.register(
+            "rabbitmq_up",
+            "Whether RabbitMQ answered the last look; while it does not, events wait in the outbox",
+            rabbitmq_up.clone(),
+        );
         let redis_errors = Family::<OperationLabels, Counter>::default();
         registry.register(
             "redis_errors",
@@ -83,6 +92,7 @@ impl Metrics {
             rpc_requests,
             rpc_duration,
             redis_up,
+            rabbitmq_up,
             redis_errors,
         }
     }
@@ -121,8 +131,8 @@ impl Metrics {
 /// What readiness asks.
 pub type ReadinessCheck = Arc<dyn Fn() -> futures::future::BoxFuture<'static, bool> + Send + Sync>;
 
-/// Serves `/metrics`, `/healthz` (the process is up) and `/readyz` (PostgreSQL and RabbitMQ
-/// answer, and the process is not shutting down).
+/// Serves `/metrics`, `/healthz` (the process is up) and `/readyz` (the process can serve:
+/// PostgreSQL answers and it is not shutting down).
 pub async fn serve_http(
     listener: tokio::net::TcpListener,
     metrics: Arc<Metrics>,

@@ -6,6 +6,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use futures::future::BoxFuture;
@@ -52,6 +53,9 @@ pub struct Platform {
 
 /// The shortest page-token secret accepted, in bytes.
 const MIN_PAGE_SECRET: usize = 32;
+
+/// How often the node looks whether RabbitMQ answers, for `rabbitmq_up`.
+const BROKER_LOOK: Duration = Duration::from_secs(5);
 
 impl Platform {
     pub fn new(config: Config) -> anyhow::Result<Arc<Platform>> {
@@ -270,9 +274,21 @@ pub async fn start(
     let readiness: crate::metrics::ReadinessCheck = Arc::new(move || {
         let platform = ready_platform.clone();
         let token = ready_token.clone();
-        Box::pin(async move {
-            !token.is_cancelled() && platform.db.ping().await && platform.bus.ping().await
-        })
+        // Not the broker: without it calls still succeed and their events wait in the outbox,
+        // so an outage must not take every pod out of its Service (`rabbitmq_up` tells it).
+        Box::pin(async move { !token.is_cancelled() && platform.db.ping().await })
+    });
+    let broker_platform = platform.clone();
+    let broker_token = workers_token.clone();
+    let broker_watch = tokio::spawn(async move {
+        loop {
+            let up = broker_platform.bus.ping().await;
+            broker_platform.metrics.rabbitmq_up.set(i64::from(up));
+            tokio::select! {
+                _ = tokio::time::sleep(BROKER_LOOK) => {}
+                _ = broker_token.cancelled() => break,
+            }
+        }
     });
     let metrics_handle = tokio::spawn(crate::metrics::serve_http(
         metrics_listener,
@@ -331,6 +347,7 @@ pub async fn start(
             }
         }
         let _ = metrics_handle.await;
+        let _ = broker_watch.await;
         platform.db.close().await;
         served.context("gRPC server failed")
     });
