@@ -1,8 +1,9 @@
 //! The command line: `serve`, `migrate`, `dev`, `token issue`, `tenant ...`, `events ...`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -64,6 +65,12 @@ pub enum Command {
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+    /// Asks the node on this machine (`CASEWAY_METRICS_LISTEN`) for `/readyz`, or another
+    /// path: exits 0 when it answers 200. A container health check for an image with no shell.
+    Probe {
+        #[arg(long, default_value = "/readyz")]
+        path: String,
     },
 }
 
@@ -190,6 +197,41 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Events { command } => events(config, command).await,
         Command::Eligibility { command } => eligibility(config, command).await,
         Command::Config { .. } => Ok(()),
+        Command::Probe { path } => probe(config.metrics_listen, &path).await,
+    }
+}
+
+/// How long a probe waits for the node.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// GETs `path` from the metrics port at `listen` (a wildcard address means this machine's own)
+/// and succeeds on 200.
+async fn probe(mut listen: std::net::SocketAddr, path: &str) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if listen.ip().is_unspecified() {
+        let own: std::net::IpAddr = if listen.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        };
+        listen.set_ip(own);
+    }
+    let answer = tokio::time::timeout(PROBE_TIMEOUT, async {
+        let mut stream = tokio::net::TcpStream::connect(listen).await?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {listen}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await?;
+        anyhow::Ok(answer)
+    })
+    .await
+    .with_context(|| format!("{listen} did not answer within {PROBE_TIMEOUT:?}"))?
+    .with_context(|| format!("asking {listen} for {path}"))?;
+    let answer = String::from_utf8_lossy(&answer);
+    let status = answer.lines().next().unwrap_or_default();
+    match status.split_whitespace().nth(1) {
+        Some("200") => Ok(()),
+        _ => bail!("{path} on {listen} answered {status:?}"),
     }
 }
 

@@ -20,6 +20,7 @@ use caseway_test_support::{TestBus, TestDb, authed};
 struct Server {
     child: Child,
     address: String,
+    metrics_address: String,
     log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
@@ -59,12 +60,13 @@ impl Server {
                     continue;
                 };
                 if log["fields"]["message"] == "serving" {
-                    return log["fields"]["grpc_addr"].as_str().map(str::to_string);
+                    let field = |name: &str| log["fields"][name].as_str().map(str::to_string);
+                    return field("grpc_addr").zip(field("metrics_addr"));
                 }
             }
             None
         };
-        let address = tokio::time::timeout(Duration::from_secs(30), find)
+        let (address, metrics_address) = tokio::time::timeout(Duration::from_secs(30), find)
             .await
             .expect("the server logs its address")
             .expect("a serving line");
@@ -78,6 +80,7 @@ impl Server {
         Server {
             child,
             address,
+            metrics_address,
             log,
         }
     }
@@ -416,4 +419,33 @@ async fn serve_refuses_to_start_without_a_page_token_secret_of_its_own() {
     let output = run(Some(short));
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("at least 32"));
+}
+
+#[tokio::test]
+async fn probe_exits_zero_only_when_the_node_answers_200() {
+    let fixture = Fixture::new().await;
+    let node = fixture.serve("tenancy", &[]).await;
+    let probe = |listen: &str, path: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_caseway"))
+            .args(["probe", "--path", path])
+            .env("CASEWAY_METRICS_LISTEN", listen)
+            .output()
+            .expect("caseway runs")
+    };
+    assert!(probe(&node.metrics_address, "/readyz").status.success());
+    assert!(probe(&node.metrics_address, "/healthz").status.success());
+    let missing = probe(&node.metrics_address, "/nowhere");
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("404"));
+    // A wildcard listen address is asked on this machine's own.
+    let port = node.metrics_address.rsplit(':').next().unwrap().to_string();
+    assert!(
+        probe(&format!("0.0.0.0:{port}"), "/readyz")
+            .status
+            .success()
+    );
+    // Nothing answering is a failure too.
+    let address = node.metrics_address.clone();
+    node.stop().await;
+    assert!(!probe(&address, "/readyz").status.success());
 }
