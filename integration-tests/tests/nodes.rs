@@ -366,6 +366,73 @@ async fn a_database_outage_makes_the_node_unready_until_it_is_back() {
     readiness(200).await;
 }
 
+/// How many Health/Check calls a node has answered, from its metrics.
+async fn health_checks(node: &caseway_integration_tests::TestNode) -> u64 {
+    let (_, metrics) = http_get(node.metrics_addr(), "/metrics").await;
+    metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with(
+                "caseway_grpc_server_handled_total{method=\"grpc.health.v1.Health/Check\"",
+            )
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn calls_to_a_peer_named_by_dns_spread_over_its_addresses_and_follow_them() {
+    use std::sync::Mutex;
+    let env = TestEnv::new().await;
+    let first = env.start(&[Target::Tenancy]).await;
+    let second = env.start(&[Target::Tenancy]).await;
+    // What the name resolves to, as a headless Service's DNS would answer, changed by the test.
+    let addresses = Arc::new(Mutex::new(vec![first.addr(), second.addr()]));
+    let answers = addresses.clone();
+    let resolve: caseway_platform::tls::Resolve = Arc::new(move |host, _port| {
+        assert_eq!(host, "tenancy.caseway.svc");
+        let found = answers.lock().unwrap().clone();
+        Box::pin(async move { Ok(found) })
+    });
+    let peers = caseway_platform::tls::Peers::new(&env.config()).unwrap();
+    let channel = peers
+        .balanced("http://tenancy.caseway.svc:50051", resolve)
+        .unwrap();
+    let mut health = HealthClient::new(channel);
+    let call = |health: &mut HealthClient<tonic::transport::Channel>| {
+        let mut health = health.clone();
+        async move {
+            tokio::time::timeout(
+                Duration::from_secs(5),
+                health.check(HealthCheckRequest::default()),
+            )
+            .await
+            .expect("a call within its deadline")
+            .expect("a call answered")
+        }
+    };
+    for _ in 0..200 {
+        call(&mut health).await;
+    }
+    let (a, b) = (health_checks(&first).await, health_checks(&second).await);
+    assert_eq!(a + b, 200);
+    assert!(a >= 40 && b >= 40, "calls were not spread: {a} and {b}");
+
+    // The second replica leaves the name: within a resolution, every call goes to the first.
+    addresses
+        .lock()
+        .unwrap()
+        .retain(|addr| *addr == first.addr());
+    tokio::time::sleep(caseway_platform::tls::RESOLVE_EVERY + Duration::from_secs(1)).await;
+    let before = (health_checks(&first).await, health_checks(&second).await);
+    for _ in 0..50 {
+        call(&mut health).await;
+    }
+    let after = (health_checks(&first).await, health_checks(&second).await);
+    assert_eq!(after.0 - before.0, 50);
+    assert_eq!(after.1, before.1);
+}
+
 async fn reqwest_status(addr: SocketAddr, path: &str) -> u16 {
     http_get(addr, path).await.0
 }

@@ -5,13 +5,43 @@
 //! certificates against `CASEWAY_PEER_TLS_CA_FILE` (or the system's roots) and presenting this
 //! node's certificate, so a deployment without a mesh still encrypts and authenticates its
 //! traffic.
+//!
+//! An HTTP/2 connection carries every call for as long as it lives, so a ClusterIP Service
+//! would pin a caller to one pod. A peer named by a DNS name (a headless Service) is called
+//! over a channel balanced across the addresses the name resolves to, resolved again every
+//! few seconds, so calls spread over every replica and follow them as they come and go.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
+use futures::future::BoxFuture;
+use tonic::transport::channel::Change;
 use tonic::transport::{
-    Certificate, Channel, ClientTlsConfig, Endpoint, Identity, ServerTlsConfig,
+    Certificate, Channel, ClientTlsConfig, Endpoint, Identity, ServerTlsConfig, Uri,
 };
 
 use crate::config::Config;
+
+/// How often a peer's name is resolved again for its addresses.
+pub const RESOLVE_EVERY: Duration = Duration::from_secs(5);
+
+/// Resolves a host and port to the addresses to call.
+pub type Resolve =
+    Arc<dyn Fn(String, u16) -> BoxFuture<'static, std::io::Result<Vec<SocketAddr>>> + Send + Sync>;
+
+/// The system's resolver (in a cluster, a headless Service's name gives every ready pod).
+pub fn system_resolver() -> Resolve {
+    Arc::new(|host, port| {
+        Box::pin(async move {
+            Ok(tokio::net::lookup_host((host.as_str(), port))
+                .await?
+                .collect())
+        })
+    })
+}
 
 fn read(path: &std::path::Path, what: &str) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("reading {what} {}", path.display()))
@@ -86,13 +116,91 @@ impl Peers {
     }
 
     /// A channel to `endpoint`, connected on first use (so a node starts while its peers are
-    /// still coming up).
+    /// still coming up): balanced over the addresses of its name when it names a host by DNS,
+    /// one connection when it names an address or `localhost`.
     pub fn channel(&self, endpoint: &str) -> anyhow::Result<Channel> {
-        let mut target = Endpoint::from_shared(endpoint.to_string())
+        let uri: Uri = endpoint
+            .parse()
             .with_context(|| format!("the endpoint {endpoint}"))?;
-        if endpoint.starts_with("https://") {
-            target = target.tls_config(self.tls.clone())?;
+        let host = uri.host().unwrap_or_default();
+        let literal = host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok();
+        if literal || host == "localhost" {
+            let mut target = Endpoint::from_shared(endpoint.to_string())
+                .with_context(|| format!("the endpoint {endpoint}"))?;
+            if endpoint.starts_with("https://") {
+                target = target.tls_config(self.tls.clone())?;
+            }
+            return Ok(target.connect_lazy());
         }
-        Ok(target.connect_lazy())
+        self.balanced(endpoint, system_resolver())
+    }
+
+    /// A channel balanced over the addresses `resolve` gives for `endpoint`'s host, kept up to
+    /// date every [`RESOLVE_EVERY`] until the channel is dropped. A failed or empty answer
+    /// keeps the addresses known, so a DNS blip drops no replica; TLS checks each address's
+    /// certificate against the endpoint's host name.
+    pub fn balanced(&self, endpoint: &str, resolve: Resolve) -> anyhow::Result<Channel> {
+        let uri: Uri = endpoint
+            .parse()
+            .with_context(|| format!("the endpoint {endpoint}"))?;
+        let host = uri
+            .host()
+            .with_context(|| format!("the endpoint {endpoint} names no host"))?
+            .to_string();
+        let tls = uri.scheme_str() == Some("https");
+        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        let scheme = if tls { "https" } else { "http" };
+        let tls_config = self.tls.clone().domain_name(host.clone());
+        let at = move |addr: SocketAddr| -> anyhow::Result<Endpoint> {
+            let target = Endpoint::from_shared(format!("{scheme}://{addr}"))?;
+            Ok(if tls {
+                target.tls_config(tls_config.clone())?
+            } else {
+                target
+            })
+        };
+        let (channel, changes) = Channel::balance_channel::<SocketAddr>(64);
+        tokio::spawn(async move {
+            let mut known = BTreeSet::new();
+            let mut warned = false;
+            while !changes.is_closed() {
+                match resolve(host.clone(), port).await {
+                    Ok(found) if !found.is_empty() => {
+                        warned = false;
+                        let found: BTreeSet<SocketAddr> = found.into_iter().collect();
+                        for gone in known.difference(&found) {
+                            if changes.send(Change::Remove(*gone)).await.is_err() {
+                                return;
+                            }
+                        }
+                        for new in found.difference(&known) {
+                            let endpoint = match at(*new) {
+                                Ok(endpoint) => endpoint,
+                                Err(error) => {
+                                    tracing::warn!(%host, %new, %error, "cannot call a peer's address");
+                                    continue;
+                                }
+                            };
+                            if changes.send(Change::Insert(*new, endpoint)).await.is_err() {
+                                return;
+                            }
+                        }
+                        known = found;
+                    }
+                    answer => {
+                        if !warned {
+                            let error = answer.err().map(|e| e.to_string());
+                            tracing::warn!(%host, ?error, "a peer's name gave no address; keeping those known");
+                            warned = true;
+                        }
+                    }
+                }
+                tokio::time::sleep(RESOLVE_EVERY).await;
+            }
+        });
+        Ok(channel)
     }
 }
