@@ -189,6 +189,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate => {
             db::migrate(&config.migration_database_url, &crate::migrators()).await?;
             println!("migrations applied");
+            if let Some(file) = &config.app_role_password_file {
+                let password = std::fs::read_to_string(file)
+                    .with_context(|| format!("reading {}", file.display()))?;
+                let password = password.trim_end_matches(['\r', '\n']);
+                if password.len() < MIN_ROLE_PASSWORD {
+                    bail!(
+                        "{} holds a password of {} characters; give the services' role at least {MIN_ROLE_PASSWORD}",
+                        file.display(),
+                        password.len()
+                    );
+                }
+                db::set_app_role_password(&config.migration_database_url, password).await?;
+                println!("password of caseway_app set");
+            }
             Ok(())
         }
         Command::Dev => dev(config).await,
@@ -200,6 +214,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Probe { path } => probe(config.metrics_listen, &path).await,
     }
 }
+
+/// The shortest password `caseway migrate` gives the services' role.
+const MIN_ROLE_PASSWORD: usize = 16;
 
 /// How long a probe waits for the node.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);

@@ -449,3 +449,39 @@ async fn probe_exits_zero_only_when_the_node_answers_200() {
     node.stop().await;
     assert!(!probe(&address, "/readyz").status.success());
 }
+
+#[tokio::test]
+async fn migrate_gives_the_services_role_the_password_of_its_file() {
+    let fixture = Fixture::new().await;
+    let migrate = |password: &str| {
+        let file = fixture.data_dir.join("app-role-password");
+        std::fs::write(&file, password).unwrap();
+        std::process::Command::new(env!("CARGO_BIN_EXE_caseway"))
+            .arg("migrate")
+            .env("CASEWAY_MIGRATION_DATABASE_URL", &fixture.db.owner_url)
+            .env("CASEWAY_APP_ROLE_PASSWORD_FILE", &file)
+            .output()
+            .expect("caseway runs")
+    };
+    // Too short to be a password: refused, and said why.
+    let short = migrate("secret\n");
+    assert!(!short.status.success());
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least 16"));
+    // A password with a quote in it is given as it is (PostgreSQL quotes it).
+    let done = migrate("a-long-pass'word-for-the-role\n");
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let mut owner = fixture.db.owner().await;
+    let verifier: Option<String> =
+        sqlx::query_scalar("SELECT rolpassword FROM pg_authid WHERE rolname = 'caseway_app'")
+            .fetch_one(&mut owner)
+            .await
+            .unwrap();
+    assert!(
+        verifier.is_some_and(|v| v.starts_with("SCRAM-SHA-256$")),
+        "the role has no SCRAM verifier"
+    );
+}

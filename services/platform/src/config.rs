@@ -48,6 +48,10 @@ pub struct Config {
     pub database_url: String,
     /// Connection of the schema owner, used only by `caseway migrate` (`CASEWAY_MIGRATION_DATABASE_URL`).
     pub migration_database_url: String,
+    /// File holding the password `caseway migrate` gives the services' role, `caseway_app`
+    /// (`CASEWAY_APP_ROLE_PASSWORD_FILE`); unset leaves the role as it is, which logs in only
+    /// where PostgreSQL trusts it.
+    pub app_role_password_file: Option<PathBuf>,
     /// Pool size per process (`CASEWAY_DATABASE_MAX_CONNECTIONS`); the outbox relay's
     /// notification listener holds one connection more.
     pub database_max_connections: u32,
@@ -150,6 +154,7 @@ impl Default for Config {
             peer_tls_ca_file: None,
             database_url: "postgres://caseway_app@127.0.0.1:5432/caseway".into(),
             migration_database_url: "postgres://postgres@127.0.0.1:5432/caseway".into(),
+            app_role_password_file: None,
             database_max_connections: 16,
             redis_url: "redis://127.0.0.1:6379".into(),
             redis_ca_file: None,
@@ -328,6 +333,9 @@ impl Config {
         }
         if let Some(v) = var("CASEWAY_JWT_AUDIENCE") {
             self.jwt_audience = v;
+        }
+        if let Some(v) = var("CASEWAY_APP_ROLE_PASSWORD_FILE") {
+            self.app_role_password_file = Some(PathBuf::from(v));
         }
         if let Some(v) = var("CASEWAY_PAGE_TOKEN_SECRET_FILE") {
             self.page_token_secret_file = Some(PathBuf::from(v));

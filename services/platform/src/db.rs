@@ -240,6 +240,30 @@ pub async fn migrate(owner_url: &str, migrators: &[&Migrator]) -> anyhow::Result
     Ok(())
 }
 
+/// Gives the services' role (`caseway_app`, created by the platform's first migration) a
+/// password, as the schema owner.
+pub async fn set_app_role_password(owner_url: &str, password: &str) -> anyhow::Result<()> {
+    let options: PgConnectOptions = owner_url
+        .parse()
+        .context("parsing migration database url")?;
+    let mut conn = options
+        .connect()
+        .await
+        .context("connecting to PostgreSQL as the owner")?;
+    // ALTER ROLE takes no parameters: PostgreSQL quotes the literal itself.
+    let statement: String =
+        sqlx::query_scalar("SELECT format('ALTER ROLE caseway_app PASSWORD %L', $1)")
+            .bind(password)
+            .fetch_one(&mut conn)
+            .await?;
+    sqlx::query(sqlx::AssertSqlSafe(statement))
+        .execute(&mut conn)
+        .await
+        .context("setting the password of caseway_app")?;
+    conn.close().await?;
+    Ok(())
+}
+
 /// One migrator over every service's migrations, ordered by version (versions are timestamps,
 /// unique across services).
 fn combined(migrators: &[&Migrator]) -> Migrator {
