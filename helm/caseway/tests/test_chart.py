@@ -13,7 +13,8 @@ import helm_python as helm
 import pytest
 import yaml
 
-CHART = pathlib.Path(__file__).resolve().parents[1]
+from render import CHART, NAMESPACE, render
+
 TARGETS = ["tenancy", "catalog", "clients", "records", "authorizations", "eligibility"]
 PEERS = {
     "tenancy": [],
@@ -23,19 +24,6 @@ PEERS = {
     "authorizations": ["catalog", "clients", "records", "eligibility"],
     "eligibility": [],
 }
-NAMESPACE = "caseway"
-
-
-def render(values=None):
-    """Every object the chart renders with `values`, as dicts."""
-    chart = helm.Chart.load(str(CHART))
-    out = chart.render(values, name="caseway", namespace=NAMESPACE, is_install=True)
-    objects = []
-    for path, text in sorted(out.items()):
-        if not path.endswith(".yaml"):
-            continue
-        objects.extend(doc for doc in yaml.safe_load_all(text) if doc)
-    return objects
 
 
 def of_kind(objects, kind):
