@@ -19,7 +19,7 @@ RUN cargo build --release --locked -p caseway \
 
 # No shell, no package manager: glibc, CA certificates and the binary. The health check of a
 # container is `caseway probe` (GET /readyz on the metrics port).
-FROM gcr.io/distroless/cc-debian12
+FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /src/target/release/caseway /usr/local/bin/caseway
 COPY --from=build --chown=10001:10001 /out/var/lib/caseway /var/lib/caseway
 # A numeric user, so a pod's `runAsNonRoot` can check it. The data directory exists, owned by
