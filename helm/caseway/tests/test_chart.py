@@ -238,3 +238,24 @@ def test_checkov_finds_no_failed_check_and_each_skip_says_why(tmp_path):
         failed = [(f["check_id"], f["resource"]) for r in reports for f in r["results"]["failed_checks"]]
         assert failed == [], failed
         assert sum(r["summary"]["passed"] for r in reports) > 100, "checkov checked nothing"
+
+
+def test_only_gateways_and_caseway_pods_reach_the_grpc_port():
+    policy = of_kind(render(), "NetworkPolicy")["caseway"]["spec"]
+    assert policy["policyTypes"] == ["Ingress"]
+    [grpc] = policy["ingress"]
+    assert grpc["ports"] == [{"port": "grpc", "protocol": "TCP"}]
+    assert grpc["from"] == [
+        {"podSelector": {"matchLabels": {"app.kubernetes.io/instance": "caseway", "caseway.io/pod": "true"}}},
+        {"podSelector": {"matchLabels": {"caseway.io/gateway": "true"}}},
+    ]
+    scraped = of_kind(render({"networkPolicy": {"metricsScrapers": [{"namespaceSelector": {}}]}}), "NetworkPolicy")
+    assert scraped["caseway"]["spec"]["ingress"][1]["ports"] == [{"port": "metrics", "protocol": "TCP"}]
+
+
+def test_the_notes_say_where_the_api_is_and_how_to_get_a_token():
+    chart = helm.Chart.load(str(CHART))
+    notes = chart.render(None, name="caseway", namespace=NAMESPACE, is_install=True)["caseway/templates/NOTES.txt"]
+    for target in TARGETS:
+        assert f"caseway-{target}.{NAMESPACE}.svc:50051" in notes
+    assert "caseway token issue" in notes
