@@ -107,6 +107,10 @@ impl TestEnv {
                 .expect("a CA to check the node with")
         });
         let bus = caseway_platform::bus::Bus::new(&config.amqp_url, &config.events_exchange);
+        // Every node follows the tenants' suspensions on a queue of its own: one more follower
+        // than before this start is this node's.
+        let suspensions = caseway_platform::tenant_status::TENANT_SUSPENDED;
+        let followers = bus.followers_of(suspensions);
         let node = caseway::start(config, targets, grpc, metrics, CancellationToken::new())
             .await
             .expect("node starts");
@@ -127,6 +131,7 @@ impl TestEnv {
             || async {
                 match consumers.iter().find(|c| !bus.is_bound(c)) {
                     Some(unbound) => Err(*unbound),
+                    None if bus.followers_of(suspensions) <= followers => Err("tenant-status"),
                     None => Ok(()),
                 }
             },

@@ -185,6 +185,11 @@ static DECLARED_QUEUES: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mut
 /// then on no event of their bindings is lost, even while the consumer reconnects.
 static BOUND_QUEUES: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
 
+/// How many times this process has bound a queue of its own (a follower's) to each routing-key
+/// pattern, by exchange: a test waits for a node's followers before it changes what they follow.
+static FOLLOWING: std::sync::Mutex<Vec<(String, String, usize)>> =
+    std::sync::Mutex::new(Vec::new());
+
 impl Bus {
     pub fn new(url: &str, exchange: &str) -> Self {
         Bus {
@@ -246,6 +251,19 @@ impl Bus {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .contains(&entry)
+    }
+
+    /// How many followers (queues of their own process) this process has bound to `binding` on
+    /// this exchange, counting each (re)subscription: one more once a node started after the
+    /// count was read follows it.
+    pub fn followers_of(&self, binding: &str) -> usize {
+        FOLLOWING
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(exchange, bound, _)| *exchange == self.inner.exchange && bound == binding)
+            .map(|(_, _, count)| count)
+            .sum()
     }
 
     pub fn url(&self) -> &str {
@@ -641,6 +659,17 @@ where
         let mut bound = BOUND_QUEUES.lock().unwrap_or_else(|e| e.into_inner());
         if !bound.contains(&entry) {
             bound.push(entry);
+        }
+    } else {
+        let mut following = FOLLOWING.lock().unwrap_or_else(|e| e.into_inner());
+        for binding in &subscription.bindings {
+            match following
+                .iter_mut()
+                .find(|(exchange, bound, _)| exchange == bus.exchange() && bound == binding)
+            {
+                Some((_, _, count)) => *count += 1,
+                None => following.push((bus.exchange().to_string(), binding.clone(), 1)),
+            }
         }
     }
     tracing::debug!(queue = %queue_name, "consumer started");

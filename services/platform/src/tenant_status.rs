@@ -13,6 +13,9 @@ use crate::db::Db;
 use crate::error::{Error, Reason, Result};
 use crate::ids::TenantId;
 
+/// The event of a tenant's suspension, which every node follows.
+pub const TENANT_SUSPENDED: &str = "tenancy.tenant_suspended.v1";
+
 pub struct TenantStatusCache {
     db: Db,
     ttl: Duration,
@@ -79,10 +82,7 @@ impl TenantStatusCache {
         let subscription = Subscription {
             queue: None,
             // Topic patterns match whole words only, so each change is named.
-            bindings: vec![
-                "tenancy.tenant_suspended.v1".into(),
-                "tenancy.tenant_resumed.v1".into(),
-            ],
+            bindings: vec![TENANT_SUSPENDED.into(), "tenancy.tenant_resumed.v1".into()],
             concurrency: 1,
         };
         consume(bus, subscription, shutdown, |envelope| {
