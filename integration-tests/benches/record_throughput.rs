@@ -73,14 +73,17 @@ async fn run() {
     config.database_url = format!("{}{joiner}sslmode={sslmode}", config.database_url);
     config.tenant_rate_limit = 0;
     config.database_max_connections = 16;
-    // The services a recording calls, as a records deployment sees them; the authorizations
-    // service (a consumer of every record event) runs elsewhere and is measured by its own
-    // benchmark.
+    // The services a recording calls, as a records deployment sees them (eligibility is asked
+    // once per service whether a REQUIRED rule binds it). The authorizations service, a
+    // consumer of every record event, runs elsewhere and is measured by its own benchmark:
+    // these records name no authorization, so its endpoint is never called.
+    config.authorizations_endpoint = Some("http://127.0.0.1:9".into());
     let targets = [
         caseway::Target::Tenancy,
         caseway::Target::Catalog,
         caseway::Target::Clients,
         caseway::Target::Records,
+        caseway::Target::Eligibility,
     ];
     println!(
         "RecordService, Quick Services and pgbench: {concurrency} concurrent callers ({CONNECTIONS} gRPC connections), {rounds} rounds of {seconds} s each, interleaved; PostgreSQL sslmode={sslmode} on both sides"
