@@ -665,6 +665,27 @@ async fn new_facts_that_flip_a_client_publish_eligibility_changed() {
     );
 }
 
+/// Maria's birth date becomes 1 January 2010: under 18 in 2026.
+async fn born_in_2010(node: &TestNode, t: &EligibilityTenant) {
+    node.clients
+        .clone()
+        .update_client(authed(
+            &t.worker,
+            clients_pb::UpdateClientRequest {
+                client: Some(clients_pb::Client {
+                    id: t.maria.clone(),
+                    birth_date: Some(date(2010, 1, 1)),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["birth_date".into()],
+                }),
+            },
+        ))
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn a_check_asked_again_answers_the_same_until_a_fact_of_the_client_or_the_tenant_changes() {
     use caseway_api::catalog::v1 as catalog_pb;
@@ -763,23 +784,7 @@ async fn a_check_asked_again_answers_the_same_until_a_fact_of_the_client_or_the_
     assert_ne!(renamed.id, first[0].id);
 
     // A fact of the client's (a birth date) does too, and a check of another date is its own.
-    node.clients
-        .clone()
-        .update_client(authed(
-            &t.worker,
-            clients_pb::UpdateClientRequest {
-                client: Some(clients_pb::Client {
-                    id: t.maria.clone(),
-                    birth_date: Some(date(2010, 1, 1)),
-                    ..Default::default()
-                }),
-                update_mask: Some(prost_types::FieldMask {
-                    paths: vec!["birth_date".into()],
-                }),
-            },
-        ))
-        .await
-        .unwrap();
+    born_in_2010(&node, &t).await;
     wait_for(&node, &t, &t.counseling, on, Outcome::NotEligible).await;
     let later = check(&node, &t.worker, &t.maria, (2028, 1, 2))
         .await
@@ -821,23 +826,7 @@ async fn a_fact_that_comes_while_the_memo_is_not_listening_is_never_missed() {
         }
     })
     .await;
-    node.clients
-        .clone()
-        .update_client(authed(
-            &t.worker,
-            clients_pb::UpdateClientRequest {
-                client: Some(clients_pb::Client {
-                    id: t.maria.clone(),
-                    birth_date: Some(date(2010, 1, 1)),
-                    ..Default::default()
-                }),
-                update_mask: Some(prost_types::FieldMask {
-                    paths: vec!["birth_date".into()],
-                }),
-            },
-        ))
-        .await
-        .unwrap();
+    born_in_2010(&node, &t).await;
     wait_for(&node, &t, &t.counseling, on, Outcome::NotEligible).await;
 }
 

@@ -351,6 +351,13 @@ impl Eligibility {
         kept.clear();
     }
 
+    /// Forgets every check: an announcement was heard that does not say which it changes.
+    pub fn forget_checks(&self) {
+        let mut kept = self.memo.lock().expect("cache lock");
+        self.memo_generation.fetch_add(1, Ordering::AcqRel);
+        kept.clear();
+    }
+
     /// Forgets the checks a new fact changes: the client's, or every client's of the tenant
     /// when `scope` is the tenant's own.
     pub fn facts_changed(&self, tenant: TenantId, scope: Uuid) {
