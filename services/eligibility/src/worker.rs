@@ -119,12 +119,11 @@ async fn listen(db: &Db, eligibility: &Eligibility) {
         match announced(notification.payload()) {
             Some((tenant, scope)) => eligibility.facts_changed(tenant, scope),
             None => {
-                // Which checks it changes is not known: forget them all.
                 tracing::warn!(
                     payload = notification.payload(),
                     "unreadable fact announcement"
                 );
-                eligibility.hear_facts(true);
+                eligibility.forget_checks();
             }
         }
     }
