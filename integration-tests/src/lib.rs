@@ -396,6 +396,34 @@ pub fn reason(status: &tonic::Status) -> String {
     info.reason
 }
 
+/// Stores the first decision of the tenant's first stored check again as decisions were
+/// stored before checks were stored whole: one to a row of `eligibility.decisions`, with its
+/// own copy of the facts and its criteria's outcomes, under a new id (the owner writes past
+/// row-level security). Gives the new id and the id the check names the decision by.
+pub async fn store_as_a_decision_row(
+    owner: &mut sqlx::PgConnection,
+    tenant: TenantId,
+) -> (Uuid, Uuid) {
+    let (stored, check): (Uuid, Uuid) = sqlx::query_as(
+        "WITH c AS (SELECT * FROM eligibility.checks WHERE tenant_id = $1 ORDER BY id LIMIT 1) \
+         INSERT INTO eligibility.decisions (tenant_id, id, client_id, service_id, rule_id, \
+           rule_version, as_of, outcome, results, facts, decided_by, decided_at, digest) \
+         SELECT c.tenant_id, gen_random_uuid(), c.client_id, c.service_ids[1], c.rule_ids[1], \
+           c.rule_versions[1], c.as_of, c.outcomes[1], c.results -> 0, f.facts, c.decided_by, \
+           c.decided_at, c.digest \
+         FROM c JOIN eligibility.fact_snapshots f \
+           ON f.tenant_id = c.tenant_id AND f.digest = c.facts_digest \
+         RETURNING id, (SELECT id FROM c)",
+    )
+    .bind(tenant.as_uuid())
+    .fetch_one(owner)
+    .await
+    .expect("a check to store as a decision row");
+    let mut first = *check.as_bytes();
+    first[15] = 1;
+    (stored, Uuid::from_bytes(first))
+}
+
 /// GET `path` from a node's metrics port: the status code and the whole response.
 pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

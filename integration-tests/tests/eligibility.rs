@@ -16,7 +16,7 @@ use caseway_api::events::v1 as events_pb;
 use caseway_api::records::v1 as records_pb;
 use caseway_integration_tests::tenants::{EligibilityTenant, answer, eligibility_tenant};
 use caseway_integration_tests::{
-    TestEnv, TestNode, authed, criterion, date, rule_of, violated_fields,
+    TestEnv, TestNode, authed, criterion, date, rule_of, store_as_a_decision_row, violated_fields,
 };
 use caseway_test_support::eventually;
 
@@ -596,6 +596,63 @@ async fn a_replay_gives_the_stored_result_after_the_rule_and_the_facts_changed()
     assert_eq!(replayed.outcome, Outcome::Eligible as i32);
     assert_eq!(replayed.rule_version, 1);
     assert_eq!(replayed.criteria, decision.criteria);
+}
+
+#[tokio::test]
+async fn a_decision_stored_one_to_a_row_before_checks_were_reads_and_replays_the_same() {
+    let env = TestEnv::new().await;
+    let node = env.start(&caseway::Target::ALL).await;
+    let t = eligibility_tenant(&env, &node, "elig-row").await;
+    t.publish(
+        &node,
+        &t.assistance,
+        EnforcementMode::Advisory,
+        vec![
+            criterion(
+                "income",
+                "assessments.INCOME.monthly_income <= 2 * 1215",
+                "",
+            ),
+            criterion("adult", "age >= 18", ""),
+        ],
+    )
+    .await;
+    node.fixtures(&t.worker)
+        .assessment(income(&t.maria, &t.income_type, (2026, 3, 1), "900"))
+        .await
+        .unwrap();
+    wait_for(&node, &t, &t.assistance, (2026, 3, 15), Outcome::Eligible).await;
+    let (row, named) = store_as_a_decision_row(&mut env.db.owner().await, t.tenant).await;
+    let get = |id: uuid::Uuid| {
+        let mut eligibility = node.eligibility.clone();
+        let request = authed(&t.worker, pb::GetDecisionRequest { id: id.to_string() });
+        async move {
+            let decision = eligibility.get_decision(request).await.unwrap();
+            decision.into_inner().decision.unwrap()
+        }
+    };
+    let (from_row, from_check) = (get(row).await, get(named).await);
+    assert!(!from_row.criteria.is_empty() && !from_row.criteria[0].facts.is_empty());
+    assert_eq!(
+        from_row,
+        pb::Decision {
+            id: row.to_string(),
+            ..from_check
+        }
+    );
+    let replay = node
+        .eligibility
+        .clone()
+        .replay_decision(authed(
+            &t.worker,
+            pb::ReplayDecisionRequest {
+                id: row.to_string(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(replay.same, "{replay:?}");
 }
 
 #[tokio::test]

@@ -387,7 +387,8 @@ async fn every_table_is_isolated_by_forced_row_level_security() {
         for table in [
             "rules",
             "rule_versions",
-            "decisions",
+            "checks",
+            "fact_snapshots",
             "outcomes",
             "services",
             "programs",
@@ -411,6 +412,8 @@ async fn every_table_is_isolated_by_forced_row_level_security() {
         if empty.is_empty() { Ok(()) } else { Err(empty) }
     })
     .await;
+    // Decisions stored one to a row, as before checks were stored whole, are still read.
+    caseway_integration_tests::store_as_a_decision_row(&mut env.db.owner().await, tenant).await;
     // The relay deletes what it published: stop the node, then leave an event behind.
     node.shutdown().await;
     let mut owner = env.db.owner().await;

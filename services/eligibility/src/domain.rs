@@ -21,6 +21,7 @@ use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
 use uuid::Uuid;
 
 use caseway_platform::validate::Violations;
@@ -677,10 +678,15 @@ impl FactsOn<'_> {
     pub fn client_id(&self) -> Uuid {
         self.facts.client_id
     }
+
+    /// The date the facts are taken as of.
+    pub fn as_of(&self) -> NaiveDate {
+        self.as_of
+    }
 }
 
 /// One criterion's outcome, and why when it is UNDETERMINED.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct CriterionOutcome {
     pub outcome: Outcome,
     pub reason: Option<String>,
@@ -844,8 +850,9 @@ pub struct RuleVersionRow {
     pub published_at: DateTime<Utc>,
 }
 
-/// One criterion's stored result: its outcome, why when undetermined, and what it read.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// One criterion's result: its outcome, why when undetermined, and the facts it read (read off
+/// the decision's snapshot, so a stored decision keeps only the outcome and the reason).
+#[derive(Clone, Debug, PartialEq)]
 pub struct CriterionResult {
     pub outcome: Outcome,
     pub reason: Option<String>,
@@ -868,33 +875,103 @@ pub struct DecisionRow {
     pub outcome: Outcome,
     pub criteria: Vec<Criterion>,
     pub results: Vec<CriterionResult>,
-    /// What of the client's facts the rule read as of `as_of`.
-    pub facts: ClientFacts,
+    /// What of the client's facts the decision was taken on as of `as_of`: at least all that
+    /// its rule read (the snapshot of the check that took it, shared by its decisions).
+    pub facts: Arc<ClientFacts>,
     pub decided_by: String,
     pub decided_at: DateTime<Utc>,
 }
 
-/// Evaluates `criteria`, compiled, on a client's facts as of a date: each criterion's result
-/// with the facts it read, the rule's outcome, and the snapshot of what the rule read (which,
-/// evaluated again, gives the same).
+/// Decisions of one check, at most: each is named by its number in the check.
+pub const MAX_DECISIONS_PER_CHECK: usize = 0xFFFF;
+
+/// A new check's id: a v7 UUID (ordered by time) whose last 16 bits are zero, left for the
+/// numbers of its decisions.
+pub fn new_check_id() -> Uuid {
+    let mut bytes = *Uuid::now_v7().as_bytes();
+    bytes[14] = 0;
+    bytes[15] = 0;
+    Uuid::from_bytes(bytes)
+}
+
+/// The id of the `n`th decision (from 1) of a check: the check's id ending in `n`.
+pub fn decision_id(check: Uuid, n: usize) -> DecisionId {
+    debug_assert!((1..=MAX_DECISIONS_PER_CHECK).contains(&n));
+    let mut bytes = *check.as_bytes();
+    bytes[14..].copy_from_slice(&(n as u16).to_be_bytes());
+    DecisionId(Uuid::from_bytes(bytes))
+}
+
+/// The check a decision id would name and the decision's number in it; None when it names
+/// none (a decision stored on its own before checks were stored whole may name one by chance,
+/// which the lookup tells).
+pub fn check_of(decision: DecisionId) -> Option<(Uuid, usize)> {
+    let mut bytes = *decision.0.as_bytes();
+    let n = usize::from(u16::from_be_bytes([bytes[14], bytes[15]]));
+    if n == 0 {
+        return None;
+    }
+    bytes[14] = 0;
+    bytes[15] = 0;
+    Some((Uuid::from_bytes(bytes), n))
+}
+
+/// SHA-256, what snapshots and checks are identified by.
+pub type Digest = [u8; 32];
+
+/// What a check read of a client's facts as of its date: all that any rule it evaluated reads,
+/// stored once, named by the SHA-256 of its encoding, and shared by the check's decisions.
+/// Evaluated as of that date, it gives what the whole facts give.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    pub digest: Digest,
+    pub facts: Arc<ClientFacts>,
+    /// The JSON the digest is taken of, as it is stored.
+    pub encoded: String,
+}
+
+impl Snapshot {
+    /// What `reads` reads of the facts `on` stands on, as of its date.
+    pub fn of(on: &FactsOn<'_>, reads: &Reads) -> Snapshot {
+        let facts = on.facts.snapshot(on.as_of, reads);
+        // Plain data (strings, numbers, dates, ordered maps): serialising cannot fail.
+        let encoded = serde_json::to_string(&facts).unwrap_or_default();
+        Snapshot {
+            digest: sha2::Sha256::digest(encoded.as_bytes()).into(),
+            facts: Arc::new(facts),
+            encoded,
+        }
+    }
+}
+
+/// Evaluates `criteria`, compiled, on a client's facts as of a date: the rule's outcome and
+/// each criterion's result with the facts it read.
 pub fn decide(
     criteria: &[Criterion],
     compiled: &[Compiled],
     on: &FactsOn<'_>,
-) -> (Outcome, Vec<CriterionResult>, ClientFacts) {
-    let reads = Reads::union(compiled.iter().map(|c| c.reads.as_ref()));
-    let snapshot = on.facts.snapshot(on.as_of, &reads);
+) -> (Outcome, Vec<CriterionResult>) {
     let (outcome, each) = evaluate(criteria, compiled, on);
-    let results = each
+    (outcome, explain(compiled, each, on.facts, on.as_of))
+}
+
+/// Criteria outcomes with the facts each criterion read of `facts` as of `as_of`: how a
+/// stored decision, which keeps the outcomes and its snapshot, is explained again.
+pub fn explain(
+    compiled: &[Compiled],
+    outcomes: Vec<CriterionOutcome>,
+    facts: &ClientFacts,
+    as_of: NaiveDate,
+) -> Vec<CriterionResult> {
+    outcomes
         .into_iter()
         .zip(compiled)
         .map(|(result, c)| CriterionResult {
             outcome: result.outcome,
             reason: result.reason,
-            facts: snapshot.uses(on.as_of, &c.reads),
+            facts: facts.uses(as_of, &c.reads),
         })
-        .collect();
-    (outcome, results, snapshot)
+        .collect()
 }
 
 /// A fact as an event carries it, with the version the event gives it: the store writes it

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha256};
 
-use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, SubsecRound, Utc};
 use uuid::Uuid;
 
 use caseway_api::eligibility::v1 as pb;
@@ -33,6 +33,7 @@ use caseway_platform::{ClientId, Db, DecisionId, RuleId, Scoped, ServiceId, Tena
 use crate::convert::{Change, Creation, rule_to_proto, version_to_proto};
 use crate::domain::*;
 use crate::events;
+use crate::reads::Reads;
 use crate::store::{self, ServiceFact};
 
 /// Where the transaction that writes a fact announces it (see [`Eligibility::facts_changed`]).
@@ -44,11 +45,12 @@ pub const WORKER: &str = "caseway/eligibility-worker";
 /// Compiled rule versions kept, at most; past it the cache starts again.
 const COMPILED_CAPACITY: usize = 20_000;
 
-/// A rule version's criteria, compiled against the schema it was published with.
-#[derive(Clone)]
+/// A rule version's criteria, compiled against the schema it was published with, and what
+/// they read.
 struct CompiledVersion {
     criteria: Vec<Criterion>,
-    compiled: Arc<Vec<Compiled>>,
+    compiled: Vec<Compiled>,
+    reads: Reads,
 }
 
 /// How long a tenant's published versions are trusted without an event saying one changed.
@@ -57,13 +59,13 @@ const PUBLISHED_TTL: Duration = Duration::from_secs(60);
 pub struct Eligibility {
     db: Db,
     /// Compiled versions by (tenant, rule, version): a version never changes.
-    compiled: Mutex<HashMap<(TenantId, RuleId, i32), CompiledVersion>>,
+    compiled: Mutex<HashMap<(TenantId, RuleId, i32), Arc<CompiledVersion>>>,
     /// Each tenant's published versions, dropped by `eligibility.rule_published.v1` (in every
     /// replica) and after [`PUBLISHED_TTL`].
     published: Mutex<HashMap<TenantId, Published>>,
     /// Bumped by every drop, so a load that raced with one is not kept.
     published_generation: AtomicU64,
-    /// Decisions stored by digest: a check that takes one again answers with it.
+    /// Checks stored, by digest: a check that takes the same decisions again answers with it.
     stored: Mutex<HashMap<(TenantId, Digest), store::Stored>>,
     /// The last check of every service per client, date and viewer; used only while this
     /// replica hears the announcements of new facts ([`Eligibility::hear_facts`]).
@@ -110,40 +112,29 @@ struct Memo {
 
 type MemoKey = (TenantId, ClientId, NaiveDate, Viewer);
 
-/// What identifies a decision: SHA-256 of the client, the rule version, the date, the facts
-/// read and the results.
-type Digest = [u8; 32];
-
-/// A `Write` into a SHA-256, so a decision is hashed as it serialises.
-struct Hashing(Sha256);
-
-impl std::io::Write for Hashing {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.update(bytes);
-        Ok(bytes.len())
+/// What identifies a check: SHA-256 of the client, the date, the snapshot its decisions were
+/// taken on and each decision (rule version and what it found), so the same check taken again
+/// on the same facts is stored once (the facts each criterion read follow from the snapshot).
+fn digest(decisions: &[DecisionRow], snapshot: &Digest) -> Digest {
+    let mut hash = Sha256::new();
+    hash.update(snapshot);
+    if let Some(first) = decisions.first() {
+        hash.update(first.client_id.0.as_bytes());
+        hash.update(first.as_of.num_days_from_ce().to_be_bytes());
     }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+    for d in decisions {
+        hash.update(d.rule_id.0.as_bytes());
+        hash.update(d.rule_version.to_be_bytes());
+        hash.update(d.outcome.as_i16().to_be_bytes());
+        hash.update((d.results.len() as u64).to_be_bytes());
+        for result in &d.results {
+            let reason = result.reason.as_deref().unwrap_or_default();
+            hash.update(result.outcome.as_i16().to_be_bytes());
+            hash.update((reason.len() as u64).to_be_bytes());
+            hash.update(reason.as_bytes());
+        }
     }
-}
-
-fn digest(d: &DecisionRow) -> Result<Digest> {
-    let mut hashing = Hashing(Sha256::new());
-    serde_json::to_writer(
-        &mut hashing,
-        &(
-            d.client_id,
-            d.rule_id,
-            d.rule_version,
-            d.as_of,
-            d.outcome,
-            &d.results,
-            &d.facts,
-        ),
-    )
-    .map_err(Error::internal)?;
-    Ok(hashing.0.finalize().into())
+    hash.finalize().into()
 }
 
 /// The time now as PostgreSQL keeps it (to the microsecond), so what a call answers reads
@@ -183,30 +174,30 @@ struct Decider<'a> {
     at: DateTime<Utc>,
 }
 
-/// The decision a published version takes on a client's facts as of a date, with a new id
-/// (the stored one's once [`Eligibility::store_decisions`] has run).
+/// The decision a published version takes on a client's facts as of a date, taken on
+/// `snapshot`; its id is given when it is stored ([`Eligibility::store_decisions`]).
 fn take_decision(
     version: &RuleVersionRow,
-    c: CompiledVersion,
+    c: &CompiledVersion,
     on: &FactsOn<'_>,
-    as_of: NaiveDate,
+    snapshot: &Snapshot,
     service_code: String,
     decider: &Decider<'_>,
 ) -> DecisionRow {
-    let (outcome, results, facts) = decide(&c.criteria, &c.compiled, on);
+    let (outcome, results) = decide(&c.criteria, &c.compiled, on);
     DecisionRow {
-        id: Some(DecisionId::new()),
+        id: None,
         client_id: ClientId(on.client_id()),
         service_id: version.service_id,
         service_code,
         rule_id: version.rule_id,
         rule_version: version.version,
         mode: version.mode,
-        as_of,
+        as_of: on.as_of(),
         outcome,
-        criteria: c.criteria,
+        criteria: c.criteria.clone(),
         results,
-        facts,
+        facts: snapshot.facts.clone(),
         decided_by: decider.by.to_string(),
         decided_at: decider.at,
     }
@@ -284,7 +275,7 @@ impl Eligibility {
     }
 
     /// A published version compiled, from the cache or against its own schema.
-    fn compile(&self, tenant: TenantId, version: &RuleVersionRow) -> Result<CompiledVersion> {
+    fn compile(&self, tenant: TenantId, version: &RuleVersionRow) -> Result<Arc<CompiledVersion>> {
         let key = (tenant, version.rule_id, version.version);
         if let Some(found) = self.compiled.lock().expect("cache lock").get(&key) {
             return Ok(found.clone());
@@ -301,10 +292,11 @@ impl Eligibility {
                     v.fields()
                 ))
             })?;
-        let entry = CompiledVersion {
+        let entry = Arc::new(CompiledVersion {
             criteria: version.criteria.clone(),
-            compiled: Arc::new(compiled),
-        };
+            reads: Reads::union(compiled.iter().map(|c| c.reads.as_ref())),
+            compiled,
+        });
         let mut cache = self.compiled.lock().expect("cache lock");
         if cache.len() >= COMPILED_CAPACITY {
             cache.clear();
@@ -381,53 +373,74 @@ impl Eligibility {
         kept.retain(|key, _| key.0 != tenant);
     }
 
-    /// Stores the decisions not stored yet and gives each the id, decider and time it is
-    /// stored under; the caller remembers them once its transaction commits.
+    /// What a client's facts as of `on` give every published version of the tenant: a check,
+    /// an enforcement and a look after new facts as of one date store the same snapshot.
+    fn snapshot(
+        &self,
+        tenant: TenantId,
+        versions: &[RuleVersionRow],
+        on: &FactsOn<'_>,
+    ) -> Result<Snapshot> {
+        let compiled = versions
+            .iter()
+            .map(|version| self.compile(tenant, version))
+            .collect::<Result<Vec<_>>>()?;
+        let reads = Reads::union(compiled.iter().map(|c| &c.reads));
+        Ok(Snapshot::of(on, &reads))
+    }
+
+    /// Stores the decisions of a check, with the snapshot they were taken on, unless the same
+    /// check is stored already, and gives each its id and the check's decider and time; the
+    /// caller remembers the check once its transaction commits.
     async fn store_decisions(
         &self,
         tx: &mut caseway_platform::TenantTx,
+        snapshot: &Snapshot,
         decisions: &mut [DecisionRow],
-    ) -> Result<Vec<(Digest, store::Stored)>> {
+    ) -> Result<Option<(Digest, store::Stored)>> {
+        if decisions.is_empty() {
+            return Ok(None);
+        }
+        if decisions.len() > MAX_DECISIONS_PER_CHECK {
+            return Err(Error::internal(anyhow::anyhow!(
+                "a check of {} decisions; a check names at most {MAX_DECISIONS_PER_CHECK}",
+                decisions.len()
+            )));
+        }
         let tenant = tx.tenant_id();
-        let digests = decisions
-            .iter()
-            .map(digest)
-            .collect::<Result<Vec<Digest>>>()?;
-        let mut missing = Vec::new();
-        {
-            let stored = self.stored.lock().expect("cache lock");
-            for (i, decision) in decisions.iter_mut().enumerate() {
-                match stored.get(&(tenant, digests[i])) {
-                    Some(found) => found.apply(decision),
-                    None => missing.push(i),
-                }
+        let digest = digest(decisions, &snapshot.digest);
+        let known = self
+            .stored
+            .lock()
+            .expect("cache lock")
+            .get(&(tenant, digest))
+            .cloned();
+        let (stored, fresh) = match known {
+            Some(stored) => (stored, false),
+            None => {
+                let stored =
+                    store::insert_check(tx.conn(), tenant, snapshot, &digest, decisions).await?;
+                (stored, true)
             }
+        };
+        for (n, decision) in decisions.iter_mut().enumerate() {
+            decision.id = Some(decision_id(stored.check_id, n + 1));
+            decision.decided_by = stored.decided_by.clone();
+            decision.decided_at = stored.decided_at;
         }
-        if missing.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows: Vec<(&Digest, &DecisionRow)> = missing
-            .iter()
-            .map(|&i| (&digests[i], &decisions[i]))
-            .collect();
-        let stored = store::insert_decisions(tx.conn(), tenant, &rows).await?;
-        let mut fresh = Vec::with_capacity(missing.len());
-        for (&i, found) in missing.iter().zip(stored) {
-            found.apply(&mut decisions[i]);
-            fresh.push((digests[i], found));
-        }
-        Ok(fresh)
+        Ok(fresh.then_some((digest, stored)))
     }
 
-    /// Remembers decisions a committed transaction stored.
-    fn remember(&self, tenant: TenantId, fresh: Vec<(Digest, store::Stored)>) {
+    /// Remembers a check a committed transaction stored.
+    fn remember(&self, tenant: TenantId, fresh: Option<(Digest, store::Stored)>) {
+        let Some((digest, found)) = fresh else {
+            return;
+        };
         let mut stored = self.stored.lock().expect("cache lock");
-        if stored.len() + fresh.len() > COMPILED_CAPACITY * 5 {
+        if stored.len() >= COMPILED_CAPACITY * 5 {
             stored.clear();
         }
-        for (digest, found) in fresh {
-            stored.insert((tenant, digest), found);
-        }
+        stored.insert((tenant, digest), found);
     }
 
     /// Creates a rule's draft after checking it; a retry under `key` answers with the first
@@ -660,7 +673,7 @@ impl Eligibility {
         let facts = store::client_facts(tx.conn(), client)
             .await?
             .ok_or_else(|| Error::not_found("client", client))?;
-        let (mode, criteria, compiled) = if version == 0 {
+        let (mode, c) = if version == 0 {
             let schema = store::fact_schema(tx.conn()).await?;
             let mut v = Violations::new();
             let compiled =
@@ -671,16 +684,21 @@ impl Eligibility {
                         "the draft no longer checks against the tenant's facts; change it first",
                     )
                 })?;
-            (rule.mode, rule.criteria.clone(), Arc::new(compiled))
+            let c = CompiledVersion {
+                criteria: rule.criteria.clone(),
+                reads: Reads::union(compiled.iter().map(|c| c.reads.as_ref())),
+                compiled,
+            };
+            (rule.mode, Arc::new(c))
         } else {
             let published = store::version(tx.conn(), id, version)
                 .await?
                 .ok_or_else(|| Error::not_found("rule version", format!("{id}/{version}")))?;
-            let c = self.compile(caller.tenant, &published)?;
-            (published.mode, c.criteria, c.compiled)
+            (published.mode, self.compile(caller.tenant, &published)?)
         };
         tx.commit().await?;
-        let (outcome, results, snapshot) = decide(&criteria, &compiled, &facts.on(as_of));
+        let on = facts.on(as_of);
+        let (outcome, results) = decide(&c.criteria, &c.compiled, &on);
         Ok(DecisionRow {
             id: None,
             client_id: client,
@@ -691,18 +709,20 @@ impl Eligibility {
             mode,
             as_of,
             outcome,
-            criteria,
+            criteria: c.criteria.clone(),
             results,
-            facts: snapshot,
+            facts: Snapshot::of(&on, &c.reads).facts,
             decided_by: caller.principal.user_id.clone(),
             decided_at: now(),
         })
     }
 
-    /// Decides the client's eligibility as of `as_of` for `services` (every service with a
-    /// published rule the caller may see when None) and stores each decision. A check asked
-    /// again while the client's facts and the tenant's published versions are as they were
-    /// answers with the decisions it took (and stored) before, read from the memo.
+    /// Decides the client's eligibility as of `as_of` for every service with a published rule
+    /// the caller may see, stores the check, and answers with the decisions of `services`
+    /// (all when None): naming services narrows the answer, not the check, so a decision is
+    /// the same however it was asked. A check asked again while the client's facts and the
+    /// tenant's published versions are as they were answers with the decisions it took (and
+    /// stored) before, read from the memo.
     pub async fn check(
         &self,
         caller: &Caller,
@@ -710,6 +730,29 @@ impl Eligibility {
         services: Option<Vec<ServiceId>>,
         as_of: NaiveDate,
     ) -> Result<Arc<Vec<DecisionRow>>> {
+        let checked = self.check_all(caller, client, as_of).await?;
+        let Some(ids) = services else {
+            return Ok(checked.decisions.clone());
+        };
+        known_services(caller, &ids, &checked.services)?;
+        let ids: BTreeSet<ServiceId> = ids.into_iter().collect();
+        Ok(Arc::new(
+            checked
+                .decisions
+                .iter()
+                .filter(|d| ids.contains(&d.service_id))
+                .cloned()
+                .collect(),
+        ))
+    }
+
+    /// The check of every service the caller sees: from the memo, or decided and stored.
+    async fn check_all(
+        &self,
+        caller: &Caller,
+        client: ClientId,
+        as_of: NaiveDate,
+    ) -> Result<Arc<Memo>> {
         let key = (caller.tenant, client, as_of, Viewer::of(caller));
         let generation = self.memo_generation.load(Ordering::Acquire);
         let heard = self.memo_heard.load(Ordering::Acquire);
@@ -720,28 +763,11 @@ impl Eligibility {
             && let Some(versions) = self.published_cached(caller.tenant)
             && Arc::ptr_eq(&memo.published, &versions)
         {
-            return match services {
-                None => Ok(memo.decisions.clone()),
-                Some(ids) => {
-                    known_services(caller, &ids, &memo.services)?;
-                    let ids: BTreeSet<ServiceId> = ids.into_iter().collect();
-                    Ok(Arc::new(
-                        memo.decisions
-                            .iter()
-                            .filter(|d| ids.contains(&d.service_id))
-                            .cloned()
-                            .collect(),
-                    ))
-                }
-            };
+            return Ok(memo);
         }
         let mut tx = self.db.tenant_tx(caller.tenant).await?;
         let versions = self.published(&mut tx).await?;
-        let ids: Option<Vec<Uuid>> = services.as_ref().map(|s| s.iter().map(|id| id.0).collect());
-        let read = store::facts_and_services(tx.conn(), client, ids.as_deref()).await?;
-        if let Some(ids) = &services {
-            known_services(caller, ids, &read.services)?;
-        }
+        let read = store::facts_and_services(tx.conn(), client, None).await?;
         let facts = read
             .facts
             .ok_or_else(|| Error::not_found("client", client))?;
@@ -749,8 +775,9 @@ impl Eligibility {
             by: &caller.principal.user_id,
             at: now(),
         };
-        let mut decisions = Vec::with_capacity(versions.len());
         let on = facts.on(as_of);
+        let snapshot = self.snapshot(caller.tenant, &versions, &on)?;
+        let mut decisions = Vec::with_capacity(versions.len());
         for version in versions.iter() {
             let Some(service) = read.services.get(&version.service_id) else {
                 continue;
@@ -760,28 +787,29 @@ impl Eligibility {
             }
             let c = self.compile(caller.tenant, version)?;
             let code = service.code.clone();
-            decisions.push(take_decision(version, c, &on, as_of, code, &decider));
+            decisions.push(take_decision(version, &c, &on, &snapshot, code, &decider));
         }
-        let fresh = self.store_decisions(&mut tx, &mut decisions).await?;
+        let fresh = self
+            .store_decisions(&mut tx, &snapshot, &mut decisions)
+            .await?;
         tx.commit().await?;
         self.remember(caller.tenant, fresh);
         decisions.sort_by(|a, b| a.service_code.cmp(&b.service_code));
-        let decisions = Arc::new(decisions);
-        if heard && services.is_none() {
-            let memo = Memo {
-                published: versions,
-                services: read.services,
-                decisions: decisions.clone(),
-            };
+        let checked = Arc::new(Memo {
+            published: versions,
+            services: read.services,
+            decisions: Arc::new(decisions),
+        });
+        if heard {
             let mut kept = self.memo.lock().expect("cache lock");
             if self.memo_generation.load(Ordering::Acquire) == generation {
                 if kept.len() >= MEMO_CAPACITY {
                     kept.clear();
                 }
-                kept.insert(key, Arc::new(memo));
+                kept.insert(key, checked.clone());
             }
         }
-        Ok(decisions)
+        Ok(checked)
     }
 
     /// For the records and authorizations services: when the service's published rule is
@@ -819,34 +847,48 @@ impl Eligibility {
             by: &caller.principal.user_id,
             at: now(),
         };
-        let mut decision = [take_decision(
-            version,
-            c,
-            &facts.on(as_of),
-            as_of,
-            code,
-            &decider,
-        )];
-        let fresh = self.store_decisions(&mut tx, &mut decision).await?;
+        let on = facts.on(as_of);
+        let snapshot = self.snapshot(caller.tenant, &published, &on)?;
+        let mut decision = [take_decision(version, &c, &on, &snapshot, code, &decider)];
+        let fresh = self
+            .store_decisions(&mut tx, &snapshot, &mut decision)
+            .await?;
         tx.commit().await?;
         self.remember(caller.tenant, fresh);
         let [decision] = decision;
         Ok(Some(decision))
     }
 
-    /// A stored decision, if its service is visible to the caller.
-    pub async fn decision(&self, caller: &Caller, id: DecisionId) -> Result<DecisionRow> {
+    /// A stored decision, if its service is visible to the caller, explained by its rule
+    /// version (compiled).
+    async fn stored_decision(
+        &self,
+        caller: &Caller,
+        id: DecisionId,
+    ) -> Result<(DecisionRow, Arc<CompiledVersion>)> {
         let mut tx = self.db.tenant_tx(caller.tenant).await?;
         let not_found = || Error::not_found("decision", id);
-        let decision = store::decision(tx.conn(), id)
+        let (mut decision, found) = store::decision(tx.conn(), id)
             .await?
             .ok_or_else(not_found)?;
         let services = store::services(tx.conn(), Some(&[decision.service_id.0])).await?;
-        tx.commit().await?;
-        match services.get(&decision.service_id) {
-            Some(service) if !sees(caller, service) => Err(not_found()),
-            _ => Ok(decision),
+        if let Some(service) = services.get(&decision.service_id)
+            && !sees(caller, service)
+        {
+            return Err(not_found());
         }
+        let version = store::version(tx.conn(), decision.rule_id, decision.rule_version)
+            .await?
+            .ok_or_else(|| Error::not_found("rule version", decision.rule_id))?;
+        tx.commit().await?;
+        let c = self.compile(caller.tenant, &version)?;
+        decision.results = explain(&c.compiled, found, &decision.facts, decision.as_of);
+        Ok((decision, c))
+    }
+
+    /// A stored decision, if its service is visible to the caller.
+    pub async fn decision(&self, caller: &Caller, id: DecisionId) -> Result<DecisionRow> {
+        Ok(self.stored_decision(caller, id).await?.0)
     }
 
     /// A stored decision and its rule version evaluated again on its stored facts.
@@ -855,21 +897,14 @@ impl Eligibility {
         caller: &Caller,
         id: DecisionId,
     ) -> Result<(DecisionRow, DecisionRow)> {
-        let decision = self.decision(caller, id).await?;
-        let mut tx = self.db.tenant_tx(caller.tenant).await?;
-        let version = store::version(tx.conn(), decision.rule_id, decision.rule_version)
-            .await?
-            .ok_or_else(|| Error::not_found("rule version", decision.rule_id))?;
-        tx.commit().await?;
-        let c = self.compile(caller.tenant, &version)?;
-        let (outcome, results, snapshot) =
+        let (decision, c) = self.stored_decision(caller, id).await?;
+        let (outcome, results) =
             decide(&c.criteria, &c.compiled, &decision.facts.on(decision.as_of));
         let replayed = DecisionRow {
             id: None,
             outcome,
-            criteria: c.criteria,
+            criteria: c.criteria.clone(),
             results,
-            facts: snapshot,
             decided_by: caller.principal.user_id.clone(),
             decided_at: now(),
             ..decision.clone()
@@ -933,6 +968,7 @@ impl Eligibility {
             at: now(),
         };
         let facts_on = facts.on(on);
+        let snapshot = self.snapshot(tenant, &versions, &facts_on)?;
         let mut decisions = Vec::new();
         for version in versions.iter() {
             let c = self.compile(tenant, version)?;
@@ -940,12 +976,12 @@ impl Eligibility {
                 .get(&version.service_id)
                 .map(|s| s.code.clone())
                 .unwrap_or_default();
-            let decision = take_decision(version, c, &facts_on, on, code, &decider);
+            let decision = take_decision(version, &c, &facts_on, &snapshot, code, &decider);
             if before.get(&version.service_id) != Some(&decision.outcome) {
                 decisions.push(decision);
             }
         }
-        self.store_decisions(tx, &mut decisions).await?;
+        self.store_decisions(tx, &snapshot, &mut decisions).await?;
         let mut changed = BTreeSet::new();
         for decision in &decisions {
             let id = decision.id.unwrap_or_default();

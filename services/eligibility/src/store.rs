@@ -4,20 +4,22 @@
 //! event older than the row (by its version) or seen before writes nothing.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
+use serde::Serialize;
 use sqlx::PgConnection;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use caseway_platform::error::Result;
+use caseway_platform::error::{Error, Result};
 use caseway_platform::{ClientId, DecisionId, RuleId, ServiceId, TenantId};
 
 use crate::domain::{
-    Answer, AssessmentFact, BarrierFact, ClientFacts, Criterion, CriterionResult, DecisionRow,
-    DeliveryFact, EnrollmentFact, Fact, FactSchema, FieldType, Mode, Outcome, RuleRow,
-    RuleVersionRow,
+    Answer, AssessmentFact, BarrierFact, ClientFacts, Criterion, CriterionOutcome, DecisionRow,
+    DeliveryFact, Digest, EnrollmentFact, Fact, FactSchema, FieldType, Mode, Outcome, RuleRow,
+    RuleVersionRow, Snapshot, check_of, new_check_id,
 };
 
 const RULE_COLUMNS: &str = "r.id, r.service_id, coalesce(s.code, '') AS service_code, r.mode, \
@@ -433,129 +435,191 @@ struct DecisionSql {
     criteria: Json<Vec<Criterion>>,
     as_of: NaiveDate,
     outcome: i16,
-    results: Json<Vec<CriterionResult>>,
+    results: Json<Vec<CriterionOutcome>>,
     facts: Json<ClientFacts>,
     decided_by: String,
     decided_at: DateTime<Utc>,
 }
 
-/// A decision as stored: its id, who took it and when (the first to take it).
+/// A check as stored: its id, who took it and when (the first to take it). Its decisions are
+/// named after it (`domain::decision_id`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Stored {
-    pub id: DecisionId,
+    pub check_id: Uuid,
     pub decided_by: String,
     pub decided_at: DateTime<Utc>,
 }
 
-/// Stores decisions, each under its digest, in one statement: a decision already stored under
-/// its digest is not stored again. Gives, in order, each one as stored.
-pub async fn insert_decisions(
+/// A criterion's result as a check stores it: the facts it read are read off the snapshot
+/// again. (Decisions stored one to a row before checks were, in `decisions`, also keep those
+/// facts, which reading ignores.)
+#[derive(Serialize)]
+struct StoredOutcome<'a> {
+    outcome: Outcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+}
+
+/// Stores a check under `digest` in one row, with the snapshot its decisions were taken on
+/// (stored once: it is named by its digest): each decision's service, rule version, outcome
+/// and criteria outcomes, in order. A check already stored under its digest (the same
+/// decisions taken again on the same facts) is not stored again: it answers as first stored.
+/// Every decision is of the snapshot's client, as of one date, by one decider.
+pub async fn insert_check(
     conn: &mut PgConnection,
     tenant: TenantId,
-    decisions: &[(&[u8; 32], &DecisionRow)],
-) -> Result<Vec<Stored>> {
-    if decisions.is_empty() {
-        return Ok(Vec::new());
-    }
-    let rows: Vec<serde_json::Value> = decisions
-        .iter()
-        .enumerate()
-        .map(|(n, (digest, d))| {
-            serde_json::json!({
-                "n": n,
-                "id": d.id.unwrap_or_default(),
-                "digest": hex(&digest[..]),
-                "client_id": d.client_id,
-                "service_id": d.service_id,
-                "rule_id": d.rule_id,
-                "rule_version": d.rule_version,
-                "as_of": d.as_of,
-                "outcome": d.outcome.as_i16(),
-                "results": d.results,
-                "facts": d.facts,
-                "decided_by": d.decided_by,
-                "decided_at": d.decided_at,
+    snapshot: &Snapshot,
+    digest: &Digest,
+    decisions: &[DecisionRow],
+) -> Result<Stored> {
+    let first = decisions
+        .first()
+        .ok_or_else(|| Error::internal(anyhow::anyhow!("a check without decisions")))?;
+    let n = decisions.len();
+    let (mut services, mut rules, mut versions, mut outcomes, mut results) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for d in decisions {
+        debug_assert_eq!(
+            (d.client_id.0, d.as_of),
+            (snapshot.facts.client_id, first.as_of)
+        );
+        services.push(d.service_id);
+        rules.push(d.rule_id);
+        versions.push(d.rule_version);
+        outcomes.push(d.outcome.as_i16());
+        let found: Vec<StoredOutcome<'_>> = d
+            .results
+            .iter()
+            .map(|r| StoredOutcome {
+                outcome: r.outcome,
+                reason: r.reason.as_deref(),
             })
-        })
-        .collect();
-    let stored: Vec<(DecisionId, String, DateTime<Utc>)> = sqlx::query_as(
-        "WITH input AS ( \
-           SELECT d.*, decode(d.digest, 'hex') AS sha FROM jsonb_to_recordset($2) AS d(n integer, \
-           id uuid, digest text, client_id uuid, service_id uuid, rule_id uuid, \
-           rule_version integer, as_of date, outcome smallint, results jsonb, facts jsonb, \
-           decided_by text, decided_at timestamptz) \
-         ), inserted AS ( \
-           INSERT INTO eligibility.decisions (tenant_id, id, client_id, service_id, rule_id, \
-           rule_version, as_of, outcome, results, facts, decided_by, decided_at, digest) \
-           SELECT $1, id, client_id, service_id, rule_id, rule_version, as_of, outcome, results, \
-           facts, decided_by, decided_at, sha FROM input \
+            .collect();
+        results.push(found);
+    }
+    let results = serde_json::to_string(&results).map_err(Error::internal)?;
+    let stored: Option<(Uuid, String, DateTime<Utc>)> = sqlx::query_as(
+        "WITH snapshot AS ( \
+           INSERT INTO eligibility.fact_snapshots (tenant_id, digest, client_id, facts) \
+           VALUES ($1, $2, $3, $4::jsonb) ON CONFLICT (tenant_id, digest) DO NOTHING \
+         ), checked AS ( \
+           INSERT INTO eligibility.checks (tenant_id, id, client_id, as_of, facts_digest, \
+             service_ids, rule_ids, rule_versions, outcomes, results, decided_by, decided_at, \
+             digest) \
+           VALUES ($1, $5, $3, $6, $2, $7, $8, $9, $10, $11::jsonb, $12, $13, $14) \
            ON CONFLICT (tenant_id, digest) DO NOTHING \
-           RETURNING digest, id, decided_by, decided_at \
-         ) SELECT coalesce(i.id, d.id), coalesce(i.decided_by, d.decided_by), \
-           coalesce(i.decided_at, d.decided_at) \
-           FROM input \
-           LEFT JOIN inserted i ON i.digest = input.sha \
-           LEFT JOIN LATERAL (SELECT d.id, d.decided_by, d.decided_at \
-             FROM eligibility.decisions d \
-             WHERE i.id IS NULL AND d.tenant_id = $1 AND d.digest = input.sha) d ON true \
-           ORDER BY input.n",
+           RETURNING id, decided_by, decided_at \
+         ) SELECT id, decided_by, decided_at FROM checked \
+         UNION ALL SELECT id, decided_by, decided_at FROM eligibility.checks \
+           WHERE tenant_id = $1 AND digest = $14 AND NOT EXISTS (SELECT FROM checked)",
     )
     .bind(tenant.as_uuid())
-    .bind(Json(rows))
-    .fetch_all(conn)
+    .bind(&snapshot.digest[..])
+    .bind(snapshot.facts.client_id)
+    .bind(&snapshot.encoded)
+    .bind(new_check_id())
+    .bind(first.as_of)
+    .bind(services)
+    .bind(rules)
+    .bind(versions)
+    .bind(outcomes)
+    .bind(results)
+    .bind(&first.decided_by)
+    .bind(first.decided_at)
+    .bind(&digest[..])
+    .fetch_optional(&mut *conn)
     .await?;
-    Ok(stored
-        .into_iter()
-        .map(|(id, decided_by, decided_at)| Stored {
-            id,
-            decided_by,
-            decided_at,
-        })
-        .collect())
+    // Taken at the same moment by another transaction, which committed after this statement
+    // began: a new statement sees it.
+    let stored = match stored {
+        Some(stored) => stored,
+        None => {
+            sqlx::query_as(
+                "SELECT id, decided_by, decided_at FROM eligibility.checks \
+                 WHERE tenant_id = $1 AND digest = $2",
+            )
+            .bind(tenant.as_uuid())
+            .bind(&digest[..])
+            .fetch_one(conn)
+            .await?
+        }
+    };
+    let (check_id, decided_by, decided_at) = stored;
+    Ok(Stored {
+        check_id,
+        decided_by,
+        decided_at,
+    })
 }
 
-impl Stored {
-    /// Makes `decision` the stored one: its id, decider and time.
-    pub fn apply(&self, decision: &mut DecisionRow) {
-        decision.id = Some(self.id);
-        decision.decided_by = self.decided_by.clone();
-        decision.decided_at = self.decided_at;
+/// A stored decision, with its criteria's outcomes (its `results` are left empty: the facts
+/// each criterion read are read off its snapshot, `facts`, by the rule version's reads).
+pub async fn decision(
+    conn: &mut PgConnection,
+    id: DecisionId,
+) -> Result<Option<(DecisionRow, Vec<CriterionOutcome>)>> {
+    let mut row: Option<DecisionSql> = None;
+    if let Some((check, n)) = check_of(id) {
+        row = sqlx::query_as(
+            "SELECT $3::uuid AS id, c.client_id, c.service_ids[$2] AS service_id, \
+             coalesce(s.code, '') AS service_code, c.rule_ids[$2] AS rule_id, \
+             c.rule_versions[$2] AS rule_version, v.mode, v.criteria, c.as_of, \
+             c.outcomes[$2] AS outcome, c.results -> ($2 - 1) AS results, f.facts, \
+             c.decided_by, c.decided_at \
+             FROM eligibility.checks c \
+             JOIN eligibility.fact_snapshots f ON f.tenant_id = c.tenant_id \
+              AND f.digest = c.facts_digest \
+             JOIN eligibility.rule_versions v ON v.tenant_id = c.tenant_id \
+              AND v.rule_id = c.rule_ids[$2] AND v.version = c.rule_versions[$2] \
+             LEFT JOIN eligibility.services s ON s.tenant_id = c.tenant_id \
+              AND s.id = c.service_ids[$2] \
+             WHERE c.id = $1 AND $2 <= cardinality(c.service_ids)",
+        )
+        .bind(check)
+        .bind(n as i32)
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-pub async fn decision(conn: &mut PgConnection, id: DecisionId) -> Result<Option<DecisionRow>> {
-    let row: Option<DecisionSql> = sqlx::query_as(
-        "SELECT d.id, d.client_id, d.service_id, coalesce(s.code, '') AS service_code, \
-         d.rule_id, d.rule_version, v.mode, v.criteria, d.as_of, d.outcome, d.results, d.facts, \
-         d.decided_by, d.decided_at \
-         FROM eligibility.decisions d \
-         JOIN eligibility.rule_versions v ON v.tenant_id = d.tenant_id AND v.rule_id = d.rule_id \
-          AND v.version = d.rule_version \
-         LEFT JOIN eligibility.services s ON s.tenant_id = d.tenant_id AND s.id = d.service_id \
-         WHERE d.id = $1",
-    )
-    .bind(id)
-    .fetch_optional(conn)
-    .await?;
-    Ok(row.map(|d| DecisionRow {
-        id: Some(d.id),
-        client_id: d.client_id,
-        service_id: d.service_id,
-        service_code: d.service_code,
-        rule_id: d.rule_id,
-        rule_version: d.rule_version,
-        mode: Mode::from_i16(d.mode),
-        as_of: d.as_of,
-        outcome: Outcome::from_i16(d.outcome),
-        criteria: d.criteria.0,
-        results: d.results.0,
-        facts: d.facts.0,
-        decided_by: d.decided_by,
-        decided_at: d.decided_at,
+    if row.is_none() {
+        row = sqlx::query_as(
+            "SELECT d.id, d.client_id, d.service_id, coalesce(s.code, '') AS service_code, \
+             d.rule_id, d.rule_version, v.mode, v.criteria, d.as_of, d.outcome, d.results, \
+             d.facts, d.decided_by, d.decided_at \
+             FROM eligibility.decisions d \
+             JOIN eligibility.rule_versions v ON v.tenant_id = d.tenant_id \
+              AND v.rule_id = d.rule_id AND v.version = d.rule_version \
+             LEFT JOIN eligibility.services s ON s.tenant_id = d.tenant_id \
+              AND s.id = d.service_id \
+             WHERE d.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+    }
+    Ok(row.map(|d| {
+        let decision = DecisionRow {
+            id: Some(d.id),
+            client_id: d.client_id,
+            service_id: d.service_id,
+            service_code: d.service_code,
+            rule_id: d.rule_id,
+            rule_version: d.rule_version,
+            mode: Mode::from_i16(d.mode),
+            as_of: d.as_of,
+            outcome: Outcome::from_i16(d.outcome),
+            criteria: d.criteria.0,
+            results: Vec::new(),
+            facts: Arc::new(d.facts.0),
+            decided_by: d.decided_by,
+            decided_at: d.decided_at,
+        };
+        (decision, d.results.0)
     }))
 }
 
