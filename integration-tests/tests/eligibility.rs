@@ -840,9 +840,19 @@ async fn a_check_asked_again_answers_the_same_until_a_fact_of_the_client_or_the_
     let renamed = wait_until(&node, &t, &t.assistance, on, |d| d.service_code == "FA2").await;
     assert_ne!(renamed.id, first[0].id);
 
-    // A fact of the client's (a birth date) does too, and a check of another date is its own.
+    // A fact of the client's (a birth date) does too, and a check of another date is its own,
+    // taken on the new facts.
     born_in_2010(&node, &t).await;
     wait_for(&node, &t, &t.counseling, on, Outcome::NotEligible).await;
+    let next_day = check(&node, &t.worker, &t.maria, (2026, 3, 16))
+        .await
+        .unwrap();
+    assert!(
+        next_day
+            .iter()
+            .all(|d| d.outcome == Outcome::NotEligible as i32),
+        "{next_day:?}"
+    );
     let later = check(&node, &t.worker, &t.maria, (2028, 1, 2))
         .await
         .unwrap();

@@ -67,9 +67,10 @@ pub struct Eligibility {
     published_generation: AtomicU64,
     /// Checks stored, by digest: a check that takes the same decisions again answers with it.
     stored: Mutex<HashMap<(TenantId, Digest), store::Stored>>,
-    /// The last check of every service per client, date and viewer; used only while this
-    /// replica hears the announcements of new facts ([`Eligibility::hear_facts`]).
-    memo: Mutex<HashMap<MemoKey, Arc<Memo>>>,
+    /// The last check of every service per client, date and viewer, and the facts checks
+    /// read; used only while this replica hears the announcements of new facts
+    /// ([`Eligibility::hear_facts`]).
+    memo: Mutex<Kept>,
     memo_heard: AtomicBool,
     /// Bumped by every announcement, so a check that read facts older than one keeps nothing.
     memo_generation: AtomicU64,
@@ -81,6 +82,46 @@ type Published = (Arc<Vec<RuleVersionRow>>, Instant);
 /// Checks remembered, at most; past it the memo starts again. An entry holds up to a decision
 /// per service of the tenant, each with its criteria and facts.
 const MEMO_CAPACITY: usize = 256;
+
+/// Clients whose facts are remembered, at most (a client with a few years of history takes
+/// kilobytes); past it they are read again.
+const FACTS_CAPACITY: usize = 1024;
+
+/// A tenant's live services by id.
+type Services = BTreeMap<ServiceId, ServiceFact>;
+
+/// What a replica keeps of checks while it hears the announcements of new facts: the checks,
+/// and what they read (each client's facts, each tenant's services), each dropped by the
+/// announcements that change it.
+#[derive(Default)]
+struct Kept {
+    checks: HashMap<MemoKey, Arc<Memo>>,
+    facts: HashMap<(TenantId, ClientId), Arc<ClientFacts>>,
+    services: HashMap<TenantId, Arc<Services>>,
+}
+
+impl Kept {
+    fn clear(&mut self) {
+        self.checks.clear();
+        self.facts.clear();
+        self.services.clear();
+    }
+
+    /// Forgets what a fact of the tenant changes: its services, and every client's facts
+    /// (they name services and programs by code) and checks.
+    fn forget_tenant(&mut self, tenant: TenantId) {
+        self.checks.retain(|key, _| key.0 != tenant);
+        self.facts.retain(|key, _| key.0 != tenant);
+        self.services.remove(&tenant);
+    }
+
+    /// Forgets what a fact of one client changes: its facts and its checks.
+    fn forget_client(&mut self, tenant: TenantId, client: Uuid) {
+        self.checks
+            .retain(|key, _| key.0 != tenant || key.1.0 != client);
+        self.facts.remove(&(tenant, ClientId(client)));
+    }
+}
 
 /// Who sees which services: a check's decisions are those of the services its caller sees.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -106,7 +147,7 @@ impl Viewer {
 /// same (stored) decisions, so it answers with these.
 struct Memo {
     published: Arc<Vec<RuleVersionRow>>,
-    services: BTreeMap<ServiceId, ServiceFact>,
+    services: Arc<Services>,
     decisions: Arc<Vec<DecisionRow>>,
 }
 
@@ -268,7 +309,7 @@ impl Eligibility {
             published: Mutex::new(HashMap::new()),
             published_generation: AtomicU64::new(0),
             stored: Mutex::new(HashMap::new()),
-            memo: Mutex::new(HashMap::new()),
+            memo: Mutex::new(Kept::default()),
             memo_heard: AtomicBool::new(false),
             memo_generation: AtomicU64::new(0),
         }
@@ -356,9 +397,9 @@ impl Eligibility {
         let mut kept = self.memo.lock().expect("cache lock");
         self.memo_generation.fetch_add(1, Ordering::AcqRel);
         if scope == tenant.as_uuid() {
-            kept.retain(|key, _| key.0 != tenant);
+            kept.forget_tenant(tenant);
         } else {
-            kept.retain(|key, _| key.0 != tenant || key.1.0 != scope);
+            kept.forget_client(tenant, scope);
         }
     }
 
@@ -370,7 +411,7 @@ impl Eligibility {
         drop(cache);
         let mut kept = self.memo.lock().expect("cache lock");
         self.memo_generation.fetch_add(1, Ordering::AcqRel);
-        kept.retain(|key, _| key.0 != tenant);
+        kept.checks.retain(|key, _| key.0 != tenant);
     }
 
     /// What a client's facts as of `on` give every published version of the tenant: a check,
@@ -756,9 +797,17 @@ impl Eligibility {
         let key = (caller.tenant, client, as_of, Viewer::of(caller));
         let generation = self.memo_generation.load(Ordering::Acquire);
         let heard = self.memo_heard.load(Ordering::Acquire);
-        let memo = heard
-            .then(|| self.memo.lock().expect("cache lock").get(&key).cloned())
-            .flatten();
+        let (memo, read) = if heard {
+            let kept = self.memo.lock().expect("cache lock");
+            let read = kept
+                .facts
+                .get(&(caller.tenant, client))
+                .zip(kept.services.get(&caller.tenant))
+                .map(|(facts, services)| (facts.clone(), services.clone()));
+            (kept.checks.get(&key).cloned(), read)
+        } else {
+            (None, None)
+        };
         if let Some(memo) = memo
             && let Some(versions) = self.published_cached(caller.tenant)
             && Arc::ptr_eq(&memo.published, &versions)
@@ -767,10 +816,20 @@ impl Eligibility {
         }
         let mut tx = self.db.tenant_tx(caller.tenant).await?;
         let versions = self.published(&mut tx).await?;
-        let read = store::facts_and_services(tx.conn(), client, None).await?;
-        let facts = read
-            .facts
-            .ok_or_else(|| Error::not_found("client", client))?;
+        let (facts, services) = match read {
+            Some(read) => read,
+            None => {
+                let read = store::facts_and_services(tx.conn(), client, None).await?;
+                let facts = read
+                    .facts
+                    .ok_or_else(|| Error::not_found("client", client))?;
+                let read = (Arc::new(facts), Arc::new(read.services));
+                if heard {
+                    self.keep_facts_read(caller.tenant, client, &read, generation);
+                }
+                read
+            }
+        };
         let decider = Decider {
             by: &caller.principal.user_id,
             at: now(),
@@ -779,7 +838,7 @@ impl Eligibility {
         let snapshot = self.snapshot(caller.tenant, &versions, &on)?;
         let mut decisions = Vec::with_capacity(versions.len());
         for version in versions.iter() {
-            let Some(service) = read.services.get(&version.service_id) else {
+            let Some(service) = services.get(&version.service_id) else {
                 continue;
             };
             if !sees(caller, service) {
@@ -797,19 +856,39 @@ impl Eligibility {
         decisions.sort_by(|a, b| a.service_code.cmp(&b.service_code));
         let checked = Arc::new(Memo {
             published: versions,
-            services: read.services,
+            services,
             decisions: Arc::new(decisions),
         });
         if heard {
             let mut kept = self.memo.lock().expect("cache lock");
             if self.memo_generation.load(Ordering::Acquire) == generation {
-                if kept.len() >= MEMO_CAPACITY {
-                    kept.clear();
+                if kept.checks.len() >= MEMO_CAPACITY {
+                    kept.checks.clear();
                 }
-                kept.insert(key, checked.clone());
+                kept.checks.insert(key, checked.clone());
             }
         }
         Ok(checked)
+    }
+
+    /// Keeps a client's facts and the tenant's services as a check read them, unless an
+    /// announcement came since `generation` (what was read may be older than it).
+    fn keep_facts_read(
+        &self,
+        tenant: TenantId,
+        client: ClientId,
+        (facts, services): &(Arc<ClientFacts>, Arc<Services>),
+        generation: u64,
+    ) {
+        let mut kept = self.memo.lock().expect("cache lock");
+        if self.memo_generation.load(Ordering::Acquire) != generation {
+            return;
+        }
+        if kept.facts.len() >= FACTS_CAPACITY {
+            kept.facts.clear();
+        }
+        kept.facts.insert((tenant, client), facts.clone());
+        kept.services.insert(tenant, services.clone());
     }
 
     /// For the records and authorizations services: when the service's published rule is
