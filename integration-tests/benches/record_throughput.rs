@@ -10,7 +10,8 @@
 //! The phases are interleaved in rounds (node up: RecordService, Quick Services; node down:
 //! pgbench), each after a checkpoint, and the means compared, so drift over the run (tables
 //! growing, autovacuum, checkpoints) falls on every phase alike. A Caseway phase lasts until
-//! the relay has published its last event, so its rate includes relaying.
+//! the relay has published its last event and the eligibility service's facts consumer has
+//! applied the last one, so its rate includes relaying and what consumers do for each record.
 //!
 //! CASEWAY_BENCH_CONCURRENCY (default 16), CASEWAY_BENCH_SECONDS per phase (default 5) and
 //! CASEWAY_BENCH_ROUNDS (default 8). Each round also prints the machine's CPU per call in each
@@ -441,6 +442,23 @@ async fn drive(
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // And when the consumers of its events have caught up: the eligibility service's facts
+    // consumer works for every record, and a backlog left behind would fall on the next phase.
+    let mut handled = -1;
+    loop {
+        let waiting = env.bus.waiting(caseway_eligibility::events::CONSUMER).await;
+        let now: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM platform.inbox WHERE consumer = $1")
+                .bind(caseway_eligibility::events::CONSUMER)
+                .fetch_one(&mut owner)
+                .await
+                .unwrap();
+        if waiting == 0 && now == handled {
+            break;
+        }
+        handled = now;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let calls = done.load(Ordering::Relaxed) as f64;
     (

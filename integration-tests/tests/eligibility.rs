@@ -1296,36 +1296,36 @@ async fn a_redelivered_or_older_event_changes_no_fact() {
         .await
         .unwrap()
     };
+    let apply = |facts: Vec<(uuid::Uuid, Fact)>| service.apply_facts(tenant, facts);
     // Version 2 comes first, then version 1 late: the row stays at 2.
     let second = uuid::Uuid::now_v7();
-    service
-        .apply_fact(tenant, second, as_of(true, 2))
-        .await
-        .unwrap();
-    service
-        .apply_fact(tenant, uuid::Uuid::now_v7(), as_of(false, 1))
+    apply(vec![(second, as_of(true, 2))]).await.unwrap();
+    apply(vec![(uuid::Uuid::now_v7(), as_of(false, 1))])
         .await
         .unwrap();
     assert_eq!(veteran_of().await, (Some(true), 2));
-    // The same event again changes nothing, even carrying something else.
-    service
-        .apply_fact(tenant, second, as_of(false, 3))
-        .await
-        .unwrap();
+    // The same event again changes nothing, even carrying something else, also in a batch
+    // with an older one.
+    apply(vec![
+        (second, as_of(false, 3)),
+        (uuid::Uuid::now_v7(), as_of(false, 1)),
+    ])
+    .await
+    .unwrap();
     assert_eq!(veteran_of().await, (Some(true), 2));
-    // A newer version is kept; a deletion stays, whatever comes after it.
-    service
-        .apply_fact(tenant, uuid::Uuid::now_v7(), as_of(false, 3))
+    // A newer version is kept; a deletion stays, whatever comes after it, in a batch or not.
+    apply(vec![(uuid::Uuid::now_v7(), as_of(false, 3))])
         .await
         .unwrap();
     assert_eq!(veteran_of().await, (Some(false), 3));
     let deleted = fact(false, true, 3);
-    service
-        .apply_fact(tenant, uuid::Uuid::now_v7(), deleted)
-        .await
-        .unwrap();
-    service
-        .apply_fact(tenant, uuid::Uuid::now_v7(), as_of(true, 9))
+    apply(vec![
+        (uuid::Uuid::now_v7(), deleted),
+        (uuid::Uuid::now_v7(), as_of(true, 9)),
+    ])
+    .await
+    .unwrap();
+    apply(vec![(uuid::Uuid::now_v7(), as_of(true, 10))])
         .await
         .unwrap();
     let mut owner = env.db.owner().await;

@@ -991,18 +991,30 @@ impl Eligibility {
         Ok((decision, replayed))
     }
 
-    /// Keeps a fact an event brought (once per event, and only when newer than what is kept);
-    /// when it is a client's, looks at the client's eligibility again as of today.
-    pub async fn apply_fact(&self, tenant: TenantId, event_id: Uuid, fact: Fact) -> Result<()> {
+    /// Keeps the facts events of one tenant brought, in one transaction: each event once (the
+    /// inbox), each fact only when newer than what is kept; then looks again, as of today, at
+    /// the eligibility of each client whose facts changed, and announces what changed. The
+    /// tenant's own facts come first and the clients' in the order of their ids (each client's
+    /// in the order they came), so transactions applying facts at once lock rows in one order.
+    pub async fn apply_facts(&self, tenant: TenantId, mut facts: Vec<(Uuid, Fact)>) -> Result<()> {
+        facts.sort_by_key(|(_, fact)| fact.client());
         let mut tx = self.db.tenant_tx(tenant).await?;
-        if !inbox::first_delivery(&mut tx, events::CONSUMER, event_id).await? {
-            return Ok(());
+        let ids: Vec<Uuid> = facts.iter().map(|(id, _)| *id).collect();
+        let mut first = inbox::first_deliveries(&mut tx, events::CONSUMER, &ids).await?;
+        let mut changed = BTreeSet::new();
+        for (event_id, fact) in &facts {
+            // Each event once, also when it came twice in this batch.
+            if first.remove(event_id) {
+                store::apply(tx.conn(), tenant, fact, &mut changed).await?;
+            }
         }
-        let written = store::apply(tx.conn(), tenant, &fact).await?;
-        if written && let Some(client) = fact.client() {
-            self.reconsider(&mut tx, client, Utc::now().date_naive())
-                .await?;
+        let today = Utc::now().date_naive();
+        for scope in &changed {
+            if *scope != tenant.as_uuid() {
+                self.reconsider(&mut tx, ClientId(*scope), today).await?;
+            }
         }
+        store::announce(tx.conn(), &changed).await?;
         tx.commit().await
     }
 
@@ -1012,11 +1024,13 @@ impl Eligibility {
         let mut written = 0;
         for chunk in facts.chunks(1000) {
             let mut tx = self.db.tenant_tx(tenant).await?;
+            let mut changed = BTreeSet::new();
             for fact in chunk {
-                if store::apply(tx.conn(), tenant, fact).await? {
+                if store::apply(tx.conn(), tenant, fact, &mut changed).await? {
                     written += 1;
                 }
             }
+            store::announce(tx.conn(), &changed).await?;
             tx.commit().await?;
         }
         Ok(written)
@@ -1032,11 +1046,11 @@ impl Eligibility {
         on: NaiveDate,
     ) -> Result<()> {
         let tenant = tx.tenant_id();
-        store::lock_client(tx.conn(), client).await?;
         let versions = self.published(tx).await?;
         if versions.is_empty() {
             return Ok(());
         }
+        store::lock_client(tx.conn(), client).await?;
         let read = store::facts_and_services(tx.conn(), client, None).await?;
         let (Some(facts), services) = (read.facts, read.services) else {
             return Ok(());

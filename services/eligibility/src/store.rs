@@ -3,7 +3,7 @@
 //! the other services' events keep. Every fact write says whether it changed anything: an
 //! event older than the row (by its version) or seen before writes nothing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -665,8 +665,14 @@ pub async fn outcomes(
 }
 
 /// Writes a fact unless the stored row is as new or newer (a deleted client stays deleted);
-/// whether it wrote. What it writes is announced on [`FACTS_CHANNEL`] when it commits.
-pub async fn apply(conn: &mut PgConnection, tenant: TenantId, fact: &Fact) -> Result<bool> {
+/// whether it wrote. Adds to `changed` whose facts it changed (the client's id, or the
+/// tenant's own for the facts every client's decisions read), for [`announce`].
+pub async fn apply(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    fact: &Fact,
+    changed: &mut BTreeSet<Uuid>,
+) -> Result<bool> {
     let t = tenant.as_uuid();
     let written = match fact {
         Fact::Client {
@@ -797,10 +803,8 @@ pub async fn apply(conn: &mut PgConnection, tenant: TenantId, fact: &Fact) -> Re
             .bind(version)
             .fetch_optional(&mut *conn)
             .await?;
-            if let Some((Some(was),)) = before
-                && was != client_id.0
-            {
-                announce(conn, was).await?;
+            if let Some((Some(was),)) = before {
+                changed.insert(was);
             }
             before.is_some()
         }
@@ -870,7 +874,7 @@ pub async fn apply(conn: &mut PgConnection, tenant: TenantId, fact: &Fact) -> Re
         }
     };
     if written {
-        announce(conn, fact.client().map_or(t, |c| c.0)).await?;
+        changed.insert(fact.client().map_or(t, |c| c.0));
     }
     Ok(written)
 }
@@ -880,11 +884,20 @@ pub async fn apply(conn: &mut PgConnection, tenant: TenantId, fact: &Fact) -> Re
 /// (services, programs, assessment types).
 pub const FACTS_CHANNEL: &str = "eligibility_facts";
 
-async fn announce(conn: &mut PgConnection, scope: Uuid) -> Result<()> {
-    sqlx::query("SELECT pg_notify($1, platform.current_tenant()::text || ' ' || $2::text)")
-        .bind(FACTS_CHANNEL)
-        .bind(scope)
-        .execute(conn)
-        .await?;
+/// Announces, when the transaction commits, that the facts of `changed` (clients, or the
+/// tenant's own) changed; every transaction that writes facts calls it before its commit.
+pub async fn announce(conn: &mut PgConnection, changed: &BTreeSet<Uuid>) -> Result<()> {
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let scopes: Vec<Uuid> = changed.iter().copied().collect();
+    sqlx::query(
+        "SELECT pg_notify($1, platform.current_tenant()::text || ' ' || scope::text) \
+         FROM unnest($2::uuid[]) AS scope",
+    )
+    .bind(FACTS_CHANNEL)
+    .bind(scopes)
+    .execute(conn)
+    .await?;
     Ok(())
 }

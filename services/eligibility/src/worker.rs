@@ -5,6 +5,7 @@
 //! tenant's cached published versions in every replica, and a listener of the announcements
 //! of new facts that drops the checks they change from every replica's memo.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,9 +16,13 @@ use caseway_platform::{Db, TenantId};
 use crate::events;
 use crate::service::{self, Eligibility};
 
-/// Events applied at once by one replica: events of different clients do not wait on each
-/// other, and versions order those of one client whatever order they come in.
-const CONCURRENCY: usize = 8;
+/// Batches of events applied at once by one replica: events of different clients do not wait
+/// on each other, and versions order those of one client whatever order they come in.
+const CONCURRENCY: usize = 4;
+
+/// Events applied in one transaction, at most: under a stream of records the consumer commits
+/// once for the events waiting rather than once for each.
+const BATCH: usize = 32;
 
 /// Adds the facts consumer to a node.
 pub fn follow_facts(
@@ -32,18 +37,20 @@ pub fn follow_facts(
             bindings: events::FACT_EVENTS.iter().map(|s| s.to_string()).collect(),
             concurrency: CONCURRENCY,
         };
-        bus::consume(bus.clone(), subscription, shutdown, |envelope| {
+        bus::consume_batches(bus.clone(), subscription, shutdown, BATCH, |batch| {
             let eligibility = eligibility.clone();
             async move {
-                match events::fact(&envelope.event_type, &envelope.payload)? {
-                    Some(fact) => {
-                        eligibility
-                            .apply_fact(envelope.tenant_id, envelope.id, fact)
-                            .await?;
-                        Ok(())
+                let mut by_tenant: BTreeMap<TenantId, Vec<_>> = BTreeMap::new();
+                for envelope in batch {
+                    if let Some(fact) = events::fact(&envelope.event_type, &envelope.payload)? {
+                        let facts = by_tenant.entry(envelope.tenant_id).or_default();
+                        facts.push((envelope.id, fact));
                     }
-                    None => Ok(()),
                 }
+                for (tenant, facts) in by_tenant {
+                    eligibility.apply_facts(tenant, facts).await?;
+                }
+                Ok(())
             }
         })
         .await;

@@ -529,9 +529,9 @@ pub struct Subscription {
     /// Routing-key patterns bound on the events exchange: `catalog.service_updated.v1`,
     /// `tenancy.#`. AMQP's `*` and `#` match whole dot-separated words only.
     pub bindings: Vec<String>,
-    /// Deliveries handled at once by this process. More than one only for a handler whose
-    /// effect does not depend on the order of events (it orders them itself, by versions and
-    /// locks, and the inbox drops repeats).
+    /// Deliveries (or batches, see [`consume_batches`]) handled at once by this process. More
+    /// than one only for a handler whose effect does not depend on the order of events (it
+    /// orders them itself, by versions and locks, and the inbox drops repeats).
     pub concurrency: usize,
 }
 
@@ -546,10 +546,29 @@ pub async fn consume<F, Fut>(
     F: Fn(Envelope) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
+    let one = |mut batch: Vec<Envelope>| handler(batch.swap_remove(0));
+    consume_batches(bus, subscription, shutdown, 1, one).await
+}
+
+/// Consumes until `shutdown` as [`consume`] does, handing `handler` the deliveries that are
+/// waiting, up to `max_batch` at a time (never waiting for more), so a handler can apply many
+/// events in one transaction. A batch is acked once the handler succeeds with it; when it
+/// fails, its events go to the handler one at a time, each acked, retried or dead-lettered on
+/// its own, so one event that cannot be applied holds up no other.
+pub async fn consume_batches<F, Fut>(
+    bus: Bus,
+    subscription: Subscription,
+    shutdown: CancellationToken,
+    max_batch: usize,
+    handler: F,
+) where
+    F: Fn(Vec<Envelope>) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
     let mut backoff = Duration::from_millis(200);
     while !shutdown.is_cancelled() {
         let result = tokio::select! {
-            result = consume_once(&bus, &subscription, &shutdown, &handler) => result,
+            result = consume_once(&bus, &subscription, &shutdown, max_batch, &handler) => result,
             _ = shutdown.cancelled() => Ok(()),
         };
         match result {
@@ -570,10 +589,11 @@ async fn consume_once<F, Fut>(
     bus: &Bus,
     subscription: &Subscription,
     shutdown: &CancellationToken,
+    max_batch: usize,
     handler: &F,
 ) -> anyhow::Result<()>
 where
-    F: Fn(Envelope) -> Fut,
+    F: Fn(Vec<Envelope>) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
     let (connection, channel) = bus.connect().await?;
@@ -673,46 +693,88 @@ where
         }
     }
     tracing::debug!(queue = %queue_name, "consumer started");
-    // Up to `concurrency` deliveries are handled at once; the first broken delivery stream
-    // ends this connection (the caller reconnects).
+    // Up to `concurrency` batches are handled at once; the first broken delivery stream ends
+    // this connection (the caller reconnects).
     let result = consumer
         .take_until(shutdown.cancelled())
-        .map(|delivery| delivery.map_err(anyhow::Error::from))
-        .try_for_each_concurrent(subscription.concurrency.max(1), |delivery| {
-            handle_delivery(delivery, handler)
+        .ready_chunks(max_batch.max(1))
+        .map(|batch| batch.into_iter().collect::<Result<Vec<_>, _>>())
+        .map_err(anyhow::Error::from)
+        .try_for_each_concurrent(subscription.concurrency.max(1), |batch| {
+            handle_batch(batch, handler)
         })
         .await;
     let _ = connection.close(200, "consumer stopped".into()).await;
     result
 }
 
-/// Hands one delivery to `handler`: acked after it succeeds, retried with backoff when it
-/// fails, dead-lettered after the last attempt (or at once when it is not an event).
-async fn handle_delivery<F, Fut>(
-    delivery: lapin::message::Delivery,
+fn dead_letter() -> BasicNackOptions {
+    BasicNackOptions {
+        requeue: false,
+        ..Default::default()
+    }
+}
+
+/// Hands a batch of deliveries to `handler` at once (acked together after it succeeds), or,
+/// when there is one or the batch fails, each to [`handle_delivery`]. What is not an event is
+/// dead-lettered at once.
+async fn handle_batch<F, Fut>(
+    deliveries: Vec<lapin::message::Delivery>,
     handler: &F,
 ) -> anyhow::Result<()>
 where
-    F: Fn(Envelope) -> Fut,
+    F: Fn(Vec<Envelope>) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
-    let dead_letter = BasicNackOptions {
-        requeue: false,
-        ..Default::default()
-    };
-    let envelope = match Envelope::from_delivery(&delivery) {
-        Ok(envelope) => envelope,
-        Err(error) => {
-            tracing::warn!(error = %error, "malformed event dead-lettered");
-            delivery.acker.nack(dead_letter).await?;
-            return Ok(());
+    let mut events = Vec::with_capacity(deliveries.len());
+    for delivery in deliveries {
+        match Envelope::from_delivery(&delivery) {
+            Ok(envelope) => events.push((delivery, envelope)),
+            Err(error) => {
+                tracing::warn!(error = %error, "malformed event dead-lettered");
+                delivery.acker.nack(dead_letter()).await?;
+            }
         }
-    };
+    }
+    if events.len() > 1 {
+        let batch = events
+            .iter()
+            .map(|(_, envelope)| envelope.clone())
+            .collect();
+        match handler(batch).await {
+            Ok(()) => {
+                for (delivery, _) in &events {
+                    delivery.acker.ack(BasicAckOptions::default()).await?;
+                }
+                return Ok(());
+            }
+            Err(error) => {
+                tracing::debug!(error = %error, events = events.len(), "a batch failed; handling its events one at a time");
+            }
+        }
+    }
+    for (delivery, envelope) in events {
+        handle_delivery(delivery, envelope, handler).await?;
+    }
+    Ok(())
+}
+
+/// Hands one event to `handler`: acked after it succeeds, retried with backoff when it fails,
+/// dead-lettered after the last attempt.
+async fn handle_delivery<F, Fut>(
+    delivery: lapin::message::Delivery,
+    envelope: Envelope,
+    handler: &F,
+) -> anyhow::Result<()>
+where
+    F: Fn(Vec<Envelope>) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
     let mut attempt = 0;
     let mut delay = Duration::from_millis(50);
     let mut transient_delay = Duration::from_millis(50);
     loop {
-        match handler(envelope.clone()).await {
+        match handler(vec![envelope.clone()]).await {
             Ok(()) => {
                 delivery.acker.ack(BasicAckOptions::default()).await?;
                 return Ok(());
@@ -730,7 +792,7 @@ where
             }
             Err(error) => {
                 tracing::error!(error = %error, event_id = %envelope.id, "event handler failed; dead-lettered");
-                delivery.acker.nack(dead_letter).await?;
+                delivery.acker.nack(dead_letter()).await?;
                 return Ok(());
             }
         }

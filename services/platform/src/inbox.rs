@@ -1,6 +1,8 @@
 //! The inbox: a consumer records each event id in the transaction of its effect, so a
 //! redelivered event changes nothing.
 
+use std::collections::HashSet;
+
 use uuid::Uuid;
 
 use crate::db::Scoped;
@@ -20,4 +22,25 @@ pub async fn first_delivery(tx: &mut impl Scoped, consumer: &str, event_id: Uuid
     .await?
     .rows_affected();
     Ok(inserted == 1)
+}
+
+/// Records that `consumer` handled each of `event_ids`, in one statement; the ids it had not
+/// handled before (apply the effect of those only).
+pub async fn first_deliveries(
+    tx: &mut impl Scoped,
+    consumer: &str,
+    event_ids: &[Uuid],
+) -> Result<HashSet<Uuid>> {
+    let tenant = tx.tenant_id().as_uuid();
+    let first: Vec<Uuid> = sqlx::query_scalar(
+        "INSERT INTO platform.inbox (tenant_id, consumer, event_id) \
+         SELECT $1, $2, event_id FROM unnest($3::uuid[]) AS event_id \
+         ON CONFLICT DO NOTHING RETURNING event_id",
+    )
+    .bind(tenant)
+    .bind(consumer)
+    .bind(event_ids)
+    .fetch_all(tx.conn())
+    .await?;
+    Ok(first.into_iter().collect())
 }

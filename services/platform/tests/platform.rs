@@ -338,6 +338,85 @@ async fn failing_consumer_retries_then_dead_letters_and_a_replay_tries_again() {
 }
 
 #[tokio::test]
+async fn a_batch_consumer_takes_waiting_events_together_and_a_failing_batch_one_at_a_time() {
+    use std::sync::{Arc, Mutex};
+    let bus = TestBus::new();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    // Subjects handled, and the size of every batch the handler was given.
+    let handled = Arc::new(Mutex::new(Vec::<String>::new()));
+    let batches = Arc::new(Mutex::new(Vec::<usize>::new()));
+    let consumer = tokio::spawn(caseway_platform::bus::consume_batches(
+        bus.bus.clone(),
+        Subscription {
+            queue: Some(bus.bus.queue_name("batches")),
+            bindings: vec!["test.batched.v1".into()],
+            concurrency: 1,
+        },
+        shutdown.clone(),
+        8,
+        {
+            let (handled, batches) = (handled.clone(), batches.clone());
+            move |batch: Vec<caseway_platform::bus::Envelope>| {
+                let (handled, batches) = (handled.clone(), batches.clone());
+                async move {
+                    batches.lock().unwrap().push(batch.len());
+                    // Slow enough that the events published meanwhile wait for the next batch.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    if batch.iter().any(|e| e.subject == "bad") {
+                        anyhow::bail!("cannot handle this one");
+                    }
+                    handled
+                        .lock()
+                        .unwrap()
+                        .extend(batch.into_iter().map(|e| e.subject));
+                    Ok(())
+                }
+            }
+        },
+    ));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let event = |subject: String| caseway_platform::bus::Envelope {
+        id: Uuid::now_v7(),
+        tenant_id: TenantId::new(),
+        event_type: "test.batched.v1".into(),
+        source: "caseway/test".into(),
+        subject,
+        time: chrono::Utc::now(),
+        traceparent: None,
+        payload: vec![1],
+    };
+    let mut good: Vec<String> = (0..20).map(|n| format!("event-{n:02}")).collect();
+    let mut events: Vec<_> = good.iter().cloned().map(event).collect();
+    events.insert(10, event("bad".into()));
+    for event in &events {
+        bus.bus
+            .publish_confirmed(std::slice::from_ref(event))
+            .await
+            .unwrap();
+    }
+    let mut parked = Vec::new();
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        parked = bus.bus.parked("batches").await.unwrap();
+        if !parked.is_empty() && handled.lock().unwrap().len() >= good.len() {
+            break;
+        }
+    }
+    // Every good event handled once, the bad one parked, and events did travel together.
+    let mut seen = handled.lock().unwrap().clone();
+    seen.sort();
+    good.sort();
+    assert_eq!(seen, good);
+    assert_eq!(parked.len(), 1);
+    assert_eq!(parked[0].envelope.as_ref().unwrap().subject, "bad");
+    let batches = batches.lock().unwrap().clone();
+    assert!(batches.iter().any(|n| *n > 1), "{batches:?}");
+    assert!(batches.iter().all(|n| *n <= 8), "{batches:?}");
+    shutdown.cancel();
+    consumer.await.unwrap();
+}
+
+#[tokio::test]
 async fn replicas_share_one_rate_budget_per_tenant() {
     use caseway_platform::rate_limit::RateLimiter;
     let (first, second) = (

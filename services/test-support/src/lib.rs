@@ -164,6 +164,24 @@ impl TestBus {
         (connection, consumer)
     }
 
+    /// Events waiting in `consumer`'s durable queue, not yet delivered to it (0 when the
+    /// queue does not exist yet).
+    pub async fn waiting(&self, consumer: &str) -> u32 {
+        let (connection, channel) = self.bus.connect().await.expect("connecting to RabbitMQ");
+        let declared = channel
+            .queue_declare(
+                self.bus.queue_name(consumer).as_str().into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await;
+        let _ = connection.close(200, "counted".into()).await;
+        declared.map(|queue| queue.message_count()).unwrap_or(0)
+    }
+
     /// Starts receiving every event matching `binding` on a private queue.
     pub async fn listen(&self, binding: &str) -> EventListener {
         let (connection, mut consumer) = self.consume(binding).await;
