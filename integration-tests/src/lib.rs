@@ -23,6 +23,7 @@ use caseway_api::clients::v1::clients_service_client::ClientsServiceClient;
 use caseway_api::eligibility::v1::eligibility_service_client::EligibilityServiceClient;
 use caseway_api::records::v1::records_service_client::RecordsServiceClient;
 use caseway_api::tenancy::v1::tenancy_service_client::TenancyServiceClient;
+use caseway_api::ticketing::v1::ticketing_service_client::TicketingServiceClient;
 pub use caseway_fixtures::{Fixtures, criterion, date};
 use caseway_platform::auth::{Role, ServiceIdentity, TokenIssuer, generate_key_pair};
 use caseway_platform::server::RunningNode;
@@ -166,6 +167,7 @@ impl TestEnv {
             authorizations: AuthorizationsServiceClient::new(channel.clone()),
             authorizations_internal: AuthorizationsInternalServiceClient::new(channel.clone()),
             eligibility: EligibilityServiceClient::new(channel.clone()),
+            ticketing: TicketingServiceClient::new(channel.clone()),
             tenancy: TenancyServiceClient::new(channel.clone()),
             channel,
             node: Some(node),
@@ -189,6 +191,20 @@ impl TestEnv {
             .expect("ascii")
             .trim_start_matches("Bearer ")
             .to_string()
+    }
+
+    /// A token of the support agent `subject`: the hosting provider's staff, bound to no
+    /// tenant.
+    pub fn support_token(&self, subject: &str) -> String {
+        self.issuer
+            .issue(
+                subject,
+                None,
+                &[Role::SupportAgent],
+                &[],
+                chrono::Duration::hours(1),
+            )
+            .expect("token")
     }
 
     pub fn platform_admin_token(&self) -> String {
@@ -269,6 +285,7 @@ pub struct TestNode {
     pub authorizations: AuthorizationsServiceClient<Channel>,
     pub authorizations_internal: AuthorizationsInternalServiceClient<Channel>,
     pub eligibility: EligibilityServiceClient<Channel>,
+    pub ticketing: TicketingServiceClient<Channel>,
     pub tenancy: TenancyServiceClient<Channel>,
     pub channel: Channel,
     node: Option<RunningNode>,

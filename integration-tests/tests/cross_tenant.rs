@@ -1,7 +1,7 @@
 //! Tenant B can never read, list, change or infer tenant A's rows, through any RPC of any
 //! service: tenancy and the catalog first, then one module per service (clients, assessments
-//! and barriers, records, authorizations, eligibility), each over the shared tenants of
-//! `caseway_integration_tests::tenants`.
+//! and barriers, records, authorizations, eligibility, ticketing), each over the shared tenants
+//! of `caseway_integration_tests::tenants`.
 
 use tonic::Code;
 
@@ -1752,5 +1752,234 @@ mod eligibility {
             .rule
             .unwrap();
         assert_eq!((still.mode, still.published_version), (rule.mode, 1));
+    }
+}
+
+mod ticketing {
+    use super::*;
+    use caseway_api::ticketing::v1 as pb;
+
+    #[tokio::test]
+    async fn tenant_b_cannot_reach_tenant_a_tickets_and_support_only_escalated_ones() {
+        let env = TestEnv::new().await;
+        let node = env.start(&caseway::Target::ALL).await;
+        let a = node.create_tenant(&env, "desk-a").await;
+        let b = node.create_tenant(&env, "desk-b").await;
+        let a_worker = env.token_for("ana", a, &[Role::Caseworker], &[]);
+        let a_admin = env.token_for("lisa", a, &[Role::TenantAdmin], &[]);
+        // The same subject in tenant B: a user id is no key across tenants.
+        let b_worker = env.token_for("ana", b, &[Role::Caseworker], &[]);
+        let b_admin = env.token_for("lisa", b, &[Role::TenantAdmin, Role::Caseworker], &[]);
+        let support = env.support_token("sam");
+        let mut api = node.ticketing.clone();
+        let ticket = api
+            .submit_ticket(authed(
+                &a_worker,
+                pb::SubmitTicketRequest {
+                    request_id: "same-key".into(),
+                    ticket: Some(pb::Ticket {
+                        kind: pb::TicketKind::Issue as i32,
+                        title: "A's ticket".into(),
+                        description: "Only A's people read this.".into(),
+                        contact: Some(pb::TicketContact {
+                            name: "Ana".into(),
+                            email: "ana@a.example".into(),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .ticket
+            .unwrap();
+        let id = ticket.id.clone();
+
+        for token in [&b_worker, &b_admin] {
+            not_found(
+                api.get_ticket(authed(token, pb::GetTicketRequest { id: id.clone() }))
+                    .await,
+                "GetTicket",
+            );
+            let listed = api
+                .list_tickets(authed(token, pb::ListTicketsRequest::default()))
+                .await
+                .unwrap()
+                .into_inner();
+            assert!(listed.tickets.is_empty());
+            not_found(
+                api.add_ticket_note(authed(
+                    token,
+                    pb::AddTicketNoteRequest {
+                        ticket_id: id.clone(),
+                        body: "from B".into(),
+                        ..Default::default()
+                    },
+                ))
+                .await,
+                "AddTicketNote",
+            );
+            not_found(
+                api.list_ticket_notes(authed(
+                    token,
+                    pb::ListTicketNotesRequest {
+                        ticket_id: id.clone(),
+                        ..Default::default()
+                    },
+                ))
+                .await,
+                "ListTicketNotes",
+            );
+            not_found(
+                api.reopen_ticket(authed(
+                    token,
+                    pb::ReopenTicketRequest {
+                        id: id.clone(),
+                        reason: "from B".into(),
+                        ..Default::default()
+                    },
+                ))
+                .await,
+                "ReopenTicket",
+            );
+        }
+        not_found(
+            api.ask_submitter(authed(
+                &b_admin,
+                pb::AskSubmitterRequest {
+                    id: id.clone(),
+                    question: "from B".into(),
+                    ..Default::default()
+                },
+            ))
+            .await,
+            "AskSubmitter",
+        );
+        not_found(
+            api.escalate_ticket(authed(
+                &b_admin,
+                pb::EscalateTicketRequest {
+                    id: id.clone(),
+                    severity: pb::Severity::High as i32,
+                    ..Default::default()
+                },
+            ))
+            .await,
+            "EscalateTicket",
+        );
+        not_found(
+            api.resolve_ticket(authed(
+                &b_admin,
+                pb::ResolveTicketRequest {
+                    id: id.clone(),
+                    resolution: "from B".into(),
+                    ..Default::default()
+                },
+            ))
+            .await,
+            "ResolveTicket",
+        );
+        // B's submission under the same request_id is its own ticket.
+        let own = api
+            .submit_ticket(authed(
+                &b_worker,
+                pb::SubmitTicketRequest {
+                    request_id: "same-key".into(),
+                    ticket: Some(pb::Ticket {
+                        kind: pb::TicketKind::Question as i32,
+                        title: "B's ticket".into(),
+                        description: "B's question.".into(),
+                        contact: Some(pb::TicketContact {
+                            name: "Ana".into(),
+                            email: "ana@b.example".into(),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .ticket
+            .unwrap();
+        assert_ne!(own.id, id);
+
+        // Support reaches none of it while it stays inside A.
+        not_found(
+            api.get_ticket(authed(&support, pb::GetTicketRequest { id: id.clone() }))
+                .await,
+            "GetTicket by support",
+        );
+        not_found(
+            api.triage_ticket(authed(
+                &support,
+                pb::TriageTicketRequest {
+                    id: id.clone(),
+                    complexity: pb::Complexity::Low as i32,
+                    priority: pb::Priority::Low as i32,
+                    ..Default::default()
+                },
+            ))
+            .await,
+            "TriageTicket",
+        );
+        not_found(
+            api.start_ticket_work(authed(
+                &support,
+                pb::StartTicketWorkRequest {
+                    id: id.clone(),
+                    ..Default::default()
+                },
+            ))
+            .await,
+            "StartTicketWork",
+        );
+        not_found(
+            api.ask_customer(authed(
+                &support,
+                pb::AskCustomerRequest {
+                    id: id.clone(),
+                    question: "?".into(),
+                    ..Default::default()
+                },
+            ))
+            .await,
+            "AskCustomer",
+        );
+        let queue = api
+            .list_support_tickets(authed(&support, pb::ListSupportTicketsRequest::default()))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(queue.tickets.is_empty(), "ListSupportTickets");
+        // Escalated, it is support's to see; still none of B's people's.
+        api.escalate_ticket(authed(
+            &a_admin,
+            pb::EscalateTicketRequest {
+                id: id.clone(),
+                severity: pb::Severity::Low as i32,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
+        assert_eq!(
+            api.get_ticket(authed(&support, pb::GetTicketRequest { id: id.clone() }))
+                .await
+                .unwrap()
+                .into_inner()
+                .ticket
+                .unwrap()
+                .tenant_id,
+            a.to_string()
+        );
+        not_found(
+            api.get_ticket(authed(&b_admin, pb::GetTicketRequest { id: id.clone() }))
+                .await,
+            "GetTicket of an escalated ticket by B",
+        );
     }
 }

@@ -11,6 +11,7 @@ use caseway_api::authorizations::v1 as auth_pb;
 use caseway_api::catalog::v1 as pb;
 use caseway_api::clients::v1 as clients_pb;
 use caseway_api::eligibility::v1 as elig_pb;
+use caseway_api::ticketing::v1 as ticket_pb;
 use caseway_integration_tests::{TestEnv, authed, criterion, date};
 use caseway_platform::auth::Role;
 use caseway_test_support::eventually;
@@ -23,6 +24,7 @@ const SCHEMAS: &[&str] = &[
     "records",
     "authorizations",
     "eligibility",
+    "ticketing",
 ];
 
 #[tokio::test]
@@ -412,6 +414,44 @@ async fn every_table_is_isolated_by_forced_row_level_security() {
         if empty.is_empty() { Ok(()) } else { Err(empty) }
     })
     .await;
+    // A ticket with a note (the administrator's question).
+    let ticket = node
+        .ticketing
+        .clone()
+        .submit_ticket(authed(
+            &admin,
+            ticket_pb::SubmitTicketRequest {
+                request_id: String::new(),
+                ticket: Some(ticket_pb::Ticket {
+                    kind: ticket_pb::TicketKind::Question as i32,
+                    title: "How do I record a turn-away?".into(),
+                    description: "From the client's page.".into(),
+                    contact: Some(ticket_pb::TicketContact {
+                        name: "Lisa".into(),
+                        email: "lisa@example.org".into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .ticket
+        .unwrap();
+    node.ticketing
+        .clone()
+        .add_ticket_note(authed(
+            &admin,
+            ticket_pb::AddTicketNoteRequest {
+                ticket_id: ticket.id,
+                body: "With a turn-away reason.".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
     // Decisions stored one to a row, as before checks were stored whole, are still read.
     caseway_integration_tests::store_as_a_decision_row(&mut env.db.owner().await, tenant).await;
     // The relay deletes what it published: stop the node, then leave an event behind.

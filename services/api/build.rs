@@ -27,6 +27,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "caseway/records/v1/records.proto",
         "caseway/authorizations/v1/authorizations.proto",
         "caseway/eligibility/v1/eligibility.proto",
+        "caseway/ticketing/v1/ticketing.proto",
         "caseway/events/v1/events.proto",
     ];
     println!("cargo:rerun-if-changed={}", root.display());

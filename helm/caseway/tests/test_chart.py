@@ -15,7 +15,7 @@ import yaml
 
 from render import CHART, NAMESPACE, render
 
-TARGETS = ["tenancy", "catalog", "clients", "records", "authorizations", "eligibility"]
+TARGETS = ["tenancy", "catalog", "clients", "records", "authorizations", "eligibility", "ticketing"]
 PEERS = {
     "tenancy": [],
     "catalog": ["tenancy"],
@@ -23,6 +23,7 @@ PEERS = {
     "records": ["catalog", "clients", "authorizations", "eligibility"],
     "authorizations": ["catalog", "clients", "records", "eligibility"],
     "eligibility": [],
+    "ticketing": [],
 }
 
 

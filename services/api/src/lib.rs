@@ -68,6 +68,12 @@ pub mod caseway {
         }
     }
 
+    pub mod ticketing {
+        pub mod v1 {
+            tonic::include_proto!("caseway.ticketing.v1");
+        }
+    }
+
     pub mod events {
         pub mod v1 {
             tonic::include_proto!("caseway.events.v1");
@@ -76,7 +82,7 @@ pub mod caseway {
 }
 
 pub use caseway::{
-    authorizations, catalog, clients, common, eligibility, events, records, tenancy,
+    authorizations, catalog, clients, common, eligibility, events, records, tenancy, ticketing,
 };
 
 include!(concat!(env!("OUT_DIR"), "/event_schemas.rs"));

@@ -29,16 +29,18 @@ pub enum Target {
     Records,
     Authorizations,
     Eligibility,
+    Ticketing,
 }
 
 impl Target {
-    pub const ALL: [Target; 6] = [
+    pub const ALL: [Target; 7] = [
         Target::Tenancy,
         Target::Catalog,
         Target::Clients,
         Target::Records,
         Target::Authorizations,
         Target::Eligibility,
+        Target::Ticketing,
     ];
 
     pub fn name(&self) -> &'static str {
@@ -49,6 +51,7 @@ impl Target {
             Target::Records => "records",
             Target::Authorizations => "authorizations",
             Target::Eligibility => "eligibility",
+            Target::Ticketing => "ticketing",
         }
     }
 }
@@ -64,7 +67,7 @@ pub fn parse_targets(text: &str) -> anyhow::Result<Vec<Target>> {
             .into_iter()
             .find(|t| t.name() == part)
             .with_context(|| {
-                format!("unknown target {part}; expected all, tenancy, catalog, clients, records, authorizations or eligibility")
+                format!("unknown target {part}; expected all, tenancy, catalog, clients, records, authorizations, eligibility or ticketing")
             })?;
         if !targets.contains(&target) {
             targets.push(target);
@@ -77,7 +80,7 @@ pub fn parse_targets(text: &str) -> anyhow::Result<Vec<Target>> {
 }
 
 /// Every service's migrations, applied in version order by `caseway migrate`.
-pub fn migrators() -> [&'static Migrator; 7] {
+pub fn migrators() -> [&'static Migrator; 8] {
     [
         &caseway_platform::MIGRATOR,
         &caseway_tenancy::MIGRATOR,
@@ -86,6 +89,7 @@ pub fn migrators() -> [&'static Migrator; 7] {
         &caseway_records::MIGRATOR,
         &caseway_authorizations::MIGRATOR,
         &caseway_eligibility::MIGRATOR,
+        &caseway_ticketing::MIGRATOR,
     ]
 }
 
@@ -181,6 +185,7 @@ pub async fn start(
                 &at(Eligibility)?,
             )?,
             Eligibility => caseway_eligibility::register(&platform, &mut node),
+            Ticketing => caseway_ticketing::register(&platform, &mut node)?,
         }
     }
     caseway_platform::server::start(platform, node, grpc_listener, metrics_listener, shutdown).await

@@ -180,6 +180,19 @@ pub static TABLE: &[(&str, Access)] = &[
     ("caseway.eligibility.v1.EligibilityService/GetDecision",                        roles("CSA..")),
     ("caseway.eligibility.v1.EligibilityService/ReplayDecision",                     roles("CSA..")),
     ("caseway.eligibility.v1.EligibilityInternalService/EnforceEligibility",         service(ENFORCE_ELIGIBILITY)),
+    ("caseway.ticketing.v1.TicketingService/SubmitTicket",                           roles("CSA..")),
+    ("caseway.ticketing.v1.TicketingService/GetTicket",                              roles("CSAT.")),
+    ("caseway.ticketing.v1.TicketingService/ListTickets",                            roles("CSA..")),
+    ("caseway.ticketing.v1.TicketingService/ListSupportTickets",                     roles("...T.")),
+    ("caseway.ticketing.v1.TicketingService/AskSubmitter",                           roles("..A..")),
+    ("caseway.ticketing.v1.TicketingService/EscalateTicket",                         roles("..A..")),
+    ("caseway.ticketing.v1.TicketingService/TriageTicket",                           roles("...T.")),
+    ("caseway.ticketing.v1.TicketingService/StartTicketWork",                        roles("...T.")),
+    ("caseway.ticketing.v1.TicketingService/AskCustomer",                            roles("...T.")),
+    ("caseway.ticketing.v1.TicketingService/ResolveTicket",                          roles("..AT.")),
+    ("caseway.ticketing.v1.TicketingService/ReopenTicket",                           roles("CSA..")),
+    ("caseway.ticketing.v1.TicketingService/AddTicketNote",                          roles("CSAT.")),
+    ("caseway.ticketing.v1.TicketingService/ListTicketNotes",                        roles("CSAT.")),
 ];
 
 impl Access {

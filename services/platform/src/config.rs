@@ -124,6 +124,11 @@ pub struct Config {
     /// authorizations ask where a rule is REQUIRED; when unset, this process, which must then
     /// serve it.
     pub eligibility_endpoint: Option<String>,
+    /// The support desk's triage matrix (`CASEWAY_TICKETING_TIER_MATRIX`): comma-separated
+    /// `criteria:tier` lines, the first a ticket matches giving its tier, each criterion
+    /// `severity>=V`, `complexity>=V` or `priority>=V` (joined by `&`) or `*`; empty for the
+    /// default of docs/ticketing.md.
+    pub ticketing_tier_matrix: String,
     /// How long a tenant's status is trusted without an event (`CASEWAY_TENANT_STATUS_TTL_SECONDS`).
     #[serde(with = "seconds")]
     pub tenant_status_ttl: Duration,
@@ -181,6 +186,7 @@ impl Default for Config {
             authorizations_endpoint: None,
             eligibility_endpoint: None,
             records_endpoint: None,
+            ticketing_tier_matrix: String::new(),
             tenant_status_ttl: Duration::from_secs(30),
             outbox_poll_interval: Duration::from_millis(1000),
             shutdown_delay: Duration::from_millis(0),
@@ -363,6 +369,9 @@ impl Config {
         }
         if let Some(v) = var("CASEWAY_ELIGIBILITY_ENDPOINT") {
             self.eligibility_endpoint = Some(v);
+        }
+        if let Some(v) = var("CASEWAY_TICKETING_TIER_MATRIX") {
+            self.ticketing_tier_matrix = v;
         }
         if let Some(v) = var("CASEWAY_TENANT_STATUS_TTL_SECONDS") {
             self.tenant_status_ttl =

@@ -83,6 +83,18 @@ impl Db {
         })
     }
 
+    /// A transaction of the hosting provider's support desk: it runs as the `caseway_support`
+    /// role, which sees escalated tickets of every tenant and their notes, and nothing else of
+    /// any tenant (the support role and ticketing migrations). It acts for no tenant until
+    /// [`SupportTx::act_for_tenant`] names the ticket's, whose audit rows and events its
+    /// writes are.
+    pub async fn support_tx(&self) -> Result<SupportTx> {
+        // One message, as in `tenant_tx`; the role is this transaction's alone.
+        let begin = "BEGIN; SET LOCAL ROLE caseway_support".to_string();
+        let conn = self.begin(begin).await?;
+        Ok(SupportTx { conn, tenant: None })
+    }
+
     async fn begin(&self, statement: String) -> Result<Pooled> {
         let mut conn = self.pool.acquire().await?;
         conn.begin(sqlx::AssertSqlSafe(statement).into_sql_str())
@@ -187,6 +199,49 @@ impl SystemTx {
             .execute(&mut *self.conn)
             .await?;
         self.tenant = tenant;
+        Ok(())
+    }
+
+    pub async fn commit(mut self) -> Result<()> {
+        self.conn.commit().await?;
+        Ok(())
+    }
+}
+
+/// A support desk transaction (see [`Db::support_tx`]). Dropped without
+/// [`SupportTx::commit`], it rolls back.
+pub struct SupportTx {
+    conn: Pooled,
+    /// The tenant it acts for, once it does.
+    tenant: Option<TenantId>,
+}
+
+impl Scoped for SupportTx {
+    fn conn(&mut self) -> &mut PgConnection {
+        &mut self.conn
+    }
+
+    /// The tenant it acts for; the platform's own until it acts for one, so what it writes
+    /// before then (nothing, as support works) matches no tenant's rows.
+    fn tenant_id(&self) -> TenantId {
+        self.tenant.unwrap_or(PLATFORM_TENANT)
+    }
+}
+
+impl SupportTx {
+    pub fn conn(&mut self) -> &mut PgConnection {
+        &mut self.conn
+    }
+
+    /// Acts for `tenant` in the following statements: the tenant of the ticket being worked,
+    /// whose audit rows, events and idempotent replies support writes. It sees no more of that
+    /// tenant than before: the support role's policies still decide.
+    pub async fn act_for_tenant(&mut self, tenant: TenantId) -> Result<()> {
+        sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
+            .bind(tenant.to_string())
+            .execute(&mut *self.conn)
+            .await?;
+        self.tenant = Some(tenant);
         Ok(())
     }
 

@@ -1,0 +1,450 @@
+//! The ticketing gRPC handlers, thin: decode (`convert`), see which desk calls (an
+//! organization's user, or the support desk, whose token holds no tenant), call the use case
+//! (`service`), encode. The access table has already decided which roles call each method.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use caseway_api::ticketing::v1 as pb;
+use caseway_api::ticketing::v1::ticketing_service_server::TicketingService;
+use caseway_platform::auth::{Principal, Role, principal};
+use caseway_platform::caller::Caller;
+use caseway_platform::idempotency::Key;
+use caseway_platform::server::Platform;
+use caseway_platform::validate::{Violations, parse_id};
+use caseway_platform::{Error, PLATFORM_TENANT};
+
+use crate::convert::{self, note_to_proto, ticket_to_proto};
+use crate::domain::{Status as TicketStatus, Step, Tier};
+use crate::service::{Change, Desk, StepRequest, Ticketing};
+
+pub struct TicketingApi {
+    platform: Arc<Platform>,
+    ticketing: Arc<Ticketing>,
+}
+
+impl TicketingApi {
+    pub fn new(platform: Arc<Platform>, ticketing: Arc<Ticketing>) -> Self {
+        TicketingApi {
+            platform,
+            ticketing,
+        }
+    }
+}
+
+/// Who calls, owned: a user of an organization, or a support agent.
+enum Who {
+    Organization(Caller),
+    Support(Arc<Principal>),
+}
+
+impl Who {
+    fn of<T>(request: &Request<T>) -> Result<Who, Error> {
+        let principal = principal(request)?;
+        if principal.has_role(Role::SupportAgent) && principal.tenant_id.is_none() {
+            return Ok(Who::Support(principal));
+        }
+        Ok(Who::Organization(Caller::of(request)?))
+    }
+
+    fn desk(&self) -> Desk<'_> {
+        match self {
+            Who::Organization(caller) => Desk::Organization(caller),
+            Who::Support(principal) => Desk::Support(principal),
+        }
+    }
+}
+
+/// The support desk's statuses: those of tickets it holds, and resolved ones.
+const SUPPORT_STATUSES: [TicketStatus; 4] = [
+    TicketStatus::Escalated,
+    TicketStatus::InProgress,
+    TicketStatus::WaitingOnCustomer,
+    TicketStatus::Resolved,
+];
+
+const ALL_STATUSES: [TicketStatus; 6] = [
+    TicketStatus::Submitted,
+    TicketStatus::WaitingOnUser,
+    TicketStatus::Escalated,
+    TicketStatus::InProgress,
+    TicketStatus::WaitingOnCustomer,
+    TicketStatus::Resolved,
+];
+
+/// The filter a list's page token is bound to: the list and everything that narrows it.
+fn filter(list: &str, parts: &[String]) -> Vec<u8> {
+    format!("{list}|{}", parts.join("|")).into_bytes()
+}
+
+/// A step of the workflow as a request asks it.
+fn step_request<'a>(
+    id: Uuid,
+    step: Step,
+    etag: &str,
+    change: Change,
+    note: Option<String>,
+    key: Key<'a>,
+) -> Result<StepRequest<'a>, Error> {
+    Ok(StepRequest {
+        id,
+        step,
+        expected: convert::expected_version(etag)?,
+        change,
+        note,
+        key,
+    })
+}
+
+/// The id and the text of a step that keeps a question or reason as a public note, checked.
+fn id_and_text(id: &str, field: &str, text: &str, request_id: &str) -> Result<Uuid, Error> {
+    let mut v = Violations::new();
+    let id = v.id::<Uuid>("id", id);
+    convert::step_text(field, text, &mut v);
+    v.request_id(request_id);
+    v.finish_with(id)
+}
+
+#[tonic::async_trait]
+impl TicketingService for TicketingApi {
+    async fn submit_ticket(
+        &self,
+        request: Request<pb::SubmitTicketRequest>,
+    ) -> Result<Response<pb::SubmitTicketResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let message = request.into_inner();
+        let submission = convert::submission(&message)?;
+        let key = Key::of("ticketing.ticket.submit", &message.request_id, &message);
+        let ticket = self.ticketing.submit(&caller, &key, submission).await?;
+        Ok(Response::new(pb::SubmitTicketResponse {
+            ticket: Some(ticket),
+        }))
+    }
+
+    async fn get_ticket(
+        &self,
+        request: Request<pb::GetTicketRequest>,
+    ) -> Result<Response<pb::GetTicketResponse>, Status> {
+        let who = Who::of(&request)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        let ticket = self.ticketing.get(&who.desk(), id).await?;
+        Ok(Response::new(pb::GetTicketResponse {
+            ticket: Some(ticket_to_proto(&ticket)),
+        }))
+    }
+
+    async fn list_tickets(
+        &self,
+        request: Request<pb::ListTicketsRequest>,
+    ) -> Result<Response<pb::ListTicketsResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let message = request.into_inner();
+        let mut v = Violations::new();
+        let statuses = convert::statuses(&message.statuses, &ALL_STATUSES, &mut v);
+        v.finish()?;
+        let mut parts: Vec<String> = statuses.iter().map(|s| format!("{s:?}")).collect();
+        if !caller.principal.has_role(Role::TenantAdmin) {
+            parts.push(format!("mine:{}", caller.principal.user_id));
+        }
+        let page = self.platform.page_tokens.page(
+            caller.tenant,
+            &filter("ticketing.tickets", &parts),
+            message.page_size,
+            &message.page_token,
+        )?;
+        let (tickets, next_page_token) = self.ticketing.list(&caller, &statuses, page).await?;
+        Ok(Response::new(pb::ListTicketsResponse {
+            tickets: tickets.iter().map(ticket_to_proto).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn list_support_tickets(
+        &self,
+        request: Request<pb::ListSupportTicketsRequest>,
+    ) -> Result<Response<pb::ListSupportTicketsResponse>, Status> {
+        let message = request.into_inner();
+        let mut v = Violations::new();
+        if !(0..=3).contains(&message.tier) {
+            v.add("tier", "is 1, 2 or 3, or 0 for every tier");
+        }
+        let mut statuses = convert::statuses(&message.statuses, &SUPPORT_STATUSES, &mut v);
+        v.finish()?;
+        if statuses.is_empty() {
+            statuses = SUPPORT_STATUSES[..3].to_vec();
+        }
+        let tier = (message.tier > 0).then_some(message.tier as i16);
+        let mut parts: Vec<String> = statuses.iter().map(|s| format!("{s:?}")).collect();
+        parts.push(format!("tier:{}", message.tier));
+        // The support desk acts for no tenant: its tokens are bound to the platform's own.
+        let page = self.platform.page_tokens.page(
+            PLATFORM_TENANT,
+            &filter("ticketing.support", &parts),
+            message.page_size,
+            &message.page_token,
+        )?;
+        let (tickets, next_page_token) =
+            self.ticketing.support_queue(tier, &statuses, page).await?;
+        Ok(Response::new(pb::ListSupportTicketsResponse {
+            tickets: tickets.iter().map(ticket_to_proto).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn ask_submitter(
+        &self,
+        request: Request<pb::AskSubmitterRequest>,
+    ) -> Result<Response<pb::AskSubmitterResponse>, Status> {
+        let who = Who::Organization(Caller::of(&request)?);
+        let message = request.into_inner();
+        let id = id_and_text(
+            &message.id,
+            "question",
+            &message.question,
+            &message.request_id,
+        )?;
+        let key = Key::of(
+            "ticketing.ticket.ask_submitter",
+            &message.request_id,
+            &message,
+        );
+        let note = Some(message.question.clone());
+        let ticket = self
+            .ticketing
+            .step(
+                &who.desk(),
+                step_request(
+                    id,
+                    Step::AskSubmitter,
+                    &message.etag,
+                    Change::None,
+                    note,
+                    key,
+                )?,
+            )
+            .await?;
+        Ok(Response::new(pb::AskSubmitterResponse {
+            ticket: Some(ticket),
+        }))
+    }
+
+    async fn escalate_ticket(
+        &self,
+        request: Request<pb::EscalateTicketRequest>,
+    ) -> Result<Response<pb::EscalateTicketResponse>, Status> {
+        let who = Who::Organization(Caller::of(&request)?);
+        let message = request.into_inner();
+        let mut v = Violations::new();
+        let id = v.id::<Uuid>("id", &message.id);
+        let severity = convert::severity(message.severity, &mut v);
+        v.request_id(&message.request_id);
+        let (id, severity) = v.finish_with(id.zip(severity))?;
+        let key = Key::of("ticketing.ticket.escalate", &message.request_id, &message);
+        let change = Change::Escalate(severity);
+        let ticket = self
+            .ticketing
+            .step(
+                &who.desk(),
+                step_request(id, Step::Escalate, &message.etag, change, None, key)?,
+            )
+            .await?;
+        Ok(Response::new(pb::EscalateTicketResponse {
+            ticket: Some(ticket),
+        }))
+    }
+
+    async fn triage_ticket(
+        &self,
+        request: Request<pb::TriageTicketRequest>,
+    ) -> Result<Response<pb::TriageTicketResponse>, Status> {
+        let who = Who::of(&request)?;
+        let message = request.into_inner();
+        let mut v = Violations::new();
+        let id = v.id::<Uuid>("id", &message.id);
+        let complexity = convert::complexity(message.complexity, &mut v);
+        let priority = convert::priority(message.priority, &mut v);
+        let tier = match message.tier {
+            0 => None,
+            n => {
+                let tier = Tier::new(i64::from(n));
+                if tier.is_none() {
+                    v.add("tier", "is 1, 2 or 3, or 0 for the matrix's");
+                }
+                tier
+            }
+        };
+        v.text(
+            "tier_override_reason",
+            &message.tier_override_reason,
+            0,
+            1000,
+        );
+        let (id, (complexity, priority)) = v.finish_with(id.zip(complexity.zip(priority)))?;
+        let change = Change::Triage {
+            complexity,
+            priority,
+            tier: tier.map(|tier| (tier, message.tier_override_reason.clone())),
+        };
+        let key = Key::of("ticketing.ticket.triage", "", &message);
+        let ticket = self
+            .ticketing
+            .step(
+                &who.desk(),
+                step_request(id, Step::Triage, &message.etag, change, None, key)?,
+            )
+            .await?;
+        Ok(Response::new(pb::TriageTicketResponse {
+            ticket: Some(ticket),
+        }))
+    }
+
+    async fn start_ticket_work(
+        &self,
+        request: Request<pb::StartTicketWorkRequest>,
+    ) -> Result<Response<pb::StartTicketWorkResponse>, Status> {
+        let who = Who::of(&request)?;
+        let message = request.into_inner();
+        let id = parse_id("id", &message.id)?;
+        let key = Key::of("ticketing.ticket.start_work", "", &message);
+        let ticket = self
+            .ticketing
+            .step(
+                &who.desk(),
+                step_request(id, Step::StartWork, &message.etag, Change::None, None, key)?,
+            )
+            .await?;
+        Ok(Response::new(pb::StartTicketWorkResponse {
+            ticket: Some(ticket),
+        }))
+    }
+
+    async fn ask_customer(
+        &self,
+        request: Request<pb::AskCustomerRequest>,
+    ) -> Result<Response<pb::AskCustomerResponse>, Status> {
+        let who = Who::of(&request)?;
+        let message = request.into_inner();
+        let id = id_and_text(
+            &message.id,
+            "question",
+            &message.question,
+            &message.request_id,
+        )?;
+        let key = Key::of(
+            "ticketing.ticket.ask_customer",
+            &message.request_id,
+            &message,
+        );
+        let note = Some(message.question.clone());
+        let ticket = self
+            .ticketing
+            .step(
+                &who.desk(),
+                step_request(
+                    id,
+                    Step::AskCustomer,
+                    &message.etag,
+                    Change::None,
+                    note,
+                    key,
+                )?,
+            )
+            .await?;
+        Ok(Response::new(pb::AskCustomerResponse {
+            ticket: Some(ticket),
+        }))
+    }
+
+    async fn resolve_ticket(
+        &self,
+        request: Request<pb::ResolveTicketRequest>,
+    ) -> Result<Response<pb::ResolveTicketResponse>, Status> {
+        let who = Who::of(&request)?;
+        let message = request.into_inner();
+        let id = id_and_text(
+            &message.id,
+            "resolution",
+            &message.resolution,
+            &message.request_id,
+        )?;
+        let key = Key::of("ticketing.ticket.resolve", &message.request_id, &message);
+        let change = Change::Resolve(message.resolution.clone());
+        let ticket = self
+            .ticketing
+            .step(
+                &who.desk(),
+                step_request(id, Step::Resolve, &message.etag, change, None, key)?,
+            )
+            .await?;
+        Ok(Response::new(pb::ResolveTicketResponse {
+            ticket: Some(ticket),
+        }))
+    }
+
+    async fn reopen_ticket(
+        &self,
+        request: Request<pb::ReopenTicketRequest>,
+    ) -> Result<Response<pb::ReopenTicketResponse>, Status> {
+        let who = Who::Organization(Caller::of(&request)?);
+        let message = request.into_inner();
+        let id = id_and_text(&message.id, "reason", &message.reason, &message.request_id)?;
+        let key = Key::of("ticketing.ticket.reopen", &message.request_id, &message);
+        let note = Some(message.reason.clone());
+        let ticket = self
+            .ticketing
+            .step(
+                &who.desk(),
+                step_request(id, Step::Reopen, &message.etag, Change::None, note, key)?,
+            )
+            .await?;
+        Ok(Response::new(pb::ReopenTicketResponse {
+            ticket: Some(ticket),
+        }))
+    }
+
+    async fn add_ticket_note(
+        &self,
+        request: Request<pb::AddTicketNoteRequest>,
+    ) -> Result<Response<pb::AddTicketNoteResponse>, Status> {
+        let who = Who::of(&request)?;
+        let message = request.into_inner();
+        let mut v = Violations::new();
+        let id = v.id::<Uuid>("ticket_id", &message.ticket_id);
+        let visibility = convert::visibility(message.visibility, &mut v);
+        v.text("body", &message.body, 1, 10_000);
+        v.request_id(&message.request_id);
+        let id = v.finish_with(id)?;
+        let key = Key::of("ticketing.ticket.add_note", &message.request_id, &message);
+        let reply = self
+            .ticketing
+            .add_note(&who.desk(), &key, id, visibility, message.body.clone())
+            .await?;
+        Ok(Response::new(reply))
+    }
+
+    async fn list_ticket_notes(
+        &self,
+        request: Request<pb::ListTicketNotesRequest>,
+    ) -> Result<Response<pb::ListTicketNotesResponse>, Status> {
+        let who = Who::of(&request)?;
+        let message = request.into_inner();
+        let id = parse_id::<Uuid>("ticket_id", &message.ticket_id)?;
+        let bound_to = match &who {
+            Who::Organization(caller) => caller.tenant,
+            Who::Support(_) => PLATFORM_TENANT,
+        };
+        let page = self.platform.page_tokens.page(
+            bound_to,
+            &filter("ticketing.notes", &[id.to_string()]),
+            message.page_size,
+            &message.page_token,
+        )?;
+        let (notes, next_page_token) = self.ticketing.notes(&who.desk(), id, page).await?;
+        Ok(Response::new(pb::ListTicketNotesResponse {
+            notes: notes.iter().map(note_to_proto).collect(),
+            next_page_token,
+        }))
+    }
+}

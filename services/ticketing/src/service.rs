@@ -1,0 +1,489 @@
+//! The ticketing service's use cases, one function per operation. A call comes from one of two
+//! desks: an organization's user (a tenant's transaction: the organization's tickets and their
+//! public notes) or the hosting provider's support desk (a support transaction: escalated
+//! tickets of every tenant, acting for the ticket's tenant when it writes). Each step owns its
+//! transaction: the ticket, its note, the audit row, the events and, where a retry could
+//! repeat it, the idempotent reply.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use uuid::Uuid;
+
+use caseway_api::ticketing::v1 as pb;
+use caseway_platform::audit::{self, AuditEntry};
+use caseway_platform::auth::{Principal, Role};
+use caseway_platform::caller::Caller;
+use caseway_platform::error::{Error, Reason, Result};
+use caseway_platform::etag::check_version;
+use caseway_platform::idempotency::{self, Claim, Key};
+use caseway_platform::outbox::{self, Event};
+use caseway_platform::paging::Page;
+use caseway_platform::{Db, Scoped, SupportTx, TenantTx};
+
+use crate::convert::{Submission, ticket_to_proto};
+use crate::domain::*;
+use crate::events;
+use crate::store::{self, SupportCursor};
+
+/// Who calls: a user of an organization, or an agent of the hosting provider's support desk
+/// (whose token holds no tenant).
+pub enum Desk<'a> {
+    Organization(&'a Caller),
+    Support(&'a Arc<Principal>),
+}
+
+impl Desk<'_> {
+    fn principal(&self) -> &Principal {
+        match self {
+            Desk::Organization(caller) => &caller.principal,
+            Desk::Support(principal) => principal,
+        }
+    }
+
+    fn by_support(&self) -> bool {
+        matches!(self, Desk::Support(_))
+    }
+
+    /// The part the caller plays on `ticket`, or NOT_FOUND when it may not see it: support
+    /// sees what its transaction shows (escalated tickets); an administrator sees the
+    /// organization's; anyone else their own.
+    fn actor(&self, ticket: &TicketRow) -> Result<Actor> {
+        match self {
+            Desk::Support(_) => Ok(Actor::Support),
+            Desk::Organization(caller) if caller.principal.has_role(Role::TenantAdmin) => {
+                Ok(Actor::Administrator)
+            }
+            Desk::Organization(caller) if ticket.submitted_by == caller.principal.user_id => {
+                Ok(Actor::Submitter)
+            }
+            Desk::Organization(_) => Err(Error::not_found("ticket", ticket.id)),
+        }
+    }
+}
+
+/// A desk's transaction: a tenant's, or the support desk's.
+enum DeskTx {
+    Organization(TenantTx),
+    Support(SupportTx),
+}
+
+impl Scoped for DeskTx {
+    fn conn(&mut self) -> &mut sqlx::PgConnection {
+        match self {
+            DeskTx::Organization(tx) => tx.conn(),
+            DeskTx::Support(tx) => tx.conn(),
+        }
+    }
+
+    fn tenant_id(&self) -> caseway_platform::TenantId {
+        match self {
+            DeskTx::Organization(tx) => tx.tenant_id(),
+            DeskTx::Support(tx) => Scoped::tenant_id(tx),
+        }
+    }
+}
+
+impl DeskTx {
+    async fn commit(self) -> Result<()> {
+        match self {
+            DeskTx::Organization(tx) => tx.commit().await,
+            DeskTx::Support(tx) => tx.commit().await,
+        }
+    }
+}
+
+/// A step's change beyond the status: what escalation, triage and resolution set.
+pub enum Change {
+    None,
+    Escalate(Severity),
+    Triage {
+        complexity: Complexity,
+        priority: Priority,
+        /// A tier other than the matrix's, and why.
+        tier: Option<(Tier, String)>,
+    },
+    Resolve(String),
+}
+
+/// One step of the workflow as a call asks it.
+pub struct StepRequest<'a> {
+    pub id: Uuid,
+    pub step: Step,
+    pub expected: Option<i64>,
+    pub change: Change,
+    /// The question or reason the step keeps as a public note.
+    pub note: Option<String>,
+    pub key: Key<'a>,
+}
+
+/// The time now as PostgreSQL keeps it (to the microsecond), so what a call answers reads
+/// back the same.
+fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+pub struct Ticketing {
+    db: Db,
+    matrix: TierMatrix,
+}
+
+impl Ticketing {
+    pub fn new(db: Db, matrix: TierMatrix) -> Self {
+        Ticketing { db, matrix }
+    }
+
+    async fn open(&self, desk: &Desk<'_>) -> Result<DeskTx> {
+        Ok(match desk {
+            Desk::Organization(caller) => {
+                DeskTx::Organization(self.db.tenant_tx(caller.tenant).await?)
+            }
+            Desk::Support(_) => DeskTx::Support(self.db.support_tx().await?),
+        })
+    }
+
+    /// The ticket `id` as the desk may see it, locked when `lock`; a support transaction then
+    /// acts for the ticket's tenant.
+    async fn visible(
+        &self,
+        tx: &mut DeskTx,
+        desk: &Desk<'_>,
+        id: Uuid,
+        lock: bool,
+    ) -> Result<(TicketRow, Actor)> {
+        let ticket = store::ticket(tx.conn(), id, lock)
+            .await?
+            .ok_or_else(|| Error::not_found("ticket", id))?;
+        let actor = desk.actor(&ticket)?;
+        if let DeskTx::Support(support) = tx {
+            support.act_for_tenant(ticket.tenant_id).await?;
+        }
+        Ok((ticket, actor))
+    }
+
+    /// Submits a ticket to the organization's administrators.
+    pub async fn submit(
+        &self,
+        caller: &Caller,
+        key: &Key<'_>,
+        submission: Submission,
+    ) -> Result<pb::Ticket> {
+        let mut tx = self.db.tenant_tx(caller.tenant).await?;
+        if let Claim::Replay(previous) = idempotency::claim(&mut tx, key).await? {
+            return Ok(previous);
+        }
+        let now = now();
+        let ticket = TicketRow {
+            tenant_id: caller.tenant,
+            id: Uuid::now_v7(),
+            kind: submission.kind,
+            title: submission.title,
+            description: submission.description,
+            context: submission.context,
+            contact: submission.contact,
+            status: Status::Submitted,
+            submitted_by: caller.principal.user_id.clone(),
+            severity: None,
+            complexity: None,
+            priority: None,
+            tier: None,
+            tier_override_reason: None,
+            resolution: None,
+            resolved_by: None,
+            resolved_by_support: false,
+            escalated_at: None,
+            resolved_at: None,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        store::insert_ticket(tx.conn(), &ticket).await?;
+        audit::record(
+            &mut tx,
+            &caller.principal,
+            AuditEntry {
+                action: "ticketing.ticket.submit",
+                resource_type: "ticket",
+                resource_id: ticket.id,
+                changed_fields: &[],
+            },
+        )
+        .await?;
+        let payload = events::ticket_changed(&ticket, None, &caller.principal.user_id, false);
+        outbox::enqueue(&mut tx, event(events::SUBMITTED, &ticket, &payload)).await?;
+        let reply = ticket_to_proto(&ticket);
+        idempotency::complete(&mut tx, key, &reply).await?;
+        tx.commit().await?;
+        Ok(reply)
+    }
+
+    pub async fn get(&self, desk: &Desk<'_>, id: Uuid) -> Result<TicketRow> {
+        let mut tx = self.open(desk).await?;
+        let (ticket, _) = self.visible(&mut tx, desk, id, false).await?;
+        tx.commit().await?;
+        Ok(ticket)
+    }
+
+    /// The organization's tickets for an administrator, the caller's own for anyone else.
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        statuses: &[Status],
+        page: Page<(DateTime<Utc>, Uuid)>,
+    ) -> Result<(Vec<TicketRow>, String)> {
+        let mut tx = self.db.tenant_tx(caller.tenant).await?;
+        let own = (!caller.principal.has_role(Role::TenantAdmin))
+            .then_some(caller.principal.user_id.as_str());
+        let mut rows =
+            store::organization_tickets(tx.conn(), own, statuses, page.after.as_ref(), page.limit)
+                .await?;
+        tx.commit().await?;
+        let next = page.finish(&mut rows, |t| (t.created_at, t.id));
+        Ok((rows, next))
+    }
+
+    /// The support queue.
+    pub async fn support_queue(
+        &self,
+        tier: Option<i16>,
+        statuses: &[Status],
+        page: Page<SupportCursor>,
+    ) -> Result<(Vec<TicketRow>, String)> {
+        let mut tx = self.db.support_tx().await?;
+        let mut rows =
+            store::support_tickets(tx.conn(), tier, statuses, page.after.as_ref(), page.limit)
+                .await?;
+        tx.commit().await?;
+        let next = page.finish(&mut rows, store::support_cursor);
+        Ok((rows, next))
+    }
+
+    /// Takes one step of the workflow: checks who holds the ticket and its status, changes
+    /// it, keeps the step's question or reason as a public note, audits it, publishes it.
+    pub async fn step(&self, desk: &Desk<'_>, request: StepRequest<'_>) -> Result<pb::Ticket> {
+        let mut tx = self.open(desk).await?;
+        let (mut ticket, actor) = self.visible(&mut tx, desk, request.id, true).await?;
+        if let Claim::Replay(previous) = idempotency::claim(&mut tx, &request.key).await? {
+            return Ok(previous);
+        }
+        check_version(request.expected, ticket.version)?;
+        let subject = format!("tickets/{}", ticket.id);
+        let status = ticket
+            .after(request.step, actor)
+            .map_err(|refusal| Error::precondition(refusal.rule, &subject, refusal.message))?;
+        let before = ticket.status;
+        let now = now();
+        let principal = desk.principal();
+        let mut changed = vec!["status".to_string()];
+        match request.change {
+            Change::None => {}
+            Change::Escalate(severity) => {
+                ticket.severity = Some(severity);
+                ticket.escalated_at = Some(now);
+                changed.extend(["severity".into(), "escalate_time".into()]);
+            }
+            Change::Triage {
+                complexity,
+                priority,
+                tier,
+            } => {
+                let severity = ticket.severity.unwrap_or(Severity::Medium);
+                let matrix = self.matrix.tier(severity, complexity, priority);
+                let (tier, reason) = match tier {
+                    Some((tier, reason)) if tier != matrix => {
+                        if reason.trim().is_empty() {
+                            return Err(Error::precondition(
+                                TicketingRule::TierOverride,
+                                &subject,
+                                format!(
+                                    "the matrix gives tier {}; another tier needs a tier_override_reason",
+                                    matrix.number()
+                                ),
+                            ));
+                        }
+                        (tier, Some(reason))
+                    }
+                    _ => (matrix, None),
+                };
+                ticket.complexity = Some(complexity);
+                ticket.priority = Some(priority);
+                ticket.tier = Some(tier);
+                ticket.tier_override_reason = reason;
+                changed.extend([
+                    "complexity".into(),
+                    "priority".into(),
+                    "tier".into(),
+                    "tier_override_reason".into(),
+                ]);
+            }
+            Change::Resolve(resolution) => {
+                ticket.resolution = Some(resolution);
+                ticket.resolved_by = Some(principal.user_id.clone());
+                ticket.resolved_by_support = desk.by_support();
+                ticket.resolved_at = Some(now);
+                changed.extend(["resolution".into(), "resolved_by".into()]);
+            }
+        }
+        if request.step == Step::Reopen {
+            ticket.resolved_at = None;
+        }
+        ticket.status = status;
+        ticket.version += 1;
+        ticket.updated_at = now;
+        store::update_ticket(tx.conn(), &ticket).await?;
+        let note = match request.note {
+            Some(body) => {
+                let note = NoteRow {
+                    tenant_id: ticket.tenant_id,
+                    id: Uuid::now_v7(),
+                    ticket_id: ticket.id,
+                    visibility: Visibility::Public,
+                    body,
+                    author: principal.user_id.clone(),
+                    by_support: desk.by_support(),
+                    created_at: now,
+                };
+                store::insert_note(tx.conn(), &note).await?;
+                Some(note)
+            }
+            None => None,
+        };
+        let verb = match request.step {
+            Step::AskSubmitter => "ask_submitter",
+            Step::Escalate => "escalate",
+            Step::Triage => "triage",
+            Step::StartWork => "start_work",
+            Step::AskCustomer => "ask_customer",
+            Step::Resolve => "resolve",
+            Step::Reopen => "reopen",
+        };
+        audit::record(
+            &mut tx,
+            principal,
+            AuditEntry {
+                action: &format!("ticketing.ticket.{verb}"),
+                resource_type: "ticket",
+                resource_id: ticket.id,
+                changed_fields: &changed,
+            },
+        )
+        .await?;
+        let event_type = match request.step {
+            Step::Escalate => events::ESCALATED,
+            _ => events::STATUS_CHANGED,
+        };
+        let payload =
+            events::ticket_changed(&ticket, Some(before), &principal.user_id, desk.by_support());
+        outbox::enqueue(&mut tx, event(event_type, &ticket, &payload)).await?;
+        if let Some(note) = &note {
+            let payload = events::note_added(note, ticket.status);
+            outbox::enqueue(&mut tx, event(events::NOTE_ADDED, &ticket, &payload)).await?;
+        }
+        let reply = ticket_to_proto(&ticket);
+        idempotency::complete(&mut tx, &request.key, &reply).await?;
+        tx.commit().await?;
+        Ok(reply)
+    }
+
+    /// Adds a note; a public answer moves a ticket waiting on its asker's question back.
+    /// Only support writes internal notes.
+    pub async fn add_note(
+        &self,
+        desk: &Desk<'_>,
+        key: &Key<'_>,
+        ticket_id: Uuid,
+        visibility: Visibility,
+        body: String,
+    ) -> Result<pb::AddTicketNoteResponse> {
+        if visibility == Visibility::Internal && !desk.by_support() {
+            return Err(Error::denied(
+                Reason::RoleNotPermitted,
+                "only the support desk writes internal notes",
+            ));
+        }
+        let mut tx = self.open(desk).await?;
+        let (mut ticket, actor) = self.visible(&mut tx, desk, ticket_id, true).await?;
+        if let Claim::Replay(previous) = idempotency::claim(&mut tx, key).await? {
+            return Ok(previous);
+        }
+        let principal = desk.principal();
+        let now = now();
+        let note = NoteRow {
+            tenant_id: ticket.tenant_id,
+            id: Uuid::now_v7(),
+            ticket_id,
+            visibility,
+            body,
+            author: principal.user_id.clone(),
+            by_support: desk.by_support(),
+            created_at: now,
+        };
+        store::insert_note(tx.conn(), &note).await?;
+        let before = ticket.status;
+        if visibility == Visibility::Public {
+            ticket.status = ticket.after_public_note(actor);
+        }
+        ticket.version += 1;
+        ticket.updated_at = now;
+        store::update_ticket(tx.conn(), &ticket).await?;
+        audit::record(
+            &mut tx,
+            principal,
+            AuditEntry {
+                action: "ticketing.ticket.add_note",
+                resource_type: "ticket",
+                resource_id: ticket.id,
+                changed_fields: &["notes".to_string()],
+            },
+        )
+        .await?;
+        let payload = events::note_added(&note, ticket.status);
+        outbox::enqueue(&mut tx, event(events::NOTE_ADDED, &ticket, &payload)).await?;
+        if ticket.status != before {
+            let payload = events::ticket_changed(
+                &ticket,
+                Some(before),
+                &principal.user_id,
+                desk.by_support(),
+            );
+            outbox::enqueue(&mut tx, event(events::STATUS_CHANGED, &ticket, &payload)).await?;
+        }
+        let reply = pb::AddTicketNoteResponse {
+            note: Some(crate::convert::note_to_proto(&note)),
+            ticket: Some(ticket_to_proto(&ticket)),
+        };
+        idempotency::complete(&mut tx, key, &reply).await?;
+        tx.commit().await?;
+        Ok(reply)
+    }
+
+    /// A page of the notes of a ticket the desk sees (a tenant's transaction reads public
+    /// notes only).
+    pub async fn notes(
+        &self,
+        desk: &Desk<'_>,
+        ticket_id: Uuid,
+        page: Page<(DateTime<Utc>, Uuid)>,
+    ) -> Result<(Vec<NoteRow>, String)> {
+        let mut tx = self.open(desk).await?;
+        self.visible(&mut tx, desk, ticket_id, false).await?;
+        let mut rows = store::notes(tx.conn(), ticket_id, page.after.as_ref(), page.limit).await?;
+        tx.commit().await?;
+        let next = page.finish(&mut rows, |n| (n.created_at, n.id));
+        Ok((rows, next))
+    }
+}
+
+/// An event of `ticket`'s tenant (the transaction's), its subject the ticket.
+fn event<'a, M: prost::Message>(
+    event_type: &'a str,
+    ticket: &TicketRow,
+    payload: &'a M,
+) -> Event<'a, M> {
+    Event {
+        event_type,
+        source: events::SOURCE,
+        subject: ticket.id.to_string(),
+        payload,
+    }
+}
