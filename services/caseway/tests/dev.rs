@@ -83,7 +83,15 @@ async fn dev_stack_answers_a_reflection_client_without_proto_files() {
     // Again on the same database: the seed finds what it made and adds nothing.
     let mut owner = sqlx::PgConnection::connect(&db.owner_url).await.unwrap();
     let before = seeded_counts(&mut owner).await;
-    assert_eq!(before, [5, 5, 16, 5, 4, 17, 1, 1, 2, 2]);
+    assert_eq!(before, [5, 5, 16, 5, 4, 17, 1, 1, 2, 2, 5]);
+    // A ticket in each state but waiting on the customer: submitted, waiting on its submitter,
+    // escalated, in support's work, resolved.
+    let statuses: Vec<i16> =
+        sqlx::query_scalar("SELECT status FROM ticketing.tickets ORDER BY status")
+            .fetch_all(&mut owner)
+            .await
+            .unwrap();
+    assert_eq!(statuses, [1, 2, 3, 4, 6]);
     let (child, address, token) = start_dev(&db, &bus, &data_dir).await;
     check_demo_clients(&address, &token).await;
     let after = seeded_counts(&mut owner).await;
@@ -93,7 +101,7 @@ async fn dev_stack_answers_a_reflection_client_without_proto_files() {
 }
 
 /// How many clients, enrollments, assessments, barriers, assessment types, service records,
-/// authorizations, draws on them, eligibility rules and their versions are stored.
+/// authorizations, draws on them, eligibility rules and their versions, and tickets are stored.
 async fn seeded_counts(owner: &mut sqlx::PgConnection) -> Vec<i64> {
     let mut counts = Vec::new();
     for table in [
@@ -107,6 +115,7 @@ async fn seeded_counts(owner: &mut sqlx::PgConnection) -> Vec<i64> {
         "authorizations.draws",
         "eligibility.rules",
         "eligibility.rule_versions",
+        "ticketing.tickets",
     ] {
         let sql = format!("SELECT count(*) FROM {table}");
         let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
