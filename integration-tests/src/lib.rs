@@ -511,8 +511,9 @@ impl tonic::codec::Codec for RawCodec {
     }
 }
 
-/// Calls the unary method at `path` (`/caseway.catalog.v1.CatalogService/GetService`) with an
-/// encoded request, as a bearer of `token` (none when empty).
+/// Calls the method at `path` (`/caseway.catalog.v1.CatalogService/GetService`) with an
+/// encoded request, as a bearer of `token` (none when empty): a unary method's answer, or a
+/// server-streaming method's first message (empty when none comes within half a second).
 pub async fn call_raw(
     channel: &Channel,
     path: &str,
@@ -532,9 +533,17 @@ pub async fn call_raw(
     }
     let path = http::uri::PathAndQuery::try_from(path.to_string())
         .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
-    grpc.unary(request, path, RawCodec)
-        .await
-        .map(|r| r.into_inner())
+    // As a stream, so a server-streaming method answers too: its refusal comes at once, its
+    // acceptance with the response's headers, and its first message may be long in coming (a
+    // unary method's follows its headers at once).
+    let mut stream = grpc
+        .server_streaming(request, path, RawCodec)
+        .await?
+        .into_inner();
+    match tokio::time::timeout(Duration::from_millis(500), stream.message()).await {
+        Ok(message) => Ok(message?.unwrap_or_default()),
+        Err(_) => Ok(Vec::new()),
+    }
 }
 
 /// Certificates a test makes with the `openssl` command: a certificate authority, a

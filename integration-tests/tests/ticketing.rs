@@ -607,3 +607,476 @@ async fn support_sees_escalated_tickets_of_every_tenant_and_no_other_row_of_any_
     assert_eq!(tickets, 2, "its own two tickets, not the other tenant's");
     let _: TenantId = tenants[1];
 }
+
+#[tokio::test]
+async fn an_administrator_watching_sees_a_support_note_within_a_second_and_nothing_else() {
+    let env = TestEnv::new().await;
+    let node = env.start(&caseway::Target::ALL).await;
+    caseway_test_support::eventually(
+        "the watchers' follower",
+        Duration::from_secs(10),
+        || async {
+            match env.bus.bus.followers_of(caseway_ticketing::worker::WATCHED) {
+                0 => Err("not bound yet"),
+                _ => Ok(()),
+            }
+        },
+    )
+    .await;
+    let a = node.create_tenant(&env, "watch-a").await;
+    let b = node.create_tenant(&env, "watch-b").await;
+    let a_admin = env.token_for("lisa", a, &[Role::TenantAdmin], &[]);
+    let b_worker = env.token_for("bo", b, &[Role::Caseworker], &[]);
+    let support = env.support_token("sam");
+    let ticket = submit(&node, &a_admin, "Totals differ").await;
+    escalate(&node, &a_admin, &ticket.id, pb::Severity::Medium).await;
+
+    let mut watch = node
+        .ticketing
+        .clone()
+        .watch_tickets(authed(&a_admin, pb::WatchTicketsRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    // Neither another organization's ticket nor support's internal note reaches A's watcher.
+    submit(&node, &b_worker, "B's own").await;
+    note(
+        &node,
+        &support,
+        &ticket.id,
+        pb::NoteVisibility::Internal,
+        "internal",
+    )
+    .await
+    .unwrap();
+    let added = note(
+        &node,
+        &support,
+        &ticket.id,
+        pb::NoteVisibility::Public,
+        "We are on it",
+    )
+    .await
+    .unwrap();
+    // The changes of A's ticket made before the watch began may still be on their way; the
+    // note arrives within a second, and nothing of B's or internal comes before it.
+    let added = added.note.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+    let seen = loop {
+        let seen = tokio::time::timeout_at(deadline, watch.message())
+            .await
+            .expect("the note reached the watcher within a second")
+            .unwrap()
+            .unwrap();
+        match &seen.change {
+            Some(pb::watch_tickets_response::Change::Note(note)) => {
+                assert_eq!(note.id, added.id, "only the public note: {note:?}");
+                break seen;
+            }
+            Some(pb::watch_tickets_response::Change::Ticket(t)) => assert_eq!(t.id, ticket.id),
+            None => panic!("an empty change"),
+        }
+    };
+    assert!(seen.by_support);
+    assert_eq!(seen.changed_by, "sam");
+
+    // A status change by support follows.
+    node.ticketing
+        .clone()
+        .triage_ticket(authed(
+            &support,
+            pb::TriageTicketRequest {
+                id: ticket.id.clone(),
+                complexity: pb::Complexity::Low as i32,
+                priority: pb::Priority::Low as i32,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
+    let seen = tokio::time::timeout(Duration::from_secs(5), watch.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    match seen.change {
+        Some(pb::watch_tickets_response::Change::Ticket(t)) => assert_eq!(t.tier, 1),
+        other => panic!("expected the triaged ticket, saw {other:?}"),
+    }
+    // Watching is for administrators.
+    let refused = node
+        .ticketing
+        .clone()
+        .watch_tickets(authed(&b_worker, pb::WatchTicketsRequest {}))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+
+    // A node with a watcher connected still stops: the watch ends UNAVAILABLE (watch again,
+    // elsewhere) instead of holding the drain.
+    tokio::time::timeout(Duration::from_secs(30), node.shutdown())
+        .await
+        .expect("the node stopped with a watcher connected");
+    let ended = watch.message().await.unwrap_err();
+    assert_eq!(ended.code(), Code::Unavailable);
+}
+
+fn time(t: &Option<prost_types::Timestamp>) -> chrono::DateTime<chrono::Utc> {
+    let t = t.as_ref().expect("a time");
+    chrono::DateTime::from_timestamp(t.seconds, t.nanos as u32).unwrap()
+}
+
+async fn triage(node: &TestNode, support: &str, id: &str, priority: pb::Priority) -> pb::Ticket {
+    node.ticketing
+        .clone()
+        .triage_ticket(authed(
+            support,
+            pb::TriageTicketRequest {
+                id: id.into(),
+                complexity: pb::Complexity::Low as i32,
+                priority: priority as i32,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .ticket
+        .unwrap()
+}
+
+async fn start_work(node: &TestNode, support: &str, id: &str) -> pb::Ticket {
+    node.ticketing
+        .clone()
+        .start_ticket_work(authed(
+            support,
+            pb::StartTicketWorkRequest {
+                id: id.into(),
+                etag: String::new(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .ticket
+        .unwrap()
+}
+
+async fn ask_customer(node: &TestNode, support: &str, id: &str) -> pb::Ticket {
+    node.ticketing
+        .clone()
+        .ask_customer(authed(
+            support,
+            pb::AskCustomerRequest {
+                id: id.into(),
+                question: "Which client was it?".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .ticket
+        .unwrap()
+}
+
+/// The breaches published for `ticket` within `wait`, by clock.
+async fn breaches(
+    events: &mut caseway_test_support::EventListener,
+    ticket: &str,
+    wait: Duration,
+) -> Vec<pb::ServiceLevelClock> {
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let Some((envelope, _)) = events.next(left).await else {
+            return seen;
+        };
+        if envelope.event_type != "ticketing.sla_breached.v1" {
+            continue;
+        }
+        let breached = events_pb::TicketSlaBreached::decode(envelope.payload.as_slice()).unwrap();
+        if breached.ticket.as_ref().unwrap().id == ticket {
+            seen.push(pb::ServiceLevelClock::try_from(breached.clock).unwrap());
+        }
+    }
+}
+
+#[tokio::test]
+async fn service_levels_stand_still_while_support_waits_and_each_breach_is_published_once() {
+    let env = TestEnv::new().await;
+    let config = caseway_platform::config::Config {
+        ticketing_sla: "*:1s/8s".into(),
+        ticketing_sweep_interval: Duration::from_millis(100),
+        ..env.config()
+    };
+    let node = env.start_with(config, &caseway::Target::ALL).await;
+    let mut events = env.bus.listen("ticketing.#").await;
+    let tenant = node.create_tenant(&env, "sla-a").await;
+    let admin = env.token_for("lisa", tenant, &[Role::TenantAdmin], &[]);
+    let support = env.support_token("sam");
+
+    // Escalated: both clocks run from the escalation, the targets of the policy.
+    let ticket = submit(&node, &admin, "Exports time out").await;
+    assert!(ticket.service_level.is_none(), "no clock before escalation");
+    let escalated = escalate(&node, &admin, &ticket.id, pb::Severity::High).await;
+    let id = escalated.id.clone();
+    let level = escalated.service_level.unwrap();
+    let at = time(&escalated.escalate_time);
+    assert_eq!(
+        time(&level.first_response_due_time),
+        at + chrono::Duration::seconds(1)
+    );
+    assert_eq!(
+        time(&level.resolution_due_time),
+        at + chrono::Duration::seconds(8)
+    );
+
+    // Nobody answers within a second: the first response is breached, once.
+    assert_eq!(
+        breaches(&mut events, &id, Duration::from_millis(2500)).await,
+        [pb::ServiceLevelClock::FirstResponse]
+    );
+    let breached = get(&node, &admin, &id).await.unwrap();
+    let level = breached.service_level.unwrap();
+    assert!(level.first_response_breach_time.is_some());
+    assert!(level.resolution_breach_time.is_none());
+    assert!(
+        breached.etag != escalated.etag,
+        "a breach changes the ticket"
+    );
+
+    // Support works it and asks the organization: the clocks stand still (the question is its
+    // first response), and no breach comes while they do, long past the resolution's due time.
+    triage(&node, &support, &id, pb::Priority::High).await;
+    start_work(&node, &support, &id).await;
+    let waiting = ask_customer(&node, &support, &id).await;
+    let level = waiting.service_level.unwrap();
+    assert!(level.first_response_time.is_some());
+    let paused_at = time(&level.pause_time);
+    let due_before = time(&level.resolution_due_time);
+    let waited = chrono::Utc::now();
+    assert!(
+        breaches(&mut events, &id, Duration::from_secs(7))
+            .await
+            .is_empty()
+    );
+    assert!(
+        chrono::Utc::now() > due_before,
+        "{waited} waited past the due time"
+    );
+    let still = get(&node, &support, &id)
+        .await
+        .unwrap()
+        .service_level
+        .unwrap();
+    assert!(still.resolution_breach_time.is_none());
+
+    // The administrator answers: the clocks go on, the resolution due later by the time they
+    // stood still, and it is breached once that has run out.
+    let answered = note(
+        &node,
+        &admin,
+        &id,
+        pb::NoteVisibility::Public,
+        "Client 1042",
+    )
+    .await
+    .unwrap()
+    .ticket
+    .unwrap();
+    assert_eq!(status(&answered), pb::TicketStatus::InProgress);
+    let level = answered.service_level.unwrap();
+    assert!(level.pause_time.is_none());
+    let resumed_at = time(&answered.update_time);
+    assert_eq!(
+        time(&level.resolution_due_time),
+        due_before + (resumed_at - paused_at)
+    );
+    assert_eq!(
+        breaches(&mut events, &id, Duration::from_secs(10)).await,
+        [pb::ServiceLevelClock::Resolution]
+    );
+    let level = get(&node, &support, &id)
+        .await
+        .unwrap()
+        .service_level
+        .unwrap();
+    assert!(time(&level.resolution_breach_time) >= time(&level.resolution_due_time));
+
+    // Each breach is in the organization's audit log, by the sweeper.
+    let mut owner = env.db.owner().await;
+    let audited: Vec<String> = sqlx::query_scalar(
+        "SELECT actor FROM platform.audit_log WHERE tenant_id = $1 \
+         AND action = 'ticketing.ticket.sla_breach' ORDER BY occurred_at",
+    )
+    .bind(tenant.as_uuid())
+    .fetch_all(&mut owner)
+    .await
+    .unwrap();
+    assert_eq!(audited, [caseway_ticketing::service::SWEEPER; 2]);
+}
+
+#[tokio::test]
+async fn the_support_queue_puts_what_is_due_soonest_first_and_waiting_tickets_last() {
+    let env = TestEnv::new().await;
+    let node = env.start(&caseway::Target::ALL).await;
+    let a = node.create_tenant(&env, "queue-a").await;
+    let b = node.create_tenant(&env, "queue-b").await;
+    let a_admin = env.token_for("lisa", a, &[Role::TenantAdmin], &[]);
+    let b_admin = env.token_for("bea", b, &[Role::TenantAdmin], &[]);
+    let support = env.support_token("sam");
+    let first = submit(&node, &a_admin, "First").await;
+    escalate(&node, &a_admin, &first.id, pb::Severity::Medium).await;
+    let second = submit(&node, &b_admin, "Second").await;
+    escalate(&node, &b_admin, &second.id, pb::Severity::Medium).await;
+    for id in [&first.id, &second.id] {
+        triage(&node, &support, id, pb::Priority::Medium).await;
+    }
+    let ids = |queue: Vec<pb::Ticket>| queue.into_iter().map(|t| t.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(support_queue(&node, &support).await),
+        [first.id.clone(), second.id.clone()]
+    );
+    // The first waits on its organization: its clocks stand still, it goes after the second.
+    start_work(&node, &support, &first.id).await;
+    ask_customer(&node, &support, &first.id).await;
+    assert_eq!(
+        ids(support_queue(&node, &support).await),
+        [second.id.clone(), first.id.clone()]
+    );
+    // A ticket of a higher priority in the same tier goes before both, whatever its due time.
+    let third = submit(&node, &a_admin, "Third").await;
+    escalate(&node, &a_admin, &third.id, pb::Severity::Low).await;
+    assert_eq!(
+        triage(&node, &support, &third.id, pb::Priority::High)
+            .await
+            .tier,
+        1
+    );
+    let queue = support_queue(&node, &support).await;
+    assert_eq!(queue[0].id, third.id);
+    // Page by page, the same order.
+    let mut paged = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = node
+            .ticketing
+            .clone()
+            .list_support_tickets(authed(
+                &support,
+                pb::ListSupportTicketsRequest {
+                    page_size: 1,
+                    page_token: token,
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        paged.extend(page.tickets.into_iter().map(|t| t.id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(paged, ids(queue));
+}
+
+#[tokio::test]
+async fn a_resolved_ticket_closes_after_the_configured_days_and_is_never_reopened() {
+    let env = TestEnv::new().await;
+    let config = caseway_platform::config::Config {
+        ticketing_close_after_days: 3,
+        ticketing_sweep_interval: Duration::from_millis(100),
+        ..env.config()
+    };
+    let node = env.start_with(config, &caseway::Target::ALL).await;
+    let mut events = env.bus.listen("ticketing.#").await;
+    let tenant = node.create_tenant(&env, "close-a").await;
+    let admin = env.token_for("lisa", tenant, &[Role::TenantAdmin], &[]);
+    let resolve = |id: String| {
+        let mut api = node.ticketing.clone();
+        let request = authed(
+            &admin,
+            pb::ResolveTicketRequest {
+                id,
+                resolution: "Answered in the guide".into(),
+                ..Default::default()
+            },
+        );
+        async move { api.resolve_ticket(request).await.unwrap() }
+    };
+    let old = submit(&node, &admin, "Old").await;
+    let recent = submit(&node, &admin, "Recent").await;
+    resolve(old.id.clone()).await;
+    resolve(recent.id.clone()).await;
+    // The first was resolved four days ago (as if), the second two.
+    let mut owner = env.db.owner().await;
+    for (id, days) in [(&old.id, 4), (&recent.id, 2)] {
+        sqlx::query(
+            "UPDATE ticketing.tickets SET resolved_at = now() - make_interval(days => $2) \
+             WHERE id = $1::uuid",
+        )
+        .bind(id)
+        .bind(days)
+        .execute(&mut owner)
+        .await
+        .unwrap();
+    }
+    // Its resolution's event came first; then the closing, by the sweeper.
+    let (changed, closed) = loop {
+        let (envelope, _) = events
+            .expect(
+                "ticketing.ticket_status_changed.v1",
+                Duration::from_secs(10),
+            )
+            .await;
+        let changed = events_pb::TicketChanged::decode(envelope.payload.as_slice()).unwrap();
+        let ticket = changed.ticket.clone().unwrap();
+        if status(&ticket) == pb::TicketStatus::Closed {
+            break (changed, ticket);
+        }
+    };
+    assert_eq!(closed.id, old.id);
+    assert_eq!(status(&closed), pb::TicketStatus::Closed);
+    assert!(closed.close_time.is_some());
+    assert_eq!(changed.changed_by, caseway_ticketing::service::SWEEPER);
+    assert_eq!(
+        status(&get(&node, &admin, &recent.id).await.unwrap()),
+        pb::TicketStatus::Resolved
+    );
+    // Closed is final.
+    let refused = node
+        .ticketing
+        .clone()
+        .reopen_ticket(authed(
+            &admin,
+            pb::ReopenTicketRequest {
+                id: old.id.clone(),
+                reason: "Again".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(rule_of(&refused), "ticket_status");
+    // A list of closed tickets finds it.
+    let listed = node
+        .ticketing
+        .clone()
+        .list_tickets(authed(
+            &admin,
+            pb::ListTicketsRequest {
+                statuses: vec![pb::TicketStatus::Closed as i32],
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .tickets;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, old.id);
+}

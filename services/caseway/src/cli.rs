@@ -668,6 +668,9 @@ fn print_banner(config: &Config, addr: std::net::SocketAddr, demo: &caseway_fixt
         "  grpcurl -plaintext -H \"authorization: Bearer $CASEWAY_TOKEN\" {host} caseway.ticketing.v1.TicketingService/ListTickets"
     );
     println!(
+        "  grpcurl -plaintext -H \"authorization: Bearer $CASEWAY_TOKEN\" {host} caseway.ticketing.v1.TicketingService/WatchTickets   # every change as it happens; Ctrl-C ends it"
+    );
+    println!(
         "  grpcurl -plaintext -d '{{\"service\": \"caseway.catalog.v1.CatalogService\"}}' {host} grpc.health.v1.Health/Check"
     );
     println!("ready");

@@ -146,9 +146,11 @@ async fn start_dev(
         .spawn()
         .expect("caseway dev starts");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut address, mut token) = (None, None);
+    let (mut address, mut token, mut watch) = (None, None, false);
     let read = async {
         while let Some(line) = lines.next_line().await.unwrap() {
+            // The banner shows how to watch the demo tickets.
+            watch |= line.contains("TicketingService/WatchTickets");
             if let Some(rest) = line.strip_prefix("Caseway is serving every target on ") {
                 address = rest.split_whitespace().next().map(str::to_string);
             }
@@ -163,6 +165,7 @@ async fn start_dev(
     tokio::time::timeout(Duration::from_secs(60), read)
         .await
         .expect("caseway dev prints ready");
+    assert!(watch, "the banner shows how to watch the tickets");
     (
         child,
         address.expect("the banner names the address"),

@@ -193,6 +193,7 @@ pub static TABLE: &[(&str, Access)] = &[
     ("caseway.ticketing.v1.TicketingService/ReopenTicket",                           roles("CSA..")),
     ("caseway.ticketing.v1.TicketingService/AddTicketNote",                          roles("CSAT.")),
     ("caseway.ticketing.v1.TicketingService/ListTicketNotes",                        roles("CSAT.")),
+    ("caseway.ticketing.v1.TicketingService/WatchTickets",                           roles("..A..")),
 ];
 
 impl Access {

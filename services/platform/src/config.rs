@@ -129,6 +129,21 @@ pub struct Config {
     /// `severity>=V`, `complexity>=V` or `priority>=V` (joined by `&`) or `*`; empty for the
     /// default of docs/ticketing.md.
     pub ticketing_tier_matrix: String,
+    /// The support desk's service levels (`CASEWAY_TICKETING_SLA`): comma-separated
+    /// `criteria:FIRST/RESOLUTION` lines, the first a ticket matches giving its targets, each
+    /// criterion `tier>=N` or `priority>=V` (joined by `&`) or `*`, the targets durations
+    /// (`30m`, `4h`, `2d`); empty for the default of docs/ticketing.md.
+    pub ticketing_sla: String,
+    /// The business hours the service levels count (`CASEWAY_TICKETING_SLA_CALENDAR`):
+    /// `24x7` (or empty) or `DAYS HH:MM-HH:MM ZONE`, as `Mon-Fri 09:00-17:00 America/Chicago`.
+    pub ticketing_sla_calendar: String,
+    /// Days after which a resolved ticket that was not reopened closes
+    /// (`CASEWAY_TICKETING_CLOSE_AFTER_DAYS`).
+    pub ticketing_close_after_days: u32,
+    /// How often one replica looks for run-out service levels and tickets to close
+    /// (`CASEWAY_TICKETING_SWEEP_MILLIS`).
+    #[serde(with = "millis")]
+    pub ticketing_sweep_interval: Duration,
     /// How long a tenant's status is trusted without an event (`CASEWAY_TENANT_STATUS_TTL_SECONDS`).
     #[serde(with = "seconds")]
     pub tenant_status_ttl: Duration,
@@ -187,6 +202,10 @@ impl Default for Config {
             eligibility_endpoint: None,
             records_endpoint: None,
             ticketing_tier_matrix: String::new(),
+            ticketing_sla: String::new(),
+            ticketing_sla_calendar: String::new(),
+            ticketing_close_after_days: 7,
+            ticketing_sweep_interval: Duration::from_secs(30),
             tenant_status_ttl: Duration::from_secs(30),
             outbox_poll_interval: Duration::from_millis(1000),
             shutdown_delay: Duration::from_millis(0),
@@ -372,6 +391,19 @@ impl Config {
         }
         if let Some(v) = var("CASEWAY_TICKETING_TIER_MATRIX") {
             self.ticketing_tier_matrix = v;
+        }
+        if let Some(v) = var("CASEWAY_TICKETING_SLA") {
+            self.ticketing_sla = v;
+        }
+        if let Some(v) = var("CASEWAY_TICKETING_SLA_CALENDAR") {
+            self.ticketing_sla_calendar = v;
+        }
+        if let Some(v) = var("CASEWAY_TICKETING_CLOSE_AFTER_DAYS") {
+            self.ticketing_close_after_days = parse("CASEWAY_TICKETING_CLOSE_AFTER_DAYS", &v)?;
+        }
+        if let Some(v) = var("CASEWAY_TICKETING_SWEEP_MILLIS") {
+            self.ticketing_sweep_interval =
+                Duration::from_millis(parse("CASEWAY_TICKETING_SWEEP_MILLIS", &v)?);
         }
         if let Some(v) = var("CASEWAY_TENANT_STATUS_TTL_SECONDS") {
             self.tenant_status_ttl =

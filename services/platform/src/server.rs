@@ -49,6 +49,9 @@ pub struct Platform {
     pub limiter: Arc<RateLimiter>,
     /// Channels to the other services.
     pub peers: crate::tls::Peers,
+    /// Cancelled when the node stops taking calls: a long-lived call (a watch stream) ends on
+    /// it, so draining the calls in flight does not wait for it.
+    pub stopping: CancellationToken,
 }
 
 /// The shortest page-token secret accepted, in bytes.
@@ -125,6 +128,7 @@ impl Platform {
             redis,
             revocations,
             config,
+            stopping: CancellationToken::new(),
         }))
     }
 }
@@ -310,6 +314,7 @@ pub async fn start(
     let health_names = node.health_names.clone();
     let signal_token = shutdown.clone();
     let delay = platform.config.shutdown_delay;
+    let stopping = platform.stopping.clone();
     let signal = async move {
         signal_token.cancelled().await;
         tracing::info!("shutting down: NOT_SERVING");
@@ -322,6 +327,7 @@ pub async fn start(
                 .await;
         }
         tokio::time::sleep(delay).await;
+        stopping.cancel();
     };
     let incoming =
         tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true));

@@ -2,8 +2,11 @@
 //! organization's user, or the support desk, whose token holds no tenant), call the use case
 //! (`service`), encode. The access table has already decided which roles call each method.
 
+use std::pin::Pin;
 use std::sync::Arc;
 
+use futures::Stream;
+use tokio::sync::broadcast;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -57,21 +60,23 @@ impl Who {
     }
 }
 
-/// The support desk's statuses: those of tickets it holds, and resolved ones.
-const SUPPORT_STATUSES: [TicketStatus; 4] = [
+/// The support desk's statuses: those of tickets it holds, then resolved and closed ones.
+const SUPPORT_STATUSES: [TicketStatus; 5] = [
     TicketStatus::Escalated,
     TicketStatus::InProgress,
     TicketStatus::WaitingOnCustomer,
     TicketStatus::Resolved,
+    TicketStatus::Closed,
 ];
 
-const ALL_STATUSES: [TicketStatus; 6] = [
+const ALL_STATUSES: [TicketStatus; 7] = [
     TicketStatus::Submitted,
     TicketStatus::WaitingOnUser,
     TicketStatus::Escalated,
     TicketStatus::InProgress,
     TicketStatus::WaitingOnCustomer,
     TicketStatus::Resolved,
+    TicketStatus::Closed,
 ];
 
 /// The filter a list's page token is bound to: the list and everything that narrows it.
@@ -107,8 +112,54 @@ fn id_and_text(id: &str, field: &str, text: &str, request_id: &str) -> Result<Uu
     v.finish_with(id)
 }
 
+/// A watch: the organization's changes as this replica hears them, until the caller stops or
+/// the node stops taking calls.
+pub type WatchStream =
+    Pin<Box<dyn Stream<Item = Result<pb::WatchTicketsResponse, Status>> + Send + 'static>>;
+
 #[tonic::async_trait]
 impl TicketingService for TicketingApi {
+    type WatchTicketsStream = WatchStream;
+
+    async fn watch_tickets(
+        &self,
+        request: Request<pb::WatchTicketsRequest>,
+    ) -> Result<Response<Self::WatchTicketsStream>, Status> {
+        let caller = Caller::of(&request)?;
+        let tenant = caller.tenant;
+        let stopping = self.platform.stopping.clone();
+        let changes = self.ticketing.watch();
+        let stream = futures::stream::unfold(Some(changes), move |changes| {
+            let stopping = stopping.clone();
+            async move {
+                let mut changes = changes?;
+                loop {
+                    let next = tokio::select! {
+                        next = changes.recv() => next,
+                        _ = stopping.cancelled() => {
+                            let end = Status::unavailable("the node is stopping: watch again");
+                            return Some((Err(end), None));
+                        }
+                    };
+                    match next {
+                        Ok((of, change)) if of == tenant => {
+                            return Some((Ok(change.as_ref().clone()), Some(changes)));
+                        }
+                        Ok(_) => continue,
+                        Err(broadcast::error::RecvError::Lagged(missed)) => {
+                            let behind = Status::unavailable(format!(
+                                "the watcher fell {missed} changes behind: list the tickets and watch again"
+                            ));
+                            return Some((Err(behind), None));
+                        }
+                        Err(broadcast::error::RecvError::Closed) => return None,
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
     async fn submit_ticket(
         &self,
         request: Request<pb::SubmitTicketRequest>,

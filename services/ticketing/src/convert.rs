@@ -7,6 +7,7 @@ use caseway_platform::etag;
 use caseway_platform::validate::Violations;
 
 use crate::domain::*;
+use crate::sla::{Clock, Clocks};
 
 /// What a submission carries, checked.
 #[derive(Clone, Debug, PartialEq)]
@@ -186,6 +187,7 @@ fn status_of(status: pb::TicketStatus) -> Option<Status> {
         pb::TicketStatus::InProgress => Some(Status::InProgress),
         pb::TicketStatus::WaitingOnCustomer => Some(Status::WaitingOnCustomer),
         pb::TicketStatus::Resolved => Some(Status::Resolved),
+        pb::TicketStatus::Closed => Some(Status::Closed),
         pb::TicketStatus::Unspecified => None,
     }
 }
@@ -198,6 +200,7 @@ pub fn status_to_proto(status: Status) -> pb::TicketStatus {
         Status::InProgress => pb::TicketStatus::InProgress,
         Status::WaitingOnCustomer => pb::TicketStatus::WaitingOnCustomer,
         Status::Resolved => pb::TicketStatus::Resolved,
+        Status::Closed => pb::TicketStatus::Closed,
     }
 }
 
@@ -276,6 +279,26 @@ pub fn ticket_to_proto(t: &TicketRow) -> pb::Ticket {
         update_time: Some(timestamp(t.updated_at)),
         escalate_time: t.escalated_at.map(timestamp),
         resolve_time: t.resolved_at.map(timestamp),
+        service_level: t.escalated_at.map(|_| service_level_to_proto(&t.clocks)),
+        close_time: t.closed_at.map(timestamp),
+    }
+}
+
+fn service_level_to_proto(c: &Clocks) -> pb::TicketServiceLevel {
+    pb::TicketServiceLevel {
+        first_response_due_time: c.first_response_due.map(timestamp),
+        first_response_time: c.first_responded_at.map(timestamp),
+        first_response_breach_time: c.first_response_breached_at.map(timestamp),
+        resolution_due_time: c.resolution_due.map(timestamp),
+        resolution_breach_time: c.resolution_breached_at.map(timestamp),
+        pause_time: c.paused_at.map(timestamp),
+    }
+}
+
+pub fn clock_to_proto(clock: Clock) -> pb::ServiceLevelClock {
+    match clock {
+        Clock::FirstResponse => pb::ServiceLevelClock::FirstResponse,
+        Clock::Resolution => pb::ServiceLevelClock::Resolution,
     }
 }
 

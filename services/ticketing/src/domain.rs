@@ -12,6 +12,8 @@ use uuid::Uuid;
 
 use caseway_platform::TenantId;
 
+use crate::sla::{Clock, Clocks};
+
 /// What the user reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -29,6 +31,8 @@ pub enum Status {
     InProgress,
     WaitingOnCustomer,
     Resolved,
+    /// Resolved and not reopened for the provider's number of days: final.
+    Closed,
 }
 
 /// How much of the organization's work the problem stops.
@@ -125,6 +129,9 @@ pub struct TicketRow {
     pub resolved_by_support: bool,
     pub escalated_at: Option<DateTime<Utc>>,
     pub resolved_at: Option<DateTime<Utc>>,
+    /// The service-level clocks, from the escalation on.
+    pub clocks: Clocks,
+    pub closed_at: Option<DateTime<Utc>>,
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -228,6 +235,7 @@ impl Status {
             Status::InProgress => "IN_PROGRESS",
             Status::WaitingOnCustomer => "WAITING_ON_CUSTOMER",
             Status::Resolved => "RESOLVED",
+            Status::Closed => "CLOSED",
         }
     }
 }
@@ -340,6 +348,40 @@ impl TicketRow {
             }
             (status, _) => status,
         }
+    }
+}
+
+/// What a sweep did to a ticket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Swept {
+    Breached(Clock),
+    Closed,
+}
+
+impl TicketRow {
+    /// Marks each clock run out by `now` as breached, once.
+    pub fn breach_clocks(&mut self, now: DateTime<Utc>) -> Vec<Swept> {
+        let breached = self.clocks.breaches(self.status, now);
+        for (clock, _) in &breached {
+            match clock {
+                Clock::FirstResponse => self.clocks.first_response_breached_at = Some(now),
+                Clock::Resolution => self.clocks.resolution_breached_at = Some(now),
+            }
+        }
+        breached
+            .into_iter()
+            .map(|(clock, _)| Swept::Breached(clock))
+            .collect()
+    }
+
+    /// Closes a resolved ticket (one reopened since it was found stays open).
+    pub fn close(&mut self, now: DateTime<Utc>) -> Vec<Swept> {
+        if self.status != Status::Resolved {
+            return Vec::new();
+        }
+        self.status = Status::Closed;
+        self.closed_at = Some(now);
+        vec![Swept::Closed]
     }
 }
 
@@ -462,7 +504,7 @@ impl Complexity {
 }
 
 impl Priority {
-    fn named(name: &str) -> Option<Priority> {
+    pub(crate) fn named(name: &str) -> Option<Priority> {
         match name {
             "LOW" => Some(Priority::Low),
             "MEDIUM" => Some(Priority::Medium),
@@ -535,6 +577,8 @@ mod tests {
             resolved_by_support: false,
             escalated_at: None,
             resolved_at: None,
+            clocks: Clocks::default(),
+            closed_at: None,
             version: 1,
             created_at: now,
             updated_at: now,

@@ -9,7 +9,9 @@ pub mod convert;
 pub mod domain;
 pub mod events;
 pub mod service;
+pub mod sla;
 pub mod store;
+pub mod worker;
 
 use std::sync::Arc;
 
@@ -22,7 +24,9 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/
 
 pub use events::SOURCE;
 
-/// Adds the ticketing service to a node; refuses a configured tier matrix it cannot read.
+/// Adds the ticketing service to a node, with the follower that feeds its watchers and the
+/// sweeps of service levels and resolved tickets; refuses a configured tier matrix, SLA
+/// policy or calendar it cannot read.
 pub fn register(platform: &Arc<Platform>, node: &mut NodeBuilder) -> anyhow::Result<()> {
     let matrix = match platform.config.ticketing_tier_matrix.trim() {
         "" => domain::TierMatrix::default(),
@@ -30,13 +34,34 @@ pub fn register(platform: &Arc<Platform>, node: &mut NodeBuilder) -> anyhow::Res
             .map_err(anyhow::Error::msg)
             .context("CASEWAY_TICKETING_TIER_MATRIX")?,
     };
-    let ticketing = Arc::new(service::Ticketing::new(platform.db.clone(), matrix));
+    let config = &platform.config;
+    let calendar = sla::Calendar::parse(&config.ticketing_sla_calendar)
+        .map_err(anyhow::Error::msg)
+        .context("CASEWAY_TICKETING_SLA_CALENDAR")?;
+    let sla = match config.ticketing_sla.trim() {
+        "" => sla::SlaPolicy {
+            calendar,
+            ..sla::SlaPolicy::default()
+        },
+        text => sla::SlaPolicy::parse(text, calendar)
+            .map_err(anyhow::Error::msg)
+            .context("CASEWAY_TICKETING_SLA")?,
+    };
+    let close_after = chrono::Duration::days(i64::from(config.ticketing_close_after_days));
+    let ticketing = Arc::new(service::Ticketing::new(
+        platform.db.clone(),
+        matrix,
+        sla,
+        close_after,
+    ));
     node.add_service(
         TicketingServiceServer::from_arc(Arc::new(api::TicketingApi::new(
             platform.clone(),
-            ticketing,
+            ticketing.clone(),
         )))
         .max_decoding_message_size(platform.config.grpc_max_message_bytes),
     );
+    worker::follow_changes(platform, node, ticketing.clone());
+    worker::sweep(node, config.ticketing_sweep_interval, ticketing);
     Ok(())
 }

@@ -19,11 +19,13 @@ use caseway_platform::etag::check_version;
 use caseway_platform::idempotency::{self, Claim, Key};
 use caseway_platform::outbox::{self, Event};
 use caseway_platform::paging::Page;
-use caseway_platform::{Db, Scoped, SupportTx, TenantTx};
+use caseway_platform::{Db, Scoped, SupportTx, TenantId, TenantTx};
+use tokio::sync::broadcast;
 
 use crate::convert::{Submission, ticket_to_proto};
 use crate::domain::*;
 use crate::events;
+use crate::sla::{Clock, SlaPolicy, priority_of};
 use crate::store::{self, SupportCursor};
 
 /// Who calls: a user of an organization, or an agent of the hosting provider's support desk
@@ -123,14 +125,75 @@ fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
 
+/// One change of one organization's tickets, as watchers receive it.
+pub type Watched = (TenantId, Arc<pb::WatchTicketsResponse>);
+
+/// Changes a watcher may fall behind by before it is ended.
+const WATCH_BACKLOG: usize = 1024;
+
+/// Who the sweeps act as, in the audit log.
+pub const SWEEPER: &str = "caseway/ticketing-sweeper";
+
+/// The advisory lock key of the sweeps (any constant shared by every replica: one replica
+/// sweeps at a time).
+const LOCK_KEY: i64 = 7_262_101;
+
+/// Tickets changed per sweep transaction; a round goes on until none is left.
+const BATCH: i64 = 200;
+
 pub struct Ticketing {
     db: Db,
     matrix: TierMatrix,
+    sla: SlaPolicy,
+    /// How long a resolved ticket waits for a reopening before it closes.
+    close_after: chrono::Duration,
+    /// Every change of every organization's tickets this replica hears, for its watchers.
+    watchers: broadcast::Sender<Watched>,
 }
 
 impl Ticketing {
-    pub fn new(db: Db, matrix: TierMatrix) -> Self {
-        Ticketing { db, matrix }
+    pub fn new(db: Db, matrix: TierMatrix, sla: SlaPolicy, close_after: chrono::Duration) -> Self {
+        Ticketing {
+            db,
+            matrix,
+            sla,
+            close_after,
+            watchers: broadcast::channel(WATCH_BACKLOG).0,
+        }
+    }
+
+    /// Tells this replica's watchers of `tenant` about a change (the worker following the
+    /// ticketing events calls it, in every replica).
+    pub fn changed(&self, tenant: TenantId, change: pb::WatchTicketsResponse) {
+        // No watcher is not an error.
+        let _ = self.watchers.send((tenant, Arc::new(change)));
+    }
+
+    /// The changes this replica hears from now on, of every organization: a watcher keeps
+    /// its own.
+    pub fn watch(&self) -> broadcast::Receiver<Watched> {
+        self.watchers.subscribe()
+    }
+
+    /// Keeps an escalated ticket's service-level clocks across its change from `before` at
+    /// `now`: the targets of its tier and priority, or before triage, those its severity
+    /// gives.
+    fn keep_clocks(&self, ticket: &mut TicketRow, before: Status, now: DateTime<Utc>) {
+        let Some(escalated_at) = ticket.escalated_at else {
+            return;
+        };
+        let severity = ticket.severity.unwrap_or(Severity::Medium);
+        let priority = ticket.priority.unwrap_or(priority_of(severity));
+        let tier = ticket
+            .tier
+            .unwrap_or_else(|| self.matrix.tier(severity, Complexity::Low, priority));
+        ticket.clocks.keep(
+            &self.sla,
+            escalated_at,
+            (tier, priority),
+            (before, ticket.status),
+            now,
+        );
     }
 
     async fn open(&self, desk: &Desk<'_>) -> Result<DeskTx> {
@@ -193,6 +256,8 @@ impl Ticketing {
             resolved_by_support: false,
             escalated_at: None,
             resolved_at: None,
+            clocks: Default::default(),
+            closed_at: None,
             version: 1,
             created_at: now,
             updated_at: now,
@@ -327,7 +392,11 @@ impl Ticketing {
         if request.step == Step::Reopen {
             ticket.resolved_at = None;
         }
+        if desk.by_support() && (request.note.is_some() || request.step == Step::Resolve) {
+            ticket.clocks.first_responded_at.get_or_insert(now);
+        }
         ticket.status = status;
+        self.keep_clocks(&mut ticket, before, now);
         ticket.version += 1;
         ticket.updated_at = now;
         store::update_ticket(tx.conn(), &ticket).await?;
@@ -422,7 +491,11 @@ impl Ticketing {
         let before = ticket.status;
         if visibility == Visibility::Public {
             ticket.status = ticket.after_public_note(actor);
+            if desk.by_support() {
+                ticket.clocks.first_responded_at.get_or_insert(now);
+            }
         }
+        self.keep_clocks(&mut ticket, before, now);
         ticket.version += 1;
         ticket.updated_at = now;
         store::update_ticket(tx.conn(), &ticket).await?;
@@ -472,6 +545,123 @@ impl Ticketing {
         let next = page.finish(&mut rows, |n| (n.created_at, n.id));
         Ok((rows, next))
     }
+}
+
+impl Ticketing {
+    /// One round of the service-level sweep: marks each clock run out by now on a ticket
+    /// support holds, once, with its audit row and a `ticketing.sla_breached.v1` event. None
+    /// when another replica sweeps.
+    pub async fn sweep_service_levels(&self) -> Result<Option<usize>> {
+        self.sweep(Round::ServiceLevels).await
+    }
+
+    /// One round of closing: each ticket resolved longer ago than the provider's number of
+    /// days and not reopened closes, with its audit row and status event. None when another
+    /// replica sweeps.
+    pub async fn close_resolved(&self) -> Result<Option<usize>> {
+        self.sweep(Round::Closing).await
+    }
+
+    /// A round across tenants, in batches: finds and locks tickets of every tenant (through
+    /// the system role's functions), then changes each in its tenant's scope.
+    async fn sweep(&self, round: Round) -> Result<Option<usize>> {
+        let mut changed = 0;
+        loop {
+            let mut tx = self.db.system_tx().await?;
+            let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+                .bind(LOCK_KEY)
+                .fetch_one(tx.conn())
+                .await?;
+            if !locked {
+                return Ok((changed > 0).then_some(changed));
+            }
+            let now = now();
+            let found = match round {
+                Round::ServiceLevels => store::sla_run_out(tx.conn(), now, BATCH).await?,
+                Round::Closing => {
+                    store::resolved_before(tx.conn(), now - self.close_after, BATCH).await?
+                }
+            };
+            for &(tenant, id) in &found {
+                tx.act_for_tenant(tenant).await?;
+                let Some(mut ticket) = store::ticket(tx.conn(), id, true).await? else {
+                    continue;
+                };
+                let before = ticket.status;
+                let swept = match round {
+                    Round::ServiceLevels => ticket.breach_clocks(now),
+                    Round::Closing => ticket.close(now),
+                };
+                if !swept.is_empty() {
+                    ticket.version += 1;
+                    ticket.updated_at = now;
+                }
+                // Also mends a next due time left behind (it is read back from the clocks).
+                store::update_ticket(tx.conn(), &ticket).await?;
+                let actor = Principal {
+                    user_id: SWEEPER.into(),
+                    tenant_id: Some(tenant),
+                    organization_ids: Vec::new(),
+                    roles: Vec::new(),
+                    permissions: Vec::new(),
+                    service: None,
+                };
+                for what in swept {
+                    let (action, changed_fields) = match what {
+                        Swept::Breached(Clock::FirstResponse) => {
+                            ("ticketing.ticket.sla_breach", "first_response_breach_time")
+                        }
+                        Swept::Breached(Clock::Resolution) => {
+                            ("ticketing.ticket.sla_breach", "resolution_breach_time")
+                        }
+                        Swept::Closed => ("ticketing.ticket.close", "status"),
+                    };
+                    audit::record(
+                        &mut tx,
+                        &actor,
+                        AuditEntry {
+                            action,
+                            resource_type: "ticket",
+                            resource_id: ticket.id,
+                            changed_fields: &[changed_fields.to_string()],
+                        },
+                    )
+                    .await?;
+                    match what {
+                        Swept::Breached(clock) => {
+                            let payload = events::sla_breached(&ticket, clock);
+                            outbox::enqueue(
+                                &mut tx,
+                                event(events::SLA_BREACHED, &ticket, &payload),
+                            )
+                            .await?;
+                        }
+                        Swept::Closed => {
+                            let payload =
+                                events::ticket_changed(&ticket, Some(before), SWEEPER, false);
+                            outbox::enqueue(
+                                &mut tx,
+                                event(events::STATUS_CHANGED, &ticket, &payload),
+                            )
+                            .await?;
+                        }
+                    }
+                    changed += 1;
+                }
+            }
+            tx.commit().await?;
+            if (found.len() as i64) < BATCH {
+                return Ok(Some(changed));
+            }
+        }
+    }
+}
+
+/// Which sweep.
+#[derive(Clone, Copy)]
+enum Round {
+    ServiceLevels,
+    Closing,
 }
 
 /// An event of `ticket`'s tenant (the transaction's), its subject the ticket.

@@ -12,6 +12,19 @@ use caseway_platform::TenantId;
 use caseway_platform::error::{Error, Result};
 
 use crate::domain::*;
+use crate::sla::Clocks;
+
+/// The columns of a ticket, in `TicketSql`'s order.
+macro_rules! ticket_columns {
+    () => {
+        "tenant_id, id, kind, title, description, context, contact, status, submitted_by, \
+         severity, complexity, priority, tier, tier_override_reason, resolution, resolved_by, \
+         resolved_by_support, escalated_at, resolved_at, first_responded_at, \
+         first_response_due, resolution_due, sla_paused_at, sla_paused_micros, \
+         first_response_breached_at, resolution_breached_at, closed_at, version, created_at, \
+         updated_at"
+    };
+}
 
 #[derive(sqlx::FromRow)]
 struct TicketSql {
@@ -34,6 +47,14 @@ struct TicketSql {
     resolved_by_support: bool,
     escalated_at: Option<DateTime<Utc>>,
     resolved_at: Option<DateTime<Utc>>,
+    first_responded_at: Option<DateTime<Utc>>,
+    first_response_due: Option<DateTime<Utc>>,
+    resolution_due: Option<DateTime<Utc>>,
+    sla_paused_at: Option<DateTime<Utc>>,
+    sla_paused_micros: i64,
+    first_response_breached_at: Option<DateTime<Utc>>,
+    resolution_breached_at: Option<DateTime<Utc>>,
+    closed_at: Option<DateTime<Utc>>,
     version: i64,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -63,6 +84,7 @@ pub fn status_code(status: Status) -> i16 {
         Status::InProgress => 4,
         Status::WaitingOnCustomer => 5,
         Status::Resolved => 6,
+        Status::Closed => 7,
     }
 }
 
@@ -74,6 +96,7 @@ fn status_of(code: i16) -> Result<Status> {
         4 => Status::InProgress,
         5 => Status::WaitingOnCustomer,
         6 => Status::Resolved,
+        7 => Status::Closed,
         other => return Err(unknown("status", other)),
     })
 }
@@ -153,6 +176,16 @@ impl TryFrom<TicketSql> for TicketRow {
             resolved_by_support: t.resolved_by_support,
             escalated_at: t.escalated_at,
             resolved_at: t.resolved_at,
+            clocks: Clocks {
+                first_responded_at: t.first_responded_at,
+                first_response_due: t.first_response_due,
+                resolution_due: t.resolution_due,
+                paused_at: t.sla_paused_at,
+                paused_micros: t.sla_paused_micros,
+                first_response_breached_at: t.first_response_breached_at,
+                resolution_breached_at: t.resolution_breached_at,
+            },
+            closed_at: t.closed_at,
             version: t.version,
             created_at: t.created_at,
             updated_at: t.updated_at,
@@ -190,15 +223,17 @@ pub async fn insert_ticket(conn: &mut PgConnection, t: &TicketRow) -> Result<()>
 /// A ticket the transaction sees, locked for a change when `lock`.
 pub async fn ticket(conn: &mut PgConnection, id: Uuid, lock: bool) -> Result<Option<TicketRow>> {
     let statement = if lock {
-        "SELECT tenant_id, id, kind, title, description, context, contact, status, \
-         submitted_by, severity, complexity, priority, tier, tier_override_reason, resolution, \
-         resolved_by, resolved_by_support, escalated_at, resolved_at, version, created_at, \
-         updated_at FROM ticketing.tickets WHERE id = $1 FOR UPDATE"
+        concat!(
+            "SELECT ",
+            ticket_columns!(),
+            " FROM ticketing.tickets WHERE id = $1 FOR UPDATE"
+        )
     } else {
-        "SELECT tenant_id, id, kind, title, description, context, contact, status, \
-         submitted_by, severity, complexity, priority, tier, tier_override_reason, resolution, \
-         resolved_by, resolved_by_support, escalated_at, resolved_at, version, created_at, \
-         updated_at FROM ticketing.tickets WHERE id = $1"
+        concat!(
+            "SELECT ",
+            ticket_columns!(),
+            " FROM ticketing.tickets WHERE id = $1"
+        )
     };
     let row: Option<TicketSql> = sqlx::query_as(statement)
         .bind(id)
@@ -207,13 +242,18 @@ pub async fn ticket(conn: &mut PgConnection, id: Uuid, lock: bool) -> Result<Opt
     row.map(TicketRow::try_from).transpose()
 }
 
-/// Writes what a step changed (status, triage, resolution, times) and the next version.
+/// Writes what a step changed (status, triage, resolution, clocks, times) and the next
+/// version.
 pub async fn update_ticket(conn: &mut PgConnection, t: &TicketRow) -> Result<()> {
+    let c = &t.clocks;
     sqlx::query(
         "UPDATE ticketing.tickets SET status = $3, severity = $4, complexity = $5, \
          priority = $6, tier = $7, tier_override_reason = $8, resolution = $9, \
          resolved_by = $10, resolved_by_support = $11, escalated_at = $12, resolved_at = $13, \
-         version = $14, updated_at = $15 WHERE tenant_id = $1 AND id = $2",
+         version = $14, updated_at = $15, first_responded_at = $16, first_response_due = $17, \
+         resolution_due = $18, sla_paused_at = $19, sla_paused_micros = $20, \
+         first_response_breached_at = $21, resolution_breached_at = $22, sla_next_due = $23, \
+         closed_at = $24 WHERE tenant_id = $1 AND id = $2",
     )
     .bind(t.tenant_id)
     .bind(t.id)
@@ -230,6 +270,15 @@ pub async fn update_ticket(conn: &mut PgConnection, t: &TicketRow) -> Result<()>
     .bind(t.resolved_at)
     .bind(t.version)
     .bind(t.updated_at)
+    .bind(c.first_responded_at)
+    .bind(c.first_response_due)
+    .bind(c.resolution_due)
+    .bind(c.paused_at)
+    .bind(c.paused_micros)
+    .bind(c.first_response_breached_at)
+    .bind(c.resolution_breached_at)
+    .bind(c.next_due(t.status))
+    .bind(t.closed_at)
     .execute(conn)
     .await?;
     Ok(())
@@ -245,16 +294,15 @@ pub async fn organization_tickets(
     limit: i64,
 ) -> Result<Vec<TicketRow>> {
     let codes: Vec<i16> = statuses.iter().copied().map(status_code).collect();
-    let found: Vec<TicketSql> = sqlx::query_as(
-        "SELECT tenant_id, id, kind, title, description, context, contact, status, \
-         submitted_by, severity, complexity, priority, tier, tier_override_reason, resolution, \
-         resolved_by, resolved_by_support, escalated_at, resolved_at, version, created_at, \
-         updated_at FROM ticketing.tickets \
+    let found: Vec<TicketSql> = sqlx::query_as(concat!(
+        "SELECT ",
+        ticket_columns!(),
+        " FROM ticketing.tickets \
          WHERE ($1::text IS NULL OR submitted_by = $1) \
            AND (cardinality($2::int2[]) = 0 OR status = ANY($2)) \
            AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4)) \
-         ORDER BY created_at DESC, id DESC LIMIT $5",
-    )
+         ORDER BY created_at DESC, id DESC LIMIT $5"
+    ))
     .bind(submitted_by)
     .bind(codes)
     .bind(after.map(|a| a.0))
@@ -266,14 +314,21 @@ pub async fn organization_tickets(
 }
 
 /// Where a ticket stands in the support queue: untriaged first, then by tier, the most urgent
-/// priority first, the longest escalated first.
-pub type SupportCursor = (i16, i16, DateTime<Utc>, Uuid);
+/// priority first, what is due soonest (tickets whose clocks stand still last), the longest
+/// escalated first.
+pub type SupportCursor = (i16, i16, DateTime<Utc>, DateTime<Utc>, Uuid);
+
+/// What the queue orders by when no clock runs: after every due time.
+fn never() -> DateTime<Utc> {
+    DateTime::from_timestamp(253_402_214_400, 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
 
 /// The support cursor of a ticket (escalated, so it has an escalation time).
 pub fn support_cursor(t: &TicketRow) -> SupportCursor {
     (
         t.tier.map_or(0, |tier| i16::from(tier.number())),
         -t.priority.map_or(0, priority_code),
+        t.clocks.next_due(t.status).unwrap_or_else(never),
         t.escalated_at.unwrap_or(t.created_at),
         t.id,
     )
@@ -289,24 +344,27 @@ pub async fn support_tickets(
     limit: i64,
 ) -> Result<Vec<TicketRow>> {
     let codes: Vec<i16> = statuses.iter().copied().map(status_code).collect();
-    let found: Vec<TicketSql> = sqlx::query_as(
-        "SELECT tenant_id, id, kind, title, description, context, contact, status, \
-         submitted_by, severity, complexity, priority, tier, tier_override_reason, resolution, \
-         resolved_by, resolved_by_support, escalated_at, resolved_at, version, created_at, \
-         updated_at FROM ticketing.tickets \
+    let found: Vec<TicketSql> = sqlx::query_as(concat!(
+        "SELECT ",
+        ticket_columns!(),
+        " FROM ticketing.tickets \
          WHERE escalated_at IS NOT NULL \
            AND ($1::int2 IS NULL OR coalesce(tier, 0) = $1) \
            AND status = ANY($2) \
-           AND ($3::int2 IS NULL OR (coalesce(tier, 0), -coalesce(priority, 0), escalated_at, id) \
-                > ($3, $4, $5, $6)) \
-         ORDER BY coalesce(tier, 0), -coalesce(priority, 0), escalated_at, id LIMIT $7",
-    )
+           AND ($3::int2 IS NULL OR (coalesce(tier, 0), -coalesce(priority, 0), \
+                coalesce(sla_next_due, '9999-12-31 00:00:00+00'::timestamptz), escalated_at, id) \
+                > ($3, $4, $5, $6, $7)) \
+         ORDER BY coalesce(tier, 0), -coalesce(priority, 0), \
+                  coalesce(sla_next_due, '9999-12-31 00:00:00+00'::timestamptz), escalated_at, id \
+         LIMIT $8"
+    ))
     .bind(tier)
     .bind(codes)
     .bind(after.map(|a| a.0))
     .bind(after.map(|a| a.1))
     .bind(after.map(|a| a.2))
     .bind(after.map(|a| a.3))
+    .bind(after.map(|a| a.4))
     .bind(limit + 1)
     .fetch_all(conn)
     .await?;
@@ -397,4 +455,35 @@ pub async fn notes(
     .fetch_all(conn)
     .await?;
     found.into_iter().map(NoteRow::try_from).collect()
+}
+
+/// Tickets of every tenant with a clock run out by `now`, locked for this transaction (the
+/// system's, through the caseway_system role's function); another sweep's are skipped.
+pub async fn sla_run_out(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<(TenantId, Uuid)>> {
+    Ok(
+        sqlx::query_as("SELECT tenant_id, id FROM ticketing.sla_run_out($1, $2)")
+            .bind(now)
+            .bind(limit)
+            .fetch_all(conn)
+            .await?,
+    )
+}
+
+/// Tickets of every tenant resolved before `before` and not reopened, locked likewise.
+pub async fn resolved_before(
+    conn: &mut PgConnection,
+    before: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<(TenantId, Uuid)>> {
+    Ok(
+        sqlx::query_as("SELECT tenant_id, id FROM ticketing.resolved_before($1, $2)")
+            .bind(before)
+            .bind(limit)
+            .fetch_all(conn)
+            .await?,
+    )
 }
