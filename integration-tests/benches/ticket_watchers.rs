@@ -50,12 +50,16 @@ async fn run() {
     let seconds = setting("CASEWAY_BENCH_SECONDS", 10);
     let env = TestEnv::new().await;
     let node = env.start(&caseway::Target::ALL).await;
-    eventually("the watchers' follower", Duration::from_secs(10), || async {
-        match env.bus.bus.followers_of(caseway_ticketing::worker::WATCHED) {
-            0 => Err("not bound yet"),
-            _ => Ok(()),
-        }
-    })
+    eventually(
+        "the watchers' follower",
+        Duration::from_secs(10),
+        || async {
+            match env.bus.bus.followers_of(caseway_ticketing::worker::WATCHED) {
+                0 => Err("not bound yet"),
+                _ => Ok(()),
+            }
+        },
+    )
     .await;
     let support = env.support_token("sam");
     let mut channels = Vec::new();

@@ -657,3 +657,132 @@ impl Drop for TestCerts {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// Uploads `bytes` as an attachment of `ticket_id` in chunks of `chunk` bytes, as a bearer of
+/// `token`.
+pub async fn upload_attachment(
+    node: &TestNode,
+    token: &str,
+    ticket_id: &str,
+    file_name: &str,
+    bytes: &[u8],
+    chunk: usize,
+) -> Result<caseway_api::ticketing::v1::TicketAttachment, tonic::Status> {
+    use caseway_api::ticketing::v1 as pb;
+    use pb::upload_ticket_attachment_request::Part;
+    let mut parts = vec![pb::UploadTicketAttachmentRequest {
+        part: Some(Part::Header(pb::AttachmentHeader {
+            ticket_id: ticket_id.into(),
+            file_name: file_name.into(),
+            request_id: String::new(),
+        })),
+    }];
+    parts.extend(
+        bytes
+            .chunks(chunk)
+            .map(|c| pb::UploadTicketAttachmentRequest {
+                part: Some(Part::Chunk(c.to_vec())),
+            }),
+    );
+    node.ticketing
+        .clone()
+        .upload_ticket_attachment(authed(token, futures::stream::iter(parts)))
+        .await
+        .map(|r| r.into_inner().attachment.expect("the attachment"))
+}
+
+/// Downloads an attachment whole: the attachment and its image.
+pub async fn download_attachment(
+    node: &TestNode,
+    token: &str,
+    id: &str,
+) -> Result<(caseway_api::ticketing::v1::TicketAttachment, Vec<u8>), tonic::Status> {
+    use caseway_api::ticketing::v1 as pb;
+    let mut stream = node
+        .ticketing
+        .clone()
+        .download_ticket_attachment(authed(
+            token,
+            pb::DownloadTicketAttachmentRequest { id: id.into() },
+        ))
+        .await?
+        .into_inner();
+    let (mut attachment, mut bytes) = (None, Vec::new());
+    while let Some(part) = stream.message().await? {
+        assert!(part.chunk.len() <= 64 * 1024, "chunks of at most 64 KiB");
+        if part.attachment.is_some() {
+            assert!(attachment.is_none(), "the attachment comes once");
+            attachment = part.attachment;
+        }
+        bytes.extend_from_slice(&part.chunk);
+    }
+    Ok((attachment.expect("the attachment first"), bytes))
+}
+
+/// An S3-compatible server of its own (moto's server mode, from PyPI), stopped on drop.
+pub struct S3Server {
+    pub endpoint: String,
+    child: std::process::Child,
+}
+
+impl S3Server {
+    pub async fn start() -> S3Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut child = std::process::Command::new("python3")
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("moto's server starts (pip install 'moto[server]')");
+        let endpoint = format!("http://127.0.0.1:{port}");
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return S3Server { endpoint, child };
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("moto's server did not listen on {port}");
+    }
+
+    /// Sends one unsigned request (moto does not check signatures) and returns the answer's
+    /// status line and body.
+    pub async fn request(&self, method: &str, path: &str) -> (String, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let host = self.endpoint.trim_start_matches("http://");
+        let mut stream = tokio::net::TcpStream::connect(host).await.expect("moto");
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        let status = answer.lines().next().unwrap_or_default().to_string();
+        let body = answer
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (status, body)
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

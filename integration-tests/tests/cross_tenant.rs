@@ -1982,4 +1982,132 @@ mod ticketing {
             "GetTicket of an escalated ticket by B",
         );
     }
+
+    #[tokio::test]
+    async fn tenant_b_cannot_reach_tenant_a_attachments_and_support_only_released_ones() {
+        use caseway_integration_tests::{download_attachment, upload_attachment};
+        use caseway_test_support::images::picture;
+        let env = TestEnv::new().await;
+        let node = env.start(&caseway::Target::ALL).await;
+        let a = node.create_tenant(&env, "shots-a").await;
+        let b = node.create_tenant(&env, "shots-b").await;
+        let a_admin = env.token_for("lisa", a, &[Role::TenantAdmin], &[]);
+        // The same subject in B, an administrator there.
+        let b_admin = env.token_for("lisa", b, &[Role::TenantAdmin], &[]);
+        let support = env.support_token("sam");
+        let mut api = node.ticketing.clone();
+        let ticket = api
+            .submit_ticket(authed(
+                &a_admin,
+                pb::SubmitTicketRequest {
+                    request_id: String::new(),
+                    ticket: Some(pb::Ticket {
+                        kind: pb::TicketKind::Issue as i32,
+                        title: "A's screen".into(),
+                        description: "Only A's people see it.".into(),
+                        contact: Some(pb::TicketContact {
+                            name: "Lisa".into(),
+                            email: "lisa@a.example".into(),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .ticket
+            .unwrap();
+        let png = picture(image::ImageFormat::Png);
+        let attachment = upload_attachment(&node, &a_admin, &ticket.id, "a.png", &png, 4096)
+            .await
+            .unwrap();
+        let list = |token: &str| {
+            let mut api = node.ticketing.clone();
+            let request = authed(
+                token,
+                pb::ListTicketAttachmentsRequest {
+                    ticket_id: ticket.id.clone(),
+                },
+            );
+            async move { api.list_ticket_attachments(request).await }
+        };
+        let release = |token: &str| {
+            let mut api = node.ticketing.clone();
+            let request = authed(
+                token,
+                pb::ReleaseTicketAttachmentRequest {
+                    id: attachment.id.clone(),
+                    redact: Vec::new(),
+                },
+            );
+            async move { api.release_ticket_attachment(request).await }
+        };
+
+        // B's administrator: nothing of A's, by any of the four.
+        not_found(
+            upload_attachment(&node, &b_admin, &ticket.id, "b.png", &png, 4096).await,
+            "UploadTicketAttachment to A's ticket by B",
+        );
+        not_found(
+            list(&b_admin).await,
+            "ListTicketAttachments of A's ticket by B",
+        );
+        not_found(
+            download_attachment(&node, &b_admin, &attachment.id).await,
+            "DownloadTicketAttachment of A's by B",
+        );
+        not_found(
+            release(&b_admin).await,
+            "ReleaseTicketAttachment of A's by B",
+        );
+
+        // Support before the escalation: not the ticket, so not its attachments.
+        not_found(
+            list(&support).await,
+            "ListTicketAttachments before escalation",
+        );
+        not_found(
+            download_attachment(&node, &support, &attachment.id).await,
+            "DownloadTicketAttachment before escalation",
+        );
+        api.escalate_ticket(authed(
+            &a_admin,
+            pb::EscalateTicketRequest {
+                id: ticket.id.clone(),
+                severity: pb::Severity::Low as i32,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
+        // Escalated, unreleased: listed as nothing, read as nothing.
+        assert!(
+            list(&support)
+                .await
+                .unwrap()
+                .into_inner()
+                .attachments
+                .is_empty()
+        );
+        not_found(
+            download_attachment(&node, &support, &attachment.id).await,
+            "DownloadTicketAttachment of an unreleased attachment by support",
+        );
+        // Released by A: support reads it; B still reads nothing, and its list of A's ticket
+        // shows no read of support's either.
+        release(&a_admin).await.unwrap();
+        download_attachment(&node, &support, &attachment.id)
+            .await
+            .unwrap();
+        not_found(
+            list(&b_admin).await,
+            "ListTicketAttachments by B after a release",
+        );
+        not_found(
+            download_attachment(&node, &b_admin, &attachment.id).await,
+            "DownloadTicketAttachment by B after a release",
+        );
+    }
 }

@@ -445,11 +445,44 @@ async fn every_table_is_isolated_by_forced_row_level_security() {
         .add_ticket_note(authed(
             &admin,
             ticket_pb::AddTicketNoteRequest {
-                ticket_id: ticket.id,
+                ticket_id: ticket.id.clone(),
                 body: "With a turn-away reason.".into(),
                 ..Default::default()
             },
         ))
+        .await
+        .unwrap();
+    // A screenshot, released to support and read by it (a read on record).
+    let png = caseway_test_support::images::picture(image::ImageFormat::Png);
+    let shot = caseway_integration_tests::upload_attachment(
+        &node, &admin, &ticket.id, "s.png", &png, 4096,
+    )
+    .await
+    .unwrap();
+    node.ticketing
+        .clone()
+        .escalate_ticket(authed(
+            &admin,
+            ticket_pb::EscalateTicketRequest {
+                id: ticket.id.clone(),
+                severity: ticket_pb::Severity::Low as i32,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
+    node.ticketing
+        .clone()
+        .release_ticket_attachment(authed(
+            &admin,
+            ticket_pb::ReleaseTicketAttachmentRequest {
+                id: shot.id.clone(),
+                redact: Vec::new(),
+            },
+        ))
+        .await
+        .unwrap();
+    caseway_integration_tests::download_attachment(&node, &env.support_token("sam"), &shot.id)
         .await
         .unwrap();
     // Decisions stored one to a row, as before checks were stored whole, are still read.

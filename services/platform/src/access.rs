@@ -194,6 +194,10 @@ pub static TABLE: &[(&str, Access)] = &[
     ("caseway.ticketing.v1.TicketingService/AddTicketNote",                          roles("CSAT.")),
     ("caseway.ticketing.v1.TicketingService/ListTicketNotes",                        roles("CSAT.")),
     ("caseway.ticketing.v1.TicketingService/WatchTickets",                           roles("..A..")),
+    ("caseway.ticketing.v1.TicketingService/UploadTicketAttachment",                 roles("CSA..")),
+    ("caseway.ticketing.v1.TicketingService/ListTicketAttachments",                  roles("CSAT.")),
+    ("caseway.ticketing.v1.TicketingService/DownloadTicketAttachment",               roles("CSAT.")),
+    ("caseway.ticketing.v1.TicketingService/ReleaseTicketAttachment",                roles("..A..")),
 ];
 
 impl Access {

@@ -144,6 +144,19 @@ pub struct Config {
     /// (`CASEWAY_TICKETING_SWEEP_MILLIS`).
     #[serde(with = "millis")]
     pub ticketing_sweep_interval: Duration,
+    /// Where attachments' images are kept (`CASEWAY_TICKETING_ATTACHMENTS`): empty for a
+    /// folder `attachments` in the data folder, `file:///a/folder`, or `s3://bucket`.
+    pub ticketing_attachments: String,
+    /// The S3-compatible store's endpoint (`CASEWAY_TICKETING_ATTACHMENTS_S3_ENDPOINT`); empty
+    /// for AWS.
+    pub ticketing_attachments_s3_endpoint: String,
+    /// Its region (`CASEWAY_TICKETING_ATTACHMENTS_S3_REGION`).
+    pub ticketing_attachments_s3_region: String,
+    /// Its access key id (`CASEWAY_TICKETING_ATTACHMENTS_S3_ACCESS_KEY_ID`).
+    pub ticketing_attachments_s3_access_key_id: String,
+    /// A file holding its secret access key
+    /// (`CASEWAY_TICKETING_ATTACHMENTS_S3_SECRET_ACCESS_KEY_FILE`).
+    pub ticketing_attachments_s3_secret_access_key_file: Option<PathBuf>,
     /// How long a tenant's status is trusted without an event (`CASEWAY_TENANT_STATUS_TTL_SECONDS`).
     #[serde(with = "seconds")]
     pub tenant_status_ttl: Duration,
@@ -206,6 +219,11 @@ impl Default for Config {
             ticketing_sla_calendar: String::new(),
             ticketing_close_after_days: 7,
             ticketing_sweep_interval: Duration::from_secs(30),
+            ticketing_attachments: String::new(),
+            ticketing_attachments_s3_endpoint: String::new(),
+            ticketing_attachments_s3_region: "us-east-1".into(),
+            ticketing_attachments_s3_access_key_id: String::new(),
+            ticketing_attachments_s3_secret_access_key_file: None,
             tenant_status_ttl: Duration::from_secs(30),
             outbox_poll_interval: Duration::from_millis(1000),
             shutdown_delay: Duration::from_millis(0),
@@ -400,6 +418,21 @@ impl Config {
         }
         if let Some(v) = var("CASEWAY_TICKETING_CLOSE_AFTER_DAYS") {
             self.ticketing_close_after_days = parse("CASEWAY_TICKETING_CLOSE_AFTER_DAYS", &v)?;
+        }
+        if let Some(v) = var("CASEWAY_TICKETING_ATTACHMENTS") {
+            self.ticketing_attachments = v;
+        }
+        if let Some(v) = var("CASEWAY_TICKETING_ATTACHMENTS_S3_ENDPOINT") {
+            self.ticketing_attachments_s3_endpoint = v;
+        }
+        if let Some(v) = var("CASEWAY_TICKETING_ATTACHMENTS_S3_REGION") {
+            self.ticketing_attachments_s3_region = v;
+        }
+        if let Some(v) = var("CASEWAY_TICKETING_ATTACHMENTS_S3_ACCESS_KEY_ID") {
+            self.ticketing_attachments_s3_access_key_id = v;
+        }
+        if let Some(v) = var("CASEWAY_TICKETING_ATTACHMENTS_S3_SECRET_ACCESS_KEY_FILE") {
+            self.ticketing_attachments_s3_secret_access_key_file = Some(PathBuf::from(v));
         }
         if let Some(v) = var("CASEWAY_TICKETING_SWEEP_MILLIS") {
             self.ticketing_sweep_interval =

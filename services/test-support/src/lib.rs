@@ -1,6 +1,8 @@
 //! Test support against the real servers: a fresh database per test (migrated as the owner,
 //! used through the services' role) and a private events exchange, both removed on drop.
 
+pub mod images;
+
 use std::time::Duration;
 
 use lapin::options::{

@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::Stream;
+use sha2::Digest;
 use tokio::sync::broadcast;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -21,6 +22,7 @@ use caseway_platform::{Error, PLATFORM_TENANT};
 
 use crate::convert::{self, note_to_proto, ticket_to_proto};
 use crate::domain::{Status as TicketStatus, Step, Tier};
+use crate::screenshot;
 use crate::service::{Change, Desk, StepRequest, Ticketing};
 
 pub struct TicketingApi {
@@ -117,9 +119,157 @@ fn id_and_text(id: &str, field: &str, text: &str, request_id: &str) -> Result<Uu
 pub type WatchStream =
     Pin<Box<dyn Stream<Item = Result<pb::WatchTicketsResponse, Status>> + Send + 'static>>;
 
+/// An attachment's image, in chunks, the first with the attachment.
+pub type DownloadStream = Pin<
+    Box<dyn Stream<Item = Result<pb::DownloadTicketAttachmentResponse, Status>> + Send + 'static>,
+>;
+
 #[tonic::async_trait]
 impl TicketingService for TicketingApi {
     type WatchTicketsStream = WatchStream;
+    type DownloadTicketAttachmentStream = DownloadStream;
+
+    async fn upload_ticket_attachment(
+        &self,
+        request: Request<tonic::Streaming<pb::UploadTicketAttachmentRequest>>,
+    ) -> Result<Response<pb::UploadTicketAttachmentResponse>, Status> {
+        use pb::upload_ticket_attachment_request::Part;
+        let caller = Caller::of(&request)?;
+        let mut parts = request.into_inner();
+        let header = match parts.message().await? {
+            Some(pb::UploadTicketAttachmentRequest {
+                part: Some(Part::Header(header)),
+            }) => header,
+            _ => {
+                return Err(Error::invalid("header", "the first message is the header").into());
+            }
+        };
+        let mut v = Violations::new();
+        let ticket_id = v.id::<Uuid>("header.ticket_id", &header.ticket_id);
+        v.text("header.file_name", &header.file_name, 1, 200);
+        v.request_id(&header.request_id);
+        let ticket_id = v.finish_with(ticket_id)?;
+        let mut upload = Vec::new();
+        while let Some(part) = parts.message().await? {
+            match part.part {
+                Some(Part::Chunk(chunk)) => {
+                    if chunk.len() > screenshot::MAX_CHUNK {
+                        return Err(Error::invalid("chunk", "a chunk is at most 1 MiB").into());
+                    }
+                    if upload.len() + chunk.len() > screenshot::MAX_BYTES {
+                        return Err(
+                            Error::invalid("chunk", "an attachment is at most 10 MiB").into()
+                        );
+                    }
+                    upload.extend_from_slice(&chunk);
+                }
+                _ => {
+                    return Err(Error::invalid(
+                        "header",
+                        "only the first message is the header; the others are chunks",
+                    )
+                    .into());
+                }
+            }
+        }
+        if upload.is_empty() {
+            return Err(Error::invalid("chunk", "the file is empty").into());
+        }
+        // What a retry with the same request_id must repeat: the header and the file's bytes.
+        let fingerprint = pb::TicketAttachment {
+            ticket_id: header.ticket_id.clone(),
+            file_name: header.file_name.clone(),
+            sha256: sha2::Sha256::digest(&upload)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+            ..Default::default()
+        };
+        let key = Key::of(
+            "ticketing.attachment.upload",
+            &header.request_id,
+            &fingerprint,
+        );
+        let attachment = self
+            .ticketing
+            .attach(&caller, &key, ticket_id, header.file_name, upload)
+            .await?;
+        Ok(Response::new(pb::UploadTicketAttachmentResponse {
+            attachment: Some(attachment),
+        }))
+    }
+
+    async fn list_ticket_attachments(
+        &self,
+        request: Request<pb::ListTicketAttachmentsRequest>,
+    ) -> Result<Response<pb::ListTicketAttachmentsResponse>, Status> {
+        let who = Who::of(&request)?;
+        let id = parse_id::<Uuid>("ticket_id", &request.get_ref().ticket_id)?;
+        let attachments = self.ticketing.attachments(&who.desk(), id).await?;
+        Ok(Response::new(pb::ListTicketAttachmentsResponse {
+            attachments,
+        }))
+    }
+
+    async fn download_ticket_attachment(
+        &self,
+        request: Request<pb::DownloadTicketAttachmentRequest>,
+    ) -> Result<Response<Self::DownloadTicketAttachmentStream>, Status> {
+        use futures::StreamExt;
+        let who = Who::of(&request)?;
+        let id = parse_id::<Uuid>("id", &request.get_ref().id)?;
+        let (attachment, image) = self.ticketing.download(&who.desk(), id).await?;
+        let mut first = Some(attachment);
+        let stream = image.map(move |chunk| {
+            chunk
+                .map(|chunk| pb::DownloadTicketAttachmentResponse {
+                    attachment: first.take(),
+                    chunk: chunk.to_vec(),
+                })
+                .map_err(Status::from)
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn release_ticket_attachment(
+        &self,
+        request: Request<pb::ReleaseTicketAttachmentRequest>,
+    ) -> Result<Response<pb::ReleaseTicketAttachmentResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let message = request.into_inner();
+        let mut v = Violations::new();
+        let id = v.id::<Uuid>("id", &message.id);
+        if message.redact.len() > 50 {
+            v.add("redact", "at most 50 rectangles");
+        }
+        let mut redact = Vec::new();
+        for (i, r) in message.redact.iter().enumerate() {
+            match (
+                u32::try_from(r.x),
+                u32::try_from(r.y),
+                u32::try_from(r.width),
+                u32::try_from(r.height),
+            ) {
+                (Ok(x), Ok(y), Ok(width), Ok(height)) if width > 0 && height > 0 => {
+                    redact.push(screenshot::Rect {
+                        x,
+                        y,
+                        width,
+                        height,
+                    })
+                }
+                _ => v.add(
+                    format!("redact[{i}]"),
+                    "x and y are at least 0, width and height at least 1",
+                ),
+            }
+        }
+        let id = v.finish_with(id)?;
+        let attachment = self.ticketing.release(&caller, id, redact).await?;
+        Ok(Response::new(pb::ReleaseTicketAttachmentResponse {
+            attachment: Some(attachment),
+        }))
+    }
 
     async fn watch_tickets(
         &self,

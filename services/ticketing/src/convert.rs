@@ -316,3 +316,33 @@ pub fn note_to_proto(n: &NoteRow) -> pb::TicketNote {
         create_time: Some(timestamp(n.created_at)),
     }
 }
+
+pub fn attachment_to_proto(a: &AttachmentRow, reads: &[AttachmentRead]) -> pb::TicketAttachment {
+    pb::TicketAttachment {
+        id: a.id.to_string(),
+        ticket_id: a.ticket_id.to_string(),
+        file_name: a.file_name.clone(),
+        content_type: a.format.content_type().to_string(),
+        size_bytes: a.size_bytes,
+        width: a.width,
+        height: a.height,
+        sha256: a.sha256.iter().map(|b| format!("{b:02x}")).collect(),
+        uploaded_by: a.uploaded_by.clone(),
+        create_time: Some(timestamp(a.created_at)),
+        release: match a.release {
+            Release::Inside => pb::AttachmentRelease::Inside,
+            Release::Confirmed => pb::AttachmentRelease::Confirmed,
+            Release::Redacted => pb::AttachmentRelease::Redacted,
+        } as i32,
+        released_by: a.released_by.clone().unwrap_or_default(),
+        release_time: a.released_at.map(timestamp),
+        support_reads: reads
+            .iter()
+            .filter(|r| r.attachment_id == a.id)
+            .map(|r| pb::AttachmentRead {
+                reader: r.reader.clone(),
+                read_time: Some(timestamp(r.read_at)),
+            })
+            .collect(),
+    }
+}

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use caseway_platform::TenantId;
 
+use crate::screenshot::Format;
 use crate::sla::{Clock, Clocks};
 
 /// What the user reports.
@@ -175,6 +176,10 @@ pub enum TicketingRule {
     TicketHolder,
     /// A tier other than the provider's matrix gives needs a reason.
     TierOverride,
+    /// A ticket holds at most `MAX_ATTACHMENTS` attachments.
+    AttachmentLimit,
+    /// An attachment is released once, while it is inside the organization.
+    AttachmentRelease,
 }
 
 impl caseway_platform::error::Rule for TicketingRule {
@@ -183,6 +188,8 @@ impl caseway_platform::error::Rule for TicketingRule {
             TicketingRule::TicketStatus => "ticket_status",
             TicketingRule::TicketHolder => "ticket_holder",
             TicketingRule::TierOverride => "tier_override",
+            TicketingRule::AttachmentLimit => "attachment_limit",
+            TicketingRule::AttachmentRelease => "attachment_release",
         }
     }
 }
@@ -349,6 +356,62 @@ impl TicketRow {
             (status, _) => status,
         }
     }
+}
+
+/// The most attachments a ticket holds.
+pub const MAX_ATTACHMENTS: i64 = 20;
+
+/// Whether an attachment may leave the organization.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Release {
+    /// Inside the organization: support never sees it.
+    Inside,
+    /// An administrator let it go to support as it is.
+    Confirmed,
+    /// An administrator let it go with rectangles blacked out.
+    Redacted,
+}
+
+/// An attachment as stored (its image is in the object store under `object_key`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AttachmentRow {
+    pub tenant_id: TenantId,
+    pub id: Uuid,
+    pub ticket_id: Uuid,
+    pub file_name: String,
+    pub format: Format,
+    pub size_bytes: i64,
+    pub width: i32,
+    pub height: i32,
+    pub sha256: Vec<u8>,
+    pub object_key: String,
+    pub uploaded_by: String,
+    pub release: Release,
+    pub released_by: Option<String>,
+    pub released_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A read of an attachment by support.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttachmentRead {
+    pub attachment_id: Uuid,
+    pub reader: String,
+    pub read_at: DateTime<Utc>,
+}
+
+/// Where an attachment's image is kept: under its organization and ticket, a new name for
+/// each version (a redaction writes one).
+pub fn object_key(a: &AttachmentRow, version: &str) -> String {
+    let extension = match a.format {
+        Format::Png => "png",
+        Format::Jpeg => "jpg",
+        Format::Webp => "webp",
+    };
+    format!(
+        "tenants/{}/tickets/{}/{}-{version}.{extension}",
+        a.tenant_id, a.ticket_id, a.id
+    )
 }
 
 /// What a sweep did to a ticket.

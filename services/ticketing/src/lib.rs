@@ -8,6 +8,8 @@ pub mod api;
 pub mod convert;
 pub mod domain;
 pub mod events;
+pub mod files;
+pub mod screenshot;
 pub mod service;
 pub mod sla;
 pub mod store;
@@ -48,11 +50,13 @@ pub fn register(platform: &Arc<Platform>, node: &mut NodeBuilder) -> anyhow::Res
             .context("CASEWAY_TICKETING_SLA")?,
     };
     let close_after = chrono::Duration::days(i64::from(config.ticketing_close_after_days));
+    let files = files::Files::open(config).context("CASEWAY_TICKETING_ATTACHMENTS")?;
     let ticketing = Arc::new(service::Ticketing::new(
         platform.db.clone(),
         matrix,
         sla,
         close_after,
+        files,
     ));
     node.add_service(
         TicketingServiceServer::from_arc(Arc::new(api::TicketingApi::new(

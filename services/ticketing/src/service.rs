@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, Utc};
+use sha2::Digest;
 use uuid::Uuid;
 
 use caseway_api::ticketing::v1 as pb;
@@ -25,6 +26,8 @@ use tokio::sync::broadcast;
 use crate::convert::{Submission, ticket_to_proto};
 use crate::domain::*;
 use crate::events;
+use crate::files::Files;
+use crate::screenshot::{self, Clean, Rect};
 use crate::sla::{Clock, SlaPolicy, priority_of};
 use crate::store::{self, SupportCursor};
 
@@ -147,17 +150,25 @@ pub struct Ticketing {
     sla: SlaPolicy,
     /// How long a resolved ticket waits for a reopening before it closes.
     close_after: chrono::Duration,
+    files: Files,
     /// Every change of every organization's tickets this replica hears, for its watchers.
     watchers: broadcast::Sender<Watched>,
 }
 
 impl Ticketing {
-    pub fn new(db: Db, matrix: TierMatrix, sla: SlaPolicy, close_after: chrono::Duration) -> Self {
+    pub fn new(
+        db: Db,
+        matrix: TierMatrix,
+        sla: SlaPolicy,
+        close_after: chrono::Duration,
+        files: Files,
+    ) -> Self {
         Ticketing {
             db,
             matrix,
             sla,
             close_after,
+            files,
             watchers: broadcast::channel(WATCH_BACKLOG).0,
         }
     }
@@ -654,6 +665,252 @@ impl Ticketing {
                 return Ok(Some(changed));
             }
         }
+    }
+}
+
+/// The size of a download's chunks.
+const DOWNLOAD_CHUNK: usize = 64 * 1024;
+
+/// An attachment's image as a download streams it.
+pub type Download = futures::stream::BoxStream<'static, Result<bytes::Bytes>>;
+
+/// Decodes and writes an image again off the async threads (a large image takes a while).
+async fn off_thread<F>(work: F) -> Result<Clean>
+where
+    F: FnOnce() -> std::result::Result<Clean, String> + Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(Error::internal)?
+        .map_err(|reason| Error::invalid("chunk", reason))
+}
+
+impl Ticketing {
+    /// Attaches a screenshot to a ticket its submitter or an administrator sees: the image is
+    /// read, decoded and written again before anything is stored; its object is written first,
+    /// then its row (an object whose row did not commit is removed).
+    pub async fn attach(
+        &self,
+        caller: &Caller,
+        key: &Key<'_>,
+        ticket_id: Uuid,
+        file_name: String,
+        upload: Vec<u8>,
+    ) -> Result<pb::TicketAttachment> {
+        let clean = off_thread(move || screenshot::clean(&upload)).await?;
+        let desk = Desk::Organization(caller);
+        let mut tx = self.open(&desk).await?;
+        let (ticket, _) = self.visible(&mut tx, &desk, ticket_id, true).await?;
+        if let Claim::Replay(previous) = idempotency::claim(&mut tx, key).await? {
+            return Ok(previous);
+        }
+        let subject = format!("tickets/{ticket_id}");
+        if ticket.status == Status::Closed {
+            return Err(Error::precondition(
+                TicketingRule::TicketStatus,
+                &subject,
+                "the ticket is CLOSED; nothing is attached to it",
+            ));
+        }
+        if store::count_attachments(tx.conn(), ticket_id).await? >= MAX_ATTACHMENTS {
+            return Err(Error::precondition(
+                TicketingRule::AttachmentLimit,
+                &subject,
+                format!("a ticket holds at most {MAX_ATTACHMENTS} attachments"),
+            ));
+        }
+        let mut attachment = AttachmentRow {
+            tenant_id: caller.tenant,
+            id: Uuid::now_v7(),
+            ticket_id,
+            file_name,
+            format: clean.format,
+            size_bytes: clean.bytes.len() as i64,
+            width: clean.width as i32,
+            height: clean.height as i32,
+            sha256: sha2::Sha256::digest(&clean.bytes).to_vec(),
+            object_key: String::new(),
+            uploaded_by: caller.principal.user_id.clone(),
+            release: Release::Inside,
+            released_by: None,
+            released_at: None,
+            created_at: now(),
+        };
+        attachment.object_key = object_key(&attachment, "original");
+        self.files.put(&attachment.object_key, clean.bytes).await?;
+        let stored = async {
+            store::insert_attachment(tx.conn(), &attachment).await?;
+            audit::record(
+                &mut tx,
+                &caller.principal,
+                AuditEntry {
+                    action: "ticketing.attachment.upload",
+                    resource_type: "ticket_attachment",
+                    resource_id: attachment.id,
+                    changed_fields: &[],
+                },
+            )
+            .await?;
+            let reply = crate::convert::attachment_to_proto(&attachment, &[]);
+            idempotency::complete(&mut tx, key, &reply).await?;
+            tx.commit().await?;
+            Ok(reply)
+        }
+        .await;
+        if stored.is_err() {
+            self.files.forget(&attachment.object_key).await;
+        }
+        stored
+    }
+
+    /// The attachments of a ticket the desk sees (support: released ones), with support's
+    /// reads of each.
+    pub async fn attachments(
+        &self,
+        desk: &Desk<'_>,
+        ticket_id: Uuid,
+    ) -> Result<Vec<pb::TicketAttachment>> {
+        let mut tx = self.open(desk).await?;
+        self.visible(&mut tx, desk, ticket_id, false).await?;
+        let rows = store::attachments(tx.conn(), ticket_id).await?;
+        let reads = store::reads(tx.conn(), ticket_id).await?;
+        tx.commit().await?;
+        Ok(rows
+            .iter()
+            .map(|a| crate::convert::attachment_to_proto(a, &reads))
+            .collect())
+    }
+
+    /// An attachment and its image, to whoever sees its ticket (support: a released one); a
+    /// read by support is kept, with an audit row, in the attachment's organization before the
+    /// image leaves.
+    pub async fn download(
+        &self,
+        desk: &Desk<'_>,
+        id: Uuid,
+    ) -> Result<(pb::TicketAttachment, Download)> {
+        let mut tx = self.open(desk).await?;
+        let attachment = store::attachment(tx.conn(), id, false)
+            .await?
+            .ok_or_else(|| Error::not_found("attachment", id))?;
+        self.visible(&mut tx, desk, attachment.ticket_id, false)
+            .await
+            .map_err(|_| Error::not_found("attachment", id))?;
+        if desk.by_support() {
+            let read = AttachmentRead {
+                attachment_id: id,
+                reader: desk.principal().user_id.clone(),
+                read_at: now(),
+            };
+            store::insert_read(tx.conn(), attachment.tenant_id, &read).await?;
+            audit::record(
+                &mut tx,
+                desk.principal(),
+                AuditEntry {
+                    action: "ticketing.attachment.read",
+                    resource_type: "ticket_attachment",
+                    resource_id: id,
+                    changed_fields: &[],
+                },
+            )
+            .await?;
+        }
+        let reads = store::reads(tx.conn(), attachment.ticket_id).await?;
+        tx.commit().await?;
+        let image = self
+            .files
+            .stream(&attachment.object_key, DOWNLOAD_CHUNK)
+            .await?;
+        Ok((
+            crate::convert::attachment_to_proto(&attachment, &reads),
+            Box::pin(image),
+        ))
+    }
+
+    /// Lets an attachment go to support, as it is or with `redact` blacked out (the original
+    /// replaced), for an administrator of its organization.
+    pub async fn release(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        redact: Vec<Rect>,
+    ) -> Result<pb::TicketAttachment> {
+        let desk = Desk::Organization(caller);
+        let mut tx = self.open(&desk).await?;
+        let mut attachment = store::attachment(tx.conn(), id, true)
+            .await?
+            .ok_or_else(|| Error::not_found("attachment", id))?;
+        let (_, actor) = self
+            .visible(&mut tx, &desk, attachment.ticket_id, false)
+            .await
+            .map_err(|_| Error::not_found("attachment", id))?;
+        if actor != Actor::Administrator {
+            return Err(Error::denied(
+                Reason::RoleNotPermitted,
+                "an administrator of the organization releases attachments",
+            ));
+        }
+        if attachment.release != Release::Inside {
+            return Err(Error::precondition(
+                TicketingRule::AttachmentRelease,
+                format!("attachments/{id}"),
+                "the attachment was released already",
+            ));
+        }
+        for (i, r) in redact.iter().enumerate() {
+            if !screenshot::within(r, attachment.width as u32, attachment.height as u32) {
+                return Err(Error::invalid(
+                    format!("redact[{i}]"),
+                    format!(
+                        "is not a rectangle within the image ({} x {} pixels)",
+                        attachment.width, attachment.height
+                    ),
+                ));
+            }
+        }
+        let original = attachment.object_key.clone();
+        if redact.is_empty() {
+            attachment.release = Release::Confirmed;
+        } else {
+            let stored = self.files.get(&original).await?;
+            let format = attachment.format;
+            let clean = off_thread(move || screenshot::redact(&stored, format, &redact)).await?;
+            attachment.release = Release::Redacted;
+            attachment.size_bytes = clean.bytes.len() as i64;
+            attachment.sha256 = sha2::Sha256::digest(&clean.bytes).to_vec();
+            attachment.object_key = object_key(&attachment, "redacted");
+            self.files.put(&attachment.object_key, clean.bytes).await?;
+        }
+        attachment.released_by = Some(caller.principal.user_id.clone());
+        attachment.released_at = Some(now());
+        let stored = async {
+            store::update_attachment(tx.conn(), &attachment).await?;
+            audit::record(
+                &mut tx,
+                &caller.principal,
+                AuditEntry {
+                    action: "ticketing.attachment.release",
+                    resource_type: "ticket_attachment",
+                    resource_id: id,
+                    changed_fields: &["release".to_string()],
+                },
+            )
+            .await?;
+            tx.commit().await
+        }
+        .await;
+        match stored {
+            // The original is gone once the redacted image stands in its place.
+            Ok(()) if attachment.object_key != original => self.files.forget(&original).await,
+            Ok(()) => {}
+            Err(error) => {
+                if attachment.object_key != original {
+                    self.files.forget(&attachment.object_key).await;
+                }
+                return Err(error);
+            }
+        }
+        Ok(crate::convert::attachment_to_proto(&attachment, &[]))
     }
 }
 

@@ -12,6 +12,7 @@ use caseway_platform::TenantId;
 use caseway_platform::error::{Error, Result};
 
 use crate::domain::*;
+use crate::screenshot::Format;
 use crate::sla::Clocks;
 
 /// The columns of a ticket, in `TicketSql`'s order.
@@ -486,4 +487,204 @@ pub async fn resolved_before(
             .fetch_all(conn)
             .await?,
     )
+}
+
+#[derive(sqlx::FromRow)]
+struct AttachmentSql {
+    tenant_id: TenantId,
+    id: Uuid,
+    ticket_id: Uuid,
+    file_name: String,
+    format: i16,
+    size_bytes: i64,
+    width: i32,
+    height: i32,
+    sha256: Vec<u8>,
+    object_key: String,
+    uploaded_by: String,
+    release: i16,
+    released_by: Option<String>,
+    released_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+}
+
+fn format_code(format: Format) -> i16 {
+    match format {
+        Format::Png => 1,
+        Format::Jpeg => 2,
+        Format::Webp => 3,
+    }
+}
+
+fn release_code(release: Release) -> i16 {
+    match release {
+        Release::Inside => 1,
+        Release::Confirmed => 2,
+        Release::Redacted => 3,
+    }
+}
+
+impl TryFrom<AttachmentSql> for AttachmentRow {
+    type Error = Error;
+
+    fn try_from(a: AttachmentSql) -> Result<AttachmentRow> {
+        let unknown = |what: &str, code: i16| {
+            Error::internal(anyhow::anyhow!(
+                "unknown {what} {code} in ticketing.attachments"
+            ))
+        };
+        Ok(AttachmentRow {
+            tenant_id: a.tenant_id,
+            id: a.id,
+            ticket_id: a.ticket_id,
+            file_name: a.file_name,
+            format: match a.format {
+                1 => Format::Png,
+                2 => Format::Jpeg,
+                3 => Format::Webp,
+                other => return Err(unknown("format", other)),
+            },
+            size_bytes: a.size_bytes,
+            width: a.width,
+            height: a.height,
+            sha256: a.sha256,
+            object_key: a.object_key,
+            uploaded_by: a.uploaded_by,
+            release: match a.release {
+                1 => Release::Inside,
+                2 => Release::Confirmed,
+                3 => Release::Redacted,
+                other => return Err(unknown("release", other)),
+            },
+            released_by: a.released_by,
+            released_at: a.released_at,
+            created_at: a.created_at,
+        })
+    }
+}
+
+const ATTACHMENT_COLUMNS: &str = "tenant_id, id, ticket_id, file_name, format, size_bytes, width, \
+     height, sha256, object_key, uploaded_by, release, released_by, released_at, created_at";
+
+pub async fn insert_attachment(conn: &mut PgConnection, a: &AttachmentRow) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO ticketing.attachments (tenant_id, id, ticket_id, file_name, format, \
+         size_bytes, width, height, sha256, object_key, uploaded_by, release, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    )
+    .bind(a.tenant_id)
+    .bind(a.id)
+    .bind(a.ticket_id)
+    .bind(&a.file_name)
+    .bind(format_code(a.format))
+    .bind(a.size_bytes)
+    .bind(a.width)
+    .bind(a.height)
+    .bind(&a.sha256)
+    .bind(&a.object_key)
+    .bind(&a.uploaded_by)
+    .bind(release_code(a.release))
+    .bind(a.created_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Writes a release: the release, who and when, and (for a redaction) the new image.
+pub async fn update_attachment(conn: &mut PgConnection, a: &AttachmentRow) -> Result<()> {
+    sqlx::query(
+        "UPDATE ticketing.attachments SET release = $3, released_by = $4, released_at = $5, \
+         size_bytes = $6, sha256 = $7, object_key = $8 WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(a.tenant_id)
+    .bind(a.id)
+    .bind(release_code(a.release))
+    .bind(&a.released_by)
+    .bind(a.released_at)
+    .bind(a.size_bytes)
+    .bind(&a.sha256)
+    .bind(&a.object_key)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// An attachment the transaction sees (a support transaction: released ones of escalated
+/// tickets), locked when `lock`.
+pub async fn attachment(
+    conn: &mut PgConnection,
+    id: Uuid,
+    lock: bool,
+) -> Result<Option<AttachmentRow>> {
+    let statement = format!(
+        "SELECT {ATTACHMENT_COLUMNS} FROM ticketing.attachments WHERE id = $1{}",
+        if lock { " FOR UPDATE" } else { "" }
+    );
+    let row: Option<AttachmentSql> = sqlx::query_as(sqlx::AssertSqlSafe(statement))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+    row.map(AttachmentRow::try_from).transpose()
+}
+
+/// A ticket's attachments the transaction sees, oldest first.
+pub async fn attachments(conn: &mut PgConnection, ticket_id: Uuid) -> Result<Vec<AttachmentRow>> {
+    let statement = format!(
+        "SELECT {ATTACHMENT_COLUMNS} FROM ticketing.attachments WHERE ticket_id = $1 \
+         ORDER BY created_at, id"
+    );
+    let rows: Vec<AttachmentSql> = sqlx::query_as(sqlx::AssertSqlSafe(statement))
+        .bind(ticket_id)
+        .fetch_all(conn)
+        .await?;
+    rows.into_iter().map(AttachmentRow::try_from).collect()
+}
+
+/// How many attachments a ticket holds (the organization's transaction sees them all).
+pub async fn count_attachments(conn: &mut PgConnection, ticket_id: Uuid) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM ticketing.attachments WHERE ticket_id = $1")
+            .bind(ticket_id)
+            .fetch_one(conn)
+            .await?,
+    )
+}
+
+/// Keeps a read of an attachment by support, for the tenant the transaction acts for.
+pub async fn insert_read(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    read: &AttachmentRead,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO ticketing.attachment_reads (tenant_id, attachment_id, reader, read_at) \
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(tenant)
+    .bind(read.attachment_id)
+    .bind(&read.reader)
+    .bind(read.read_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Support's reads of a ticket's attachments the transaction sees, oldest first.
+pub async fn reads(conn: &mut PgConnection, ticket_id: Uuid) -> Result<Vec<AttachmentRead>> {
+    let rows: Vec<(Uuid, String, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT r.attachment_id, r.reader, r.read_at FROM ticketing.attachment_reads r \
+         JOIN ticketing.attachments a ON a.tenant_id = r.tenant_id AND a.id = r.attachment_id \
+         WHERE a.ticket_id = $1 ORDER BY r.read_at",
+    )
+    .bind(ticket_id)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(attachment_id, reader, read_at)| AttachmentRead {
+            attachment_id,
+            reader,
+            read_at,
+        })
+        .collect())
 }
