@@ -982,6 +982,48 @@ async fn the_support_queue_puts_what_is_due_soonest_first_and_waiting_tickets_la
         token = page.next_page_token;
     }
     assert_eq!(paged, ids(queue));
+
+    // Text narrows both queues, in any case; a wildcard is only itself.
+    let found = |token: &str, text: &str, support: bool| {
+        let mut api = node.ticketing.clone();
+        let (token, text) = (token.to_string(), text.to_string());
+        async move {
+            let tickets = if support {
+                api.list_support_tickets(authed(
+                    &token,
+                    pb::ListSupportTicketsRequest {
+                        text,
+                        ..Default::default()
+                    },
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+                .tickets
+            } else {
+                api.list_tickets(authed(
+                    &token,
+                    pb::ListTicketsRequest {
+                        text,
+                        ..Default::default()
+                    },
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+                .tickets
+            };
+            tickets.into_iter().map(|t| t.title).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(found(&support, "tHIRD", true).await, ["Third"]);
+    assert_eq!(found(&a_admin, "first", false).await, ["First"]);
+    assert!(
+        found(&a_admin, "second", false).await.is_empty(),
+        "B's ticket"
+    );
+    assert!(found(&support, "%", true).await.is_empty());
+    assert_eq!(found(&support, "", true).await.len(), 3);
 }
 
 #[tokio::test]

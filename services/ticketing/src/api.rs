@@ -81,6 +81,11 @@ const ALL_STATUSES: [TicketStatus; 7] = [
     TicketStatus::Closed,
 ];
 
+/// A list's text filter: none when blank.
+fn text(text: &str) -> Option<&str> {
+    Some(text.trim()).filter(|t| !t.is_empty())
+}
+
 /// The filter a list's page token is bound to: the list and everything that narrows it.
 fn filter(list: &str, parts: &[String]) -> Vec<u8> {
     format!("{list}|{}", parts.join("|")).into_bytes()
@@ -344,8 +349,10 @@ impl TicketingService for TicketingApi {
         let message = request.into_inner();
         let mut v = Violations::new();
         let statuses = convert::statuses(&message.statuses, &ALL_STATUSES, &mut v);
+        v.text("text", &message.text, 0, 200);
         v.finish()?;
         let mut parts: Vec<String> = statuses.iter().map(|s| format!("{s:?}")).collect();
+        parts.push(format!("text:{}", message.text));
         if !caller.principal.has_role(Role::TenantAdmin) {
             parts.push(format!("mine:{}", caller.principal.user_id));
         }
@@ -355,7 +362,10 @@ impl TicketingService for TicketingApi {
             message.page_size,
             &message.page_token,
         )?;
-        let (tickets, next_page_token) = self.ticketing.list(&caller, &statuses, page).await?;
+        let (tickets, next_page_token) = self
+            .ticketing
+            .list(&caller, &statuses, text(&message.text), page)
+            .await?;
         Ok(Response::new(pb::ListTicketsResponse {
             tickets: tickets.iter().map(ticket_to_proto).collect(),
             next_page_token,
@@ -372,6 +382,7 @@ impl TicketingService for TicketingApi {
             v.add("tier", "is 1, 2 or 3, or 0 for every tier");
         }
         let mut statuses = convert::statuses(&message.statuses, &SUPPORT_STATUSES, &mut v);
+        v.text("text", &message.text, 0, 200);
         v.finish()?;
         if statuses.is_empty() {
             statuses = SUPPORT_STATUSES[..3].to_vec();
@@ -379,6 +390,7 @@ impl TicketingService for TicketingApi {
         let tier = (message.tier > 0).then_some(message.tier as i16);
         let mut parts: Vec<String> = statuses.iter().map(|s| format!("{s:?}")).collect();
         parts.push(format!("tier:{}", message.tier));
+        parts.push(format!("text:{}", message.text));
         // The support desk acts for no tenant: its tokens are bound to the platform's own.
         let page = self.platform.page_tokens.page(
             PLATFORM_TENANT,
@@ -386,8 +398,10 @@ impl TicketingService for TicketingApi {
             message.page_size,
             &message.page_token,
         )?;
-        let (tickets, next_page_token) =
-            self.ticketing.support_queue(tier, &statuses, page).await?;
+        let (tickets, next_page_token) = self
+            .ticketing
+            .support_queue(tier, &statuses, text(&message.text), page)
+            .await?;
         Ok(Response::new(pb::ListSupportTicketsResponse {
             tickets: tickets.iter().map(ticket_to_proto).collect(),
             next_page_token,

@@ -305,14 +305,21 @@ impl Ticketing {
         &self,
         caller: &Caller,
         statuses: &[Status],
+        text: Option<&str>,
         page: Page<(DateTime<Utc>, Uuid)>,
     ) -> Result<(Vec<TicketRow>, String)> {
         let mut tx = self.db.tenant_tx(caller.tenant).await?;
         let own = (!caller.principal.has_role(Role::TenantAdmin))
             .then_some(caller.principal.user_id.as_str());
-        let mut rows =
-            store::organization_tickets(tx.conn(), own, statuses, page.after.as_ref(), page.limit)
-                .await?;
+        let mut rows = store::organization_tickets(
+            tx.conn(),
+            own,
+            statuses,
+            text,
+            page.after.as_ref(),
+            page.limit,
+        )
+        .await?;
         tx.commit().await?;
         let next = page.finish(&mut rows, |t| (t.created_at, t.id));
         Ok((rows, next))
@@ -323,12 +330,19 @@ impl Ticketing {
         &self,
         tier: Option<i16>,
         statuses: &[Status],
+        text: Option<&str>,
         page: Page<SupportCursor>,
     ) -> Result<(Vec<TicketRow>, String)> {
         let mut tx = self.db.support_tx().await?;
-        let mut rows =
-            store::support_tickets(tx.conn(), tier, statuses, page.after.as_ref(), page.limit)
-                .await?;
+        let mut rows = store::support_tickets(
+            tx.conn(),
+            tier,
+            statuses,
+            text,
+            page.after.as_ref(),
+            page.limit,
+        )
+        .await?;
         tx.commit().await?;
         let next = page.finish(&mut rows, store::support_cursor);
         Ok((rows, next))

@@ -291,6 +291,7 @@ pub async fn organization_tickets(
     conn: &mut PgConnection,
     submitted_by: Option<&str>,
     statuses: &[Status],
+    text: Option<&str>,
     after: Option<&(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<Vec<TicketRow>> {
@@ -302,6 +303,7 @@ pub async fn organization_tickets(
          WHERE ($1::text IS NULL OR submitted_by = $1) \
            AND (cardinality($2::int2[]) = 0 OR status = ANY($2)) \
            AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4)) \
+           AND ($6::text IS NULL OR title ILIKE $6 OR description ILIKE $6) \
          ORDER BY created_at DESC, id DESC LIMIT $5"
     ))
     .bind(submitted_by)
@@ -309,9 +311,23 @@ pub async fn organization_tickets(
     .bind(after.map(|a| a.0))
     .bind(after.map(|a| a.1))
     .bind(limit + 1)
+    .bind(text.map(containing))
     .fetch_all(conn)
     .await?;
     rows(found)
+}
+
+/// The ILIKE pattern of text anywhere in a value, its wildcards taken literally.
+fn containing(text: &str) -> String {
+    let mut pattern = String::from("%");
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
 }
 
 /// Where a ticket stands in the support queue: untriaged first, then by tier, the most urgent
@@ -341,6 +357,7 @@ pub async fn support_tickets(
     conn: &mut PgConnection,
     tier: Option<i16>,
     statuses: &[Status],
+    text: Option<&str>,
     after: Option<&SupportCursor>,
     limit: i64,
 ) -> Result<Vec<TicketRow>> {
@@ -352,6 +369,7 @@ pub async fn support_tickets(
          WHERE escalated_at IS NOT NULL \
            AND ($1::int2 IS NULL OR coalesce(tier, 0) = $1) \
            AND status = ANY($2) \
+           AND ($9::text IS NULL OR title ILIKE $9 OR description ILIKE $9) \
            AND ($3::int2 IS NULL OR (coalesce(tier, 0), -coalesce(priority, 0), \
                 coalesce(sla_next_due, '9999-12-31 00:00:00+00'::timestamptz), escalated_at, id) \
                 > ($3, $4, $5, $6, $7)) \
@@ -367,6 +385,7 @@ pub async fn support_tickets(
     .bind(after.map(|a| a.3))
     .bind(after.map(|a| a.4))
     .bind(limit + 1)
+    .bind(text.map(containing))
     .fetch_all(conn)
     .await?;
     rows(found)
