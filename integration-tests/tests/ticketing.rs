@@ -1122,3 +1122,43 @@ async fn a_resolved_ticket_closes_after_the_configured_days_and_is_never_reopene
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].id, old.id);
 }
+
+#[tokio::test]
+async fn an_answer_after_the_due_time_is_a_breach_though_the_sweep_has_not_come_by() {
+    let env = TestEnv::new().await;
+    let config = caseway_platform::config::Config {
+        ticketing_sla: "*:1s/1h".into(),
+        // The sweep looks once, at start, before any ticket: only the answer can see it late.
+        ticketing_sweep_interval: Duration::from_secs(3600),
+        ..env.config()
+    };
+    let node = env.start_with(config, &caseway::Target::ALL).await;
+    let mut events = env.bus.listen("ticketing.#").await;
+    let tenant = node.create_tenant(&env, "late-a").await;
+    let admin = env.token_for("lisa", tenant, &[Role::TenantAdmin], &[]);
+    let support = env.support_token("sam");
+    let ticket = submit(&node, &admin, "Reports are slow").await;
+    escalate(&node, &admin, &ticket.id, pb::Severity::Low).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let answered = note(
+        &node,
+        &support,
+        &ticket.id,
+        pb::NoteVisibility::Public,
+        "Looking at it now",
+    )
+    .await
+    .unwrap()
+    .ticket
+    .unwrap();
+    let level = answered.service_level.unwrap();
+    assert!(level.first_response_time.is_some());
+    assert!(
+        time(&level.first_response_breach_time) > time(&level.first_response_due_time),
+        "answered late, so breached: {level:?}"
+    );
+    assert_eq!(
+        breaches(&mut events, &ticket.id, Duration::from_secs(3)).await,
+        [pb::ServiceLevelClock::FirstResponse]
+    );
+}

@@ -50,6 +50,18 @@ pub fn png_with_text(text: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A PNG whose header claims `width` x `height` pixels (its checksum right, its pixels those
+/// of a small image): what a decompression bomb looks like before it is decoded.
+pub fn png_claiming(width: u32, height: u32) -> Vec<u8> {
+    let mut png = picture(ImageFormat::Png);
+    png[16..20].copy_from_slice(&width.to_be_bytes());
+    png[20..24].copy_from_slice(&height.to_be_bytes());
+    // The IHDR chunk's CRC covers its type and data (bytes 12 to 29).
+    let crc = crc32(&png[12..29]);
+    png[29..33].copy_from_slice(&crc.to_be_bytes());
+    png
+}
+
 /// A JPEG with an EXIF segment after its start, `text` at the end of it, as a phone writes one.
 pub fn jpeg_with_exif(text: &[u8]) -> Vec<u8> {
     let jpeg = picture(ImageFormat::Jpeg);

@@ -113,7 +113,13 @@ impl Files {
     }
 }
 
-/// The store failed: the caller may try again.
+/// The store failed: the caller may try again; an object a row names but the store does not
+/// hold is ours to mend, not the caller's to retry.
 fn unavailable(error: object_store::Error) -> Error {
-    Error::Unavailable(format!("the attachment store: {error}"))
+    match error {
+        object_store::Error::NotFound { .. } => Error::internal(anyhow::anyhow!(
+            "an attachment's object is missing from the store: {error}"
+        )),
+        error => Error::Unavailable(format!("the attachment store: {error}")),
+    }
 }

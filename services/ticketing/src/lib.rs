@@ -49,6 +49,9 @@ pub fn register(platform: &Arc<Platform>, node: &mut NodeBuilder) -> anyhow::Res
             .map_err(anyhow::Error::msg)
             .context("CASEWAY_TICKETING_SLA")?,
     };
+    if !(1..=3650).contains(&config.ticketing_close_after_days) {
+        anyhow::bail!("CASEWAY_TICKETING_CLOSE_AFTER_DAYS: from 1 to 3650 days");
+    }
     let close_after = chrono::Duration::days(i64::from(config.ticketing_close_after_days));
     let files = files::Files::open(config).context("CASEWAY_TICKETING_ATTACHMENTS")?;
     let ticketing = Arc::new(service::Ticketing::new(

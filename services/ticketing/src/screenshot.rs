@@ -14,6 +14,9 @@ pub const MAX_BYTES: usize = 10 * 1024 * 1024;
 pub const MAX_CHUNK: usize = 1024 * 1024;
 /// The widest and tallest image decoded, in pixels (a small file may claim a huge image).
 const MAX_SIDE: u32 = 16_384;
+/// The most pixels an image may have (a phone's largest screens are under 10 million): what
+/// the conversions after decoding copy is bounded by it too.
+const MAX_PIXELS: u64 = 40_000_000;
 /// The most memory a decoder may take.
 const MAX_DECODED_BYTES: u64 = 512 * 1024 * 1024;
 
@@ -113,6 +116,12 @@ fn decode(bytes: &[u8], format: Format) -> Result<DynamicImage, String> {
     reader.limits(limits);
     let unreadable = |e: image::ImageError| format!("is not a readable image: {e}");
     let mut decoder = reader.into_decoder().map_err(unreadable)?;
+    let (width, height) = decoder.dimensions();
+    if u64::from(width) * u64::from(height) > MAX_PIXELS {
+        return Err(format!(
+            "is {width} x {height} pixels; an image has at most 40 million"
+        ));
+    }
     let orientation = decoder.orientation().map_err(unreadable)?;
     let mut image = DynamicImage::from_decoder(decoder).map_err(unreadable)?;
     image.apply_orientation(orientation);
@@ -146,7 +155,9 @@ fn encode(image: DynamicImage, format: Format) -> Result<Clean, String> {
 
 #[cfg(test)]
 mod tests {
-    use caseway_test_support::images::{contains, jpeg_with_exif, pdf, picture, png_with_text};
+    use caseway_test_support::images::{
+        contains, jpeg_with_exif, pdf, picture, png_claiming, png_with_text,
+    };
 
     use super::*;
 
@@ -187,11 +198,14 @@ mod tests {
                 .unwrap_err()
                 .contains("is not a readable image")
         );
-        // A header claiming a huge image is refused before the memory is taken.
-        let mut huge = picture(ImageFormat::Png);
-        huge[16..20].copy_from_slice(&100_000u32.to_be_bytes());
-        huge[20..24].copy_from_slice(&100_000u32.to_be_bytes());
-        assert!(clean(&huge).is_err());
+        // A header claiming a huge image is refused before the memory is taken: past a side's
+        // bound, or within it but too many pixels in all.
+        assert!(clean(&png_claiming(100_000, 100_000)).is_err());
+        assert!(
+            clean(&png_claiming(10_000, 10_000))
+                .unwrap_err()
+                .contains("at most 40 million")
+        );
     }
 
     #[test]

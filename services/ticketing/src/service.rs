@@ -151,6 +151,8 @@ pub struct Ticketing {
     /// How long a resolved ticket waits for a reopening before it closes.
     close_after: chrono::Duration,
     files: Files,
+    /// Turns to decode an image (see `DECODING`).
+    decoding: tokio::sync::Semaphore,
     /// Every change of every organization's tickets this replica hears, for its watchers.
     watchers: broadcast::Sender<Watched>,
 }
@@ -169,6 +171,7 @@ impl Ticketing {
             sla,
             close_after,
             files,
+            decoding: tokio::sync::Semaphore::new(DECODING),
             watchers: broadcast::channel(WATCH_BACKLOG).0,
         }
     }
@@ -363,6 +366,9 @@ impl Ticketing {
             .map_err(|refusal| Error::precondition(refusal.rule, &subject, refusal.message))?;
         let before = ticket.status;
         let now = now();
+        // A clock that ran out before this step is breached, though the sweep has not come by
+        // yet: answering or resolving late is still late.
+        let late = ticket.breach_clocks(now);
         let principal = desk.principal();
         let mut changed = vec!["status".to_string()];
         match request.change {
@@ -473,6 +479,7 @@ impl Ticketing {
             let payload = events::note_added(note, ticket.status);
             outbox::enqueue(&mut tx, event(events::NOTE_ADDED, &ticket, &payload)).await?;
         }
+        record_swept(&mut tx, &ticket, before, &late).await?;
         let reply = ticket_to_proto(&ticket);
         idempotency::complete(&mut tx, &request.key, &reply).await?;
         tx.commit().await?;
@@ -514,6 +521,7 @@ impl Ticketing {
         };
         store::insert_note(tx.conn(), &note).await?;
         let before = ticket.status;
+        let late = ticket.breach_clocks(now);
         if visibility == Visibility::Public {
             ticket.status = ticket.after_public_note(actor);
             if desk.by_support() {
@@ -546,6 +554,7 @@ impl Ticketing {
             );
             outbox::enqueue(&mut tx, event(events::STATUS_CHANGED, &ticket, &payload)).await?;
         }
+        record_swept(&mut tx, &ticket, before, &late).await?;
         let reply = pb::AddTicketNoteResponse {
             note: Some(crate::convert::note_to_proto(&note)),
             ticket: Some(ticket_to_proto(&ticket)),
@@ -623,56 +632,8 @@ impl Ticketing {
                 }
                 // Also mends a next due time left behind (it is read back from the clocks).
                 store::update_ticket(tx.conn(), &ticket).await?;
-                let actor = Principal {
-                    user_id: SWEEPER.into(),
-                    tenant_id: Some(tenant),
-                    organization_ids: Vec::new(),
-                    roles: Vec::new(),
-                    permissions: Vec::new(),
-                    service: None,
-                };
-                for what in swept {
-                    let (action, changed_fields) = match what {
-                        Swept::Breached(Clock::FirstResponse) => {
-                            ("ticketing.ticket.sla_breach", "first_response_breach_time")
-                        }
-                        Swept::Breached(Clock::Resolution) => {
-                            ("ticketing.ticket.sla_breach", "resolution_breach_time")
-                        }
-                        Swept::Closed => ("ticketing.ticket.close", "status"),
-                    };
-                    audit::record(
-                        &mut tx,
-                        &actor,
-                        AuditEntry {
-                            action,
-                            resource_type: "ticket",
-                            resource_id: ticket.id,
-                            changed_fields: &[changed_fields.to_string()],
-                        },
-                    )
-                    .await?;
-                    match what {
-                        Swept::Breached(clock) => {
-                            let payload = events::sla_breached(&ticket, clock);
-                            outbox::enqueue(
-                                &mut tx,
-                                event(events::SLA_BREACHED, &ticket, &payload),
-                            )
-                            .await?;
-                        }
-                        Swept::Closed => {
-                            let payload =
-                                events::ticket_changed(&ticket, Some(before), SWEEPER, false);
-                            outbox::enqueue(
-                                &mut tx,
-                                event(events::STATUS_CHANGED, &ticket, &payload),
-                            )
-                            .await?;
-                        }
-                    }
-                    changed += 1;
-                }
+                record_swept(&mut tx, &ticket, before, &swept).await?;
+                changed += swept.len();
             }
             tx.commit().await?;
             if (found.len() as i64) < BATCH {
@@ -682,27 +643,88 @@ impl Ticketing {
     }
 }
 
+/// Audits and publishes what a sweep did to a ticket (a breach is the sweeper's, also when
+/// a step finds a clock run out before the sweep did).
+async fn record_swept(
+    tx: &mut impl Scoped,
+    ticket: &TicketRow,
+    before: Status,
+    swept: &[Swept],
+) -> Result<()> {
+    let actor = Principal {
+        user_id: SWEEPER.into(),
+        tenant_id: Some(ticket.tenant_id),
+        organization_ids: Vec::new(),
+        roles: Vec::new(),
+        permissions: Vec::new(),
+        service: None,
+    };
+    for &what in swept {
+        let (action, changed_fields) = match what {
+            Swept::Breached(Clock::FirstResponse) => {
+                ("ticketing.ticket.sla_breach", "first_response_breach_time")
+            }
+            Swept::Breached(Clock::Resolution) => {
+                ("ticketing.ticket.sla_breach", "resolution_breach_time")
+            }
+            Swept::Closed => ("ticketing.ticket.close", "status"),
+        };
+        audit::record(
+            tx,
+            &actor,
+            AuditEntry {
+                action,
+                resource_type: "ticket",
+                resource_id: ticket.id,
+                changed_fields: &[changed_fields.to_string()],
+            },
+        )
+        .await?;
+        match what {
+            Swept::Breached(clock) => {
+                let payload = events::sla_breached(ticket, clock);
+                outbox::enqueue(tx, event(events::SLA_BREACHED, ticket, &payload)).await?;
+            }
+            Swept::Closed => {
+                let payload = events::ticket_changed(ticket, Some(before), SWEEPER, false);
+                outbox::enqueue(tx, event(events::STATUS_CHANGED, ticket, &payload)).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The size of a download's chunks.
 const DOWNLOAD_CHUNK: usize = 64 * 1024;
 
 /// An attachment's image as a download streams it.
 pub type Download = futures::stream::BoxStream<'static, Result<bytes::Bytes>>;
 
-/// Decodes and writes an image again off the async threads (a large image takes a while).
-async fn off_thread<F>(work: F) -> Result<Clean>
-where
-    F: FnOnce() -> std::result::Result<Clean, String> + Send + 'static,
-{
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(Error::internal)?
-        .map_err(|reason| Error::invalid("chunk", reason))
-}
+/// Images decoded at once by a replica: each may take a few hundred MiB.
+const DECODING: usize = 2;
 
 impl Ticketing {
+    /// Decodes and writes an image again off the async threads, at most `DECODING` at a time;
+    /// `upload` says whether the image is the caller's (its faults are INVALID_ARGUMENT
+    /// `chunk`) or one stored already (whose faults are ours).
+    async fn off_thread<F>(&self, upload: bool, work: F) -> Result<Clean>
+    where
+        F: FnOnce() -> std::result::Result<Clean, String> + Send + 'static,
+    {
+        let _turn = self.decoding.acquire().await.map_err(Error::internal)?;
+        let done = tokio::task::spawn_blocking(work)
+            .await
+            .map_err(Error::internal)?;
+        done.map_err(|reason| match upload {
+            true => Error::invalid("chunk", reason),
+            false => Error::internal(anyhow::anyhow!("a stored image {reason}")),
+        })
+    }
+
     /// Attaches a screenshot to a ticket its submitter or an administrator sees: the image is
-    /// read, decoded and written again before anything is stored; its object is written first,
-    /// then its row (an object whose row did not commit is removed).
+    /// read, decoded and written again before anything is stored. Its object is written before
+    /// the transaction (no row is locked while the store takes its time), then its row; an
+    /// object whose row did not commit is removed.
     pub async fn attach(
         &self,
         caller: &Caller,
@@ -711,28 +733,9 @@ impl Ticketing {
         file_name: String,
         upload: Vec<u8>,
     ) -> Result<pb::TicketAttachment> {
-        let clean = off_thread(move || screenshot::clean(&upload)).await?;
-        let desk = Desk::Organization(caller);
-        let mut tx = self.open(&desk).await?;
-        let (ticket, _) = self.visible(&mut tx, &desk, ticket_id, true).await?;
-        if let Claim::Replay(previous) = idempotency::claim(&mut tx, key).await? {
-            return Ok(previous);
-        }
-        let subject = format!("tickets/{ticket_id}");
-        if ticket.status == Status::Closed {
-            return Err(Error::precondition(
-                TicketingRule::TicketStatus,
-                &subject,
-                "the ticket is CLOSED; nothing is attached to it",
-            ));
-        }
-        if store::count_attachments(tx.conn(), ticket_id).await? >= MAX_ATTACHMENTS {
-            return Err(Error::precondition(
-                TicketingRule::AttachmentLimit,
-                &subject,
-                format!("a ticket holds at most {MAX_ATTACHMENTS} attachments"),
-            ));
-        }
+        let clean = self
+            .off_thread(true, move || screenshot::clean(&upload))
+            .await?;
         let mut attachment = AttachmentRow {
             tenant_id: caller.tenant,
             id: Uuid::now_v7(),
@@ -753,6 +756,27 @@ impl Ticketing {
         attachment.object_key = object_key(&attachment, "original");
         self.files.put(&attachment.object_key, clean.bytes).await?;
         let stored = async {
+            let desk = Desk::Organization(caller);
+            let mut tx = self.open(&desk).await?;
+            let (ticket, _) = self.visible(&mut tx, &desk, ticket_id, true).await?;
+            if let Claim::Replay(previous) = idempotency::claim(&mut tx, key).await? {
+                return Ok((previous, false));
+            }
+            let subject = format!("tickets/{ticket_id}");
+            if ticket.status == Status::Closed {
+                return Err(Error::precondition(
+                    TicketingRule::TicketStatus,
+                    &subject,
+                    "the ticket is CLOSED; nothing is attached to it",
+                ));
+            }
+            if store::count_attachments(tx.conn(), ticket_id).await? >= MAX_ATTACHMENTS {
+                return Err(Error::precondition(
+                    TicketingRule::AttachmentLimit,
+                    &subject,
+                    format!("a ticket holds at most {MAX_ATTACHMENTS} attachments"),
+                ));
+            }
             store::insert_attachment(tx.conn(), &attachment).await?;
             audit::record(
                 &mut tx,
@@ -768,13 +792,21 @@ impl Ticketing {
             let reply = crate::convert::attachment_to_proto(&attachment, &[]);
             idempotency::complete(&mut tx, key, &reply).await?;
             tx.commit().await?;
-            Ok(reply)
+            Ok((reply, true))
         }
         .await;
-        if stored.is_err() {
-            self.files.forget(&attachment.object_key).await;
+        match stored {
+            Ok((reply, true)) => Ok(reply),
+            // A retry answered as the first time: this upload's object is not needed.
+            Ok((previous, false)) => {
+                self.files.forget(&attachment.object_key).await;
+                Ok(previous)
+            }
+            Err(error) => {
+                self.files.forget(&attachment.object_key).await;
+                Err(error)
+            }
         }
-        stored
     }
 
     /// The attachments of a ticket the desk sees (support: released ones), with support's
@@ -795,6 +827,27 @@ impl Ticketing {
             .collect())
     }
 
+    /// The attachment `id` as the desk sees it, with its ticket's part for the caller;
+    /// NOT_FOUND when the desk does not see it or its ticket.
+    async fn visible_attachment(
+        &self,
+        tx: &mut DeskTx,
+        desk: &Desk<'_>,
+        id: Uuid,
+        lock: bool,
+    ) -> Result<(AttachmentRow, Actor)> {
+        let attachment = store::attachment(tx.conn(), id, lock)
+            .await?
+            .ok_or_else(|| Error::not_found("attachment", id))?;
+        match self.visible(tx, desk, attachment.ticket_id, false).await {
+            Ok((_, actor)) => Ok((attachment, actor)),
+            Err(error) if error.code() == tonic::Code::NotFound => {
+                Err(Error::not_found("attachment", id))
+            }
+            Err(error) => Err(error),
+        }
+    }
+
     /// An attachment and its image, to whoever sees its ticket (support: a released one); a
     /// read by support is kept, with an audit row, in the attachment's organization before the
     /// image leaves.
@@ -804,12 +857,7 @@ impl Ticketing {
         id: Uuid,
     ) -> Result<(pb::TicketAttachment, Download)> {
         let mut tx = self.open(desk).await?;
-        let attachment = store::attachment(tx.conn(), id, false)
-            .await?
-            .ok_or_else(|| Error::not_found("attachment", id))?;
-        self.visible(&mut tx, desk, attachment.ticket_id, false)
-            .await
-            .map_err(|_| Error::not_found("attachment", id))?;
+        let (attachment, _) = self.visible_attachment(&mut tx, desk, id, false).await?;
         if desk.by_support() {
             let read = AttachmentRead {
                 attachment_id: id,
@@ -841,8 +889,10 @@ impl Ticketing {
         ))
     }
 
-    /// Lets an attachment go to support, as it is or with `redact` blacked out (the original
-    /// replaced), for an administrator of its organization.
+    /// Lets an attachment go to support, as it is or with `redact` blacked out, for an
+    /// administrator of its organization. A redaction is read, drawn and written as a new
+    /// object outside any transaction; a short one then records the release if the attachment
+    /// is still inside, and the original is removed once it did.
     pub async fn release(
         &self,
         caller: &Caller,
@@ -850,14 +900,20 @@ impl Ticketing {
         redact: Vec<Rect>,
     ) -> Result<pb::TicketAttachment> {
         let desk = Desk::Organization(caller);
-        let mut tx = self.open(&desk).await?;
-        let mut attachment = store::attachment(tx.conn(), id, true)
-            .await?
-            .ok_or_else(|| Error::not_found("attachment", id))?;
-        let (_, actor) = self
-            .visible(&mut tx, &desk, attachment.ticket_id, false)
-            .await
-            .map_err(|_| Error::not_found("attachment", id))?;
+        let subject = format!("attachments/{id}");
+        let already = || {
+            Error::precondition(
+                TicketingRule::AttachmentRelease,
+                &subject,
+                "the attachment was released already",
+            )
+        };
+        let (mut attachment, actor) = {
+            let mut tx = self.open(&desk).await?;
+            let found = self.visible_attachment(&mut tx, &desk, id, false).await?;
+            tx.commit().await?;
+            found
+        };
         if actor != Actor::Administrator {
             return Err(Error::denied(
                 Reason::RoleNotPermitted,
@@ -865,11 +921,7 @@ impl Ticketing {
             ));
         }
         if attachment.release != Release::Inside {
-            return Err(Error::precondition(
-                TicketingRule::AttachmentRelease,
-                format!("attachments/{id}"),
-                "the attachment was released already",
-            ));
+            return Err(already());
         }
         for (i, r) in redact.iter().enumerate() {
             if !screenshot::within(r, attachment.width as u32, attachment.height as u32) {
@@ -888,7 +940,9 @@ impl Ticketing {
         } else {
             let stored = self.files.get(&original).await?;
             let format = attachment.format;
-            let clean = off_thread(move || screenshot::redact(&stored, format, &redact)).await?;
+            let clean = self
+                .off_thread(false, move || screenshot::redact(&stored, format, &redact))
+                .await?;
             attachment.release = Release::Redacted;
             attachment.size_bytes = clean.bytes.len() as i64;
             attachment.sha256 = sha2::Sha256::digest(&clean.bytes).to_vec();
@@ -898,6 +952,11 @@ impl Ticketing {
         attachment.released_by = Some(caller.principal.user_id.clone());
         attachment.released_at = Some(now());
         let stored = async {
+            let mut tx = self.open(&desk).await?;
+            let (now_stored, _) = self.visible_attachment(&mut tx, &desk, id, true).await?;
+            if now_stored.release != Release::Inside {
+                return Err(already());
+            }
             store::update_attachment(tx.conn(), &attachment).await?;
             audit::record(
                 &mut tx,
@@ -913,12 +972,13 @@ impl Ticketing {
             tx.commit().await
         }
         .await;
+        let redacted = attachment.object_key != original;
         match stored {
             // The original is gone once the redacted image stands in its place.
-            Ok(()) if attachment.object_key != original => self.files.forget(&original).await,
+            Ok(()) if redacted => self.files.forget(&original).await,
             Ok(()) => {}
             Err(error) => {
-                if attachment.object_key != original {
+                if redacted {
                     self.files.forget(&attachment.object_key).await;
                 }
                 return Err(error);

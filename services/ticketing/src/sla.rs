@@ -290,23 +290,23 @@ impl Default for SlaPolicy {
     }
 }
 
-/// Reads `90s`, `30m`, `4h` or `2d`.
+/// Reads `90s`, `30m`, `4h` or `2d`: at least a second, at most ten years.
 fn duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let bad = || format!("`{text}` is not a duration (30m, 4h, 2d)");
-    let split = text.len().checked_sub(1).ok_or_else(bad)?;
-    let (number, unit) = text.split_at(split);
-    let number: i64 = number.parse().map_err(|_| bad())?;
-    if number <= 0 || number > 3650 * 24 * 3600 {
-        return Err(bad());
-    }
-    Ok(match unit {
-        "s" => Duration::seconds(number),
-        "m" => Duration::minutes(number),
-        "h" => Duration::hours(number),
-        "d" => Duration::days(number),
+    let bad = || format!("`{text}` is not a duration from 1s to 3650d (30m, 4h, 2d)");
+    let (split, unit) = text.char_indices().last().ok_or_else(bad)?;
+    let number: i64 = text[..split].parse().map_err(|_| bad())?;
+    let unit_seconds = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
         _ => return Err(bad()),
-    })
+    };
+    match number.checked_mul(unit_seconds) {
+        Some(seconds) if (1..=3650 * 86_400).contains(&seconds) => Ok(Duration::seconds(seconds)),
+        _ => Err(bad()),
+    }
 }
 
 /// The priority a ticket has before support triages it: its severity's.
@@ -482,6 +482,8 @@ mod tests {
         for (bad, says) in [
             ("*:4h", "expected FIRST/RESOLUTION"),
             ("*:4x/2d", "is not a duration"),
+            ("*:4é/2d", "is not a duration"),
+            ("*:1h/300000000d", "is not a duration"),
             ("*:2d/4h", "due before the resolution"),
             ("size>=2:1h/2h", "is not tier or priority"),
             ("tier>=4:1h/2h", "unknown value 4"),
