@@ -183,7 +183,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { target } => {
             let targets = crate::parse_targets(&target)?;
-            let _telemetry = telemetry::init("caseway", &config)?;
+            let names: Vec<&str> = targets.iter().map(|t| t.name()).collect();
+            let _telemetry = telemetry::init(&telemetry::service_name(&names), &config)?;
             serve_until_signal(config, &targets).await
         }
         Command::Migrate => {

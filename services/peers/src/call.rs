@@ -94,13 +94,27 @@ pub async fn call<Req, Resp, Fut>(
 where
     Fut: Future<Output = std::result::Result<tonic::Response<Resp>, tonic::Status>>,
 {
+    use tracing::Instrument;
     let mut attempt = 0;
     loop {
         let mut message = request().map_err(Failure::Other)?;
         // The deadline travels as `grpc-timeout`, so the peer stops working on an answer no
         // one waits for; the client's own timer bounds the wait when the peer never answers.
         message.set_timeout(DEADLINE);
-        let status = match tokio::time::timeout(DEADLINE, send(message)).await {
+        // A client span per attempt, its context sent along so the peer's span is its child.
+        let span = tracing::info_span!(
+            "grpc client",
+            otel.kind = "client",
+            rpc.system = "grpc",
+            peer.service = peer,
+            attempt,
+        );
+        let sent = {
+            let _entered = span.enter();
+            caseway_platform::telemetry::inject_traceparent(&mut message);
+            send(message)
+        };
+        let status = match tokio::time::timeout(DEADLINE, sent.instrument(span)).await {
             Ok(Ok(reply)) => return Ok(reply.into_inner()),
             Ok(Err(status)) => status,
             Err(_) => tonic::Status::deadline_exceeded(format!(

@@ -8,6 +8,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tracing::Instrument;
+
 use anyhow::{Context, anyhow};
 use chrono::{DateTime, TimeZone, Utc};
 use futures::{StreamExt, TryStreamExt};
@@ -715,6 +717,23 @@ fn dead_letter() -> BasicNackOptions {
     }
 }
 
+/// A consumer's span of handling `first` (and the rest of its batch), a child of the span that
+/// produced it (the messaging semantic conventions).
+fn consumer_span(first: &Envelope, batch: usize) -> tracing::Span {
+    let span = tracing::info_span!(
+        "consume",
+        otel.name = %format!("process {}", first.event_type),
+        otel.kind = "consumer",
+        messaging.system = "rabbitmq",
+        messaging.operation = "process",
+        messaging.destination.name = %first.event_type,
+        messaging.message.id = %first.id,
+        messaging.batch.message_count = batch,
+    );
+    crate::telemetry::set_parent_from_traceparent(&span, first.traceparent.as_deref());
+    span
+}
+
 /// Hands a batch of deliveries to `handler` at once (acked together after it succeeds), or,
 /// when there is one or the batch fails, each to [`handle_delivery`]. What is not an event is
 /// dead-lettered at once.
@@ -737,11 +756,17 @@ where
         }
     }
     if events.len() > 1 {
-        let batch = events
+        let batch: Vec<Envelope> = events
             .iter()
             .map(|(_, envelope)| envelope.clone())
             .collect();
-        match handler(batch).await {
+        // One span for the batch: the first event's producer its parent, the others' linked.
+        let span = consumer_span(&batch[0], batch.len());
+        crate::telemetry::link_traceparents(
+            &span,
+            batch[1..].iter().filter_map(|e| e.traceparent.as_deref()),
+        );
+        match handler(batch).instrument(span).await {
             Ok(()) => {
                 for (delivery, _) in &events {
                     delivery.acker.ack(BasicAckOptions::default()).await?;
@@ -774,7 +799,8 @@ where
     let mut delay = Duration::from_millis(50);
     let mut transient_delay = Duration::from_millis(50);
     loop {
-        match handler(vec![envelope.clone()]).await {
+        let span = consumer_span(&envelope, 1);
+        match handler(vec![envelope.clone()]).instrument(span).await {
             Ok(()) => {
                 delivery.acker.ack(BasicAckOptions::default()).await?;
                 return Ok(());

@@ -97,8 +97,9 @@ pub struct Config {
     pub page_token_secret_file: Option<PathBuf>,
     /// Local data folder for `caseway dev` (`CASEWAY_DATA_DIR`).
     pub data_dir: PathBuf,
-    /// OTLP/gRPC collector; no export when unset; `https://` exports over TLS
-    /// (`CASEWAY_OTLP_ENDPOINT`).
+    /// OTLP/gRPC collector (`CASEWAY_OTLP_ENDPOINT`); when unset, the standard
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or `OTEL_EXPORTER_OTLP_ENDPOINT`, and no export
+    /// without any; `https://` exports over TLS.
     pub otlp_endpoint: Option<String>,
     /// PEM certificate authorities an `https://` collector's certificate is checked against,
     /// instead of the system's (`CASEWAY_OTLP_CA_FILE`).

@@ -148,7 +148,21 @@ where
         let started = Instant::now();
         let served = layer.methods.get(request.uri().path());
         let method = served.map_or(UNKNOWN_METHOD, |(method, _)| method);
-        let span = tracing::info_span!("grpc", rpc.method = %method, otel.kind = "server", grpc.code = tracing::field::Empty);
+        // The RPC semantic conventions: the span named for the method, the service and method
+        // apart, the status code once answered (and the span marked an error when it is one
+        // that is the server's).
+        let (rpc_service, rpc_method) = method.split_once('/').unwrap_or((method, ""));
+        let span = tracing::info_span!(
+            "grpc",
+            otel.name = %method,
+            otel.kind = "server",
+            rpc.system = "grpc",
+            rpc.service = %rpc_service,
+            rpc.method = %rpc_method,
+            rpc.grpc.status_code = tracing::field::Empty,
+            grpc.code = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
         telemetry::set_parent_from_headers(&span, request.headers());
         Box::pin(
             async move {
@@ -195,11 +209,26 @@ where
                     .map(tonic::Code::from_i32)
                     .unwrap_or(tonic::Code::Ok);
                 let code_name = format!("{code:?}");
-                tracing::Span::current().record("grpc.code", code_name.as_str());
+                let span = tracing::Span::current();
+                span.record("grpc.code", code_name.as_str());
+                span.record("rpc.grpc.status_code", code as i32);
+                if server_fault(code) {
+                    span.record("otel.status_code", "ERROR");
+                }
                 layer.metrics.observe(method, &code_name, started.elapsed());
                 Ok(response)
             }
             .instrument(span),
         )
     }
+}
+
+/// Whether a status is the server's fault, which marks its span an error (the RPC semantic
+/// conventions: a caller's mistake is not the server's error).
+fn server_fault(code: tonic::Code) -> bool {
+    use tonic::Code::*;
+    matches!(
+        code,
+        Unknown | DeadlineExceeded | Unimplemented | Internal | Unavailable | DataLoss
+    )
 }

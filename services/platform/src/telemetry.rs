@@ -27,15 +27,44 @@ impl Drop for TelemetryGuard {
     }
 }
 
+/// The name a node reports its spans under: `caseway-<target>` for a node of one target,
+/// `caseway` for one of several.
+pub fn service_name(targets: &[&str]) -> String {
+    match targets {
+        [one] => format!("caseway-{one}"),
+        _ => "caseway".to_string(),
+    }
+}
+
+/// What a node's spans say of it: `OTEL_SERVICE_NAME` when set, else `service_name`, with the
+/// attributes of `OTEL_RESOURCE_ATTRIBUTES` (the SDK's environment detectors read both).
+pub fn resource(service_name: &str) -> opentelemetry_sdk::Resource {
+    let builder = opentelemetry_sdk::Resource::builder();
+    match std::env::var("OTEL_SERVICE_NAME") {
+        Ok(name) if !name.trim().is_empty() => builder.build(),
+        _ => builder.with_service_name(service_name.to_string()).build(),
+    }
+}
+
+/// The OTLP endpoint spans go to: `CASEWAY_OTLP_ENDPOINT`, else the standard
+/// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or `OTEL_EXPORTER_OTLP_ENDPOINT`.
+fn otlp_endpoint(config: &Config) -> Option<String> {
+    config.otlp_endpoint.clone().or_else(|| {
+        [
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+        ]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
+    })
+}
+
 /// Installs the global subscriber. Spans are always created with OpenTelemetry ids (so trace
-/// context flows through gRPC and events), and exported only when `otlp_endpoint` is set.
+/// context flows through gRPC and events), and exported only when an OTLP endpoint is set
+/// (over TLS when it is https).
 pub fn init(service_name: &str, config: &Config) -> anyhow::Result<TelemetryGuard> {
-    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-    let resource = opentelemetry_sdk::Resource::builder()
-        .with_service_name(service_name.to_string())
-        .build();
-    let mut builder = SdkTracerProvider::builder().with_resource(resource);
-    if let Some(endpoint) = &config.otlp_endpoint {
+    let mut builder = SdkTracerProvider::builder().with_resource(resource(service_name));
+    if let Some(endpoint) = otlp_endpoint(config) {
         use opentelemetry_otlp::WithTonicConfig;
         let mut exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_tonic()
@@ -54,7 +83,13 @@ pub fn init(service_name: &str, config: &Config) -> anyhow::Result<TelemetryGuar
         let exporter = exporter.build()?;
         builder = builder.with_batch_exporter(exporter);
     }
-    let provider = builder.build();
+    Ok(install(builder.build(), config))
+}
+
+/// Installs the global subscriber over `provider`: logs, and spans to its exporters (a test
+/// gives one that keeps them in memory).
+pub fn install(provider: SdkTracerProvider, config: &Config) -> TelemetryGuard {
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     opentelemetry::global::set_tracer_provider(provider.clone());
     // Spans are entered on every poll of the futures they instrument (sqlx wraps each query's
     // stream in the current span too), so the per-call span is entered and left dozens of
@@ -82,7 +117,7 @@ pub fn init(service_name: &str, config: &Config) -> anyhow::Result<TelemetryGuar
         .with(fmt)
         .with(otel)
         .try_init();
-    Ok(TelemetryGuard { provider })
+    TelemetryGuard { provider }
 }
 
 struct HeaderExtractor<'a>(&'a http::HeaderMap);
@@ -111,10 +146,55 @@ impl Injector for MapInjector<'_> {
     }
 }
 
+/// Makes the producer's `traceparent` (an event's) the parent of `span`.
+pub fn set_parent_from_traceparent(span: &tracing::Span, traceparent: Option<&str>) {
+    if let Some(traceparent) = traceparent {
+        let mut carrier = HashMap::new();
+        carrier.insert("traceparent".to_string(), traceparent.to_string());
+        let context = TraceContextPropagator::new().extract(&carrier);
+        let _ = span.set_parent(context);
+    }
+}
+
+/// Links `span` to the producers of events it handles besides its parent's.
+pub fn link_traceparents<'a>(span: &tracing::Span, traceparents: impl Iterator<Item = &'a str>) {
+    use opentelemetry::trace::TraceContextExt;
+    for traceparent in traceparents {
+        let mut carrier = HashMap::new();
+        carrier.insert("traceparent".to_string(), traceparent.to_string());
+        let context = TraceContextPropagator::new().extract(&carrier);
+        let linked = context.span().span_context().clone();
+        if linked.is_valid() {
+            span.add_link(linked);
+        }
+    }
+}
+
+/// Puts the current span's `traceparent` on an outgoing call, so the peer's span is its child.
+pub fn inject_traceparent<T>(request: &mut tonic::Request<T>) {
+    if let Some(traceparent) = current_traceparent()
+        && let Ok(value) = traceparent.parse()
+    {
+        request.metadata_mut().insert("traceparent", value);
+    }
+}
+
 /// The W3C `traceparent` of the current span, if it has a valid context.
 pub fn current_traceparent() -> Option<String> {
     let context = tracing::Span::current().context();
     let mut carrier = HashMap::new();
     TraceContextPropagator::new().inject_context(&context, &mut MapInjector(&mut carrier));
     carrier.remove("traceparent")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_of_one_target_is_named_for_it_and_one_of_several_for_caseway() {
+        assert_eq!(service_name(&["records"]), "caseway-records");
+        assert_eq!(service_name(&["records", "authorizations"]), "caseway");
+        assert_eq!(service_name(&[]), "caseway");
+    }
 }
