@@ -141,10 +141,10 @@ async fn catalog_and_tenancy_run_as_two_servers() {
     let (status, metrics) = http_get(catalog_node.metrics_addr(), "/metrics").await;
     assert_eq!(status, 200);
     for line in [
-        r#"caseway_grpc_server_handled_total{method="caseway.catalog.v1.CatalogService/CreateService",code="Ok"} 1"#,
-        r#"caseway_grpc_server_handled_total{method="caseway.catalog.v1.CatalogService/CreateService",code="InvalidArgument"} 1"#,
-        r#"caseway_grpc_server_handled_total{method="caseway.catalog.v1.CatalogService/ListServices",code="PermissionDenied"}"#,
-        "caseway_grpc_server_handling_seconds_bucket",
+        r#"grpc_server_handled_total{grpc_type="unary",grpc_service="caseway.catalog.v1.CatalogService",grpc_method="CreateService",grpc_code="OK"} 1"#,
+        r#"grpc_server_handled_total{grpc_type="unary",grpc_service="caseway.catalog.v1.CatalogService",grpc_method="CreateService",grpc_code="InvalidArgument"} 1"#,
+        r#"grpc_server_handled_total{grpc_type="unary",grpc_service="caseway.catalog.v1.CatalogService",grpc_method="ListServices",grpc_code="PermissionDenied"}"#,
+        "grpc_server_handling_seconds_bucket",
     ] {
         assert!(metrics.contains(line), "{line} missing from /metrics");
     }
@@ -372,9 +372,8 @@ async fn health_checks(node: &caseway_integration_tests::TestNode) -> u64 {
     metrics
         .lines()
         .filter(|l| {
-            l.starts_with(
-                "caseway_grpc_server_handled_total{method=\"grpc.health.v1.Health/Check\"",
-            )
+            l.starts_with("grpc_server_handled_total{")
+                && l.contains("grpc_service=\"grpc.health.v1.Health\",grpc_method=\"Check\"")
         })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum()

@@ -215,7 +215,7 @@ where
                 if server_fault(code) {
                     span.record("otel.status_code", "ERROR");
                 }
-                layer.metrics.observe(method, &code_name, started.elapsed());
+                layer.metrics.observe(method, code, started.elapsed());
                 Ok(response)
             }
             .instrument(span),

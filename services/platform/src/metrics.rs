@@ -1,9 +1,13 @@
-//! Prometheus metrics: RED metrics per RPC (rate, errors by gRPC code, duration) and the
-//! state of the backing services, served with liveness and readiness on an HTTP port. The
-//! `method` label is only ever a method the node serves (or `unknown`), so calls to made-up
-//! paths cannot add series without end.
+//! Prometheus metrics: RED metrics per RPC (rate, errors by gRPC code, duration) under the
+//! names gRPC dashboards query (`grpc_server_handled_total`, `grpc_server_handling_seconds`,
+//! labelled `grpc_type`, `grpc_service`, `grpc_method` and `grpc_code`, as go-grpc-prometheus
+//! and its kin export them), and Caseway's own (`caseway_*`): the state of the backing
+//! services. Served with liveness and readiness on an HTTP port. The method labels are only
+//! ever a method the node serves (or `unknown`), so calls to made-up paths cannot add series
+//! without end.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -15,13 +19,17 @@ use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RpcLabels {
-    pub method: String,
-    pub code: String,
+    pub grpc_type: &'static str,
+    pub grpc_service: String,
+    pub grpc_method: String,
+    pub grpc_code: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct MethodLabels {
-    pub method: String,
+    pub grpc_type: &'static str,
+    pub grpc_service: String,
+    pub grpc_method: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -52,7 +60,7 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("caseway");
+        let mut registry = Registry::default();
         let rpc_requests = Family::<RpcLabels, Counter>::default();
         registry.register(
             "grpc_server_handled",
@@ -69,20 +77,22 @@ impl Metrics {
             "RPC latency, by method",
             rpc_duration.clone(),
         );
+        // Caseway's own, under its prefix.
+        let caseway = registry.sub_registry_with_prefix("caseway");
         let redis_up = Gauge::default();
-        registry.register(
+        caseway.register(
             "redis_up",
             "Whether the last Redis operation succeeded (rate limits, revocations, search limits)",
             redis_up.clone(),
         );
         let rabbitmq_up = Gauge::default();
-        registry.register(
+        caseway.register(
             "rabbitmq_up",
             "Whether RabbitMQ answered the last look; while it does not, events wait in the outbox",
             rabbitmq_up.clone(),
         );
         let redis_errors = Family::<OperationLabels, Counter>::default();
-        registry.register(
+        caseway.register(
             "redis_errors",
             "Redis operations that failed, by operation",
             redis_errors.clone(),
@@ -105,17 +115,24 @@ impl Metrics {
             .inc();
     }
 
-    /// Counts a call of `method`: a method the node serves, or [`UNKNOWN_METHOD`].
-    pub fn observe(&self, method: &str, code: &str, elapsed: Duration) {
+    /// Counts a call of `method` (`package.Service/Method`: a method the node serves, or
+    /// [`UNKNOWN_METHOD`]) answered with `code`.
+    pub fn observe(&self, method: &str, code: tonic::Code, elapsed: Duration) {
+        let (service, name) = method.split_once('/').unwrap_or((method, method));
+        let grpc_type = grpc_type(method);
         self.rpc_requests
             .get_or_create(&RpcLabels {
-                method: method.to_string(),
-                code: code.to_string(),
+                grpc_type,
+                grpc_service: service.to_string(),
+                grpc_method: name.to_string(),
+                grpc_code: code_name(code).to_string(),
             })
             .inc();
         self.rpc_duration
             .get_or_create(&MethodLabels {
-                method: method.to_string(),
+                grpc_type,
+                grpc_service: service.to_string(),
+                grpc_method: name.to_string(),
             })
             .observe(elapsed.as_secs_f64());
     }
@@ -126,6 +143,67 @@ impl Metrics {
             .expect("writing to a String cannot fail");
         text
     }
+}
+
+/// A status code as gRPC dashboards name it (`OK`, `InvalidArgument`, ...).
+pub fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match code {
+        Ok => "OK",
+        Cancelled => "Canceled",
+        Unknown => "Unknown",
+        InvalidArgument => "InvalidArgument",
+        DeadlineExceeded => "DeadlineExceeded",
+        NotFound => "NotFound",
+        AlreadyExists => "AlreadyExists",
+        PermissionDenied => "PermissionDenied",
+        ResourceExhausted => "ResourceExhausted",
+        FailedPrecondition => "FailedPrecondition",
+        Aborted => "Aborted",
+        OutOfRange => "OutOfRange",
+        Unimplemented => "Unimplemented",
+        Internal => "Internal",
+        Unavailable => "Unavailable",
+        DataLoss => "DataLoss",
+        Unauthenticated => "Unauthenticated",
+    }
+}
+
+/// Whether a method is `unary`, `client_stream`, `server_stream` or `bidi_stream`, from the
+/// API's descriptors (read once).
+fn grpc_type(method: &str) -> &'static str {
+    static TYPES: OnceLock<HashMap<String, &'static str>> = OnceLock::new();
+    let types = TYPES.get_or_init(|| {
+        use prost::Message;
+        let mut types = HashMap::new();
+        let Ok(set) = prost_types::FileDescriptorSet::decode(caseway_api::FILE_DESCRIPTOR_SET)
+        else {
+            return types;
+        };
+        for file in set.file {
+            let package = file.package.unwrap_or_default();
+            for service in file.service {
+                let service_name = format!("{package}.{}", service.name.unwrap_or_default());
+                for m in service.method {
+                    let kind = match (
+                        m.client_streaming.unwrap_or(false),
+                        m.server_streaming.unwrap_or(false),
+                    ) {
+                        (false, false) => "unary",
+                        (true, false) => "client_stream",
+                        (false, true) => "server_stream",
+                        (true, true) => "bidi_stream",
+                    };
+                    types.insert(
+                        format!("{service_name}/{}", m.name.unwrap_or_default()),
+                        kind,
+                    );
+                }
+            }
+        }
+        types
+    });
+    types.get(method).copied().unwrap_or("unary")
 }
 
 /// What readiness asks.
@@ -167,4 +245,38 @@ pub async fn serve_http(
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_are_counted_under_the_names_and_labels_grpc_dashboards_use() {
+        let metrics = Metrics::new();
+        metrics.observe(
+            "caseway.catalog.v1.CatalogService/CreateService",
+            tonic::Code::Ok,
+            Duration::from_millis(3),
+        );
+        metrics.observe(
+            "caseway.ticketing.v1.TicketingService/WatchTickets",
+            tonic::Code::InvalidArgument,
+            Duration::from_millis(1),
+        );
+        let text = metrics.encode();
+        for line in [
+            r#"grpc_server_handled_total{grpc_type="unary",grpc_service="caseway.catalog.v1.CatalogService",grpc_method="CreateService",grpc_code="OK"} 1"#,
+            r#"grpc_server_handled_total{grpc_type="server_stream",grpc_service="caseway.ticketing.v1.TicketingService",grpc_method="WatchTickets",grpc_code="InvalidArgument"} 1"#,
+            r#"grpc_server_handling_seconds_bucket{le="0.005",grpc_type="unary",grpc_service="caseway.catalog.v1.CatalogService",grpc_method="CreateService"} 1"#,
+            "caseway_redis_up ",
+            "caseway_rabbitmq_up ",
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
+        assert_eq!(
+            grpc_type("caseway.ticketing.v1.TicketingService/UploadTicketAttachment"),
+            "client_stream"
+        );
+    }
 }
