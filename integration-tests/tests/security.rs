@@ -325,7 +325,7 @@ async fn a_thousand_made_up_paths_add_no_metric_series() {
         let (status, body) = http_get(node.metrics_addr(), "/metrics").await;
         assert_eq!(status, 200);
         body.lines()
-            .filter(|l| l.starts_with("caseway_grpc_server"))
+            .filter(|l| l.starts_with("grpc_server"))
             .map(|l| {
                 l.rsplit_once(' ')
                     .map_or(l, |(series, _)| series)
@@ -341,7 +341,9 @@ async fn a_thousand_made_up_paths_add_no_metric_series() {
     assert_eq!(reason(&status), "METHOD_NOT_FOUND");
     let before = series().await;
     assert!(
-        before.iter().any(|s| s.contains(r#"method="unknown""#)),
+        before
+            .iter()
+            .any(|s| s.contains(r#"grpc_service="unknown",grpc_method="unknown""#)),
         "{before:?}"
     );
     for n in 0..1000 {
@@ -601,9 +603,12 @@ async fn quick_services_over_its_line_cap_is_refused_before_any_lookup() {
         let (_, body) = http_get(node.metrics_addr(), "/metrics").await;
         body.lines()
             .filter(|l| {
-                l.starts_with("caseway_grpc_server_handled_total")
-                    && (l.contains("CatalogService/GetService\"")
-                        || l.contains("ClientsService/GetClient\""))
+                l.starts_with("grpc_server_handled_total")
+                    && (l.contains(
+                        r#"grpc_service="caseway.catalog.v1.CatalogService",grpc_method="GetService""#,
+                    ) || l.contains(
+                        r#"grpc_service="caseway.clients.v1.ClientsService",grpc_method="GetClient""#,
+                    ))
             })
             .filter_map(|l| l.rsplit_once(' ').and_then(|(_, n)| n.parse::<u64>().ok()))
             .sum::<u64>()
@@ -657,6 +662,24 @@ async fn quick_services_over_its_line_cap_is_refused_before_any_lookup() {
         lookups().await,
         before,
         "no catalog or client lookup was made"
+    );
+    // The count does see lookups: a form within the cap looks its client and services up.
+    let _ = node
+        .records
+        .clone()
+        .record_quick_services(authed(
+            &worker,
+            records_pb::RecordQuickServicesRequest {
+                client_id: Uuid::now_v7().to_string(),
+                service_date: Some(caseway_integration_tests::date(2026, 3, 2)),
+                lines: (0..1).map(line).collect(),
+                ..Default::default()
+            },
+        ))
+        .await;
+    assert!(
+        lookups().await > before,
+        "a lookup within the cap is counted"
     );
     node.shutdown().await;
 }

@@ -111,7 +111,7 @@ def test_each_target_scales_on_its_own_and_a_custom_metric_joins_cpu():
                 "records": {
                     "autoscaling": {
                         "maxReplicas": 30,
-                        "podsMetric": {"name": "caseway_grpc_server_handled_per_second", "averageValue": "200"},
+                        "podsMetric": {"name": "grpc_server_handled_per_second", "averageValue": "200"},
                     },
                     "resources": {"requests": {"cpu": "500m"}},
                     "nodeSelector": {"pool": "records"},
@@ -125,7 +125,7 @@ def test_each_target_scales_on_its_own_and_a_custom_metric_joins_cpu():
     deployments = of_kind(objects, "Deployment")
     records = hpas["caseway-records"]["spec"]
     assert records["maxReplicas"] == 30
-    assert records["metrics"][1]["pods"]["metric"]["name"] == "caseway_grpc_server_handled_per_second"
+    assert records["metrics"][1]["pods"]["metric"]["name"] == "grpc_server_handled_per_second"
     assert hpas["caseway-catalog"]["spec"]["maxReplicas"] == 10
     assert "caseway-tenancy" not in hpas
     assert deployments["caseway-tenancy"]["spec"]["replicas"] == 3
