@@ -454,17 +454,27 @@ async fn decisions_read_each_kind_of_fact_as_of_their_date_and_say_where_it_came
     assert_eq!(stored.criteria, assistance.criteria);
     assert_eq!(stored.outcome, assistance.outcome);
     // The same decision taken again on the same facts is the stored one; another date is
-    // another decision.
-    let again = check(&node, &t.worker, &t.maria, (2026, 3, 15))
-        .await
-        .unwrap();
-    let again = again
-        .iter()
-        .find(|d| d.service_code == "FIN_ASSIST")
-        .unwrap();
+    // another decision. (Taken twice now that every fact is in: `assistance` may have been
+    // decided before the enrollment's event came, which the counseling wait made sure of.)
+    let fin_assist = |decisions: Vec<pb::Decision>| {
+        decisions
+            .into_iter()
+            .find(|d| d.service_code == "FIN_ASSIST")
+            .unwrap()
+    };
+    let settled = fin_assist(
+        check(&node, &t.worker, &t.maria, (2026, 3, 15))
+            .await
+            .unwrap(),
+    );
+    let again = fin_assist(
+        check(&node, &t.worker, &t.maria, (2026, 3, 15))
+            .await
+            .unwrap(),
+    );
     assert_eq!(
         (&again.id, &again.decide_time),
-        (&assistance.id, &assistance.decide_time)
+        (&settled.id, &settled.decide_time)
     );
     let later = check(&node, &t.worker, &t.maria, (2026, 3, 16))
         .await
@@ -473,7 +483,7 @@ async fn decisions_read_each_kind_of_fact_as_of_their_date_and_say_where_it_came
         .iter()
         .find(|d| d.service_code == "FIN_ASSIST")
         .unwrap();
-    assert_ne!(later.id, assistance.id);
+    assert_ne!(later.id, settled.id);
 }
 
 #[tokio::test]
