@@ -83,21 +83,7 @@ async fn run() {
         let ticket = api
             .submit_ticket(authed(
                 &admin,
-                pb::SubmitTicketRequest {
-                    request_id: String::new(),
-                    ticket: Some(pb::Ticket {
-                        kind: pb::TicketKind::Question as i32,
-                        title: "Totals differ from the export".into(),
-                        description: "The monthly totals differ.".into(),
-                        contact: Some(pb::TicketContact {
-                            name: "Lisa".into(),
-                            email: "lisa@example.org".into(),
-                            preferred: pb::ContactMethod::Email as i32,
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    }),
-                },
+                caseway_integration_tests::ticket_submission("Totals differ from the export"),
             ))
             .await
             .unwrap()

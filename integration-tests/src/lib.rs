@@ -786,3 +786,48 @@ impl Drop for S3Server {
         let _ = self.child.wait();
     }
 }
+
+/// A user's ticket as a test submits it: an issue with where it happened and how to reach
+/// its submitter.
+pub fn ticket_submission(title: &str) -> caseway_api::ticketing::v1::SubmitTicketRequest {
+    use caseway_api::ticketing::v1 as pb;
+    pb::SubmitTicketRequest {
+        request_id: String::new(),
+        ticket: Some(pb::Ticket {
+            kind: pb::TicketKind::Issue as i32,
+            title: title.into(),
+            description: "Saving Quick Services fails with an error.".into(),
+            context: Some(pb::TicketContext {
+                area: "Services > Quick Services".into(),
+                rpc: "caseway.records.v1.RecordsService/RecordQuickServices".into(),
+                trace_id: "4BF92F3577B34DA6A3CE929D0E0E4736".into(),
+                client_application: "caseway-web".into(),
+                client_version: "4.2.1".into(),
+                ..Default::default()
+            }),
+            contact: Some(pb::TicketContact {
+                name: "Ana Case".into(),
+                email: "ana@example.org".into(),
+                preferred: pb::ContactMethod::Email as i32,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    }
+}
+
+/// Submits [`ticket_submission`] as a bearer of `token`: the ticket.
+pub async fn submit_ticket(
+    node: &TestNode,
+    token: &str,
+    title: &str,
+) -> caseway_api::ticketing::v1::Ticket {
+    node.ticketing
+        .clone()
+        .submit_ticket(authed(token, ticket_submission(title)))
+        .await
+        .expect("the ticket is submitted")
+        .into_inner()
+        .ticket
+        .expect("the ticket")
+}

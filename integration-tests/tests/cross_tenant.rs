@@ -1777,17 +1777,7 @@ mod ticketing {
                 &a_worker,
                 pb::SubmitTicketRequest {
                     request_id: "same-key".into(),
-                    ticket: Some(pb::Ticket {
-                        kind: pb::TicketKind::Issue as i32,
-                        title: "A's ticket".into(),
-                        description: "Only A's people read this.".into(),
-                        contact: Some(pb::TicketContact {
-                            name: "Ana".into(),
-                            email: "ana@a.example".into(),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    }),
+                    ..caseway_integration_tests::ticket_submission("A's ticket")
                 },
             ))
             .await
@@ -1887,17 +1877,7 @@ mod ticketing {
                 &b_worker,
                 pb::SubmitTicketRequest {
                     request_id: "same-key".into(),
-                    ticket: Some(pb::Ticket {
-                        kind: pb::TicketKind::Question as i32,
-                        title: "B's ticket".into(),
-                        description: "B's question.".into(),
-                        contact: Some(pb::TicketContact {
-                            name: "Ana".into(),
-                            email: "ana@b.example".into(),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    }),
+                    ..caseway_integration_tests::ticket_submission("B's ticket")
                 },
             ))
             .await
@@ -1999,20 +1979,7 @@ mod ticketing {
         let ticket = api
             .submit_ticket(authed(
                 &a_admin,
-                pb::SubmitTicketRequest {
-                    request_id: String::new(),
-                    ticket: Some(pb::Ticket {
-                        kind: pb::TicketKind::Issue as i32,
-                        title: "A's screen".into(),
-                        description: "Only A's people see it.".into(),
-                        contact: Some(pb::TicketContact {
-                            name: "Lisa".into(),
-                            email: "lisa@a.example".into(),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    }),
-                },
+                caseway_integration_tests::ticket_submission("A's screen"),
             ))
             .await
             .unwrap()

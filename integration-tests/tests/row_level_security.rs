@@ -415,31 +415,9 @@ async fn every_table_is_isolated_by_forced_row_level_security() {
     })
     .await;
     // A ticket with a note (the administrator's question).
-    let ticket = node
-        .ticketing
-        .clone()
-        .submit_ticket(authed(
-            &admin,
-            ticket_pb::SubmitTicketRequest {
-                request_id: String::new(),
-                ticket: Some(ticket_pb::Ticket {
-                    kind: ticket_pb::TicketKind::Question as i32,
-                    title: "How do I record a turn-away?".into(),
-                    description: "From the client's page.".into(),
-                    contact: Some(ticket_pb::TicketContact {
-                        name: "Lisa".into(),
-                        email: "lisa@example.org".into(),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                }),
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .ticket
-        .unwrap();
+    let ticket =
+        caseway_integration_tests::submit_ticket(&node, &admin, "How do I record a turn-away?")
+            .await;
     node.ticketing
         .clone()
         .add_ticket_note(authed(

@@ -8,41 +8,13 @@ use tonic::Code;
 
 use caseway_api::ticketing::v1 as pb;
 use caseway_integration_tests::{
-    S3Server, TestEnv, TestNode, authed, download_attachment, rule_of, upload_attachment,
-    violated_fields,
+    S3Server, TestEnv, TestNode, authed, download_attachment, rule_of, submit_ticket,
+    upload_attachment, violated_fields,
 };
 use caseway_platform::auth::Role;
 use caseway_test_support::images::{contains, jpeg_with_exif, pdf, picture, png_with_text};
 
 const MIB: usize = 1024 * 1024;
-
-async fn ticket(node: &TestNode, token: &str) -> String {
-    node.ticketing
-        .clone()
-        .submit_ticket(authed(
-            token,
-            pb::SubmitTicketRequest {
-                request_id: String::new(),
-                ticket: Some(pb::Ticket {
-                    kind: pb::TicketKind::Issue as i32,
-                    title: "The client screen shows the wrong age".into(),
-                    description: "See the screenshot.".into(),
-                    contact: Some(pb::TicketContact {
-                        name: "Ana".into(),
-                        email: "ana@example.org".into(),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                }),
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .ticket
-        .unwrap()
-        .id
-}
 
 async fn release(
     node: &TestNode,
@@ -85,7 +57,9 @@ async fn attachments_on(env: &TestEnv, node: &TestNode, slug: &str) {
     let bo = env.token_for("bo", tenant, &[Role::Caseworker], &[]);
     let admin = env.token_for("lisa", tenant, &[Role::TenantAdmin], &[]);
     let support = env.support_token("sam");
-    let id = ticket(node, &ana).await;
+    let id = submit_ticket(node, &ana, "The client screen shows the wrong age")
+        .await
+        .id;
 
     // A PNG carrying a location, in three chunks: stored without it, pixels kept.
     let tagged = png_with_text(b"Location\x0040.7128 N, 74.0060 W");

@@ -10,46 +10,12 @@ use tonic::Code;
 
 use caseway_api::events::v1 as events_pb;
 use caseway_api::ticketing::v1 as pb;
-use caseway_integration_tests::{TestEnv, TestNode, authed, rule_of, violated_fields};
+use caseway_integration_tests::{
+    TestEnv, TestNode, authed, rule_of, submit_ticket as submit, ticket_submission as submission,
+    violated_fields,
+};
 use caseway_platform::TenantId;
 use caseway_platform::auth::Role;
-
-fn submission(title: &str) -> pb::SubmitTicketRequest {
-    pb::SubmitTicketRequest {
-        request_id: String::new(),
-        ticket: Some(pb::Ticket {
-            kind: pb::TicketKind::Issue as i32,
-            title: title.into(),
-            description: "Saving Quick Services fails with an error.".into(),
-            context: Some(pb::TicketContext {
-                area: "Services > Quick Services".into(),
-                rpc: "caseway.records.v1.RecordsService/RecordQuickServices".into(),
-                trace_id: "4BF92F3577B34DA6A3CE929D0E0E4736".into(),
-                client_application: "caseway-web".into(),
-                client_version: "4.2.1".into(),
-                ..Default::default()
-            }),
-            contact: Some(pb::TicketContact {
-                name: "Ana Case".into(),
-                email: "ana@example.org".into(),
-                preferred: pb::ContactMethod::Email as i32,
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-    }
-}
-
-async fn submit(node: &TestNode, token: &str, title: &str) -> pb::Ticket {
-    node.ticketing
-        .clone()
-        .submit_ticket(authed(token, submission(title)))
-        .await
-        .unwrap()
-        .into_inner()
-        .ticket
-        .unwrap()
-}
 
 async fn get(node: &TestNode, token: &str, id: &str) -> Result<pb::Ticket, tonic::Status> {
     node.ticketing
@@ -721,6 +687,33 @@ async fn an_administrator_watching_sees_a_support_note_within_a_second_and_nothi
     assert_eq!(ended.code(), Code::Unavailable);
 }
 
+/// A node of every target with `config`'s ticketing settings, a listener of its ticketing
+/// events, an organization `slug` with its administrator lisa, and support's sam.
+struct SweptDesk {
+    node: TestNode,
+    events: caseway_test_support::EventListener,
+    tenant: TenantId,
+    admin: String,
+    support: String,
+}
+
+async fn swept_desk(
+    env: &TestEnv,
+    config: caseway_platform::config::Config,
+    slug: &str,
+) -> SweptDesk {
+    let node = env.start_with(config, &caseway::Target::ALL).await;
+    let events = env.bus.listen("ticketing.#").await;
+    let tenant = node.create_tenant(env, slug).await;
+    SweptDesk {
+        admin: env.token_for("lisa", tenant, &[Role::TenantAdmin], &[]),
+        support: env.support_token("sam"),
+        node,
+        events,
+        tenant,
+    }
+}
+
 fn time(t: &Option<prost_types::Timestamp>) -> chrono::DateTime<chrono::Utc> {
     let t = t.as_ref().expect("a time");
     chrono::DateTime::from_timestamp(t.seconds, t.nanos as u32).unwrap()
@@ -811,11 +804,13 @@ async fn service_levels_stand_still_while_support_waits_and_each_breach_is_publi
         ticketing_sweep_interval: Duration::from_millis(100),
         ..env.config()
     };
-    let node = env.start_with(config, &caseway::Target::ALL).await;
-    let mut events = env.bus.listen("ticketing.#").await;
-    let tenant = node.create_tenant(&env, "sla-a").await;
-    let admin = env.token_for("lisa", tenant, &[Role::TenantAdmin], &[]);
-    let support = env.support_token("sam");
+    let SweptDesk {
+        node,
+        mut events,
+        tenant,
+        admin,
+        support,
+    } = swept_desk(&env, config, "sla-a").await;
 
     // Escalated: both clocks run from the escalation, the targets of the policy.
     let ticket = submit(&node, &admin, "Exports time out").await;
@@ -1034,10 +1029,13 @@ async fn a_resolved_ticket_closes_after_the_configured_days_and_is_never_reopene
         ticketing_sweep_interval: Duration::from_millis(100),
         ..env.config()
     };
-    let node = env.start_with(config, &caseway::Target::ALL).await;
-    let mut events = env.bus.listen("ticketing.#").await;
-    let tenant = node.create_tenant(&env, "close-a").await;
-    let admin = env.token_for("lisa", tenant, &[Role::TenantAdmin], &[]);
+    let SweptDesk {
+        node,
+        mut events,
+        tenant: _,
+        admin,
+        ..
+    } = swept_desk(&env, config, "close-a").await;
     let resolve = |id: String| {
         let mut api = node.ticketing.clone();
         let request = authed(
@@ -1132,11 +1130,13 @@ async fn an_answer_after_the_due_time_is_a_breach_though_the_sweep_has_not_come_
         ticketing_sweep_interval: Duration::from_secs(3600),
         ..env.config()
     };
-    let node = env.start_with(config, &caseway::Target::ALL).await;
-    let mut events = env.bus.listen("ticketing.#").await;
-    let tenant = node.create_tenant(&env, "late-a").await;
-    let admin = env.token_for("lisa", tenant, &[Role::TenantAdmin], &[]);
-    let support = env.support_token("sam");
+    let SweptDesk {
+        node,
+        mut events,
+        tenant: _,
+        admin,
+        support,
+    } = swept_desk(&env, config, "late-a").await;
     let ticket = submit(&node, &admin, "Reports are slow").await;
     escalate(&node, &admin, &ticket.id, pb::Severity::Low).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;

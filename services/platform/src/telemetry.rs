@@ -146,13 +146,16 @@ impl Injector for MapInjector<'_> {
     }
 }
 
+/// The trace context a W3C `traceparent` names.
+fn context_of(traceparent: &str) -> opentelemetry::Context {
+    let carrier = HashMap::from([("traceparent".to_string(), traceparent.to_string())]);
+    TraceContextPropagator::new().extract(&carrier)
+}
+
 /// Makes the producer's `traceparent` (an event's) the parent of `span`.
 pub fn set_parent_from_traceparent(span: &tracing::Span, traceparent: Option<&str>) {
     if let Some(traceparent) = traceparent {
-        let mut carrier = HashMap::new();
-        carrier.insert("traceparent".to_string(), traceparent.to_string());
-        let context = TraceContextPropagator::new().extract(&carrier);
-        let _ = span.set_parent(context);
+        let _ = span.set_parent(context_of(traceparent));
     }
 }
 
@@ -160,10 +163,7 @@ pub fn set_parent_from_traceparent(span: &tracing::Span, traceparent: Option<&st
 pub fn link_traceparents<'a>(span: &tracing::Span, traceparents: impl Iterator<Item = &'a str>) {
     use opentelemetry::trace::TraceContextExt;
     for traceparent in traceparents {
-        let mut carrier = HashMap::new();
-        carrier.insert("traceparent".to_string(), traceparent.to_string());
-        let context = TraceContextPropagator::new().extract(&carrier);
-        let linked = context.span().span_context().clone();
+        let linked = context_of(traceparent).span().span_context().clone();
         if linked.is_valid() {
             span.add_link(linked);
         }

@@ -110,6 +110,36 @@ fn step_request<'a>(
     })
 }
 
+/// What a step that keeps its question or reason as a public note asks: the ticket, the text
+/// and the field that holds it, the etag and the request id.
+struct Noted<'a> {
+    id: &'a str,
+    field: &'a str,
+    text: &'a str,
+    etag: &'a str,
+    request_id: &'a str,
+}
+
+impl TicketingApi {
+    /// Takes `step` (`ticketing.ticket.<verb>` for its idempotency key), keeping its text as a
+    /// public note: AskSubmitter, AskCustomer, ReopenTicket.
+    async fn noted_step<M: prost::Message>(
+        &self,
+        who: &Who,
+        step: Step,
+        verb: &str,
+        noted: Noted<'_>,
+        message: &M,
+    ) -> Result<pb::Ticket, Status> {
+        let id = id_and_text(noted.id, noted.field, noted.text, noted.request_id)?;
+        let method = format!("ticketing.ticket.{verb}");
+        let key = Key::of(&method, noted.request_id, message);
+        let note = Some(noted.text.to_string());
+        let request = step_request(id, step, noted.etag, Change::None, note, key)?;
+        Ok(self.ticketing.step(&who.desk(), request).await?)
+    }
+}
+
 /// The id and the text of a step that keeps a question or reason as a public note, checked.
 fn id_and_text(id: &str, field: &str, text: &str, request_id: &str) -> Result<Uuid, Error> {
     let mut v = Violations::new();
@@ -413,32 +443,16 @@ impl TicketingService for TicketingApi {
         request: Request<pb::AskSubmitterRequest>,
     ) -> Result<Response<pb::AskSubmitterResponse>, Status> {
         let who = Who::Organization(Caller::of(&request)?);
-        let message = request.into_inner();
-        let id = id_and_text(
-            &message.id,
-            "question",
-            &message.question,
-            &message.request_id,
-        )?;
-        let key = Key::of(
-            "ticketing.ticket.ask_submitter",
-            &message.request_id,
-            &message,
-        );
-        let note = Some(message.question.clone());
+        let m = request.into_inner();
+        let asked = Noted {
+            id: &m.id,
+            field: "question",
+            text: &m.question,
+            etag: &m.etag,
+            request_id: &m.request_id,
+        };
         let ticket = self
-            .ticketing
-            .step(
-                &who.desk(),
-                step_request(
-                    id,
-                    Step::AskSubmitter,
-                    &message.etag,
-                    Change::None,
-                    note,
-                    key,
-                )?,
-            )
+            .noted_step(&who, Step::AskSubmitter, "ask_submitter", asked, &m)
             .await?;
         Ok(Response::new(pb::AskSubmitterResponse {
             ticket: Some(ticket),
@@ -540,32 +554,16 @@ impl TicketingService for TicketingApi {
         request: Request<pb::AskCustomerRequest>,
     ) -> Result<Response<pb::AskCustomerResponse>, Status> {
         let who = Who::of(&request)?;
-        let message = request.into_inner();
-        let id = id_and_text(
-            &message.id,
-            "question",
-            &message.question,
-            &message.request_id,
-        )?;
-        let key = Key::of(
-            "ticketing.ticket.ask_customer",
-            &message.request_id,
-            &message,
-        );
-        let note = Some(message.question.clone());
+        let m = request.into_inner();
+        let asked = Noted {
+            id: &m.id,
+            field: "question",
+            text: &m.question,
+            etag: &m.etag,
+            request_id: &m.request_id,
+        };
         let ticket = self
-            .ticketing
-            .step(
-                &who.desk(),
-                step_request(
-                    id,
-                    Step::AskCustomer,
-                    &message.etag,
-                    Change::None,
-                    note,
-                    key,
-                )?,
-            )
+            .noted_step(&who, Step::AskCustomer, "ask_customer", asked, &m)
             .await?;
         Ok(Response::new(pb::AskCustomerResponse {
             ticket: Some(ticket),
@@ -603,16 +601,16 @@ impl TicketingService for TicketingApi {
         request: Request<pb::ReopenTicketRequest>,
     ) -> Result<Response<pb::ReopenTicketResponse>, Status> {
         let who = Who::Organization(Caller::of(&request)?);
-        let message = request.into_inner();
-        let id = id_and_text(&message.id, "reason", &message.reason, &message.request_id)?;
-        let key = Key::of("ticketing.ticket.reopen", &message.request_id, &message);
-        let note = Some(message.reason.clone());
+        let m = request.into_inner();
+        let reason = Noted {
+            id: &m.id,
+            field: "reason",
+            text: &m.reason,
+            etag: &m.etag,
+            request_id: &m.request_id,
+        };
         let ticket = self
-            .ticketing
-            .step(
-                &who.desk(),
-                step_request(id, Step::Reopen, &message.etag, Change::None, note, key)?,
-            )
+            .noted_step(&who, Step::Reopen, "reopen", reason, &m)
             .await?;
         Ok(Response::new(pb::ReopenTicketResponse {
             ticket: Some(ticket),
