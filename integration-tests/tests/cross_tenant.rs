@@ -336,11 +336,54 @@ async fn tenant_b_cannot_reach_tenant_a_through_any_rpc() {
                     ..Default::default()
                 }),
                 update_mask: mask("name"),
+                ..Default::default()
             },
         ))
         .await,
         "UpdateOrganization",
     );
+    // Naming tenant A's id is for platform administrators only: B's administrator is refused
+    // outright, on the organizations and on the tenant itself.
+    for refused in [
+        t.list_organizations(authed(
+            &b_admin,
+            tpb::ListOrganizationsRequest {
+                tenant_id: a.to_string(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .map(|_| ()),
+        t.update_organization(authed(
+            &b_admin,
+            tpb::UpdateOrganizationRequest {
+                organization: Some(tpb::Organization {
+                    id: org.clone(),
+                    name: "Mine".into(),
+                    ..Default::default()
+                }),
+                update_mask: mask("name"),
+                tenant_id: a.to_string(),
+            },
+        ))
+        .await
+        .map(|_| ()),
+        t.update_tenant(authed(
+            &b_admin,
+            tpb::UpdateTenantRequest {
+                tenant: Some(tpb::Tenant {
+                    id: a.to_string(),
+                    display_name: "Mine".into(),
+                    ..Default::default()
+                }),
+                update_mask: mask("display_name"),
+            },
+        ))
+        .await
+        .map(|_| ()),
+    ] {
+        assert_eq!(refused.unwrap_err().code(), Code::PermissionDenied);
+    }
 
     // Retire and delete.
     not_found(

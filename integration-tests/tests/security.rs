@@ -706,6 +706,7 @@ async fn the_server_bounds_message_size_and_how_long_a_call_runs() {
                     name: "x".repeat(100 * 1024),
                     ..Default::default()
                 }),
+                ..Default::default()
             },
         ))
         .await

@@ -201,6 +201,7 @@ async fn tenant_admin_manages_organizations_and_others_read_them() {
             name: format!("Office {code}"),
             ..Default::default()
         }),
+        ..Default::default()
     };
     let north = t
         .create_organization(authed(&admin, org("NORTH")))
@@ -256,6 +257,7 @@ async fn tenant_admin_manages_organizations_and_others_read_them() {
                 update_mask: Some(prost_types::FieldMask {
                     paths: vec!["name".into()],
                 }),
+                ..Default::default()
             },
         ))
         .await
@@ -278,6 +280,7 @@ async fn tenant_admin_manages_organizations_and_others_read_them() {
                 update_mask: Some(prost_types::FieldMask {
                     paths: vec!["name".into()],
                 }),
+                ..Default::default()
             },
         ))
         .await
@@ -308,4 +311,247 @@ async fn tenant_admin_manages_organizations_and_others_read_them() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
+}
+
+/// UpdateTenant and the organizations a platform administrator manages by naming the tenant,
+/// as the Tenant operator does; nobody else may name a tenant, and a tenant's own limit holds.
+#[tokio::test]
+async fn platform_admin_updates_a_tenant_and_manages_its_organizations_by_naming_it() {
+    let env = TestEnv::new().await;
+    let node = env
+        .start(&[caseway::Target::Tenancy, caseway::Target::Catalog])
+        .await;
+    let root = env.platform_admin_token();
+    let mut t = node.tenancy.clone();
+    let create = |slug: &str| tpb::CreateTenantRequest {
+        request_id: String::new(),
+        tenant: Some(tpb::Tenant {
+            slug: slug.into(),
+            display_name: format!("Agency {slug}"),
+            ..Default::default()
+        }),
+    };
+    let a = t
+        .create_tenant(authed(&root, create("agency-a")))
+        .await
+        .unwrap()
+        .into_inner()
+        .tenant
+        .unwrap();
+    let b = t
+        .create_tenant(authed(&root, create("agency-b")))
+        .await
+        .unwrap()
+        .into_inner()
+        .tenant
+        .unwrap();
+    let update = |tenant: tpb::Tenant, paths: &[&str]| tpb::UpdateTenantRequest {
+        tenant: Some(tenant),
+        update_mask: Some(prost_types::FieldMask {
+            paths: paths.iter().map(|p| p.to_string()).collect(),
+        }),
+    };
+    let updated = t
+        .update_tenant(authed(
+            &root,
+            update(
+                tpb::Tenant {
+                    id: a.id.clone(),
+                    etag: a.etag.clone(),
+                    display_name: "Agency A, renamed".into(),
+                    limits: Some(tpb::TenantLimits {
+                        calls_per_second: 3,
+                    }),
+                    ..Default::default()
+                },
+                &["display_name", "limits"],
+            ),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .tenant
+        .unwrap();
+    assert_eq!(updated.display_name, "Agency A, renamed");
+    assert_eq!(updated.limits.as_ref().unwrap().calls_per_second, 3);
+    assert_eq!(updated.slug, "agency-a");
+    let stale = t
+        .update_tenant(authed(
+            &root,
+            update(
+                tpb::Tenant {
+                    id: a.id.clone(),
+                    etag: a.etag.clone(),
+                    display_name: "Stale".into(),
+                    ..Default::default()
+                },
+                &["display_name"],
+            ),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(stale.code(), Code::Aborted);
+    let negative = t
+        .update_tenant(authed(
+            &root,
+            update(
+                tpb::Tenant {
+                    id: a.id.clone(),
+                    limits: Some(tpb::TenantLimits {
+                        calls_per_second: -1,
+                    }),
+                    ..Default::default()
+                },
+                &["limits"],
+            ),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        violated_fields(&negative),
+        vec!["tenant.limits.calls_per_second"]
+    );
+    let slug = t
+        .update_tenant(authed(
+            &root,
+            update(
+                tpb::Tenant {
+                    id: a.id.clone(),
+                    ..Default::default()
+                },
+                &["slug"],
+            ),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(slug.code(), Code::InvalidArgument);
+
+    // ListTenants by slug: the one tenant, or none.
+    let found = t
+        .list_tenants(authed(
+            &root,
+            tpb::ListTenantsRequest {
+                slug: "agency-b".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .tenants;
+    assert_eq!(
+        found.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+        vec![b.id.as_str()]
+    );
+
+    // The platform administrator creates an organization in tenant A by naming it; it is A's
+    // alone.
+    let a_id: caseway_platform::TenantId = caseway_platform::TenantId(a.id.parse().unwrap());
+    let b_id: caseway_platform::TenantId = caseway_platform::TenantId(b.id.parse().unwrap());
+    t.create_organization(authed(
+        &root,
+        tpb::CreateOrganizationRequest {
+            organization: Some(tpb::Organization {
+                code: "NORTH".into(),
+                name: "North".into(),
+                ..Default::default()
+            }),
+            tenant_id: a.id.clone(),
+            ..Default::default()
+        },
+    ))
+    .await
+    .unwrap();
+    let list = |token: &str, tenant_id: &str| {
+        authed(
+            token,
+            tpb::ListOrganizationsRequest {
+                tenant_id: tenant_id.into(),
+                ..Default::default()
+            },
+        )
+    };
+    let of_a = t
+        .list_organizations(list(&root, &a.id))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(of_a.organizations.len(), 1);
+    let of_b = t
+        .list_organizations(list(&root, &b.id))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(of_b.organizations.is_empty());
+    let a_admin = env.token(a_id, &[Role::TenantAdmin], &[]);
+    let b_admin = env.token(b_id, &[Role::TenantAdmin], &[]);
+    let own = t
+        .list_organizations(list(&a_admin, ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(own.organizations.len(), 1);
+    // Nobody but a platform administrator names a tenant: not another's, not even their own.
+    for (token, tenant) in [(&b_admin, &a.id), (&a_admin, &a.id)] {
+        let denied = t.list_organizations(list(token, tenant)).await.unwrap_err();
+        assert_eq!(denied.code(), Code::PermissionDenied);
+    }
+    let denied = t
+        .update_tenant(authed(
+            &a_admin,
+            update(
+                tpb::Tenant {
+                    id: a.id.clone(),
+                    display_name: "Mine".into(),
+                    ..Default::default()
+                },
+                &["display_name"],
+            ),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let unknown = t
+        .list_organizations(list(&root, &uuid::Uuid::new_v4().to_string()))
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
+    let missing = t.list_organizations(list(&root, "")).await.unwrap_err();
+    assert_eq!(
+        missing.code(),
+        Code::PermissionDenied,
+        "a platform administrator holds no tenant"
+    );
+
+    // Tenant A's own limit (3 calls a second) holds for its users; B keeps the default.
+    let a_worker = env.token(a_id, &[Role::Caseworker], &[]);
+    let b_worker = env.token(b_id, &[Role::Caseworker], &[]);
+    let mut catalog = node.catalog.clone();
+    let mut refused = 0;
+    for _ in 0..10 {
+        match catalog
+            .list_services(authed(&a_worker, pb::ListServicesRequest::default()))
+            .await
+        {
+            Ok(_) => {}
+            Err(status) if status.code() == Code::ResourceExhausted => refused += 1,
+            Err(status) => panic!("{status:?}"),
+        }
+    }
+    assert!(
+        refused >= 4,
+        "{refused} of 10 calls refused under a limit of 3 a second"
+    );
+    for _ in 0..10 {
+        catalog
+            .list_services(authed(&b_worker, pb::ListServicesRequest::default()))
+            .await
+            .expect("B is under the deployment's limit");
+    }
+    let (_, metrics) = caseway_integration_tests::http_get(node.metrics_addr(), "/metrics").await;
+    assert!(
+        metrics.contains(r#"caseway_rate_limited_total{tenant_class="own"}"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"caseway_tenant_status_lookups_total{result="hit"}"#));
 }

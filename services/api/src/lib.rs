@@ -104,5 +104,16 @@ pub fn event_dataschema(event_type: &str) -> Option<String> {
     event_message(event_type).map(|message| format!("urn:caseway:proto:{message}"))
 }
 
+/// The method a request message asks for: every request of Caseway's services names its one
+/// method (`caseway.tenancy.v1.TenancyService`, `ListOrganizations`).
+pub trait Rpc {
+    /// The service's full name.
+    const SERVICE: &'static str;
+    /// The method's name.
+    const METHOD: &'static str;
+}
+
+include!(concat!(env!("OUT_DIR"), "/rpcs.rs"));
+
 // What measures each request against its field limits (see `limits`).
 include!(concat!(env!("OUT_DIR"), "/bounds.rs"));

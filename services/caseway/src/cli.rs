@@ -399,7 +399,7 @@ async fn tenant(config: Config, command: TenantCommand) -> anyhow::Result<()> {
             let mut after = None;
             loop {
                 let page = tenancy
-                    .list_tenants(None, after.clone(), 500)
+                    .list_tenants(None, None, after.clone(), 500)
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
                 for t in &page {

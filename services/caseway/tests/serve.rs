@@ -241,6 +241,7 @@ async fn serve_all_and_serve_split_targets_answer_a_gateway() {
                     name: "North".into(),
                     ..Default::default()
                 }),
+                ..Default::default()
             },
         ))
         .await

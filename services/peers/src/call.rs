@@ -73,6 +73,7 @@ pub async fn get<Req, Resp, Fut>(
     send: impl FnMut(tonic::Request<Req>) -> Fut,
 ) -> Result<Option<Resp>>
 where
+    Req: caseway_api::Rpc,
     Fut: Future<Output = std::result::Result<tonic::Response<Resp>, tonic::Status>>,
 {
     match call(peer, Retry::Idempotent, request, send).await {
@@ -92,6 +93,7 @@ pub async fn call<Req, Resp, Fut>(
     mut send: impl FnMut(tonic::Request<Req>) -> Fut,
 ) -> std::result::Result<Resp, Failure>
 where
+    Req: caseway_api::Rpc,
     Fut: Future<Output = std::result::Result<tonic::Response<Resp>, tonic::Status>>,
 {
     use tracing::Instrument;
@@ -104,17 +106,35 @@ where
         // A client span per attempt, its context sent along so the peer's span is its child.
         let span = tracing::info_span!(
             "grpc client",
+            otel.name = format_args!("{}/{}", Req::SERVICE, Req::METHOD),
             otel.kind = "client",
             rpc.system = "grpc",
+            rpc.service = Req::SERVICE,
+            rpc.method = Req::METHOD,
+            rpc.grpc.status_code = tracing::field::Empty,
             peer.service = peer,
             attempt,
         );
+        let started = std::time::Instant::now();
         let sent = {
             let _entered = span.enter();
             caseway_platform::telemetry::inject_traceparent(&mut message);
             send(message)
         };
-        let status = match tokio::time::timeout(DEADLINE, sent.instrument(span)).await {
+        let answer = tokio::time::timeout(DEADLINE, sent.instrument(span.clone())).await;
+        let code = match &answer {
+            Ok(Ok(_)) => tonic::Code::Ok,
+            Ok(Err(status)) => status.code(),
+            Err(_) => tonic::Code::DeadlineExceeded,
+        };
+        span.record("rpc.grpc.status_code", code as i32);
+        caseway_platform::metrics::observe_client(
+            Req::SERVICE,
+            Req::METHOD,
+            code,
+            started.elapsed(),
+        );
+        let status = match answer {
             Ok(Ok(reply)) => return Ok(reply.into_inner()),
             Ok(Err(status)) => status,
             Err(_) => tonic::Status::deadline_exceeded(format!(

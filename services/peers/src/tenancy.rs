@@ -38,6 +38,7 @@ impl Tenancy {
                     Ok(caller.forward(ListOrganizationsRequest {
                         page_size: 500,
                         page_token: page_token.clone(),
+                        ..Default::default()
                     }))
                 },
                 |request| {

@@ -425,7 +425,62 @@ fn death_of(delivery: &lapin::message::Delivery) -> (String, i64) {
     (reason, count)
 }
 
+/// How many events wait in a consumer's queue and how many it has parked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueDepth {
+    pub consumer: String,
+    pub waiting: u32,
+    pub parked: u32,
+}
+
 impl Bus {
+    /// The depths of the durable queues this process consumes on this exchange, read with
+    /// passive declares (which change nothing) on one short-lived connection.
+    pub async fn depths(&self) -> anyhow::Result<Vec<QueueDepth>> {
+        let queues: Vec<String> = BOUND_QUEUES
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(exchange, _)| *exchange == self.inner.exchange)
+            .map(|(_, queue)| queue.clone())
+            .collect();
+        if queues.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (connection, channel) = self.connect().await?;
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        };
+        let result = async {
+            let mut depths = Vec::with_capacity(queues.len());
+            let prefix = format!("{}.", self.inner.exchange);
+            for queue in queues {
+                let waiting = channel
+                    .queue_declare(queue.as_str().into(), passive, FieldTable::default())
+                    .await?
+                    .message_count();
+                let parked = channel
+                    .queue_declare(
+                        format!("{queue}.dead-letter").as_str().into(),
+                        passive,
+                        FieldTable::default(),
+                    )
+                    .await?
+                    .message_count();
+                depths.push(QueueDepth {
+                    consumer: queue.strip_prefix(&prefix).unwrap_or(&queue).to_string(),
+                    waiting,
+                    parked,
+                });
+            }
+            anyhow::Ok(depths)
+        }
+        .await;
+        let _ = connection.close(200, "measured".into()).await;
+        result
+    }
+
     /// The dead-letter queue of `consumer`'s durable queue.
     pub fn parked_queue(&self, consumer: &str) -> String {
         format!("{}.dead-letter", self.queue_name(consumer))

@@ -4,9 +4,10 @@
 
 use std::sync::Arc;
 
-use crate::auth::{Authorization, Principal, authorization_of, on_behalf_of, principal};
-use crate::error::Result;
+use crate::auth::{Authorization, Principal, Role, authorization_of, on_behalf_of, principal};
+use crate::error::{Error, Reason, Result};
 use crate::ids::TenantId;
+use crate::validate::parse_id;
 
 #[derive(Clone, Debug)]
 pub struct Caller {
@@ -22,6 +23,29 @@ impl Caller {
     pub fn of<T>(request: &tonic::Request<T>) -> Result<Caller> {
         let principal = principal(request)?;
         let tenant = principal.tenant()?;
+        Ok(Caller {
+            authorization: authorization_of(request),
+            principal,
+            tenant,
+        })
+    }
+
+    /// The caller of a request that may name the tenant it acts on (`tenant_id`): empty, the
+    /// caller's own tenant as in [`Caller::of`]; set, only by a platform administrator, who
+    /// holds no tenant and manages the one named (INVALID_ARGUMENT when it is not an id,
+    /// PERMISSION_DENIED for anyone else). Whether that tenant exists is the use case's to say.
+    pub fn acting_for<T>(request: &tonic::Request<T>, tenant_id: &str) -> Result<Caller> {
+        if tenant_id.is_empty() {
+            return Caller::of(request);
+        }
+        let principal = principal(request)?;
+        if principal.tenant_id.is_some() || !principal.has_role(Role::PlatformAdmin) {
+            return Err(Error::denied(
+                Reason::RoleNotPermitted,
+                "only a platform administrator names the tenant to act on (tenant_id)",
+            ));
+        }
+        let tenant = TenantId(parse_id("tenant_id", tenant_id)?);
         Ok(Caller {
             authorization: authorization_of(request),
             principal,

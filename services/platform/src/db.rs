@@ -3,6 +3,7 @@
 //! query, so every statement is filtered by the tables' forced policies. A transaction with no
 //! tenant set sees nothing.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -103,6 +104,31 @@ impl Db {
     }
 
     /// Whether PostgreSQL answers, for readiness.
+    /// Counts waits for a connection in `metrics` from now on.
+    pub fn observe_with(&self, metrics: Arc<crate::metrics::Metrics>) {
+        self.pool.observe_with(metrics);
+    }
+
+    /// The pool's connections: (held by callers, idle).
+    pub fn pool_state(&self) -> (usize, usize) {
+        self.pool.state()
+    }
+
+    /// Unpublished events across tenants (counted up to `cap`), and when the oldest of them
+    /// was written.
+    pub async fn outbox_backlog(
+        &self,
+        cap: i64,
+    ) -> Result<(i64, Option<chrono::DateTime<chrono::Utc>>)> {
+        let mut tx = self.system_tx().await?;
+        let backlog = sqlx::query_as("SELECT events, oldest FROM platform.outbox_backlog($1)")
+            .bind(cap)
+            .fetch_one(tx.conn())
+            .await?;
+        tx.commit().await?;
+        Ok(backlog)
+    }
+
     pub async fn ping(&self) -> bool {
         match self.pool.acquire().await {
             Ok(mut conn) => conn.ping().await.is_ok(),

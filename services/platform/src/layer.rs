@@ -105,10 +105,13 @@ impl<S> Gateway<S> {
         let principal = layer.verifier.verify(token.trim())?;
         access.check(&principal)?;
         if let Some(tenant) = principal.tenant_id {
-            layer.tenants.check(tenant).await?;
+            let standing = layer.tenants.check(tenant).await?;
             // A service's internal call is part of a user's call, which the limit counted.
             if principal.service.is_none() {
-                layer.limiter.check(tenant).await?;
+                layer
+                    .limiter
+                    .check_limit(tenant, standing.calls_per_second)
+                    .await?;
             }
         }
         Ok(principal)

@@ -37,6 +37,27 @@ pub struct OperationLabels {
     pub operation: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClassLabels {
+    /// `default` (the deployment's limit) or `own` (a limit set on the tenant).
+    pub tenant_class: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConsumerLabels {
+    pub consumer: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabels {
+    pub state: &'static str,
+}
+
 /// The `method` label of a call to a path the node does not serve.
 pub const UNKNOWN_METHOD: &str = "unknown";
 
@@ -50,6 +71,28 @@ pub struct Metrics {
     /// is 0 calls still succeed and their events wait in the outbox.
     pub rabbitmq_up: Gauge,
     redis_errors: Family<OperationLabels, Counter>,
+    /// 1 when PostgreSQL answered the last look, 0 when it did not.
+    pub postgres_up: Gauge,
+    rate_limited: Family<ClassLabels, Counter>,
+    tenant_status_lookups: Family<ResultLabels, Counter>,
+    /// Events committed and not yet published, across tenants (sampled).
+    pub outbox_events: Gauge,
+    /// Age of the oldest unpublished event, in seconds; 0 when the outbox is empty (sampled).
+    pub outbox_oldest_age_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// Events the relay published (confirmed by RabbitMQ).
+    pub outbox_published: Counter,
+    /// Relay attempts that failed (the events stay in the outbox and are tried again).
+    pub outbox_publish_failures: Counter,
+    /// Events waiting in each consumer's queue, not yet delivered (sampled).
+    pub consumer_lag: Family<ConsumerLabels, Gauge>,
+    /// Events parked in each consumer's dead-letter queue (sampled).
+    pub events_parked: Family<ConsumerLabels, Gauge>,
+    /// Database connections by state (`in_use`, `idle`).
+    pub db_connections: Family<StateLabels, Gauge>,
+    /// Time callers waited for a database connection.
+    pub db_acquire_seconds: Histogram,
+    /// Callers that gave up waiting for a database connection.
+    pub db_acquire_timeouts: Counter,
 }
 
 impl Default for Metrics {
@@ -77,6 +120,18 @@ impl Metrics {
             "RPC latency, by method",
             rpc_duration.clone(),
         );
+        // The calls this process makes to its peers: the process's own, whichever node asks.
+        let client = client_families();
+        registry.register(
+            "grpc_client_handled",
+            "RPCs made to other services and answered, by method and gRPC status code",
+            client.handled.clone(),
+        );
+        registry.register(
+            "grpc_client_handling_seconds",
+            "Latency of RPCs made to other services, by method",
+            client.handling.clone(),
+        );
         // Caseway's own, under its prefix.
         let caseway = registry.sub_registry_with_prefix("caseway");
         let redis_up = Gauge::default();
@@ -97,6 +152,91 @@ impl Metrics {
             "Redis operations that failed, by operation",
             redis_errors.clone(),
         );
+        let postgres_up = Gauge::default();
+        caseway.register(
+            "postgres_up",
+            "Whether PostgreSQL answered the last look",
+            postgres_up.clone(),
+        );
+        let rate_limited = Family::<ClassLabels, Counter>::default();
+        caseway.register(
+            "rate_limited",
+            "Calls refused RESOURCE_EXHAUSTED by a tenant's rate limit, by the class of the limit",
+            rate_limited.clone(),
+        );
+        let tenant_status_lookups = Family::<ResultLabels, Counter>::default();
+        caseway.register(
+            "tenant_status_lookups",
+            "Tenant status checks, by whether the process's cache answered (hit) or PostgreSQL (miss)",
+            tenant_status_lookups.clone(),
+        );
+        let outbox_events = Gauge::default();
+        caseway.register(
+            "outbox_events",
+            "Events committed and not yet published to RabbitMQ",
+            outbox_events.clone(),
+        );
+        let outbox_oldest_age_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        caseway.register(
+            "outbox_oldest_event_age_seconds",
+            "Age of the oldest event not yet published; 0 when none waits",
+            outbox_oldest_age_seconds.clone(),
+        );
+        let outbox_published = Counter::default();
+        caseway.register(
+            "outbox_published",
+            "Events the relay published with RabbitMQ's confirmation",
+            outbox_published.clone(),
+        );
+        let outbox_publish_failures = Counter::default();
+        caseway.register(
+            "outbox_publish_failures",
+            "Relay attempts that failed; their events stay in the outbox for the next",
+            outbox_publish_failures.clone(),
+        );
+        let consumer_lag = Family::<ConsumerLabels, Gauge>::default();
+        caseway.register(
+            "consumer_lag_events",
+            "Events waiting in a consumer's queue, not yet delivered to it",
+            consumer_lag.clone(),
+        );
+        let events_parked = Family::<ConsumerLabels, Gauge>::default();
+        caseway.register(
+            "events_parked",
+            "Events parked in a consumer's dead-letter queue after their last attempt",
+            events_parked.clone(),
+        );
+        let db_connections = Family::<StateLabels, Gauge>::default();
+        caseway.register(
+            "db_connections",
+            "Database connections of the pool, by state (in_use, idle)",
+            db_connections.clone(),
+        );
+        let db_acquire_seconds =
+            Histogram::new([0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0]);
+        caseway.register(
+            "db_acquire_seconds",
+            "Time a caller waited for a database connection",
+            db_acquire_seconds.clone(),
+        );
+        let db_acquire_timeouts = Counter::default();
+        caseway.register(
+            "db_acquire_timeouts",
+            "Callers that gave up waiting for a database connection",
+            db_acquire_timeouts.clone(),
+        );
+        // Series that start at 0, so rate() over them works before the first event (and the
+        // families show before anything failed).
+        for tenant_class in ["default", "own"] {
+            rate_limited
+                .get_or_create(&ClassLabels { tenant_class })
+                .inc_by(0);
+        }
+        redis_errors
+            .get_or_create(&OperationLabels {
+                operation: "rate_limit".into(),
+            })
+            .inc_by(0);
         Metrics {
             registry,
             rpc_requests,
@@ -104,7 +244,34 @@ impl Metrics {
             redis_up,
             rabbitmq_up,
             redis_errors,
+            postgres_up,
+            rate_limited,
+            tenant_status_lookups,
+            outbox_events,
+            outbox_oldest_age_seconds,
+            outbox_published,
+            outbox_publish_failures,
+            consumer_lag,
+            events_parked,
+            db_connections,
+            db_acquire_seconds,
+            db_acquire_timeouts,
         }
+    }
+
+    /// Counts a call refused by a rate limit of `tenant_class` (`default` or `own`).
+    pub fn rate_limited(&self, tenant_class: &'static str) {
+        self.rate_limited
+            .get_or_create(&ClassLabels { tenant_class })
+            .inc();
+    }
+
+    /// Counts a tenant status check answered by the cache (`hit`) or not (`miss`).
+    pub fn tenant_status_lookup(&self, hit: bool) {
+        let result = if hit { "hit" } else { "miss" };
+        self.tenant_status_lookups
+            .get_or_create(&ResultLabels { result })
+            .inc();
     }
 
     pub fn redis_error(&self, operation: &str) {
@@ -143,6 +310,49 @@ impl Metrics {
             .expect("writing to a String cannot fail");
         text
     }
+}
+
+struct ClientFamilies {
+    handled: Family<RpcLabels, Counter>,
+    handling: Family<MethodLabels, Histogram>,
+}
+
+/// The client side's families: one per process, as the peer clients are (they are built from
+/// the process's channels, not a node's registry); every node's registry shows them.
+fn client_families() -> &'static ClientFamilies {
+    static FAMILIES: OnceLock<ClientFamilies> = OnceLock::new();
+    FAMILIES.get_or_init(|| ClientFamilies {
+        handled: Family::default(),
+        handling: Family::new_with_constructor(|| {
+            Histogram::new([
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ])
+        }),
+    })
+}
+
+/// Counts one attempt of a call to `service`/`method` of a peer, answered with `code` (a
+/// deadline the client gave up at is `DeadlineExceeded`).
+pub fn observe_client(service: &str, method: &str, code: tonic::Code, elapsed: Duration) {
+    let families = client_families();
+    let grpc_type = grpc_type(&format!("{service}/{method}"));
+    families
+        .handled
+        .get_or_create(&RpcLabels {
+            grpc_type,
+            grpc_service: service.to_string(),
+            grpc_method: method.to_string(),
+            grpc_code: code_name(code).to_string(),
+        })
+        .inc();
+    families
+        .handling
+        .get_or_create(&MethodLabels {
+            grpc_type,
+            grpc_service: service.to_string(),
+            grpc_method: method.to_string(),
+        })
+        .observe(elapsed.as_secs_f64());
 }
 
 /// A status code as gRPC dashboards name it (`OK`, `InvalidArgument`, ...).

@@ -2,6 +2,7 @@
 //! transaction; the [`Relay`] publishes unsent rows to RabbitMQ with publisher confirms and deletes
 //! them. A broker outage delays events and never fails the user's call.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -14,6 +15,7 @@ use crate::bus::{Bus, Envelope};
 use crate::db::{Db, Scoped};
 use crate::error::Result;
 use crate::ids::TenantId;
+use crate::metrics::Metrics;
 use crate::telemetry;
 
 /// The channel a commit with new outbox rows notifies.
@@ -134,6 +136,7 @@ pub struct Relay {
     db: Db,
     bus: Bus,
     poll_interval: Duration,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Relay {
@@ -142,6 +145,15 @@ impl Relay {
             db,
             bus,
             poll_interval,
+            metrics: None,
+        }
+    }
+
+    /// Counts what it publishes and its failures in `metrics`.
+    pub fn with_metrics(self, metrics: Arc<Metrics>) -> Self {
+        Relay {
+            metrics: Some(metrics),
+            ..self
         }
     }
 
@@ -174,6 +186,9 @@ impl Relay {
                 }
                 Err(error) => {
                     tracing::warn!(error = %error, "outbox relay failed; will retry");
+                    if let Some(metrics) = &self.metrics {
+                        metrics.outbox_publish_failures.inc();
+                    }
                     self.bus.reset().await;
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
@@ -283,6 +298,9 @@ impl Relay {
             .collect();
         self.bus.publish_confirmed(&envelopes).await?;
         tx.commit().await?;
+        if let Some(metrics) = &self.metrics {
+            metrics.outbox_published.inc_by(envelopes.len() as u64);
+        }
         Ok(envelopes.len())
     }
 }

@@ -12,13 +12,15 @@
 //! of idleness.
 
 use std::ops::{Deref, DerefMut};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use sqlx::postgres::{PgConnectOptions, PgTransactionManager};
 use sqlx::{ConnectOptions, Connection, Executor, PgConnection, SqlStr};
 use sqlx_core::transaction::TransactionManager;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::metrics::Metrics;
 
 const MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
@@ -33,6 +35,9 @@ pub(crate) struct Pool {
 struct Shared {
     options: PgConnectOptions,
     acquire_timeout: Duration,
+    max_connections: usize,
+    /// Where waits for a connection are counted, once the node has its metrics.
+    metrics: OnceLock<Arc<Metrics>>,
     /// One permit per connection that may be open.
     permits: Arc<Semaphore>,
     /// Idle connections, the most recently used last (reused first, so the others age out).
@@ -55,6 +60,8 @@ impl Pool {
             shared: Arc::new(Shared {
                 options,
                 acquire_timeout,
+                max_connections: max_connections.max(1) as usize,
+                metrics: OnceLock::new(),
                 permits: Arc::new(Semaphore::new(max_connections.max(1) as usize)),
                 idle: Mutex::new(Vec::new()),
             }),
@@ -70,13 +77,24 @@ impl Pool {
     /// `PoolClosed` after [`Pool::close`].
     pub(crate) async fn acquire(&self) -> Result<Pooled, sqlx::Error> {
         let shared = &self.shared;
-        let deadline = tokio::time::Instant::now() + shared.acquire_timeout;
+        let started = tokio::time::Instant::now();
+        let deadline = started + shared.acquire_timeout;
         let permit =
             match tokio::time::timeout_at(deadline, shared.permits.clone().acquire_owned()).await {
-                Err(_) => return Err(sqlx::Error::PoolTimedOut),
+                Err(_) => {
+                    if let Some(metrics) = shared.metrics.get() {
+                        metrics.db_acquire_timeouts.inc();
+                    }
+                    return Err(sqlx::Error::PoolTimedOut);
+                }
                 Ok(Err(_)) => return Err(sqlx::Error::PoolClosed),
                 Ok(Ok(permit)) => permit,
             };
+        if let Some(metrics) = shared.metrics.get() {
+            metrics
+                .db_acquire_seconds
+                .observe(started.elapsed().as_secs_f64());
+        }
         while let Some(idle) = shared.lock().pop() {
             if idle.opened.elapsed() < MAX_LIFETIME && idle.since.elapsed() < IDLE_TIMEOUT {
                 return Ok(Pooled::new(idle.conn, idle.opened, permit, shared.clone()));
@@ -87,6 +105,20 @@ impl Pool {
             .await
             .map_err(|_| sqlx::Error::PoolTimedOut)??;
         Ok(Pooled::new(conn, Instant::now(), permit, shared.clone()))
+    }
+
+    /// Counts waits for a connection in `metrics` from now on.
+    pub(crate) fn observe_with(&self, metrics: Arc<Metrics>) {
+        let _ = self.shared.metrics.set(metrics);
+    }
+
+    /// Connections held by callers, and idle ones.
+    pub(crate) fn state(&self) -> (usize, usize) {
+        let shared = &self.shared;
+        let held = shared
+            .max_connections
+            .saturating_sub(shared.permits.available_permits());
+        (held, shared.lock().len())
     }
 
     /// Refuses new callers and closes the idle connections; a connection in use closes when

@@ -17,10 +17,8 @@ use crate::redis::Redis;
 
 pub struct RateLimiter {
     redis: Arc<Redis>,
-    /// Calls per second per tenant; 0 turns the limit off.
+    /// Calls per second of a tenant without a limit of its own; 0 turns that limit off.
     limit: u32,
-    /// Calls leased from Redis at a time.
-    slice: u32,
     /// One lease per tenant. Its lock is held while leasing, so the callers that arrive at a
     /// new second wait for one lease instead of each taking a slice (which would spend the
     /// budget without calls).
@@ -39,14 +37,21 @@ impl RateLimiter {
         RateLimiter {
             redis,
             limit,
-            slice: (limit / 20).max(1),
             leases: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Ok, or RESOURCE_EXHAUSTED when the tenant has spent this second's budget.
+    /// Ok, or RESOURCE_EXHAUSTED when the tenant has spent this second's budget under the
+    /// deployment's limit.
     pub async fn check(&self, tenant: TenantId) -> Result<()> {
-        if self.limit == 0 {
+        self.check_limit(tenant, None).await
+    }
+
+    /// As [`RateLimiter::check`], under the tenant's own limit when it has one (`own`). A
+    /// refusal is counted by the class of the limit (`default` or `own`), never by tenant.
+    pub async fn check_limit(&self, tenant: TenantId, own: Option<u32>) -> Result<()> {
+        let limit = own.unwrap_or(self.limit);
+        if limit == 0 {
             return Ok(());
         }
         let second = SystemTime::now()
@@ -68,7 +73,7 @@ impl RateLimiter {
             };
         }
         if lease.remaining == 0 && !lease.exhausted {
-            match self.lease(tenant, second).await {
+            match self.lease(tenant, second, limit).await {
                 Ok(0) => lease.exhausted = true,
                 Ok(granted) => lease.remaining = granted,
                 // Logged and counted by the Redis handle.
@@ -76,6 +81,8 @@ impl RateLimiter {
             }
         }
         if lease.remaining == 0 {
+            let class = if own.is_some() { "own" } else { "default" };
+            self.redis.metrics().rate_limited(class);
             return Err(exhausted());
         }
         lease.remaining -= 1;
@@ -83,9 +90,9 @@ impl RateLimiter {
     }
 
     /// Takes a slice of the tenant's budget for `second`; returns how many calls it grants.
-    async fn lease(&self, tenant: TenantId, second: u64) -> anyhow::Result<u32> {
+    async fn lease(&self, tenant: TenantId, second: u64, limit: u32) -> anyhow::Result<u32> {
         let key = format!("caseway:rate:{tenant}:{second}");
-        let slice = self.slice;
+        let slice = slice_of(limit);
         let (total,): (u64,) = self
             .redis
             .run(
@@ -102,10 +109,15 @@ impl RateLimiter {
                 },
             )
             .await?;
-        let before = total.saturating_sub(u64::from(self.slice));
-        let left = u64::from(self.limit).saturating_sub(before);
-        Ok(left.min(u64::from(self.slice)) as u32)
+        let before = total.saturating_sub(u64::from(slice));
+        let left = u64::from(limit).saturating_sub(before);
+        Ok(left.min(u64::from(slice)) as u32)
     }
+}
+
+/// Calls leased from Redis at a time: a twentieth of the limit.
+fn slice_of(limit: u32) -> u32 {
+    (limit / 20).max(1)
 }
 
 fn exhausted() -> Error {

@@ -63,6 +63,11 @@ impl Redis {
         })
     }
 
+    /// The metrics its outcomes are counted in.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     /// Runs `operation` on the shared connection within `timeout`, recording its outcome.
     pub async fn run<T, F, Fut>(
         &self,

@@ -106,8 +106,12 @@ impl Platform {
             );
         }
         let db = Db::connect_lazy(&config.database_url, config.database_max_connections)?;
-        let tenants = Arc::new(TenantStatusCache::new(db.clone(), config.tenant_status_ttl));
         let metrics = Arc::new(Metrics::new());
+        db.observe_with(metrics.clone());
+        let tenants = Arc::new(
+            TenantStatusCache::new(db.clone(), config.tenant_status_ttl)
+                .with_metrics(metrics.clone()),
+        );
         let redis = Arc::new(Redis::new(
             &config.redis_url,
             config.redis_ca_file.as_deref(),
@@ -130,6 +134,59 @@ impl Platform {
             config,
             stopping: CancellationToken::new(),
         }))
+    }
+}
+
+/// Most unpublished events counted for `caseway_outbox_events`: past it, the figure says "at
+/// least this many" and the count costs a bounded scan.
+const OUTBOX_COUNT_CAP: i64 = 1_000_000;
+
+/// Samples what an operator watches that no call counts as it goes: whether PostgreSQL and
+/// RabbitMQ answer, the outbox's backlog, the depths of this node's queues, and its pool.
+async fn observe(platform: &Platform) {
+    let metrics = &platform.metrics;
+    let broker_up = platform.bus.ping().await;
+    metrics.rabbitmq_up.set(i64::from(broker_up));
+    match platform.db.outbox_backlog(OUTBOX_COUNT_CAP).await {
+        Ok((events, oldest)) => {
+            metrics.postgres_up.set(1);
+            metrics.outbox_events.set(events);
+            let age = oldest.map_or(0.0, |at| {
+                (chrono::Utc::now() - at).num_milliseconds().max(0) as f64 / 1000.0
+            });
+            metrics.outbox_oldest_age_seconds.set(age);
+        }
+        Err(error) => {
+            metrics.postgres_up.set(0);
+            tracing::debug!(error = %error, "outbox backlog not read");
+        }
+    }
+    if broker_up {
+        match platform.bus.depths().await {
+            Ok(depths) => {
+                for depth in depths {
+                    let labels = crate::metrics::ConsumerLabels {
+                        consumer: depth.consumer,
+                    };
+                    metrics
+                        .consumer_lag
+                        .get_or_create(&labels)
+                        .set(i64::from(depth.waiting));
+                    metrics
+                        .events_parked
+                        .get_or_create(&labels)
+                        .set(i64::from(depth.parked));
+                }
+            }
+            Err(error) => tracing::debug!(error = %error, "queue depths not read"),
+        }
+    }
+    let (in_use, idle) = platform.db.pool_state();
+    for (state, count) in [("in_use", in_use), ("idle", idle)] {
+        metrics
+            .db_connections
+            .get_or_create(&crate::metrics::StateLabels { state })
+            .set(count as i64);
     }
 }
 
@@ -255,7 +312,8 @@ pub async fn start(
         platform.db.clone(),
         platform.bus.clone(),
         platform.config.outbox_poll_interval,
-    );
+    )
+    .with_metrics(platform.metrics.clone());
     node.add_worker("outbox-relay", move |token| relay.run(token));
     let tenants = platform.tenants.clone();
     let bus = platform.bus.clone();
@@ -282,15 +340,14 @@ pub async fn start(
         // so an outage must not take every pod out of its Service (`rabbitmq_up` tells it).
         Box::pin(async move { !token.is_cancelled() && platform.db.ping().await })
     });
-    let broker_platform = platform.clone();
-    let broker_token = workers_token.clone();
+    let observed = platform.clone();
+    let observer_token = workers_token.clone();
     let broker_watch = tokio::spawn(async move {
         loop {
-            let up = broker_platform.bus.ping().await;
-            broker_platform.metrics.rabbitmq_up.set(i64::from(up));
+            observe(&observed).await;
             tokio::select! {
                 _ = tokio::time::sleep(BROKER_LOOK) => {}
-                _ = broker_token.cancelled() => break,
+                _ = observer_token.cancelled() => break,
             }
         }
     });

@@ -26,6 +26,16 @@ impl TenancyApi {
     pub fn new(platform: Arc<Platform>, tenancy: Tenancy) -> Self {
         TenancyApi { platform, tenancy }
     }
+
+    /// The caller of an organization RPC, which a platform administrator calls naming the
+    /// tenant (NOT_FOUND when there is no such tenant).
+    async fn acting_for<T>(&self, request: &Request<T>, tenant_id: &str) -> Result<Caller, Status> {
+        let caller = Caller::acting_for(request, tenant_id)?;
+        if !tenant_id.is_empty() {
+            self.tenancy.require_tenant(caller.tenant).await?;
+        }
+        Ok(caller)
+    }
 }
 
 #[tonic::async_trait]
@@ -70,7 +80,12 @@ impl TenancyService for TenancyApi {
         )?;
         let mut tenants = self
             .tenancy
-            .list_tenants(query.status, page.after.clone(), page.limit + 1)
+            .list_tenants(
+                query.status,
+                query.slug.as_deref(),
+                page.after.clone(),
+                page.limit + 1,
+            )
             .await?;
         let next_page_token = page.finish(&mut tenants, |t| t.slug.clone());
         Ok(Response::new(convert::list_tenants_reply(
@@ -103,11 +118,25 @@ impl TenancyService for TenancyApi {
         }))
     }
 
+    async fn update_tenant(
+        &self,
+        request: Request<pb::UpdateTenantRequest>,
+    ) -> Result<Response<pb::UpdateTenantResponse>, Status> {
+        let actor = principal(&request)?;
+        let update = convert::update_tenant_request(request.into_inner())?;
+        let tenant = self.tenancy.update_tenant(&actor, update).await?;
+        Ok(Response::new(pb::UpdateTenantResponse {
+            tenant: Some(convert::tenant_to_proto(&tenant)),
+        }))
+    }
+
     async fn create_organization(
         &self,
         request: Request<pb::CreateOrganizationRequest>,
     ) -> Result<Response<pb::CreateOrganizationResponse>, Status> {
-        let caller = Caller::of(&request)?;
+        let caller = self
+            .acting_for(&request, &request.get_ref().tenant_id)
+            .await?;
         let create = convert::create_organization_request(request.get_ref())?;
         let organization = self.tenancy.create_organization(&caller, create).await?;
         Ok(Response::new(convert::create_organization_reply(
@@ -131,7 +160,9 @@ impl TenancyService for TenancyApi {
         &self,
         request: Request<pb::UpdateOrganizationRequest>,
     ) -> Result<Response<pb::UpdateOrganizationResponse>, Status> {
-        let caller = Caller::of(&request)?;
+        let caller = self
+            .acting_for(&request, &request.get_ref().tenant_id)
+            .await?;
         let update = convert::update_organization_request(request.into_inner())?;
         let organization = self.tenancy.update_organization(&caller, update).await?;
         Ok(Response::new(pb::UpdateOrganizationResponse {
@@ -153,7 +184,9 @@ impl TenancyService for TenancyApi {
         &self,
         request: Request<pb::ListOrganizationsRequest>,
     ) -> Result<Response<pb::ListOrganizationsResponse>, Status> {
-        let caller = Caller::of(&request)?;
+        let caller = self
+            .acting_for(&request, &request.get_ref().tenant_id)
+            .await?;
         let message = request.get_ref();
         let page = self.platform.page_tokens.page::<String>(
             caller.tenant,

@@ -14,7 +14,8 @@ use caseway_platform::{TenantId, etag};
 
 use crate::domain::{
     NewTenant, Organization, OrganizationDeletion, OrganizationField, OrganizationFields,
-    OrganizationUpdate, Retryable, Tenant, TenantStatus, TenantStatusChange,
+    OrganizationUpdate, Retryable, Tenant, TenantField, TenantFields, TenantStatus,
+    TenantStatusChange, TenantUpdate,
 };
 
 pub fn tenant_to_proto(tenant: &Tenant) -> pb::Tenant {
@@ -23,6 +24,12 @@ pub fn tenant_to_proto(tenant: &Tenant) -> pb::Tenant {
         slug: tenant.slug.clone(),
         display_name: tenant.display_name.clone(),
         status: status_to_proto(tenant.status) as i32,
+        limits: Some(pb::TenantLimits {
+            calls_per_second: tenant
+                .calls_per_second
+                .and_then(|c| i32::try_from(c).ok())
+                .unwrap_or(0),
+        }),
         etag: etag::format(tenant.version),
         create_time: Some(timestamp(tenant.created_at)),
         update_time: Some(timestamp(tenant.updated_at)),
@@ -52,6 +59,8 @@ fn status_to_proto(status: TenantStatus) -> pb::TenantStatus {
 #[derive(Clone, Debug, PartialEq)]
 pub struct TenantQuery {
     pub status: Option<TenantStatus>,
+    /// The one slug asked for, when set.
+    pub slug: Option<String>,
     pub filter: Vec<u8>,
 }
 
@@ -121,6 +130,10 @@ pub fn tenant_of_stored(what: &str, tenant: pb::Tenant) -> Result<Tenant> {
             Ok(pb::TenantStatus::Suspended) => TenantStatus::Suspended,
             _ => return Err(stored(what, "an unknown tenant status")),
         },
+        calls_per_second: tenant
+            .limits
+            .and_then(|l| u32::try_from(l.calls_per_second).ok())
+            .filter(|c| *c > 0),
         version: stored_version(what, &tenant.etag)?,
         created_at: stored_time(what, tenant.create_time)?,
         updated_at: stored_time(what, tenant.update_time)?,
@@ -143,6 +156,7 @@ pub fn list_tenants_request(message: &pb::ListTenantsRequest) -> Result<TenantQu
     };
     Ok(TenantQuery {
         status,
+        slug: (!message.slug.is_empty()).then(|| message.slug.clone()),
         filter: prost::Message::encode_to_vec(&filter),
     })
 }
@@ -152,6 +166,49 @@ pub fn list_tenants_reply(tenants: &[Tenant], next_page_token: String) -> pb::Li
         tenants: tenants.iter().map(tenant_to_proto).collect(),
         next_page_token,
     }
+}
+
+/// An update's fields are checked by the use case once merged with the stored ones.
+pub fn update_tenant_request(message: pb::UpdateTenantRequest) -> Result<TenantUpdate> {
+    let tenant = message
+        .tenant
+        .ok_or_else(|| Error::invalid("tenant", "is required"))?;
+    let id = tenant_id("tenant.id", &tenant.id)?;
+    let expected_version = etag::parse("tenant.etag", &tenant.etag)?;
+    let calls_per_second = match tenant.limits.as_ref().map_or(0, |l| l.calls_per_second) {
+        0 => None,
+        limit => Some(u32::try_from(limit).map_err(|_| {
+            Error::invalid(
+                "tenant.limits.calls_per_second",
+                "must be 0 (the default) or more",
+            )
+        })?),
+    };
+    let mutable = TenantField::ALL.map(TenantField::name);
+    // AIP-134: an empty mask names the fields the request sets; `*` names every one.
+    let set: Vec<&'static str> = [
+        ("display_name", !tenant.display_name.is_empty()),
+        ("limits", tenant.limits.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(field, set)| set.then_some(field))
+    .collect();
+    let mask = validate::update_mask(message.update_mask.as_ref(), &mutable, &set)?
+        .into_iter()
+        .map(|name| {
+            TenantField::parse(name)
+                .ok_or_else(|| Error::internal(anyhow!("update mask gave unknown field {name}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(TenantUpdate {
+        id,
+        expected_version,
+        fields: TenantFields {
+            display_name: tenant.display_name,
+            calls_per_second,
+        },
+        mask,
+    })
 }
 
 pub fn suspend_tenant_request(
@@ -338,6 +395,7 @@ mod tests {
             slug: "agency-one".into(),
             display_name: "Agency One".into(),
             status: TenantStatus::Suspended,
+            calls_per_second: Some(40),
             version: 3,
             created_at: DateTime::from_timestamp(1_700_000_000, 123_456_789).unwrap(),
             updated_at: DateTime::from_timestamp(1_700_000_100, 0).unwrap(),
@@ -409,6 +467,7 @@ mod tests {
                 name: "North".into(),
                 ..Default::default()
             }),
+            ..Default::default()
         };
         let create = create_organization_request(&request).unwrap();
         assert_eq!(create.request_id, "r-1");
@@ -449,6 +508,7 @@ mod tests {
             update_mask: Some(prost_types::FieldMask {
                 paths: paths.iter().map(|p| p.to_string()).collect(),
             }),
+            ..Default::default()
         };
         let update = update_organization_request(request(&["name"])).unwrap();
         assert_eq!(update.mask, vec![OrganizationField::Name]);

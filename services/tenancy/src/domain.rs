@@ -47,9 +47,105 @@ pub struct Tenant {
     pub slug: String,
     pub display_name: String,
     pub status: TenantStatus,
+    /// Calls per second across every replica; None is the deployment's default.
+    pub calls_per_second: Option<u32>,
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+impl Tenant {
+    /// Its mutable fields as they are now.
+    pub fn fields(&self) -> TenantFields {
+        TenantFields {
+            display_name: self.display_name.clone(),
+            calls_per_second: self.calls_per_second,
+        }
+    }
+}
+
+/// The most calls per second a tenant's own limit may allow.
+pub const MAX_CALLS_PER_SECOND: u32 = 1_000_000;
+
+/// The fields of a tenant the hosting provider changes (its slug is for good; its status
+/// changes by suspension and resumption).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TenantFields {
+    pub display_name: String,
+    pub calls_per_second: Option<u32>,
+}
+
+/// One mutable field of a tenant, as an update mask names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TenantField {
+    DisplayName,
+    Limits,
+}
+
+impl TenantField {
+    pub const ALL: [TenantField; 2] = [TenantField::DisplayName, TenantField::Limits];
+
+    /// The field's name in an update mask, an audit row and an event's `changed_fields`.
+    pub fn name(self) -> &'static str {
+        match self {
+            TenantField::DisplayName => "display_name",
+            TenantField::Limits => "limits",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<TenantField> {
+        TenantField::ALL.into_iter().find(|f| f.name() == name)
+    }
+}
+
+impl TenantFields {
+    pub fn validate(&self, field: &str, violations: &mut Violations) {
+        violations.text(&format!("{field}.display_name"), &self.display_name, 1, 200);
+        if self
+            .calls_per_second
+            .is_some_and(|limit| limit > MAX_CALLS_PER_SECOND)
+        {
+            violations.add(
+                format!("{field}.limits.calls_per_second"),
+                format!("must be 0 (the default) to {MAX_CALLS_PER_SECOND}"),
+            );
+        }
+    }
+
+    /// These fields with those of `mask` set as in `requested`, and the names of the fields
+    /// that changed, in the mask's order.
+    pub fn updated(
+        &self,
+        requested: &TenantFields,
+        mask: &[TenantField],
+    ) -> (TenantFields, Vec<String>) {
+        let mut next = self.clone();
+        let mut changed = Vec::new();
+        for field in mask {
+            match field {
+                TenantField::DisplayName if next.display_name != requested.display_name => {
+                    next.display_name = requested.display_name.clone();
+                    changed.push(field.name().to_string());
+                }
+                TenantField::Limits if next.calls_per_second != requested.calls_per_second => {
+                    next.calls_per_second = requested.calls_per_second;
+                    changed.push(field.name().to_string());
+                }
+                _ => {}
+            }
+        }
+        (next, changed)
+    }
+}
+
+/// An update of a tenant: the fields of `mask` set as in `fields`, if the tenant is still at
+/// `expected_version` (when given). The fields are checked once merged with the stored ones.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TenantUpdate {
+    pub id: TenantId,
+    pub expected_version: Option<i64>,
+    pub fields: TenantFields,
+    pub mask: Vec<TenantField>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -16,6 +16,7 @@ pub const SOURCE: &str = "caseway/tenancy";
 pub const TENANT_CREATED: &str = "tenancy.tenant_created.v1";
 pub const TENANT_SUSPENDED: &str = "tenancy.tenant_suspended.v1";
 pub const TENANT_RESUMED: &str = "tenancy.tenant_resumed.v1";
+pub const TENANT_UPDATED: &str = "tenancy.tenant_updated.v1";
 pub const ORGANIZATION_CREATED: &str = "tenancy.organization_created.v1";
 pub const ORGANIZATION_UPDATED: &str = "tenancy.organization_updated.v1";
 pub const ORGANIZATION_DELETED: &str = "tenancy.organization_deleted.v1";
@@ -26,6 +27,7 @@ pub enum TenantEvent {
     Created,
     Suspended,
     Resumed,
+    Updated,
 }
 
 impl TenantEvent {
@@ -34,6 +36,7 @@ impl TenantEvent {
             TenantEvent::Created => TENANT_CREATED,
             TenantEvent::Suspended => TENANT_SUSPENDED,
             TenantEvent::Resumed => TENANT_RESUMED,
+            TenantEvent::Updated => TENANT_UPDATED,
         }
     }
 }
@@ -81,6 +84,7 @@ pub fn tenant_changed(
     event: TenantEvent,
     tenant: &Tenant,
     reason: &str,
+    changed_fields: &[String],
 ) -> Publication<TenantChanged> {
     Publication {
         event_type: event.event_type(),
@@ -88,6 +92,7 @@ pub fn tenant_changed(
         payload: TenantChanged {
             tenant: Some(tenant_to_proto(tenant)),
             reason: reason.to_string(),
+            changed_fields: changed_fields.to_vec(),
         },
     }
 }

@@ -22,7 +22,7 @@ use caseway_platform::{Scoped, TenantId};
 use crate::convert;
 use crate::domain::{
     NewTenant, Organization, OrganizationDeletion, OrganizationField, OrganizationFields,
-    OrganizationUpdate, Retryable, Tenant, TenantStatus, TenantStatusChange,
+    OrganizationUpdate, Retryable, Tenant, TenantStatus, TenantStatusChange, TenantUpdate,
 };
 use crate::events::{self, OrganizationEvent, TenantEvent};
 use crate::store;
@@ -66,7 +66,7 @@ impl Tenancy {
         idempotency::complete(&mut tx, &key, &convert::create_tenant_reply(&tenant)).await?;
         tx.act_for_tenant(tenant.id).await?;
         audit_tenant(&mut tx, actor, "tenancy.tenant.create", &tenant).await?;
-        let event = events::tenant_changed(TenantEvent::Created, &tenant, "");
+        let event = events::tenant_changed(TenantEvent::Created, &tenant, "", &[]);
         outbox::enqueue(&mut tx, event.event()).await?;
         tx.commit().await?;
         tracing::info!(tenant_id = %tenant.id, slug = %tenant.slug, "tenant created");
@@ -102,14 +102,25 @@ impl Tenancy {
         Ok(tenant)
     }
 
+    /// Tenants by slug after `after_slug`: those in `status` when given, the one of `slug`
+    /// when given.
     pub async fn list_tenants(
         &self,
         status: Option<TenantStatus>,
+        slug: Option<&str>,
         after_slug: Option<String>,
         limit: i64,
     ) -> Result<Vec<Tenant>> {
         let mut tx = self.db.system_tx().await?;
-        let tenants = store::list_tenants(tx.conn(), status, after_slug.as_deref(), limit).await?;
+        let tenants = match slug {
+            Some(slug) => store::tenant_by_slug(tx.conn(), slug)
+                .await?
+                .into_iter()
+                .filter(|t| status.is_none_or(|s| t.status == s))
+                .filter(|t| after_slug.as_ref().is_none_or(|after| t.slug > *after))
+                .collect(),
+            None => store::list_tenants(tx.conn(), status, after_slug.as_deref(), limit).await?,
+        };
         tx.commit().await?;
         Ok(tenants)
     }
@@ -157,13 +168,52 @@ impl Tenancy {
             TenantStatus::Active => ("tenancy.tenant.resume", TenantEvent::Resumed),
         };
         audit_tenant(&mut tx, actor, action, &tenant).await?;
-        let event = events::tenant_changed(event, &tenant, &reason);
+        let event = events::tenant_changed(event, &tenant, &reason, &[]);
         outbox::enqueue(&mut tx, event.event()).await?;
         tx.commit().await?;
         // This process stops trusting its cache at once; others learn from the event.
         self.statuses.invalidate(id);
         tracing::info!(tenant_id = %id, status = status.as_str(), "tenant status changed");
         Ok(tenant)
+    }
+
+    /// Changes the masked fields of a tenant (its display name, its limits); the merged
+    /// fields are checked, and an update that changes nothing writes nothing.
+    pub async fn update_tenant(&self, actor: &Principal, update: TenantUpdate) -> Result<Tenant> {
+        let TenantUpdate {
+            id,
+            expected_version,
+            fields,
+            mask,
+        } = update;
+        let mut tx = self.db.system_tx().await?;
+        let current = store::tenant_for_update(tx.conn(), id)
+            .await?
+            .ok_or_else(|| Error::not_found("tenant", id))?;
+        check_version(expected_version, current.version)?;
+        let (next, changed) = current.fields().updated(&fields, &mask);
+        let mut violations = Violations::new();
+        next.validate("tenant", &mut violations);
+        violations.finish()?;
+        if changed.is_empty() {
+            return Ok(current);
+        }
+        let tenant = store::update_tenant(tx.conn(), id, &next).await?;
+        tx.act_for_tenant(id).await?;
+        audit_tenant(&mut tx, actor, "tenancy.tenant.update", &tenant).await?;
+        let event = events::tenant_changed(TenantEvent::Updated, &tenant, "", &changed);
+        outbox::enqueue(&mut tx, event.event()).await?;
+        tx.commit().await?;
+        // A new limit holds here at once; other processes learn it from the event.
+        self.statuses.invalidate(id);
+        tracing::info!(tenant_id = %id, changed = ?changed, "tenant updated");
+        Ok(tenant)
+    }
+
+    /// Fails NOT_FOUND unless the tenant exists: a platform administrator names the tenant
+    /// whose organizations it manages, and a tenant transaction alone would not say.
+    pub async fn require_tenant(&self, id: TenantId) -> Result<()> {
+        self.get_tenant(id).await.map(|_| ())
     }
 
     /// Creates an organization in the caller's tenant; a retry with the same request id

@@ -9,7 +9,9 @@ use uuid::Uuid;
 use caseway_platform::TenantId;
 use caseway_platform::error::{Error, Result};
 
-use crate::domain::{NewTenant, Organization, OrganizationFields, Tenant, TenantStatus};
+use crate::domain::{
+    NewTenant, Organization, OrganizationFields, Tenant, TenantFields, TenantStatus,
+};
 
 #[derive(sqlx::FromRow)]
 struct TenantRow {
@@ -17,6 +19,7 @@ struct TenantRow {
     slug: String,
     display_name: String,
     status: String,
+    calls_per_second: Option<i32>,
     version: i64,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -39,6 +42,8 @@ impl TryFrom<TenantRow> for Tenant {
             slug: row.slug,
             display_name: row.display_name,
             status,
+            // The column's check keeps it positive.
+            calls_per_second: row.calls_per_second.and_then(|c| u32::try_from(c).ok()),
             version: row.version,
             created_at: row.created_at,
             updated_at: row.updated_at,
@@ -50,7 +55,8 @@ impl TryFrom<TenantRow> for Tenant {
 // caseway_system role (see the tenancy system migration); a tenant's transaction sees its own
 // row only ([`own_tenant`]).
 
-const TENANT_COLUMNS: &str = "id, slug, display_name, status, version, created_at, updated_at";
+const TENANT_COLUMNS: &str =
+    "id, slug, display_name, status, calls_per_second, version, created_at, updated_at";
 
 pub async fn insert_tenant(
     conn: &mut PgConnection,
@@ -124,6 +130,22 @@ pub async fn list_tenants(
     .fetch_all(conn)
     .await?;
     rows.into_iter().map(Tenant::try_from).collect()
+}
+
+pub async fn update_tenant(
+    conn: &mut PgConnection,
+    id: TenantId,
+    fields: &TenantFields,
+) -> Result<Tenant> {
+    let row: TenantRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {TENANT_COLUMNS} FROM tenancy.update_tenant($1, $2, $3)"
+    )))
+    .bind(id.as_uuid())
+    .bind(&fields.display_name)
+    .bind(fields.calls_per_second.and_then(|c| i32::try_from(c).ok()))
+    .fetch_one(conn)
+    .await?;
+    row.try_into()
 }
 
 pub async fn set_tenant_status(
