@@ -11,6 +11,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use serde_json::Value;
 
 fn render(values: &str) -> Vec<Value> {
@@ -70,7 +71,7 @@ fn every_rendered_object_reads_into_its_kubernetes_type_without_losing_a_field()
     for values in [
         "null",
         r#"{"mode": "all"}"#,
-        r#"{"serviceMonitor": {"enabled": true}, "image": {"digest": "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"},
+        r#"{"serviceMonitor": {"enabled": true}, "operator": {"enabled": true}, "image": {"digest": "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"},
             "targets": {"records": {"autoscaling": {"podsMetric": {"name": "calls", "averageValue": "200"}},
                                     "tolerations": [{"key": "pool", "operator": "Exists", "effect": "NoSchedule"}]}},
             "networkPolicy": {"metricsScrapers": [{"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}]}}"#,
@@ -86,6 +87,20 @@ fn every_rendered_object_reads_into_its_kubernetes_type_without_losing_a_field()
                 "ConfigMap" => round_trip::<ConfigMap>(&object),
                 "NetworkPolicy" => round_trip::<NetworkPolicy>(&object),
                 "Job" => round_trip::<Job>(&object),
+                "ClusterRole" => round_trip::<ClusterRole>(&object),
+                "ClusterRoleBinding" => round_trip::<ClusterRoleBinding>(&object),
+                "Role" => round_trip::<Role>(&object),
+                "RoleBinding" => round_trip::<RoleBinding>(&object),
+                "PrometheusRule" => {
+                    assert_eq!(object["apiVersion"], "monitoring.coreos.com/v1");
+                    let rules = object["spec"]["groups"][0]["rules"].as_array().unwrap();
+                    assert!(
+                        rules
+                            .iter()
+                            .all(|r| r["alert"].is_string() && r["expr"].is_string())
+                    );
+                    object.clone()
+                }
                 // The Prometheus operator's type is not Kubernetes' own: checked by its fields.
                 "ServiceMonitor" => {
                     assert_eq!(object["apiVersion"], "monitoring.coreos.com/v1");
@@ -103,12 +118,17 @@ fn every_rendered_object_reads_into_its_kubernetes_type_without_losing_a_field()
     assert_eq!(
         kinds.into_iter().collect::<Vec<_>>(),
         [
+            "ClusterRole",
+            "ClusterRoleBinding",
             "ConfigMap",
             "Deployment",
             "HorizontalPodAutoscaler",
             "Job",
             "NetworkPolicy",
             "PodDisruptionBudget",
+            "PrometheusRule",
+            "Role",
+            "RoleBinding",
             "Service",
             "ServiceAccount",
             "ServiceMonitor"

@@ -220,7 +220,7 @@ def test_a_service_monitor_only_where_asked_or_possible():
 def test_checkov_finds_no_failed_check_and_each_skip_says_why(tmp_path):
     checkov = shutil.which("checkov")
     assert checkov, "checkov (PyPI) is needed"
-    for values, name in [(None, "defaults"), ({"mode": "all"}, "all")]:
+    for values, name in [(None, "defaults"), ({"mode": "all"}, "all"), ({"operator": {"enabled": True}}, "operator")]:
         folder = tmp_path / name
         folder.mkdir()
         for i, o in enumerate(render(values)):
@@ -260,3 +260,68 @@ def test_the_notes_say_where_the_api_is_and_how_to_get_a_token():
     for target in TARGETS:
         assert f"caseway-{target}.{NAMESPACE}.svc:50051" in notes
     assert "caseway token issue" in notes
+
+
+def test_the_operator_is_off_by_default_and_holds_no_more_rights_than_it_uses():
+    assert not [o for o in render() if "operator" in o["metadata"]["name"]]
+    objects = render({"operator": {"enabled": True}})
+    deployment = of_kind(objects, "Deployment")["caseway-operator"]
+    c = container(deployment)
+    assert c["args"][:2] == ["operator", "run"]
+    variables = env(c)
+    assert variables["CASEWAY_OPERATOR_TENANCY_ENDPOINT"]["value"] == "http://caseway-tenancy-peers.caseway.svc:50051"
+    assert variables["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert variables["CASEWAY_OPERATOR_TOKEN_FILE"]["value"].startswith("/etc/caseway/operator-token/")
+    spec = deployment["spec"]["template"]["spec"]
+    assert spec["serviceAccountName"] == "caseway-operator"
+    assert spec["automountServiceAccountToken"] is True
+    assert spec["volumes"][0]["secret"]["secretName"] == "caseway-operator-token"
+    # No serving pod mounts a token; only the operator does.
+    for name, account in of_kind(objects, "ServiceAccount").items():
+        assert account["automountServiceAccountToken"] is (name == "caseway-operator"), name
+    rules = of_kind(objects, "ClusterRole")["caseway-operator"]["rules"]
+    assert rules == [
+        {"apiGroups": ["caseway.io"], "resources": ["tenants"], "verbs": ["get", "list", "watch", "patch"]},
+        {"apiGroups": ["caseway.io"], "resources": ["tenants/status"], "verbs": ["patch"]},
+        {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+    ]
+    role = of_kind(objects, "Role")["caseway-operator"]
+    assert role["metadata"]["namespace"] == NAMESPACE
+    assert role["rules"][1]["resourceNames"] == ["caseway-operator"]
+    assert of_kind(objects, "ClusterRoleBinding")["caseway-operator"]["subjects"][0]["namespace"] == NAMESPACE
+    # In all mode it calls the one Deployment.
+    all_mode = of_kind(render({"mode": "all", "operator": {"enabled": True}}), "Deployment")
+    endpoint = env(container(all_mode["caseway-operator"]))["CASEWAY_OPERATOR_TENANCY_ENDPOINT"]["value"]
+    assert endpoint == "http://caseway-all-peers.caseway.svc:50051"
+
+
+def test_the_tenant_crd_is_in_the_chart_cluster_scoped_with_its_status():
+    crd = yaml.safe_load((CHART / "crds" / "tenants.caseway.io.yaml").read_text())
+    assert crd["kind"] == "CustomResourceDefinition"
+    assert crd["metadata"]["name"] == "tenants.caseway.io"
+    assert crd["spec"]["scope"] == "Cluster"
+    version = crd["spec"]["versions"][0]
+    assert version["name"] == "v1alpha1" and version["served"] and version["storage"]
+    assert "status" in version["subresources"]
+    spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    assert sorted(spec["required"]) == ["displayName", "slug"]
+
+
+def test_the_alert_rules_and_the_dashboard_ship_with_the_chart():
+    assert of_kind(render(), "PrometheusRule") == {}
+    objects = render({"serviceMonitor": {"enabled": True}})
+    rules = of_kind(objects, "PrometheusRule")["caseway"]["spec"]["groups"][0]["rules"]
+    alerts = {r["alert"] for r in rules}
+    assert {"CasewayOutboxStalled", "CasewayEventsParked", "CasewayHighErrorRatio", "CasewaySlowCalls"} <= alerts
+    for rule in rules:
+        assert rule["expr"] and rule["for"] and rule["labels"]["severity"] in ("warning", "critical")
+        assert rule["annotations"]["summary"], rule["alert"]
+    dashboard = of_kind(render(), "ConfigMap")["caseway-dashboard"]
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    panels = json.loads(dashboard["data"]["caseway.json"])["panels"]
+    assert len(panels) >= 10 and all(p["targets"] for p in panels)
+    assert not [o for o in render({"dashboard": {"enabled": False}}) if o["metadata"]["name"] == "caseway-dashboard"]
+    # The alerts documented are the alerts shipped.
+    operations = (CHART.parents[1] / "docs" / "operations.md").read_text()
+    for alert in alerts:
+        assert f"`{alert}`" in operations, f"{alert} is not explained in docs/operations.md"

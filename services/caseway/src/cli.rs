@@ -61,6 +61,12 @@ pub enum Command {
         #[command(subcommand)]
         command: EligibilityCommand,
     },
+    /// The Tenant operator: reconciles `Tenant` objects (caseway.io/v1alpha1) into the tenancy
+    /// service, or prints their CRD.
+    Operator {
+        #[command(subcommand)]
+        command: OperatorCommand,
+    },
     /// The settings.
     Config {
         #[command(subcommand)]
@@ -72,6 +78,35 @@ pub enum Command {
         #[arg(long, default_value = "/readyz")]
         path: String,
     },
+}
+
+#[derive(Subcommand)]
+pub enum OperatorCommand {
+    /// Reconciles until SIGTERM, while this replica holds the Lease (one replica at a time).
+    Run {
+        /// The tenancy service's gRPC endpoint.
+        #[arg(
+            long,
+            env = "CASEWAY_OPERATOR_TENANCY_ENDPOINT",
+            default_value = "http://127.0.0.1:50051"
+        )]
+        tenancy_endpoint: String,
+        /// A file holding a platform administrator's bearer token (read at every call, so a
+        /// rotated secret takes effect without a restart).
+        #[arg(long, env = "CASEWAY_OPERATOR_TOKEN_FILE")]
+        token_file: std::path::PathBuf,
+        /// The namespace of the Lease: the operator's own.
+        #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+        namespace: String,
+        /// This replica's name in the Lease and on events: the pod's name.
+        #[arg(long, env = "POD_NAME")]
+        identity: Option<String>,
+        /// Seconds a Lease holds without renewal.
+        #[arg(long, default_value_t = 15)]
+        lease_seconds: u64,
+    },
+    /// Prints the Tenant CRD (YAML) as generated from the operator's types.
+    Crd,
 }
 
 #[derive(Subcommand)]
@@ -179,6 +214,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         print!("{}", caseway_platform::config::reference());
         return Ok(());
     }
+    if let Command::Operator {
+        command: OperatorCommand::Crd,
+    } = cli.command
+    {
+        print!("{}", caseway_operator::crd::crd_yaml());
+        return Ok(());
+    }
     let config = Config::load()?;
     match cli.command {
         Command::Serve { target } => {
@@ -211,6 +253,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tenant { command } => tenant(config, command).await,
         Command::Events { command } => events(config, command).await,
         Command::Eligibility { command } => eligibility(config, command).await,
+        Command::Operator { command } => operator(config, command).await,
         Command::Config { .. } => Ok(()),
         Command::Probe { path } => probe(config.metrics_listen, &path).await,
     }
@@ -319,6 +362,32 @@ async fn events(config: Config, command: EventsCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+async fn operator(config: Config, command: OperatorCommand) -> anyhow::Result<()> {
+    let OperatorCommand::Run {
+        tenancy_endpoint,
+        token_file,
+        namespace,
+        identity,
+        lease_seconds,
+    } = command
+    else {
+        return Ok(());
+    };
+    let _telemetry = telemetry::init(caseway_operator::NAME, &config)?;
+    let identity = identity.unwrap_or_else(|| {
+        std::env::var("HOSTNAME")
+            .unwrap_or_else(|_| format!("{}-{}", caseway_operator::NAME, uuid::Uuid::new_v4()))
+    });
+    let operator = caseway_operator::Config {
+        tenancy_endpoint,
+        token: caseway_operator::tenancy::Token::File(token_file),
+        namespace,
+        identity,
+        lease_duration: Duration::from_secs(lease_seconds.max(3)),
+    };
+    caseway_operator::run(operator, shutdown_on_signal()).await
 }
 
 fn shutdown_on_signal() -> CancellationToken {
