@@ -330,6 +330,7 @@ fn tenancy_of(env: &TestEnv, node: &TestNode) -> Tenancy {
     Tenancy::new(
         &format!("http://{}", node.addr()),
         Token::Static(env.platform_admin_token()),
+        None,
     )
     .unwrap()
 }
@@ -599,6 +600,7 @@ async fn an_unreachable_tenancy_service_degrades_the_object_with_a_growing_backo
     let tenancy = Tenancy::new(
         &format!("http://127.0.0.1:{port}"),
         Token::Static("t".into()),
+        None,
     )
     .unwrap();
     let ctx = context(&api, tenancy);
@@ -723,4 +725,120 @@ async fn only_the_replica_that_leads_reconciles_and_a_stopping_one_hands_over() 
     stop_b.cancel();
     b.await.unwrap();
     assert_eq!(leading.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn drift_made_outside_kubernetes_is_undone_every_time() {
+    let env = TestEnv::new().await;
+    let node = env.start(&[caseway::Target::Tenancy]).await;
+    let api = MockApi::start();
+    let ctx = context(&api, tenancy_of(&env, &node));
+    api.create("agency-drift", spec("agency-drift"));
+    reconcile_new(&api, &ctx, "agency-drift").await;
+    let object = api.edit("agency-drift", |s| {
+        s.suspended = true;
+        s.suspension_reason = Some("contract ended".into());
+    });
+    reconcile::reconcile(object, ctx.clone()).await.unwrap();
+    let id = tenant_of(&env, &node, "agency-drift").await.unwrap().id;
+    let root = env.platform_admin_token();
+    let mut t = node.tenancy.clone();
+    // Someone resumes the tenant by hand, twice; each time the next reconcile suspends it again.
+    for _ in 0..2 {
+        t.resume_tenant(authed(
+            &root,
+            tpb::ResumeTenantRequest {
+                id: id.clone(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
+        reconcile::reconcile(api.get("agency-drift"), ctx.clone())
+            .await
+            .unwrap();
+        let tenant = tenant_of(&env, &node, "agency-drift").await.unwrap();
+        assert_eq!(tenant.status, tpb::TenantStatus::Suspended as i32);
+    }
+    // A tenant administrator deletes a declared organization: it is made again.
+    let north = |organizations: Vec<tpb::Organization>| {
+        organizations.into_iter().find(|o| o.code == "NORTH")
+    };
+    let list = || {
+        authed(
+            &root,
+            tpb::ListOrganizationsRequest {
+                tenant_id: id.clone(),
+                ..Default::default()
+            },
+        )
+    };
+    let first = north(
+        t.list_organizations(list())
+            .await
+            .unwrap()
+            .into_inner()
+            .organizations,
+    )
+    .unwrap();
+    let admin = env.token(TenantId(id.parse().unwrap()), &[Role::TenantAdmin], &[]);
+    t.delete_organization(authed(
+        &admin,
+        tpb::DeleteOrganizationRequest {
+            id: first.id.clone(),
+            ..Default::default()
+        },
+    ))
+    .await
+    .unwrap_err(); // the tenant is suspended: its own administrator is refused
+    t.resume_tenant(authed(
+        &root,
+        tpb::ResumeTenantRequest {
+            id: id.clone(),
+            ..Default::default()
+        },
+    ))
+    .await
+    .unwrap();
+    t.delete_organization(authed(
+        &admin,
+        tpb::DeleteOrganizationRequest {
+            id: first.id.clone(),
+            ..Default::default()
+        },
+    ))
+    .await
+    .unwrap();
+    reconcile::reconcile(api.get("agency-drift"), ctx.clone())
+        .await
+        .unwrap();
+    let again = north(
+        t.list_organizations(list())
+            .await
+            .unwrap()
+            .into_inner()
+            .organizations,
+    )
+    .expect("made again");
+    assert_ne!(again.id, first.id);
+}
+
+#[tokio::test]
+async fn an_object_whose_slug_is_not_its_name_manages_no_tenant() {
+    let env = TestEnv::new().await;
+    let node = env.start(&[caseway::Target::Tenancy]).await;
+    let api = MockApi::start();
+    let ctx = context(&api, tenancy_of(&env, &node));
+    let object = api.create("another-name", spec("agency-named"));
+    reconcile::reconcile(object, ctx.clone()).await.unwrap();
+    let error = reconcile::reconcile(api.get("another-name"), ctx.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(error.reason(), "SlugNotName", "{error}");
+    let object = api.get("another-name");
+    assert_eq!(
+        condition(&object, "Degraded"),
+        ("True".into(), "SlugNotName".into())
+    );
+    assert!(tenant_of(&env, &node, "agency-named").await.is_none());
 }

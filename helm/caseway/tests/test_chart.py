@@ -283,8 +283,10 @@ def test_the_operator_is_off_by_default_and_holds_no_more_rights_than_it_uses():
     assert rules == [
         {"apiGroups": ["caseway.io"], "resources": ["tenants"], "verbs": ["get", "list", "watch", "patch"]},
         {"apiGroups": ["caseway.io"], "resources": ["tenants/status"], "verbs": ["patch"]},
-        {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
     ]
+    events = of_kind(objects, "Role")["caseway-operator-events"]
+    assert events["metadata"]["namespace"] == "default", "where a cluster-scoped object's events go"
+    assert events["rules"] == [{"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]}]
     role = of_kind(objects, "Role")["caseway-operator"]
     assert role["metadata"]["namespace"] == NAMESPACE
     assert role["rules"][1]["resourceNames"] == ["caseway-operator"]

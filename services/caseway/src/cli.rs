@@ -91,6 +91,10 @@ pub enum OperatorCommand {
             default_value = "http://127.0.0.1:50051"
         )]
         tenancy_endpoint: String,
+        /// PEM certificate authorities an `https://` tenancy endpoint is checked against,
+        /// instead of the system's roots.
+        #[arg(long, env = "CASEWAY_OPERATOR_TENANCY_CA_FILE")]
+        tenancy_ca_file: Option<std::path::PathBuf>,
         /// A file holding a platform administrator's bearer token (read at every call, so a
         /// rotated secret takes effect without a restart).
         #[arg(long, env = "CASEWAY_OPERATOR_TOKEN_FILE")]
@@ -367,6 +371,7 @@ async fn events(config: Config, command: EventsCommand) -> anyhow::Result<()> {
 async fn operator(config: Config, command: OperatorCommand) -> anyhow::Result<()> {
     let OperatorCommand::Run {
         tenancy_endpoint,
+        tenancy_ca_file,
         token_file,
         namespace,
         identity,
@@ -382,6 +387,7 @@ async fn operator(config: Config, command: OperatorCommand) -> anyhow::Result<()
     });
     let operator = caseway_operator::Config {
         tenancy_endpoint,
+        tenancy_ca_file,
         token: caseway_operator::tenancy::Token::File(token_file),
         namespace,
         identity,

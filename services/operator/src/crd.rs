@@ -1,17 +1,20 @@
 //! The `Tenant` custom resource (`caseway.io/v1alpha1`): an organization the hosting provider
 //! serves, declared as a Kubernetes object and reconciled into the tenancy service.
 //!
-//! Cluster-scoped: a tenant's slug is unique across the whole Caseway deployment, so the
-//! object that declares it is too. A namespaced `Tenant` would let two namespaces declare the
+//! Cluster-scoped, and named by its slug (the API server refuses an object whose `spec.slug`
+//! is not its name): a tenant's slug is unique across the whole Caseway deployment, and so is
+//! a cluster-scoped object's name, so two objects can never manage one tenant, and the slug
+//! cannot change (a name cannot). A namespaced `Tenant` would let two namespaces declare the
 //! same slug, and deleting a namespace would suspend organizations as a side effect.
 
 use kube::CustomResource;
 use kube::CustomResourceExt;
+use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// What the hosting provider declares of a tenant.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[kube(
     group = "caseway.io",
     version = "v1alpha1",
@@ -20,6 +23,8 @@ use serde::{Deserialize, Serialize};
     singular = "tenant",
     shortname = "cwt",
     status = "TenantStatus",
+    validation = Rule::new("self.spec.slug == self.metadata.name")
+        .message("spec.slug must be the object's name"),
     printcolumn = r#"{"name":"Slug","type":"string","jsonPath":".spec.slug"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Suspended","type":"string","jsonPath":".status.conditions[?(@.type==\"Suspended\")].status"}"#,
@@ -27,8 +32,8 @@ use serde::{Deserialize, Serialize};
 )]
 #[serde(rename_all = "camelCase")]
 pub struct TenantSpec {
-    /// The tenant's handle in Caseway: 3 to 63 lowercase letters, digits and inner dashes.
-    /// It cannot change once the tenant exists.
+    /// The tenant's handle in Caseway: 3 to 63 lowercase letters, digits and inner dashes,
+    /// and the object's name (so it cannot change).
     pub slug: String,
     /// The name shown to people: 1 to 200 characters.
     pub display_name: String,
@@ -64,6 +69,7 @@ pub struct TenantLimits {
     /// Calls per second the tenant's users may make across every replica (1 to 1000000);
     /// unset, the deployment's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1_000_000))]
     pub calls_per_second: Option<u32>,
 }
 
@@ -169,5 +175,15 @@ mod tests {
             );
         }
         assert_eq!(spec["required"], serde_json::json!(["displayName", "slug"]));
+        let root = &schema["openAPIV3Schema"];
+        assert_eq!(
+            root["x-kubernetes-validations"][0]["rule"],
+            "self.spec.slug == self.metadata.name"
+        );
+        let limit = &spec["properties"]["limits"]["properties"]["callsPerSecond"];
+        assert_eq!(
+            (limit["minimum"].as_f64(), limit["maximum"].as_f64()),
+            (Some(1.0), Some(1e6))
+        );
     }
 }

@@ -1,13 +1,19 @@
 //! One active reconciler among the operator's replicas: a `coordination.k8s.io/v1` Lease,
 //! taken when free or expired and renewed well within its duration. A replica that cannot
 //! renew stops reconciling before another may take the lease over.
+//!
+//! Whether another replica's lease ran out is judged as client-go judges it, by this
+//! replica's own clock: the lease expired when its resource version has not changed for a
+//! whole lease duration since this replica first saw it, so clocks that disagree between
+//! nodes cannot hand the lease to two replicas.
 
 use std::future::Future;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, Client};
 use tokio_util::sync::CancellationToken;
@@ -18,6 +24,9 @@ pub struct LeaseLock {
     name: String,
     identity: String,
     duration: Duration,
+    /// Another holder's lease as last seen: its resource version, and when this replica saw
+    /// that version first.
+    observed: Mutex<Option<(String, Instant)>>,
 }
 
 impl LeaseLock {
@@ -33,6 +42,21 @@ impl LeaseLock {
             name: name.to_string(),
             identity: identity.to_string(),
             duration,
+            observed: Mutex::new(None),
+        }
+    }
+
+    /// Whether `lease`, held by another replica, has gone a whole duration unrenewed as this
+    /// replica's clock measures it.
+    fn expired(&self, lease: &Lease, duration: Duration) -> bool {
+        let version = lease.metadata.resource_version.clone().unwrap_or_default();
+        let mut observed = self.observed.lock().unwrap_or_else(|e| e.into_inner());
+        match observed.as_ref() {
+            Some((seen, since)) if *seen == version => since.elapsed() >= duration,
+            _ => {
+                *observed = Some((version, Instant::now()));
+                false
+            }
         }
     }
 
@@ -69,13 +93,11 @@ impl LeaseLock {
             .holder_identity
             .as_deref()
             .is_some_and(|h| !h.is_empty());
-        let expires = spec.renew_time.as_ref().map(|t| {
-            let seconds = spec.lease_duration_seconds.unwrap_or(seconds);
-            t.0.saturating_add(SignedDuration::from_secs(i64::from(seconds)))
-                .unwrap_or(t.0)
-        });
-        let expired = expires.is_none_or(|at| at < now);
-        if held && !ours && !expired {
+        let duration = spec
+            .lease_duration_seconds
+            .and_then(|s| u64::try_from(s).ok())
+            .map_or(self.duration, Duration::from_secs);
+        if held && !ours && !self.expired(&lease, duration) {
             return Ok(false);
         }
         let mut next = lease;
@@ -130,12 +152,18 @@ impl LeaseLock {
         Fut: Future<Output = ()> + Send + 'static,
     {
         let renew_every = self.duration / 3;
+        // A renewal that has not answered by the next one counts as failed: the lease must not
+        // run out while this replica still reconciles.
+        let attempt = || async {
+            matches!(
+                tokio::time::timeout(renew_every, self.try_acquire_or_renew()).await,
+                Ok(Ok(true))
+            )
+        };
         loop {
             loop {
-                match self.try_acquire_or_renew().await {
-                    Ok(true) => break,
-                    Ok(false) => {}
-                    Err(error) => tracing::warn!(error = %error, "the lease could not be read"),
+                if attempt().await {
+                    break;
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(renew_every) => {}
@@ -148,8 +176,8 @@ impl LeaseLock {
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(renew_every) => {
-                        if !matches!(self.try_acquire_or_renew().await, Ok(true)) {
-                            tracing::warn!("the lease was lost: reconciling stops");
+                        if !attempt().await {
+                            tracing::warn!("the lease could not be renewed: reconciling stops");
                             break;
                         }
                     }

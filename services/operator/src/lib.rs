@@ -32,8 +32,12 @@ pub const NAME: &str = "caseway-operator";
 /// How the operator is run.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// The tenancy service's gRPC endpoint, e.g. `http://caseway-tenancy:50051`.
+    /// The tenancy service's gRPC endpoint, e.g. `http://caseway-tenancy:50051`; `https://`
+    /// calls over TLS.
     pub tenancy_endpoint: String,
+    /// PEM certificate authorities an `https://` endpoint is checked against, instead of the
+    /// system's roots.
+    pub tenancy_ca_file: Option<std::path::PathBuf>,
     /// The platform administrator's bearer token the operator calls with.
     pub token: Token,
     /// The namespace of the Lease (the operator's own).
@@ -47,7 +51,11 @@ pub struct Config {
 /// Runs the operator until `shutdown`, reconciling while this replica holds the Lease.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     let client = Client::try_default().await?;
-    let tenancy = Tenancy::new(&config.tenancy_endpoint, config.token.clone())?;
+    let tenancy = Tenancy::new(
+        &config.tenancy_endpoint,
+        config.token.clone(),
+        config.tenancy_ca_file.as_deref(),
+    )?;
     let reporter = Reporter {
         controller: NAME.into(),
         instance: Some(config.identity.clone()),

@@ -61,6 +61,10 @@ pub enum Error {
     /// The spec names another slug than the tenant the object created.
     #[error("the slug cannot change: this object manages tenant {tenant} ({was})")]
     SlugChanged { tenant: String, was: String },
+    /// The spec's slug is not the object's name (an API server without CRD validation rules
+    /// lets it through): two objects could then claim one tenant.
+    #[error("spec.slug {slug:?} must be the object's name {name:?}")]
+    SlugNotName { slug: String, name: String },
     #[error("the finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
 }
@@ -72,6 +76,7 @@ impl Error {
             Error::Tenancy(error) => error.reason(),
             Error::Kube(_) => "KubernetesApi",
             Error::SlugChanged { .. } => "SlugChanged",
+            Error::SlugNotName { .. } => "SlugNotName",
             Error::Finalizer(inner) => match inner.as_ref() {
                 kube::runtime::finalizer::Error::ApplyFailed(e)
                 | kube::runtime::finalizer::Error::CleanupFailed(e) => e.reason(),
@@ -173,6 +178,12 @@ async fn apply(object: &Tenant, ctx: &Context) -> Result<Action, Error> {
 /// Makes the tenant as the spec says and returns it as it then stands.
 async fn converge(object: &Tenant, ctx: &Context) -> Result<pb::Tenant, Error> {
     let spec = &object.spec;
+    if object.name_any() != spec.slug {
+        return Err(Error::SlugNotName {
+            slug: spec.slug.clone(),
+            name: object.name_any(),
+        });
+    }
     let uid = object.uid().unwrap_or_default();
     let tenancy = &ctx.tenancy;
     let known_id = object.status.as_ref().and_then(|s| s.tenant_id.clone());
@@ -230,23 +241,20 @@ async fn converge(object: &Tenant, ctx: &Context) -> Result<pb::Tenant, Error> {
     for wanted in &spec.organizations {
         match organizations.iter().find(|o| o.code == wanted.code) {
             None => {
-                tenancy
-                    .create_organization(
-                        &tenant.id,
-                        &format!("k8s-{uid}-organization-{}", wanted.code),
-                        &wanted.code,
-                        &wanted.name,
+                let created = tenancy
+                    .create_organization(&tenant.id, &wanted.code, &wanted.name)
+                    .await?;
+                if created.is_some() {
+                    publish(
+                        ctx,
+                        object,
+                        EventType::Normal,
+                        "OrganizationCreated",
+                        "Create",
+                        &format!("created security organization {}", wanted.code),
                     )
                     .await?;
-                publish(
-                    ctx,
-                    object,
-                    EventType::Normal,
-                    "OrganizationCreated",
-                    "Create",
-                    &format!("created security organization {}", wanted.code),
-                )
-                .await?;
+                }
             }
             Some(existing) if existing.name != wanted.name => {
                 tenancy
@@ -266,16 +274,14 @@ async fn converge(object: &Tenant, ctx: &Context) -> Result<pb::Tenant, Error> {
         }
     }
     let suspended = tenant.status == pb::TenantStatus::Suspended as i32;
-    // Request ids per generation: suspending again after a resume is a new request.
-    let generation = object.meta().generation.unwrap_or(0);
+    // Request ids name the tenant's version: a retry of a change whose answer was lost is
+    // answered again, while a change after someone else's (a resume outside Kubernetes) is a
+    // new request.
+    let version = tenant.etag.trim_matches('"').to_string();
     if spec.suspended && !suspended {
         let reason = spec.suspension_reason.clone().unwrap_or_default();
         tenant = tenancy
-            .suspend(
-                &tenant.id,
-                &reason,
-                &format!("k8s-{uid}-suspend-{generation}"),
-            )
+            .suspend(&tenant.id, &reason, &format!("k8s-{uid}-suspend-{version}"))
             .await?;
         publish(
             ctx,
@@ -288,7 +294,7 @@ async fn converge(object: &Tenant, ctx: &Context) -> Result<pb::Tenant, Error> {
         .await?;
     } else if !spec.suspended && suspended {
         tenant = tenancy
-            .resume(&tenant.id, &format!("k8s-{uid}-resume-{generation}"))
+            .resume(&tenant.id, &format!("k8s-{uid}-resume-{version}"))
             .await?;
         publish(
             ctx,

@@ -27,10 +27,13 @@ pub enum TenancyError {
     /// Not reached, or it did not answer in time: worth retrying.
     #[error("the tenancy service is unreachable: {0}")]
     Unavailable(String),
-    /// The spec is not a valid tenant (INVALID_ARGUMENT, ALREADY_EXISTS): retrying the same
-    /// spec will not help.
+    /// The spec is not a valid tenant (INVALID_ARGUMENT, FAILED_PRECONDITION): retrying the
+    /// same spec will not help.
     #[error("the tenancy service refused the spec: {0}")]
     Invalid(String),
+    /// What was to be created exists (ALREADY_EXISTS).
+    #[error("the tenancy service has it already: {0}")]
+    Exists(String),
     /// Anything else the service answered (refused credentials included).
     #[error("the tenancy service failed: {0}")]
     Failed(String),
@@ -42,7 +45,8 @@ impl TenancyError {
         let message = format!("{:?}: {}", status.code(), status.message());
         match status.code() {
             Unavailable | DeadlineExceeded | Cancelled => TenancyError::Unavailable(message),
-            InvalidArgument | AlreadyExists | FailedPrecondition => TenancyError::Invalid(message),
+            InvalidArgument | FailedPrecondition => TenancyError::Invalid(message),
+            AlreadyExists => TenancyError::Exists(message),
             _ => TenancyError::Failed(message),
         }
     }
@@ -51,7 +55,7 @@ impl TenancyError {
     pub fn reason(&self) -> &'static str {
         match self {
             TenancyError::Unavailable(_) => "TenancyUnavailable",
-            TenancyError::Invalid(_) => "InvalidSpec",
+            TenancyError::Invalid(_) | TenancyError::Exists(_) => "InvalidSpec",
             TenancyError::Failed(_) => "TenancyFailed",
         }
     }
@@ -66,11 +70,29 @@ pub struct Tenancy {
 type Result<T> = std::result::Result<T, TenancyError>;
 
 impl Tenancy {
-    /// A client of the tenancy service at `endpoint`, connected on first use.
-    pub fn new(endpoint: &str, token: Token) -> anyhow::Result<Tenancy> {
-        let channel = tonic::transport::Endpoint::from_shared(endpoint.to_string())?
-            .connect_timeout(DEADLINE)
-            .connect_lazy();
+    /// A client of the tenancy service at `endpoint`, connected on first use; over TLS when
+    /// the endpoint is `https://`, checked against `ca_file` (PEM) or the system's roots.
+    pub fn new(
+        endpoint: &str,
+        token: Token,
+        ca_file: Option<&std::path::Path>,
+    ) -> anyhow::Result<Tenancy> {
+        let mut target = tonic::transport::Endpoint::from_shared(endpoint.to_string())?
+            .connect_timeout(DEADLINE);
+        if endpoint.starts_with("https://") {
+            let tls = match ca_file {
+                Some(path) => tonic::transport::ClientTlsConfig::new().ca_certificate(
+                    tonic::transport::Certificate::from_pem(std::fs::read(path).map_err(|e| {
+                        anyhow::anyhow!("reading the CA file {}: {e}", path.display())
+                    })?),
+                ),
+                None => tonic::transport::ClientTlsConfig::new().with_native_roots(),
+            };
+            target = target.tls_config(tls)?;
+        } else if ca_file.is_some() {
+            anyhow::bail!("a CA file is given for {endpoint}, which is not https://");
+        }
+        let channel = target.connect_lazy();
         Ok(Tenancy {
             client: TenancyServiceClient::new(channel),
             token,
@@ -225,15 +247,18 @@ impl Tenancy {
         }
     }
 
+    /// Creates an organization; None when its code is taken already (a create whose answer was
+    /// lost, or a tenant administrator's): the next pass reads it like any other. The code's
+    /// uniqueness is what makes a retry safe, so no request id is sent (one would replay a
+    /// create of an organization deleted since).
     pub async fn create_organization(
         &self,
         tenant_id: &str,
-        request_id: &str,
         code: &str,
         name: &str,
-    ) -> Result<pb::Organization> {
+    ) -> Result<Option<pb::Organization>> {
         let request = self.request(pb::CreateOrganizationRequest {
-            request_id: request_id.to_string(),
+            request_id: String::new(),
             organization: Some(pb::Organization {
                 code: code.to_string(),
                 name: name.to_string(),
@@ -242,10 +267,11 @@ impl Tenancy {
             tenant_id: tenant_id.to_string(),
         })?;
         let mut client = self.client.clone();
-        let reply = self.call(client.create_organization(request)).await?;
-        reply
-            .organization
-            .ok_or_else(|| TenancyError::Failed("CreateOrganization answered none".into()))
+        match self.call(client.create_organization(request)).await {
+            Ok(reply) => Ok(reply.organization),
+            Err(TenancyError::Exists(_)) => Ok(None),
+            Err(error) => Err(error),
+        }
     }
 
     /// Renames an organization, if it is still at its etag.

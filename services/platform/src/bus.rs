@@ -177,6 +177,9 @@ struct Inner {
     /// PEM certificate authorities of an `amqps://` broker, instead of the system's.
     ca: Option<String>,
     publisher: Mutex<Option<(Connection, Channel)>>,
+    /// The connection queue depths are measured on, kept between measurements apart from the
+    /// publisher's, so measuring never holds up publishing.
+    observer: Mutex<Option<(Connection, Channel)>>,
 }
 
 /// Durable queues this process declared (with their dead-letter queues), by exchange, so a
@@ -200,6 +203,7 @@ impl Bus {
                 exchange: exchange.into(),
                 ca: None,
                 publisher: Mutex::new(None),
+                observer: Mutex::new(None),
             }),
         }
     }
@@ -218,6 +222,7 @@ impl Bus {
                 exchange: self.inner.exchange.clone(),
                 ca: Some(ca),
                 publisher: Mutex::new(None),
+                observer: Mutex::new(None),
             }),
         })
     }
@@ -425,17 +430,19 @@ fn death_of(delivery: &lapin::message::Delivery) -> (String, i64) {
     (reason, count)
 }
 
-/// How many events wait in a consumer's queue and how many it has parked.
+/// How many events wait in a consumer's queue and how many it has parked; None where a queue
+/// could not be measured.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QueueDepth {
     pub consumer: String,
-    pub waiting: u32,
-    pub parked: u32,
+    pub waiting: Option<u32>,
+    pub parked: Option<u32>,
 }
 
 impl Bus {
     /// The depths of the durable queues this process consumes on this exchange, read with
-    /// passive declares (which change nothing) on one short-lived connection.
+    /// passive declares (which change nothing) on a connection kept for it. A queue that
+    /// cannot be measured (gone, say) is None and does not stop the others being measured.
     pub async fn depths(&self) -> anyhow::Result<Vec<QueueDepth>> {
         let queues: Vec<String> = BOUND_QUEUES
             .lock()
@@ -447,38 +454,44 @@ impl Bus {
         if queues.is_empty() {
             return Ok(Vec::new());
         }
-        let (connection, channel) = self.connect().await?;
-        let passive = QueueDeclareOptions {
-            passive: true,
-            ..Default::default()
-        };
-        let result = async {
-            let mut depths = Vec::with_capacity(queues.len());
-            let prefix = format!("{}.", self.inner.exchange);
-            for queue in queues {
-                let waiting = channel
-                    .queue_declare(queue.as_str().into(), passive, FieldTable::default())
-                    .await?
-                    .message_count();
-                let parked = channel
-                    .queue_declare(
-                        format!("{queue}.dead-letter").as_str().into(),
-                        passive,
-                        FieldTable::default(),
-                    )
-                    .await?
-                    .message_count();
-                depths.push(QueueDepth {
-                    consumer: queue.strip_prefix(&prefix).unwrap_or(&queue).to_string(),
-                    waiting,
-                    parked,
-                });
-            }
-            anyhow::Ok(depths)
+        let mut observer = self.inner.observer.lock().await;
+        if observer
+            .as_ref()
+            .is_none_or(|(c, _)| !c.status().connected())
+        {
+            *observer = Some(self.connect().await?);
         }
-        .await;
-        let _ = connection.close(200, "measured".into()).await;
-        result
+        let Some((connection, channel)) = observer.as_mut() else {
+            return Ok(Vec::new());
+        };
+        let prefix = format!("{}.", self.inner.exchange);
+        let mut depths = Vec::with_capacity(queues.len());
+        for queue in queues {
+            let mut measured = [None, None];
+            for (slot, name) in measured
+                .iter_mut()
+                .zip([queue.clone(), format!("{queue}.dead-letter")])
+            {
+                let passive = QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                };
+                match channel
+                    .queue_declare(name.as_str().into(), passive, FieldTable::default())
+                    .await
+                {
+                    Ok(declared) => *slot = Some(declared.message_count()),
+                    // A failed passive declare closes the channel: the next needs another.
+                    Err(_) => *channel = connection.create_channel().await?,
+                }
+            }
+            depths.push(QueueDepth {
+                consumer: queue.strip_prefix(&prefix).unwrap_or(&queue).to_string(),
+                waiting: measured[0],
+                parked: measured[1],
+            });
+        }
+        Ok(depths)
     }
 
     /// The dead-letter queue of `consumer`'s durable queue.

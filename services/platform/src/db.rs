@@ -103,7 +103,6 @@ impl Db {
         Ok(conn)
     }
 
-    /// Whether PostgreSQL answers, for readiness.
     /// Counts waits for a connection in `metrics` from now on.
     pub fn observe_with(&self, metrics: Arc<crate::metrics::Metrics>) {
         self.pool.observe_with(metrics);
@@ -114,21 +113,20 @@ impl Db {
         self.pool.state()
     }
 
-    /// Unpublished events across tenants (counted up to `cap`), and when the oldest of them
-    /// was written.
-    pub async fn outbox_backlog(
-        &self,
-        cap: i64,
-    ) -> Result<(i64, Option<chrono::DateTime<chrono::Utc>>)> {
+    /// Unpublished events across tenants (counted up to `cap`), and the age of the oldest of
+    /// them in seconds (0 when none waits).
+    pub async fn outbox_backlog(&self, cap: i64) -> Result<(i64, f64)> {
         let mut tx = self.system_tx().await?;
-        let backlog = sqlx::query_as("SELECT events, oldest FROM platform.outbox_backlog($1)")
-            .bind(cap)
-            .fetch_one(tx.conn())
-            .await?;
+        let backlog =
+            sqlx::query_as("SELECT events, oldest_age_seconds FROM platform.outbox_backlog($1)")
+                .bind(cap)
+                .fetch_one(tx.conn())
+                .await?;
         tx.commit().await?;
         Ok(backlog)
     }
 
+    /// Whether PostgreSQL answers, for readiness.
     pub async fn ping(&self) -> bool {
         match self.pool.acquire().await {
             Ok(mut conn) => conn.ping().await.is_ok(),

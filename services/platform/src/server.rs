@@ -147,19 +147,13 @@ async fn observe(platform: &Platform) {
     let metrics = &platform.metrics;
     let broker_up = platform.bus.ping().await;
     metrics.rabbitmq_up.set(i64::from(broker_up));
+    metrics.postgres_up.set(i64::from(platform.db.ping().await));
     match platform.db.outbox_backlog(OUTBOX_COUNT_CAP).await {
-        Ok((events, oldest)) => {
-            metrics.postgres_up.set(1);
+        Ok((events, oldest_age_seconds)) => {
             metrics.outbox_events.set(events);
-            let age = oldest.map_or(0.0, |at| {
-                (chrono::Utc::now() - at).num_milliseconds().max(0) as f64 / 1000.0
-            });
-            metrics.outbox_oldest_age_seconds.set(age);
+            metrics.outbox_oldest_age_seconds.set(oldest_age_seconds);
         }
-        Err(error) => {
-            metrics.postgres_up.set(0);
-            tracing::debug!(error = %error, "outbox backlog not read");
-        }
+        Err(error) => tracing::debug!(error = %error, "outbox backlog not read"),
     }
     if broker_up {
         match platform.bus.depths().await {
@@ -168,14 +162,23 @@ async fn observe(platform: &Platform) {
                     let labels = crate::metrics::ConsumerLabels {
                         consumer: depth.consumer,
                     };
-                    metrics
-                        .consumer_lag
-                        .get_or_create(&labels)
-                        .set(i64::from(depth.waiting));
-                    metrics
-                        .events_parked
-                        .get_or_create(&labels)
-                        .set(i64::from(depth.parked));
+                    match (depth.waiting, depth.parked) {
+                        (Some(waiting), Some(parked)) => {
+                            metrics
+                                .consumer_lag
+                                .get_or_create(&labels)
+                                .set(i64::from(waiting));
+                            metrics
+                                .events_parked
+                                .get_or_create(&labels)
+                                .set(i64::from(parked));
+                        }
+                        // Not measured: no figure rather than a stale one.
+                        _ => {
+                            metrics.consumer_lag.remove(&labels);
+                            metrics.events_parked.remove(&labels);
+                        }
+                    }
                 }
             }
             Err(error) => tracing::debug!(error = %error, "queue depths not read"),

@@ -65,7 +65,7 @@ impl Tenancy {
         // The key is the platform's: stored before the transaction acts for the new tenant.
         idempotency::complete(&mut tx, &key, &convert::create_tenant_reply(&tenant)).await?;
         tx.act_for_tenant(tenant.id).await?;
-        audit_tenant(&mut tx, actor, "tenancy.tenant.create", &tenant).await?;
+        audit_tenant(&mut tx, actor, "tenancy.tenant.create", &tenant, &[]).await?;
         let event = events::tenant_changed(TenantEvent::Created, &tenant, "", &[]);
         outbox::enqueue(&mut tx, event.event()).await?;
         tx.commit().await?;
@@ -167,7 +167,7 @@ impl Tenancy {
             TenantStatus::Suspended => ("tenancy.tenant.suspend", TenantEvent::Suspended),
             TenantStatus::Active => ("tenancy.tenant.resume", TenantEvent::Resumed),
         };
-        audit_tenant(&mut tx, actor, action, &tenant).await?;
+        audit_tenant(&mut tx, actor, action, &tenant, &[]).await?;
         let event = events::tenant_changed(event, &tenant, &reason, &[]);
         outbox::enqueue(&mut tx, event.event()).await?;
         tx.commit().await?;
@@ -200,7 +200,7 @@ impl Tenancy {
         }
         let tenant = store::update_tenant(tx.conn(), id, &next).await?;
         tx.act_for_tenant(id).await?;
-        audit_tenant(&mut tx, actor, "tenancy.tenant.update", &tenant).await?;
+        audit_tenant(&mut tx, actor, "tenancy.tenant.update", &tenant, &changed).await?;
         let event = events::tenant_changed(TenantEvent::Updated, &tenant, "", &changed);
         outbox::enqueue(&mut tx, event.event()).await?;
         tx.commit().await?;
@@ -379,6 +379,7 @@ async fn audit_tenant(
     actor: &Principal,
     action: &str,
     tenant: &Tenant,
+    changed_fields: &[String],
 ) -> Result<()> {
     let principal = Principal {
         user_id: actor.user_id.clone(),
@@ -395,7 +396,7 @@ async fn audit_tenant(
             action,
             resource_type: "tenant",
             resource_id: tenant.id.as_uuid(),
-            changed_fields: &[],
+            changed_fields,
         },
     )
     .await
