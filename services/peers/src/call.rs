@@ -112,6 +112,7 @@ where
             rpc.service = Req::SERVICE,
             rpc.method = Req::METHOD,
             rpc.grpc.status_code = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
             peer.service = peer,
             attempt,
         );
@@ -128,6 +129,9 @@ where
             Err(_) => tonic::Code::DeadlineExceeded,
         };
         span.record("rpc.grpc.status_code", code as i32);
+        if caseway_platform::layer::server_fault(code) {
+            span.record("otel.status_code", "ERROR");
+        }
         caseway_platform::metrics::observe_client(
             Req::SERVICE,
             Req::METHOD,

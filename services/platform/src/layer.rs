@@ -226,9 +226,9 @@ where
     }
 }
 
-/// Whether a status is the server's fault, which marks its span an error (the RPC semantic
-/// conventions: a caller's mistake is not the server's error).
-fn server_fault(code: tonic::Code) -> bool {
+/// Whether a status is the server's fault, which marks its span (and a client's span of the
+/// call) an error (the RPC semantic conventions: a caller's mistake is not the server's error).
+pub fn server_fault(code: tonic::Code) -> bool {
     use tonic::Code::*;
     matches!(
         code,
