@@ -1,0 +1,11 @@
+//! The fault suite: a node under a steady load of mixed calls from several tenants while a
+//! real server it depends on is taken away and given back, then a count, against the ledger
+//! the load kept, of every call that failed and every effect that was lost or applied twice.
+//!
+//! - `proxy`: a TCP proxy between the node and a server, cut and healed by the test.
+//! - `load`: the tenants, the load and its ledger.
+//! - `report`: the table row of each fault (docs/reliability.md keeps the latest).
+
+pub mod load;
+pub mod proxy;
+pub mod report;

@@ -1,0 +1,296 @@
+//! A steady load of mixed calls from several tenants, and the ledger of every call and its
+//! answer that a scenario checks the servers against once the fault has healed.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tonic::transport::Channel;
+
+use caseway_api::authorizations::v1 as authorizations_pb;
+use caseway_api::authorizations::v1::authorizations_service_client::AuthorizationsServiceClient;
+use caseway_api::catalog::v1 as catalog_pb;
+use caseway_api::clients::v1 as clients_pb;
+use caseway_api::clients::v1::clients_service_client::ClientsServiceClient;
+use caseway_api::records::v1 as records_pb;
+use caseway_api::records::v1::records_service_client::RecordsServiceClient;
+use caseway_integration_tests::{TestEnv, TestNode, authed, date};
+use caseway_platform::auth::Role;
+
+/// A tenant the load calls as: a case worker's token, and clients each with an approved
+/// authorization of June 2026 (1000 sessions a day) to record against.
+pub struct LoadTenant {
+    pub slug: String,
+    pub worker: String,
+    pub service: String,
+    pub grant: String,
+    pub plans: Vec<Plan>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub client: String,
+    pub authorization: String,
+}
+
+/// Makes a tenant to load, through the public API.
+pub async fn seed(env: &TestEnv, node: &TestNode, slug: &str, clients: usize) -> LoadTenant {
+    let tenant = node.test_tenant(env, slug).await;
+    let worker = env.token_for("worker", tenant.id, &[Role::Caseworker], &[]);
+    let supervisor = env.token_for("supervisor", tenant.id, &[Role::Supervisor], &[]);
+    let make = &tenant.make;
+    let grant = make
+        .grant(catalog_pb::Grant {
+            code: "ESG".into(),
+            name: "Emergency Solutions".into(),
+            funder: "HUD".into(),
+            start_date: Some(date(2026, 1, 1)),
+            end_date: Some(date(2026, 12, 31)),
+            ..Default::default()
+        })
+        .await
+        .expect("a grant");
+    let service = make
+        .service(catalog_pb::Service {
+            code: "FC".into(),
+            name: "Counseling".into(),
+            unit_of_measure: catalog_pb::UnitOfMeasure::Count as i32,
+            default_unit_value: "45.00".into(),
+            delivery_mode: catalog_pb::DeliveryMode::Direct as i32,
+            grant_ids: vec![grant.clone()],
+            ..Default::default()
+        })
+        .await
+        .expect("a service");
+    let approver = make.acting_as(&supervisor).expect("a token");
+    let mut plans = Vec::new();
+    for n in 0..clients {
+        let client = make
+            .client(clients_pb::Client {
+                first_name: format!("Client{n}"),
+                last_name: format!("Load {slug}"),
+                ..Default::default()
+            })
+            .await
+            .expect("a client");
+        let planned = make
+            .authorization(authorizations_pb::Authorization {
+                client_id: client.clone(),
+                service_id: service.clone(),
+                grant_id: grant.clone(),
+                begin_date: Some(date(2026, 6, 1)),
+                end_date: Some(date(2026, 6, 30)),
+                units_per_occurrence: "1000".into(),
+                recurrence: "FREQ=DAILY".into(),
+                ..Default::default()
+            })
+            .await
+            .expect("an authorization");
+        approver.approve(&planned).await.expect("approved");
+        plans.push(Plan {
+            client,
+            authorization: planned.id,
+        });
+    }
+    LoadTenant {
+        slug: slug.into(),
+        worker,
+        service,
+        grant,
+        plans,
+    }
+}
+
+/// What the load asked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operation {
+    /// One unit recorded against an authorization.
+    RecordService,
+    /// A client's name changed.
+    UpdateClient,
+}
+
+/// One call and its answer.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub tenant: usize,
+    pub plan: usize,
+    pub operation: Operation,
+    pub code: tonic::Code,
+    pub latency: Duration,
+    /// When the answer came.
+    pub answered: Instant,
+}
+
+#[derive(Clone, Default)]
+pub struct Ledger {
+    entries: Arc<Mutex<Vec<Entry>>>,
+}
+
+impl Ledger {
+    fn push(&self, entry: Entry) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(entry);
+    }
+
+    pub fn entries(&self) -> Vec<Entry> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The calls that did not succeed.
+    pub fn failed(&self) -> Vec<Entry> {
+        self.entries()
+            .into_iter()
+            .filter(|e| e.code != tonic::Code::Ok)
+            .collect()
+    }
+
+    /// Units recorded and acknowledged against each plan of `tenant`, answered before
+    /// `before` when given.
+    pub fn recorded(&self, tenant: usize, plans: usize, before: Option<Instant>) -> Vec<u64> {
+        let mut counts = vec![0; plans];
+        for e in self.entries() {
+            if e.tenant == tenant
+                && e.operation == Operation::RecordService
+                && e.code == tonic::Code::Ok
+                && before.is_none_or(|at| e.answered < at)
+            {
+                counts[e.plan] += 1;
+            }
+        }
+        counts
+    }
+}
+
+/// Calls at `rate` a second, spread over the tenants and their plans, alternating records
+/// and client updates (three records to one update), until `stop`; every call and its answer
+/// goes to the ledger.
+pub async fn drive(
+    channel: Channel,
+    tenants: Arc<Vec<LoadTenant>>,
+    rate: u32,
+    ledger: Ledger,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(1) / rate.max(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut calls = Vec::new();
+    let mut n: usize = 0;
+    while !stop.is_cancelled() {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.cancelled() => break,
+        }
+        let tenant_index = n % tenants.len();
+        let tenant = &tenants[tenant_index];
+        let plan_index = (n / tenants.len()) % tenant.plans.len();
+        let operation = if n % 4 == 3 {
+            Operation::UpdateClient
+        } else {
+            Operation::RecordService
+        };
+        let (channel, tenants, ledger) = (channel.clone(), tenants.clone(), ledger.clone());
+        calls.push(tokio::spawn(async move {
+            let tenant = &tenants[tenant_index];
+            let plan = &tenant.plans[plan_index];
+            let started = Instant::now();
+            let code = match call(channel, tenant, plan, operation, n).await {
+                Ok(()) => tonic::Code::Ok,
+                Err(status) => status.code(),
+            };
+            ledger.push(Entry {
+                tenant: tenant_index,
+                plan: plan_index,
+                operation,
+                code,
+                latency: started.elapsed(),
+                answered: Instant::now(),
+            });
+        }));
+        n += 1;
+    }
+    for call in calls {
+        let _ = call.await;
+    }
+}
+
+async fn call(
+    channel: Channel,
+    tenant: &LoadTenant,
+    plan: &Plan,
+    operation: Operation,
+    n: usize,
+) -> Result<(), tonic::Status> {
+    let token = &tenant.worker;
+    // Each call is its own request: a request id the ledger could retry under.
+    let request_id = format!("load-{}-{n}", tenant.slug);
+    match operation {
+        Operation::RecordService => {
+            RecordsServiceClient::new(channel)
+                .record_service(authed(
+                    token,
+                    records_pb::RecordServiceRequest {
+                        request_id,
+                        record: Some(records_pb::ServiceRecord {
+                            client_id: plan.client.clone(),
+                            service_id: tenant.service.clone(),
+                            service_date: Some(date(2026, 6, 1 + (n % 28) as i32)),
+                            grant_id: tenant.grant.clone(),
+                            units: "1".into(),
+                            authorization_id: plan.authorization.clone(),
+                            ..Default::default()
+                        }),
+                    },
+                ))
+                .await?;
+        }
+        Operation::UpdateClient => {
+            ClientsServiceClient::new(channel)
+                .update_client(authed(
+                    token,
+                    clients_pb::UpdateClientRequest {
+                        client: Some(clients_pb::Client {
+                            id: plan.client.clone(),
+                            first_name: format!("Renamed{n}"),
+                            ..Default::default()
+                        }),
+                        update_mask: Some(prost_types::FieldMask {
+                            paths: vec!["first_name".into()],
+                        }),
+                    },
+                ))
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The delivered units and record count each plan's authorization shows.
+pub async fn utilization(
+    channel: &Channel,
+    tenant: &LoadTenant,
+) -> Result<Vec<(String, i32)>, tonic::Status> {
+    let mut shown = Vec::new();
+    for plan in &tenant.plans {
+        let utilization = AuthorizationsServiceClient::new(channel.clone())
+            .get_authorization_utilization(authed(
+                &tenant.worker,
+                authorizations_pb::GetAuthorizationUtilizationRequest {
+                    authorization_id: plan.authorization.clone(),
+                },
+            ))
+            .await?
+            .into_inner()
+            .utilization
+            .unwrap_or_default();
+        shown.push((
+            utilization.delivered_units,
+            utilization.service_record_count,
+        ));
+    }
+    Ok(shown)
+}
