@@ -5,7 +5,19 @@
 //! - `proxy`: a TCP proxy between the node and a server, cut and healed by the test.
 //! - `load`: the tenants, the load and its ledger.
 //! - `report`: the table row of each fault (docs/reliability.md keeps the latest).
+//! - `check`: what a scenario reads back from the node.
 
+pub mod check;
 pub mod load;
 pub mod proxy;
 pub mod report;
+
+/// The duration the variable `name` gives in seconds, else `default`.
+pub fn seconds(name: &str, default: u64) -> std::time::Duration {
+    std::time::Duration::from_secs(
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default),
+    )
+}

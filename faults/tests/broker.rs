@@ -11,61 +11,20 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
-use caseway_faults::load::{self, Ledger, LoadTenant};
+use caseway_faults::check::{drawdown_gap, metric};
+use caseway_faults::load::{self, Ledger};
 use caseway_faults::proxy::TcpProxy;
 use caseway_faults::report::Row;
-use caseway_integration_tests::{TestEnv, TestNode, http_get};
+use caseway_integration_tests::{TestEnv, http_get};
 
 /// Calls a second the load holds, over both tenants.
 const RATE: u32 = 40;
 /// How long after the broker's return every effect must show.
 const RECOVERY: Duration = Duration::from_secs(30);
 
-fn seconds(name: &str, default: u64) -> Duration {
-    Duration::from_secs(
-        std::env::var(name)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default),
-    )
-}
-
-async fn metric(node: &TestNode, series: &str) -> Option<f64> {
-    let (_, text) = http_get(node.metrics_addr(), "/metrics").await;
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
-}
-
-/// Units recorded and acknowledged (before `before`, when given), and the units and records
-/// each authorization shows: (lost, duplicated) over every plan of every tenant.
-async fn drawdown_gap(
-    channel: &Channel,
-    tenants: &[LoadTenant],
-    ledger: &Ledger,
-    before: Option<Instant>,
-) -> (i64, i64) {
-    let (mut lost, mut duplicated) = (0, 0);
-    for (t, tenant) in tenants.iter().enumerate() {
-        let recorded = ledger.recorded(t, tenant.plans.len(), before);
-        let shown = load::utilization(channel, tenant)
-            .await
-            .expect("utilization answers");
-        for (expected, (units, records)) in recorded.iter().zip(shown) {
-            let expected = *expected as i64;
-            let units = units.parse::<f64>().unwrap_or(0.0) as i64;
-            for got in [units, i64::from(records)] {
-                lost += (expected - got).max(0);
-                duplicated += (got - expected).max(0);
-            }
-        }
-    }
-    (lost, duplicated)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rabbitmq_gone_for_30_seconds_fails_no_call_and_loses_no_event() {
-    let outage = seconds("CASEWAY_FAULT_SECONDS", 30);
+    let outage = caseway_faults::seconds("CASEWAY_FAULT_SECONDS", 30);
     let env = TestEnv::new().await;
     let proxy = TcpProxy::start("127.0.0.1:5672".parse().unwrap()).await;
     let mut config = env.config();

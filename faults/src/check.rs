@@ -1,0 +1,45 @@
+//! What a scenario reads back from the node once a fault has healed.
+
+use std::time::Instant;
+
+use tonic::transport::Channel;
+
+use caseway_integration_tests::{TestNode, http_get};
+
+use crate::load::{self, Ledger, LoadTenant};
+
+/// The value of the sample `series` (its name and labels as written) on the node's
+/// `/metrics`.
+pub async fn metric(node: &TestNode, series: &str) -> Option<f64> {
+    let (_, text) = http_get(node.metrics_addr(), "/metrics").await;
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Units recorded and acknowledged (answered before `before`, when given) against what each
+/// authorization shows (its delivered units and its record count): (lost, duplicated) over
+/// every plan of every tenant.
+pub async fn drawdown_gap(
+    channel: &Channel,
+    tenants: &[LoadTenant],
+    ledger: &Ledger,
+    before: Option<Instant>,
+) -> (i64, i64) {
+    let (mut lost, mut duplicated) = (0, 0);
+    for (t, tenant) in tenants.iter().enumerate() {
+        let recorded = ledger.recorded(t, tenant.plans.len(), before);
+        let shown = load::utilization(channel, tenant)
+            .await
+            .expect("utilization answers");
+        for (expected, (units, records)) in recorded.iter().zip(shown) {
+            let expected = *expected as i64;
+            let units = units.parse::<f64>().unwrap_or(0.0) as i64;
+            for got in [units, i64::from(records)] {
+                lost += (expected - got).max(0);
+                duplicated += (got - expected).max(0);
+            }
+        }
+    }
+    (lost, duplicated)
+}
