@@ -112,6 +112,8 @@ pub enum Operation {
 /// One call and its answer.
 #[derive(Clone, Debug)]
 pub struct Entry {
+    /// The call's number in the load (its request id is made of it).
+    pub n: usize,
     pub tenant: usize,
     pub plan: usize,
     pub operation: Operation,
@@ -139,6 +141,33 @@ impl Ledger {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// Each call that failed tried again once, as a client does, under the same request id:
+    /// one whose first attempt was stored after all is answered with that, and nothing is
+    /// stored twice. The entries take the retry's answer; the first answers are returned.
+    pub async fn retry_failed(&self, channel: &Channel, tenants: &[LoadTenant]) -> Vec<Entry> {
+        let failed = self.failed();
+        for entry in &failed {
+            let tenant = &tenants[entry.tenant];
+            let code = match call(
+                channel.clone(),
+                tenant,
+                &tenant.plans[entry.plan],
+                entry.operation,
+                entry.n,
+            )
+            .await
+            {
+                Ok(()) => tonic::Code::Ok,
+                Err(status) => status.code(),
+            };
+            let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(stored) = entries.iter_mut().find(|e| e.n == entry.n) {
+                stored.code = code;
+            }
+        }
+        failed
     }
 
     /// The calls that did not succeed.
@@ -203,6 +232,7 @@ pub async fn drive(
                 Err(status) => status.code(),
             };
             ledger.push(Entry {
+                n,
                 tenant: tenant_index,
                 plan: plan_index,
                 operation,
