@@ -43,3 +43,21 @@ pub async fn drawdown_gap(
     }
     (lost, duplicated)
 }
+
+/// The drawdown gap once it closes, or as it stands after `bound` (effects still on their way
+/// through the outbox and the consumer are given that long).
+pub async fn settled_gap(
+    channel: &Channel,
+    tenants: &[LoadTenant],
+    ledger: &Ledger,
+    bound: std::time::Duration,
+) -> (i64, i64) {
+    let settled = Instant::now();
+    loop {
+        let gap = drawdown_gap(channel, tenants, ledger, None).await;
+        if gap == (0, 0) || settled.elapsed() >= bound {
+            return gap;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}

@@ -324,3 +324,56 @@ pub async fn utilization(
     }
     Ok(shown)
 }
+
+/// The two tenants every scenario loads (`<prefix>-a`, `<prefix>-b`), four clients each.
+pub async fn two_tenants(env: &TestEnv, node: &TestNode, prefix: &str) -> Arc<Vec<LoadTenant>> {
+    Arc::new(vec![
+        seed(env, node, &format!("{prefix}-a"), 4).await,
+        seed(env, node, &format!("{prefix}-b"), 4).await,
+    ])
+}
+
+/// A connection to the node, as the load's client.
+pub async fn connect(node: &TestNode) -> Channel {
+    Channel::from_shared(format!("http://{}", node.addr()))
+        .expect("the node's address")
+        .connect()
+        .await
+        .expect("the node answers")
+}
+
+/// A load running in the background ([`drive`]), and its ledger.
+pub struct Running {
+    pub ledger: Ledger,
+    pub started: Instant,
+    stop: tokio_util::sync::CancellationToken,
+    driver: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Starts calling at `rate` a second.
+    pub fn start(channel: &Channel, tenants: &Arc<Vec<LoadTenant>>, rate: u32) -> Running {
+        let ledger = Ledger::default();
+        let stop = tokio_util::sync::CancellationToken::new();
+        let driver = tokio::spawn(drive(
+            channel.clone(),
+            tenants.clone(),
+            rate,
+            ledger.clone(),
+            stop.clone(),
+        ));
+        Running {
+            ledger,
+            started: Instant::now(),
+            stop,
+            driver,
+        }
+    }
+
+    /// Stops the load once every call made has answered; how long it ran.
+    pub async fn finish(self) -> (Ledger, Duration) {
+        self.stop.cancel();
+        let _ = self.driver.await;
+        (self.ledger, self.started.elapsed())
+    }
+}

@@ -5,14 +5,10 @@
 //! against it), and the outbox must drain within 30 s of the broker's return; readiness holds
 //! and the metrics show the outage.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
-
-use caseway_faults::check::{drawdown_gap, metric};
-use caseway_faults::load::{self, Ledger};
+use caseway_faults::check::{drawdown_gap, metric, settled_gap};
+use caseway_faults::load::{self, Running};
 use caseway_faults::proxy::TcpProxy;
 use caseway_faults::report::Row;
 use caseway_integration_tests::{TestEnv, http_get};
@@ -38,26 +34,10 @@ async fn rabbitmq_gone_for_30_seconds_fails_no_call_and_loses_no_event() {
         .replace("127.0.0.1:5672", &proxy.addr.to_string());
     config.tenant_rate_limit = 0;
     let node = env.start_with(config, &caseway::Target::ALL).await;
-    let tenants = Arc::new(vec![
-        load::seed(&env, &node, "fault-a", 4).await,
-        load::seed(&env, &node, "fault-b", 4).await,
-    ]);
-    let channel = Channel::from_shared(format!("http://{}", node.addr()))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let tenants = load::two_tenants(&env, &node, "fault").await;
+    let channel = load::connect(&node).await;
 
-    let ledger = Ledger::default();
-    let stop = CancellationToken::new();
-    let started = Instant::now();
-    let driver = tokio::spawn(load::drive(
-        channel.clone(),
-        tenants.clone(),
-        RATE,
-        ledger.clone(),
-        stop.clone(),
-    ));
+    let running = Running::start(&channel, &tenants, RATE);
     tokio::time::sleep(Duration::from_secs(5)).await;
 
     proxy.cut();
@@ -80,24 +60,17 @@ async fn rabbitmq_gone_for_30_seconds_fails_no_call_and_loses_no_event() {
     // Recovered once every record acknowledged before the broker came back shows in its
     // authorization's drawdown, while the load goes on.
     let recovery = loop {
-        let (lost, _) = drawdown_gap(&channel, &tenants, &ledger, Some(healed)).await;
+        let (lost, _) = drawdown_gap(&channel, &tenants, &running.ledger, Some(healed)).await;
         if lost == 0 || healed.elapsed() > RECOVERY * 2 {
             break healed.elapsed();
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     tokio::time::sleep(Duration::from_secs(5).saturating_sub(healed.elapsed())).await;
-    stop.cancel();
-    driver.await.unwrap();
-    let elapsed = started.elapsed();
+    let (ledger, elapsed) = running.finish().await;
 
     // Every record acknowledged shows in its authorization's drawdown, once.
-    let settled = Instant::now();
-    let mut gap = drawdown_gap(&channel, &tenants, &ledger, None).await;
-    while gap != (0, 0) && settled.elapsed() < RECOVERY {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        gap = drawdown_gap(&channel, &tenants, &ledger, None).await;
-    }
+    let gap = settled_gap(&channel, &tenants, &ledger, RECOVERY).await;
     let row = Row {
         fault: format!("RabbitMQ gone {} s (proxy cut)", outage.as_secs()),
         load: ledger.entries().len() as f64 / elapsed.as_secs_f64(),

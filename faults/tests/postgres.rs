@@ -5,14 +5,10 @@
 //! request id, as a client does, leaves exactly one effect); the node serves again within 5 s
 //! of the database's return, and readiness says when it cannot.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
-
-use caseway_faults::check::drawdown_gap;
-use caseway_faults::load::{self, Ledger};
+use caseway_faults::check::settled_gap;
+use caseway_faults::load::{self, Running};
 use caseway_faults::proxy::TcpProxy;
 use caseway_faults::report::Row;
 use caseway_integration_tests::{TestEnv, http_get};
@@ -39,25 +35,9 @@ async fn postgres_gone_fails_calls_fast_and_writes_nothing_half() {
         .replace("127.0.0.1:5432", &proxy.addr.to_string());
     config.tenant_rate_limit = 0;
     let node = env.start_with(config, &caseway::Target::ALL).await;
-    let tenants = Arc::new(vec![
-        load::seed(&env, &node, "pg-a", 4).await,
-        load::seed(&env, &node, "pg-b", 4).await,
-    ]);
-    let channel = Channel::from_shared(format!("http://{}", node.addr()))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let ledger = Ledger::default();
-    let stop = CancellationToken::new();
-    let started = Instant::now();
-    let driver = tokio::spawn(load::drive(
-        channel.clone(),
-        tenants.clone(),
-        RATE,
-        ledger.clone(),
-        stop.clone(),
-    ));
+    let tenants = load::two_tenants(&env, &node, "pg").await;
+    let channel = load::connect(&node).await;
+    let running = Running::start(&channel, &tenants, RATE);
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     proxy.cut();
@@ -75,9 +55,7 @@ async fn postgres_gone_fails_calls_fast_and_writes_nothing_half() {
     proxy.heal();
     let healed = Instant::now();
     tokio::time::sleep(Duration::from_secs(8)).await;
-    stop.cancel();
-    driver.await.unwrap();
-    let elapsed = started.elapsed();
+    let (ledger, elapsed) = running.finish().await;
 
     let entries = ledger.entries();
     // During the outage: UNAVAILABLE, fast; never INTERNAL or anything else.
@@ -120,12 +98,7 @@ async fn postgres_gone_fails_calls_fast_and_writes_nothing_half() {
         "a retry failed: {:?}",
         ledger.failed()
     );
-    let settled = Instant::now();
-    let mut gap = drawdown_gap(&channel, &tenants, &ledger, None).await;
-    while gap != (0, 0) && settled.elapsed() < Duration::from_secs(30) {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        gap = drawdown_gap(&channel, &tenants, &ledger, None).await;
-    }
+    let gap = settled_gap(&channel, &tenants, &ledger, Duration::from_secs(30)).await;
     let row = Row {
         fault: format!("PostgreSQL gone {} s (proxy cut)", outage.as_secs()),
         load: entries.len() as f64 / elapsed.as_secs_f64(),

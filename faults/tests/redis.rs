@@ -4,16 +4,12 @@
 //! the limiter must not become an outage of the product) and everything else serves: no call
 //! fails, no effect is lost; once Redis is back, a tenant over its limit is refused again.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
 
 use caseway_api::catalog::v1 as catalog_pb;
 use caseway_api::tenancy::v1 as tenancy_pb;
-use caseway_faults::check::{drawdown_gap, metric};
-use caseway_faults::load::{self, Ledger};
+use caseway_faults::check::{metric, settled_gap};
+use caseway_faults::load::{self, Running};
 use caseway_faults::proxy::TcpProxy;
 use caseway_faults::report::Row;
 use caseway_integration_tests::{TestEnv, TestNode, authed};
@@ -51,10 +47,7 @@ async fn redis_gone_lifts_the_rate_limits_and_fails_no_call() {
     // The deployment's limit is enforced (through Redis) and never reached by the load.
     config.tenant_rate_limit = 10_000;
     let node = env.start_with(config, &caseway::Target::ALL).await;
-    let tenants = Arc::new(vec![
-        load::seed(&env, &node, "redis-a", 4).await,
-        load::seed(&env, &node, "redis-b", 4).await,
-    ]);
+    let tenants = load::two_tenants(&env, &node, "redis").await;
     // A third tenant with a limit of its own, 5 calls a second.
     let limited = node.create_tenant(&env, "redis-limited").await;
     node.tenancy
@@ -83,21 +76,8 @@ async fn redis_gone_lifts_the_rate_limits_and_fails_no_call() {
         "the limit holds"
     );
 
-    let channel = Channel::from_shared(format!("http://{}", node.addr()))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let ledger = Ledger::default();
-    let stop = CancellationToken::new();
-    let started = Instant::now();
-    let driver = tokio::spawn(load::drive(
-        channel.clone(),
-        tenants.clone(),
-        RATE,
-        ledger.clone(),
-        stop.clone(),
-    ));
+    let channel = load::connect(&node).await;
+    let running = Running::start(&channel, &tenants, RATE);
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     proxy.cut();
@@ -124,16 +104,9 @@ async fn redis_gone_lifts_the_rate_limits_and_fails_no_call() {
     }
     let recovery = healed.elapsed();
     assert!(enforced, "the limit holds again once Redis is back");
-    stop.cancel();
-    driver.await.unwrap();
-    let elapsed = started.elapsed();
+    let (ledger, elapsed) = running.finish().await;
 
-    let settled = Instant::now();
-    let mut gap = drawdown_gap(&channel, &tenants, &ledger, None).await;
-    while gap != (0, 0) && settled.elapsed() < RECOVERY {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        gap = drawdown_gap(&channel, &tenants, &ledger, None).await;
-    }
+    let gap = settled_gap(&channel, &tenants, &ledger, RECOVERY).await;
     let row = Row {
         fault: format!("Redis gone {} s (proxy cut)", outage.as_secs()),
         load: ledger.entries().len() as f64 / elapsed.as_secs_f64(),

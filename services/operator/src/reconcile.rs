@@ -58,9 +58,6 @@ pub enum Error {
     Tenancy(#[from] TenancyError),
     #[error("the Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
-    /// The spec names another slug than the tenant the object created.
-    #[error("the slug cannot change: this object manages tenant {tenant} ({was})")]
-    SlugChanged { tenant: String, was: String },
     /// The spec's slug is not the object's name (an API server without CRD validation rules
     /// lets it through): two objects could then claim one tenant.
     #[error("spec.slug {slug:?} must be the object's name {name:?}")]
@@ -75,7 +72,6 @@ impl Error {
         match self {
             Error::Tenancy(error) => error.reason(),
             Error::Kube(_) => "KubernetesApi",
-            Error::SlugChanged { .. } => "SlugChanged",
             Error::SlugNotName { .. } => "SlugNotName",
             Error::Finalizer(inner) => match inner.as_ref() {
                 kube::runtime::finalizer::Error::ApplyFailed(e)
@@ -186,22 +182,11 @@ async fn converge(object: &Tenant, ctx: &Context) -> Result<pb::Tenant, Error> {
     }
     let uid = object.uid().unwrap_or_default();
     let tenancy = &ctx.tenancy;
-    let known_id = object.status.as_ref().and_then(|s| s.tenant_id.clone());
+    // The slug is the object's name, which never changes: the tenant it names is this
+    // object's.
     let mut tenant = match tenancy.find(&spec.slug).await? {
-        Some(found) => {
-            if let Some(known) = known_id.as_deref()
-                && known != found.id
-            {
-                return Err(slug_changed(tenancy, known).await);
-            }
-            found
-        }
+        Some(found) => found,
         None => {
-            if let Some(known) = known_id.as_deref()
-                && tenancy.get(known).await?.is_some()
-            {
-                return Err(slug_changed(tenancy, known).await);
-            }
             let created = tenancy
                 .create(&format!("k8s-{uid}-create"), &spec.slug, &spec.display_name)
                 .await?;
@@ -307,17 +292,6 @@ async fn converge(object: &Tenant, ctx: &Context) -> Result<pb::Tenant, Error> {
         .await?;
     }
     Ok(tenant)
-}
-
-async fn slug_changed(tenancy: &Tenancy, known: &str) -> Error {
-    let was = match tenancy.get(known).await {
-        Ok(Some(tenant)) => tenant.slug,
-        _ => "unknown slug".into(),
-    };
-    Error::SlugChanged {
-        tenant: known.to_string(),
-        was,
-    }
 }
 
 /// An object being deleted: its tenant is suspended (never deleted: its data stays until
