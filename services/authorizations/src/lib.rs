@@ -11,7 +11,6 @@ pub mod store;
 pub mod worker;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use caseway_api::authorizations::v1::authorizations_internal_service_server::AuthorizationsInternalServiceServer;
 use caseway_api::authorizations::v1::authorizations_service_server::AuthorizationsServiceServer;
@@ -24,10 +23,6 @@ use caseway_platform::server::{NodeBuilder, Platform};
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/authorizations");
 
 pub use events::SOURCE;
-
-/// How often the worker looks for authorizations whose end date has passed and for holds
-/// never settled.
-pub const CLOSE_INTERVAL: Duration = Duration::from_secs(300);
 
 /// Adds the authorizations service to a node: the gRPC service (asking the catalog at
 /// `catalog_endpoint` and the clients service at `clients_endpoint`), the consumer of the
@@ -73,6 +68,12 @@ pub fn register(
             .max_decoding_message_size(platform.config.grpc_max_message_bytes),
     );
     worker::follow_records(platform, node, authorizations.clone());
-    worker::add(platform, node, CLOSE_INTERVAL, authorizations);
+    worker::add(
+        platform,
+        node,
+        platform.config.authorizations_sweep_interval,
+        platform.config.authorizations_unsettled_after,
+        authorizations,
+    );
     Ok(())
 }

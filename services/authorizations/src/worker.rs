@@ -20,10 +20,6 @@ use crate::service::{Authorizations, close_expired};
 /// drops repeats), so waiting on one transaction does not hold up the others.
 const CONCURRENCY: usize = 8;
 
-/// How long a hold may wait for its record's event before the worker asks the records
-/// service about it.
-pub const UNSETTLED_AFTER: Duration = Duration::from_secs(600);
-
 /// Adds the drawdown consumer to a node: one durable queue shared by every replica.
 pub fn follow_records(
     platform: &Arc<Platform>,
@@ -57,11 +53,13 @@ pub fn follow_records(
     });
 }
 
-/// Adds the worker loop to a node: a round at start and then every `interval`.
+/// Adds the worker loop to a node: a round at start and then every `interval`; a hold that
+/// waited `unsettled_after` for its record's event is looked into.
 pub fn add(
     platform: &Arc<Platform>,
     node: &mut NodeBuilder,
     interval: Duration,
+    unsettled_after: Duration,
     authorizations: Arc<Authorizations>,
 ) {
     let db = platform.db.clone();
@@ -78,7 +76,7 @@ pub fn add(
                         tracing::warn!(error = %error, "closing expired authorizations failed")
                     }
                 }
-                let older_than = chrono::Duration::from_std(UNSETTLED_AFTER)
+                let older_than = chrono::Duration::from_std(unsettled_after)
                     .unwrap_or(chrono::Duration::minutes(10));
                 if let Err(error) = authorizations.sweep_unsettled(older_than).await {
                     tracing::warn!(error = %error, "giving back unsettled holds failed");

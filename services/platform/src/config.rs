@@ -145,6 +145,14 @@ pub struct Config {
     /// (`CASEWAY_TICKETING_SWEEP_MILLIS`).
     #[serde(with = "millis")]
     pub ticketing_sweep_interval: Duration,
+    /// How often one replica closes ended authorizations and looks for holds never settled
+    /// (`CASEWAY_AUTHORIZATIONS_SWEEP_MILLIS`).
+    #[serde(with = "millis")]
+    pub authorizations_sweep_interval: Duration,
+    /// How long a hold waits for its record's event before the records service is asked
+    /// whether the record was ever stored (`CASEWAY_AUTHORIZATIONS_UNSETTLED_AFTER_SECONDS`).
+    #[serde(with = "seconds")]
+    pub authorizations_unsettled_after: Duration,
     /// Where attachments' images are kept (`CASEWAY_TICKETING_ATTACHMENTS`): empty for a
     /// folder `attachments` in the data folder, `file:///a/folder`, or `s3://bucket`.
     pub ticketing_attachments: String,
@@ -220,6 +228,8 @@ impl Default for Config {
             ticketing_sla_calendar: String::new(),
             ticketing_close_after_days: 7,
             ticketing_sweep_interval: Duration::from_secs(30),
+            authorizations_sweep_interval: Duration::from_secs(300),
+            authorizations_unsettled_after: Duration::from_secs(600),
             ticketing_attachments: String::new(),
             ticketing_attachments_s3_endpoint: String::new(),
             ticketing_attachments_s3_region: "us-east-1".into(),
@@ -438,6 +448,14 @@ impl Config {
         if let Some(v) = var("CASEWAY_TICKETING_SWEEP_MILLIS") {
             self.ticketing_sweep_interval =
                 Duration::from_millis(parse("CASEWAY_TICKETING_SWEEP_MILLIS", &v)?);
+        }
+        if let Some(v) = var("CASEWAY_AUTHORIZATIONS_SWEEP_MILLIS") {
+            self.authorizations_sweep_interval =
+                Duration::from_millis(parse("CASEWAY_AUTHORIZATIONS_SWEEP_MILLIS", &v)?);
+        }
+        if let Some(v) = var("CASEWAY_AUTHORIZATIONS_UNSETTLED_AFTER_SECONDS") {
+            self.authorizations_unsettled_after =
+                Duration::from_secs(parse("CASEWAY_AUTHORIZATIONS_UNSETTLED_AFTER_SECONDS", &v)?);
         }
         if let Some(v) = var("CASEWAY_TENANT_STATUS_TTL_SECONDS") {
             self.tenant_status_ttl =
