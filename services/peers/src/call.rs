@@ -1,5 +1,6 @@
-//! How a peer is called: a deadline on every call, retries only for idempotent calls whose
-//! peer could not be reached, and one reading of the peer's answer.
+//! How a peer is called: a deadline on every call (never past the deadline of the caller it
+//! is made for), retries only for idempotent calls whose peer could not be reached, and one
+//! reading of the peer's answer.
 
 use std::future::Future;
 use std::time::Duration;
@@ -84,8 +85,8 @@ where
 }
 
 /// Calls `peer` with requests built by `request` (one per attempt), each attempt under
-/// [`DEADLINE`]. An idempotent call is tried again when the peer could not be reached or did
-/// not answer in time.
+/// [`DEADLINE`] or what remains of the served call's caller's deadline, whichever is
+/// shorter. An idempotent call is tried again when the peer could not be reached.
 pub async fn call<Req, Resp, Fut>(
     peer: &'static str,
     retry: Retry,
@@ -99,10 +100,22 @@ where
     use tracing::Instrument;
     let mut attempt = 0;
     loop {
+        // No longer than the caller of the call being served still waits: past its deadline
+        // no one wants the answer, and a slow peer must not hold this service's work longer.
+        let deadline = match caseway_platform::layer::remaining() {
+            Some(left) if left.is_zero() => {
+                return Err(Failure::of(
+                    peer,
+                    &tonic::Status::deadline_exceeded("the caller's deadline passed"),
+                ));
+            }
+            Some(left) => left.min(DEADLINE),
+            None => DEADLINE,
+        };
         let mut message = request().map_err(Failure::Other)?;
         // The deadline travels as `grpc-timeout`, so the peer stops working on an answer no
         // one waits for; the client's own timer bounds the wait when the peer never answers.
-        message.set_timeout(DEADLINE);
+        message.set_timeout(deadline);
         // A client span per attempt, its context sent along so the peer's span is its child.
         let span = tracing::info_span!(
             "grpc client",
@@ -122,7 +135,7 @@ where
             caseway_platform::telemetry::inject_traceparent(&mut message);
             send(message)
         };
-        let answer = tokio::time::timeout(DEADLINE, sent.instrument(span.clone())).await;
+        let answer = tokio::time::timeout(deadline, sent.instrument(span.clone())).await;
         let code = match &answer {
             Ok(Ok(_)) => tonic::Code::Ok,
             Ok(Err(status)) => status.code(),
@@ -142,14 +155,14 @@ where
             Ok(Ok(reply)) => return Ok(reply.into_inner()),
             Ok(Err(status)) => status,
             Err(_) => tonic::Status::deadline_exceeded(format!(
-                "no answer within {} s",
-                DEADLINE.as_secs()
+                "no answer within {:.3} s",
+                deadline.as_secs_f64()
             )),
         };
-        let unreachable = matches!(
-            status.code(),
-            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded
-        );
+        // Tried again only when the peer could not be reached; a peer that did not answer in
+        // time is slow, and asking again would pile more work on it and make the caller wait
+        // for nothing.
+        let unreachable = status.code() == tonic::Code::Unavailable;
         match BACKOFF.get(attempt) {
             Some(wait) if retry == Retry::Idempotent && unreachable => {
                 tracing::debug!(peer, attempt, error = %status.message(), "retrying a peer");

@@ -26,7 +26,8 @@ pub struct Config {
     /// (`CASEWAY_GRPC_MAX_HEADER_BYTES`).
     pub grpc_max_header_bytes: u32,
     /// The longest a call may run, whatever deadline the caller set; past it the call ends
-    /// DEADLINE_EXCEEDED (`CASEWAY_GRPC_MAX_CALL_SECONDS`).
+    /// DEADLINE_EXCEEDED. A caller's earlier deadline (its `grpc-timeout`) ends it sooner, and
+    /// bounds the calls made to other services for it (`CASEWAY_GRPC_MAX_CALL_SECONDS`).
     #[serde(with = "seconds")]
     pub grpc_max_call_duration: Duration,
     /// PEM certificate chain the gRPC server presents; with the key, the server speaks TLS

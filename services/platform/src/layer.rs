@@ -22,6 +22,46 @@ use crate::rate_limit::RateLimiter;
 use crate::telemetry;
 use crate::tenant_status::TenantStatusCache;
 
+/// How long before the caller's deadline the layer answers DEADLINE_EXCEEDED itself, so the
+/// answer is one it counts and traces rather than the transport's bare cancellation at the
+/// deadline.
+const ANSWER_MARGIN: Duration = Duration::from_millis(2);
+
+tokio::task_local! {
+    /// When the caller of the call being served stops waiting.
+    static CALL_DEADLINE: Instant;
+}
+
+/// What remains of the time the caller of the call being served waits (its `grpc-timeout`,
+/// bounded by the server's longest call); None outside a call. Peers called on the call's
+/// behalf are given no longer.
+pub fn remaining() -> Option<Duration> {
+    CALL_DEADLINE
+        .try_with(|deadline| deadline.saturating_duration_since(Instant::now()))
+        .ok()
+}
+
+/// The caller's deadline its `grpc-timeout` header gives: at most 8 digits and a unit (`H`,
+/// `M`, `S`, `m`, `u`, `n`); None when absent or malformed (the call is bounded by the
+/// server's longest call alone).
+fn caller_timeout(headers: &http::HeaderMap) -> Option<Duration> {
+    let value = headers.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
 #[derive(Clone)]
 pub struct GatewayLayer {
     methods: Arc<Methods>,
@@ -182,12 +222,28 @@ where
                         match Self::authorize(&layer, request.headers(), certified, access).await {
                             Ok(principal) => {
                                 request.extensions_mut().insert(principal);
+                                // Bounded by the caller's deadline and the server's longest
+                                // call, whichever comes first; peers called on its behalf see
+                                // the same deadline.
+                                let caller = caller_timeout(request.headers())
+                                    .map(|t| t.saturating_sub(ANSWER_MARGIN))
+                                    .filter(|t| *t < layer.max_call);
+                                let bound = caller.unwrap_or(layer.max_call);
+                                let served =
+                                    CALL_DEADLINE.scope(started + bound, inner.call(request));
                                 // The call's future is dropped at the bound: its transaction
                                 // rolls back, nothing half-written stays.
-                                match tokio::time::timeout(layer.max_call, inner.call(request))
-                                    .await
-                                {
+                                match tokio::time::timeout(bound, served).await {
                                     Ok(response) => response?,
+                                    Err(_) if caller.is_some() => crate::error::status(
+                                        tonic::Code::DeadlineExceeded,
+                                        Reason::DeadlinePassed,
+                                        format!(
+                                            "the caller's deadline ({} s) passed",
+                                            (bound + ANSWER_MARGIN).as_secs_f64()
+                                        ),
+                                    )
+                                    .into_http(),
                                     Err(_) => crate::error::status(
                                         tonic::Code::DeadlineExceeded,
                                         Reason::CallTooLong,
@@ -234,4 +290,47 @@ pub fn server_fault(code: tonic::Code) -> bool {
         code,
         Unknown | DeadlineExceeded | Unimplemented | Internal | Unavailable | DataLoss
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timeout_of(value: &str) -> Option<Duration> {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("grpc-timeout", value.parse().unwrap());
+        caller_timeout(&headers)
+    }
+
+    #[test]
+    fn a_callers_grpc_timeout_is_read_in_every_unit_and_nothing_else_is() {
+        assert_eq!(timeout_of("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(timeout_of("2M"), Some(Duration::from_secs(120)));
+        assert_eq!(timeout_of("3S"), Some(Duration::from_secs(3)));
+        assert_eq!(timeout_of("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(
+            timeout_of("99999999u"),
+            Some(Duration::from_micros(99_999_999))
+        );
+        assert_eq!(timeout_of("5n"), Some(Duration::from_nanos(5)));
+        for malformed in ["", "S", "100", "123456789S", "10s", "-1S", "1.5S", "é"] {
+            let mut headers = http::HeaderMap::new();
+            if let Ok(value) = malformed.parse() {
+                headers.insert("grpc-timeout", value);
+            }
+            assert_eq!(caller_timeout(&headers), None, "{malformed:?}");
+        }
+        assert_eq!(caller_timeout(&http::HeaderMap::new()), None);
+    }
+
+    #[tokio::test]
+    async fn the_remaining_time_is_the_callers_within_a_call_and_none_outside() {
+        assert_eq!(remaining(), None);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let left = CALL_DEADLINE.scope(deadline, async { remaining() }).await;
+        assert!(left.is_some_and(|d| d > Duration::from_secs(1) && d <= Duration::from_secs(2)));
+        let past = Instant::now() - Duration::from_millis(1);
+        let none_left = CALL_DEADLINE.scope(past, async { remaining() }).await;
+        assert_eq!(none_left, Some(Duration::ZERO));
+    }
 }
