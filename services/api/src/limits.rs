@@ -1,7 +1,8 @@
 //! Limits on the size of requests, measured at the edge: the codec of every Caseway service
 //! decodes a request and, before the handler sees it, measures every string, bytes and
-//! repeated field against the limit its proto declares (`(caseway.common.v1.limit)`), so an
-//! oversize request costs the server its decoding and nothing more. The measuring code is
+//! repeated field against the limit its proto declares (`(caseway.common.v1.limit)`), and
+//! refuses a string holding the NUL character (no text column stores it), so an oversize or
+//! unstorable request costs the server its decoding and nothing more. The measuring code is
 //! generated from the protos by the build script, which refuses a request field without a
 //! limit.
 
@@ -80,6 +81,13 @@ impl Measure {
         // Bytes bound characters from above: most strings are decided without counting.
         if value.len() > max && value.chars().count() > max {
             self.over(field, index, format!("must have at most {max} characters"));
+        } else if value.contains('\0') {
+            // No text column can hold it, and no person types it.
+            self.over(
+                field,
+                index,
+                "must not contain the NUL character (U+0000)".into(),
+            );
         }
     }
 
@@ -259,5 +267,28 @@ where
 
     fn buffer_settings(&self) -> BufferSettings {
         self.inner.buffer_settings()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tenancy::v1::ListTenantsRequest;
+
+    #[test]
+    fn a_string_with_the_nul_character_is_refused_naming_its_field() {
+        let request = ListTenantsRequest {
+            slug: "a\0b".into(),
+            ..Default::default()
+        };
+        let found = violations(&request).expect("refused");
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].0, "slug");
+        assert!(found[0].1.contains("NUL"), "{:?}", found[0]);
+        let fine = ListTenantsRequest {
+            slug: "ab".into(),
+            ..Default::default()
+        };
+        assert_eq!(violations(&fine), None);
     }
 }
