@@ -1,5 +1,6 @@
 //! What the security section of the README promises, tried as an attacker and as a hosting
-//! provider would: who may call what (every cell of the access table), internal methods that
+//! provider would: who may call what (every cell of the access table, for every role, no role,
+//! no token, a service identity and a suspended tenant), internal methods that
 //! take only service identities, tokens that are refused when they should be, revocation felt
 //! on every node, and metrics that made-up paths cannot grow.
 
@@ -103,6 +104,51 @@ async fn every_cell_of_the_access_table_is_enforced() {
             .await
             .unwrap_err();
         assert_eq!(status.code(), Code::Unauthenticated, "{method}");
+    }
+    // A suspended tenant: every method refuses its callers, people of every tenant role and
+    // its service identities alike, with TENANT_SUSPENDED wherever the table would let them.
+    let suspended = node.create_tenant(&env, "access-suspended").await;
+    node.tenancy
+        .clone()
+        .suspend_tenant(authed(
+            &env.platform_admin_token(),
+            caseway_api::tenancy::v1::SuspendTenantRequest {
+                id: suspended.to_string(),
+                reason: "the access table's suspended column".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("suspended");
+    let tenant_roles = [Role::Caseworker, Role::Supervisor, Role::TenantAdmin];
+    let person = env.token(suspended, &tenant_roles, &[]);
+    for (method, access) in TABLE {
+        if *access == Access::Public {
+            continue;
+        }
+        let service = match access {
+            Access::Service(permission) => {
+                Some(env.service_token("records", suspended, permission))
+            }
+            _ => None,
+        };
+        let allowed = match access {
+            Access::Roles(_) => tenant_roles.iter().any(|r| access.roles().contains(r)),
+            _ => service.is_some(),
+        };
+        let token = service.as_deref().unwrap_or(&person);
+        let status = call_raw(&node.channel, &format!("/{method}"), token, Vec::new())
+            .await
+            .expect_err(&format!("{method} refuses a suspended tenant"));
+        assert_eq!(
+            status.code(),
+            Code::PermissionDenied,
+            "{method}: {status:?}"
+        );
+        if allowed {
+            assert_eq!(reason(&status), "TENANT_SUSPENDED", "{method}: {status:?}");
+        }
+        cells += 1;
     }
     println!("{cells} cells of the access table called");
     node.shutdown().await;
