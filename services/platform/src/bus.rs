@@ -47,11 +47,10 @@ fn transient(error: &anyhow::Error) -> bool {
                 | sqlx::Error::PoolClosed
                 | sqlx::Error::Io(_)
                 | sqlx::Error::Tls(_) => true,
-                // Serialization failure, deadlock, shutdown, too many connections, and the
-                // connection exceptions.
+                // Serialization failure, deadlock, and the database unable to serve for now.
                 sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-                    matches!(&*code, "40001" | "40P01" | "57P01" | "57P03" | "53300")
-                        || code.starts_with("08")
+                    matches!(&*code, "40001" | "40P01")
+                        || crate::error::database_unavailable(&code)
                 }),
                 _ => false,
             };

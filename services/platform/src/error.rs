@@ -213,6 +213,13 @@ impl Error {
     }
 }
 
+/// Whether PostgreSQL's SQLSTATE `code` says the database cannot serve now but may soon:
+/// a connection exception (class 08), the server shutting down or starting up (57P01,
+/// 57P02, 57P03, as a restart answers the connections it ends), or too many connections.
+pub fn database_unavailable(code: &str) -> bool {
+    matches!(code, "57P01" | "57P02" | "57P03" | "53300") || code.starts_with("08")
+}
+
 impl From<sqlx::Error> for Error {
     fn from(error: sqlx::Error) -> Self {
         match &error {
@@ -220,6 +227,9 @@ impl From<sqlx::Error> for Error {
             | sqlx::Error::PoolClosed
             | sqlx::Error::Io(_)
             | sqlx::Error::Tls(_) => Error::Unavailable("database unavailable".into()),
+            sqlx::Error::Database(db) if db.code().is_some_and(|c| database_unavailable(&c)) => {
+                Error::Unavailable("database unavailable".into())
+            }
             sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => {
                 // A unique index caught a race the domain's own check could not.
                 Error::AlreadyExists("a resource with the same unique key exists".into())
@@ -321,6 +331,16 @@ mod tests {
             .expect("every error has ErrorInfo");
         assert_eq!(info.domain, ERROR_DOMAIN);
         (status.code(), info.reason, status)
+    }
+
+    #[test]
+    fn a_database_restarting_or_out_of_reach_is_unavailable_and_nothing_else_is() {
+        for code in ["57P01", "57P02", "57P03", "53300", "08006", "08001", "08000"] {
+            assert!(database_unavailable(code), "{code}");
+        }
+        for code in ["23505", "40001", "42P01", "57014", "22P02", "XX000"] {
+            assert!(!database_unavailable(code), "{code}");
+        }
     }
 
     #[test]
