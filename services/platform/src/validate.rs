@@ -214,7 +214,9 @@ fn parse_decimal(value: &str, max_scale: u32) -> std::result::Result<Decimal, St
     if integer_digits.trim_start_matches('0').len() > MAX_DECIMAL_INTEGER_DIGITS {
         return Err(format!("must be less than 10^{MAX_DECIMAL_INTEGER_DIGITS}"));
     }
-    Ok(decimal.abs())
+    // Trailing zeros past the scale go (exactly: only zeros are there), so "0.50000" is the
+    // 0.5000 its column stores, not a value of five places.
+    Ok(decimal.abs().round_dp(max_scale))
 }
 
 /// Parses a required id outside a form (a `Get`'s `id`): INVALID_ARGUMENT naming the field.
@@ -311,6 +313,8 @@ mod tests {
     #[test]
     fn decimals_are_exact_and_bounded() {
         assert_eq!(parse_decimal("12.50", 2).unwrap().to_string(), "12.50");
+        // Zeros past the scale go, exactly.
+        assert_eq!(parse_decimal("0.50000", 4).unwrap().to_string(), "0.5000");
         assert_eq!(parse_decimal("0", 2).unwrap(), Decimal::ZERO);
         assert!(
             parse_decimal("12.505", 2)
