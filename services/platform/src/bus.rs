@@ -49,8 +49,7 @@ fn transient(error: &anyhow::Error) -> bool {
                 | sqlx::Error::Tls(_) => true,
                 // Serialization failure, deadlock, and the database unable to serve for now.
                 sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-                    matches!(&*code, "40001" | "40P01")
-                        || crate::error::database_unavailable(&code)
+                    matches!(&*code, "40001" | "40P01") || crate::error::database_unavailable(&code)
                 }),
                 _ => false,
             };

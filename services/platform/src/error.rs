@@ -335,7 +335,9 @@ mod tests {
 
     #[test]
     fn a_database_restarting_or_out_of_reach_is_unavailable_and_nothing_else_is() {
-        for code in ["57P01", "57P02", "57P03", "53300", "08006", "08001", "08000"] {
+        for code in [
+            "57P01", "57P02", "57P03", "53300", "08006", "08001", "08000",
+        ] {
             assert!(database_unavailable(code), "{code}");
         }
         for code in ["23505", "40001", "42P01", "57014", "22P02", "XX000"] {
