@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use tonic::transport::Channel;
 
-use caseway_integration_tests::{TestNode, http_get};
+use caseway_integration_tests::{TestEnv, TestNode, http_get};
 
 use crate::load::{self, Ledger, LoadTenant};
 
@@ -15,6 +15,15 @@ pub async fn metric(node: &TestNode, series: &str) -> Option<f64> {
     text.lines()
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
         .and_then(|v| v.trim().parse().ok())
+}
+
+/// Calls the node whose metrics port is `addr` has answered, over every method and code.
+pub async fn handled(addr: std::net::SocketAddr) -> f64 {
+    let (_, text) = http_get(addr, "/metrics").await;
+    text.lines()
+        .filter(|line| line.starts_with("grpc_server_handled_total{"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// Units recorded and acknowledged (answered before `before`, when given) against what each
@@ -32,10 +41,10 @@ pub async fn drawdown_gap(
         let shown = load::utilization(channel, tenant)
             .await
             .expect("utilization answers");
-        for (expected, (units, records)) in recorded.iter().zip(shown) {
+        for (expected, shown) in recorded.iter().zip(shown) {
             let expected = *expected as i64;
-            let units = units.parse::<f64>().unwrap_or(0.0) as i64;
-            for got in [units, i64::from(records)] {
+            let units = shown.delivered_units.parse::<f64>().unwrap_or(0.0) as i64;
+            for got in [units, i64::from(shown.service_record_count)] {
                 lost += (expected - got).max(0);
                 duplicated += (got - expected).max(0);
             }
@@ -60,4 +69,33 @@ pub async fn settled_gap(
         }
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
+}
+
+/// Units held over every plan of every tenant: holds whose record was neither stored nor
+/// given back yet.
+pub async fn held(channel: &Channel, tenants: &[LoadTenant]) -> f64 {
+    let mut held = 0.0;
+    for tenant in tenants {
+        for shown in load::utilization(channel, tenant)
+            .await
+            .expect("utilization answers")
+        {
+            held += shown.held_units.parse::<f64>().unwrap_or(0.0);
+        }
+    }
+    held
+}
+
+/// Service records stored without the audit row of their creation (a half-written call),
+/// read as the database's owner across tenants.
+pub async fn unaudited_records(env: &TestEnv) -> i64 {
+    let mut owner = env.db.owner().await;
+    sqlx::query_scalar(
+        "SELECT count(*) FROM records.service_records r \
+         WHERE NOT EXISTS (SELECT 1 FROM platform.audit_log a \
+                           WHERE a.tenant_id = r.tenant_id AND a.resource_id = r.id)",
+    )
+    .fetch_one(&mut owner)
+    .await
+    .expect("the records and the audit log read")
 }

@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use chrono::{Datelike, NaiveDate};
 use tonic::transport::Channel;
 
 use caseway_api::authorizations::v1 as authorizations_pb;
@@ -14,12 +15,17 @@ use caseway_api::clients::v1::clients_service_client::ClientsServiceClient;
 use caseway_api::records::v1 as records_pb;
 use caseway_api::records::v1::records_service_client::RecordsServiceClient;
 use caseway_integration_tests::{TestEnv, TestNode, authed, date};
+use caseway_platform::TenantId;
 use caseway_platform::auth::Role;
 
 /// A tenant the load calls as: a case worker's token, and clients each with an approved
-/// authorization of June 2026 (1000 sessions a day) to record against.
+/// authorization (1000 sessions a day) from 27 days ago to 90 days on, to record services of
+/// its first 28 days against.
 pub struct LoadTenant {
+    pub id: TenantId,
     pub slug: String,
+    /// The authorizations' first day.
+    pub first_day: NaiveDate,
     pub worker: String,
     pub service: String,
     pub grant: String,
@@ -34,6 +40,8 @@ pub struct Plan {
 
 /// Makes a tenant to load, through the public API.
 pub async fn seed(env: &TestEnv, node: &TestNode, slug: &str, clients: usize) -> LoadTenant {
+    // Dated from today: the worker closes an authorization whose end date has passed.
+    let first_day = chrono::Utc::now().date_naive() - chrono::Days::new(27);
     let tenant = node.test_tenant(env, slug).await;
     let worker = env.token_for("worker", tenant.id, &[Role::Caseworker], &[]);
     let supervisor = env.token_for("supervisor", tenant.id, &[Role::Supervisor], &[]);
@@ -43,8 +51,8 @@ pub async fn seed(env: &TestEnv, node: &TestNode, slug: &str, clients: usize) ->
             code: "ESG".into(),
             name: "Emergency Solutions".into(),
             funder: "HUD".into(),
-            start_date: Some(date(2026, 1, 1)),
-            end_date: Some(date(2026, 12, 31)),
+            start_date: Some(day(first_day - chrono::Days::new(365))),
+            end_date: Some(day(first_day + chrono::Days::new(365))),
             ..Default::default()
         })
         .await
@@ -77,8 +85,8 @@ pub async fn seed(env: &TestEnv, node: &TestNode, slug: &str, clients: usize) ->
                 client_id: client.clone(),
                 service_id: service.clone(),
                 grant_id: grant.clone(),
-                begin_date: Some(date(2026, 6, 1)),
-                end_date: Some(date(2026, 6, 30)),
+                begin_date: Some(day(first_day)),
+                end_date: Some(day(first_day + chrono::Days::new(117))),
                 units_per_occurrence: "1000".into(),
                 recurrence: "FREQ=DAILY".into(),
                 ..Default::default()
@@ -92,12 +100,19 @@ pub async fn seed(env: &TestEnv, node: &TestNode, slug: &str, clients: usize) ->
         });
     }
     LoadTenant {
+        id: tenant.id,
         slug: slug.into(),
+        first_day,
         worker,
         service,
         grant,
         plans,
     }
+}
+
+/// `d` as the API's date.
+pub fn day(d: NaiveDate) -> caseway_api::google::r#type::Date {
+    date(d.year(), d.month() as i32, d.day() as i32)
 }
 
 /// What the load asked.
@@ -156,6 +171,7 @@ impl Ledger {
                 &tenant.plans[entry.plan],
                 entry.operation,
                 entry.n,
+                NO_DEADLINE,
             )
             .await
             {
@@ -196,12 +212,14 @@ impl Ledger {
 }
 
 /// Calls at `rate` a second, spread over the tenants and their plans, alternating records
-/// and client updates (three records to one update), until `stop`; every call and its answer
-/// goes to the ledger.
+/// and client updates (three records to one update), until `stop`, each call waiting at most
+/// `deadline` when one is given (sent as its `grpc-timeout`, and the client's own bound, as
+/// gRPC clients do); every call and its answer goes to the ledger.
 pub async fn drive(
     channel: Channel,
     tenants: Arc<Vec<LoadTenant>>,
     rate: u32,
+    deadline: Option<Duration>,
     ledger: Ledger,
     stop: tokio_util::sync::CancellationToken,
 ) {
@@ -227,8 +245,29 @@ pub async fn drive(
             let tenant = &tenants[tenant_index];
             let plan = &tenant.plans[plan_index];
             let started = Instant::now();
-            let code = match call(channel, tenant, plan, operation, n).await {
+            let answer = match deadline {
+                Some(deadline) => tokio::time::timeout(
+                    deadline + CLIENT_MARGIN,
+                    call(channel, tenant, plan, operation, n, deadline),
+                )
+                .await
+                .unwrap_or_else(|_| {
+                    Err(tonic::Status::deadline_exceeded(
+                        "the client's deadline passed",
+                    ))
+                }),
+                None => call(channel, tenant, plan, operation, n, NO_DEADLINE).await,
+            };
+            let code = match answer {
                 Ok(()) => tonic::Code::Ok,
+                // tonic's client reports its own deadline passing as CANCELLED "Timeout
+                // expired"; gRPC's other clients say DEADLINE_EXCEEDED, as the ledger does.
+                Err(status)
+                    if status.code() == tonic::Code::Cancelled
+                        && status.message() == "Timeout expired" =>
+                {
+                    tonic::Code::DeadlineExceeded
+                }
                 Err(status) => status.code(),
             };
             ledger.push(Entry {
@@ -248,12 +287,29 @@ pub async fn drive(
     }
 }
 
+/// How long past its deadline the client waits for the server's own answer before it gives
+/// up on its side.
+const CLIENT_MARGIN: Duration = Duration::from_millis(250);
+
+/// `message` as the holder of `token`, with `deadline` as its `grpc-timeout` unless zero.
+fn request<T>(token: &str, deadline: Duration, message: T) -> tonic::Request<T> {
+    let mut request = authed(token, message);
+    if !deadline.is_zero() {
+        request.set_timeout(deadline);
+    }
+    request
+}
+
+/// A call's deadline when the load sets none: the server's own bound applies.
+const NO_DEADLINE: Duration = Duration::ZERO;
+
 async fn call(
     channel: Channel,
     tenant: &LoadTenant,
     plan: &Plan,
     operation: Operation,
     n: usize,
+    deadline: Duration,
 ) -> Result<(), tonic::Status> {
     let token = &tenant.worker;
     // Each call is its own request: a request id the ledger could retry under.
@@ -261,14 +317,17 @@ async fn call(
     match operation {
         Operation::RecordService => {
             RecordsServiceClient::new(channel)
-                .record_service(authed(
+                .record_service(request(
                     token,
+                    deadline,
                     records_pb::RecordServiceRequest {
                         request_id,
                         record: Some(records_pb::ServiceRecord {
                             client_id: plan.client.clone(),
                             service_id: tenant.service.clone(),
-                            service_date: Some(date(2026, 6, 1 + (n % 28) as i32)),
+                            service_date: Some(day(
+                                tenant.first_day + chrono::Days::new((n % 28) as u64)
+                            )),
                             grant_id: tenant.grant.clone(),
                             units: "1".into(),
                             authorization_id: plan.authorization.clone(),
@@ -280,8 +339,9 @@ async fn call(
         }
         Operation::UpdateClient => {
             ClientsServiceClient::new(channel)
-                .update_client(authed(
+                .update_client(request(
                     token,
+                    deadline,
                     clients_pb::UpdateClientRequest {
                         client: Some(clients_pb::Client {
                             id: plan.client.clone(),
@@ -299,11 +359,11 @@ async fn call(
     Ok(())
 }
 
-/// The delivered units and record count each plan's authorization shows.
+/// What each plan's authorization shows of its drawdown.
 pub async fn utilization(
     channel: &Channel,
     tenant: &LoadTenant,
-) -> Result<Vec<(String, i32)>, tonic::Status> {
+) -> Result<Vec<authorizations_pb::Utilization>, tonic::Status> {
     let mut shown = Vec::new();
     for plan in &tenant.plans {
         let utilization = AuthorizationsServiceClient::new(channel.clone())
@@ -317,10 +377,7 @@ pub async fn utilization(
             .into_inner()
             .utilization
             .unwrap_or_default();
-        shown.push((
-            utilization.delivered_units,
-            utilization.service_record_count,
-        ));
+        shown.push(utilization);
     }
     Ok(shown)
 }
@@ -335,7 +392,12 @@ pub async fn two_tenants(env: &TestEnv, node: &TestNode, prefix: &str) -> Arc<Ve
 
 /// A connection to the node, as the load's client.
 pub async fn connect(node: &TestNode) -> Channel {
-    Channel::from_shared(format!("http://{}", node.addr()))
+    connect_to(node.addr()).await
+}
+
+/// A connection to the node serving gRPC at `addr`.
+pub async fn connect_to(addr: std::net::SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
         .expect("the node's address")
         .connect()
         .await
@@ -351,14 +413,25 @@ pub struct Running {
 }
 
 impl Running {
-    /// Starts calling at `rate` a second.
+    /// Starts calling at `rate` a second, with no deadline of the client's.
     pub fn start(channel: &Channel, tenants: &Arc<Vec<LoadTenant>>, rate: u32) -> Running {
+        Running::start_with(channel, tenants, rate, None)
+    }
+
+    /// Starts calling at `rate` a second, each call waiting at most `deadline` when given.
+    pub fn start_with(
+        channel: &Channel,
+        tenants: &Arc<Vec<LoadTenant>>,
+        rate: u32,
+        deadline: Option<Duration>,
+    ) -> Running {
         let ledger = Ledger::default();
         let stop = tokio_util::sync::CancellationToken::new();
         let driver = tokio::spawn(drive(
             channel.clone(),
             tenants.clone(),
             rate,
+            deadline,
             ledger.clone(),
             stop.clone(),
         ));

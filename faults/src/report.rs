@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::load::Ledger;
+
 /// One fault's outcome.
 #[derive(Clone, Debug)]
 pub struct Row {
@@ -22,6 +24,36 @@ pub struct Row {
 }
 
 impl Row {
+    /// The row of `fault`: the load's ledger (run for `elapsed`) as it stands, so a call
+    /// refused as it must be and stored once on its retry does not count as failed; the
+    /// drawdown's (lost, duplicated); the recovery against its target.
+    pub fn of(
+        fault: impl Into<String>,
+        ledger: &Ledger,
+        elapsed: Duration,
+        (lost, duplicated): (i64, i64),
+        recovery: Duration,
+        recovery_target: Duration,
+    ) -> Row {
+        let calls = ledger.entries().len();
+        Row {
+            fault: fault.into(),
+            load: calls as f64 / elapsed.as_secs_f64(),
+            calls,
+            failed: ledger.failed().len(),
+            lost,
+            duplicated,
+            recovery,
+            recovery_target,
+        }
+    }
+
+    /// Prints the row, and fails the scenario when a target is missed.
+    pub fn check(&self) {
+        self.print();
+        assert!(self.met(), "{self:?}");
+    }
+
     /// Whether every target is met: nothing failed, lost or doubled, recovered in time.
     pub fn met(&self) -> bool {
         self.failed == 0
