@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use caseway_integration_tests::{TestEnv, TestNode, http_get};
 
-use crate::check::{drawdown_gap, metric, settled_gap};
+use crate::check::{drawdown_gap, metric, settled_gap, unaudited_records};
 use crate::load::{self, Running};
 use crate::proxy::TcpProxy;
 use crate::report::Row;
@@ -218,6 +218,12 @@ pub async fn postgres_gone(
         ledger.failed()
     );
     let gap = settled_gap(&channel, &tenants, &ledger, Duration::from_secs(30)).await;
+    // Every record stored came with its audit row (and its event: the drawdown counts it).
+    assert_eq!(
+        unaudited_records(env).await,
+        0,
+        "a record without its audit row"
+    );
     let row = Row::of(
         format!("PostgreSQL gone {} s ({})", outage.as_secs(), fault.how()),
         &ledger,
