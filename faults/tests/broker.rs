@@ -24,4 +24,5 @@ async fn rabbitmq_gone_for_30_seconds_fails_no_call_and_loses_no_event() {
     config.tenant_rate_limit = 0;
     let node = env.start_with(config, &caseway::Target::ALL).await;
     scenario::broker_gone(&env, &node, "fault", &proxy, outage).await;
+    node.shutdown().await;
 }

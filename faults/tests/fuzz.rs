@@ -15,9 +15,10 @@ use caseway::Target;
 use caseway_faults::fuzz::Fuzzer;
 use caseway_faults::load;
 use caseway_faults::node::{self, ProcessNode};
-use caseway_integration_tests::{TestEnv, call_raw};
+use caseway_integration_tests::{TestEnv, authed, call_raw};
 use caseway_platform::access::{Access, TABLE};
 use caseway_platform::auth::Role;
+use caseway_test_support::eventually;
 
 /// The longest one call may take.
 const CALL_BOUND: Duration = Duration::from_secs(10);
@@ -92,7 +93,11 @@ async fn made_up_requests_to_every_method_get_no_internal_error_and_no_hang() {
     let mut codes: BTreeMap<String, usize> = BTreeMap::new();
     let mut failures = Vec::new();
     let (mut methods, mut total, mut slowest) = (0, 0, (Duration::ZERO, String::new()));
-    for service in pool.services() {
+    // The tenancy service's methods last: made-up calls by a platform administrator may
+    // suspend the tenant, after which every other method would only refuse.
+    let mut services: Vec<_> = pool.services().collect();
+    services.sort_by_key(|service| service.full_name() == "caseway.tenancy.v1.TenancyService");
+    for service in services {
         for method in service.methods() {
             let name = format!("{}/{}", service.full_name(), method.name());
             if !only.is_empty() && !name.contains(&only) {
@@ -167,13 +172,31 @@ async fn made_up_requests_to_every_method_get_no_internal_error_and_no_hang() {
         node::ready(node.metrics_addr).await,
         "the node still serves"
     );
-    load::utilization(&channel, &tenant)
+    // The made-up calls may have suspended the tenant (a platform administrator's
+    // SuspendTenant with its id); resumed, its authorizations answer.
+    seeding
+        .tenancy
+        .clone()
+        .resume_tenant(authed(
+            &env.platform_admin_token(),
+            caseway_api::tenancy::v1::ResumeTenantRequest {
+                id: tenant.id.to_string(),
+                ..Default::default()
+            },
+        ))
         .await
-        .expect("the tenant's authorizations still answer");
+        .expect("the tenant resumed");
+    eventually(
+        "the tenant's authorizations answering",
+        Duration::from_secs(10),
+        || async { load::utilization(&channel, &tenant).await.map(|_| ()) },
+    )
+    .await;
     let panicked: Vec<String> = node
         .log()
         .into_iter()
         .filter(|line| line.contains("panicked"))
         .collect();
     assert!(panicked.is_empty(), "the node panicked: {panicked:#?}");
+    seeding.shutdown().await;
 }

@@ -135,4 +135,5 @@ async fn sigkill_mid_write_half_writes_nothing_and_holds_no_unit_forever() {
         "a record without its audit row"
     );
     assert!(row.met(), "{row:?}");
+    stays.shutdown().await;
 }

@@ -23,4 +23,5 @@ async fn postgres_gone_fails_calls_fast_and_writes_nothing_half() {
     config.tenant_rate_limit = 0;
     let node = env.start_with(config, &caseway::Target::ALL).await;
     scenario::postgres_gone(&env, &node, "pg", &proxy, outage).await;
+    node.shutdown().await;
 }

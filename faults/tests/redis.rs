@@ -117,4 +117,5 @@ async fn redis_gone_lifts_the_rate_limits_and_fails_no_call() {
     )
     .check();
     assert_eq!(metric(&node, "caseway_redis_up").await, Some(1.0));
+    node.shutdown().await;
 }

@@ -31,6 +31,7 @@ async fn rabbitmq_listeners_stopped_for_30_seconds_fail_no_call_and_lose_no_even
         how: "listeners stopped, connections closed: rabbitmq-upgrade drain".into(),
     };
     scenario::broker_gone(&env, &node, "drain", &drain, outage).await;
+    node.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -57,4 +58,5 @@ async fn postgres_restarted_fails_calls_fast_and_writes_nothing_half() {
         how: "the server stopped and started: pg_ctlcluster".into(),
     };
     scenario::postgres_gone(&env, &node, "restart", &restart, outage).await;
+    node.shutdown().await;
 }

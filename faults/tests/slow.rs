@@ -214,4 +214,6 @@ async fn a_peer_answering_after_10_seconds_fails_calls_at_their_deadline_and_pil
         "{connections_during} connections opened to the slow peer"
     );
     assert!(row.met(), "{row:?}");
+    node.shutdown().await;
+    peer.shutdown().await;
 }
