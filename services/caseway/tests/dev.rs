@@ -15,6 +15,11 @@ use caseway_test_support::{TestBus, TestDb, authed};
 async fn dev_stack_answers_a_reflection_client_without_proto_files() {
     let db = TestDb::create(&caseway::migrators()).await;
     let bus = TestBus::new();
+    // The dev stack's consumers run in the child.
+    bus.consumers_elsewhere(&[
+        caseway_authorizations::events::CONSUMER,
+        caseway_eligibility::events::CONSUMER,
+    ]);
     let data_dir =
         std::env::temp_dir().join(format!("caseway-dev-{}", uuid::Uuid::new_v4().simple()));
     let (child, address, token) = start_dev(&db, &bus, &data_dir).await;

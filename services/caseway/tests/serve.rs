@@ -147,9 +147,15 @@ impl Fixture {
                 chrono::Duration::hours(1),
             )
             .unwrap();
+        // The servers' consumers run in the children.
+        let bus = TestBus::new();
+        bus.consumers_elsewhere(&[
+            caseway_authorizations::events::CONSUMER,
+            caseway_eligibility::events::CONSUMER,
+        ]);
         Fixture {
             db,
-            bus: TestBus::new(),
+            bus,
             data_dir,
             issuer,
             root,

@@ -109,9 +109,12 @@ impl Drop for TestDb {
     }
 }
 
-/// A private events exchange for one test, deleted on drop.
+/// A private events exchange for one test, deleted on drop with the durable queues of the
+/// consumers on it.
 pub struct TestBus {
     pub bus: Bus,
+    /// Queues of consumers that run in other processes, which this one cannot know of.
+    elsewhere: std::sync::Mutex<Vec<String>>,
 }
 
 impl TestBus {
@@ -119,6 +122,18 @@ impl TestBus {
         let exchange = format!("caseway.events.test.{}", Uuid::new_v4().simple());
         TestBus {
             bus: Bus::new(&amqp_url(), &exchange),
+            elsewhere: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Deletes on drop, too, the queues (and dead-letter queues) of `consumers` run by
+    /// another process on this exchange: a `caseway` child declares them, not this process.
+    pub fn consumers_elsewhere(&self, consumers: &[&str]) {
+        let mut elsewhere = self.elsewhere.lock().unwrap_or_else(|e| e.into_inner());
+        for consumer in consumers {
+            let queue = self.bus.queue_name(consumer);
+            elsewhere.push(format!("{queue}.dead-letter"));
+            elsewhere.push(queue);
         }
     }
 
@@ -235,6 +250,8 @@ impl Default for TestBus {
 impl Drop for TestBus {
     fn drop(&mut self) {
         let bus = self.bus.clone();
+        let elsewhere =
+            std::mem::take(&mut *self.elsewhere.lock().unwrap_or_else(|e| e.into_inner()));
         let _ = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -242,7 +259,7 @@ impl Drop for TestBus {
                 .expect("runtime");
             runtime.block_on(async move {
                 if let Ok((connection, channel)) = bus.connect().await {
-                    for queue in bus.declared_queues() {
+                    for queue in bus.declared_queues().into_iter().chain(elsewhere) {
                         let _ = channel
                             .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
                             .await;
