@@ -208,6 +208,33 @@ pub enum TenantCommand {
         /// Tenant slug or id.
         tenant: String,
     },
+    /// Writes every row the tenant has, in every schema, as JSON Lines per table with its
+    /// attachments and a manifest of row counts and checksums (docs/offboarding.md).
+    Export {
+        /// Tenant slug or id.
+        tenant: String,
+        /// A folder, or s3://bucket/prefix (configured by the AWS_* variables).
+        #[arg(long)]
+        to: String,
+        /// The tenant's key for its SSNs (32 bytes in base64); `--new-ssn-key` writes one.
+        #[arg(long)]
+        ssn_key_file: std::path::PathBuf,
+        /// Writes a new key to --ssn-key-file first (refusing to overwrite one).
+        #[arg(long)]
+        new_ssn_key: bool,
+    },
+    /// Deletes every row of a suspended, exported tenant and its attachments, in batches;
+    /// run it again to resume one cut short. Prints what it deleted per table.
+    Purge {
+        /// Tenant slug or id.
+        tenant: String,
+        /// Rows deleted per transaction.
+        #[arg(long, default_value_t = 5000)]
+        batch: i64,
+        /// Seconds between marking the tenant purged and the first delete.
+        #[arg(long, default_value_t = 5)]
+        grace_seconds: u64,
+    },
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -464,6 +491,49 @@ fn cli_actor() -> Principal {
 }
 
 async fn tenant(config: Config, command: TenantCommand) -> anyhow::Result<()> {
+    match command {
+        TenantCommand::Export {
+            tenant,
+            to,
+            ssn_key_file,
+            new_ssn_key,
+        } => {
+            if new_ssn_key {
+                caseway_platform::secrets::write_new(
+                    &ssn_key_file,
+                    caseway_offboarding::ExportKey::generate().as_bytes(),
+                )?;
+            }
+            let exported = crate::offboard::export(&config, &tenant, &to, &ssn_key_file).await?;
+            let manifest = &exported.manifest;
+            println!(
+                "exported {} rows of {} tables and {} attachments of {} to {to}; {} SSNs sealed \
+                 with the key {}; manifest SHA-256 {}",
+                manifest.rows(),
+                manifest.tables.len(),
+                manifest.attachments.len(),
+                manifest.tenant.slug,
+                manifest.ssn.sealed,
+                manifest.ssn.key_fingerprint,
+                exported.manifest_sha256
+            );
+            return Ok(());
+        }
+        TenantCommand::Purge {
+            tenant,
+            batch,
+            grace_seconds,
+        } => {
+            let options = caseway_offboarding::PurgeOptions {
+                batch,
+                grace: Duration::from_secs(grace_seconds),
+            };
+            let report = crate::offboard::purge(&config, &tenant, &options).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            return Ok(());
+        }
+        _ => {}
+    }
     let tenancy = tenancy(&config)?;
     match command {
         TenantCommand::Create { slug, name } => {
@@ -506,6 +576,7 @@ async fn tenant(config: Config, command: TenantCommand) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{}\t{}\t{}", t.id, t.slug, t.status.as_str());
         }
+        TenantCommand::Export { .. } | TenantCommand::Purge { .. } => {}
         TenantCommand::Resume { tenant } => {
             let found = find_tenant(&tenancy, &tenant).await?;
             let change = convert::resume_tenant_request(&tenancy_pb::ResumeTenantRequest {

@@ -3,6 +3,7 @@
 //! and the demo data of `caseway dev`.
 
 pub mod cli;
+pub mod offboard;
 
 /// Every process that links Caseway (the binary, and the tests and benchmarks that run its
 /// nodes in-process) allocates through mimalloc: a server that builds and drops many small

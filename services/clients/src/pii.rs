@@ -143,6 +143,12 @@ impl PiiCipher {
     }
 }
 
+/// What binds a client's sealed SSN to its row (its tenant's id then its own, as bytes): it
+/// opens nowhere else.
+pub fn ssn_context(tenant: TenantId, client: uuid::Uuid) -> Vec<u8> {
+    [tenant.as_uuid().as_bytes().as_slice(), client.as_bytes()].concat()
+}
+
 fn decode_key(value: &str) -> anyhow::Result<Vec<u8>> {
     let bytes = STANDARD.decode(value.trim()).context("a key is base64")?;
     if bytes.len() != 32 {

@@ -90,11 +90,6 @@ async fn audit_client(
     .await
 }
 
-/// What binds a sealed SSN to its row: it opens nowhere else.
-fn context(tenant: TenantId, id: Uuid) -> Vec<u8> {
-    [tenant.as_uuid().as_bytes().as_slice(), id.as_bytes()].concat()
-}
-
 pub struct Clients {
     platform: Arc<Platform>,
     cipher: Arc<PiiCipher>,
@@ -167,7 +162,7 @@ impl Clients {
         };
         let digits = self
             .cipher
-            .open(sealed, &context(tenant, record.client.id))
+            .open(sealed, &crate::pii::ssn_context(tenant, record.client.id))
             .map_err(Error::internal)?;
         Ssn::parse(&digits)
             .map(Some)
@@ -178,10 +173,10 @@ impl Clients {
     fn protect(&self, tenant: TenantId, record: &mut ClientRecord, ssn: Option<&Ssn>) {
         match ssn {
             Some(ssn) => {
-                record.ssn_sealed = Some(
-                    self.cipher
-                        .seal(ssn.digits(), &context(tenant, record.client.id)),
-                );
+                record.ssn_sealed = Some(self.cipher.seal(
+                    ssn.digits(),
+                    &crate::pii::ssn_context(tenant, record.client.id),
+                ));
                 record.ssn_hash = Some(self.cipher.blind_index(tenant, ssn.digits()));
                 record.client.ssn_last4 = Some(ssn.last4().to_string());
             }

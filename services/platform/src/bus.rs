@@ -523,6 +523,36 @@ impl Bus {
         result
     }
 
+    /// Drops the events of `tenant` parked for `consumer` (a purged tenant's); the others stay
+    /// parked in their order (taken unacknowledged, given back when the channel closes).
+    /// Returns how many were dropped.
+    pub async fn drop_parked_of_tenant(
+        &self,
+        consumer: &str,
+        tenant: crate::TenantId,
+    ) -> anyhow::Result<usize> {
+        let (connection, channel) = self.connect().await?;
+        let queue = self.parked_queue(consumer);
+        let result = async {
+            declare_parked_queue(&channel, &queue).await?;
+            let mut dropped = 0;
+            while let Some(message) = channel
+                .basic_get(queue.as_str().into(), BasicGetOptions { no_ack: false })
+                .await?
+            {
+                let delivery = message.delivery;
+                if Envelope::from_delivery(&delivery).is_ok_and(|e| e.tenant_id == tenant) {
+                    delivery.acker.ack(BasicAckOptions::default()).await?;
+                    dropped += 1;
+                }
+            }
+            anyhow::Ok(dropped)
+        }
+        .await;
+        let _ = connection.close(200, "dropped".into()).await;
+        result
+    }
+
     /// Puts parked events of `consumer` back on its own queue (every one, or those whose ids
     /// are given), for its handler to try again; the others stay parked. Returns how many.
     pub async fn replay(&self, consumer: &str, ids: &[Uuid]) -> anyhow::Result<usize> {

@@ -33,6 +33,7 @@ pub fn tenant_to_proto(tenant: &Tenant) -> pb::Tenant {
         etag: etag::format(tenant.version),
         create_time: Some(timestamp(tenant.created_at)),
         update_time: Some(timestamp(tenant.updated_at)),
+        purge_time: tenant.purged_at.map(timestamp),
     }
 }
 
@@ -137,6 +138,10 @@ pub fn tenant_of_stored(what: &str, tenant: pb::Tenant) -> Result<Tenant> {
         version: stored_version(what, &tenant.etag)?,
         created_at: stored_time(what, tenant.create_time)?,
         updated_at: stored_time(what, tenant.update_time)?,
+        purged_at: tenant
+            .purge_time
+            .map(|t| stored_time(what, Some(t)))
+            .transpose()?,
     })
 }
 
@@ -399,6 +404,7 @@ mod tests {
             version: 3,
             created_at: DateTime::from_timestamp(1_700_000_000, 123_456_789).unwrap(),
             updated_at: DateTime::from_timestamp(1_700_000_100, 0).unwrap(),
+            purged_at: DateTime::from_timestamp(1_700_000_200, 0),
         }
     }
 

@@ -8,14 +8,19 @@ use caseway_platform::TenantId;
 use caseway_platform::idempotency::Fingerprint;
 use caseway_platform::validate::Violations;
 
-/// The rules of tenancy a change can break (FAILED_PRECONDITION). Tenancy has none today: a
-/// taken slug or code is ALREADY_EXISTS, a stale etag ABORTED, a bad field INVALID_ARGUMENT.
+/// The rules of tenancy a change can break (FAILED_PRECONDITION). A taken slug or code is
+/// ALREADY_EXISTS, a stale etag ABORTED, a bad field INVALID_ARGUMENT.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Rule {}
+pub enum Rule {
+    /// A purged tenant has no data left: it is never resumed.
+    TenantPurged,
+}
 
 impl caseway_platform::error::Rule for Rule {
     fn name(self) -> &'static str {
-        match self {}
+        match self {
+            Rule::TenantPurged => "tenant_purged",
+        }
     }
 }
 
@@ -52,6 +57,8 @@ pub struct Tenant {
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When its data was purged; None while it has data.
+    pub purged_at: Option<DateTime<Utc>>,
 }
 
 impl Tenant {

@@ -22,7 +22,7 @@ use caseway_platform::{Scoped, TenantId};
 use crate::convert;
 use crate::domain::{
     NewTenant, Organization, OrganizationDeletion, OrganizationField, OrganizationFields,
-    OrganizationUpdate, Retryable, Tenant, TenantStatus, TenantStatusChange, TenantUpdate,
+    OrganizationUpdate, Retryable, Rule, Tenant, TenantStatus, TenantStatusChange, TenantUpdate,
 };
 use crate::events::{self, OrganizationEvent, TenantEvent};
 use crate::store;
@@ -154,6 +154,13 @@ impl Tenancy {
         let current = store::tenant_for_update(tx.conn(), id)
             .await?
             .ok_or_else(|| Error::not_found("tenant", id))?;
+        if current.purged_at.is_some() && status == TenantStatus::Active {
+            return Err(Error::precondition(
+                Rule::TenantPurged,
+                format!("tenants/{id}"),
+                "the tenant's data was purged; it stays suspended",
+            ));
+        }
         if current.status == status {
             idempotency::complete(&mut tx, &key, &convert::tenant_to_proto(&current)).await?;
             tx.commit().await?;

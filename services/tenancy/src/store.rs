@@ -23,6 +23,7 @@ struct TenantRow {
     version: i64,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    purged_at: Option<DateTime<Utc>>,
 }
 
 impl TryFrom<TenantRow> for Tenant {
@@ -47,6 +48,7 @@ impl TryFrom<TenantRow> for Tenant {
             version: row.version,
             created_at: row.created_at,
             updated_at: row.updated_at,
+            purged_at: row.purged_at,
         })
     }
 }
@@ -56,7 +58,7 @@ impl TryFrom<TenantRow> for Tenant {
 // row only ([`own_tenant`]).
 
 const TENANT_COLUMNS: &str =
-    "id, slug, display_name, status, calls_per_second, version, created_at, updated_at";
+    "id, slug, display_name, status, calls_per_second, version, created_at, updated_at, purged_at";
 
 pub async fn insert_tenant(
     conn: &mut PgConnection,

@@ -63,6 +63,11 @@ impl Files {
         Ok(Files { store })
     }
 
+    /// The store itself, for a tenant's export and purge.
+    pub fn store(&self) -> Arc<dyn ObjectStore> {
+        self.store.clone()
+    }
+
     pub async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
         self.store
             .put(&Path::from(key), PutPayload::from(bytes))
