@@ -13,7 +13,7 @@ use rand::seq::IndexedRandom;
 use uuid::Uuid;
 
 use caseway_api::clients::v1 as pb;
-use caseway_clients::pii::PiiCipher;
+use caseway_clients::tenant_keys::TenantKey;
 use caseway_integration_tests::{TestEnv, authed};
 use caseway_platform::TenantId;
 use caseway_platform::auth::Role;
@@ -196,7 +196,12 @@ async fn run() {
     config.tenant_rate_limit = 0;
     let node = env.start_with(config.clone(), &caseway::Target::ALL).await;
     let tenant = node.create_tenant(&env, "search-bench").await;
-    let cipher = PiiCipher::from_file(&config.pii_keys_file).unwrap();
+    // The tenant's own PII key, which the node reads from the same store.
+    let cipher = caseway::offboard::tenant_keys(&config)
+        .unwrap()
+        .key(tenant)
+        .await
+        .unwrap();
 
     let started = Instant::now();
     let samples = load(&env, tenant, &cipher, total).await;
@@ -321,7 +326,7 @@ struct Sample {
 
 /// Inserts `total` clients as the owner, in batches, with the search indexes and the name
 /// vocabulary built after.
-async fn load(env: &TestEnv, tenant: TenantId, cipher: &PiiCipher, total: usize) -> Vec<Sample> {
+async fn load(env: &TestEnv, tenant: TenantId, cipher: &TenantKey, total: usize) -> Vec<Sample> {
     let mut owner = env.db.owner().await;
     for statement in [
         "ALTER TABLE clients.clients DISABLE TRIGGER keep_name_terms",
@@ -361,7 +366,7 @@ async fn load(env: &TestEnv, tenant: TenantId, cipher: &PiiCipher, total: usize)
             );
             let context = [tenant.as_uuid().as_bytes().as_slice(), id.as_bytes()].concat();
             sealed.push(cipher.seal(&ssn, &context).bytes);
-            hashes.push(cipher.blind_index(tenant, &ssn));
+            hashes.push(cipher.blind_index(&ssn));
             last4s.push(ssn[5..].to_string());
             if samples.len() < 10_000 && rng.random_bool(0.02) {
                 samples.push(Sample {
@@ -379,7 +384,7 @@ async fn load(env: &TestEnv, tenant: TenantId, cipher: &PiiCipher, total: usize)
         sqlx::query(
             "INSERT INTO clients.clients (tenant_id, id, first_name, last_name, birth_date, birth_date_quality, \
              ssn_sealed, ssn_key_id, ssn_hash, ssn_last4, ssn_quality, veteran_status) \
-             SELECT $1, id, first_name, last_name, birth_date, 1, sealed, 'k1', hash, last4, 1, 1 \
+             SELECT $1, id, first_name, last_name, birth_date, 1, sealed, 'tenant', hash, last4, 1, 1 \
              FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::date[], $6::bytea[], $7::bytea[], $8::text[]) \
              AS t(id, first_name, last_name, birth_date, sealed, hash, last4)",
         )

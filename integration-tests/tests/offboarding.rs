@@ -11,8 +11,10 @@ use sqlx::{AssertSqlSafe, Connection, PgConnection};
 use tonic::Code;
 
 use caseway::offboard;
+use caseway_api::clients::v1 as cpb;
 use caseway_api::tenancy::v1 as tpb;
-use caseway_integration_tests::tenants::records_tenant;
+use caseway_clients::pii::{PiiCipher, Sealed, ssn_context};
+use caseway_integration_tests::tenants::{client, clients_tenant, records_tenant};
 use caseway_integration_tests::{TestEnv, authed, submit_ticket, upload_attachment};
 use caseway_offboarding::tables::tenant_tables;
 use caseway_offboarding::{ExportKey, PurgeOptions};
@@ -76,7 +78,15 @@ async fn a_tenant_is_exported_whole_then_purged_leaving_the_others_untouched() {
     upload_attachment(&node, &ana, &ticket.id, "screen.png", &png, 4096)
         .await
         .unwrap();
-    let staying = records_tenant(&env, &node, "staying").await.tenant;
+    let staying = records_tenant(&env, &node, "staying").await;
+    node.fixtures(&staying.worker)
+        .client(cpb::Client {
+            demographics: vec![],
+            ..client("Ada", "Byron", "123-45-6789", (1980, 1, 2))
+        })
+        .await
+        .unwrap();
+    let staying = staying.tenant;
     let mut owner = env.db.owner().await;
     let before = settled(&mut owner, leaving).await;
     let others_before = rows_of(&mut owner, staying).await;
@@ -124,7 +134,7 @@ async fn a_tenant_is_exported_whole_then_purged_leaving_the_others_untouched() {
     // tenant's key to the number whose last four the row shows.
     let key = ExportKey::parse(&std::fs::read_to_string(&key_file).unwrap()).unwrap();
     let clients = std::fs::read_to_string(out.join("tables/clients.clients.jsonl")).unwrap();
-    let mut opened = 0;
+    let mut opened = 0usize;
     for line in clients.lines() {
         let row: serde_json::Value = serde_json::from_str(line).unwrap();
         for gone in ["ssn_sealed", "ssn_hash", "ssn_key_id"] {
@@ -187,8 +197,61 @@ async fn a_tenant_is_exported_whole_then_purged_leaving_the_others_untouched() {
     assert!(refused.to_string().contains("is running"), "{refused}");
     holder.close().await.unwrap();
 
+    // What a backup taken now holds of the tenant's SSNs: sealed with the tenant's own key.
+    let backup: Vec<(uuid::Uuid, String, Vec<u8>)> = sqlx::query_as(
+        "SELECT id, ssn_key_id, ssn_sealed FROM clients.clients \
+          WHERE tenant_id = $1 AND ssn_sealed IS NOT NULL",
+    )
+    .bind(leaving.as_uuid())
+    .fetch_all(&mut owner)
+    .await
+    .unwrap();
+    assert_eq!(backup.len(), opened);
+    let keys = offboard::tenant_keys(&config).unwrap();
+    for (id, key_id, bytes) in &backup {
+        assert_eq!(key_id, "tenant");
+        let sealed = Sealed {
+            key_id: key_id.clone(),
+            bytes: bytes.clone(),
+        };
+        let ssn = keys
+            .open_sealed(leaving, &sealed, &ssn_context(leaving, *id))
+            .await
+            .unwrap();
+        assert_eq!(ssn.len(), 9);
+    }
+
     let report = offboard::purge(&config, "demo", &options()).await.unwrap();
     assert!(!report.resumed);
+    assert!(report.tenant_key_destroyed);
+    // Crypto-shredding: with the deployment's keys and key store as they are, the backup's
+    // SSNs open no more; another tenant's still do.
+    let keys = offboard::tenant_keys(&config).unwrap();
+    for (id, key_id, bytes) in &backup {
+        let sealed = Sealed {
+            key_id: key_id.clone(),
+            bytes: bytes.clone(),
+        };
+        let refused = keys
+            .open_sealed(leaving, &sealed, &ssn_context(leaving, *id))
+            .await
+            .unwrap_err();
+        assert!(refused.to_string().contains("key is gone"), "{refused}");
+    }
+    let (other, key_id, bytes): (uuid::Uuid, String, Vec<u8>) = sqlx::query_as(
+        "SELECT id, ssn_key_id, ssn_sealed FROM clients.clients \
+          WHERE tenant_id = $1 AND ssn_sealed IS NOT NULL LIMIT 1",
+    )
+    .bind(staying.as_uuid())
+    .fetch_one(&mut owner)
+    .await
+    .unwrap();
+    let sealed = Sealed { key_id, bytes };
+    assert!(
+        keys.open_sealed(staying, &sealed, &ssn_context(staying, other))
+            .await
+            .is_ok()
+    );
     let mut deleted = report.deleted.clone();
     assert_eq!(deleted.remove("attachment objects"), Some(1));
     let mut exported_rows: BTreeMap<String, i64> = exported
@@ -269,7 +332,121 @@ async fn a_tenant_is_exported_whole_then_purged_leaving_the_others_untouched() {
     let again = offboard::purge(&config, "demo", &options()).await.unwrap();
     assert!(again.resumed);
     assert_eq!(again.deleted, report.deleted);
+    assert!(!again.tenant_key_destroyed, "already gone");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn ssns_sealed_before_tenants_had_keys_are_sealed_again_with_the_tenants_key() {
+    let env = TestEnv::new().await;
+    let node = env.start(&caseway::Target::ALL).await;
+    let config = env.config();
+    let (tenant, _) = clients_tenant(&env, &node, "upgraded").await;
+    let reader =
+        env.token_with_permissions(tenant, &[Role::Caseworker], &[], &["clients.read_ssn"]);
+    let mut clients = node.clients.clone();
+    let created = clients
+        .create_client(authed(
+            &reader,
+            cpb::CreateClientRequest {
+                client: Some(client("Ada", "Byron", "123-45-6789", (1980, 1, 2))),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .client
+        .unwrap();
+    let id: uuid::Uuid = created.id.parse().unwrap();
+
+    // As an earlier version stored it: sealed and indexed with the deployment's keys.
+    let deployment = PiiCipher::from_file(&config.pii_keys_file).unwrap();
+    let sealed = deployment.seal("123456789", &ssn_context(tenant, id));
+    let mut owner = env.db.owner().await;
+    sqlx::query(
+        "UPDATE clients.clients SET ssn_sealed = $3, ssn_key_id = $4, ssn_hash = $5 \
+          WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(tenant.as_uuid())
+    .bind(id)
+    .bind(&sealed.bytes)
+    .bind(&sealed.key_id)
+    .bind(deployment.blind_index(tenant, "123456789"))
+    .execute(&mut owner)
+    .await
+    .unwrap();
+    let whole =
+        |clients: &mut caseway_api::clients::v1::clients_service_client::ClientsServiceClient<
+            _,
+        >| {
+            let request = authed(
+                &reader,
+                cpb::GetClientRequest {
+                    id: created.id.clone(),
+                    ssn_view: cpb::SsnView::Full as i32,
+                },
+            );
+            let mut clients = clients.clone();
+            async move {
+                clients
+                    .get_client(request)
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .client
+                    .unwrap()
+                    .ssn
+            }
+        };
+    let by_ssn =
+        |clients: &mut caseway_api::clients::v1::clients_service_client::ClientsServiceClient<
+            _,
+        >| {
+            let request = authed(
+                &reader,
+                cpb::SearchClientsRequest {
+                    ssn: "123456789".into(),
+                    ..Default::default()
+                },
+            );
+            let mut clients = clients.clone();
+            async move {
+                clients
+                    .search_clients(request)
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .matches
+                    .len()
+            }
+        };
+    assert_eq!(
+        whole(&mut clients).await,
+        "123-45-6789",
+        "an old value still opens"
+    );
+    assert_eq!(
+        by_ssn(&mut clients).await,
+        0,
+        "but its old index is not the tenant's"
+    );
+
+    let resealed = offboard::reseal(&config, Some("upgraded")).await.unwrap();
+    assert_eq!(resealed, vec![("upgraded".to_string(), 1)]);
+    let key_id: String = sqlx::query_scalar("SELECT ssn_key_id FROM clients.clients WHERE id = $1")
+        .bind(id)
+        .fetch_one(&mut owner)
+        .await
+        .unwrap();
+    assert_eq!(key_id, "tenant");
+    assert_eq!(whole(&mut clients).await, "123-45-6789");
+    assert_eq!(by_ssn(&mut clients).await, 1);
+    assert_eq!(
+        offboard::reseal(&config, None).await.unwrap(),
+        vec![("upgraded".to_string(), 0)],
+        "nothing left to reseal"
+    );
 }
 
 #[tokio::test]

@@ -481,6 +481,15 @@ async fn every_table_is_isolated_by_forced_row_level_security() {
         .execute(&mut owner)
         .await
         .unwrap();
+    // The offboarding ledger, as `caseway tenant export` writes it (offboarding.rs runs it).
+    sqlx::query(
+        "INSERT INTO tenancy.offboardings (tenant_id, exported_at, export_location, \
+         export_manifest) VALUES ($1, now(), 'sample', 'sample')",
+    )
+    .bind(tenant.as_uuid())
+    .execute(&mut owner)
+    .await
+    .unwrap();
 
     // The role itself.
     let role =

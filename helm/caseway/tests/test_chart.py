@@ -327,3 +327,11 @@ def test_the_alert_rules_and_the_dashboard_ship_with_the_chart():
     operations = (CHART.parents[1] / "docs" / "operations.md").read_text()
     for alert in alerts:
         assert f"`{alert}`" in operations, f"{alert} is not explained in docs/operations.md"
+
+
+def test_the_tenants_pii_keys_are_kept_where_every_pod_shares_them_when_named():
+    config = of_kind(render(), "ConfigMap")["caseway"]["data"]
+    assert "CASEWAY_PII_TENANT_KEYS" not in config, "the pod's own folder by default"
+    named = render({"config": {"piiTenantKeys": "s3://keys/tenant-keys"}})
+    config = of_kind(named, "ConfigMap")["caseway"]["data"]
+    assert config["CASEWAY_PII_TENANT_KEYS"] == "s3://keys/tenant-keys"

@@ -223,6 +223,13 @@ pub enum TenantCommand {
         #[arg(long)]
         new_ssn_key: bool,
     },
+    /// Seals again with each tenant's own PII key the SSNs sealed with the deployment's keys
+    /// before tenants had keys of their own (once, after upgrading): until then a whole-SSN
+    /// search misses them and a purge cannot shred them.
+    Reseal {
+        /// Tenant slug or id; every tenant when omitted.
+        tenant: Option<String>,
+    },
     /// Deletes every row of a suspended, exported tenant and its attachments, in batches;
     /// run it again to resume one cut short. Prints what it deleted per table.
     Purge {
@@ -519,6 +526,12 @@ async fn tenant(config: Config, command: TenantCommand) -> anyhow::Result<()> {
             );
             return Ok(());
         }
+        TenantCommand::Reseal { tenant } => {
+            for (slug, n) in crate::offboard::reseal(&config, tenant.as_deref()).await? {
+                println!("{slug}\t{n} SSNs sealed with the tenant's key");
+            }
+            return Ok(());
+        }
         TenantCommand::Purge {
             tenant,
             batch,
@@ -576,7 +589,9 @@ async fn tenant(config: Config, command: TenantCommand) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{}\t{}\t{}", t.id, t.slug, t.status.as_str());
         }
-        TenantCommand::Export { .. } | TenantCommand::Purge { .. } => {}
+        TenantCommand::Export { .. }
+        | TenantCommand::Purge { .. }
+        | TenantCommand::Reseal { .. } => {}
         TenantCommand::Resume { tenant } => {
             let found = find_tenant(&tenancy, &tenant).await?;
             let change = convert::resume_tenant_request(&tenancy_pb::ResumeTenantRequest {

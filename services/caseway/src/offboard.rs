@@ -8,15 +8,19 @@ use anyhow::Context;
 use uuid::Uuid;
 
 use caseway_clients::pii::{PiiCipher, Sealed, ssn_context};
-use caseway_offboarding::destination::Destination;
+use caseway_clients::tenant_keys::{TENANT_KEY_ID, TenantKey, TenantKeys};
 use caseway_offboarding::export::Exported;
 use caseway_offboarding::{ExportKey, PurgeOptions, PurgeReport, SsnOpener};
 use caseway_platform::{Config, TenantId};
 
-/// Opens SSNs with the deployment's PII keys, as the clients service does.
-struct Pii(PiiCipher);
+/// Opens SSNs as the clients service does: with the tenant's key, or a deployment key for
+/// those sealed before tenants had keys.
+struct Pii<'a> {
+    keys: &'a TenantKeys,
+    tenant_key: Option<Arc<TenantKey>>,
+}
 
-impl SsnOpener for Pii {
+impl SsnOpener for Pii<'_> {
     fn open(
         &self,
         tenant: TenantId,
@@ -28,8 +32,44 @@ impl SsnOpener for Pii {
             key_id: key_id.to_string(),
             bytes: sealed.to_vec(),
         };
-        self.0.open(&sealed, &ssn_context(tenant, client))
+        let context = ssn_context(tenant, client);
+        match &self.tenant_key {
+            Some(key) if key_id == TENANT_KEY_ID => key.open(&sealed, &context),
+            None if key_id == TENANT_KEY_ID => anyhow::bail!("the tenant's PII key is gone"),
+            _ => self.keys.deployment().open(&sealed, &context),
+        }
     }
+}
+
+/// The tenants' PII keys of this deployment.
+pub fn tenant_keys(config: &Config) -> anyhow::Result<TenantKeys> {
+    TenantKeys::open(
+        Arc::new(PiiCipher::from_file(&config.pii_keys_file)?),
+        &config.pii_tenant_keys,
+        &config.data_dir,
+    )
+}
+
+/// Seals again with their tenant's own key the SSNs sealed before tenants had keys: of the
+/// tenant named by `key`, or of every tenant. How many, per tenant slug.
+pub async fn reseal(config: &Config, key: Option<&str>) -> anyhow::Result<Vec<(String, u64)>> {
+    let pool = caseway_offboarding::owner_pool(&config.migration_database_url)?;
+    let tenants = match key {
+        Some(key) => vec![caseway_offboarding::find_tenant(&pool, key).await?],
+        None => caseway_offboarding::all_tenants(&pool).await?,
+    };
+    pool.close().await;
+    let keys = tenant_keys(config)?;
+    let db = caseway_platform::db::Db::connect_lazy(&config.database_url, 2)?;
+    let mut resealed = Vec::new();
+    for tenant in tenants.iter().filter(|t| t.purged_at.is_none()) {
+        let n = caseway_clients::service::reseal_legacy_ssns(&db, &keys, tenant.id, 500)
+            .await
+            .map_err(|e| anyhow::anyhow!("resealing {}: {e}", tenant.slug))?;
+        resealed.push((tenant.slug.clone(), n));
+    }
+    db.close().await;
+    Ok(resealed)
 }
 
 /// The consumers whose dead-letter queues a purge clears of the tenant's events.
@@ -56,8 +96,12 @@ pub async fn export(
     let ssn_key = std::fs::read_to_string(ssn_key_file)
         .with_context(|| format!("reading {}", ssn_key_file.display()))?;
     let ssn_key = ExportKey::parse(&ssn_key)?;
-    let pii = Pii(PiiCipher::from_file(&config.pii_keys_file)?);
-    let destination = Destination::parse(to)?;
+    let keys = tenant_keys(config)?;
+    let pii = Pii {
+        tenant_key: keys.existing(tenant.id).await?,
+        keys: &keys,
+    };
+    let destination = caseway_offboarding::destination::parse(to)?;
     let attachments = attachment_store(config)?;
     let exported = caseway_offboarding::export(
         &pool,
@@ -71,7 +115,8 @@ pub async fn export(
     exported
 }
 
-/// Purges the tenant named by `key`, then drops its parked events.
+/// Purges the tenant named by `key`: seals its SSNs left under a deployment key with its own
+/// key, purges its rows, destroys its key, then drops its parked events.
 pub async fn purge(
     config: &Config,
     key: &str,
@@ -79,10 +124,14 @@ pub async fn purge(
 ) -> anyhow::Result<PurgeReport> {
     let pool = caseway_offboarding::owner_pool(&config.migration_database_url)?;
     let tenant = caseway_offboarding::find_tenant(&pool, key).await?;
+    if tenant.purged_at.is_none() {
+        reseal(config, Some(key)).await?;
+    }
     let purged =
         caseway_offboarding::purge(&pool, &tenant, options, Some(attachment_store(config)?)).await;
     pool.close().await;
     let mut report = purged?;
+    report.tenant_key_destroyed = tenant_keys(config)?.destroy(tenant.id).await?;
     let bus = caseway_platform::bus::Bus::new(&config.amqp_url, &config.events_exchange)
         .with_ca_file(config.amqp_ca_file.as_deref())?;
     report.parked_events_dropped =

@@ -11,6 +11,7 @@ pub mod events;
 pub mod pii;
 pub mod service;
 pub mod store;
+pub mod tenant_keys;
 
 use std::sync::Arc;
 
@@ -37,7 +38,13 @@ pub fn register(
         .context("the clients target needs CASEWAY_PII_KEYS_FILE")?;
     // Without the catalog's events followed, nothing it answers is cached.
     let catalog = Arc::new(Catalog::new(platform, catalog_endpoint, "clients")?);
-    let clients = service::Clients::new(platform.clone(), Arc::new(cipher), catalog.clone());
+    let keys = tenant_keys::TenantKeys::open(
+        Arc::new(cipher),
+        &platform.config.pii_tenant_keys,
+        &platform.config.data_dir,
+    )
+    .context("the tenants' PII keys (CASEWAY_PII_TENANT_KEYS)")?;
+    let clients = service::Clients::new(platform.clone(), Arc::new(keys), catalog.clone());
     node.add_service(
         ClientsServiceServer::new(api::ClientsApi::new(Arc::new(clients)))
             .max_decoding_message_size(platform.config.grpc_max_message_bytes),

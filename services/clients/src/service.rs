@@ -14,6 +14,7 @@ use caseway_peers::catalog::Catalog;
 use caseway_platform::audit::{self, AuditEntry, AuditRecord};
 use caseway_platform::auth::Principal;
 use caseway_platform::caller::Caller;
+use caseway_platform::db::Db;
 use caseway_platform::error::{Error, Result};
 use caseway_platform::etag::check_version;
 use caseway_platform::idempotency::{self, Claim, Fingerprint, Key};
@@ -27,8 +28,9 @@ use caseway_platform::{Scoped, TenantId};
 use crate::convert;
 use crate::domain::*;
 use crate::events;
-use crate::pii::PiiCipher;
+use crate::pii::ssn_context;
 use crate::store::{self, ClientRecord};
+use crate::tenant_keys::{TENANT_KEY_ID, TenantKey, TenantKeys};
 
 /// What an idempotent use case gives: what it did, or the reply it gave the first time the
 /// same request came (stored as it was sent, so a retry reads what the first call read).
@@ -90,16 +92,51 @@ async fn audit_client(
     .await
 }
 
+/// Seals again with the tenant's own key the SSNs sealed with a deployment key before
+/// tenants had keys of their own (and indexes them with its hash key), `batch` clients a
+/// transaction; how many. Until then a whole-SSN search does not find them, and a purge
+/// of the tenant cannot shred them.
+pub async fn reseal_legacy_ssns(
+    db: &Db,
+    keys: &TenantKeys,
+    tenant: TenantId,
+    batch: i64,
+) -> Result<u64> {
+    let key = keys
+        .key(tenant)
+        .await
+        .map_err(|e| Error::Unavailable(format!("the tenant key store: {e:#}")))?;
+    let mut resealed = 0;
+    loop {
+        let mut tx = db.tenant_tx(tenant).await?;
+        let legacy = store::legacy_sealed_ssns(tx.conn(), TENANT_KEY_ID, batch).await?;
+        for (id, sealed) in &legacy {
+            let context = ssn_context(tenant, *id);
+            let digits = keys
+                .deployment()
+                .open(sealed, &context)
+                .map_err(Error::internal)?;
+            let again = key.seal(&digits, &context);
+            store::reseal_ssn(tx.conn(), *id, &again, &key.blind_index(&digits)).await?;
+        }
+        tx.commit().await?;
+        resealed += legacy.len() as u64;
+        if (legacy.len() as i64) < batch {
+            return Ok(resealed);
+        }
+    }
+}
+
 pub struct Clients {
     platform: Arc<Platform>,
-    cipher: Arc<PiiCipher>,
+    keys: Arc<TenantKeys>,
     catalog: Arc<Catalog>,
     /// Whole-SSN searches that found no one, per user and hour.
     ssn_misses: FailureLimit,
 }
 
 impl Clients {
-    pub fn new(platform: Arc<Platform>, cipher: Arc<PiiCipher>, catalog: Arc<Catalog>) -> Self {
+    pub fn new(platform: Arc<Platform>, keys: Arc<TenantKeys>, catalog: Arc<Catalog>) -> Self {
         let ssn_misses = FailureLimit::new(
             platform.redis.clone(),
             "ssn-search-misses",
@@ -108,7 +145,7 @@ impl Clients {
         );
         Clients {
             platform,
-            cipher,
+            keys,
             catalog,
             ssn_misses,
         }
@@ -156,28 +193,38 @@ impl Clients {
         Ok(())
     }
 
-    fn open_ssn(&self, tenant: TenantId, record: &ClientRecord) -> Result<Option<Ssn>> {
+    /// The tenant's own PII key (made on its first use); UNAVAILABLE while its store is.
+    async fn tenant_key(&self, tenant: TenantId) -> Result<Arc<TenantKey>> {
+        self.keys
+            .key(tenant)
+            .await
+            .map_err(|e| Error::Unavailable(format!("the tenant key store: {e:#}")))
+    }
+
+    async fn open_ssn(&self, tenant: TenantId, record: &ClientRecord) -> Result<Option<Ssn>> {
         let Some(sealed) = &record.ssn_sealed else {
             return Ok(None);
         };
-        let digits = self
-            .cipher
-            .open(sealed, &crate::pii::ssn_context(tenant, record.client.id))
-            .map_err(Error::internal)?;
+        let context = ssn_context(tenant, record.client.id);
+        let digits = if sealed.key_id == TENANT_KEY_ID {
+            self.tenant_key(tenant).await?.open(sealed, &context)
+        } else {
+            // Sealed before tenants had keys of their own (`caseway tenant reseal` moves it).
+            self.keys.deployment().open(sealed, &context)
+        }
+        .map_err(Error::internal)?;
         Ssn::parse(&digits)
             .map(Some)
             .map_err(|e| Error::internal(anyhow::anyhow!(e)))
     }
 
-    /// Seals `ssn` into `record` (or clears it).
-    fn protect(&self, tenant: TenantId, record: &mut ClientRecord, ssn: Option<&Ssn>) {
+    /// Seals `ssn` into `record` (or clears it) with the tenant's key.
+    fn protect(key: &TenantKey, tenant: TenantId, record: &mut ClientRecord, ssn: Option<&Ssn>) {
         match ssn {
             Some(ssn) => {
-                record.ssn_sealed = Some(self.cipher.seal(
-                    ssn.digits(),
-                    &crate::pii::ssn_context(tenant, record.client.id),
-                ));
-                record.ssn_hash = Some(self.cipher.blind_index(tenant, ssn.digits()));
+                record.ssn_sealed =
+                    Some(key.seal(ssn.digits(), &ssn_context(tenant, record.client.id)));
+                record.ssn_hash = Some(key.blind_index(ssn.digits()));
                 record.client.ssn_last4 = Some(ssn.last4().to_string());
             }
             None => {
@@ -202,8 +249,8 @@ impl Clients {
         v.finish()?;
 
         let method = "clients.client.create";
-        let fingerprint =
-            Fingerprint::of_bytes(&self.cipher.keyed_hash(tenant, &input.asked.request));
+        let tenant_key = self.tenant_key(tenant).await?;
+        let fingerprint = Fingerprint::of_bytes(&tenant_key.keyed_hash(&input.asked.request));
         let key = Key::new(method, &input.asked.request_id, fingerprint);
         let mut tx = self.platform.db.tenant_tx(tenant).await?;
         if let Claim::Replay(previous) = idempotency::claim(&mut tx, &key).await? {
@@ -219,7 +266,7 @@ impl Clients {
             ssn_sealed: None,
             ssn_hash: None,
         };
-        self.protect(tenant, &mut record, input.fields.ssn.as_ref());
+        Self::protect(&tenant_key, tenant, &mut record, input.fields.ssn.as_ref());
         let stored = store::insert(tx.conn(), tenant, &record).await?.client;
         audit_client(&mut tx, &caller.principal, method, stored.id, &[]).await?;
         outbox::enqueue(&mut tx, events::client_created(&stored).event()).await?;
@@ -240,7 +287,7 @@ impl Clients {
             .await?
             .ok_or_else(|| Error::not_found("client", id))?;
         let ssn = if input.whole_ssn {
-            let ssn = self.open_ssn(tenant, &record)?;
+            let ssn = self.open_ssn(tenant, &record).await?;
             if ssn.is_some() {
                 audit_client(
                     &mut tx,
@@ -274,7 +321,7 @@ impl Clients {
             .await?
             .ok_or_else(|| Error::not_found("client", id))?;
         check_version(input.expected, record.client.version)?;
-        let mut next = record.client.fields(self.open_ssn(tenant, &record)?);
+        let mut next = record.client.fields(self.open_ssn(tenant, &record).await?);
         let changed = next.merge(&input.fields, &input.mask);
         let mut v = Violations::new();
         next.validate("client", Utc::now().date_naive(), &mut v);
@@ -284,7 +331,8 @@ impl Clients {
         }
         record.client.apply(&next);
         if changed.iter().any(|f| f == "ssn") {
-            self.protect(tenant, &mut record, next.ssn.as_ref());
+            let key = self.tenant_key(tenant).await?;
+            Self::protect(&key, tenant, &mut record, next.ssn.as_ref());
         }
         let stored = store::update(tx.conn(), &record).await?.client;
         audit_client(
@@ -350,7 +398,8 @@ impl Clients {
             None => (None, None),
             Some(SsnQuery::Last4(digits)) => (None, Some(digits.clone())),
             Some(SsnQuery::Whole(ssn)) => {
-                (Some(self.cipher.blind_index(tenant, ssn.digits())), None)
+                let key = self.tenant_key(tenant).await?;
+                (Some(key.blind_index(ssn.digits())), None)
             }
         };
         // The filter a page token is bound to; the SSN enters it only as its keyed hash.

@@ -203,6 +203,50 @@ pub async fn update(conn: &mut PgConnection, record: &ClientRecord) -> Result<Cl
     row.try_into()
 }
 
+/// Up to `limit` of the tenant's SSNs sealed with a deployment key (before tenants had keys of
+/// their own), locked: client id, key id and sealed bytes.
+pub async fn legacy_sealed_ssns(
+    conn: &mut PgConnection,
+    tenant_key_id: &str,
+    limit: i64,
+) -> Result<Vec<(Uuid, Sealed)>> {
+    let rows: Vec<(Uuid, String, Vec<u8>)> = sqlx::query_as(
+        "SELECT id, ssn_key_id, ssn_sealed FROM clients.clients \
+          WHERE tenant_id = platform.current_tenant() AND ssn_sealed IS NOT NULL \
+            AND ssn_key_id <> $1 \
+          LIMIT $2 FOR UPDATE",
+    )
+    .bind(tenant_key_id)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, key_id, bytes)| (id, Sealed { key_id, bytes }))
+        .collect())
+}
+
+/// Replaces a client's sealed SSN and its blind index (the SSN itself is unchanged: no version
+/// change, no event).
+pub async fn reseal_ssn(
+    conn: &mut PgConnection,
+    id: Uuid,
+    sealed: &Sealed,
+    hash: &[u8],
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE clients.clients SET ssn_sealed = $2, ssn_key_id = $3, ssn_hash = $4 \
+          WHERE tenant_id = platform.current_tenant() AND id = $1",
+    )
+    .bind(id)
+    .bind(&sealed.bytes)
+    .bind(&sealed.key_id)
+    .bind(hash)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 pub async fn delete(conn: &mut PgConnection, id: Uuid, reason: &str) -> Result<()> {
     sqlx::query(
         "UPDATE clients.clients SET deleted_at = now(), deleted_reason = $2, version = version + 1 \

@@ -57,14 +57,19 @@ pub async fn find_tenant(pool: &PgPool, key: &str) -> anyhow::Result<Tenant> {
     .bind(key)
     .fetch_optional(&mut *conn)
     .await?;
-    let row = row.with_context(|| format!("no tenant {key}"))?;
-    Ok(Tenant {
-        id: TenantId::from(row.id),
-        slug: row.slug,
-        display_name: row.display_name,
-        status: row.status,
-        purged_at: row.purged_at,
-    })
+    Ok(row.with_context(|| format!("no tenant {key}"))?.into())
+}
+
+impl From<TenantRow> for Tenant {
+    fn from(row: TenantRow) -> Tenant {
+        Tenant {
+            id: TenantId::from(row.id),
+            slug: row.slug,
+            display_name: row.display_name,
+            status: row.status,
+            purged_at: row.purged_at,
+        }
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -78,6 +83,28 @@ struct TenantRow {
 
 /// An instant as PostgreSQL's `timestamptz` reads.
 pub(crate) type Time = chrono::DateTime<chrono::Utc>;
+
+/// Every tenant, purged or not.
+pub async fn all_tenants(pool: &PgPool) -> anyhow::Result<Vec<Tenant>> {
+    let mut conn = pool.acquire().await?;
+    let mut tenants = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page: Vec<TenantRow> = sqlx::query_as(
+            "SELECT id, slug, display_name, status, purged_at \
+               FROM tenancy.list_tenants(NULL, $1, 500)",
+        )
+        .bind(&after)
+        .fetch_all(&mut *conn)
+        .await?;
+        let full = page.len() == 500;
+        after = page.last().map(|t| t.slug.clone());
+        tenants.extend(page.into_iter().map(Tenant::from));
+        if !full {
+            return Ok(tenants);
+        }
+    }
+}
 
 /// Sets the tenant of the transaction `conn` is in, as the services' transactions do.
 async fn act_for(conn: &mut PgConnection, tenant: TenantId) -> anyhow::Result<()> {

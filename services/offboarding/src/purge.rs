@@ -55,6 +55,8 @@ pub struct PurgeReport {
     pub resumed: bool,
     /// The tenant's events dropped from each consumer's dead-letter queue.
     pub parked_events_dropped: BTreeMap<String, usize>,
+    /// Whether this run destroyed the tenant's PII key (a run that resumed may find it gone).
+    pub tenant_key_destroyed: bool,
 }
 
 impl PurgeReport {
@@ -141,6 +143,7 @@ async fn purge_locked(
         finished_at,
         resumed,
         parked_events_dropped: BTreeMap::new(),
+        tenant_key_destroyed: false,
     })
 }
 

@@ -93,6 +93,12 @@ pub struct Config {
     pub jwt_audience: String,
     /// Keys that protect personal identifiers (`CASEWAY_PII_KEYS_FILE`); see `pii.rs`.
     pub pii_keys_file: PathBuf,
+    /// Where each tenant's own PII key is kept, wrapped by the deployment's
+    /// (`CASEWAY_PII_TENANT_KEYS`): empty for a folder `tenant-keys` in the data folder,
+    /// `file:///a/folder`, or `s3://bucket/prefix` (configured by the standard `AWS_*`
+    /// variables). Outside the database, so a restored backup of it cannot open the SSNs of a
+    /// purged tenant, whose key the purge destroys; every replica must share it.
+    pub pii_tenant_keys: String,
     /// File holding the secret (at least 32 bytes) that signs page tokens, the same on every
     /// replica (`CASEWAY_PAGE_TOKEN_SECRET_FILE`). Required to serve; `caseway dev` writes one.
     pub page_token_secret_file: Option<PathBuf>,
@@ -213,6 +219,7 @@ impl Default for Config {
             jwt_issuer: "caseway".into(),
             jwt_audience: "caseway".into(),
             pii_keys_file: PathBuf::from(".caseway/pii-keys"),
+            pii_tenant_keys: String::new(),
             page_token_secret_file: None,
             data_dir: PathBuf::from(".caseway"),
             otlp_endpoint: None,
@@ -430,6 +437,9 @@ impl Config {
         }
         if let Some(v) = var("CASEWAY_TICKETING_CLOSE_AFTER_DAYS") {
             self.ticketing_close_after_days = parse("CASEWAY_TICKETING_CLOSE_AFTER_DAYS", &v)?;
+        }
+        if let Some(v) = var("CASEWAY_PII_TENANT_KEYS") {
+            self.pii_tenant_keys = v;
         }
         if let Some(v) = var("CASEWAY_TICKETING_ATTACHMENTS") {
             self.ticketing_attachments = v;

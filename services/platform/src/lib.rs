@@ -18,6 +18,7 @@ pub mod ids;
 pub mod inbox;
 pub mod layer;
 pub mod metrics;
+pub mod objects;
 pub mod outbox;
 pub mod paging;
 mod pool;

@@ -11,8 +11,12 @@ use caseway_platform::outbox::{self, Event, Relay};
 use caseway_platform::{Db, Error, TenantId, TenantTx, inbox};
 use caseway_test_support::{self as testing, TestBus, TestDb};
 
+/// The tenancy schema, which the platform reads a tenant's standing from (its status, and for
+/// the inbox whether it was purged).
+static TENANCY: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/tenancy");
+
 async fn db() -> TestDb {
-    TestDb::create(&[&caseway_platform::MIGRATOR]).await
+    TestDb::create(&[&caseway_platform::MIGRATOR, &TENANCY]).await
 }
 
 #[tokio::test]
