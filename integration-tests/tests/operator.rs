@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use clap::Parser;
 use http_body_util::BodyExt;
 use kube::Client;
 use kube::runtime::controller::Action;
@@ -14,8 +15,11 @@ use tonic::Code;
 
 use caseway_api::tenancy::v1 as tpb;
 use caseway_integration_tests::{TestEnv, TestNode, authed};
-use caseway_operator::crd::{OrganizationSpec, Tenant, TenantLimits, TenantSpec};
+use caseway_operator::crd::{
+    Offboarding, OrganizationSpec, SecretKeyRef, Tenant, TenantLimits, TenantSpec,
+};
 use caseway_operator::lease::LeaseLock;
+use caseway_operator::offboarding::{KEY_FOLDER, OffboardingJobs};
 use caseway_operator::reconcile::{self, Context, FINALIZER};
 use caseway_operator::tenancy::{Tenancy, Token};
 use caseway_platform::TenantId;
@@ -30,6 +34,8 @@ type Handle =
 struct ApiState {
     tenants: HashMap<String, Value>,
     leases: HashMap<String, Value>,
+    /// Jobs by name (the offboarding Jobs).
+    jobs: HashMap<String, Value>,
     events: Vec<Value>,
     /// The next status patches answered 409 Conflict.
     status_conflicts: usize,
@@ -307,6 +313,23 @@ async fn serve(mut handle: Handle, state: Arc<Mutex<ApiState>>) {
                     _ => status(409, "Conflict", "the lease has been modified"),
                 }
             }
+            ("GET", ["apis", "batch", "v1", "namespaces", _, "jobs", name]) => {
+                match state.jobs.get(*name) {
+                    Some(job) => ok(job),
+                    None => status(404, "NotFound", "no such job"),
+                }
+            }
+            ("POST", ["apis", "batch", "v1", "namespaces", _, "jobs"]) => {
+                let name = body["metadata"]["name"].as_str().unwrap().to_string();
+                if state.jobs.contains_key(&name) {
+                    status(409, "AlreadyExists", "the job exists")
+                } else {
+                    let mut job = body.clone();
+                    job["metadata"]["resourceVersion"] = json!(state.next_version());
+                    state.jobs.insert(name, job.clone());
+                    ok(&job)
+                }
+            }
             other => panic!("the operator asked the API for {other:?}"),
         };
         drop(state);
@@ -348,6 +371,7 @@ fn spec(slug: &str) -> TenantSpec {
         limits: TenantLimits {
             calls_per_second: Some(50),
         },
+        offboarding: None,
     }
 }
 
@@ -544,6 +568,234 @@ async fn deleting_the_object_suspends_the_tenant_then_releases_the_finalizer() {
     assert_eq!(
         api.state().reasons().last().map(String::as_str),
         Some("Suspended")
+    );
+}
+
+/// The template the chart renders, as far as the operator reads it.
+fn job_template() -> OffboardingJobs {
+    OffboardingJobs {
+        namespace: "caseway".into(),
+        template: serde_json::from_value(json!({
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": { "labels": { "app.kubernetes.io/component": "offboarding" } },
+            "spec": { "template": { "spec": {
+                "restartPolicy": "Never",
+                "containers": [{ "name": "offboard", "image": "caseway", "args": ["tenant", "offboard"] }]
+            } } }
+        }))
+        .unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn deleting_an_object_with_offboarding_exports_and_purges_its_tenant_through_a_job() {
+    let env = TestEnv::new().await;
+    let node = env
+        .start(&[
+            caseway::Target::Tenancy,
+            caseway::Target::Clients,
+            caseway::Target::Catalog,
+        ])
+        .await;
+    let api = MockApi::start();
+    let ctx = Arc::new(
+        Context::new(
+            api.client.clone(),
+            tenancy_of(&env, &node),
+            Recorder::new(
+                api.client.clone(),
+                Reporter {
+                    controller: caseway_operator::NAME.into(),
+                    instance: Some("test".into()),
+                },
+            ),
+        )
+        .with_offboarding(job_template()),
+    );
+    let dir = std::env::temp_dir().join(format!("caseway-offboard-{}", uuid::Uuid::new_v4()));
+    let export_to = dir.join("export").display().to_string();
+    let mut leaving = spec("agency-leaving");
+    leaving.offboarding = Some(Offboarding {
+        export_to: export_to.clone(),
+        ssn_key_secret: SecretKeyRef {
+            name: "agency-leaving-ssn-key".into(),
+            key: "key".into(),
+        },
+    });
+    api.create("agency-leaving", leaving);
+    let object = reconcile_new(&api, &ctx, "agency-leaving").await;
+    let tenant_id: TenantId = object
+        .status
+        .as_ref()
+        .unwrap()
+        .tenant_id
+        .clone()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let worker = env.token(tenant_id, &[Role::Caseworker], &[]);
+    node.fixtures(&worker)
+        .client(caseway_api::clients::v1::Client {
+            first_name: "Ada".into(),
+            last_name: "Byron".into(),
+            ssn: "123-45-6789".into(),
+            ssn_quality: caseway_api::clients::v1::DataQuality::Full as i32,
+            birth_date_quality: caseway_api::clients::v1::DataQuality::NotCollected as i32,
+            veteran_status: caseway_api::clients::v1::VeteranStatus::No as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    // Deleted: the tenant is suspended and a Job made to offboard it; the finalizer waits.
+    let object = api.delete("agency-leaving");
+    let waiting = reconcile::reconcile(object, ctx.clone()).await.unwrap_err();
+    assert_eq!(waiting.reason(), "Offboarding");
+    let job = api
+        .state()
+        .jobs
+        .values()
+        .next()
+        .cloned()
+        .expect("a Job was made");
+    assert_eq!(job["metadata"]["namespace"], "caseway");
+    assert_eq!(
+        job["metadata"]["labels"]["caseway.io/tenant"],
+        "agency-leaving"
+    );
+    let pod = &job["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["volumes"][0]["secret"]["secretName"],
+        "agency-leaving-ssn-key"
+    );
+    assert_eq!(
+        pod["containers"][0]["volumeMounts"][0]["mountPath"],
+        KEY_FOLDER
+    );
+    let object = api.get("agency-leaving");
+    assert_eq!(
+        condition(&object, "Offboarded"),
+        ("False".into(), "Running".into())
+    );
+    assert!(
+        api.state().tenants.contains_key("agency-leaving"),
+        "held while the Job runs"
+    );
+    let again = reconcile::reconcile(object, ctx.clone()).await.unwrap_err();
+    assert_eq!(again.reason(), "Offboarding");
+    assert_eq!(api.state().jobs.len(), 1, "one Job, not one per look");
+
+    // What the Job's pod runs: the Caseway command line the operator wrote.
+    let args: Vec<String> = serde_json::from_value(pod["containers"][0]["args"].clone()).unwrap();
+    let cli = caseway::cli::Cli::try_parse_from(std::iter::once("caseway".to_string()).chain(args))
+        .expect("the Job's arguments are a Caseway command line");
+    let caseway::cli::Command::Tenant {
+        command:
+            caseway::cli::TenantCommand::Offboard {
+                tenant,
+                to,
+                ssn_key_file,
+            },
+    } = cli.command
+    else {
+        panic!("not tenant offboard");
+    };
+    assert_eq!(
+        (tenant.as_str(), to.as_str()),
+        ("agency-leaving", export_to.as_str())
+    );
+    assert_eq!(ssn_key_file, std::path::Path::new(KEY_FOLDER).join("key"));
+    // The Secret's key, where this test can put it.
+    std::fs::create_dir_all(&dir).unwrap();
+    let key_file = dir.join("key");
+    std::fs::write(&key_file, caseway_offboarding::ExportKey::generate()).unwrap();
+    let report = caseway::offboard::offboard(&env.config(), &tenant, &to, &key_file)
+        .await
+        .unwrap();
+    assert!(report.rows() > 0 && report.tenant_key_destroyed);
+    assert!(dir.join("export").join("manifest.json").exists());
+
+    // The Job succeeded: the object goes.
+    let name = job["metadata"]["name"].as_str().unwrap().to_string();
+    api.state().jobs.get_mut(&name).unwrap()["status"] = json!({ "succeeded": 1 });
+    let action = reconcile::reconcile(api.get("agency-leaving"), ctx.clone())
+        .await
+        .unwrap();
+    assert_eq!(action, Action::await_change());
+    assert!(!api.state().tenants.contains_key("agency-leaving"));
+    let reasons = api.state().reasons();
+    assert!(
+        reasons.contains(&"OffboardingStarted".to_string())
+            && reasons.contains(&"Offboarded".to_string()),
+        "{reasons:?}"
+    );
+    let tenant = tenant_of(&env, &node, "agency-leaving").await.unwrap();
+    assert!(tenant.purge_time.is_some());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_failed_offboarding_job_holds_the_object_degraded() {
+    let env = TestEnv::new().await;
+    let node = env.start(&[caseway::Target::Tenancy]).await;
+    let api = MockApi::start();
+    let plain = context(&api, tenancy_of(&env, &node));
+    let mut failing = spec("agency-failing");
+    failing.offboarding = Some(Offboarding {
+        export_to: "s3://exports/failing".into(),
+        ssn_key_secret: SecretKeyRef {
+            name: "failing-key".into(),
+            key: "key".into(),
+        },
+    });
+    api.create("agency-failing", failing);
+    reconcile_new(&api, &plain, "agency-failing").await;
+    // An operator given no template cannot offboard: it holds the object.
+    let refused = reconcile::reconcile(api.delete("agency-failing"), plain.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.reason(), "OffboardingNotConfigured");
+    assert!(api.state().tenants.contains_key("agency-failing"));
+
+    let ctx = Arc::new(
+        Context::new(
+            api.client.clone(),
+            tenancy_of(&env, &node),
+            Recorder::new(
+                api.client.clone(),
+                Reporter {
+                    controller: caseway_operator::NAME.into(),
+                    instance: Some("test".into()),
+                },
+            ),
+        )
+        .with_offboarding(job_template()),
+    );
+    reconcile::reconcile(api.get("agency-failing"), ctx.clone())
+        .await
+        .unwrap_err();
+    let name = api.state().jobs.keys().next().cloned().unwrap();
+    api.state().jobs.get_mut(&name).unwrap()["status"] = json!({
+        "failed": 4,
+        "conditions": [{ "type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit" }]
+    });
+    let failed = reconcile::reconcile(api.get("agency-failing"), ctx.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(failed.reason(), "OffboardingFailed");
+    assert!(
+        failed.to_string().contains("BackoffLimitExceeded"),
+        "{failed}"
+    );
+    let object = api.get("agency-failing");
+    assert_eq!(
+        condition(&object, "Offboarded"),
+        ("False".into(), "Failed".into())
+    );
+    assert!(
+        api.state().tenants.contains_key("agency-failing"),
+        "held until dealt with"
     );
 }
 

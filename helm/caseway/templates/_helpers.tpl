@@ -108,3 +108,86 @@ checkov.io/skip1: CKV_K8S_35=The database, Redis and RabbitMQ URLs are read from
 checkov.io/skip2: CKV_K8S_43=No image.digest is given; set one to pin the image
 {{- end }}
 {{- end -}}
+
+{{/*
+The offboarding Job the Tenant operator makes for a Tenant deleted with spec.offboarding:
+`caseway tenant offboard` (the operator adds the tenant, the destination and the key file) as
+the schema owner, as the migration Job runs, with the PII keys and the stores the clients and
+ticketing pods use.
+*/}}
+{{- define "caseway.offboardingJob" -}}
+apiVersion: batch/v1
+kind: Job
+metadata:
+  labels:
+    {{- include "caseway.labels" . | nindent 4 }}
+    app.kubernetes.io/component: offboarding
+spec:
+  backoffLimit: {{ .Values.operator.offboarding.backoffLimit }}
+  ttlSecondsAfterFinished: {{ .Values.operator.offboarding.ttlSecondsAfterFinished }}
+  template:
+    metadata:
+      labels:
+        {{- include "caseway.selector" (dict "root" . "workload" "offboarding") | nindent 8 }}
+        caseway.io/pod: "true"
+    spec:
+      restartPolicy: Never
+      automountServiceAccountToken: false
+      enableServiceLinks: false
+      securityContext:
+        {{- include "caseway.podSecurityContext" . | nindent 8 }}
+      {{- with .Values.imagePullSecrets }}
+      imagePullSecrets:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      containers:
+        - name: offboard
+          image: {{ include "caseway.image" . }}
+          imagePullPolicy: {{ .Values.image.pullPolicy }}
+          args: ["tenant", "offboard"]
+          envFrom:
+            - configMapRef:
+                name: {{ include "caseway.fullname" . }}
+          env:
+            - name: CASEWAY_MIGRATION_DATABASE_URL
+              valueFrom:
+                secretKeyRef:
+                  name: {{ .Values.secrets.migrationDatabase.name }}
+                  key: {{ .Values.secrets.migrationDatabase.key }}
+            - name: CASEWAY_DATABASE_URL
+              valueFrom:
+                secretKeyRef:
+                  name: {{ .Values.secrets.database.name }}
+                  key: {{ .Values.secrets.database.key }}
+            - name: CASEWAY_AMQP_URL
+              valueFrom:
+                secretKeyRef:
+                  name: {{ .Values.secrets.amqp.name }}
+                  key: {{ .Values.secrets.amqp.key }}
+          resources:
+            {{- toYaml .Values.migrations.resources | nindent 12 }}
+          securityContext:
+            {{- include "caseway.containerSecurityContext" . | nindent 12 }}
+          volumeMounts:
+            - name: pii-keys
+              mountPath: /etc/caseway/pii-keys
+              readOnly: true
+            - name: data
+              mountPath: /var/lib/caseway/data
+            - name: tmp
+              mountPath: /tmp
+      volumes:
+        - name: pii-keys
+          secret:
+            secretName: {{ .Values.secrets.piiKeys.name }}
+            defaultMode: 0400
+            items:
+              - key: {{ .Values.secrets.piiKeys.key }}
+                path: keys
+        - name: data
+          emptyDir:
+            sizeLimit: 64Mi
+        - name: tmp
+          emptyDir:
+            sizeLimit: 64Mi
+{{- end }}

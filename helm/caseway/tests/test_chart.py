@@ -335,3 +335,25 @@ def test_the_tenants_pii_keys_are_kept_where_every_pod_shares_them_when_named():
     named = render({"config": {"piiTenantKeys": "s3://keys/tenant-keys"}})
     config = of_kind(named, "ConfigMap")["caseway"]["data"]
     assert config["CASEWAY_PII_TENANT_KEYS"] == "s3://keys/tenant-keys"
+
+
+def test_the_operator_offboards_through_a_job_holding_the_owner_credentials_it_does_not():
+    objects = render({"operator": {"enabled": True}})
+    template = of_kind(objects, "ConfigMap")["caseway-operator-offboarding-job"]["data"]["job.json"]
+    job = json.loads(template)
+    assert job["kind"] == "Job"
+    pod = job["spec"]["template"]["spec"]
+    [job_container] = pod["containers"]
+    assert job_container["args"] == ["tenant", "offboard"], "the operator adds the rest"
+    env = {e["name"]: e for e in job_container["env"]}
+    assert env["CASEWAY_MIGRATION_DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"] == "caseway-database-owner"
+    assert pod["automountServiceAccountToken"] is False
+    operator = of_kind(objects, "Deployment")["caseway-operator"]
+    op = container(operator)
+    names = {e["name"] for e in op["env"]}
+    assert "CASEWAY_OPERATOR_OFFBOARDING_JOB_TEMPLATE" in names
+    assert "CASEWAY_MIGRATION_DATABASE_URL" not in names, "the operator holds no database credentials"
+    role = of_kind(objects, "Role")["caseway-operator"]
+    assert {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "create"]} in role["rules"]
+    off = render({"operator": {"enabled": True, "offboarding": {"enabled": False}}})
+    assert "caseway-operator-offboarding-job" not in of_kind(off, "ConfigMap")

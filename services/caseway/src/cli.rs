@@ -108,6 +108,10 @@ pub enum OperatorCommand {
         /// Seconds a Lease holds without renewal.
         #[arg(long, default_value_t = 15)]
         lease_seconds: u64,
+        /// A Job as JSON: the template of the Jobs that offboard deleted tenants asking for it
+        /// (the chart renders it); without it such a Tenant is held, Degraded.
+        #[arg(long, env = "CASEWAY_OPERATOR_OFFBOARDING_JOB_TEMPLATE")]
+        offboarding_job_template: Option<std::path::PathBuf>,
     },
     /// Prints the Tenant CRD (YAML) as generated from the operator's types.
     Crd,
@@ -229,6 +233,18 @@ pub enum TenantCommand {
     Reseal {
         /// Tenant slug or id; every tenant when omitted.
         tenant: Option<String>,
+    },
+    /// Exports a suspended tenant then purges it (what the Tenant operator's offboarding Job
+    /// runs); run again, it carries on where it stopped.
+    Offboard {
+        /// Tenant slug or id.
+        tenant: String,
+        /// A folder, or s3://bucket/prefix (configured by the AWS_* variables).
+        #[arg(long)]
+        to: String,
+        /// The tenant's key for its SSNs (32 bytes in base64).
+        #[arg(long)]
+        ssn_key_file: std::path::PathBuf,
     },
     /// Deletes every row of a suspended, exported tenant and its attachments, in batches;
     /// run it again to resume one cut short. Prints what it deleted per table.
@@ -410,6 +426,7 @@ async fn operator(config: Config, command: OperatorCommand) -> anyhow::Result<()
         namespace,
         identity,
         lease_seconds,
+        offboarding_job_template,
     } = command
     else {
         return Ok(());
@@ -426,6 +443,7 @@ async fn operator(config: Config, command: OperatorCommand) -> anyhow::Result<()
         namespace,
         identity,
         lease_duration: Duration::from_secs(lease_seconds.max(3)),
+        offboarding_job_template,
     };
     caseway_operator::run(operator, shutdown_on_signal()).await
 }
@@ -526,6 +544,15 @@ async fn tenant(config: Config, command: TenantCommand) -> anyhow::Result<()> {
             );
             return Ok(());
         }
+        TenantCommand::Offboard {
+            tenant,
+            to,
+            ssn_key_file,
+        } => {
+            let report = crate::offboard::offboard(&config, &tenant, &to, &ssn_key_file).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            return Ok(());
+        }
         TenantCommand::Reseal { tenant } => {
             for (slug, n) in crate::offboard::reseal(&config, tenant.as_deref()).await? {
                 println!("{slug}\t{n} SSNs sealed with the tenant's key");
@@ -590,6 +617,7 @@ async fn tenant(config: Config, command: TenantCommand) -> anyhow::Result<()> {
             println!("{}\t{}\t{}", t.id, t.slug, t.status.as_str());
         }
         TenantCommand::Export { .. }
+        | TenantCommand::Offboard { .. }
         | TenantCommand::Purge { .. }
         | TenantCommand::Reseal { .. } => {}
         TenantCommand::Resume { tenant } => {

@@ -139,6 +139,36 @@ pub async fn purge(
     Ok(report)
 }
 
+/// Exports the suspended tenant named by `key`, then purges it; a tenant already purged (an
+/// earlier run stopped after its export) is purged again, which carries on where it stopped.
+pub async fn offboard(
+    config: &Config,
+    key: &str,
+    to: &str,
+    ssn_key_file: &Path,
+) -> anyhow::Result<PurgeReport> {
+    let pool = caseway_offboarding::owner_pool(&config.migration_database_url)?;
+    let tenant = caseway_offboarding::find_tenant(&pool, key).await;
+    pool.close().await;
+    let tenant = tenant?;
+    if tenant.purged_at.is_none() {
+        anyhow::ensure!(
+            tenant.status == "suspended",
+            "tenant {} is {}: suspend it first",
+            tenant.slug,
+            tenant.status
+        );
+        let exported = export(config, key, to, ssn_key_file).await?;
+        tracing::info!(
+            tenant = %tenant.slug,
+            rows = exported.manifest.rows(),
+            manifest = %exported.manifest_sha256,
+            "exported"
+        );
+    }
+    purge(config, key, &PurgeOptions::default()).await
+}
+
 fn attachment_store(config: &Config) -> anyhow::Result<Arc<dyn object_store::ObjectStore>> {
     Ok(caseway_ticketing::files::Files::open(config)?.store())
 }

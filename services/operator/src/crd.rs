@@ -50,6 +50,35 @@ pub struct TenantSpec {
     /// What the tenant may use; unset limits are the deployment's defaults.
     #[serde(default)]
     pub limits: TenantLimits,
+    /// What deleting the object does beyond suspending the tenant: set, the tenant's full
+    /// export then the purge of its data and its PII key, run as a Job; unset, its data stays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offboarding: Option<Offboarding>,
+}
+
+/// A leaving tenant's export and purge (docs/offboarding.md).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Offboarding {
+    /// Where the full export goes: `s3://bucket/prefix` (the Job's `AWS_*` settings), or a
+    /// folder of the Job's pod.
+    #[schemars(length(min = 1, max = 1000))]
+    pub export_to: String,
+    /// The Secret, in the operator's namespace, whose key holds the tenant's key for its SSNs
+    /// (32 bytes in base64): the export seals them with it.
+    pub ssn_key_secret: SecretKeyRef,
+}
+
+/// A key of a Secret.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// The Secret's name.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// The key within it.
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
 }
 
 /// A security organization of the tenant.

@@ -6,9 +6,11 @@
 //! - `tenancy`: the tenancy service as the operator calls it.
 //! - `reconcile`: one object made true, its finalizer, status, events and backoff.
 //! - `lease`: leader election among replicas.
+//! - `offboarding`: the Job that exports and purges a deleted tenant that asks for it.
 
 pub mod crd;
 pub mod lease;
+pub mod offboarding;
 pub mod reconcile;
 pub mod tenancy;
 
@@ -46,6 +48,9 @@ pub struct Config {
     pub identity: String,
     /// How long a Lease holds without renewal.
     pub lease_duration: Duration,
+    /// A Job as JSON, the template of offboarding Jobs (the chart renders it); without it a
+    /// Tenant asking for offboarding is held, Degraded, until one is given.
+    pub offboarding_job_template: Option<std::path::PathBuf>,
 }
 
 /// Runs the operator until `shutdown`, reconciling while this replica holds the Lease.
@@ -60,11 +65,18 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         controller: NAME.into(),
         instance: Some(config.identity.clone()),
     };
-    let ctx = Arc::new(Context::new(
+    let mut ctx = Context::new(
         client.clone(),
         tenancy,
         Recorder::new(client.clone(), reporter),
-    ));
+    );
+    if let Some(path) = &config.offboarding_job_template {
+        ctx = ctx.with_offboarding(offboarding::OffboardingJobs::from_file(
+            path,
+            &config.namespace,
+        )?);
+    }
+    let ctx = Arc::new(ctx);
     let lock = lease::LeaseLock::new(
         client.clone(),
         &config.namespace,

@@ -8,22 +8,27 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use caseway_api::tenancy::v1 as pb;
-use kube::api::{Patch, PatchParams};
+use k8s_openapi::api::batch::v1::Job;
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::finalizer::{Event as Finalized, finalizer};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
-use crate::crd::{Condition, Tenant, TenantStatus};
+use crate::crd::{Condition, Offboarding, Tenant, TenantStatus};
+use crate::offboarding::{JobState, OffboardingJobs, state};
 use crate::tenancy::{Tenancy, TenancyError};
 
 /// Held on every `Tenant` the operator reconciled: deleting the object first suspends the
-/// tenant (offboarding's export and purge will hook in here).
+/// tenant and, where the spec asks, offboards it (export, then purge).
 pub const FINALIZER: &str = "caseway.io/suspend-on-delete";
 
 /// How often an object that is in order is looked at again (drift made outside Kubernetes).
 pub const RESYNC: Duration = Duration::from_secs(300);
+
+/// How often a running offboarding Job is looked at.
+pub const OFFBOARDING_POLL: Duration = Duration::from_secs(10);
 
 /// The longest wait before retrying an object that failed.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
@@ -33,6 +38,8 @@ pub struct Context {
     pub client: Client,
     pub tenancy: Tenancy,
     pub recorder: Recorder,
+    /// The Jobs that offboard tenants, where configured.
+    pub offboarding: Option<OffboardingJobs>,
     /// Failures in a row, by object uid, for the backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -43,7 +50,16 @@ impl Context {
             client,
             tenancy,
             recorder,
+            offboarding: None,
             failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Offboards deleted tenants that ask for it with `jobs`.
+    pub fn with_offboarding(self, jobs: OffboardingJobs) -> Context {
+        Context {
+            offboarding: Some(jobs),
+            ..self
         }
     }
 
@@ -64,6 +80,15 @@ pub enum Error {
     SlugNotName { slug: String, name: String },
     #[error("the finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    /// The spec asks for offboarding and the operator was given no Job template.
+    #[error("spec.offboarding is set but this operator has no offboarding Job template")]
+    OffboardingNotConfigured,
+    /// The offboarding Job is still running: the finalizer waits for it.
+    #[error("the offboarding Job {job} is running")]
+    OffboardingRunning { job: String },
+    /// The offboarding Job failed for good; the finalizer stays until it is dealt with.
+    #[error("the offboarding Job {job} failed: {why}; its pod's log says more")]
+    OffboardingFailed { job: String, why: String },
 }
 
 impl Error {
@@ -73,6 +98,9 @@ impl Error {
             Error::Tenancy(error) => error.reason(),
             Error::Kube(_) => "KubernetesApi",
             Error::SlugNotName { .. } => "SlugNotName",
+            Error::OffboardingNotConfigured => "OffboardingNotConfigured",
+            Error::OffboardingRunning { .. } => "Offboarding",
+            Error::OffboardingFailed { .. } => "OffboardingFailed",
             Error::Finalizer(inner) => match inner.as_ref() {
                 kube::runtime::finalizer::Error::ApplyFailed(e)
                 | kube::runtime::finalizer::Error::CleanupFailed(e) => e.reason(),
@@ -100,6 +128,10 @@ pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action,
 /// The wait before the next attempt at an object that failed: 1 s, doubling per failure in a
 /// row, at most [`MAX_BACKOFF`].
 pub fn error_policy(tenant: Arc<Tenant>, error: &Error, ctx: Arc<Context>) -> Action {
+    // A Job at work is not a failure: look again in a while.
+    if error.reason() == "Offboarding" {
+        return Action::requeue(OFFBOARDING_POLL);
+    }
     let uid = tenant.uid().unwrap_or_default();
     let failures = {
         let mut failures = ctx.failures();
@@ -302,7 +334,7 @@ async fn cleanup(object: &Tenant, ctx: &Context) -> Result<Action, Error> {
         Some(id) => ctx.tenancy.get(&id).await?,
         None => ctx.tenancy.find(&object.spec.slug).await?,
     };
-    if let Some(tenant) = tenant
+    if let Some(tenant) = &tenant
         && tenant.status != pb::TenantStatus::Suspended as i32
     {
         ctx.tenancy
@@ -322,7 +354,99 @@ async fn cleanup(object: &Tenant, ctx: &Context) -> Result<Action, Error> {
         )
         .await?;
     }
-    Ok(Action::await_change())
+    match (&object.spec.offboarding, tenant) {
+        (Some(offboarding), Some(tenant)) => {
+            let purged = tenant.purge_time.is_some();
+            offboard(object, offboarding, &tenant.id, purged, ctx).await
+        }
+        _ => Ok(Action::await_change()),
+    }
+}
+
+/// Runs the offboarding Job of a deleted object and follows it: the finalizer goes once it
+/// succeeded; while it runs, and after it failed, the object stays (with an `Offboarded`
+/// condition saying which). The command resumes, so a Job made again (the last one deleted,
+/// or a tenant whose purge began by hand) finishes what was begun.
+async fn offboard(
+    object: &Tenant,
+    offboarding: &Offboarding,
+    tenant_id: &str,
+    purged: bool,
+    ctx: &Context,
+) -> Result<Action, Error> {
+    // Without a template, a tenant already purged (by hand) is let go; any other is held.
+    let Some(jobs) = ctx.offboarding.as_ref() else {
+        return if purged {
+            Ok(Action::await_change())
+        } else {
+            Err(Error::OffboardingNotConfigured)
+        };
+    };
+    let api: Api<Job> = Api::namespaced(ctx.client.clone(), &jobs.namespace);
+    let name = OffboardingJobs::job_name(object);
+    let job = match api.get_opt(&name).await? {
+        Some(job) => job,
+        None => {
+            let job = api
+                .create(&PostParams::default(), &jobs.job_for(object, offboarding))
+                .await?;
+            publish(
+                ctx,
+                object,
+                EventType::Normal,
+                "OffboardingStarted",
+                "Delete",
+                &format!(
+                    "Job {name} exports the tenant to {} then purges its data",
+                    offboarding.export_to
+                ),
+            )
+            .await?;
+            job
+        }
+    };
+    let (done, reason, message, outcome) = match state(&job) {
+        JobState::Succeeded => (
+            true,
+            "Offboarded",
+            format!("exported to {} and purged", offboarding.export_to),
+            Ok(Action::await_change()),
+        ),
+        JobState::Running => (
+            false,
+            "Running",
+            format!("Job {name} is running"),
+            Err(Error::OffboardingRunning { job: name.clone() }),
+        ),
+        JobState::Failed(why) => (
+            false,
+            "Failed",
+            format!("Job {name} failed: {why}"),
+            Err(Error::OffboardingFailed {
+                job: name.clone(),
+                why,
+            }),
+        ),
+    };
+    let _ = write_status(
+        object,
+        ctx,
+        Some(tenant_id),
+        &[condition(object, "Offboarded", done, reason, &message)],
+    )
+    .await;
+    if done {
+        publish(
+            ctx,
+            object,
+            EventType::Normal,
+            "Offboarded",
+            "Delete",
+            &message,
+        )
+        .await?;
+    }
+    outcome
 }
 
 /// A condition of `type_`, keeping the last transition time while its status is unchanged.
