@@ -337,6 +337,104 @@ async fn a_tenant_is_exported_whole_then_purged_leaving_the_others_untouched() {
 }
 
 #[tokio::test]
+async fn a_purge_cut_short_carries_on_where_it_stopped_with_an_exact_report() {
+    let env = TestEnv::new().await;
+    let node = env.start(&caseway::Target::ALL).await;
+    let config = env.config();
+    let tenant = records_tenant(&env, &node, "cut-short").await.tenant;
+    node.tenancy
+        .clone()
+        .suspend_tenant(authed(
+            &env.platform_admin_token(),
+            tpb::SuspendTenantRequest {
+                id: tenant.to_string(),
+                reason: "offboarding".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
+    let mut owner = env.db.owner().await;
+    settled(&mut owner, tenant).await;
+    let dir = std::env::temp_dir().join(format!("caseway-export-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key_file = dir.join("ssn.key");
+    std::fs::write(&key_file, ExportKey::generate()).unwrap();
+    let out = dir.join("export");
+    let exported = offboard::export(&config, "cut-short", out.to_str().unwrap(), &key_file)
+        .await
+        .unwrap();
+
+    // One row a transaction, stopped (the process killed, say) partway.
+    let one_by_one = PurgeOptions {
+        batch: 1,
+        grace: Duration::ZERO,
+    };
+    let purge = tokio::spawn({
+        let config = config.clone();
+        async move { offboard::purge(&config, "cut-short", &one_by_one).await }
+    });
+    caseway_test_support::eventually(
+        "the purge's first batches reported",
+        Duration::from_secs(30),
+        || {
+            let url = env.db.owner_url.clone();
+            async move {
+                let mut conn = PgConnection::connect(&url).await.map_err(|_| "connect")?;
+                let report: Option<sqlx::types::Json<BTreeMap<String, i64>>> = sqlx::query_scalar(
+                    "SELECT purge_report FROM tenancy.offboardings WHERE tenant_id = $1",
+                )
+                .bind(tenant.as_uuid())
+                .fetch_optional(&mut conn)
+                .await
+                .map_err(|_| "read")?;
+                match report {
+                    Some(r) if r.0.values().sum::<i64>() >= 5 => Ok(()),
+                    _ => Err("no batch yet"),
+                }
+            }
+        },
+    )
+    .await;
+    purge.abort();
+    assert!(
+        purge.await.unwrap_err().is_cancelled(),
+        "the purge was cut short"
+    );
+    let left: i64 = rows_of(&mut owner, tenant).await.values().sum();
+    assert!(left > 0, "rows are left to purge");
+    let partial: sqlx::types::Json<BTreeMap<String, i64>> =
+        sqlx::query_scalar("SELECT purge_report FROM tenancy.offboardings WHERE tenant_id = $1")
+            .bind(tenant.as_uuid())
+            .fetch_one(&mut owner)
+            .await
+            .unwrap();
+    assert!(
+        !partial.0.is_empty(),
+        "batches committed before the cut are reported"
+    );
+
+    // Run again: it carries on (the lock died with the cut) and reports every row once.
+    let report = offboard::purge(&config, "cut-short", &options())
+        .await
+        .unwrap();
+    assert!(report.resumed);
+    let mut deleted = report.deleted.clone();
+    deleted.remove("attachment objects");
+    let mut expected: BTreeMap<String, i64> = exported
+        .manifest
+        .tables
+        .iter()
+        .filter(|t| t.rows > 0)
+        .map(|t| (t.table.clone(), t.rows as i64))
+        .collect();
+    *expected.get_mut("platform.audit_log").unwrap() += 1;
+    assert_eq!(deleted, expected);
+    assert!(rows_of(&mut owner, tenant).await.values().all(|n| *n == 0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
 async fn ssns_sealed_before_tenants_had_keys_are_sealed_again_with_the_tenants_key() {
     let env = TestEnv::new().await;
     let node = env.start(&caseway::Target::ALL).await;

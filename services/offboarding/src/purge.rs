@@ -75,21 +75,19 @@ pub async fn purge(
     attachments: Option<Arc<dyn ObjectStore>>,
 ) -> anyhow::Result<PurgeReport> {
     anyhow::ensure!(options.batch > 0, "the batch size must be positive");
-    // The lock is the session's: held on this connection until it is released or closed.
-    let mut lock = pool.acquire().await?;
+    // The lock is the session's, on a connection taken out of the pool: closed, and the lock
+    // with it, however this ends, even when the purge is dropped midway.
+    let mut lock = pool.acquire().await?.detach();
     let key = format!("caseway.purge.{}", tenant.id);
     let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
         .bind(&key)
-        .fetch_one(&mut *lock)
+        .fetch_one(&mut lock)
         .await?;
     if !locked {
         bail!("a purge of tenant {} is running", tenant.slug);
     }
     let result = purge_locked(pool, tenant, options, attachments).await;
-    let _ = sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))")
-        .bind(&key)
-        .execute(&mut *lock)
-        .await;
+    let _ = sqlx::Connection::close(lock).await;
     result
 }
 
