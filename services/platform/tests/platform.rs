@@ -690,3 +690,81 @@ async fn an_unreachable_redis_is_counted_and_logged_not_silently_ignored() {
         .unwrap();
     assert!(metrics.encode().contains("caseway_redis_up 1"));
 }
+
+#[tokio::test]
+async fn a_purged_tenants_parked_events_are_dropped_and_the_others_stay_in_order() {
+    let bus = TestBus::new();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let consumer = tokio::spawn(consume(
+        bus.bus.clone(),
+        Subscription {
+            queue: Some(bus.bus.queue_name("doomed")),
+            bindings: vec!["test.doomed.v1".into()],
+            concurrency: 3,
+        },
+        shutdown.clone(),
+        |_| async { anyhow::bail!("cannot handle this") },
+    ));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (purged, kept) = (TenantId::new(), TenantId::new());
+    let event = |tenant: TenantId, subject: &str| caseway_platform::bus::Envelope {
+        id: Uuid::now_v7(),
+        tenant_id: tenant,
+        event_type: "test.doomed.v1".into(),
+        source: "caseway/test".into(),
+        subject: subject.into(),
+        time: chrono::Utc::now(),
+        traceparent: None,
+        payload: vec![1],
+    };
+    let events = [
+        event(purged, "a-1"),
+        event(kept, "b-1"),
+        event(purged, "a-2"),
+        event(kept, "b-2"),
+    ];
+    bus.bus.publish_confirmed(&events).await.unwrap();
+    let mut parked = Vec::new();
+    for _ in 0..200 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        parked = bus.bus.parked("doomed").await.unwrap();
+        if parked.len() == events.len() {
+            break;
+        }
+    }
+    assert_eq!(parked.len(), events.len(), "every event was parked");
+
+    assert_eq!(
+        bus.bus
+            .drop_parked_of_tenant("doomed", purged)
+            .await
+            .unwrap(),
+        2
+    );
+    let left: Vec<(TenantId, String)> = bus
+        .bus
+        .parked("doomed")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|p| p.envelope)
+        .map(|e| (e.tenant_id, e.subject))
+        .collect();
+    let expected: Vec<(TenantId, String)> = parked
+        .iter()
+        .filter_map(|p| p.envelope.clone())
+        .filter(|e| e.tenant_id == kept)
+        .map(|e| (e.tenant_id, e.subject))
+        .collect();
+    assert_eq!(left, expected, "the other tenant's stay, in their order");
+    assert_eq!(
+        bus.bus
+            .drop_parked_of_tenant("doomed", purged)
+            .await
+            .unwrap(),
+        0,
+        "nothing more of the purged tenant"
+    );
+    shutdown.cancel();
+    consumer.await.unwrap();
+}
