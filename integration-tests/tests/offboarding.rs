@@ -4,7 +4,11 @@
 //! resumed).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
+
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path as ObjectPath;
 
 use sha2::{Digest, Sha256};
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
@@ -14,12 +18,14 @@ use caseway::offboard;
 use caseway_api::clients::v1 as cpb;
 use caseway_api::tenancy::v1 as tpb;
 use caseway_clients::pii::{PiiCipher, Sealed, ssn_context};
+use caseway_clients::tenant_keys::TenantKeys;
 use caseway_integration_tests::tenants::{client, clients_tenant, records_tenant};
-use caseway_integration_tests::{TestEnv, authed, submit_ticket, upload_attachment};
+use caseway_integration_tests::{S3Server, TestEnv, authed, submit_ticket, upload_attachment};
 use caseway_offboarding::tables::tenant_tables;
 use caseway_offboarding::{ExportKey, PurgeOptions};
 use caseway_platform::TenantId;
 use caseway_platform::auth::Role;
+use caseway_platform::objects::Objects;
 
 /// Rows of `tenant` in every table that holds tenants' rows.
 async fn rows_of(owner: &mut PgConnection, tenant: TenantId) -> BTreeMap<String, i64> {
@@ -545,6 +551,109 @@ async fn ssns_sealed_before_tenants_had_keys_are_sealed_again_with_the_tenants_k
         vec![("upgraded".to_string(), 0)],
         "nothing left to reseal"
     );
+}
+
+/// A bucket of the S3-compatible server `s3`, as object_store reaches it.
+fn bucket(s3: &S3Server, name: &str, prefix: &str) -> Objects {
+    let store = AmazonS3Builder::new()
+        .with_bucket_name(name)
+        .with_endpoint(&s3.endpoint)
+        .with_allow_http(true)
+        .with_virtual_hosted_style_request(false)
+        .with_region("us-east-1")
+        .with_access_key_id("moto")
+        .with_secret_access_key("moto-secret")
+        .build()
+        .unwrap();
+    Objects {
+        store: Arc::new(store),
+        prefix: ObjectPath::from(prefix),
+        location: format!("s3://{name}/{prefix}"),
+    }
+}
+
+#[tokio::test]
+async fn exports_and_tenant_keys_live_in_an_s3_compatible_store() {
+    let s3 = S3Server::start().await;
+    for name in ["/exports", "/keys"] {
+        let (status, _) = s3.request("PUT", name).await;
+        assert!(status.contains("200"), "{status}");
+    }
+    let env = TestEnv::new().await;
+    let config = env.config();
+    let wrap = Arc::new(PiiCipher::from_file(&config.pii_keys_file).unwrap());
+
+    // Tenants' keys: made once however many replicas race to make one, read by all, gone
+    // once destroyed.
+    let replicas: Vec<TenantKeys> = (0..4)
+        .map(|_| TenantKeys::in_store(wrap.clone(), bucket(&s3, "keys", "tenant-keys")))
+        .collect();
+    let tenant = TenantId::new();
+    let made = futures::future::join_all(replicas.iter().map(|k| k.key(tenant))).await;
+    let indexes: Vec<Vec<u8>> = made
+        .into_iter()
+        .map(|k| k.unwrap().blind_index("123456789"))
+        .collect();
+    assert!(
+        indexes.windows(2).all(|w| w[0] == w[1]),
+        "one key for the tenant"
+    );
+    let sealed = replicas[0]
+        .key(tenant)
+        .await
+        .unwrap()
+        .seal("123456789", b"ctx");
+    assert_eq!(
+        replicas[3]
+            .open_sealed(tenant, &sealed, b"ctx")
+            .await
+            .unwrap(),
+        "123456789"
+    );
+    assert!(replicas[1].destroy(tenant).await.unwrap());
+    let later = TenantKeys::in_store(wrap.clone(), bucket(&s3, "keys", "tenant-keys"));
+    assert!(later.open_sealed(tenant, &sealed, b"ctx").await.is_err());
+
+    // A tenant's export, streamed to the bucket.
+    let node = env.start(&caseway::Target::ALL).await;
+    let staying = records_tenant(&env, &node, "to-s3").await;
+    node.fixtures(&staying.worker)
+        .client(cpb::Client {
+            demographics: vec![],
+            ..client("Ada", "Byron", "123-45-6789", (1980, 1, 2))
+        })
+        .await
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("caseway-export-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key_file = dir.join("ssn.key");
+    std::fs::write(&key_file, ExportKey::generate()).unwrap();
+    let to = bucket(&s3, "exports", "acme/2026-12");
+    let exported = offboard::export_to(&config, "to-s3", &to, &key_file)
+        .await
+        .unwrap();
+    assert_eq!(exported.manifest.ssn.sealed, 1);
+    for table in &exported.manifest.tables {
+        let bytes = to
+            .store
+            .get(&to.path(&table.file))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(hex(&Sha256::digest(&bytes)), table.sha256, "{}", table.file);
+    }
+    let manifest = to
+        .store
+        .get(&to.path("manifest.json"))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(hex(&Sha256::digest(&manifest)), exported.manifest_sha256);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]

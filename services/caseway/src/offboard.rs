@@ -86,6 +86,17 @@ pub async fn export(
     to: &str,
     ssn_key_file: &Path,
 ) -> anyhow::Result<Exported> {
+    let destination = caseway_offboarding::destination::parse(to)?;
+    export_to(config, key, &destination, ssn_key_file).await
+}
+
+/// [`export`] to a destination already opened.
+pub async fn export_to(
+    config: &Config,
+    key: &str,
+    destination: &caseway_offboarding::destination::Destination,
+    ssn_key_file: &Path,
+) -> anyhow::Result<Exported> {
     let pool = caseway_offboarding::owner_pool(&config.migration_database_url)?;
     let tenant = caseway_offboarding::find_tenant(&pool, key).await?;
     anyhow::ensure!(
@@ -101,12 +112,11 @@ pub async fn export(
         tenant_key: keys.existing(tenant.id).await?,
         keys: &keys,
     };
-    let destination = caseway_offboarding::destination::parse(to)?;
     let attachments = attachment_store(config)?;
     let exported = caseway_offboarding::export(
         &pool,
         &tenant,
-        &destination,
+        destination,
         (&pii, &ssn_key),
         Some(attachments),
     )

@@ -110,11 +110,17 @@ impl TenantKeys {
     /// The keys at `location` (`CASEWAY_PII_TENANT_KEYS`; empty for `tenant-keys` in
     /// `data_dir`), wrapped by `wrap`.
     pub fn open(wrap: Arc<PiiCipher>, location: &str, data_dir: &FsPath) -> anyhow::Result<Self> {
-        Ok(TenantKeys {
+        let objects = Objects::open(location, &data_dir.join("tenant-keys"))?;
+        Ok(Self::in_store(wrap, objects))
+    }
+
+    /// The keys kept in `objects`, wrapped by `wrap`.
+    pub fn in_store(wrap: Arc<PiiCipher>, objects: Objects) -> Self {
+        TenantKeys {
             wrap,
-            objects: Objects::open(location, &data_dir.join("tenant-keys"))?,
+            objects,
             cache: Mutex::new(HashMap::new()),
-        })
+        }
     }
 
     /// The deployment's keys, for values sealed before tenants had their own.
