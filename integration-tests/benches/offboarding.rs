@@ -157,6 +157,7 @@ async fn run() {
     let options = PurgeOptions {
         batch: 5_000,
         grace: Duration::ZERO,
+        settle: Duration::ZERO,
     };
     let (report, took, grew) = measured(offboard::purge(&config, "demo", &options)).await;
     let report = report.unwrap();

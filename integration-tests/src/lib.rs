@@ -780,6 +780,28 @@ impl S3Server {
     }
 }
 
+impl S3Server {
+    /// A bucket of this server (made beforehand), as object_store reaches it, objects under
+    /// `prefix`.
+    pub fn bucket(&self, name: &str, prefix: &str) -> caseway_platform::objects::Objects {
+        let store = object_store::aws::AmazonS3Builder::new()
+            .with_bucket_name(name)
+            .with_endpoint(&self.endpoint)
+            .with_allow_http(true)
+            .with_virtual_hosted_style_request(false)
+            .with_region("us-east-1")
+            .with_access_key_id("moto")
+            .with_secret_access_key("moto-secret")
+            .build()
+            .expect("an S3 client of moto");
+        caseway_platform::objects::Objects {
+            store: Arc::new(store),
+            prefix: object_store::path::Path::from(prefix),
+            location: format!("s3://{name}/{prefix}"),
+        }
+    }
+}
+
 impl Drop for S3Server {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -7,9 +7,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use object_store::aws::AmazonS3Builder;
-use object_store::path::Path as ObjectPath;
-
 use sha2::{Digest, Sha256};
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 use tonic::Code;
@@ -25,7 +22,6 @@ use caseway_offboarding::tables::tenant_tables;
 use caseway_offboarding::{ExportKey, PurgeOptions};
 use caseway_platform::TenantId;
 use caseway_platform::auth::Role;
-use caseway_platform::objects::Objects;
 
 /// Rows of `tenant` in every table that holds tenants' rows.
 async fn rows_of(owner: &mut PgConnection, tenant: TenantId) -> BTreeMap<String, i64> {
@@ -66,6 +62,7 @@ fn options() -> PurgeOptions {
     PurgeOptions {
         batch: 7,
         grace: Duration::ZERO,
+        settle: Duration::ZERO,
     }
 }
 
@@ -375,6 +372,7 @@ async fn a_purge_cut_short_carries_on_where_it_stopped_with_an_exact_report() {
     let one_by_one = PurgeOptions {
         batch: 1,
         grace: Duration::ZERO,
+        settle: Duration::ZERO,
     };
     let purge = tokio::spawn({
         let config = config.clone();
@@ -553,25 +551,6 @@ async fn ssns_sealed_before_tenants_had_keys_are_sealed_again_with_the_tenants_k
     );
 }
 
-/// A bucket of the S3-compatible server `s3`, as object_store reaches it.
-fn bucket(s3: &S3Server, name: &str, prefix: &str) -> Objects {
-    let store = AmazonS3Builder::new()
-        .with_bucket_name(name)
-        .with_endpoint(&s3.endpoint)
-        .with_allow_http(true)
-        .with_virtual_hosted_style_request(false)
-        .with_region("us-east-1")
-        .with_access_key_id("moto")
-        .with_secret_access_key("moto-secret")
-        .build()
-        .unwrap();
-    Objects {
-        store: Arc::new(store),
-        prefix: ObjectPath::from(prefix),
-        location: format!("s3://{name}/{prefix}"),
-    }
-}
-
 #[tokio::test]
 async fn exports_and_tenant_keys_live_in_an_s3_compatible_store() {
     let s3 = S3Server::start().await;
@@ -586,7 +565,7 @@ async fn exports_and_tenant_keys_live_in_an_s3_compatible_store() {
     // Tenants' keys: made once however many replicas race to make one, read by all, gone
     // once destroyed.
     let replicas: Vec<TenantKeys> = (0..4)
-        .map(|_| TenantKeys::in_store(wrap.clone(), bucket(&s3, "keys", "tenant-keys")))
+        .map(|_| TenantKeys::in_store(wrap.clone(), s3.bucket("keys", "tenant-keys")))
         .collect();
     let tenant = TenantId::new();
     let made = futures::future::join_all(replicas.iter().map(|k| k.key(tenant))).await;
@@ -611,7 +590,7 @@ async fn exports_and_tenant_keys_live_in_an_s3_compatible_store() {
         "123456789"
     );
     assert!(replicas[1].destroy(tenant).await.unwrap());
-    let later = TenantKeys::in_store(wrap.clone(), bucket(&s3, "keys", "tenant-keys"));
+    let later = TenantKeys::in_store(wrap.clone(), s3.bucket("keys", "tenant-keys"));
     assert!(later.open_sealed(tenant, &sealed, b"ctx").await.is_err());
 
     // A tenant's export, streamed to the bucket.
@@ -628,7 +607,7 @@ async fn exports_and_tenant_keys_live_in_an_s3_compatible_store() {
     std::fs::create_dir_all(&dir).unwrap();
     let key_file = dir.join("ssn.key");
     std::fs::write(&key_file, ExportKey::generate()).unwrap();
-    let to = bucket(&s3, "exports", "acme/2026-12");
+    let to = s3.bucket("exports", "acme/2026-12");
     let exported = offboard::export_to(&config, "to-s3", &to, &key_file)
         .await
         .unwrap();

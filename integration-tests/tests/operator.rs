@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use tonic::Code;
 
 use caseway_api::tenancy::v1 as tpb;
-use caseway_integration_tests::{TestEnv, TestNode, authed};
+use caseway_integration_tests::{S3Server, TestEnv, TestNode, authed};
 use caseway_operator::crd::{
     Offboarding, OrganizationSpec, SecretKeyRef, Tenant, TenantLimits, TenantSpec,
 };
@@ -613,8 +613,11 @@ async fn deleting_an_object_with_offboarding_exports_and_purges_its_tenant_throu
         )
         .with_offboarding(job_template()),
     );
+    let s3 = S3Server::start().await;
+    let (status, _) = s3.request("PUT", "/exports").await;
+    assert!(status.contains("200"), "{status}");
     let dir = std::env::temp_dir().join(format!("caseway-offboard-{}", uuid::Uuid::new_v4()));
-    let export_to = dir.join("export").display().to_string();
+    let export_to = "s3://exports/agency-leaving".to_string();
     let mut leaving = spec("agency-leaving");
     leaving.offboarding = Some(Offboarding {
         export_to: export_to.clone(),
@@ -710,11 +713,20 @@ async fn deleting_an_object_with_offboarding_exports_and_purges_its_tenant_throu
     std::fs::create_dir_all(&dir).unwrap();
     let key_file = dir.join("key");
     std::fs::write(&key_file, caseway_offboarding::ExportKey::generate()).unwrap();
-    let report = caseway::offboard::offboard(&env.config(), &tenant, &to, &key_file)
+    // As the Job runs it: nodes trusting a status for a second, the bucket named by `to`
+    // reached as moto serves it.
+    let config = caseway_platform::Config {
+        tenant_status_ttl: Duration::from_secs(1),
+        ..env.config()
+    };
+    let bucket = s3.bucket("exports", "agency-leaving");
+    assert_eq!(bucket.location, to);
+    let report = caseway::offboard::offboard_to(&config, &tenant, &bucket, &key_file)
         .await
         .unwrap();
     assert!(report.rows() > 0 && report.tenant_key_destroyed);
-    assert!(dir.join("export").join("manifest.json").exists());
+    let manifest = bucket.store.head(&bucket.path("manifest.json")).await;
+    assert!(manifest.is_ok(), "the export is in the bucket");
 
     // The Job succeeded: the object goes.
     let name = job["metadata"]["name"].as_str().unwrap().to_string();

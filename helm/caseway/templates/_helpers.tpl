@@ -124,7 +124,6 @@ metadata:
     app.kubernetes.io/component: offboarding
 spec:
   backoffLimit: {{ .Values.operator.offboarding.backoffLimit }}
-  ttlSecondsAfterFinished: {{ .Values.operator.offboarding.ttlSecondsAfterFinished }}
   template:
     metadata:
       labels:

@@ -13,10 +13,25 @@ CHART = pathlib.Path(__file__).resolve().parents[1]
 NAMESPACE = "caseway"
 
 
+# What every install must give: the chart refuses to render without it.
+REQUIRED = {"config": {"piiTenantKeys": "s3://caseway-keys/tenant-keys"}}
+
+
+def merged(base, over):
+    """`base` with `over` laid on it, dictionaries merged key by key."""
+    out = dict(base)
+    for key, value in (over or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
 def render(values=None):
-    """Every object the chart renders with `values`, as dicts."""
+    """Every object the chart renders with `values` (over [`REQUIRED`]), as dicts."""
     chart = helm.Chart.load(str(CHART))
-    out = chart.render(values, name="caseway", namespace=NAMESPACE, is_install=True)
+    out = chart.render(merged(REQUIRED, values), name="caseway", namespace=NAMESPACE, is_install=True)
     objects = []
     for path, text in sorted(out.items()):
         if not path.endswith(".yaml"):

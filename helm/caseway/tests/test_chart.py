@@ -13,7 +13,7 @@ import helm_python as helm
 import pytest
 import yaml
 
-from render import CHART, NAMESPACE, render
+from render import CHART, NAMESPACE, REQUIRED, render
 
 TARGETS = ["tenancy", "catalog", "clients", "records", "authorizations", "eligibility", "ticketing"]
 PEERS = {
@@ -40,7 +40,7 @@ def env(c):
 
 
 def test_lint_finds_no_warning_or_error():
-    report = helm.lint(str(CHART), strict=True)
+    report = helm.lint(str(CHART), values=REQUIRED, strict=True)
     assert report["errors"] == []
     assert [m for m in report["messages"] if m["severity"] >= 2] == []
 
@@ -256,7 +256,7 @@ def test_only_gateways_and_caseway_pods_reach_the_grpc_port():
 
 def test_the_notes_say_where_the_api_is_and_how_to_get_a_token():
     chart = helm.Chart.load(str(CHART))
-    notes = chart.render(None, name="caseway", namespace=NAMESPACE, is_install=True)["caseway/templates/NOTES.txt"]
+    notes = chart.render(REQUIRED, name="caseway", namespace=NAMESPACE, is_install=True)["caseway/templates/NOTES.txt"]
     for target in TARGETS:
         assert f"caseway-{target}.{NAMESPACE}.svc:50051" in notes
     assert "caseway token issue" in notes
@@ -329,12 +329,13 @@ def test_the_alert_rules_and_the_dashboard_ship_with_the_chart():
         assert f"`{alert}`" in operations, f"{alert} is not explained in docs/operations.md"
 
 
-def test_the_tenants_pii_keys_are_kept_where_every_pod_shares_them_when_named():
+def test_the_tenants_pii_keys_are_kept_where_every_pod_shares_them():
     config = of_kind(render(), "ConfigMap")["caseway"]["data"]
-    assert "CASEWAY_PII_TENANT_KEYS" not in config, "the pod's own folder by default"
-    named = render({"config": {"piiTenantKeys": "s3://keys/tenant-keys"}})
-    config = of_kind(named, "ConfigMap")["caseway"]["data"]
-    assert config["CASEWAY_PII_TENANT_KEYS"] == "s3://keys/tenant-keys"
+    assert config["CASEWAY_PII_TENANT_KEYS"] == REQUIRED["config"]["piiTenantKeys"]
+    # A pod's own folder would be lost with the pod, and two pods would make two keys.
+    for values in [{}, {"mode": "all"}]:
+        with pytest.raises(Exception, match="piiTenantKeys"):
+            render({**values, "config": {"piiTenantKeys": ""}})
 
 
 def test_the_operator_offboards_through_a_job_holding_the_owner_credentials_it_does_not():

@@ -567,6 +567,7 @@ async fn tenant(config: Config, command: TenantCommand) -> anyhow::Result<()> {
             let options = caseway_offboarding::PurgeOptions {
                 batch,
                 grace: Duration::from_secs(grace_seconds),
+                settle: config.tenant_status_ttl,
             };
             let report = crate::offboard::purge(&config, &tenant, &options).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);

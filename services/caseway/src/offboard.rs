@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
+use sha2::Digest;
 use uuid::Uuid;
 
 use caseway_clients::pii::{PiiCipher, Sealed, ssn_context};
@@ -157,6 +158,17 @@ pub async fn offboard(
     to: &str,
     ssn_key_file: &Path,
 ) -> anyhow::Result<PurgeReport> {
+    let destination = caseway_offboarding::destination::parse(to)?;
+    offboard_to(config, key, &destination, ssn_key_file).await
+}
+
+/// [`offboard`] to a destination already opened.
+pub async fn offboard_to(
+    config: &Config,
+    key: &str,
+    destination: &caseway_offboarding::destination::Destination,
+    ssn_key_file: &Path,
+) -> anyhow::Result<PurgeReport> {
     let pool = caseway_offboarding::owner_pool(&config.migration_database_url)?;
     let tenant = caseway_offboarding::find_tenant(&pool, key).await;
     pool.close().await;
@@ -168,7 +180,34 @@ pub async fn offboard(
             tenant.slug,
             tenant.status
         );
-        let exported = export(config, key, to, ssn_key_file).await?;
+        // Nodes trust a tenant's status for a while: the export begins once none can still
+        // write for it, so it holds every row the purge deletes.
+        let settled = tenant.changed_at + chrono::Duration::from_std(config.tenant_status_ttl)?;
+        if let Ok(wait) = (settled - chrono::Utc::now()).to_std() {
+            tracing::info!(
+                wait_s = wait.as_secs(),
+                "waiting for the suspension to reach every node"
+            );
+            tokio::time::sleep(wait + std::time::Duration::from_secs(1)).await;
+        }
+        let exported = export_to(config, key, destination, ssn_key_file).await?;
+        // Nothing is purged unless the export can be read back whole from where it went.
+        let manifest = destination
+            .store
+            .get(&destination.path("manifest.json"))
+            .await
+            .context("reading the export's manifest back")?
+            .bytes()
+            .await?;
+        let read_back: String = sha2::Sha256::digest(&manifest)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        anyhow::ensure!(
+            read_back == exported.manifest_sha256,
+            "the export's manifest read back from {} is not the one written: nothing purged",
+            destination.location
+        );
         tracing::info!(
             tenant = %tenant.slug,
             rows = exported.manifest.rows(),
@@ -176,7 +215,11 @@ pub async fn offboard(
             "exported"
         );
     }
-    purge(config, key, &PurgeOptions::default()).await
+    let options = PurgeOptions {
+        settle: config.tenant_status_ttl,
+        ..PurgeOptions::default()
+    };
+    purge(config, key, &options).await
 }
 
 fn attachment_store(config: &Config) -> anyhow::Result<Arc<dyn object_store::ObjectStore>> {

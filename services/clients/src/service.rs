@@ -102,14 +102,19 @@ pub async fn reseal_legacy_ssns(
     tenant: TenantId,
     batch: i64,
 ) -> Result<u64> {
-    let key = keys
-        .key(tenant)
-        .await
-        .map_err(|e| Error::Unavailable(format!("the tenant key store: {e:#}")))?;
     let mut resealed = 0;
     loop {
         let mut tx = db.tenant_tx(tenant).await?;
         let legacy = store::legacy_sealed_ssns(tx.conn(), TENANT_KEY_ID, batch).await?;
+        if legacy.is_empty() {
+            // A tenant with nothing to move gets no key for it.
+            tx.commit().await?;
+            return Ok(resealed);
+        }
+        let key = keys
+            .key(tenant)
+            .await
+            .map_err(|e| Error::Unavailable(format!("the tenant key store: {e:#}")))?;
         for (id, sealed) in &legacy {
             let context = ssn_context(tenant, *id);
             let digits = keys

@@ -188,11 +188,16 @@ pub async fn export(
     ssn: (&dyn SsnOpener, &ExportKey),
     attachments: Option<Arc<dyn ObjectStore>>,
 ) -> anyhow::Result<Exported> {
-    let mut conn = pool.acquire().await?;
-    sqlx::query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        .execute(&mut *conn)
+    // Rolled back if anything below fails, so the connection goes back clean.
+    let mut conn = pool
+        .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         .await?;
     act_for(&mut conn, tenant.id).await?;
+    // The snapshot's time by the database's clock: what the ledger records, and what a purge
+    // compares with the tenant's suspension.
+    let snapshot_at: crate::Time = sqlx::query_scalar("SELECT transaction_timestamp()")
+        .fetch_one(&mut *conn)
+        .await?;
     let tables = tenant_tables(&mut conn).await?;
     let mut names: Vec<&TenantTable> = tables.iter().collect();
     names.sort_by_key(|t| t.full_name());
@@ -209,12 +214,12 @@ pub async fn export(
     } else {
         Vec::new()
     };
-    sqlx::query("COMMIT").execute(&mut *conn).await?;
+    conn.commit().await?;
 
     let manifest = Manifest {
         format: FORMAT,
         tenant: tenant.clone(),
-        exported_at: chrono::Utc::now(),
+        exported_at: snapshot_at,
         tables: files,
         attachments: attachment_files,
         ssn: SsnSealing {
@@ -311,6 +316,9 @@ async fn export_table(
                 );
                 sealed += 1;
                 serde_json::to_string(&object)?
+            }
+            (_, None, Some(_)) if holds_ssn => {
+                bail!("a client's SSN is sealed with no key id: it cannot leave sealed")
             }
             _ => json,
         };

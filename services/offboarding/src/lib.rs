@@ -42,6 +42,8 @@ pub struct Tenant {
     pub status: String,
     /// When the tenant's rows were purged (or began to be); None while it still has data.
     pub purged_at: Option<Time>,
+    /// When the tenant last changed (its suspension, say), by the database's clock.
+    pub changed_at: Time,
 }
 
 /// Finds a tenant by id or slug, through the platform's own function (the owner, like the
@@ -50,7 +52,7 @@ pub async fn find_tenant(pool: &PgPool, key: &str) -> anyhow::Result<Tenant> {
     let id = key.parse::<uuid::Uuid>().ok();
     let mut conn = pool.acquire().await?;
     let row: Option<TenantRow> = sqlx::query_as(
-        "SELECT id, slug, display_name, status, purged_at \
+        "SELECT id, slug, display_name, status, purged_at, updated_at \
            FROM tenancy.find_tenant($1, $2, false)",
     )
     .bind(id)
@@ -68,6 +70,7 @@ impl From<TenantRow> for Tenant {
             display_name: row.display_name,
             status: row.status,
             purged_at: row.purged_at,
+            changed_at: row.updated_at,
         }
     }
 }
@@ -79,6 +82,7 @@ struct TenantRow {
     display_name: String,
     status: String,
     purged_at: Option<Time>,
+    updated_at: Time,
 }
 
 /// An instant as PostgreSQL's `timestamptz` reads.
@@ -91,7 +95,7 @@ pub async fn all_tenants(pool: &PgPool) -> anyhow::Result<Vec<Tenant>> {
     let mut after: Option<String> = None;
     loop {
         let page: Vec<TenantRow> = sqlx::query_as(
-            "SELECT id, slug, display_name, status, purged_at \
+            "SELECT id, slug, display_name, status, purged_at, updated_at \
                FROM tenancy.list_tenants(NULL, $1, 500)",
         )
         .bind(&after)

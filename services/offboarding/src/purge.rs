@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStore;
 use object_store::path::Path;
 use serde::Serialize;
@@ -32,6 +32,10 @@ pub struct PurgeOptions {
     /// How long after marking the tenant purged the deletes begin: transactions that began
     /// before the mark finish in it.
     pub grace: Duration,
+    /// How long after its suspension a tenant may still be written to: the nodes' status
+    /// caches trust a status this long (`CASEWAY_TENANT_STATUS_TTL_SECONDS`). An export must
+    /// have begun at least this long after the suspension to hold every row the purge deletes.
+    pub settle: Duration,
 }
 
 impl Default for PurgeOptions {
@@ -39,6 +43,7 @@ impl Default for PurgeOptions {
         PurgeOptions {
             batch: 5_000,
             grace: Duration::from_secs(5),
+            settle: Duration::from_secs(30),
         }
     }
 }
@@ -97,7 +102,7 @@ async fn purge_locked(
     options: &PurgeOptions,
     attachments: Option<Arc<dyn ObjectStore>>,
 ) -> anyhow::Result<PurgeReport> {
-    let started_at = begin(pool, tenant).await?;
+    let started_at = begin(pool, tenant, options.settle).await?;
     let resumed = started_at.1;
     if !resumed {
         tokio::time::sleep(options.grace).await;
@@ -109,9 +114,6 @@ async fn purge_locked(
     // Deleting finds what is there; the last passes find what a late transaction left.
     for pass in 0..3 {
         for table in &tables {
-            if table.full_name() == ATTACHMENTS_TABLE {
-                delete_objects(pool, tenant.id, attachments.as_deref(), options.batch).await?;
-            }
             delete_all(pool, tenant.id, table, options.batch).await?;
         }
         let left = remaining(pool, tenant.id, &tables).await?;
@@ -122,6 +124,10 @@ async fn purge_locked(
             bail!("rows of the tenant keep coming back: {left:?}");
         }
         tracing::warn!(?left, "rows written during the purge; deleting again");
+    }
+    match attachments.as_deref() {
+        Some(store) => delete_objects(pool, tenant.id, store).await?,
+        None => tracing::warn!("no attachment store given: the tenant's objects stay"),
     }
     let mut tx = pool.begin().await?;
     act_for(&mut tx, tenant.id).await?;
@@ -147,7 +153,7 @@ async fn purge_locked(
 
 /// Checks the tenant may be purged and marks it purged; the purge's start and whether it had
 /// begun before.
-async fn begin(pool: &PgPool, tenant: &Tenant) -> anyhow::Result<(Time, bool)> {
+async fn begin(pool: &PgPool, tenant: &Tenant, settle: Duration) -> anyhow::Result<(Time, bool)> {
     let mut tx = pool.begin().await?;
     act_for(&mut tx, tenant.id).await?;
     let row: Option<(String, Option<Time>, Time)> = sqlx::query_as(
@@ -177,8 +183,16 @@ async fn begin(pool: &PgPool, tenant: &Tenant) -> anyhow::Result<(Time, bool)> {
             tenant.slug
         );
     }
+    let settled = changed_at + chrono::Duration::from_std(settle)?;
     match ledger {
-        Some((Some(exported), _)) if exported >= changed_at => {}
+        Some((Some(exported), _)) if exported >= settled => {}
+        Some((Some(exported), _)) if exported >= changed_at => bail!(
+            "tenant {}'s last export began within {} s of its suspension, while nodes could still \
+             write for it: export it again first (caseway tenant export {})",
+            tenant.slug,
+            settle.as_secs(),
+            tenant.slug
+        ),
         Some((Some(_), _)) => bail!(
             "tenant {} changed after its last export: export it again first (caseway tenant export {})",
             tenant.slug,
@@ -206,55 +220,40 @@ async fn begin(pool: &PgPool, tenant: &Tenant) -> anyhow::Result<(Time, bool)> {
     Ok((started, false))
 }
 
-/// Where attachments' objects are named.
-const ATTACHMENTS_TABLE: &str = "ticketing.attachments";
-
-/// Deletes the objects of the tenant's attachments (those already gone count as deleted), so
-/// their rows can go after them; the ledger's report counts them as `attachment objects`.
+/// Deletes every object the tenant has in the attachments' store (under `tenants/<id>/`,
+/// whether a row names it or not: an upload whose row never committed leaves one), a listing
+/// at a time, adding to the report those it listed, so a resumed purge counts each once.
 async fn delete_objects(
     pool: &PgPool,
     tenant: TenantId,
-    store: Option<&dyn ObjectStore>,
-    batch: i64,
+    store: &dyn ObjectStore,
 ) -> anyhow::Result<()> {
-    let mut after = String::new();
+    let prefix = Path::from(format!("tenants/{tenant}"));
     loop {
-        let mut tx = pool.begin().await?;
-        act_for(&mut tx, tenant).await?;
-        let keys: Vec<String> = sqlx::query_scalar(
-            "SELECT object_key FROM ticketing.attachments \
-              WHERE tenant_id = $1 AND object_key > $2 ORDER BY object_key LIMIT $3",
-        )
-        .bind(tenant.as_uuid())
-        .bind(&after)
-        .bind(batch)
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        let Some(last) = keys.last().cloned() else {
+        let listed: Vec<Path> = store
+            .list(Some(&prefix))
+            .take(1000)
+            .map_ok(|meta| meta.location)
+            .try_collect()
+            .await
+            .context("listing the tenant's attachment objects")?;
+        if listed.is_empty() {
             return Ok(());
-        };
-        let Some(store) = store else {
-            bail!("the tenant has attachments: name their store (CASEWAY_TICKETING_ATTACHMENTS)");
-        };
-        let mut deleted = 0i64;
-        let paths = futures::stream::iter(keys.iter().map(|k| Ok(Path::from(k.as_str()))));
-        let mut results = store.delete_stream(Box::pin(paths));
+        }
+        let mut results = store.delete_stream(Box::pin(futures::stream::iter(
+            listed.iter().cloned().map(Ok),
+        )));
         while let Some(result) = results.next().await {
             match result {
-                Ok(_) | Err(object_store::Error::NotFound { .. }) => deleted += 1,
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(error) => return Err(error).context("deleting an attachment's object"),
             }
         }
         drop(results);
         let mut tx = pool.begin().await?;
         act_for(&mut tx, tenant).await?;
-        add_to_report(&mut tx, tenant, "attachment objects", deleted).await?;
+        add_to_report(&mut tx, tenant, "attachment objects", listed.len() as i64).await?;
         tx.commit().await?;
-        if (keys.len() as i64) < batch {
-            return Ok(());
-        }
-        after = last;
     }
 }
 

@@ -60,9 +60,9 @@ pub struct TenantSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Offboarding {
-    /// Where the full export goes: `s3://bucket/prefix` (the Job's `AWS_*` settings), or a
-    /// folder of the Job's pod.
-    #[schemars(length(min = 1, max = 1000))]
+    /// Where the full export goes: `s3://bucket/prefix`, reached with the Job's `AWS_*`
+    /// settings (a folder of the Job's pod would be lost with the pod, after the purge).
+    #[schemars(length(min = 6, max = 1000), regex(pattern = "^s3://.+"))]
     pub export_to: String,
     /// The Secret, in the operator's namespace, whose key holds the tenant's key for its SSNs
     /// (32 bytes in base64): the export seals them with it.

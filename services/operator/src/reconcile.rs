@@ -375,6 +375,12 @@ async fn offboard(
     ctx: &Context,
 ) -> Result<Action, Error> {
     // Without a template, a tenant already purged (by hand) is let go; any other is held.
+    if !offboarding.export_to.starts_with("s3://") {
+        return Err(Error::OffboardingFailed {
+            job: OffboardingJobs::job_name(object),
+            why: "spec.offboarding.exportTo must be s3://bucket/prefix".into(),
+        });
+    }
     let Some(jobs) = ctx.offboarding.as_ref() else {
         return if purged {
             Ok(Action::await_change())
@@ -406,6 +412,16 @@ async fn offboard(
         }
     };
     let (done, reason, message, outcome) = match state(&job) {
+        // The Job's word is not enough: the tenant must show its purge.
+        JobState::Succeeded if !purged => (
+            false,
+            "Failed",
+            format!("Job {name} succeeded but the tenant is not purged"),
+            Err(Error::OffboardingFailed {
+                job: name.clone(),
+                why: "it succeeded but the tenant is not purged".into(),
+            }),
+        ),
         JobState::Succeeded => (
             true,
             "Offboarded",
