@@ -534,7 +534,18 @@ impl Bus {
         let (connection, channel) = self.connect().await?;
         let queue = self.parked_queue(consumer);
         let result = async {
-            declare_parked_queue(&channel, &queue).await?;
+            // A consumer that never ran here has no queue: nothing is parked, and none is made.
+            let passive = QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            };
+            if channel
+                .queue_declare(queue.as_str().into(), passive, FieldTable::default())
+                .await
+                .is_err()
+            {
+                return anyhow::Ok(0);
+            }
             let mut dropped = 0;
             while let Some(message) = channel
                 .basic_get(queue.as_str().into(), BasicGetOptions { no_ack: false })
