@@ -17,7 +17,9 @@ use caseway_api::tenancy::v1 as tpb;
 use caseway_clients::pii::{PiiCipher, Sealed, ssn_context};
 use caseway_clients::tenant_keys::TenantKeys;
 use caseway_integration_tests::tenants::{client, clients_tenant, records_tenant};
-use caseway_integration_tests::{S3Server, TestEnv, authed, submit_ticket, upload_attachment};
+use caseway_integration_tests::{
+    S3Server, TestEnv, TestNode, authed, submit_ticket, upload_attachment,
+};
 use caseway_offboarding::tables::tenant_tables;
 use caseway_offboarding::{ExportKey, PurgeOptions};
 use caseway_platform::TenantId;
@@ -57,6 +59,41 @@ async fn settled(owner: &mut PgConnection, tenant: TenantId) -> BTreeMap<String,
     panic!("the tenant's rows keep changing: {last:?}");
 }
 
+/// Gives a client with an SSN to the tenant of `worker`.
+async fn client_with_ssn(node: &TestNode, worker: &str) {
+    node.fixtures(worker)
+        .client(cpb::Client {
+            demographics: vec![],
+            ..client("Ada", "Byron", "123-45-6789", (1980, 1, 2))
+        })
+        .await
+        .unwrap();
+}
+
+/// A folder for a test's export, holding a new SSN key; the key file's path.
+fn export_folder() -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("caseway-export-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key_file = dir.join("ssn.key");
+    std::fs::write(&key_file, ExportKey::generate()).unwrap();
+    (dir, key_file)
+}
+
+async fn suspend(env: &TestEnv, node: &TestNode, tenant: TenantId) {
+    node.tenancy
+        .clone()
+        .suspend_tenant(authed(
+            &env.platform_admin_token(),
+            tpb::SuspendTenantRequest {
+                id: tenant.to_string(),
+                reason: "offboarding".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
+}
+
 fn options() -> PurgeOptions {
     // Small batches, so a table of the demo takes several.
     PurgeOptions {
@@ -82,13 +119,7 @@ async fn a_tenant_is_exported_whole_then_purged_leaving_the_others_untouched() {
         .await
         .unwrap();
     let staying = records_tenant(&env, &node, "staying").await;
-    node.fixtures(&staying.worker)
-        .client(cpb::Client {
-            demographics: vec![],
-            ..client("Ada", "Byron", "123-45-6789", (1980, 1, 2))
-        })
-        .await
-        .unwrap();
+    client_with_ssn(&node, &staying.worker).await;
     let staying = staying.tenant;
     let mut owner = env.db.owner().await;
     let before = settled(&mut owner, leaving).await;
@@ -97,10 +128,7 @@ async fn a_tenant_is_exported_whole_then_purged_leaving_the_others_untouched() {
     assert!(others_before["clients.clients"] > 0);
 
     // The export: every table's rows, each file's count and checksum in the manifest.
-    let dir = std::env::temp_dir().join(format!("caseway-export-{}", uuid::Uuid::new_v4()));
-    let key_file = dir.join("ssn.key");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(&key_file, ExportKey::generate()).unwrap();
+    let (dir, key_file) = export_folder();
     let out = dir.join("export");
     let exported = offboard::export(&config, "demo", out.to_str().unwrap(), &key_file)
         .await
@@ -164,17 +192,7 @@ async fn a_tenant_is_exported_whole_then_purged_leaving_the_others_untouched() {
     );
     let root = env.platform_admin_token();
     let mut tenancy = node.tenancy.clone();
-    tenancy
-        .suspend_tenant(authed(
-            &root,
-            tpb::SuspendTenantRequest {
-                id: leaving.to_string(),
-                reason: "offboarding".into(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .unwrap();
+    suspend(&env, &node, leaving).await;
     let refused = offboard::purge(&config, "demo", &options())
         .await
         .unwrap_err();
@@ -345,24 +363,10 @@ async fn a_purge_cut_short_carries_on_where_it_stopped_with_an_exact_report() {
     let node = env.start(&caseway::Target::ALL).await;
     let config = env.config();
     let tenant = records_tenant(&env, &node, "cut-short").await.tenant;
-    node.tenancy
-        .clone()
-        .suspend_tenant(authed(
-            &env.platform_admin_token(),
-            tpb::SuspendTenantRequest {
-                id: tenant.to_string(),
-                reason: "offboarding".into(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .unwrap();
+    suspend(&env, &node, tenant).await;
     let mut owner = env.db.owner().await;
     settled(&mut owner, tenant).await;
-    let dir = std::env::temp_dir().join(format!("caseway-export-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let key_file = dir.join("ssn.key");
-    std::fs::write(&key_file, ExportKey::generate()).unwrap();
+    let (dir, key_file) = export_folder();
     let out = dir.join("export");
     let exported = offboard::export(&config, "cut-short", out.to_str().unwrap(), &key_file)
         .await
@@ -596,17 +600,8 @@ async fn exports_and_tenant_keys_live_in_an_s3_compatible_store() {
     // A tenant's export, streamed to the bucket.
     let node = env.start(&caseway::Target::ALL).await;
     let staying = records_tenant(&env, &node, "to-s3").await;
-    node.fixtures(&staying.worker)
-        .client(cpb::Client {
-            demographics: vec![],
-            ..client("Ada", "Byron", "123-45-6789", (1980, 1, 2))
-        })
-        .await
-        .unwrap();
-    let dir = std::env::temp_dir().join(format!("caseway-export-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let key_file = dir.join("ssn.key");
-    std::fs::write(&key_file, ExportKey::generate()).unwrap();
+    client_with_ssn(&node, &staying.worker).await;
+    let (dir, key_file) = export_folder();
     let to = s3.bucket("exports", "acme/2026-12");
     let exported = offboard::export_to(&config, "to-s3", &to, &key_file)
         .await

@@ -338,15 +338,24 @@ async fn serve(mut handle: Handle, state: Arc<Mutex<ApiState>>) {
 }
 
 fn context(api: &MockApi, tenancy: Tenancy) -> Arc<Context> {
+    Arc::new(bare_context(api, tenancy))
+}
+
+/// A context whose offboarding Jobs come from [`job_template`].
+fn offboarding_context(api: &MockApi, tenancy: Tenancy) -> Arc<Context> {
+    Arc::new(bare_context(api, tenancy).with_offboarding(job_template()))
+}
+
+fn bare_context(api: &MockApi, tenancy: Tenancy) -> Context {
     let reporter = Reporter {
         controller: caseway_operator::NAME.into(),
         instance: Some("test".into()),
     };
-    Arc::new(Context::new(
+    Context::new(
         api.client.clone(),
         tenancy,
         Recorder::new(api.client.clone(), reporter),
-    ))
+    )
 }
 
 fn tenancy_of(env: &TestEnv, node: &TestNode) -> Tenancy {
@@ -599,20 +608,7 @@ async fn deleting_an_object_with_offboarding_exports_and_purges_its_tenant_throu
         ])
         .await;
     let api = MockApi::start();
-    let ctx = Arc::new(
-        Context::new(
-            api.client.clone(),
-            tenancy_of(&env, &node),
-            Recorder::new(
-                api.client.clone(),
-                Reporter {
-                    controller: caseway_operator::NAME.into(),
-                    instance: Some("test".into()),
-                },
-            ),
-        )
-        .with_offboarding(job_template()),
-    );
+    let ctx = offboarding_context(&api, tenancy_of(&env, &node));
     let s3 = S3Server::start().await;
     let (status, _) = s3.request("PUT", "/exports").await;
     assert!(status.contains("200"), "{status}");
@@ -770,20 +766,7 @@ async fn a_failed_offboarding_job_holds_the_object_degraded() {
     assert_eq!(refused.reason(), "OffboardingNotConfigured");
     assert!(api.state().tenants.contains_key("agency-failing"));
 
-    let ctx = Arc::new(
-        Context::new(
-            api.client.clone(),
-            tenancy_of(&env, &node),
-            Recorder::new(
-                api.client.clone(),
-                Reporter {
-                    controller: caseway_operator::NAME.into(),
-                    instance: Some("test".into()),
-                },
-            ),
-        )
-        .with_offboarding(job_template()),
-    );
+    let ctx = offboarding_context(&api, tenancy_of(&env, &node));
     reconcile::reconcile(api.get("agency-failing"), ctx.clone())
         .await
         .unwrap_err();

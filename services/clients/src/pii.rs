@@ -10,8 +10,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
+use aes_gcm::Aes256Gcm;
+use aes_gcm::aead::KeyInit;
 use anyhow::{Context, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -19,6 +19,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use caseway_platform::TenantId;
+use caseway_platform::sealing;
 
 pub struct PiiCipher {
     active: String,
@@ -85,22 +86,9 @@ impl PiiCipher {
     }
 
     pub fn seal(&self, plaintext: &str, context: &[u8]) -> Sealed {
-        let nonce: [u8; 12] = rand::random();
-        let cipher = &self.keys[&self.active];
-        let ciphertext = cipher
-            .encrypt(
-                &Nonce::from(nonce),
-                Payload {
-                    msg: plaintext.as_bytes(),
-                    aad: context,
-                },
-            )
-            .expect("AES-GCM encryption does not fail for short inputs");
-        let mut bytes = nonce.to_vec();
-        bytes.extend(ciphertext);
         Sealed {
             key_id: self.active.clone(),
-            bytes,
+            bytes: sealing::seal(&self.keys[&self.active], plaintext.as_bytes(), context),
         }
     }
 
@@ -109,21 +97,11 @@ impl PiiCipher {
             .keys
             .get(&sealed.key_id)
             .with_context(|| format!("no PII key {}", sealed.key_id))?;
-        if sealed.bytes.len() < 12 {
-            bail!("sealed value too short");
-        }
-        let (nonce, ciphertext) = sealed.bytes.split_at(12);
-        let nonce: [u8; 12] = nonce.try_into().expect("split at 12");
-        let plaintext = cipher
-            .decrypt(
-                &Nonce::from(nonce),
-                Payload {
-                    msg: ciphertext,
-                    aad: context,
-                },
-            )
-            .map_err(|_| anyhow::anyhow!("the sealed value does not open with its key"))?;
-        Ok(String::from_utf8(plaintext)?)
+        Ok(String::from_utf8(sealing::open(
+            cipher,
+            &sealed.bytes,
+            context,
+        )?)?)
     }
 
     /// The keyed hash of `value` for exact-match search within a tenant.

@@ -13,8 +13,8 @@ use std::collections::HashMap;
 use std::path::Path as FsPath;
 use std::sync::{Arc, Mutex};
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
+use aes_gcm::Aes256Gcm;
+use aes_gcm::aead::KeyInit;
 use anyhow::{Context, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -24,6 +24,7 @@ use sha2::Sha256;
 
 use caseway_platform::TenantId;
 use caseway_platform::objects::Objects;
+use caseway_platform::sealing;
 
 use crate::pii::{PiiCipher, Sealed};
 
@@ -46,20 +47,9 @@ impl TenantKey {
     }
 
     pub fn seal(&self, plaintext: &str, context: &[u8]) -> Sealed {
-        let nonce: [u8; 12] = rand::random();
-        let ciphertext = self
-            .cipher
-            .encrypt(
-                &Nonce::from(nonce),
-                Payload {
-                    msg: plaintext.as_bytes(),
-                    aad: context,
-                },
-            )
-            .expect("AES-GCM encryption does not fail for short inputs");
         Sealed {
             key_id: TENANT_KEY_ID.to_string(),
-            bytes: [nonce.as_slice(), &ciphertext].concat(),
+            bytes: sealing::seal(&self.cipher, plaintext.as_bytes(), context),
         }
     }
 
@@ -68,20 +58,11 @@ impl TenantKey {
             sealed.key_id == TENANT_KEY_ID,
             "not sealed with the tenant's key"
         );
-        anyhow::ensure!(sealed.bytes.len() >= 12, "sealed value too short");
-        let (nonce, ciphertext) = sealed.bytes.split_at(12);
-        let nonce: [u8; 12] = nonce.try_into().expect("split at 12");
-        let plaintext = self
-            .cipher
-            .decrypt(
-                &Nonce::from(nonce),
-                Payload {
-                    msg: ciphertext,
-                    aad: context,
-                },
-            )
-            .map_err(|_| anyhow::anyhow!("the sealed value does not open with its tenant's key"))?;
-        Ok(String::from_utf8(plaintext)?)
+        Ok(String::from_utf8(sealing::open(
+            &self.cipher,
+            &sealed.bytes,
+            context,
+        )?)?)
     }
 
     /// The keyed hash of `value` for exact-match search.

@@ -11,8 +11,8 @@
 
 use std::sync::Arc;
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
+use aes_gcm::Aes256Gcm;
+use aes_gcm::aead::KeyInit;
 use anyhow::{Context, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -27,6 +27,7 @@ use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
 use caseway_platform::TenantId;
+use caseway_platform::sealing;
 
 use crate::destination::Destination;
 use crate::tables::{TenantTable, tenant_tables};
@@ -85,36 +86,18 @@ impl ExportKey {
 
     /// `plaintext` sealed for `client` of `tenant`, in base64.
     pub fn seal(&self, tenant: TenantId, client: Uuid, plaintext: &str) -> String {
-        let nonce: [u8; 12] = rand::random();
-        let sealed = self
-            .cipher
-            .encrypt(
-                &Nonce::from(nonce),
-                Payload {
-                    msg: plaintext.as_bytes(),
-                    aad: &context(tenant, client),
-                },
-            )
-            .expect("AES-GCM encryption does not fail for short inputs");
-        STANDARD.encode([nonce.as_slice(), &sealed].concat())
+        STANDARD.encode(sealing::seal(
+            &self.cipher,
+            plaintext.as_bytes(),
+            &context(tenant, client),
+        ))
     }
 
     /// What [`ExportKey::seal`] sealed, for the tenant reading its export.
     pub fn open(&self, tenant: TenantId, client: Uuid, sealed: &str) -> anyhow::Result<String> {
         let bytes = STANDARD.decode(sealed).context("a sealed SSN is base64")?;
-        anyhow::ensure!(bytes.len() > 12, "a sealed SSN is too short");
-        let (nonce, ciphertext) = bytes.split_at(12);
-        let nonce: [u8; 12] = nonce.try_into().expect("split at 12");
-        let plaintext = self
-            .cipher
-            .decrypt(
-                &Nonce::from(nonce),
-                Payload {
-                    msg: ciphertext,
-                    aad: &context(tenant, client),
-                },
-            )
-            .map_err(|_| anyhow::anyhow!("the sealed SSN does not open with this key"))?;
+        let plaintext = sealing::open(&self.cipher, &bytes, &context(tenant, client))
+            .context("the sealed SSN does not open with this key")?;
         Ok(String::from_utf8(plaintext)?)
     }
 }

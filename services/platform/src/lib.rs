@@ -25,6 +25,7 @@ mod pool;
 pub mod rate_limit;
 pub mod redis;
 pub mod revocation;
+pub mod sealing;
 pub mod secrets;
 pub mod server;
 pub mod telemetry;
