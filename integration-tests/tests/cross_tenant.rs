@@ -1,7 +1,7 @@
 //! Tenant B can never read, list, change or infer tenant A's rows, through any RPC of any
 //! service: tenancy and the catalog first, then one module per service (clients, assessments
-//! and barriers, records, authorizations, eligibility, ticketing), each over the shared tenants
-//! of `caseway_integration_tests::tenants`.
+//! and barriers, records, authorizations, eligibility, ticketing, hmis), each over the shared
+//! tenants of `caseway_integration_tests::tenants`.
 
 use tonic::Code;
 
@@ -2119,5 +2119,149 @@ mod ticketing {
             download_attachment(&node, &b_admin, &attachment.id).await,
             "DownloadTicketAttachment by B after a release",
         );
+    }
+}
+
+mod hmis {
+    use super::*;
+    use std::time::Duration;
+
+    use caseway_api::hmis::v1 as pb;
+
+    /// An export of `token`'s tenant, once it has ended.
+    async fn exported(node: &caseway_integration_tests::TestNode, token: &str) -> pb::Export {
+        let mut api = node.fixtures(token).hmis();
+        let started = api
+            .start_export(authed(
+                token,
+                pb::StartExportRequest {
+                    start_date: Some(date(2026, 1, 1)),
+                    end_date: Some(date(2026, 12, 31)),
+                    include_ssn: false,
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let id = started.export.unwrap().id;
+        caseway_test_support::eventually("the export to end", Duration::from_secs(10), || {
+            let (mut api, id) = (api.clone(), id.clone());
+            async move {
+                let export = api
+                    .get_export(authed(token, pb::GetExportRequest { id }))
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .export
+                    .unwrap();
+                match export.state() {
+                    pb::ExportState::Running => Err(()),
+                    _ => Ok(export),
+                }
+            }
+        })
+        .await
+    }
+
+    #[tokio::test]
+    async fn tenant_b_cannot_reach_tenant_a_hmis_mappings_settings_or_exports() {
+        let env = TestEnv::new().await;
+        let node = env.start(&caseway::Target::ALL).await;
+        let a = node.create_tenant(&env, "hmis-a").await;
+        let b = node.create_tenant(&env, "hmis-b").await;
+        let a_admin = env.token_for("lisa", a, &[Role::TenantAdmin, Role::Supervisor], &[]);
+        let b_admin = env.token_for("lisa", b, &[Role::TenantAdmin, Role::Supervisor], &[]);
+        let a_fixtures = node.fixtures(&a_admin);
+        a_fixtures.hmis_settings("AA-100").await.unwrap();
+        a_fixtures
+            .hmis_mapping(pb::Subject::ExitDestination, "RENTAL", 435, 0)
+            .await
+            .unwrap();
+        let export = exported(&node, &a_admin).await;
+        assert_eq!(
+            export.state(),
+            pb::ExportState::Succeeded,
+            "{}",
+            export.error
+        );
+        let mut api = node.fixtures(&b_admin).hmis();
+
+        let listed = api
+            .list_mappings(authed(&b_admin, pb::ListMappingsRequest::default()))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(listed.mappings.is_empty());
+        not_found(
+            api.delete_mapping(authed(
+                &b_admin,
+                pb::DeleteMappingRequest {
+                    subject: pb::Subject::ExitDestination as i32,
+                    code: "RENTAL".into(),
+                },
+            ))
+            .await,
+            "DeleteMapping",
+        );
+        not_found(
+            api.get_settings(authed(&b_admin, pb::GetSettingsRequest {}))
+                .await,
+            "GetSettings",
+        );
+        not_found(
+            api.get_export(authed(
+                &b_admin,
+                pb::GetExportRequest {
+                    id: export.id.clone(),
+                },
+            ))
+            .await,
+            "GetExport",
+        );
+        for file in &export.files {
+            not_found(
+                api.download_export_file(authed(
+                    &b_admin,
+                    pb::DownloadExportFileRequest {
+                        id: export.id.clone(),
+                        name: file.name.clone(),
+                    },
+                ))
+                .await,
+                "DownloadExportFile",
+            );
+        }
+        // B's start of the same range is B's own export, not a join of A's; B without settings
+        // is refused whatever A has.
+        let refused = api
+            .start_export(authed(
+                &b_admin,
+                pb::StartExportRequest {
+                    start_date: Some(date(2026, 1, 1)),
+                    end_date: Some(date(2026, 12, 31)),
+                    include_ssn: false,
+                },
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+        node.fixtures(&b_admin)
+            .hmis_settings("BB-200")
+            .await
+            .unwrap();
+        let own = exported(&node, &b_admin).await;
+        assert_ne!(own.id, export.id);
+        // A's mapping still stands, and B's settings did not touch A's.
+        let a_settings = node
+            .fixtures(&a_admin)
+            .hmis()
+            .get_settings(authed(&a_admin, pb::GetSettingsRequest {}))
+            .await
+            .unwrap()
+            .into_inner()
+            .settings
+            .unwrap();
+        assert_eq!(a_settings.coc_code, "AA-100");
+        node.shutdown().await;
     }
 }

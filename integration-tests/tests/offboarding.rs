@@ -25,6 +25,44 @@ use caseway_offboarding::{ExportKey, PurgeOptions};
 use caseway_platform::TenantId;
 use caseway_platform::auth::Role;
 
+/// An HMIS export of the tenant of `token` (an administrator's) for 2026, once it succeeded.
+async fn hmis_export(node: &TestNode, token: &str) {
+    use caseway_api::hmis::v1 as hpb;
+    let mut api = node.fixtures(token).hmis();
+    let id = api
+        .start_export(authed(
+            token,
+            hpb::StartExportRequest {
+                start_date: Some(caseway_fixtures::date(2026, 1, 1)),
+                end_date: Some(caseway_fixtures::date(2026, 12, 31)),
+                include_ssn: false,
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .export
+        .unwrap()
+        .id;
+    caseway_test_support::eventually("the HMIS export", Duration::from_secs(10), || {
+        let (mut api, id) = (api.clone(), id.clone());
+        async move {
+            let export = api
+                .get_export(authed(token, hpb::GetExportRequest { id }))
+                .await
+                .unwrap()
+                .into_inner()
+                .export
+                .unwrap();
+            match export.state() {
+                hpb::ExportState::Succeeded => Ok(()),
+                state => Err(state),
+            }
+        }
+    })
+    .await;
+}
+
 /// Rows of `tenant` in every table that holds tenants' rows.
 async fn rows_of(owner: &mut PgConnection, tenant: TenantId) -> BTreeMap<String, i64> {
     let tables = tenant_tables(owner).await.unwrap();
@@ -118,6 +156,8 @@ async fn a_tenant_is_exported_whole_then_purged_leaving_the_others_untouched() {
     upload_attachment(&node, &ana, &ticket.id, "screen.png", &png, 4096)
         .await
         .unwrap();
+    // An HMIS export: its eight files are the tenant's objects too.
+    hmis_export(&node, &demo.token).await;
     let staying = records_tenant(&env, &node, "staying").await;
     client_with_ssn(&node, &staying.worker).await;
     let staying = staying.tenant;
@@ -275,6 +315,16 @@ async fn a_tenant_is_exported_whole_then_purged_leaving_the_others_untouched() {
     );
     let mut deleted = report.deleted.clone();
     assert_eq!(deleted.remove("attachment objects"), Some(1));
+    assert_eq!(deleted.remove("HMIS export objects"), Some(8));
+    let hmis_store = caseway_hmis::export_store(&config).unwrap();
+    let left: Vec<_> = futures::TryStreamExt::try_collect(
+        hmis_store
+            .store
+            .list(Some(&hmis_store.path(&format!("tenants/{leaving}")))),
+    )
+    .await
+    .unwrap();
+    assert!(left.is_empty(), "HMIS export objects left: {left:?}");
     let mut exported_rows: BTreeMap<String, i64> = exported
         .manifest
         .tables

@@ -11,6 +11,7 @@ use caseway_api::authorizations::v1 as auth_pb;
 use caseway_api::catalog::v1 as pb;
 use caseway_api::clients::v1 as clients_pb;
 use caseway_api::eligibility::v1 as elig_pb;
+use caseway_api::hmis::v1 as hmis_pb;
 use caseway_api::ticketing::v1 as ticket_pb;
 use caseway_integration_tests::{TestEnv, authed, criterion, date};
 use caseway_platform::auth::Role;
@@ -25,6 +26,7 @@ const SCHEMAS: &[&str] = &[
     "authorizations",
     "eligibility",
     "ticketing",
+    "hmis",
 ];
 
 #[tokio::test]
@@ -463,6 +465,44 @@ async fn every_table_is_isolated_by_forced_row_level_security() {
     caseway_integration_tests::download_attachment(&node, &env.support_token("sam"), &shot.id)
         .await
         .unwrap();
+    // HMIS settings, a mapping and an export.
+    let hmis = node.fixtures(&admin);
+    hmis.hmis_settings("XX-500").await.unwrap();
+    hmis.hmis_mapping(hmis_pb::Subject::ExitDestination, "RENTAL", 435, 0)
+        .await
+        .unwrap();
+    let export = hmis
+        .hmis()
+        .start_export(authed(
+            &admin,
+            hmis_pb::StartExportRequest {
+                start_date: Some(date(2026, 1, 1)),
+                end_date: Some(date(2026, 12, 31)),
+                include_ssn: false,
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .export
+        .unwrap();
+    eventually("the HMIS export to end", Duration::from_secs(10), || {
+        let (mut api, admin, id) = (hmis.hmis(), admin.clone(), export.id.clone());
+        async move {
+            let export = api
+                .get_export(authed(&admin, hmis_pb::GetExportRequest { id }))
+                .await
+                .unwrap()
+                .into_inner()
+                .export
+                .unwrap();
+            match export.state() {
+                hmis_pb::ExportState::Running => Err(()),
+                _ => Ok(()),
+            }
+        }
+    })
+    .await;
     // Decisions stored one to a row, as before checks were stored whole, are still read.
     caseway_integration_tests::store_as_a_decision_row(&mut env.db.owner().await, tenant).await;
     // The relay deletes what it published: stop the node, then leave an event behind.

@@ -28,6 +28,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "caseway/authorizations/v1/authorizations.proto",
         "caseway/eligibility/v1/eligibility.proto",
         "caseway/ticketing/v1/ticketing.proto",
+        "caseway/hmis/v1/hmis.proto",
         "caseway/events/v1/events.proto",
     ];
     println!("cargo:rerun-if-changed={}", root.display());

@@ -1,10 +1,10 @@
 {{/* The targets in the order they are listed, and whom each calls. */}}
 {{- define "caseway.targetNames" -}}
-tenancy catalog clients records authorizations eligibility ticketing
+tenancy catalog clients records authorizations eligibility ticketing hmis
 {{- end -}}
 
 {{- define "caseway.peersOf" -}}
-{{- $peers := dict "tenancy" "" "catalog" "tenancy" "clients" "catalog" "records" "catalog clients authorizations eligibility" "authorizations" "catalog clients records eligibility" "eligibility" "" "ticketing" "" -}}
+{{- $peers := dict "tenancy" "" "catalog" "tenancy" "clients" "catalog" "records" "catalog clients authorizations eligibility" "authorizations" "catalog clients records eligibility" "eligibility" "" "ticketing" "" "hmis" "" -}}
 {{- index $peers . -}}
 {{- end -}}
 

@@ -15,7 +15,9 @@ import yaml
 
 from render import CHART, NAMESPACE, REQUIRED, render
 
-TARGETS = ["tenancy", "catalog", "clients", "records", "authorizations", "eligibility", "ticketing"]
+TARGETS = [
+    "tenancy", "catalog", "clients", "records", "authorizations", "eligibility", "ticketing", "hmis",
+]
 PEERS = {
     "tenancy": [],
     "catalog": ["tenancy"],
@@ -24,6 +26,7 @@ PEERS = {
     "authorizations": ["catalog", "clients", "records", "eligibility"],
     "eligibility": [],
     "ticketing": [],
+    "hmis": [],
 }
 
 
@@ -176,12 +179,12 @@ def test_the_migration_hook_holds_the_owner_credentials_and_no_serving_pod_does(
     assert e["CASEWAY_APP_ROLE_PASSWORD_FILE"]["value"].startswith("/etc/caseway/")
     assert job["spec"]["template"]["spec"]["volumes"][0]["secret"]["secretName"] == "caseway-database-owner"
     # The owner's Secret, the user-signing key and the PII keys stay off the serving pods
-    # (the PII keys only on the clients pods).
+    # (the PII keys only on the pods that open SSNs: clients, and hmis for exports with SSNs).
     for name, d in of_kind(objects, "Deployment").items():
         text = json.dumps(d)
         assert "caseway-database-owner" not in text, name
         assert "MIGRATION" not in text and "PRIVATE_KEY" not in text, name
-        assert ("caseway-pii-keys" in text) == (name == "caseway-clients"), name
+        assert ("caseway-pii-keys" in text) == (name in ("caseway-clients", "caseway-hmis")), name
     config = json.dumps(of_kind(objects, "ConfigMap"))
     assert "MIGRATION" not in config and "PRIVATE_KEY" not in config
 

@@ -77,6 +77,12 @@ pub mod caseway {
         }
     }
 
+    pub mod hmis {
+        pub mod v1 {
+            tonic::include_proto!("caseway.hmis.v1");
+        }
+    }
+
     pub mod events {
         pub mod v1 {
             tonic::include_proto!("caseway.events.v1");
@@ -85,7 +91,8 @@ pub mod caseway {
 }
 
 pub use caseway::{
-    authorizations, catalog, clients, common, eligibility, events, records, tenancy, ticketing,
+    authorizations, catalog, clients, common, eligibility, events, hmis, records, tenancy,
+    ticketing,
 };
 
 include!(concat!(env!("OUT_DIR"), "/event_schemas.rs"));

@@ -31,10 +31,11 @@ pub enum Target {
     Authorizations,
     Eligibility,
     Ticketing,
+    Hmis,
 }
 
 impl Target {
-    pub const ALL: [Target; 7] = [
+    pub const ALL: [Target; 8] = [
         Target::Tenancy,
         Target::Catalog,
         Target::Clients,
@@ -42,6 +43,7 @@ impl Target {
         Target::Authorizations,
         Target::Eligibility,
         Target::Ticketing,
+        Target::Hmis,
     ];
 
     pub fn name(&self) -> &'static str {
@@ -53,6 +55,7 @@ impl Target {
             Target::Authorizations => "authorizations",
             Target::Eligibility => "eligibility",
             Target::Ticketing => "ticketing",
+            Target::Hmis => "hmis",
         }
     }
 }
@@ -68,7 +71,7 @@ pub fn parse_targets(text: &str) -> anyhow::Result<Vec<Target>> {
             .into_iter()
             .find(|t| t.name() == part)
             .with_context(|| {
-                format!("unknown target {part}; expected all, tenancy, catalog, clients, records, authorizations, eligibility or ticketing")
+                format!("unknown target {part}; expected all, tenancy, catalog, clients, records, authorizations, eligibility, ticketing or hmis")
             })?;
         if !targets.contains(&target) {
             targets.push(target);
@@ -81,7 +84,7 @@ pub fn parse_targets(text: &str) -> anyhow::Result<Vec<Target>> {
 }
 
 /// Every service's migrations, applied in version order by `caseway migrate`.
-pub fn migrators() -> [&'static Migrator; 8] {
+pub fn migrators() -> [&'static Migrator; 9] {
     [
         &caseway_platform::MIGRATOR,
         &caseway_tenancy::MIGRATOR,
@@ -91,6 +94,7 @@ pub fn migrators() -> [&'static Migrator; 8] {
         &caseway_authorizations::MIGRATOR,
         &caseway_eligibility::MIGRATOR,
         &caseway_ticketing::MIGRATOR,
+        &caseway_hmis::MIGRATOR,
     ]
 }
 
@@ -187,6 +191,13 @@ pub async fn start(
             )?,
             Eligibility => caseway_eligibility::register(&platform, &mut node),
             Ticketing => caseway_ticketing::register(&platform, &mut node)?,
+            Hmis => caseway_hmis::register(
+                &platform,
+                &mut node,
+                Arc::new(offboard::SsnKeysOf(Arc::new(offboard::tenant_keys(
+                    &platform.config,
+                )?))),
+            )?,
         }
     }
     caseway_platform::server::start(platform, node, grpc_listener, metrics_listener, shutdown).await

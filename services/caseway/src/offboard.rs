@@ -11,17 +11,18 @@ use uuid::Uuid;
 use caseway_clients::pii::{PiiCipher, Sealed, ssn_context};
 use caseway_clients::tenant_keys::{TENANT_KEY_ID, TenantKey, TenantKeys};
 use caseway_offboarding::export::Exported;
+use caseway_offboarding::purge::TenantObjects;
 use caseway_offboarding::{ExportKey, PurgeOptions, PurgeReport, SsnOpener};
 use caseway_platform::{Config, TenantId};
 
 /// Opens SSNs as the clients service does: with the tenant's key, or a deployment key for
 /// those sealed before tenants had keys.
-struct Pii<'a> {
-    keys: &'a TenantKeys,
+struct Pii {
+    keys: Arc<TenantKeys>,
     tenant_key: Option<Arc<TenantKey>>,
 }
 
-impl SsnOpener for Pii<'_> {
+impl SsnOpener for Pii {
     fn open(
         &self,
         tenant: TenantId,
@@ -39,6 +40,24 @@ impl SsnOpener for Pii<'_> {
             None if key_id == TENANT_KEY_ID => anyhow::bail!("the tenant's PII key is gone"),
             _ => self.keys.deployment().open(&sealed, &context),
         }
+    }
+}
+
+/// The openers of tenants' SSNs the HMIS export uses.
+pub struct SsnKeysOf(pub Arc<TenantKeys>);
+
+impl caseway_hmis::SsnKeys for SsnKeysOf {
+    fn opener(
+        &self,
+        tenant: TenantId,
+    ) -> futures::future::BoxFuture<'_, anyhow::Result<Box<dyn SsnOpener>>> {
+        Box::pin(async move {
+            let opener: Box<dyn SsnOpener> = Box::new(Pii {
+                tenant_key: self.0.existing(tenant).await?,
+                keys: self.0.clone(),
+            });
+            Ok(opener)
+        })
     }
 }
 
@@ -108,10 +127,10 @@ pub async fn export_to(
     let ssn_key = std::fs::read_to_string(ssn_key_file)
         .with_context(|| format!("reading {}", ssn_key_file.display()))?;
     let ssn_key = ExportKey::parse(&ssn_key)?;
-    let keys = tenant_keys(config)?;
+    let keys = Arc::new(tenant_keys(config)?);
     let pii = Pii {
         tenant_key: keys.existing(tenant.id).await?,
-        keys: &keys,
+        keys: keys.clone(),
     };
     let attachments = attachment_store(config)?;
     let exported = caseway_offboarding::export(
@@ -138,8 +157,7 @@ pub async fn purge(
     if tenant.purged_at.is_none() {
         reseal(config, Some(key)).await?;
     }
-    let purged =
-        caseway_offboarding::purge(&pool, &tenant, options, Some(attachment_store(config)?)).await;
+    let purged = caseway_offboarding::purge(&pool, &tenant, options, &tenant_stores(config)?).await;
     pool.close().await;
     let mut report = purged?;
     report.tenant_key_destroyed = tenant_keys(config)?.destroy(tenant.id).await?;
@@ -220,6 +238,23 @@ pub async fn offboard_to(
         ..PurgeOptions::default()
     };
     purge(config, key, &options).await
+}
+
+/// Every store that keeps tenants' objects: the attachments', the HMIS exports'.
+fn tenant_stores(config: &Config) -> anyhow::Result<Vec<TenantObjects>> {
+    let hmis = caseway_hmis::export_store(config)?;
+    Ok(vec![
+        TenantObjects {
+            report_as: "attachment objects",
+            store: attachment_store(config)?,
+            prefix: Default::default(),
+        },
+        TenantObjects {
+            report_as: "HMIS export objects",
+            store: hmis.store,
+            prefix: hmis.prefix,
+        },
+    ])
 }
 
 fn attachment_store(config: &Config) -> anyhow::Result<Arc<dyn object_store::ObjectStore>> {

@@ -18,15 +18,14 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use futures::TryStreamExt;
 use object_store::ObjectStore;
-use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::{AssertSqlSafe, PgConnection, PgPool};
-use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
 use caseway_platform::TenantId;
+use caseway_platform::objects::{Counted, hex};
 use caseway_platform::sealing;
 
 use crate::destination::Destination;
@@ -47,16 +46,7 @@ pub const SSN_FIELD: &str = "ssn_sealed_for_export";
 /// Where attachments' images are kept, by `ticketing.attachments.object_key`.
 const ATTACHMENTS_TABLE: &str = "ticketing.attachments";
 
-/// Opens an SSN as the clients service sealed it.
-pub trait SsnOpener: Send + Sync {
-    fn open(
-        &self,
-        tenant: TenantId,
-        client: Uuid,
-        key_id: &str,
-        sealed: &[u8],
-    ) -> anyhow::Result<String>;
-}
+pub use caseway_platform::sealing::SsnOpener;
 
 /// The key the tenant supplied for its SSNs: 32 bytes, base64.
 pub struct ExportKey {
@@ -277,7 +267,7 @@ async fn export_table(
         table.quoted()
     );
     let file = format!("tables/{full}.jsonl");
-    let mut out = Counted::new(BufWriter::new(to.store.clone(), to.path(&file)));
+    let mut out = Counted::new(to.store.clone(), to.path(&file));
     let mut rows = sqlx::query_as::<_, (String, Option<Uuid>, Option<String>, Option<Vec<u8>>)>(
         AssertSqlSafe(sql),
     )
@@ -350,7 +340,7 @@ async fn export_attachments(
     let mut files = Vec::with_capacity(keys.len());
     for object_key in keys {
         let file = format!("attachments/{object_key}");
-        let mut out = Counted::new(BufWriter::new(to.store.clone(), to.path(&file)));
+        let mut out = Counted::new(to.store.clone(), to.path(&file));
         let mut stream = from
             .get(&Path::from(object_key.as_str()))
             .await
@@ -368,39 +358,6 @@ async fn export_attachments(
         });
     }
     Ok(files)
-}
-
-/// A file being written, with its size and SHA-256 kept as it goes.
-struct Counted {
-    out: BufWriter,
-    sha: Sha256,
-    bytes: u64,
-}
-
-impl Counted {
-    fn new(out: BufWriter) -> Counted {
-        Counted {
-            out,
-            sha: Sha256::new(),
-            bytes: 0,
-        }
-    }
-
-    async fn write(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
-        self.sha.update(bytes);
-        self.bytes += bytes.len() as u64;
-        self.out.write_all(bytes).await?;
-        Ok(())
-    }
-
-    async fn finish(mut self) -> anyhow::Result<(u64, String)> {
-        self.out.shutdown().await?;
-        Ok((self.bytes, hex(&self.sha.finalize())))
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

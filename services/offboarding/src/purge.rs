@@ -70,14 +70,23 @@ impl PurgeReport {
     }
 }
 
-/// Purges `tenant`: it must be suspended and exported since its last change. The objects of
-/// its attachments go from `attachments` (the store ticketing keeps them in; required when the
-/// tenant has any) before their rows.
+/// An object store that keeps tenants' objects under `<prefix>/tenants/<tenant id>/`: the
+/// attachments' store, the HMIS exports' store.
+pub struct TenantObjects {
+    /// What the purge report calls the objects deleted there.
+    pub report_as: &'static str,
+    pub store: Arc<dyn ObjectStore>,
+    pub prefix: Path,
+}
+
+/// Purges `tenant`: it must be suspended and exported since its last change. Its objects go
+/// from each of `stores` (the attachments' and the HMIS exports': every store that keeps
+/// tenants' objects) after its rows.
 pub async fn purge(
     pool: &PgPool,
     tenant: &Tenant,
     options: &PurgeOptions,
-    attachments: Option<Arc<dyn ObjectStore>>,
+    stores: &[TenantObjects],
 ) -> anyhow::Result<PurgeReport> {
     anyhow::ensure!(options.batch > 0, "the batch size must be positive");
     // The lock is the session's, on a connection taken out of the pool: closed, and the lock
@@ -91,7 +100,7 @@ pub async fn purge(
     if !locked {
         bail!("a purge of tenant {} is running", tenant.slug);
     }
-    let result = purge_locked(pool, tenant, options, attachments).await;
+    let result = purge_locked(pool, tenant, options, stores).await;
     let _ = sqlx::Connection::close(lock).await;
     result
 }
@@ -100,7 +109,7 @@ async fn purge_locked(
     pool: &PgPool,
     tenant: &Tenant,
     options: &PurgeOptions,
-    attachments: Option<Arc<dyn ObjectStore>>,
+    stores: &[TenantObjects],
 ) -> anyhow::Result<PurgeReport> {
     let started_at = begin(pool, tenant, options.settle).await?;
     let resumed = started_at.1;
@@ -125,9 +134,8 @@ async fn purge_locked(
         }
         tracing::warn!(?left, "rows written during the purge; deleting again");
     }
-    match attachments.as_deref() {
-        Some(store) => delete_objects(pool, tenant.id, store).await?,
-        None => tracing::warn!("no attachment store given: the tenant's objects stay"),
+    for objects in stores {
+        delete_objects(pool, tenant.id, objects).await?;
     }
     let mut tx = pool.begin().await?;
     act_for(&mut tx, tenant.id).await?;
@@ -220,15 +228,20 @@ async fn begin(pool: &PgPool, tenant: &Tenant, settle: Duration) -> anyhow::Resu
     Ok((started, false))
 }
 
-/// Deletes every object the tenant has in the attachments' store (under `tenants/<id>/`,
-/// whether a row names it or not: an upload whose row never committed leaves one), a listing
-/// at a time, adding to the report those it listed, so a resumed purge counts each once.
+/// Deletes every object the tenant has in a store (under `tenants/<id>/`, whether a row names
+/// it or not: an upload whose row never committed leaves one), a listing at a time, adding to
+/// the report those it listed, so a resumed purge counts each once.
 async fn delete_objects(
     pool: &PgPool,
     tenant: TenantId,
-    store: &dyn ObjectStore,
+    objects: &TenantObjects,
 ) -> anyhow::Result<()> {
-    let prefix = Path::from(format!("tenants/{tenant}"));
+    let store = objects.store.as_ref();
+    let prefix = objects
+        .prefix
+        .clone()
+        .child("tenants")
+        .child(tenant.to_string());
     loop {
         let listed: Vec<Path> = store
             .list(Some(&prefix))
@@ -236,7 +249,7 @@ async fn delete_objects(
             .map_ok(|meta| meta.location)
             .try_collect()
             .await
-            .context("listing the tenant's attachment objects")?;
+            .with_context(|| format!("listing the tenant's {}", objects.report_as))?;
         if listed.is_empty() {
             return Ok(());
         }
@@ -246,13 +259,17 @@ async fn delete_objects(
         while let Some(result) = results.next().await {
             match result {
                 Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(error) => return Err(error).context("deleting an attachment's object"),
+                Err(error) => {
+                    return Err(error).with_context(|| {
+                        format!("deleting one of the tenant's {}", objects.report_as)
+                    });
+                }
             }
         }
         drop(results);
         let mut tx = pool.begin().await?;
         act_for(&mut tx, tenant).await?;
-        add_to_report(&mut tx, tenant, "attachment objects", listed.len() as i64).await?;
+        add_to_report(&mut tx, tenant, objects.report_as, listed.len() as i64).await?;
         tx.commit().await?;
     }
 }

@@ -199,6 +199,16 @@ pub static TABLE: &[(&str, Access)] = &[
     ("caseway.ticketing.v1.TicketingService/ListTicketAttachments",                  roles("CSAT.")),
     ("caseway.ticketing.v1.TicketingService/DownloadTicketAttachment",               roles("CSAT.")),
     ("caseway.ticketing.v1.TicketingService/ReleaseTicketAttachment",                roles("..A..")),
+    // HMIS: the tenant administrator keeps the mappings to HUD's codes; supervisors and
+    // administrators export (SSNs only with clients.read_ssn, checked by the use case).
+    ("caseway.hmis.v1.HmisService/SetMapping",                                       roles("..A..")),
+    ("caseway.hmis.v1.HmisService/ListMappings",                                     roles(".SA..")),
+    ("caseway.hmis.v1.HmisService/DeleteMapping",                                    roles("..A..")),
+    ("caseway.hmis.v1.HmisService/GetSettings",                                      roles(".SA..")),
+    ("caseway.hmis.v1.HmisService/UpdateSettings",                                   roles("..A..")),
+    ("caseway.hmis.v1.HmisService/StartExport",                                      roles(".SA..")),
+    ("caseway.hmis.v1.HmisService/GetExport",                                        roles(".SA..")),
+    ("caseway.hmis.v1.HmisService/DownloadExportFile",                               roles(".SA..")),
 ];
 
 impl Access {

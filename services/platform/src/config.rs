@@ -99,6 +99,10 @@ pub struct Config {
     /// variables). Outside the database, so a restored backup of it cannot open the SSNs of a
     /// purged tenant, whose key the purge destroys; every replica must share it.
     pub pii_tenant_keys: String,
+    /// Where the HUD HMIS CSV exports' files are kept until downloaded (`CASEWAY_HMIS_EXPORTS`):
+    /// empty for a folder `hmis-exports` in the data folder, `file:///a/folder`, or
+    /// `s3://bucket/prefix`; every replica serving hmis must share it.
+    pub hmis_exports: String,
     /// File holding the secret (at least 32 bytes) that signs page tokens, the same on every
     /// replica (`CASEWAY_PAGE_TOKEN_SECRET_FILE`). Required to serve; `caseway dev` writes one.
     pub page_token_secret_file: Option<PathBuf>,
@@ -220,6 +224,7 @@ impl Default for Config {
             jwt_audience: "caseway".into(),
             pii_keys_file: PathBuf::from(".caseway/pii-keys"),
             pii_tenant_keys: String::new(),
+            hmis_exports: String::new(),
             page_token_secret_file: None,
             data_dir: PathBuf::from(".caseway"),
             otlp_endpoint: None,
@@ -440,6 +445,9 @@ impl Config {
         }
         if let Some(v) = var("CASEWAY_PII_TENANT_KEYS") {
             self.pii_tenant_keys = v;
+        }
+        if let Some(v) = var("CASEWAY_HMIS_EXPORTS") {
+            self.hmis_exports = v;
         }
         if let Some(v) = var("CASEWAY_TICKETING_ATTACHMENTS") {
             self.ticketing_attachments = v;

@@ -60,3 +60,44 @@ impl Objects {
             .fold(self.prefix.clone(), |path, part| path.child(part))
     }
 }
+
+/// An object being written through a buffered (multipart, for S3) upload, with its size and
+/// SHA-256 kept as it goes, so a file is never held whole in memory.
+pub struct Counted {
+    out: object_store::buffered::BufWriter,
+    sha: sha2::Sha256,
+    bytes: u64,
+}
+
+impl Counted {
+    pub fn new(store: Arc<dyn ObjectStore>, path: Path) -> Counted {
+        use sha2::Digest;
+        Counted {
+            out: object_store::buffered::BufWriter::new(store, path),
+            sha: sha2::Sha256::new(),
+            bytes: 0,
+        }
+    }
+
+    pub async fn write(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        use sha2::Digest;
+        use tokio::io::AsyncWriteExt;
+        self.sha.update(bytes);
+        self.bytes += bytes.len() as u64;
+        self.out.write_all(bytes).await?;
+        Ok(())
+    }
+
+    /// Completes the object: its size and SHA-256 in hex.
+    pub async fn finish(mut self) -> anyhow::Result<(u64, String)> {
+        use sha2::Digest;
+        use tokio::io::AsyncWriteExt;
+        self.out.shutdown().await?;
+        Ok((self.bytes, hex(&self.sha.finalize())))
+    }
+}
+
+/// Bytes in lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

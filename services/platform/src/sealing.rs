@@ -35,3 +35,17 @@ pub fn open(cipher: &Aes256Gcm, sealed: &[u8], aad: &[u8]) -> anyhow::Result<Vec
         )
         .map_err(|_| anyhow::anyhow!("the sealed value does not open with this key here"))
 }
+
+/// Opens an SSN as the clients service sealed it (with the tenant's key, or a deployment key
+/// for one sealed before tenants had keys), for what reads SSNs outside that service: a
+/// tenant's full export, the HMIS export. The binary gives it, since only the clients crate
+/// holds the keys.
+pub trait SsnOpener: Send + Sync {
+    fn open(
+        &self,
+        tenant: crate::TenantId,
+        client: uuid::Uuid,
+        key_id: &str,
+        sealed: &[u8],
+    ) -> anyhow::Result<String>;
+}
