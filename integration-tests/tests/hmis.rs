@@ -497,9 +497,16 @@ async fn the_demo_tenants_export_meets_the_specification_and_the_records_totals(
             .all(|r| r["SSN"].is_empty())
     );
 
-    // SSNs leave only with clients.read_ssn; every start and download is audited.
+    // SSNs leave only with clients.read_ssn: neither a start with them nor a download of an
+    // export that holds them without it. Every start and download is audited.
     let denied = start(&node, &supervisor, range, true).await.unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied);
+    for file in &export.files {
+        let denied = download(&node, &supervisor, &export.id, &file.name)
+            .await
+            .unwrap_err();
+        assert_eq!(denied.code(), Code::PermissionDenied);
+    }
     let mut owner = env.db.owner().await;
     let audited: Vec<(String, Vec<String>)> = sqlx::query_as(
         "SELECT action, changed_fields FROM platform.audit_log \

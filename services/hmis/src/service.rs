@@ -220,7 +220,8 @@ impl Hmis {
         export.ok_or_else(|| Error::not_found("hmis_export", id))
     }
 
-    /// One file of a succeeded export, streamed from the store; the download is audited.
+    /// One file of a succeeded export, streamed from the store; the download is audited. An
+    /// export holding SSNs is downloaded only with the permission that let them leave.
     pub async fn download(&self, caller: &Caller, id: Uuid, name: &str) -> Result<FileStream> {
         let mut tx = self.db.tenant_tx(caller.tenant).await?;
         let export = store::export(tx.conn(), id)
@@ -234,6 +235,12 @@ impl Hmis {
                     "the export is {}: only a succeeded one is downloaded",
                     export.state.as_str()
                 ),
+            ));
+        }
+        if export.include_ssn && !caller.principal.has_permission(READ_SSN) {
+            return Err(Error::denied(
+                Reason::PermissionMissing,
+                "this export holds SSNs: downloading it needs the clients.read_ssn permission",
             ));
         }
         let file = File::parse(name).ok_or_else(|| {
