@@ -2155,8 +2155,8 @@ mod hmis {
                     .export
                     .unwrap();
                 match export.state() {
-                    pb::ExportState::Running => Err(()),
-                    _ => Ok(export),
+                    pb::ExportState::Succeeded => Ok(export),
+                    state => Err(state),
                 }
             }
         })
@@ -2178,12 +2178,6 @@ mod hmis {
             .await
             .unwrap();
         let export = exported(&node, &a_admin).await;
-        assert_eq!(
-            export.state(),
-            pb::ExportState::Succeeded,
-            "{}",
-            export.error
-        );
         let mut api = node.fixtures(&b_admin).hmis();
 
         let listed = api
@@ -2231,8 +2225,7 @@ mod hmis {
                 "DownloadExportFile",
             );
         }
-        // B's start of the same range is B's own export, not a join of A's; B without settings
-        // is refused whatever A has.
+        // B without settings is refused whatever A has.
         let refused = api
             .start_export(authed(
                 &b_admin,
@@ -2249,8 +2242,33 @@ mod hmis {
             .hmis_settings("BB-200")
             .await
             .unwrap();
-        let own = exported(&node, &b_admin).await;
-        assert_ne!(own.id, export.id);
+        // B's start of the range A's export runs for is B's own, not a join of A's.
+        let mut owner = env.db.owner().await;
+        let mut lock = sqlx::Connection::begin(&mut owner).await.unwrap();
+        sqlx::query("LOCK TABLE records.service_records IN ACCESS EXCLUSIVE MODE")
+            .execute(&mut *lock)
+            .await
+            .unwrap();
+        let range = pb::StartExportRequest {
+            start_date: Some(date(2025, 1, 1)),
+            end_date: Some(date(2025, 12, 31)),
+            include_ssn: false,
+        };
+        let a_running = node
+            .fixtures(&a_admin)
+            .hmis()
+            .start_export(authed(&a_admin, range))
+            .await
+            .unwrap()
+            .into_inner();
+        let b_own = api
+            .start_export(authed(&b_admin, range))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(!b_own.joined);
+        assert_ne!(b_own.export.unwrap().id, a_running.export.unwrap().id);
+        lock.rollback().await.unwrap();
         // A's mapping still stands, and B's settings did not touch A's.
         let a_settings = node
             .fixtures(&a_admin)

@@ -16,7 +16,7 @@ use caseway_api::google::r#type::Date;
 use caseway_api::hmis::v1 as hpb;
 use caseway_api::records::v1 as rpb;
 use caseway_fixtures::{Fixtures, date};
-use caseway_integration_tests::{TestEnv, TestNode, authed, rule_of, violated_fields};
+use caseway_integration_tests::{TestEnv, TestNode, authed, reason, rule_of, violated_fields};
 use caseway_platform::TenantId;
 use caseway_platform::auth::Role;
 use caseway_test_support::eventually;
@@ -260,7 +260,7 @@ async fn the_demo_tenants_export_meets_the_specification_and_the_records_totals(
             &demo.token,
             cpb::ExitEnrollmentRequest {
                 id: enrollments[0].id.clone(),
-                exit_date: day(2026, 6, 30),
+                exit_date: day(2026, 11, 30),
                 exit_destination: "RENTAL".into(),
                 ..Default::default()
             },
@@ -298,8 +298,87 @@ async fn the_demo_tenants_export_meets_the_specification_and_the_records_totals(
         .into_inner()
         .programs
         .remove(0);
-    worker
+    let sams_enrollment = worker
         .enrollment(&sam, &program.id, date(2026, 2, 1))
+        .await
+        .unwrap();
+
+    // Three workshops HMIS cannot place, each left out for its reason: one recorded without an
+    // enrollment; one dated after an exit recorded later; one of a client deleted since.
+    let catalog_services = worker
+        .catalog()
+        .list_services(authed(
+            &demo.token,
+            caseway_api::catalog::v1::ListServicesRequest::default(),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .services;
+    let workshop = catalog_services
+        .iter()
+        .find(|s| s.code == "FW")
+        .unwrap()
+        .id
+        .clone();
+    let workshop_on = |client: &str, enrollment: &str, on: Date| rpb::ServiceRecord {
+        client_id: client.into(),
+        service_id: workshop.clone(),
+        service_date: Some(on),
+        enrollment_id: enrollment.into(),
+        units: "1".into(),
+        ..Default::default()
+    };
+    worker
+        .record(workshop_on(&sam, "", date(2026, 5, 4)))
+        .await
+        .unwrap();
+    worker
+        .record(workshop_on(&sam, &sams_enrollment, date(2026, 6, 15)))
+        .await
+        .unwrap();
+    worker
+        .clients()
+        .exit_enrollment(authed(
+            &demo.token,
+            cpb::ExitEnrollmentRequest {
+                id: sams_enrollment.clone(),
+                exit_date: day(2026, 5, 31),
+                exit_destination: "UNKNOWN-PLACE".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
+    let gone = worker
+        .client(cpb::Client {
+            first_name: "Gone".into(),
+            last_name: "Away".into(),
+            birth_date_quality: cpb::DataQuality::NotCollected as i32,
+            ssn_quality: cpb::DataQuality::NotCollected as i32,
+            veteran_status: cpb::VeteranStatus::NotCollected as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let gones_enrollment = worker
+        .enrollment(&gone, &program.id, date(2026, 2, 1))
+        .await
+        .unwrap();
+    worker
+        .record(workshop_on(&gone, &gones_enrollment, date(2026, 3, 3)))
+        .await
+        .unwrap();
+    worker
+        .clients()
+        .delete_client(authed(
+            &demo.token,
+            cpb::DeleteClientRequest {
+                id: gone.clone(),
+                reason: "entered twice".into(),
+                ..Default::default()
+            },
+        ))
         .await
         .unwrap();
 
@@ -325,6 +404,7 @@ async fn the_demo_tenants_export_meets_the_specification_and_the_records_totals(
 
     // What the tenant holds, as HUD reads it.
     let clients = &files["Client.csv"];
+    // The demo's five, and Sam; not the client deleted.
     assert_eq!(clients.rows.len(), 6);
     let maria = clients
         .rows
@@ -365,7 +445,14 @@ async fn the_demo_tenants_export_meets_the_specification_and_the_records_totals(
         .iter()
         .map(|u| (u.subject, u.code.as_str(), u.rows))
         .collect();
-    assert_eq!(unmapped, [(hpb::Subject::Gender as i32, "4", 1)]);
+    assert_eq!(
+        unmapped,
+        [
+            (hpb::Subject::Gender as i32, "4", 1),
+            // Written as 99, Data not collected.
+            (hpb::Subject::ExitDestination as i32, "UNKNOWN-PLACE", 1),
+        ]
+    );
     assert_eq!(files["Organization.csv"].rows.len(), 1);
     assert_eq!(
         files["Organization.csv"].rows[0]["OrganizationName"],
@@ -382,9 +469,14 @@ async fn the_demo_tenants_export_meets_the_specification_and_the_records_totals(
     assert_eq!(files["Funder.csv"].rows.len(), 1);
     assert_eq!(files["Funder.csv"].rows[0]["Funder"], "9");
     let exits = &files["Exit.csv"].rows;
-    assert_eq!(exits.len(), 1);
-    assert_eq!(exits[0]["Destination"], "435");
-    assert_eq!(exits[0]["ExitDate"], "2026-06-30");
+    assert_eq!(exits.len(), 2);
+    let exit = |date: &str| exits.iter().find(|e| e["ExitDate"] == date).unwrap();
+    assert_eq!(exit("2026-11-30")["Destination"], "435");
+    assert_eq!(exit("2026-05-31")["Destination"], "99");
+    assert_eq!(
+        exit("2026-05-31")["EnrollmentID"],
+        sams_enrollment.replace('-', "")
+    );
     for row in &files["Enrollment.csv"].rows {
         assert_eq!(row["EnrollmentCoC"], "XX-500");
     }
@@ -403,6 +495,34 @@ async fn the_demo_tenants_export_meets_the_specification_and_the_records_totals(
     }
     for row in &files["Funder.csv"].rows {
         assert!(projects.contains(row["ProjectID"].as_str()));
+    }
+    for row in &files["Exit.csv"].rows {
+        assert!(personal.contains(row["PersonalID"].as_str()));
+        assert!(enrollment_ids.contains(row["EnrollmentID"].as_str()));
+    }
+    let organization = &files["Organization.csv"].rows[0]["OrganizationID"];
+    assert!(
+        files["Project.csv"]
+            .rows
+            .iter()
+            .all(|p| &p["OrganizationID"] == organization)
+    );
+    // Services lie within their enrollments.
+    let enrollments: HashMap<&str, &BTreeMap<String, String>> = files["Enrollment.csv"]
+        .rows
+        .iter()
+        .map(|e| (e["EnrollmentID"].as_str(), e))
+        .collect();
+    let exit_of: HashMap<&str, &str> = exits
+        .iter()
+        .map(|e| (e["EnrollmentID"].as_str(), e["ExitDate"].as_str()))
+        .collect();
+    for row in &files["Services.csv"].rows {
+        let enrollment = enrollments[row["EnrollmentID"].as_str()];
+        assert!(row["DateProvided"] >= enrollment["EntryDate"]);
+        if let Some(exit) = exit_of.get(row["EnrollmentID"].as_str()) {
+            assert!(row["DateProvided"].as_str() <= *exit);
+        }
     }
     let export_id = &files["Export.csv"].rows[0]["ExportID"];
     for csv in files.values() {
@@ -430,6 +550,9 @@ async fn the_demo_tenants_export_meets_the_specification_and_the_records_totals(
         .iter()
         .map(|s| (s.reason.as_str(), s.rows))
         .collect();
+    assert_eq!(skipped.get("no_enrollment"), Some(&1));
+    assert_eq!(skipped.get("outside_enrollment"), Some(&1));
+    assert_eq!(skipped.get("client_deleted"), Some(&1));
     let records: i64 = totals.iter().map(|t| t.records).sum();
     let turn_aways: i64 = totals.iter().map(|t| t.turn_aways).sum();
     assert!(turn_aways > 0);
@@ -440,17 +563,7 @@ async fn the_demo_tenants_export_meets_the_specification_and_the_records_totals(
         .map(|(_, rows)| rows)
         .sum();
     assert_eq!(services.len() as i64 + left_out, records, "{skipped:?}");
-    let demo_services = worker
-        .catalog()
-        .list_services(authed(
-            &demo.token,
-            caseway_api::catalog::v1::ListServicesRequest::default(),
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .services;
-    let code_of: HashMap<&str, &str> = demo_services
+    let code_of: HashMap<&str, &str> = catalog_services
         .iter()
         .map(|s| (s.id.as_str(), s.code.as_str()))
         .collect();
@@ -466,7 +579,13 @@ async fn the_demo_tenants_export_meets_the_specification_and_the_records_totals(
             .iter()
             .filter(|r| r["RecordType"] == record_type && r["TypeProvided"] == provided)
             .collect();
-        assert_eq!(rows.len() as i64, total.records, "{code}'s records");
+        // The three workshops left out.
+        let left_out = if code == "FW" { 3 } else { 0 };
+        assert_eq!(
+            rows.len() as i64 + left_out,
+            total.records,
+            "{code}'s records"
+        );
         if code == "FA" {
             let amount: rust_decimal::Decimal = rows
                 .iter()
@@ -480,7 +599,7 @@ async fn the_demo_tenants_export_meets_the_specification_and_the_records_totals(
     }
 
     // The same clients, enrollments and services keep their ids in the next export; one
-    // without SSNs holds none.
+    // without SSNs holds only their last four digits.
     let supervisor = env.token(tenant, &[Role::Supervisor], &[]);
     let again = start(&node, &supervisor, range, false).await.unwrap();
     let again = finished(&node, &supervisor, &again.export.unwrap().id).await;
@@ -490,11 +609,13 @@ async fn the_demo_tenants_export_meets_the_specification_and_the_records_totals(
         column(&again_files["Services.csv"], "ServicesID"),
         column(&files["Services.csv"], "ServicesID")
     );
+    // Withheld, an SSN is its last four digits, padded as HUD pads a partial one.
+    let withheld: BTreeSet<&str> = column(&again_files["Client.csv"], "SSN");
+    assert!(withheld.contains("xxxxx6789"), "{withheld:?}");
     assert!(
-        again_files["Client.csv"]
-            .rows
+        withheld
             .iter()
-            .all(|r| r["SSN"].is_empty())
+            .all(|s| s.is_empty() || s.starts_with("xxxxx"))
     );
 
     // SSNs leave only with clients.read_ssn: neither a start with them nor a download of an
@@ -544,7 +665,7 @@ async fn hmis_tenant(env: &TestEnv, node: &TestNode, slug: &str) -> (TenantId, S
 async fn a_second_start_of_a_running_range_joins_it() {
     let env = TestEnv::new().await;
     let node = env.start(&caseway::Target::ALL).await;
-    let (_, admin, fixtures) = hmis_tenant(&env, &node, "joining").await;
+    let (tenant, admin, fixtures) = hmis_tenant(&env, &node, "joining").await;
     // Without settings, no export.
     let refused = start(&node, &admin, (day(2026, 1, 1), day(2026, 3, 31)), false)
         .await
@@ -570,14 +691,65 @@ async fn a_second_start_of_a_running_range_joins_it() {
         .await
         .unwrap();
     assert!(!other.joined);
-    assert_ne!(other.export.as_ref().unwrap().id, first.id);
+    let other = other.export.unwrap();
+    assert_ne!(other.id, first.id);
+    // Two run: a third range waits its turn.
+    let busy = start(&node, &admin, (day(2026, 1, 1), day(2026, 5, 31)), false)
+        .await
+        .unwrap_err();
+    assert_eq!(busy.code(), Code::ResourceExhausted);
+    assert_eq!(reason(&busy), "EXPORTS_BUSY");
     // A running export's files are not ready.
     let early = download(&node, &admin, &first.id, "Client.csv")
         .await
         .unwrap_err();
     assert_eq!(early.code(), Code::FailedPrecondition);
     assert_eq!(rule_of(&early), "hmis_export_ready");
+
+    // An export marked failed while it runs (as a node that thought it dead would) stops at
+    // its next step, leaves the state it was given and deletes what it wrote.
+    let store = caseway_hmis::export_store(&env.config()).unwrap();
+    let folder = store.path(&format!("tenants/{tenant}/hmis/{}", other.id));
+    let written = || {
+        let (store, folder) = (store.store.clone(), folder.clone());
+        async move {
+            let listed: Vec<_> = futures::TryStreamExt::try_collect(store.list(Some(&folder)))
+                .await
+                .unwrap();
+            listed.len()
+        }
+    };
+    eventually("the first files", Duration::from_secs(10), || async {
+        match written().await {
+            0 => Err(0),
+            n => Ok(n),
+        }
+    })
+    .await;
+    let mut other_owner = env.db.owner().await;
+    sqlx::query("UPDATE hmis.exports SET state = 'failed', error = 'declared dead' WHERE id = $1")
+        .bind(other.id.parse::<uuid::Uuid>().unwrap())
+        .execute(&mut other_owner)
+        .await
+        .unwrap();
     lock.rollback().await.unwrap();
+    eventually(
+        "the failed export's files to go",
+        Duration::from_secs(10),
+        || async {
+            match written().await {
+                0 => Ok(()),
+                n => Err(n),
+            }
+        },
+    )
+    .await;
+    let shown = finished(&node, &admin, &other.id).await;
+    assert_eq!(
+        (shown.state(), shown.error.as_str()),
+        (hpb::ExportState::Failed, "declared dead")
+    );
+    other_owner.close().await.unwrap();
 
     let done = finished(&node, &admin, &first.id).await;
     assert_eq!(done.state(), hpb::ExportState::Succeeded, "{}", done.error);

@@ -497,8 +497,8 @@ async fn every_table_is_isolated_by_forced_row_level_security() {
                 .export
                 .unwrap();
             match export.state() {
-                hmis_pb::ExportState::Running => Err(()),
-                _ => Ok(()),
+                hmis_pb::ExportState::Succeeded => Ok(()),
+                state => Err(state),
             }
         }
     })

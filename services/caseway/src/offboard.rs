@@ -217,10 +217,7 @@ pub async fn offboard_to(
             .context("reading the export's manifest back")?
             .bytes()
             .await?;
-        let read_back: String = sha2::Sha256::digest(&manifest)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let read_back = caseway_platform::objects::hex(&sha2::Sha256::digest(&manifest));
         anyhow::ensure!(
             read_back == exported.manifest_sha256,
             "the export's manifest read back from {} is not the one written: nothing purged",

@@ -160,8 +160,14 @@ impl HmisService for HmisApi {
     ) -> Result<Response<Self::DownloadExportFileStream>, Status> {
         let caller = Caller::of(&request)?;
         let message = request.get_ref();
-        let id = parse_id::<Uuid>("id", &message.id)?;
-        let chunks = self.hmis.download(&caller, id, &message.name).await?;
+        let mut v = Violations::new();
+        let id = v.id::<Uuid>("id", &message.id);
+        let file = domain::File::parse(&message.name);
+        if file.is_none() {
+            v.add("name", "is one of the eight files, such as Client.csv");
+        }
+        let (id, file) = v.finish_with(id.zip(file))?;
+        let chunks = self.hmis.download(&caller, id, file).await?;
         let stream = chunks.map(|chunk| {
             chunk
                 .map(|chunk| pb::DownloadExportFileResponse {

@@ -201,6 +201,12 @@ pub fn check_mapping(
     v: &mut Violations,
 ) {
     v.text(&format!("{prefix}code"), code, 1, 200);
+    if code.trim() != code {
+        v.add(
+            format!("{prefix}code"),
+            "has no spaces before or after it: codes are matched exactly",
+        );
+    }
     let value_field = format!("{prefix}value");
     let spec = &*SPEC;
     let (allowed, list) = match subject {
@@ -423,7 +429,7 @@ pub fn user_id(user: &str) -> String {
         return user.to_string();
     }
     let digest = sha2::Sha256::digest(user.as_bytes());
-    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+    caseway_platform::objects::hex(&digest[..16])
 }
 
 pub fn date(d: NaiveDate) -> String {
@@ -580,6 +586,16 @@ pub fn demographics(row: &mut CsvRow, recorded: &[Demographic], mappings: &mut M
     }
 }
 
+/// An SSN as Client.csv holds it: its digits, padded on the left with `x` to nine as HUD pads
+/// a partial SSN (empty when there are none).
+pub fn ssn_field(ssn: &str) -> String {
+    let digits: String = ssn.chars().filter(char::is_ascii_digit).take(9).collect();
+    if digits.is_empty() {
+        return digits;
+    }
+    format!("{digits:x>9}")
+}
+
 /// A financial-assistance amount (FAAmount): two decimals.
 pub fn amount(record_type: i32, value: Option<Decimal>) -> Option<String> {
     if !FINANCIAL_ASSISTANCE.contains(&record_type) {
@@ -692,5 +708,8 @@ mod tests {
         assert_eq!(veteran_status(2), 1);
         assert_eq!(user_id("worker-1"), "worker-1");
         assert_eq!(user_id(&"x".repeat(40)).len(), 32);
+        assert_eq!(ssn_field("123-45-6789"), "123456789");
+        assert_eq!(ssn_field("6789"), "xxxxx6789");
+        assert_eq!(ssn_field(""), "");
     }
 }

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{NaiveDate, Utc};
@@ -15,6 +16,7 @@ use object_store::path::Path;
 use sha2::Digest;
 use sqlx::Row as _;
 use sqlx::postgres::PgRow;
+use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use caseway_platform::TenantId;
@@ -38,6 +40,12 @@ pub const READ_SSN: &str = "clients.read_ssn";
 
 /// Rows written between two progress reports.
 const PROGRESS_EVERY: i64 = 5_000;
+/// How often a running export shows itself alive (well within [`store::STALE_AFTER_SECONDS`]).
+const HEARTBEAT: Duration = Duration::from_secs(15);
+/// Exports one tenant may run at once (each holds a database snapshot while it runs).
+pub const MAX_RUNNING_PER_TENANT: i64 = 2;
+/// Export jobs one node runs at once; more wait their turn, shown running.
+const JOBS_PER_NODE: usize = 2;
 
 /// Gives an opener of a tenant's SSNs (only the binary holds the clients service's keys).
 pub trait SsnKeys: Send + Sync {
@@ -51,11 +59,17 @@ pub struct Hmis {
     db: Db,
     objects: Objects,
     ssn: Arc<dyn SsnKeys>,
+    jobs: Semaphore,
 }
 
 impl Hmis {
     pub fn new(db: Db, objects: Objects, ssn: Arc<dyn SsnKeys>) -> Self {
-        Hmis { db, objects, ssn }
+        Hmis {
+            db,
+            objects,
+            ssn,
+            jobs: Semaphore::new(JOBS_PER_NODE),
+        }
     }
 
     /// Sets a mapping whose values the domain has checked; NOT_FOUND when the tenant has no
@@ -177,32 +191,50 @@ impl Hmis {
             ));
         }
         store::fail_stale(tx.conn()).await?;
-        let (export, started) = store::start_export(
-            tx.conn(),
-            caller.tenant.as_uuid(),
-            Uuid::now_v7(),
-            (start, end, include_ssn),
-            &caller.principal.user_id,
+        let range = (start, end, include_ssn);
+        // Join the export of the range that runs, or start one; a start that loses the race
+        // for the range joins the winner.
+        let (export, started) = loop {
+            if let Some(running) = store::running_for(tx.conn(), range).await? {
+                break (running, false);
+            }
+            if store::running(tx.conn()).await? >= MAX_RUNNING_PER_TENANT {
+                return Err(Error::exhausted(
+                    Reason::ExportsBusy,
+                    format!(
+                        "the tenant runs {MAX_RUNNING_PER_TENANT} exports already; \
+                         start this one when one has ended"
+                    ),
+                    Duration::from_secs(30),
+                ));
+            }
+            let id = Uuid::now_v7();
+            let user = &caller.principal.user_id;
+            let tenant = caller.tenant.as_uuid();
+            if let Some(export) = store::start_export(tx.conn(), tenant, id, range, user).await? {
+                break (export, true);
+            }
+        };
+        let fields = if include_ssn {
+            vec!["include_ssn".to_string()]
+        } else {
+            vec![]
+        };
+        audit::record(
+            &mut tx,
+            &caller.principal,
+            AuditEntry {
+                action: if started {
+                    "hmis.export.start"
+                } else {
+                    "hmis.export.join"
+                },
+                resource_type: "hmis_export",
+                resource_id: export.id,
+                changed_fields: &fields,
+            },
         )
         .await?;
-        if started {
-            let fields = if include_ssn {
-                vec!["include_ssn".to_string()]
-            } else {
-                vec![]
-            };
-            audit::record(
-                &mut tx,
-                &caller.principal,
-                AuditEntry {
-                    action: "hmis.export.start",
-                    resource_type: "hmis_export",
-                    resource_id: export.id,
-                    changed_fields: &fields,
-                },
-            )
-            .await?;
-        }
         tx.commit().await?;
         if started {
             let hmis = self.clone();
@@ -222,7 +254,7 @@ impl Hmis {
 
     /// One file of a succeeded export, streamed from the store; the download is audited. An
     /// export holding SSNs is downloaded only with the permission that let them leave.
-    pub async fn download(&self, caller: &Caller, id: Uuid, name: &str) -> Result<FileStream> {
+    pub async fn download(&self, caller: &Caller, id: Uuid, file: File) -> Result<FileStream> {
         let mut tx = self.db.tenant_tx(caller.tenant).await?;
         let export = store::export(tx.conn(), id)
             .await?
@@ -243,9 +275,6 @@ impl Hmis {
                 "this export holds SSNs: downloading it needs the clients.read_ssn permission",
             ));
         }
-        let file = File::parse(name).ok_or_else(|| {
-            Error::invalid("name", "is one of the eight files, such as Client.csv")
-        })?;
         audit::record(
             &mut tx,
             &caller.principal,
@@ -263,18 +292,52 @@ impl Hmis {
             .store
             .get(&self.path(caller.tenant, id, file))
             .await
-            .map_err(unavailable)?;
+            .map_err(|error| match error {
+                object_store::Error::NotFound { .. } => Error::precondition(
+                    HmisRule::ExportReady,
+                    format!("hmis/exports/{id}"),
+                    "the export's files are gone from the export store; start it again",
+                ),
+                error => unavailable(error),
+            })?;
         Ok(Box::pin(object.into_stream().map_err(unavailable)))
     }
 
     fn path(&self, tenant: TenantId, export: Uuid, file: File) -> Path {
-        self.objects
-            .path(&format!("tenants/{tenant}/hmis/{export}/{}", file.name()))
+        self.folder(tenant, export).child(file.name())
     }
 
-    /// Runs an export to its end, recording how it ended.
+    /// Where an export's files are kept.
+    fn folder(&self, tenant: TenantId, export: Uuid) -> Path {
+        self.objects
+            .path(&format!("tenants/{tenant}/hmis/{export}"))
+    }
+
+    /// Runs an export to its end, showing it alive meanwhile, and records how it ended. An
+    /// export that fails, that another node marked failed, or whose tenant was suspended meanwhile
+    /// stops, and its files are deleted.
     async fn run(&self, tenant: TenantId, export: ExportRow) {
-        let outcome = self.write(tenant, &export).await;
+        let work = async {
+            let _turn = self.jobs.acquire().await?;
+            self.write(tenant, &export).await
+        };
+        let alive = async {
+            loop {
+                tokio::time::sleep(HEARTBEAT).await;
+                match self.heartbeat(tenant, export.id).await {
+                    Ok(None) => continue,
+                    Ok(Some(stop)) => return stop,
+                    Err(error) => {
+                        tracing::warn!(%tenant, export = %export.id, error = %error,
+                            "an HMIS export's heartbeat was not recorded");
+                    }
+                }
+            }
+        };
+        let outcome = tokio::select! {
+            outcome = work => outcome,
+            stop = alive => Err(stop),
+        };
         if let Err(error) = &outcome {
             tracing::warn!(%tenant, export = %export.id, error = %error, "an HMIS export failed");
         }
@@ -288,12 +351,56 @@ impl Hmis {
         };
         let recorded = async {
             let mut tx = self.db.tenant_tx(tenant).await?;
-            store::finish(tx.conn(), export.id, ended).await?;
-            tx.commit().await
+            let recorded = store::finish(tx.conn(), export.id, ended).await?;
+            tx.commit().await?;
+            Ok::<_, Error>(recorded)
         };
-        if let Err(error) = recorded.await {
-            tracing::warn!(%tenant, export = %export.id, error = %error,
-                "an HMIS export's end was not recorded; it shows failed once stale");
+        let kept = match recorded.await {
+            Ok(recorded) => recorded && outcome.is_ok(),
+            Err(error) => {
+                tracing::warn!(%tenant, export = %export.id, error = %error,
+                    "an HMIS export's end was not recorded; it shows failed once stale");
+                false
+            }
+        };
+        if !kept {
+            self.delete_files(tenant, export.id).await;
+        }
+    }
+
+    /// Shows the export alive; why it must stop, if it must: it no longer runs (another node
+    /// marked it failed) or its tenant is no longer active.
+    async fn heartbeat(&self, tenant: TenantId, id: Uuid) -> Result<Option<anyhow::Error>> {
+        let mut tx = self.db.tenant_tx(tenant).await?;
+        let status = store::heartbeat(tx.conn(), id).await?;
+        tx.commit().await?;
+        Ok(match status.as_deref() {
+            None => Some(anyhow::anyhow!("the export was marked failed while it ran")),
+            Some("active") => None,
+            Some(status) => Some(anyhow::anyhow!("the tenant is {status}")),
+        })
+    }
+
+    /// Deletes what an export that did not succeed wrote.
+    async fn delete_files(&self, tenant: TenantId, export: Uuid) {
+        let store = &self.objects.store;
+        let listed: Vec<Path> = match store
+            .list(Some(&self.folder(tenant, export)))
+            .map_ok(|meta| meta.location)
+            .try_collect()
+            .await
+        {
+            Ok(listed) => listed,
+            Err(error) => {
+                tracing::warn!(%tenant, %export, error = %error,
+                    "the files of a failed HMIS export were not listed; they stay");
+                return;
+            }
+        };
+        for path in listed {
+            if let Err(error) = store.delete(&path).await {
+                tracing::warn!(%tenant, %export, error = %error, "a failed HMIS export's file stays");
+            }
         }
     }
 
@@ -514,6 +621,12 @@ impl Hmis {
                 *skipped.entry("no_enrollment").or_default() += 1;
                 continue;
             };
+            // HMIS places every service within its enrollment; an exit recorded later can
+            // end an enrollment before services recorded in it.
+            if !r.get::<bool, _>("within_enrollment") {
+                *skipped.entry("outside_enrollment").or_default() += 1;
+                continue;
+            }
             let client: Uuid = r.get("client_id");
             let mut row = CsvRow::new(File::Services);
             row.set("ServicesID", hmis_id(r.get("id")))
@@ -587,11 +700,18 @@ fn client_row(
         row.set("DOB", date(birth));
     }
     let sealed: Option<Vec<u8>> = client.get("ssn_sealed");
-    if let (Some(opener), Some(sealed)) = (opener, sealed) {
-        let key_id: Option<String> = client.get("ssn_key_id");
-        let ssn = opener.open(tenant, id, key_id.as_deref().unwrap_or_default(), &sealed)?;
-        let digits: String = ssn.chars().filter(char::is_ascii_digit).collect();
-        row.set("SSN", digits);
+    match (opener, sealed) {
+        (Some(opener), Some(sealed)) => {
+            let key_id: Option<String> = client.get("ssn_key_id");
+            let ssn = opener.open(tenant, id, key_id.as_deref().unwrap_or_default(), &sealed)?;
+            row.set("SSN", domain::ssn_field(&ssn));
+        }
+        (None, Some(_)) => {
+            // Withheld: the last four digits, as HUD pads a partial SSN.
+            let last4: Option<String> = client.get("ssn_last4");
+            row.set("SSN", domain::ssn_field(&last4.unwrap_or_default()));
+        }
+        (_, None) => {}
     }
     let recorded: Vec<Demographic> =
         serde_json::from_value(client.get("demographics")).unwrap_or_default();
@@ -653,8 +773,10 @@ impl Job<'_> {
 
     async fn report(&mut self, rows: i64) -> anyhow::Result<()> {
         let mut tx = self.hmis.db.tenant_tx(self.tenant).await?;
-        store::progress(tx.conn(), self.export, self.files.len() as i32, rows).await?;
+        let running =
+            store::progress(tx.conn(), self.export, self.files.len() as i32, rows).await?;
         tx.commit().await?;
+        anyhow::ensure!(running, "the export was marked failed while it ran");
         self.reported = rows;
         Ok(())
     }

@@ -97,15 +97,16 @@ pub async fn delete_mapping(conn: &mut PgConnection, subject: Subject, code: &st
 }
 
 /// Whether the tenant has the code a mapping names: a code value of the subject's list, a
-/// service, a program or a grant not deleted. Exit destinations are free text: any.
+/// service (deleted ones too), a program or a grant. Exit destinations are codes the clients
+/// service checks as recorded: any.
 pub async fn code_exists(conn: &mut PgConnection, subject: Subject, code: &str) -> Result<bool> {
     let sql = match subject {
         Subject::Gender | Subject::Race | Subject::Ethnicity => {
             "SELECT EXISTS (SELECT 1 FROM catalog.code_values WHERE code_list = $1 AND code = $2)"
         }
         Subject::Service => {
-            "SELECT EXISTS (SELECT 1 FROM catalog.services \
-             WHERE $1::text IS NULL AND code = $2 AND deleted_at IS NULL)"
+            // A deleted service's records stay in the ranges they were delivered in.
+            "SELECT EXISTS (SELECT 1 FROM catalog.services WHERE $1::text IS NULL AND code = $2)"
         }
         Subject::Program => {
             "SELECT EXISTS (SELECT 1 FROM catalog.programs WHERE $1::text IS NULL AND code = $2)"
@@ -193,15 +194,41 @@ pub async fn fail_stale(conn: &mut PgConnection) -> Result<u64> {
     Ok(done.rows_affected())
 }
 
-/// Starts an export of the range, or finds the one running for it: the export and whether
-/// it was started here.
+/// The export running for the range, if any.
+pub async fn running_for(
+    conn: &mut PgConnection,
+    (start, end, include_ssn): (NaiveDate, NaiveDate, bool),
+) -> Result<Option<ExportRow>> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {EXPORT_COLUMNS} FROM hmis.exports \
+         WHERE state = 'running' AND start_date = $1 AND end_date = $2 AND include_ssn = $3"
+    )))
+    .bind(start)
+    .bind(end)
+    .bind(include_ssn)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.as_ref().map(export_of))
+}
+
+/// How many of the tenant's exports run.
+pub async fn running(conn: &mut PgConnection) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM hmis.exports WHERE state = 'running'")
+            .fetch_one(conn)
+            .await?,
+    )
+}
+
+/// Starts an export of the range: the export, or None when one of the same range started
+/// meanwhile (the caller joins that one).
 pub async fn start_export(
     conn: &mut PgConnection,
     tenant: Uuid,
     id: Uuid,
     (start, end, include_ssn): (NaiveDate, NaiveDate, bool),
     started_by: &str,
-) -> Result<(ExportRow, bool)> {
+) -> Result<Option<ExportRow>> {
     let inserted = sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO hmis.exports \
          (tenant_id, id, start_date, end_date, include_ssn, state, started_by) \
@@ -215,21 +242,9 @@ pub async fn start_export(
     .bind(end)
     .bind(include_ssn)
     .bind(started_by)
-    .fetch_optional(&mut *conn)
+    .fetch_optional(conn)
     .await?;
-    if let Some(row) = inserted {
-        return Ok((export_of(&row), true));
-    }
-    let running = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {EXPORT_COLUMNS} FROM hmis.exports \
-         WHERE state = 'running' AND start_date = $1 AND end_date = $2 AND include_ssn = $3"
-    )))
-    .bind(start)
-    .bind(end)
-    .bind(include_ssn)
-    .fetch_one(conn)
-    .await?;
-    Ok((export_of(&running), false))
+    Ok(inserted.as_ref().map(export_of))
 }
 
 pub async fn export(conn: &mut PgConnection, id: Uuid) -> Result<Option<ExportRow>> {
@@ -242,14 +257,14 @@ pub async fn export(conn: &mut PgConnection, id: Uuid) -> Result<Option<ExportRo
     Ok(row.as_ref().map(export_of))
 }
 
-/// Records a running export's progress (and that its node lives).
+/// Records a running export's progress; false when it no longer runs (marked failed).
 pub async fn progress(
     conn: &mut PgConnection,
     id: Uuid,
     files_written: i32,
     rows_written: i64,
-) -> Result<()> {
-    sqlx::query(
+) -> Result<bool> {
+    let done = sqlx::query(
         "UPDATE hmis.exports SET files_written = $2, rows_written = $3, heartbeat_at = now() \
          WHERE id = $1 AND state = 'running'",
     )
@@ -258,21 +273,33 @@ pub async fn progress(
     .bind(rows_written)
     .execute(conn)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
-/// Ends an export: succeeded with its files and reports, or failed with the error.
+/// Shows a running export alive: the tenant's status, or None when the export no longer runs.
+pub async fn heartbeat(conn: &mut PgConnection, id: Uuid) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar(
+        "UPDATE hmis.exports SET heartbeat_at = now() WHERE id = $1 AND state = 'running' \
+         RETURNING (SELECT status FROM tenancy.tenants WHERE id = platform.current_tenant())",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// Ends an export: succeeded with its files and reports, or failed with the error; false when
+/// it had ended already (marked failed while it ran).
 pub async fn finish(
     conn: &mut PgConnection,
     id: Uuid,
     outcome: std::result::Result<&Report, &str>,
-) -> Result<()> {
+) -> Result<bool> {
     let (state, report, error) = match outcome {
         Ok(report) => (ExportState::Succeeded, Some(report), ""),
         Err(error) => (ExportState::Failed, None, error),
     };
     let json = |value: serde_json::Value| value;
-    sqlx::query(
+    let done = sqlx::query(
         "UPDATE hmis.exports SET state = $2, files = $3, unmapped = $4, skipped = $5, \
          error = $6, finished_at = now(), heartbeat_at = now(), \
          files_written = CASE WHEN $2 = 'succeeded' THEN 8 ELSE files_written END, \
@@ -294,7 +321,7 @@ pub async fn finish(
     .bind(report.map(|r| r.files.iter().map(|f| f.rows).sum::<i64>()))
     .execute(conn)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
 /// What a succeeded export wrote and left out.
@@ -349,14 +376,14 @@ pub async fn programs(
     start: NaiveDate,
     end: NaiveDate,
 ) -> Result<Vec<ProgramRow>> {
-    let rows = sqlx::query(
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT id, code, name, start_date, end_date, created_at, updated_at \
          FROM catalog.programs p \
          WHERE (p.start_date <= $2 AND (p.end_date IS NULL OR p.end_date >= $1)) \
-            OR EXISTS (SELECT 1 FROM clients.enrollments e WHERE e.program_id = p.id \
-                       AND e.entry_date <= $2 AND (e.exit_date IS NULL OR e.exit_date >= $1)) \
-         ORDER BY id",
-    )
+            OR EXISTS (SELECT 1 FROM clients.enrollments e \
+                       WHERE e.tenant_id = p.tenant_id AND e.program_id = p.id AND {ENROLLED}) \
+         ORDER BY id"
+    )))
     .bind(start)
     .bind(end)
     .fetch_all(conn)
@@ -387,7 +414,7 @@ pub struct FunderRow {
     pub updated_at: DateTime<Utc>,
 }
 
-/// Each (program, grant) pair of the range's service records, with the grant.
+/// Each (program, grant) pair of the range's deliveries, with the grant.
 pub async fn funders(
     conn: &mut PgConnection,
     start: NaiveDate,
@@ -397,7 +424,7 @@ pub async fn funders(
         "SELECT pairs.program_id, g.id AS grant_id, g.code, g.funder, g.start_date, g.end_date, \
                 g.created_at, g.updated_at \
          FROM (SELECT DISTINCT program_id, grant_id FROM records.service_records \
-               WHERE service_date BETWEEN $1 AND $2 AND deleted_at IS NULL \
+               WHERE service_date BETWEEN $1 AND $2 AND deleted_at IS NULL AND kind = 1 \
                  AND program_id IS NOT NULL AND grant_id IS NOT NULL) pairs \
          JOIN catalog.grants g ON g.id = pairs.grant_id \
          ORDER BY pairs.program_id, g.id",
@@ -421,12 +448,9 @@ pub async fn funders(
         .collect())
 }
 
-/// Which enrollments an export holds (as `e`): those open at some time in the range, and
-/// those a service record of the range names; `$1` and `$2` are the range.
-const ENROLLED: &str = "((e.entry_date <= $2 AND (e.exit_date IS NULL OR e.exit_date >= $1)) \
-     OR e.id IN (SELECT enrollment_id FROM records.service_records \
-                 WHERE service_date BETWEEN $1 AND $2 AND deleted_at IS NULL \
-                   AND kind = 1 AND enrollment_id IS NOT NULL))";
+/// Which enrollments an export holds (as `e`): those open at some time in the range (`$1` to
+/// `$2`). A service exported lies within its enrollment, so its enrollment is one of them.
+const ENROLLED: &str = "(e.entry_date <= $2 AND (e.exit_date IS NULL OR e.exit_date >= $1))";
 
 /// The clients of the export's enrollments, not deleted, streamed in id order.
 pub fn clients<'c>(
@@ -436,7 +460,7 @@ pub fn clients<'c>(
 ) -> impl Stream<Item = sqlx::Result<PgRow>> + Send + 'c {
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT c.id, c.first_name, c.middle_name, c.last_name, c.suffix, c.birth_date, \
-                c.birth_date_quality, c.ssn_sealed, c.ssn_key_id, c.ssn_quality, \
+                c.birth_date_quality, c.ssn_sealed, c.ssn_key_id, c.ssn_last4, c.ssn_quality, \
                 c.veteran_status, c.demographics, c.created_at, c.updated_at \
          FROM clients.clients c \
          WHERE c.deleted_at IS NULL \
@@ -467,7 +491,8 @@ pub fn enrollments<'c>(
     .fetch(conn)
 }
 
-/// A service record to export or to count as left out, in id order.
+/// A service record of the range, to export or to count as left out, in id order; whether
+/// its client stands and whether it lies within the enrollment it names.
 pub fn service_records<'c>(
     conn: &'c mut PgConnection,
     start: NaiveDate,
@@ -477,9 +502,14 @@ pub fn service_records<'c>(
         "SELECT r.id, r.kind, r.client_id, r.enrollment_id, r.service_date, r.value, \
                 r.recorded_by, r.created_at, r.updated_at, s.code AS service_code, \
                 EXISTS (SELECT 1 FROM clients.clients c WHERE c.tenant_id = r.tenant_id \
-                        AND c.id = r.client_id AND c.deleted_at IS NULL) AS client_live \
+                        AND c.id = r.client_id AND c.deleted_at IS NULL) AS client_live, \
+                (e.id IS NOT NULL AND e.client_id = r.client_id \
+                 AND r.service_date BETWEEN e.entry_date AND COALESCE(e.exit_date, 'infinity')) \
+                    AS within_enrollment \
          FROM records.service_records r \
          JOIN catalog.services s ON s.tenant_id = r.tenant_id AND s.id = r.service_id \
+         LEFT JOIN clients.enrollments e \
+                ON e.tenant_id = r.tenant_id AND e.id = r.enrollment_id \
          WHERE r.service_date BETWEEN $1 AND $2 AND r.deleted_at IS NULL \
          ORDER BY r.id",
     )

@@ -214,10 +214,7 @@ impl TicketingService for TicketingApi {
         let fingerprint = pb::TicketAttachment {
             ticket_id: header.ticket_id.clone(),
             file_name: header.file_name.clone(),
-            sha256: sha2::Sha256::digest(&upload)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect(),
+            sha256: caseway_platform::objects::hex(&sha2::Sha256::digest(&upload)),
             ..Default::default()
         };
         let key = Key::of(

@@ -326,7 +326,7 @@ pub fn attachment_to_proto(a: &AttachmentRow, reads: &[AttachmentRead]) -> pb::T
         size_bytes: a.size_bytes,
         width: a.width,
         height: a.height,
-        sha256: a.sha256.iter().map(|b| format!("{b:02x}")).collect(),
+        sha256: caseway_platform::objects::hex(&a.sha256),
         uploaded_by: a.uploaded_by.clone(),
         create_time: Some(timestamp(a.created_at)),
         release: match a.release {
