@@ -1,8 +1,9 @@
-//! A leaving tenant of 100,000 service records: its full export and its purge, timed, with the
-//! memory each takes. The demo tenant is seeded through the API, then its service records are
-//! copied (with new ids, and an audit row each, as recording writes) until it holds
-//! CASEWAY_BENCH_RECORDS of them (default 100,000). The tenant is suspended, exported to a
-//! folder and purged (batches of 5,000). Memory is the process's resident set sampled every
+//! A tenant of 100,000 service records: its HUD HMIS CSV export, then, leaving, its full
+//! export and its purge, timed, with the memory each takes. The demo tenant is seeded through
+//! the API, then its service records are copied (with new ids, and an audit row each, as
+//! recording writes) until it holds CASEWAY_BENCH_RECORDS of them (default 100,000). An HMIS
+//! export of 2026 runs as the hmis service runs it (started over gRPC, polled until it
+//! succeeds). Then the tenant is suspended, exported to a folder and purged (batches of 5,000). Memory is the process's resident set sampled every
 //! 10 ms during each step, against what it was at the step's start: streaming keeps it flat
 //! whatever the tenant's size. The node in the same process is idle meanwhile.
 //!
@@ -13,6 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use caseway::offboard;
+use caseway_api::hmis::v1 as hpb;
 use caseway_api::tenancy::v1 as tpb;
 use caseway_integration_tests::{TestEnv, authed};
 use caseway_offboarding::{ExportKey, PurgeOptions};
@@ -108,6 +110,51 @@ async fn run() {
         "offboarding: the demo tenant with {} service records ({copies} copied in {:.1} s)",
         seeded + copies,
         started.elapsed().as_secs_f64()
+    );
+
+    let (hmis, took, grew) = measured(async {
+        let mut api = node.fixtures(&demo.token).hmis();
+        let id = api
+            .start_export(authed(
+                &demo.token,
+                hpb::StartExportRequest {
+                    start_date: Some(caseway_fixtures::date(2026, 1, 1)),
+                    end_date: Some(caseway_fixtures::date(2026, 12, 31)),
+                    include_ssn: false,
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .export
+            .unwrap()
+            .id;
+        loop {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let export = api
+                .get_export(authed(&demo.token, hpb::GetExportRequest { id: id.clone() }))
+                .await
+                .unwrap()
+                .into_inner()
+                .export
+                .unwrap();
+            if export.state() != hpb::ExportState::Running {
+                break export;
+            }
+        }
+    })
+    .await;
+    assert_eq!(hmis.state(), hpb::ExportState::Succeeded, "{}", hmis.error);
+    let rows: i64 = hmis.files.iter().map(|f| f.rows).sum();
+    let bytes: i64 = hmis.files.iter().map(|f| f.bytes).sum();
+    let services = hmis.files.iter().find(|f| f.name == "Services.csv").unwrap();
+    println!(
+        "hmis export: {rows} rows ({} in Services.csv) in 8 files, {:.1} MiB written, in {:.2} s \
+         ({:.0} rows/s) from start to succeeded; resident set grew at most {grew:.1} MiB",
+        services.rows,
+        bytes as f64 / 1048576.0,
+        took.as_secs_f64(),
+        rows as f64 / took.as_secs_f64()
     );
 
     node.tenancy
