@@ -132,7 +132,10 @@ async fn run() {
         loop {
             tokio::time::sleep(Duration::from_millis(50)).await;
             let export = api
-                .get_export(authed(&demo.token, hpb::GetExportRequest { id: id.clone() }))
+                .get_export(authed(
+                    &demo.token,
+                    hpb::GetExportRequest { id: id.clone() },
+                ))
                 .await
                 .unwrap()
                 .into_inner()
@@ -147,7 +150,11 @@ async fn run() {
     assert_eq!(hmis.state(), hpb::ExportState::Succeeded, "{}", hmis.error);
     let rows: i64 = hmis.files.iter().map(|f| f.rows).sum();
     let bytes: i64 = hmis.files.iter().map(|f| f.bytes).sum();
-    let services = hmis.files.iter().find(|f| f.name == "Services.csv").unwrap();
+    let services = hmis
+        .files
+        .iter()
+        .find(|f| f.name == "Services.csv")
+        .unwrap();
     println!(
         "hmis export: {rows} rows ({} in Services.csv) in 8 files, {:.1} MiB written, in {:.2} s \
          ({:.0} rows/s) from start to succeeded; resident set grew at most {grew:.1} MiB",

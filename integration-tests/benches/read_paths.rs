@@ -145,7 +145,10 @@ impl Clients {
                     view: epb::DecisionView::Basic as i32,
                     ..Default::default()
                 };
-                let reply = self.eligibility.check_eligibility(authed(t, request)).await?;
+                let reply = self
+                    .eligibility
+                    .check_eligibility(authed(t, request))
+                    .await?;
                 reply.into_inner().decisions.len()
             }
             Call::GetService => {
@@ -213,7 +216,14 @@ async fn run() {
     for call in Call::READS {
         let items = probe.call(call, &subject).await.unwrap();
         assert!(items > 0, "{call:?} answered nothing");
-        drive(call, &connections, concurrency, Duration::from_secs(1), &subject).await;
+        drive(
+            call,
+            &connections,
+            concurrency,
+            Duration::from_secs(1),
+            &subject,
+        )
+        .await;
     }
     let page = probe
         .call(Call::ListClientServiceRecords, &subject)
