@@ -181,6 +181,24 @@ impl TestBus {
         (connection, consumer)
     }
 
+    /// Whether `consumer`'s durable queue exists and is consumed: a consumer in another
+    /// process keeps the events published from then on.
+    pub async fn consumed(&self, consumer: &str) -> bool {
+        let (connection, channel) = self.bus.connect().await.expect("connecting to RabbitMQ");
+        let declared = channel
+            .queue_declare(
+                self.bus.queue_name(consumer).as_str().into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await;
+        let _ = connection.close(200, "looked".into()).await;
+        declared.is_ok_and(|queue| queue.consumer_count() > 0)
+    }
+
     /// Events waiting in `consumer`'s durable queue, not yet delivered to it (0 when the
     /// queue does not exist yet).
     pub async fn waiting(&self, consumer: &str) -> u32 {
