@@ -118,8 +118,16 @@ async fn a_node_exports_every_family_an_operator_watches_and_the_chart_queries()
     let mut text = String::new();
     for _ in 0..40 {
         text = metrics(&node).await;
-        let sampled = text.contains("caseway_consumer_lag_events{consumer=")
-            && text.contains("caseway_events_parked{consumer=")
+        // Every consumer's, not the first sampled: the consumers start one after another.
+        let sampled = ["authorizations.drawdown", "eligibility.facts"]
+            .iter()
+            .all(|consumer| {
+                text.contains(&format!(
+                    r#"caseway_consumer_lag_events{{consumer="{consumer}"}}"#
+                )) && text.contains(&format!(
+                    r#"caseway_events_parked{{consumer="{consumer}"}}"#
+                ))
+            })
             && sample(&text, "caseway_outbox_published_total").is_some_and(|n| n > 0.0);
         if sampled {
             break;
