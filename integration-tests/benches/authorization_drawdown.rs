@@ -24,6 +24,7 @@ use caseway_api::records::v1 as records_pb;
 use caseway_api::records::v1::records_service_client::RecordsServiceClient;
 use caseway_integration_tests::{TestEnv, TestNode, authed, date};
 use caseway_platform::auth::Role;
+use caseway_test_support::env_or;
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -367,11 +368,4 @@ async fn plan(
         client,
         authorization: created.id,
     }
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }

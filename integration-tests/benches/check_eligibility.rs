@@ -28,6 +28,7 @@ use caseway_api::records::v1 as records_pb;
 use caseway_integration_tests::tenants::{answer, client, code_value, define, income_type};
 use caseway_integration_tests::{TestEnv, TestNode, authed, criterion, date};
 use caseway_platform::auth::Role;
+use caseway_test_support::env_or;
 use caseway_test_support::eventually;
 
 use clients_pb::assessment_answer::Value;
@@ -516,11 +517,4 @@ async fn drive(
     let errors = errors.load(Ordering::Relaxed);
     assert_eq!(errors, 0, "calls failed during the benchmark");
     done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }

@@ -17,6 +17,7 @@ use caseway_clients::tenant_keys::TenantKey;
 use caseway_integration_tests::{TestEnv, authed};
 use caseway_platform::TenantId;
 use caseway_platform::auth::Role;
+use caseway_test_support::env_or;
 
 const FIRST: &[&str] = &[
     "james",
@@ -439,11 +440,4 @@ fn typo(text: &str, rng: &mut impl Rng) -> String {
 
 fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }

@@ -18,6 +18,7 @@ use caseway_api::catalog::v1 as pb;
 use caseway_api::catalog::v1::catalog_service_client::CatalogServiceClient;
 use caseway_integration_tests::{TestEnv, authed};
 use caseway_platform::auth::Role;
+use caseway_test_support::env_or;
 
 const CONNECTIONS: usize = 4;
 
@@ -183,11 +184,4 @@ async fn drive(
     let errors = errors.load(Ordering::Relaxed);
     assert_eq!(errors, 0, "calls failed during the benchmark");
     done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }

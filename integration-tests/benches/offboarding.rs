@@ -18,6 +18,7 @@ use caseway_api::hmis::v1 as hpb;
 use caseway_api::tenancy::v1 as tpb;
 use caseway_integration_tests::{TestEnv, authed};
 use caseway_offboarding::{ExportKey, PurgeOptions};
+use caseway_test_support::resident_kib;
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -27,22 +28,10 @@ fn main() {
     runtime.block_on(run());
 }
 
-/// The resident set of this process, in KiB.
-fn resident_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        })
-        .unwrap_or(0)
-}
-
 /// Runs `step`, sampling the resident set meanwhile: its time, and the most the resident set
 /// grew over its start, in MiB.
 async fn measured<T>(step: impl std::future::Future<Output = T>) -> (T, Duration, f64) {
-    let start = resident_kib();
+    let start = resident_kib(None);
     let (peak, done) = (
         Arc::new(AtomicU64::new(start)),
         Arc::new(AtomicBool::new(false)),
@@ -51,7 +40,7 @@ async fn measured<T>(step: impl std::future::Future<Output = T>) -> (T, Duration
         let (peak, done) = (peak.clone(), done.clone());
         std::thread::spawn(move || {
             while !done.load(Ordering::Relaxed) {
-                peak.fetch_max(resident_kib(), Ordering::Relaxed);
+                peak.fetch_max(resident_kib(None), Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(10));
             }
         })

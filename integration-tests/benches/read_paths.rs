@@ -30,6 +30,7 @@ use caseway_api::records::v1 as rpb;
 use caseway_api::records::v1::records_service_client::RecordsServiceClient;
 use caseway_fixtures::date;
 use caseway_integration_tests::{TestEnv, authed};
+use caseway_test_support::env_or;
 
 const CONNECTIONS: usize = 4;
 const TARGET: f64 = 0.5;
@@ -310,11 +311,4 @@ async fn drive(
     }
     assert_eq!(errors.load(Ordering::Relaxed), 0, "{call:?} calls failed");
     done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }

@@ -32,6 +32,7 @@ use caseway_api::records::v1 as pb;
 use caseway_api::records::v1::records_service_client::RecordsServiceClient;
 use caseway_integration_tests::{TestEnv, authed, date};
 use caseway_platform::auth::Role;
+use caseway_test_support::env_or;
 
 const CONNECTIONS: usize = 4;
 
@@ -644,11 +645,4 @@ fn pgbench(env: &TestEnv, f: &Fixture, concurrency: usize, seconds: u64, sslmode
             rest.split_whitespace().next()?.parse().ok()
         })
         .expect("pgbench prints tps")
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }

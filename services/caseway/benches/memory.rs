@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use caseway_api::records::v1 as rpb;
 use caseway_api::records::v1::records_service_client::RecordsServiceClient;
-use caseway_test_support::authed;
+use caseway_test_support::{authed, env_or, resident_kib};
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -36,14 +36,7 @@ fn main() {
 
 /// The resident set of process `pid`, in MB (10^6 bytes).
 fn resident_mb(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        })
-        .map_or(0.0, |kib: f64| kib * 1024.0 / 1e6)
+    resident_kib(Some(pid)) as f64 * 1024.0 / 1e6
 }
 
 /// Least-squares slope of `samples` (seconds, MB), in MB a minute.
@@ -209,11 +202,4 @@ async fn measure(
         done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
     );
     (peak, growth)
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
