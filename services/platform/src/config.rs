@@ -56,6 +56,10 @@ pub struct Config {
     /// Pool size per process (`CASEWAY_DATABASE_MAX_CONNECTIONS`); the outbox relay's
     /// notification listener holds one connection more.
     pub database_max_connections: u32,
+    /// Connections of the pool one tenant's calls may hold at once, so a tenant of slow calls
+    /// leaves the rest to the others; 0 for no cap (`CASEWAY_TENANT_MAX_CONNECTIONS`). Keep it
+    /// below `CASEWAY_DATABASE_MAX_CONNECTIONS`.
+    pub tenant_max_connections: u32,
     /// `CASEWAY_REDIS_URL`; `rediss://` connects over TLS.
     pub redis_url: String,
     /// PEM file of the certificate authorities a `rediss://` server's certificate is checked
@@ -209,6 +213,7 @@ impl Default for Config {
             migration_database_url: "postgres://postgres@127.0.0.1:5432/caseway".into(),
             app_role_password_file: None,
             database_max_connections: 16,
+            tenant_max_connections: 8,
             redis_url: "redis://127.0.0.1:6379".into(),
             redis_ca_file: None,
             tenant_rate_limit: 2000,
@@ -353,6 +358,9 @@ impl Config {
         }
         if let Some(v) = var("CASEWAY_DATABASE_MAX_CONNECTIONS") {
             self.database_max_connections = parse("CASEWAY_DATABASE_MAX_CONNECTIONS", &v)?;
+        }
+        if let Some(v) = var("CASEWAY_TENANT_MAX_CONNECTIONS") {
+            self.tenant_max_connections = parse("CASEWAY_TENANT_MAX_CONNECTIONS", &v)?;
         }
         if let Some(v) = var("CASEWAY_REDIS_URL") {
             self.redis_url = v;

@@ -14,11 +14,15 @@ use sqlx::{ConnectOptions, Connection, PgConnection, SqlSafeStr};
 use crate::error::Result;
 use crate::ids::TenantId;
 use crate::pool::{Pool, Pooled};
+use crate::tenant_cap::{Share, TenantCap};
 
 /// The pool of the services' role (see [`crate::pool`]). Cloning is cheap.
 #[derive(Clone)]
 pub struct Db {
     pool: Pool,
+    /// How many connections one tenant's work may hold at once (see [`crate::tenant_cap`]).
+    cap: Arc<TenantCap>,
+    acquire_timeout: Duration,
 }
 
 impl Db {
@@ -43,7 +47,20 @@ impl Db {
             max_connections,
             acquire_timeout,
         );
-        Ok(Db { pool })
+        Ok(Db {
+            pool,
+            cap: Arc::new(TenantCap::new(0, acquire_timeout)),
+            acquire_timeout,
+        })
+    }
+
+    /// The same pool, with at most `connections` of it held by one tenant's transactions at
+    /// once (0 for no cap; see [`crate::tenant_cap`]).
+    pub fn with_tenant_cap(self, connections: u32) -> Db {
+        Db {
+            cap: Arc::new(TenantCap::new(connections, self.acquire_timeout)),
+            ..self
+        }
     }
 
     /// A transaction scoped to one tenant.
@@ -64,8 +81,13 @@ impl Db {
         // BEGIN and the tenant in one message: one round trip fewer per transaction. The
         // tenant is a UUID this process formats (never caller text), so it can be inlined.
         let begin = format!("{begin}; SELECT set_config('app.tenant_id', '{tenant}', true)");
+        let share = self.cap.share(tenant).await?;
         let conn = self.begin(begin).await?;
-        Ok(TenantTx { conn, tenant })
+        Ok(TenantTx {
+            conn,
+            tenant,
+            _share: share,
+        })
     }
 
     /// A transaction of the platform itself (the outbox relay, tenant lifecycle, workers): it
@@ -166,6 +188,8 @@ pub const PLATFORM_TENANT: TenantId = TenantId(uuid::Uuid::nil());
 pub struct TenantTx {
     conn: Pooled,
     tenant: TenantId,
+    /// The tenant's share of the pool, given back after the connection (fields drop in order).
+    _share: Share,
 }
 
 impl Scoped for TenantTx {

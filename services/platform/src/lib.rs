@@ -29,6 +29,7 @@ pub mod sealing;
 pub mod secrets;
 pub mod server;
 pub mod telemetry;
+mod tenant_cap;
 pub mod tenant_status;
 pub mod tls;
 pub mod validate;

@@ -105,7 +105,8 @@ impl Platform {
                 page_secret.len()
             );
         }
-        let db = Db::connect_lazy(&config.database_url, config.database_max_connections)?;
+        let db = Db::connect_lazy(&config.database_url, config.database_max_connections)?
+            .with_tenant_cap(config.tenant_max_connections);
         let metrics = Arc::new(Metrics::new());
         db.observe_with(metrics.clone());
         let tenants = Arc::new(

@@ -528,6 +528,40 @@ async fn backend_and_xid(tx: &mut TenantTx) -> (i32, i64) {
 }
 
 #[tokio::test]
+async fn a_tenant_at_its_cap_of_connections_waits_while_another_tenant_is_served() {
+    let test = db().await;
+    let db = Db::connect_lazy_with(&test.app_url, 4, Duration::from_millis(300))
+        .unwrap()
+        .with_tenant_cap(2);
+    let (busy, other) = (TenantId::new(), TenantId::new());
+    let mut held = vec![
+        db.tenant_tx(busy).await.unwrap(),
+        db.tenant_tx(busy).await.unwrap(),
+    ];
+    // Half the pool is free, but not for the tenant that holds its cap.
+    match db.tenant_tx(busy).await {
+        Err(Error::ResourceExhausted {
+            reason,
+            retry_after,
+            ..
+        }) => {
+            assert_eq!(reason, caseway_platform::error::Reason::TenantBusy);
+            assert_eq!(retry_after, Duration::from_secs(1));
+        }
+        other => panic!("expected TENANT_BUSY, got {:?}", other.map(|_| ())),
+    }
+    let status = tonic::Status::from(db.tenant_tx(busy).await.err().unwrap());
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+    let mut served = db.tenant_tx(other).await.unwrap();
+    assert_eq!(keys_seen(&mut served).await, 0);
+    served.commit().await.unwrap();
+    // One of its own connections back, and the tenant is served again.
+    held.pop().unwrap().commit().await.unwrap();
+    let mut again = db.tenant_tx(busy).await.unwrap();
+    assert_eq!(keys_seen(&mut again).await, 0);
+}
+
+#[tokio::test]
 async fn a_committed_transaction_hands_its_connection_back_for_the_next() {
     let test = db().await;
     let db = pool_of_one(&test, Duration::from_secs(5));
