@@ -207,6 +207,7 @@ def test_the_schema_refuses_wrong_types_and_unknown_keys():
         ({"targets": {"records": {"replica": 2}}}, "/targets/records"),
         ({"secrets": {"database": {"name": 3}}}, "/secrets/database/name"),
         ({"image": {"digest": "latest"}}, "/image/digest"),
+        ({"defaults": {"tenantMaxConnections": 2}}, "/defaults/tenantMaxConnections"),
         ({"config": {"extraEnv": {"PATH": "/bin"}}}, "PATH"),
         ({"unknown": True}, "additional properties"),
     ]:

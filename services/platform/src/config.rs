@@ -57,8 +57,8 @@ pub struct Config {
     /// notification listener holds one connection more.
     pub database_max_connections: u32,
     /// Connections of the pool one tenant's calls may hold at once, so a tenant of slow calls
-    /// leaves the rest to the others; 0 for no cap (`CASEWAY_TENANT_MAX_CONNECTIONS`). Keep it
-    /// below `CASEWAY_DATABASE_MAX_CONNECTIONS`.
+    /// leaves the rest to the others; 0 for no cap, otherwise at least 4
+    /// (`CASEWAY_TENANT_MAX_CONNECTIONS`). Keep it below `CASEWAY_DATABASE_MAX_CONNECTIONS`.
     pub tenant_max_connections: u32,
     /// `CASEWAY_REDIS_URL`; `rediss://` connects over TLS.
     pub redis_url: String,
@@ -71,7 +71,8 @@ pub struct Config {
     /// Whole-SSN searches that find no one a user may make per hour, across every replica;
     /// past it, RESOURCE_EXHAUSTED until the hour ends (`CASEWAY_SSN_SEARCH_MISSES_PER_HOUR`).
     pub ssn_search_misses_per_hour: u32,
-    /// `CASEWAY_AMQP_URL`; `amqps://` connects over TLS.
+    /// `CASEWAY_AMQP_URL`; `amqps://` connects over TLS. Connections propose 8 KiB frames unless
+    /// the URL names a `frame_max`.
     pub amqp_url: String,
     /// PEM certificate authorities an `amqps://` broker's certificate is checked against,
     /// instead of the system's (`CASEWAY_AMQP_CA_FILE`).
@@ -196,6 +197,11 @@ pub struct Config {
     pub shutdown_grace: Duration,
 }
 
+/// The smallest cap on one tenant's connections (`CASEWAY_TENANT_MAX_CONNECTIONS`) other than
+/// none: an HMIS export holds its snapshot, a progress report and a heartbeat at once, and a
+/// tenant may run two exports.
+pub const MIN_TENANT_CONNECTIONS: u32 = 4;
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -305,6 +311,14 @@ impl Config {
             None => Config::default(),
         };
         config.apply_env(env)?;
+        if (1..MIN_TENANT_CONNECTIONS).contains(&config.tenant_max_connections) {
+            anyhow::bail!(
+                "CASEWAY_TENANT_MAX_CONNECTIONS is {}: it must be 0 (no cap) or at least \
+                 {MIN_TENANT_CONNECTIONS}, since an HMIS export holds up to three of its tenant's \
+                 connections at once and a tenant may run two",
+                config.tenant_max_connections
+            );
+        }
         Ok(config)
     }
 
@@ -629,6 +643,22 @@ mod tests {
                 .to_string()
                 .contains("CASEWAY_DATABASE_MAX_CONNECTIONS")
         );
+    }
+
+    #[test]
+    fn a_cap_on_a_tenants_connections_too_small_for_its_exports_is_refused() {
+        let cap = |value: &str| {
+            let value = value.to_string();
+            Config::load_from(move |name| {
+                (name == "CASEWAY_TENANT_MAX_CONNECTIONS").then(|| value.clone())
+            })
+        };
+        for refused in ["1", "3"] {
+            let error = cap(refused).unwrap_err().to_string();
+            assert!(error.contains("CASEWAY_TENANT_MAX_CONNECTIONS"), "{error}");
+        }
+        assert_eq!(cap("0").unwrap().tenant_max_connections, 0);
+        assert_eq!(cap("4").unwrap().tenant_max_connections, 4);
     }
 
     #[test]
