@@ -22,7 +22,6 @@ pub struct Db {
     pool: Pool,
     /// How many connections one tenant's work may hold at once (see [`crate::tenant_cap`]).
     cap: Arc<TenantCap>,
-    acquire_timeout: Duration,
 }
 
 impl Db {
@@ -50,7 +49,6 @@ impl Db {
         Ok(Db {
             pool,
             cap: Arc::new(TenantCap::new(0, acquire_timeout)),
-            acquire_timeout,
         })
     }
 
@@ -58,7 +56,7 @@ impl Db {
     /// once (0 for no cap; see [`crate::tenant_cap`]).
     pub fn with_tenant_cap(self, connections: u32) -> Db {
         Db {
-            cap: Arc::new(TenantCap::new(connections, self.acquire_timeout)),
+            cap: Arc::new(TenantCap::new(connections, self.pool.acquire_timeout())),
             ..self
         }
     }

@@ -68,6 +68,11 @@ impl Pool {
         }
     }
 
+    /// How long a caller waits for a connection.
+    pub(crate) fn acquire_timeout(&self) -> Duration {
+        self.shared.acquire_timeout
+    }
+
     pub(crate) fn options(&self) -> &PgConnectOptions {
         &self.shared.options
     }

@@ -184,6 +184,22 @@ impl TestBus {
     /// Whether `consumer`'s durable queue exists and is consumed: a consumer in another
     /// process keeps the events published from then on.
     pub async fn consumed(&self, consumer: &str) -> bool {
+        self.queue_of(consumer)
+            .await
+            .is_some_and(|queue| queue.consumer_count() > 0)
+    }
+
+    /// Events waiting in `consumer`'s durable queue, not yet delivered to it (0 when the
+    /// queue does not exist yet).
+    pub async fn waiting(&self, consumer: &str) -> u32 {
+        self.queue_of(consumer)
+            .await
+            .map_or(0, |queue| queue.message_count())
+    }
+
+    /// `consumer`'s durable queue as the broker counts it now, if it exists (a passive
+    /// declare, which creates nothing).
+    async fn queue_of(&self, consumer: &str) -> Option<lapin::Queue> {
         let (connection, channel) = self.bus.connect().await.expect("connecting to RabbitMQ");
         let declared = channel
             .queue_declare(
@@ -196,25 +212,7 @@ impl TestBus {
             )
             .await;
         let _ = connection.close(200, "looked".into()).await;
-        declared.is_ok_and(|queue| queue.consumer_count() > 0)
-    }
-
-    /// Events waiting in `consumer`'s durable queue, not yet delivered to it (0 when the
-    /// queue does not exist yet).
-    pub async fn waiting(&self, consumer: &str) -> u32 {
-        let (connection, channel) = self.bus.connect().await.expect("connecting to RabbitMQ");
-        let declared = channel
-            .queue_declare(
-                self.bus.queue_name(consumer).as_str().into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await;
-        let _ = connection.close(200, "counted".into()).await;
-        declared.map(|queue| queue.message_count()).unwrap_or(0)
+        declared.ok()
     }
 
     /// Starts receiving every event matching `binding` on a private queue.
