@@ -2,6 +2,7 @@
 //! the real PostgreSQL (a fresh database) and RabbitMQ (a private exchange), called over real
 //! gRPC as a gateway would.
 
+pub mod population;
 pub mod tenants;
 
 use std::path::PathBuf;
