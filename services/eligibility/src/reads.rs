@@ -101,9 +101,68 @@ impl Reads {
         all
     }
 
+    /// Which deliveries these reads need as of `on`: those of the services `delivered` names,
+    /// from the first day of the widest window (every date when a window is not a literal).
+    pub fn deliveries_on(&self, on: NaiveDate) -> DeliveriesRead {
+        let mut since = Some(on);
+        for (_, days) in &self.delivered {
+            since = since
+                .zip(*days)
+                .and_then(|(since, days)| first_day(days, on).map(|first| since.min(first)));
+        }
+        DeliveriesRead {
+            codes: Some(
+                self.delivered
+                    .iter()
+                    .map(|(code, _)| code.clone())
+                    .collect(),
+            ),
+            since,
+        }
+    }
+
     fn reads_assessment_type(&self, code: &str) -> bool {
         self.all_assessments || self.assessment_fields.iter().any(|(t, _)| t == code)
     }
+}
+
+/// Which of a client's deliveries a read takes: of some services, from some date.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliveriesRead {
+    /// The services' codes; None for every service.
+    pub codes: Option<BTreeSet<String>>,
+    /// The first service date; None for every date.
+    pub since: Option<NaiveDate>,
+}
+
+impl DeliveriesRead {
+    /// Every delivery.
+    pub const ALL: DeliveriesRead = DeliveriesRead {
+        codes: None,
+        since: None,
+    };
+
+    /// Whether what this read took holds all that `needed` would take.
+    pub fn covers(&self, needed: &DeliveriesRead) -> bool {
+        let codes = match (&self.codes, &needed.codes) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(mine), Some(theirs)) => theirs.is_subset(mine),
+        };
+        let since = match (self.since, needed.since) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(mine), Some(theirs)) => mine <= theirs,
+        };
+        codes && since
+    }
+}
+
+/// The first day of a window of `days` days ending on `on`; None when the window reaches
+/// before the calendar does (every date).
+fn first_day(days: i64, on: NaiveDate) -> Option<NaiveDate> {
+    let back = u64::try_from(days.max(1) - 1).ok()?;
+    on.checked_sub_days(chrono::Days::new(back))
 }
 
 /// Where a fact came from.
@@ -170,9 +229,7 @@ pub(crate) fn in_window<'a>(
     days: Option<i64>,
     on: NaiveDate,
 ) -> impl Iterator<Item = &'a DeliveryFact> + 'a {
-    let first = days
-        .filter(|d| *d >= 1)
-        .map(|d| on - chrono::Days::new(d as u64 - 1));
+    let first = days.filter(|d| *d >= 1).and_then(|d| first_day(d, on));
     deliveries.iter().filter(move |d| {
         d.service_code == code && d.service_date <= on && first.is_none_or(|f| d.service_date >= f)
     })
@@ -479,5 +536,59 @@ mod tests {
         let before = facts.uses(day(2025, 12, 1), &r);
         assert_eq!(before[0].value, None, "no income assessment yet");
         assert!(before[0].sources.is_empty());
+    }
+
+    #[test]
+    fn a_check_reads_only_the_deliveries_in_the_windows_its_rules_ask_for() {
+        let on = day(2026, 3, 15);
+        let r = Reads::union([
+            &reads("delivered('FIN_ASSIST', 365).value < 1500"),
+            &reads("delivered('FIN_ASSIST', 30).count < 3 && age >= 18"),
+        ]);
+        let needed = r.deliveries_on(on);
+        assert_eq!(
+            needed.codes,
+            Some(BTreeSet::from(["FIN_ASSIST".to_string()]))
+        );
+        assert_eq!(
+            needed.since,
+            Some(day(2025, 3, 16)),
+            "the widest window's first day"
+        );
+        assert_eq!(
+            reads("age >= 18").deliveries_on(on).codes,
+            Some(BTreeSet::new()),
+            "a rule without delivered reads no delivery"
+        );
+        // A window longer than the calendar reaches back to the first delivery, and a window
+        // that is not a literal does too.
+        let forever = reads("delivered('FIN_ASSIST', 9223372036854775807).value < 1500");
+        assert_eq!(forever.deliveries_on(on).since, None);
+        let computed = reads("delivered('FIN_ASSIST', 300 + 65).value < 1500");
+        assert_eq!(computed.deliveries_on(on).since, None);
+        // What was read for a wider window and more services serves a narrower one; not the
+        // other way round.
+        let later = r.deliveries_on(day(2026, 6, 1));
+        assert!(needed.covers(&later) && !later.covers(&needed));
+        assert!(DeliveriesRead::ALL.covers(&needed) && !needed.covers(&DeliveriesRead::ALL));
+        let none = reads("age >= 18").deliveries_on(on);
+        assert!(needed.covers(&none) && !none.covers(&needed));
+    }
+
+    #[test]
+    fn a_window_longer_than_the_calendar_counts_every_delivery_and_never_panics() {
+        let facts = [DeliveryFact {
+            id: Uuid::now_v7(),
+            service_code: "FIN_ASSIST".into(),
+            service_date: day(1900, 1, 1),
+            units: Decimal::ONE,
+            value: Decimal::ONE,
+        }];
+        let on = day(2026, 3, 15);
+        assert_eq!(
+            in_window(&facts, "FIN_ASSIST", Some(i64::MAX), on).count(),
+            1
+        );
+        assert_eq!(in_window(&facts, "FIN_ASSIST", Some(365), on).count(), 0);
     }
 }

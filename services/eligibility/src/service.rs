@@ -33,7 +33,7 @@ use caseway_platform::{ClientId, Db, DecisionId, RuleId, Scoped, ServiceId, Tena
 use crate::convert::{Change, Creation, rule_to_proto, version_to_proto};
 use crate::domain::*;
 use crate::events;
-use crate::reads::Reads;
+use crate::reads::{DeliveriesRead, Reads};
 use crate::store::{self, ServiceFact};
 
 /// Where the transaction that writes a fact announces it (see [`Eligibility::facts_changed`]).
@@ -96,7 +96,8 @@ type Services = BTreeMap<ServiceId, ServiceFact>;
 #[derive(Default)]
 struct Kept {
     checks: HashMap<MemoKey, Arc<Memo>>,
-    facts: HashMap<(TenantId, ClientId), Arc<ClientFacts>>,
+    /// Each client's facts, with which of its deliveries they hold.
+    facts: HashMap<(TenantId, ClientId), (Arc<ClientFacts>, DeliveriesRead)>,
     services: HashMap<TenantId, Arc<Services>>,
 }
 
@@ -422,12 +423,16 @@ impl Eligibility {
         versions: &[RuleVersionRow],
         on: &FactsOn<'_>,
     ) -> Result<Snapshot> {
+        Ok(Snapshot::of(on, &self.reads(tenant, versions)?))
+    }
+
+    /// What the published `versions` read, together.
+    fn reads(&self, tenant: TenantId, versions: &[RuleVersionRow]) -> Result<Reads> {
         let compiled = versions
             .iter()
             .map(|version| self.compile(tenant, version))
             .collect::<Result<Vec<_>>>()?;
-        let reads = Reads::union(compiled.iter().map(|c| &c.reads));
-        Ok(Snapshot::of(on, &reads))
+        Ok(Reads::union(compiled.iter().map(|c| &c.reads)))
     }
 
     /// Stores the decisions of a check, with the snapshot they were taken on, unless the same
@@ -803,7 +808,7 @@ impl Eligibility {
                 .facts
                 .get(&(caller.tenant, client))
                 .zip(kept.services.get(&caller.tenant))
-                .map(|(facts, services)| (facts.clone(), services.clone()));
+                .map(|((facts, took), services)| (facts.clone(), took.clone(), services.clone()));
             (kept.checks.get(&key).cloned(), read)
         } else {
             (None, None)
@@ -816,16 +821,18 @@ impl Eligibility {
         }
         let mut tx = self.db.tenant_tx(caller.tenant).await?;
         let versions = self.published(&mut tx).await?;
-        let (facts, services) = match read {
-            Some(read) => read,
+        // Of the client's deliveries, those in the windows the rules ask `delivered` for.
+        let needed = self.reads(caller.tenant, &versions)?.deliveries_on(as_of);
+        let (facts, services) = match read.filter(|(_, took, _)| took.covers(&needed)) {
+            Some((facts, _, services)) => (facts, services),
             None => {
-                let read = store::facts_and_services(tx.conn(), client, None).await?;
+                let read = store::facts_and_services(tx.conn(), client, None, &needed).await?;
                 let facts = read
                     .facts
                     .ok_or_else(|| Error::not_found("client", client))?;
                 let read = (Arc::new(facts), Arc::new(read.services));
                 if heard {
-                    self.keep_facts_read(caller.tenant, client, &read, generation);
+                    self.keep_facts_read(caller.tenant, client, &read, needed, generation);
                 }
                 read
             }
@@ -878,6 +885,7 @@ impl Eligibility {
         tenant: TenantId,
         client: ClientId,
         (facts, services): &(Arc<ClientFacts>, Arc<Services>),
+        took: DeliveriesRead,
         generation: u64,
     ) {
         let mut kept = self.memo.lock().expect("cache lock");
@@ -887,7 +895,7 @@ impl Eligibility {
         if kept.facts.len() >= FACTS_CAPACITY {
             kept.facts.clear();
         }
-        kept.facts.insert((tenant, client), facts.clone());
+        kept.facts.insert((tenant, client), (facts.clone(), took));
         kept.services.insert(tenant, services.clone());
     }
 
@@ -911,7 +919,9 @@ impl Eligibility {
             tx.commit().await?;
             return Ok(None);
         };
-        let read = store::facts_and_services(tx.conn(), client, Some(&[service.0])).await?;
+        let needed = self.reads(caller.tenant, &published)?.deliveries_on(as_of);
+        let read =
+            store::facts_and_services(tx.conn(), client, Some(&[service.0]), &needed).await?;
         let services = read.services;
         let facts = read.facts.unwrap_or_else(|| ClientFacts {
             client_id: client.0,
@@ -1051,7 +1061,8 @@ impl Eligibility {
             return Ok(());
         }
         store::lock_client(tx.conn(), client).await?;
-        let read = store::facts_and_services(tx.conn(), client, None).await?;
+        let needed = self.reads(tenant, &versions)?.deliveries_on(on);
+        let read = store::facts_and_services(tx.conn(), client, None, &needed).await?;
         let (Some(facts), services) = (read.facts, read.services) else {
             return Ok(());
         };

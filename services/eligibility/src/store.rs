@@ -21,6 +21,7 @@ use crate::domain::{
     DeliveryFact, Digest, EnrollmentFact, Fact, FactSchema, FieldType, Mode, Outcome, RuleRow,
     RuleVersionRow, Snapshot, check_of, new_check_id,
 };
+use crate::reads::DeliveriesRead;
 
 const RULE_COLUMNS: &str = "r.id, r.service_id, coalesce(s.code, '') AS service_code, r.mode, \
     r.criteria, r.published_version, r.draft_changed, r.version, r.created_at, r.updated_at";
@@ -298,13 +299,18 @@ pub struct FactsAndServices {
     pub services: BTreeMap<ServiceId, ServiceFact>,
 }
 
-/// Everything known of a client and the live services of `services` (all when None), in one
-/// statement: a check's one read.
+/// What is known of a client (of its deliveries, those `deliveries` takes) and the live
+/// services of `services` (all when None), in one statement: a check's one read.
 pub async fn facts_and_services(
     conn: &mut PgConnection,
     id: ClientId,
     services: Option<&[Uuid]>,
+    deliveries: &DeliveriesRead,
 ) -> Result<FactsAndServices> {
+    let codes: Option<Vec<&str>> = deliveries
+        .codes
+        .as_ref()
+        .map(|codes| codes.iter().map(String::as_str).collect());
     let row: FactsSql = sqlx::query_as(
         "SELECT \
            (SELECT jsonb_build_object('birth_date', c.birth_date, 'veteran', c.veteran, \
@@ -322,13 +328,17 @@ pub async fn facts_and_services(
            coalesce((SELECT jsonb_agg(jsonb_build_array(d.id, coalesce(s.code, ''), \
               d.service_date, d.units::text, d.value::text)) FROM eligibility.deliveries d \
               LEFT JOIN eligibility.services s ON s.tenant_id = d.tenant_id AND s.id = d.service_id \
-              WHERE d.client_id = $1 AND NOT d.deleted), '[]') AS deliveries, \
+              WHERE d.client_id = $1 AND NOT d.deleted \
+                AND ($3::text[] IS NULL OR s.code = ANY($3)) \
+                AND ($4::date IS NULL OR d.service_date >= $4)), '[]') AS deliveries, \
            coalesce((SELECT jsonb_agg(jsonb_build_array(s.id, s.code, s.organization_ids)) \
               FROM eligibility.services s WHERE NOT s.deleted \
               AND ($2::uuid[] IS NULL OR s.id = ANY($2))), '[]') AS services",
     )
     .bind(id)
     .bind(services)
+    .bind(codes)
+    .bind(deliveries.since)
     .fetch_one(conn)
     .await?;
     let services = row
@@ -420,7 +430,11 @@ pub async fn facts_and_services(
 
 /// Everything known of a client, or None when the client is unknown or deleted.
 pub async fn client_facts(conn: &mut PgConnection, id: ClientId) -> Result<Option<ClientFacts>> {
-    Ok(facts_and_services(conn, id, Some(&[])).await?.facts)
+    Ok(
+        facts_and_services(conn, id, Some(&[]), &DeliveriesRead::ALL)
+            .await?
+            .facts,
+    )
 }
 
 #[derive(sqlx::FromRow)]
