@@ -2,7 +2,7 @@
 //! against the facts of the catalog and the client. No I/O here: the facts are looked up by
 //! the API and handed in.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
@@ -224,7 +224,118 @@ pub struct Grouping {
     pub month: bool,
 }
 
-#[derive(Debug, sqlx::FromRow)]
+/// One row of `records.daily_totals`: one day's records of one kind, service, service group,
+/// grant and program (the nil UUID for none), with the numbers of their distinct clients.
+#[derive(Clone, Debug)]
+pub struct DailyTotals {
+    pub service_date: NaiveDate,
+    pub kind: i16,
+    pub service_id: ServiceId,
+    pub service_group_id: Uuid,
+    pub grant_id: Uuid,
+    pub program_id: Uuid,
+    pub records: i64,
+    pub units: Decimal,
+    pub value: Decimal,
+    pub people_reached: i64,
+    pub clients: Vec<i32>,
+}
+
+/// The nil UUID the day totals write for none, as None.
+fn some(id: Uuid) -> Option<Uuid> {
+    (!id.is_nil()).then_some(id)
+}
+
+/// A group of totals, in the order the answer lists them: month, grant, program, service
+/// group, then service, none first.
+type TotalsKey = (
+    Option<NaiveDate>,
+    Option<Uuid>,
+    Option<Uuid>,
+    Option<Uuid>,
+    Option<Uuid>,
+);
+
+/// The totals of `days` grouped `by`: deliveries and indirect services counted as delivered,
+/// turn-aways apart, and each group's clients counted once (the union of its days' clients).
+pub fn sum_totals(days: &[DailyTotals], by: Grouping) -> Vec<TotalsRow> {
+    #[derive(Default)]
+    struct Sums {
+        units: Decimal,
+        value: Decimal,
+        records: i64,
+        people_reached: i64,
+        turn_aways: i64,
+        clients: Vec<i32>,
+        turned_away: Vec<i32>,
+    }
+    let mut groups: std::collections::BTreeMap<TotalsKey, Sums> = Default::default();
+    for day in days {
+        let key = (
+            by.month.then(|| {
+                day.service_date
+                    .with_day(1)
+                    .expect("every month has a day 1")
+            }),
+            by.grant.then(|| some(day.grant_id)).flatten(),
+            by.program.then(|| some(day.program_id)).flatten(),
+            by.service_group
+                .then(|| some(day.service_group_id))
+                .flatten(),
+            by.service.then_some(day.service_id.0),
+        );
+        let sums = groups.entry(key).or_default();
+        if day.kind == Kind::TurnAway as i16 {
+            sums.turn_aways += day.records;
+            sums.turned_away.extend_from_slice(&day.clients);
+        } else {
+            sums.units += day.units;
+            sums.value += day.value;
+            sums.records += day.records;
+            sums.people_reached += day.people_reached;
+            sums.clients.extend_from_slice(&day.clients);
+        }
+    }
+    groups
+        .into_iter()
+        .map(
+            |((month, grant, program, group, service), sums)| TotalsRow {
+                grant_id: grant.map(GrantId),
+                program_id: program,
+                service_id: service.map(ServiceId),
+                service_group_id: group,
+                month,
+                units: sums.units,
+                value: sums.value,
+                records: sums.records,
+                unduplicated_clients: distinct(sums.clients),
+                people_reached: sums.people_reached,
+                turn_aways: sums.turn_aways,
+                turned_away_clients: distinct(sums.turned_away),
+            },
+        )
+        .collect()
+}
+
+/// How many distinct client numbers `numbers` holds: through a bitmap of them when they are
+/// dense enough (a year of a large tenant is a million numbers), sorted otherwise.
+fn distinct(mut numbers: Vec<i32>) -> i64 {
+    let max = numbers.iter().copied().max().unwrap_or(0);
+    let min = numbers.iter().copied().min().unwrap_or(0);
+    if min >= 0 && numbers.len() >= max as usize / 64 {
+        let mut seen = vec![0u64; max as usize / 64 + 1];
+        for n in numbers {
+            seen[n as usize / 64] |= 1 << (n % 64);
+        }
+        seen.iter().map(|word| i64::from(word.count_ones())).sum()
+    } else {
+        numbers.sort_unstable();
+        numbers.dedup();
+        numbers.len() as i64
+    }
+}
+
+#[derive(Debug, PartialEq)]
 pub struct TotalsRow {
     pub grant_id: Option<GrantId>,
     pub program_id: Option<Uuid>,
@@ -437,5 +548,83 @@ mod tests {
         let late = NaiveDate::from_ymd_opt(2027, 1, 1).unwrap();
         check_grant(&grant, &service, late, "grant_id", &mut v);
         assert!(!v.is_empty(), "outside the period");
+    }
+
+    #[test]
+    fn totals_sum_the_days_and_count_each_groups_clients_once() {
+        let service = ServiceId::new();
+        let grant = Uuid::now_v7();
+        let day =
+            |date: &str, kind: Kind, records: i64, units: &str, clients: &[i32]| DailyTotals {
+                service_date: NaiveDate::from_str(date).unwrap(),
+                kind: kind as i16,
+                service_id: service,
+                service_group_id: Uuid::nil(),
+                grant_id: grant,
+                program_id: Uuid::nil(),
+                records,
+                units: d(units),
+                value: d(units) * d("2"),
+                people_reached: if kind == Kind::Indirect { 40 } else { 0 },
+                clients: clients.to_vec(),
+            };
+        let days = [
+            day("2026-03-02", Kind::Delivered, 3, "4.5", &[1, 2]),
+            day("2026-03-20", Kind::Delivered, 2, "2", &[2, 3]),
+            day("2026-04-01", Kind::Delivered, 1, "1", &[1]),
+            day("2026-04-01", Kind::TurnAway, 2, "0", &[1, 4]),
+            day("2026-04-09", Kind::Indirect, 1, "1", &[]),
+        ];
+        let all = sum_totals(&days, Grouping::default());
+        assert_eq!(all.len(), 1);
+        let all = &all[0];
+        assert_eq!((all.records, all.units, all.value), (7, d("8.5"), d("17")));
+        assert_eq!(
+            (
+                all.unduplicated_clients,
+                all.turn_aways,
+                all.turned_away_clients
+            ),
+            (3, 2, 2),
+            "clients 1, 2 and 3 received; 1 and 4 were turned away"
+        );
+        assert_eq!(all.people_reached, 40);
+        assert_eq!(all.grant_id, None, "not grouped by grant");
+
+        let by_month = sum_totals(
+            &days,
+            Grouping {
+                month: true,
+                grant: true,
+                program: true,
+                ..Grouping::default()
+            },
+        );
+        let months: Vec<_> = by_month
+            .iter()
+            .map(|r| {
+                (
+                    r.month.unwrap().to_string(),
+                    r.unduplicated_clients,
+                    r.records,
+                )
+            })
+            .collect();
+        assert_eq!(
+            months,
+            [("2026-03-01".into(), 3, 5), ("2026-04-01".into(), 1, 2)]
+        );
+        assert_eq!(by_month[0].grant_id, Some(GrantId(grant)));
+        assert_eq!(by_month[0].program_id, None, "the nil UUID is none");
+        assert!(sum_totals(&[], Grouping::default()).is_empty());
+    }
+
+    #[test]
+    fn distinct_numbers_are_counted_the_same_dense_or_sparse() {
+        assert_eq!(distinct(vec![]), 0);
+        assert_eq!(distinct(vec![0, 63, 64, 64, 63, 1]), 4, "dense: the bitmap");
+        assert_eq!(distinct(vec![5, 1_000_000, 5, 7]), 3, "sparse: sorted");
+        let many: Vec<i32> = (0..10_000).map(|i| (i * 7919) % 5000).collect();
+        assert_eq!(distinct(many), 5000);
     }
 }

@@ -7,6 +7,7 @@ pub mod domain;
 pub mod events;
 pub mod service;
 pub mod store;
+pub mod worker;
 
 use std::sync::Arc;
 
@@ -44,6 +45,7 @@ pub fn register(
         eligibility,
         authorizations_endpoint,
     )?;
+    worker::add(platform.db.clone(), node);
     node.add_service(
         RecordsServiceServer::new(api::RecordsApi::new(platform.clone(), records))
             .max_decoding_message_size(platform.config.grpc_max_message_bytes),

@@ -743,10 +743,29 @@ impl Records {
         let hidden = self
             .hidden_services(caller.tenant, &caller.principal)
             .await?;
+        // Every change committed before the call is in the day totals read after this.
+        fold_totals(&self.db).await?;
         let mut tx = self.db.tenant_tx(caller.tenant).await?;
-        let rows = store::totals(tx.conn(), start, end, by, &hidden).await?;
+        let days = store::daily_totals(tx.conn(), start, end, &hidden).await?;
         tx.commit().await?;
-        Ok(rows)
+        Ok(sum_totals(&days, by))
+    }
+}
+
+/// Changes of records folded into the day totals in one transaction, at most.
+const FOLD_BATCH: i32 = 10_000;
+
+/// Folds every change of records waiting (of every tenant) into the day totals; how many.
+pub async fn fold_totals(db: &Db) -> Result<i64> {
+    let mut folded = 0;
+    loop {
+        let mut tx = db.system_tx().await?;
+        let n = store::fold_totals(tx.conn(), FOLD_BATCH).await?;
+        tx.commit().await?;
+        folded += n;
+        if n < i64::from(FOLD_BATCH) {
+            return Ok(folded);
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use caseway_platform::error::{Error, Result};
 use caseway_platform::{AuthorizationId, ClientId, RecordId, ServiceId, TenantId};
 
-use crate::domain::{Grouping, HistoryFilter, RecordRow, TotalsRow};
+use crate::domain::{DailyTotals, HistoryFilter, RecordRow};
 
 const COLUMNS: &str = "id, kind, client_id, service_id, service_group_id, service_date, grant_id, \
     enrollment_id, program_id, provider_id, units, unit_value, value, reason_id, goal_id, \
@@ -284,42 +284,67 @@ pub async fn client_history(
     .await?)
 }
 
-/// Sums over `[start, end]`: deliveries and indirect services counted as delivered, turn-aways
-/// apart; clients counted once per group; records of `hidden_services` left out.
-pub async fn totals(
+/// The day totals of `[start, end]`, without the services in `hidden` (the
+/// `records.daily_totals` migration says what a row holds).
+pub async fn daily_totals(
     conn: &mut PgConnection,
     start: NaiveDate,
     end: NaiveDate,
-    by: Grouping,
-    hidden_services: &[ServiceId],
-) -> Result<Vec<TotalsRow>> {
-    Ok(sqlx::query_as(
-        "SELECT CASE WHEN $3 THEN grant_id END AS grant_id, \
-                CASE WHEN $4 THEN program_id END AS program_id, \
-                CASE WHEN $5 THEN service_id END AS service_id, \
-                CASE WHEN $6 THEN service_group_id END AS service_group_id, \
-                CASE WHEN $7 THEN date_trunc('month', service_date)::date END AS month, \
-                coalesce(sum(units) FILTER (WHERE kind <> 2), 0) AS units, \
-                coalesce(sum(value) FILTER (WHERE kind <> 2), 0) AS value, \
-                count(*) FILTER (WHERE kind <> 2) AS records, \
-                count(DISTINCT client_id) FILTER (WHERE kind = 1) AS unduplicated_clients, \
-                coalesce(sum(people_reached) FILTER (WHERE kind = 3), 0)::bigint AS people_reached, \
-                count(*) FILTER (WHERE kind = 2) AS turn_aways, \
-                count(DISTINCT client_id) FILTER (WHERE kind = 2) AS turned_away_clients \
-         FROM records.service_records \
-         WHERE deleted_at IS NULL AND service_date BETWEEN $1 AND $2 \
-           AND NOT (service_id = ANY($8)) \
-         GROUP BY 1, 2, 3, 4, 5 ORDER BY 5 NULLS FIRST, 1 NULLS FIRST, 2 NULLS FIRST, \
-                  4 NULLS FIRST, 3 NULLS FIRST",
+    hidden: &[ServiceId],
+) -> Result<Vec<DailyTotals>> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        service_date: NaiveDate,
+        kind: i16,
+        service_id: ServiceId,
+        service_group_id: Uuid,
+        grant_id: Uuid,
+        program_id: Uuid,
+        records: i64,
+        units: Decimal,
+        value: Decimal,
+        people_reached: i64,
+        client_set: Vec<u8>,
+    }
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT service_date, kind, service_id, service_group_id, grant_id, program_id, records, \
+                units, value, people_reached, client_set \
+           FROM records.daily_totals \
+          WHERE service_date BETWEEN $1 AND $2 AND NOT (service_id = ANY($3))",
     )
     .bind(start)
     .bind(end)
-    .bind(by.grant)
-    .bind(by.program)
-    .bind(by.service)
-    .bind(by.service_group)
-    .bind(by.month)
-    .bind(hidden_services)
+    .bind(hidden)
     .fetch_all(conn)
-    .await?)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| DailyTotals {
+            service_date: r.service_date,
+            kind: r.kind,
+            service_id: r.service_id,
+            service_group_id: r.service_group_id,
+            grant_id: r.grant_id,
+            program_id: r.program_id,
+            records: r.records,
+            units: r.units,
+            value: r.value,
+            people_reached: r.people_reached,
+            // Whole 4-byte numbers: the fold writes nothing else.
+            clients: r
+                .client_set
+                .chunks_exact(4)
+                .map(|n| i32::from_be_bytes([n[0], n[1], n[2], n[3]]))
+                .collect(),
+        })
+        .collect())
+}
+
+/// Folds up to `batch` changes of every tenant's records into the day totals, as the
+/// platform's own role; how many it folded. One fold runs at a time: a second waits for it.
+pub async fn fold_totals(conn: &mut PgConnection, batch: i32) -> Result<i64> {
+    Ok(sqlx::query_scalar("SELECT records.fold_totals($1)")
+        .bind(batch)
+        .fetch_one(conn)
+        .await?)
 }
