@@ -205,8 +205,8 @@ const SEARCH_INDEXES: &[(&str, &str)] = &[
         "ON clients.clients (tenant_id, ssn_hash) WHERE ssn_hash IS NOT NULL",
     ),
     (
-        "clients_ssn_last4",
-        "ON clients.clients (tenant_id, ssn_last4) WHERE ssn_last4 IS NOT NULL",
+        "clients_ssn_last4_birth_date",
+        "ON clients.clients (tenant_id, ssn_last4, birth_date) WHERE ssn_last4 IS NOT NULL",
     ),
     (
         "clients_birth_date",
