@@ -142,6 +142,11 @@ AS $$
 DECLARE
     folded bigint;
 BEGIN
+    -- Nothing waiting (nor held by a fold still running, whose claimed rows are visible until
+    -- it commits): no need to wait for the lock.
+    IF NOT EXISTS (SELECT 1 FROM records.totals_changes) THEN
+        RETURN 0;
+    END IF;
     PERFORM pg_advisory_xact_lock(7262101);
     -- The changes folded, in a table of the session's own, made once a connection.
     IF to_regclass('pg_temp.folding') IS NULL THEN
