@@ -1,6 +1,9 @@
 //! Memory of `caseway serve` as deployed: the real binary, its resident set read from
 //! `/proc/<pid>/status` every second. First `serve --target all` under recording load (32
-//! callers recording services for the demo tenant's clients), then the records target alone
+//! callers recording services for a thousand clients of the demo tenant, in turn, as a tenant's
+//! case workers do; all for one client would make that client's history, which the
+//! eligibility service reads for its rules' `delivered` windows, grow without end), then the
+//! records target alone
 //! (its peers served by the first process) under the same load. Issue 21's targets: all
 //! targets at most 150 MB resident, one target at most 60 MB, and no growth over a soak (the
 //! slope of the resident set after the first quarter of the run, by least squares).
@@ -8,7 +11,7 @@
 //!     cargo bench -p caseway --bench memory
 //!
 //! CASEWAY_BENCH_SECONDS (default 60; 600 for the 10-minute soak), CASEWAY_BENCH_CONCURRENCY
-//! (default 32).
+//! (default 32), CASEWAY_BENCH_CLIENTS (default 1000).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -55,6 +58,7 @@ fn slope(samples: &[(f64, f64)]) -> f64 {
 async fn run() {
     let seconds: u64 = env_or("CASEWAY_BENCH_SECONDS", 60);
     let concurrency: usize = env_or("CASEWAY_BENCH_CONCURRENCY", 32);
+    let clients: usize = env_or("CASEWAY_BENCH_CLIENTS", 1000).max(1);
     let fixture = Fixture::new().await;
     let all = fixture.serve("all", &[]).await;
     // The demo's rules need the eligibility service to have heard of the services: wait for
@@ -95,14 +99,33 @@ async fn run() {
         service_id: sample.service_id,
         service_date: sample.service_date,
         grant_id: sample.grant_id,
-        enrollment_id: sample.enrollment_id,
         units: "10".into(),
         ..Default::default()
     };
+    // The clients recorded for, made through the API.
+    let make = caseway_fixtures::Fixtures::new(all.channel().await, &demo.token).unwrap();
+    let mut clients = Vec::with_capacity(clients);
+    for i in 0..clients.capacity() {
+        let client = caseway_api::clients::v1::Client {
+            first_name: format!("Soak{i}"),
+            last_name: "Client".into(),
+            ..Default::default()
+        };
+        clients.push(make.client(client).await.unwrap());
+    }
+    let clients = Arc::new(clients);
     println!(
         "memory of caseway serve under recording load: {concurrency} callers, {seconds} s a process"
     );
-    let all_figures = measure("all", &all, &demo.token, &record, concurrency, seconds).await;
+    let all_figures = measure(
+        "all",
+        &all,
+        &demo.token,
+        (&record, &clients),
+        concurrency,
+        seconds,
+    )
+    .await;
 
     // The records target alone, its peers in the first process.
     let peers = format!("http://{}", all.address);
@@ -121,7 +144,7 @@ async fn run() {
         "records",
         &records,
         &demo.token,
-        &record,
+        (&record, &clients),
         concurrency,
         seconds,
     )
@@ -150,7 +173,7 @@ async fn measure(
     name: &str,
     server: &Server,
     token: &str,
-    record: &rpb::ServiceRecord,
+    (record, clients): (&rpb::ServiceRecord, &Arc<Vec<String>>),
     concurrency: usize,
     seconds: u64,
 ) -> (f64, f64) {
@@ -162,16 +185,21 @@ async fn measure(
     let mut callers = Vec::new();
     for _ in 0..concurrency {
         let mut records = RecordsServiceClient::new(channel.clone());
-        let (done, stop, token, record) = (
+        let (done, stop, token, record, clients) = (
             done.clone(),
             stop.clone(),
             token.to_string(),
             record.clone(),
+            clients.clone(),
         );
         callers.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
+                let next = done.load(Ordering::Relaxed) as usize;
                 let request = rpb::RecordServiceRequest {
-                    record: Some(record.clone()),
+                    record: Some(rpb::ServiceRecord {
+                        client_id: clients[next % clients.len()].clone(),
+                        ..record.clone()
+                    }),
                     ..Default::default()
                 };
                 records
