@@ -26,12 +26,9 @@ use caseway_integration_tests::{TestEnv, TestNode, authed, date};
 use caseway_platform::auth::Role;
 use caseway_test_support::env_or;
 
-fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(run());
+#[tokio::main]
+async fn main() {
+    run().await;
 }
 
 /// What one case worker records against.

@@ -42,12 +42,9 @@ enum Call {
     Check(pb::DecisionView),
 }
 
-fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(run());
+#[tokio::main]
+async fn main() {
+    run().await;
 }
 
 /// The criteria of the `i`th service's rule: 3 to 6 of them, cycling through every kind of

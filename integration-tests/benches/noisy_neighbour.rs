@@ -40,12 +40,9 @@ const RECORDS: i64 = 100_000;
 /// A's year-long totals running at once in phase 3.
 const SLOW_CALLERS: usize = 32;
 
-fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(run());
+#[tokio::main]
+async fn main() {
+    run().await;
 }
 
 /// Who calls, with what.

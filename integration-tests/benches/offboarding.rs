@@ -20,12 +20,9 @@ use caseway_integration_tests::{TestEnv, authed};
 use caseway_offboarding::{ExportKey, PurgeOptions};
 use caseway_test_support::resident_kib;
 
-fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(run());
+#[tokio::main]
+async fn main() {
+    run().await;
 }
 
 /// Runs `step`, sampling the resident set meanwhile: its time, and the most the resident set

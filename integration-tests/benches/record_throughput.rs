@@ -36,12 +36,9 @@ use caseway_test_support::env_or;
 
 const CONNECTIONS: usize = 4;
 
-fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(run());
+#[tokio::main]
+async fn main() {
+    run().await;
 }
 
 /// What every recording names.

@@ -41,12 +41,9 @@ const TOTALS_TARGET: Duration = Duration::from_millis(100);
 /// Service records per client, in every tenant.
 const RECORDS_PER_CLIENT: usize = 10;
 
-fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(run());
+#[tokio::main]
+async fn main() {
+    run().await;
 }
 
 /// The share of a deployment's records (and clients) tenant `i` of `tenants` holds.

@@ -19,12 +19,9 @@ use caseway_integration_tests::{TestEnv, http_get};
 
 const TARGET: Duration = Duration::from_secs(1);
 
-fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(run());
+#[tokio::main]
+async fn main() {
+    run().await;
 }
 
 async fn run() {

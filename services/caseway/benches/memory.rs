@@ -29,12 +29,9 @@ use support::{Fixture, Server};
 const ALL_TARGET_MB: f64 = 150.0;
 const ONE_TARGET_MB: f64 = 60.0;
 
-fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(run());
+#[tokio::main]
+async fn main() {
+    run().await;
 }
 
 /// The resident set of process `pid`, in MB (10^6 bytes).
