@@ -98,35 +98,28 @@ AS $$
 DECLARE
     none CONSTANT uuid := '00000000-0000-0000-0000-000000000000';
 BEGIN
-    IF TG_OP = 'UPDATE' THEN
-        IF (OLD.service_date, OLD.kind, OLD.service_id, OLD.service_group_id, OLD.grant_id,
-            OLD.program_id, OLD.client_id, OLD.units, OLD.value, OLD.people_reached,
-            OLD.deleted_at IS NULL)
-           IS NOT DISTINCT FROM
-           (NEW.service_date, NEW.kind, NEW.service_id, NEW.service_group_id, NEW.grant_id,
-            NEW.program_id, NEW.client_id, NEW.units, NEW.value, NEW.people_reached,
-            NEW.deleted_at IS NULL) THEN
-            RETURN NULL;
-        END IF;
-        IF OLD.deleted_at IS NULL THEN
-            INSERT INTO records.totals_changes (tenant_id, service_date, kind, service_id,
-                service_group_id, grant_id, program_id, client_id, sign, units, value,
-                people_reached)
-            VALUES (OLD.tenant_id, OLD.service_date, OLD.kind, OLD.service_id,
-                coalesce(OLD.service_group_id, none), coalesce(OLD.grant_id, none),
-                coalesce(OLD.program_id, none), OLD.client_id, -1, coalesce(OLD.units, 0),
-                coalesce(OLD.value, 0), coalesce(OLD.people_reached, 0));
-        END IF;
+    -- An update of nothing the totals count (comments, say) changes nothing.
+    IF TG_OP = 'UPDATE' AND
+       (OLD.service_date, OLD.kind, OLD.service_id, OLD.service_group_id, OLD.grant_id,
+        OLD.program_id, OLD.client_id, OLD.units, OLD.value, OLD.people_reached,
+        OLD.deleted_at IS NULL)
+       IS NOT DISTINCT FROM
+       (NEW.service_date, NEW.kind, NEW.service_id, NEW.service_group_id, NEW.grant_id,
+        NEW.program_id, NEW.client_id, NEW.units, NEW.value, NEW.people_reached,
+        NEW.deleted_at IS NULL) THEN
+        RETURN NULL;
     END IF;
-    IF NEW.deleted_at IS NULL THEN
-        INSERT INTO records.totals_changes (tenant_id, service_date, kind, service_id,
-            service_group_id, grant_id, program_id, client_id, sign, units, value,
-            people_reached)
-        VALUES (NEW.tenant_id, NEW.service_date, NEW.kind, NEW.service_id,
-            coalesce(NEW.service_group_id, none), coalesce(NEW.grant_id, none),
-            coalesce(NEW.program_id, none), NEW.client_id, 1, coalesce(NEW.units, 0),
-            coalesce(NEW.value, 0), coalesce(NEW.people_reached, 0));
-    END IF;
+    -- The record as it was taken away (an update of a live record) and as it is added (a
+    -- live record written); OLD is NULL on an insert.
+    INSERT INTO records.totals_changes (tenant_id, service_date, kind, service_id,
+        service_group_id, grant_id, program_id, client_id, sign, units, value, people_reached)
+    SELECT (c.r).tenant_id, (c.r).service_date, (c.r).kind, (c.r).service_id,
+           coalesce((c.r).service_group_id, none), coalesce((c.r).grant_id, none),
+           coalesce((c.r).program_id, none), (c.r).client_id, c.sign,
+           coalesce((c.r).units, 0), coalesce((c.r).value, 0),
+           coalesce((c.r).people_reached, 0)
+      FROM (VALUES (OLD, -1::smallint), (NEW, 1::smallint)) AS c(r, sign)
+     WHERE (c.r).id IS NOT NULL AND (c.r).deleted_at IS NULL;
     RETURN NULL;
 END
 $$;

@@ -415,18 +415,8 @@ impl Eligibility {
         kept.checks.retain(|key, _| key.0 != tenant);
     }
 
-    /// What a client's facts as of `on` give every published version of the tenant: a check,
-    /// an enforcement and a look after new facts as of one date store the same snapshot.
-    fn snapshot(
-        &self,
-        tenant: TenantId,
-        versions: &[RuleVersionRow],
-        on: &FactsOn<'_>,
-    ) -> Result<Snapshot> {
-        Ok(Snapshot::of(on, &self.reads(tenant, versions)?))
-    }
-
-    /// What the published `versions` read, together.
+    /// What the published `versions` read, together: what a check, an enforcement and a look
+    /// after new facts read of the client, and the snapshot each stores as of its date.
     fn reads(&self, tenant: TenantId, versions: &[RuleVersionRow]) -> Result<Reads> {
         let compiled = versions
             .iter()
@@ -822,7 +812,8 @@ impl Eligibility {
         let mut tx = self.db.tenant_tx(caller.tenant).await?;
         let versions = self.published(&mut tx).await?;
         // Of the client's deliveries, those in the windows the rules ask `delivered` for.
-        let needed = self.reads(caller.tenant, &versions)?.deliveries_on(as_of);
+        let reads = self.reads(caller.tenant, &versions)?;
+        let needed = reads.deliveries_on(as_of);
         let (facts, services) = match read.filter(|(_, took, _)| took.covers(&needed)) {
             Some((facts, _, services)) => (facts, services),
             None => {
@@ -842,7 +833,7 @@ impl Eligibility {
             at: now(),
         };
         let on = facts.on(as_of);
-        let snapshot = self.snapshot(caller.tenant, &versions, &on)?;
+        let snapshot = Snapshot::of(&on, &reads);
         let mut decisions = Vec::with_capacity(versions.len());
         for version in versions.iter() {
             let Some(service) = services.get(&version.service_id) else {
@@ -919,7 +910,8 @@ impl Eligibility {
             tx.commit().await?;
             return Ok(None);
         };
-        let needed = self.reads(caller.tenant, &published)?.deliveries_on(as_of);
+        let reads = self.reads(caller.tenant, &published)?;
+        let needed = reads.deliveries_on(as_of);
         let read =
             store::facts_and_services(tx.conn(), client, Some(&[service.0]), &needed).await?;
         let services = read.services;
@@ -937,7 +929,7 @@ impl Eligibility {
             at: now(),
         };
         let on = facts.on(as_of);
-        let snapshot = self.snapshot(caller.tenant, &published, &on)?;
+        let snapshot = Snapshot::of(&on, &reads);
         let mut decision = [take_decision(version, &c, &on, &snapshot, code, &decider)];
         let fresh = self
             .store_decisions(&mut tx, &snapshot, &mut decision)
@@ -1061,7 +1053,8 @@ impl Eligibility {
             return Ok(());
         }
         store::lock_client(tx.conn(), client).await?;
-        let needed = self.reads(tenant, &versions)?.deliveries_on(on);
+        let reads = self.reads(tenant, &versions)?;
+        let needed = reads.deliveries_on(on);
         let read = store::facts_and_services(tx.conn(), client, None, &needed).await?;
         let (Some(facts), services) = (read.facts, read.services) else {
             return Ok(());
@@ -1072,7 +1065,7 @@ impl Eligibility {
             at: now(),
         };
         let facts_on = facts.on(on);
-        let snapshot = self.snapshot(tenant, &versions, &facts_on)?;
+        let snapshot = Snapshot::of(&facts_on, &reads);
         let mut decisions = Vec::new();
         for version in versions.iter() {
             let c = self.compile(tenant, version)?;

@@ -226,7 +226,7 @@ pub struct Grouping {
 
 /// One row of `records.daily_totals`: one day's records of one kind, service, service group,
 /// grant and program (the nil UUID for none), with the numbers of their distinct clients.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, sqlx::FromRow)]
 pub struct DailyTotals {
     pub service_date: NaiveDate,
     pub kind: i16,
@@ -238,7 +238,17 @@ pub struct DailyTotals {
     pub units: Decimal,
     pub value: Decimal,
     pub people_reached: i64,
-    pub clients: Vec<i32>,
+    /// The clients' numbers as 4-byte big-endian integers.
+    pub client_set: Vec<u8>,
+}
+
+impl DailyTotals {
+    /// The clients' numbers.
+    pub fn clients(&self) -> impl Iterator<Item = i32> + '_ {
+        self.client_set
+            .chunks_exact(4)
+            .map(|n| i32::from_be_bytes([n[0], n[1], n[2], n[3]]))
+    }
 }
 
 /// The nil UUID the day totals write for none, as None.
@@ -287,13 +297,13 @@ pub fn sum_totals(days: &[DailyTotals], by: Grouping) -> Vec<TotalsRow> {
         let sums = groups.entry(key).or_default();
         if day.kind == Kind::TurnAway as i16 {
             sums.turn_aways += day.records;
-            sums.turned_away.extend_from_slice(&day.clients);
+            sums.turned_away.extend(day.clients());
         } else {
             sums.units += day.units;
             sums.value += day.value;
             sums.records += day.records;
             sums.people_reached += day.people_reached;
-            sums.clients.extend_from_slice(&day.clients);
+            sums.clients.extend(day.clients());
         }
     }
     groups
@@ -566,7 +576,7 @@ mod tests {
                 units: d(units),
                 value: d(units) * d("2"),
                 people_reached: if kind == Kind::Indirect { 40 } else { 0 },
-                clients: clients.to_vec(),
+                client_set: clients.iter().flat_map(|n: &i32| n.to_be_bytes()).collect(),
             };
         let days = [
             day("2026-03-02", Kind::Delivered, 3, "4.5", &[1, 2]),

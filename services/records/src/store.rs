@@ -292,21 +292,7 @@ pub async fn daily_totals(
     end: NaiveDate,
     hidden: &[ServiceId],
 ) -> Result<Vec<DailyTotals>> {
-    #[derive(sqlx::FromRow)]
-    struct Row {
-        service_date: NaiveDate,
-        kind: i16,
-        service_id: ServiceId,
-        service_group_id: Uuid,
-        grant_id: Uuid,
-        program_id: Uuid,
-        records: i64,
-        units: Decimal,
-        value: Decimal,
-        people_reached: i64,
-        client_set: Vec<u8>,
-    }
-    let rows: Vec<Row> = sqlx::query_as(
+    Ok(sqlx::query_as(
         "SELECT service_date, kind, service_id, service_group_id, grant_id, program_id, records, \
                 units, value, people_reached, client_set \
            FROM records.daily_totals \
@@ -316,28 +302,7 @@ pub async fn daily_totals(
     .bind(end)
     .bind(hidden)
     .fetch_all(conn)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| DailyTotals {
-            service_date: r.service_date,
-            kind: r.kind,
-            service_id: r.service_id,
-            service_group_id: r.service_group_id,
-            grant_id: r.grant_id,
-            program_id: r.program_id,
-            records: r.records,
-            units: r.units,
-            value: r.value,
-            people_reached: r.people_reached,
-            // Whole 4-byte numbers: the fold writes nothing else.
-            clients: r
-                .client_set
-                .chunks_exact(4)
-                .map(|n| i32::from_be_bytes([n[0], n[1], n[2], n[3]]))
-                .collect(),
-        })
-        .collect())
+    .await?)
 }
 
 /// Folds up to `batch` changes of every tenant's records into the day totals, as the
