@@ -5,7 +5,7 @@
 //! machine doing nothing else:
 //!
 //! ```text
-//! cargo test -p caseway-faults --test restart -- --ignored --test-threads 1 --nocapture
+//! cargo test -p caseway-faults --test suite -- restart:: --ignored --test-threads 1 --nocapture
 //! ```
 //!
 //! The checks are the proxy scenarios' (`caseway_faults::scenario`).

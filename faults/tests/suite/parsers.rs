@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
-#[path = "parsers/checks.rs"]
+#[path = "../parsers/checks.rs"]
 mod checks;
 
 /// The longest one input may take a parser (with the rule's expansion over a year).

@@ -140,7 +140,7 @@ fn released_migrations_never_change_and_new_ones_only_expand() {
     if std::env::var_os("CASEWAY_RELEASE_MIGRATIONS").is_some() {
         let mut text = String::from(
             "# Released migrations: version and sqlx checksum. Written at a release by\n\
-             # CASEWAY_RELEASE_MIGRATIONS=1 (integration-tests/tests/migrations.rs); never edited.\n",
+             # CASEWAY_RELEASE_MIGRATIONS=1 (integration-tests/tests/suite/migrations.rs); never edited.\n",
         );
         for (version, (description, checksum, _)) in &all {
             let _ = writeln!(text, "{version} {checksum} {description}");

@@ -10,9 +10,7 @@ use caseway_api::tenancy::v1::tenancy_service_client::TenancyServiceClient;
 use caseway_platform::auth::Role;
 use caseway_test_support::authed;
 
-mod support;
-
-use support::Fixture;
+use crate::support::Fixture;
 
 #[tokio::test]
 async fn serve_all_and_serve_split_targets_answer_a_gateway() {
