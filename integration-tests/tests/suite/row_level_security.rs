@@ -724,4 +724,67 @@ async fn every_table_is_isolated_by_forced_row_level_security() {
             "{function} runs with the caller's search path"
         );
     }
+
+    // The reads of one statement (`TenantRead`): each sees the tenant it enters and no other,
+    // and leaves no tenant behind on the connection.
+    let (tenant_id, client, records): (uuid::Uuid, uuid::Uuid, i64) = sqlx::query_as(
+        "SELECT tenant_id, client_id, count(*) FROM records.service_records \
+         WHERE client_id IS NOT NULL AND deleted_at IS NULL \
+         GROUP BY tenant_id, client_id LIMIT 1",
+    )
+    .fetch_one(&mut owner)
+    .await
+    .unwrap();
+    let (authorization, delivered): (uuid::Uuid, i64) = sqlx::query_as(
+        "SELECT a.id, (SELECT count(*) FROM authorizations.draws d \
+         WHERE d.authorization_id = a.id AND d.delivered_units > 0) \
+         FROM authorizations.authorizations a WHERE a.tenant_id = $1 LIMIT 1",
+    )
+    .bind(tenant_id)
+    .fetch_one(&mut owner)
+    .await
+    .unwrap();
+    let reads = [
+        (
+            "SELECT count(*) FROM clients.read_client($1, $2)",
+            client,
+            1,
+        ),
+        (
+            "SELECT count(*) FROM records.read_client_records($1, $2, NULL, NULL, NULL, NULL, \
+             NULL, NULL, NULL, NULL, NULL, NULL, 50, '{}')",
+            client,
+            records.min(50),
+        ),
+        (
+            "SELECT count(*) FROM authorizations.read_authorization($1, $2)",
+            authorization,
+            1,
+        ),
+        (
+            "SELECT delivery_records FROM authorizations.read_deliveries($1, $2)",
+            authorization,
+            delivered,
+        ),
+    ];
+    for (read, id, expected) in reads {
+        for (tenant, expected) in [(tenant_id, expected), (uuid::Uuid::new_v4(), 0)] {
+            let found: i64 = sqlx::query_scalar(read)
+                .bind(tenant)
+                .bind(id)
+                .fetch_one(&mut app)
+                .await
+                .unwrap();
+            assert_eq!(found, expected, "{read} for {tenant}");
+            let left: i64 = sqlx::query_scalar(
+                "SELECT (SELECT count(*) FROM clients.clients) \
+                 + (SELECT count(*) FROM authorizations.authorizations) \
+                 + (SELECT count(*) FROM records.service_records)",
+            )
+            .fetch_one(&mut app)
+            .await
+            .unwrap();
+            assert_eq!(left, 0, "{read} left a tenant on the connection");
+        }
+    }
 }

@@ -606,13 +606,15 @@ impl Authorizations {
         id: AuthorizationId,
     ) -> Result<(AuthorizationRow, Vec<(NaiveDate, Decimal)>, i64)> {
         let hidden = self.hidden_services(caller).await?;
-        // The totals and the per-occurrence deliveries from one snapshot: a drawdown committed
-        // between the two reads would otherwise show in one and not the other.
-        let mut tx = self.db.tenant_snapshot(caller.tenant).await?;
-        let row = visible(store::load(tx.conn(), id, false).await?, &hidden, id)?;
-        let (deliveries, records) = store::deliveries(tx.conn(), id).await?;
-        tx.commit().await?;
-        Ok((row, deliveries, records))
+        // The totals and the per-occurrence deliveries from one snapshot, in one statement.
+        let mut read = self.db.tenant_read(caller.tenant).await?;
+        let found = store::utilization(&mut read, id).await?;
+        read.done();
+        let (row, deliveries, records) = match found {
+            Some((row, deliveries, records)) => (Some(row), deliveries, records),
+            None => (None, Vec::new(), 0),
+        };
+        Ok((visible(row, &hidden, id)?, deliveries, records))
     }
 
     /// A page of an authorization's audit history.

@@ -6,7 +6,9 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use caseway_platform::error::Result;
-use caseway_platform::{AuthorizationId, ClientId, HoldId, RecordId, ServiceId, TenantId};
+use caseway_platform::{
+    AuthorizationId, ClientId, HoldId, RecordId, ServiceId, TenantId, TenantRead,
+};
 
 use crate::domain::{AuthorizationRow, Draw, ListFilter};
 
@@ -256,21 +258,34 @@ pub async fn save_draw(
     Ok(())
 }
 
-/// Units delivered per service date, and how many records delivered them.
-pub async fn deliveries(
-    conn: &mut PgConnection,
-    authorization_id: AuthorizationId,
-) -> Result<(Vec<(NaiveDate, Decimal)>, i64)> {
-    let rows: Vec<(NaiveDate, Decimal, i64)> = sqlx::query_as(
-        "SELECT service_date, sum(delivered_units), count(*) FROM authorizations.draws \
-         WHERE authorization_id = $1 AND delivered_units > 0 \
-         GROUP BY service_date ORDER BY service_date",
-    )
-    .bind(authorization_id)
-    .fetch_all(conn)
+/// An authorization with what was delivered against it per service date (by date) and how
+/// many records, read in one statement: one snapshot, so a drawdown committed meanwhile shows
+/// in both or in neither (`authorizations.read_authorization`, `read_deliveries`).
+pub async fn utilization(
+    read: &mut TenantRead,
+    id: AuthorizationId,
+) -> Result<Option<(AuthorizationRow, Vec<(NaiveDate, Decimal)>, i64)>> {
+    #[derive(sqlx::FromRow)]
+    struct Utilization {
+        #[sqlx(flatten)]
+        row: AuthorizationRow,
+        delivery_dates: Vec<NaiveDate>,
+        delivery_units: Vec<Decimal>,
+        delivery_records: i64,
+    }
+    let tenant = read.tenant_id();
+    let found: Option<Utilization> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS}, delivery_dates, delivery_units, delivery_records \
+         FROM authorizations.read_authorization($1, $2), authorizations.read_deliveries($1, $2)"
+    )))
+    .bind(tenant.as_uuid())
+    .bind(id)
+    .fetch_optional(read.conn())
     .await?;
-    let records = rows.iter().map(|r| r.2).sum();
-    Ok((rows.into_iter().map(|(d, u, _)| (d, u)).collect(), records))
+    Ok(found.map(|u| {
+        let deliveries = u.delivery_dates.into_iter().zip(u.delivery_units).collect();
+        (u.row, deliveries, u.delivery_records)
+    }))
 }
 
 /// Approved authorizations of every tenant whose end date is before `today`, locked for this

@@ -7,8 +7,8 @@ use sqlx::PgConnection;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use caseway_platform::TenantId;
 use caseway_platform::error::{Error, Result};
+use caseway_platform::{TenantId, TenantRead};
 
 use crate::domain::{Client, Contact, DataQuality, Demographic, Enrollment, Search, VeteranStatus};
 use crate::pii::Sealed;
@@ -20,6 +20,15 @@ pub struct ClientRecord {
     pub client: Client,
     pub ssn_sealed: Option<Sealed>,
     pub ssn_hash: Option<Vec<u8>>,
+}
+
+/// The columns a [`Row`] reads, in its order.
+macro_rules! client_columns {
+    () => {
+        "id, first_name, middle_name, last_name, suffix, preferred_name, birth_date, \
+         birth_date_quality, ssn_sealed, ssn_key_id, ssn_hash, ssn_last4, ssn_quality, \
+         veteran_status, demographics, contact, organization_id, version, created_at, updated_at"
+    };
 }
 
 #[derive(sqlx::FromRow)]
@@ -100,15 +109,14 @@ pub async fn insert(
     record: &ClientRecord,
 ) -> Result<ClientRecord> {
     let c = &record.client;
-    let row: Row = sqlx::query_as(
+    let row: Row = sqlx::query_as(concat!(
         "INSERT INTO clients.clients (tenant_id, id, first_name, middle_name, last_name, suffix, \
-         preferred_name, birth_date, birth_date_quality, ssn_sealed, ssn_key_id, ssn_hash, ssn_last4, \
-         ssn_quality, veteran_status, demographics, contact, organization_id) \
+         preferred_name, birth_date, birth_date_quality, ssn_sealed, ssn_key_id, ssn_hash, \
+         ssn_last4, ssn_quality, veteran_status, demographics, contact, organization_id) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
-         RETURNING id, first_name, middle_name, last_name, suffix, preferred_name, birth_date, \
-         birth_date_quality, ssn_sealed, ssn_key_id, ssn_hash, ssn_last4, ssn_quality, veteran_status, \
-         demographics, contact, organization_id, version, created_at, updated_at",
-    )
+         RETURNING ",
+        client_columns!()
+    ))
     .bind(tenant.as_uuid())
     .bind(c.id)
     .bind(&c.first_name)
@@ -138,17 +146,34 @@ pub async fn load(
     for_update: bool,
 ) -> Result<Option<ClientRecord>> {
     let sql = if for_update {
-        "SELECT id, first_name, middle_name, last_name, suffix, preferred_name, birth_date, \
-         birth_date_quality, ssn_sealed, ssn_key_id, ssn_hash, ssn_last4, ssn_quality, veteran_status, \
-         demographics, contact, organization_id, version, created_at, updated_at \
-         FROM clients.clients WHERE id = $1 AND deleted_at IS NULL FOR UPDATE"
+        concat!(
+            "SELECT ",
+            client_columns!(),
+            " FROM clients.clients WHERE id = $1 AND deleted_at IS NULL FOR UPDATE"
+        )
     } else {
-        "SELECT id, first_name, middle_name, last_name, suffix, preferred_name, birth_date, \
-         birth_date_quality, ssn_sealed, ssn_key_id, ssn_hash, ssn_last4, ssn_quality, veteran_status, \
-         demographics, contact, organization_id, version, created_at, updated_at \
-         FROM clients.clients WHERE id = $1 AND deleted_at IS NULL"
+        concat!(
+            "SELECT ",
+            client_columns!(),
+            " FROM clients.clients WHERE id = $1 AND deleted_at IS NULL"
+        )
     };
     let row: Option<Row> = sqlx::query_as(sql).bind(id).fetch_optional(conn).await?;
+    row.map(TryInto::try_into).transpose()
+}
+
+/// A live client by id, read in one statement (`clients.read_client`).
+pub async fn read(read: &mut TenantRead, id: Uuid) -> Result<Option<ClientRecord>> {
+    let tenant = read.tenant_id();
+    let row: Option<Row> = sqlx::query_as(concat!(
+        "SELECT ",
+        client_columns!(),
+        " FROM clients.read_client($1, $2)"
+    ))
+    .bind(tenant.as_uuid())
+    .bind(id)
+    .fetch_optional(read.conn())
+    .await?;
     row.map(TryInto::try_into).transpose()
 }
 
@@ -158,12 +183,11 @@ pub async fn list(
     after: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<ClientRecord>> {
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT id, first_name, middle_name, last_name, suffix, preferred_name, birth_date, \
-         birth_date_quality, ssn_sealed, ssn_key_id, ssn_hash, ssn_last4, ssn_quality, veteran_status, \
-         demographics, contact, organization_id, version, created_at, updated_at \
-         FROM clients.clients WHERE deleted_at IS NULL AND id > $1 ORDER BY id LIMIT $2",
-    )
+    let rows: Vec<Row> = sqlx::query_as(concat!(
+        "SELECT ",
+        client_columns!(),
+        " FROM clients.clients WHERE deleted_at IS NULL AND id > $1 ORDER BY id LIMIT $2"
+    ))
     .bind(after.unwrap_or(Uuid::nil()))
     .bind(limit)
     .fetch_all(conn)
@@ -173,15 +197,14 @@ pub async fn list(
 
 pub async fn update(conn: &mut PgConnection, record: &ClientRecord) -> Result<ClientRecord> {
     let c = &record.client;
-    let row: Row = sqlx::query_as(
-        "UPDATE clients.clients SET first_name = $2, middle_name = $3, last_name = $4, suffix = $5, \
-         preferred_name = $6, birth_date = $7, birth_date_quality = $8, ssn_sealed = $9, ssn_key_id = $10, \
-         ssn_hash = $11, ssn_last4 = $12, ssn_quality = $13, veteran_status = $14, demographics = $15, \
-         contact = $16, version = version + 1, updated_at = now() WHERE id = $1 AND deleted_at IS NULL \
-         RETURNING id, first_name, middle_name, last_name, suffix, preferred_name, birth_date, \
-         birth_date_quality, ssn_sealed, ssn_key_id, ssn_hash, ssn_last4, ssn_quality, veteran_status, \
-         demographics, contact, organization_id, version, created_at, updated_at",
-    )
+    let row: Row = sqlx::query_as(concat!(
+        "UPDATE clients.clients SET first_name = $2, middle_name = $3, last_name = $4, \
+         suffix = $5, preferred_name = $6, birth_date = $7, birth_date_quality = $8, \
+         ssn_sealed = $9, ssn_key_id = $10, ssn_hash = $11, ssn_last4 = $12, ssn_quality = $13, \
+         veteran_status = $14, demographics = $15, contact = $16, version = version + 1, \
+         updated_at = now() WHERE id = $1 AND deleted_at IS NULL RETURNING ",
+        client_columns!()
+    ))
     .bind(c.id)
     .bind(&c.first_name)
     .bind(&c.middle_name)
@@ -259,19 +282,17 @@ pub async fn delete(conn: &mut PgConnection, id: Uuid, reason: &str) -> Result<(
     Ok(())
 }
 
-/// Matches, best first, after `(score, id)` of the previous page.
+/// Matches, best first, after `(score, id)` of the previous page. A search by name runs in a
+/// transaction of the tenant; one without a name is one statement that enters the tenant
+/// itself (`clients.read_clients_by`), in a transaction or on a [`TenantRead`].
 pub async fn search(
     conn: &mut PgConnection,
+    tenant: TenantId,
     search: &Search,
     after: Option<(f64, Uuid)>,
     limit: i64,
 ) -> Result<Vec<(ClientRecord, f64)>> {
     let (after_score, after_id) = after.unzip();
-    // The optional filters (`$1 IS NULL OR ...`) would make a cached generic plan scan every
-    // row; planned for the actual values, the indexes do the work.
-    sqlx::query("SELECT set_config('plan_cache_mode', 'force_custom_plan', true)")
-        .execute(&mut *conn)
-        .await?;
     #[derive(sqlx::FromRow)]
     struct Scored {
         #[sqlx(flatten)]
@@ -280,6 +301,11 @@ pub async fn search(
     }
     let rows: Vec<Scored> = match &search.name {
         Some(name) => {
+            // The optional filters (`$5 IS NULL OR ...`) would make a cached generic plan scan
+            // every client; planned for the actual values, the indexes do the work.
+            sqlx::query("SELECT set_config('plan_cache_mode', 'force_custom_plan', true)")
+                .execute(&mut *conn)
+                .await?;
             sqlx::query_as(NAME_SEARCH)
                 .bind(&name.first)
                 .bind(&name.last)
@@ -295,24 +321,19 @@ pub async fn search(
                 .await?
         }
         None => {
-            sqlx::query_as(
-                "SELECT id, first_name, middle_name, last_name, suffix, preferred_name, birth_date, \
-                 birth_date_quality, ssn_sealed, ssn_key_id, ssn_hash, ssn_last4, ssn_quality, veteran_status, \
-                 demographics, contact, organization_id, version, created_at, updated_at, 1.0::float8 AS score \
-                 FROM clients.clients WHERE deleted_at IS NULL \
-                 AND ($1::date IS NULL OR birth_date = $1) \
-                 AND ($2::bytea IS NULL OR ssn_hash = $2) \
-                 AND ($3::text IS NULL OR ssn_last4 = $3) \
-                 AND ($4::float8 IS NULL OR (1.0::float8, id) < ($4, $5)) \
-                 ORDER BY id DESC LIMIT $6",
-            )
+            // Every match scores 1: the page is cut by id alone.
+            sqlx::query_as(concat!(
+                "SELECT ",
+                client_columns!(),
+                ", 1.0::float8 AS score FROM clients.read_clients_by($1, $2, $3, $4, $5, $6)"
+            ))
+            .bind(tenant.as_uuid())
             .bind(search.birth_date)
             .bind(&search.ssn_hash)
             .bind(&search.ssn_last4)
-            .bind(after_score)
             .bind(after_id)
             .bind(limit)
-            .fetch_all(conn)
+            .fetch_all(&mut *conn)
             .await?
         }
     };

@@ -88,6 +88,18 @@ impl Db {
         })
     }
 
+    /// A connection for reads of one tenant that are each one statement, outside any
+    /// transaction (see [`TenantRead`]).
+    pub async fn tenant_read(&self, tenant: TenantId) -> Result<TenantRead> {
+        let share = self.cap.share(tenant).await?;
+        let conn = self.pool.acquire().await?;
+        Ok(TenantRead {
+            conn,
+            tenant,
+            _share: share,
+        })
+    }
+
     /// A transaction of the platform itself (the outbox relay, tenant lifecycle, workers): it
     /// acts for the platform's own tenant ([`PLATFORM_TENANT`], whose rows are platform-level
     /// idempotency keys) and may act for one tenant at a time. It sees no more than a tenant's
@@ -212,6 +224,41 @@ impl TenantTx {
     pub async fn commit(mut self) -> Result<()> {
         self.conn.commit().await?;
         Ok(())
+    }
+}
+
+/// Reads of one tenant, each one statement that enters the tenant itself: it calls a function
+/// of the owning schema (`clients.read_client`, for example) that sets `app.tenant_id`
+/// transaction-local and then reads under the tables' policies, all in the statement's own
+/// transaction. One round trip per read, where a [`TenantTx`] takes three (BEGIN with the
+/// tenant, the query, COMMIT). Several reads on one `TenantRead` each see their own snapshot;
+/// an answer that must be consistent across queries reads through one function (the function
+/// is STABLE, so its queries share the statement's snapshot) or a [`Db::tenant_snapshot`].
+///
+/// The connection carries no tenant between statements: a query that does not enter one sees
+/// nothing, as in a transaction with none set. Call [`TenantRead::done`] once the reads have
+/// answered, so the connection goes straight back to the pool.
+pub struct TenantRead {
+    conn: Pooled,
+    tenant: TenantId,
+    /// The tenant's share of the pool, given back after the connection (fields drop in order).
+    _share: Share,
+}
+
+impl TenantRead {
+    /// The tenant the functions read for: bind it as their first argument.
+    pub fn tenant_id(&self) -> TenantId {
+        self.tenant
+    }
+
+    pub fn conn(&mut self) -> &mut PgConnection {
+        self.conn.unsettle();
+        &mut self.conn
+    }
+
+    /// The reads have answered: the connection is idle and goes back as it is.
+    pub fn done(mut self) {
+        self.conn.settle();
     }
 }
 

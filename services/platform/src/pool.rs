@@ -218,6 +218,18 @@ impl Pooled {
         Ok(())
     }
 
+    /// The connection is about to be used outside [`Pooled::begin`]: until
+    /// [`Pooled::settle`], it is rolled back before going back, in case a statement is left
+    /// half-read.
+    pub(crate) fn unsettle(&mut self) {
+        self.clean = false;
+    }
+
+    /// The statements sent since [`Pooled::unsettle`] have all answered, outside a transaction.
+    pub(crate) fn settle(&mut self) {
+        self.clean = PgTransactionManager::get_transaction_depth(self) == 0;
+    }
+
     /// Checks the connection with the simplest exchange there is.
     pub(crate) async fn ping(&mut self) -> Result<(), sqlx::Error> {
         self.clean = false;

@@ -717,9 +717,9 @@ impl Records {
         let hidden = self
             .hidden_services(caller.tenant, &caller.principal)
             .await?;
-        let mut tx = self.db.tenant_tx(caller.tenant).await?;
+        let mut read = self.db.tenant_read(caller.tenant).await?;
         let mut rows = store::client_history(
-            tx.conn(),
+            &mut read,
             query.client_id,
             &query.filter,
             &hidden,
@@ -727,7 +727,7 @@ impl Records {
             page.limit + 1,
         )
         .await?;
-        tx.commit().await?;
+        read.done();
         let next_page_token = page.finish(&mut rows, |r| (r.service_date, r.id.0));
         Ok((rows, next_page_token))
     }

@@ -8,7 +8,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use caseway_platform::error::{Error, Result};
-use caseway_platform::{AuthorizationId, ClientId, RecordId, ServiceId, TenantId};
+use caseway_platform::{AuthorizationId, ClientId, RecordId, ServiceId, TenantId, TenantRead};
 
 use crate::domain::{DailyTotals, HistoryFilter, RecordRow};
 
@@ -244,29 +244,23 @@ pub async fn delete(conn: &mut PgConnection, id: RecordId, reason: &str) -> Resu
     Ok(())
 }
 
-/// A client's records, newest first, after `(service_date, id)` of the previous page.
+/// A client's records, newest first, after `(service_date, id)` of the previous page, read in
+/// one statement (`records.read_client_records`, planned for the filters given).
 pub async fn client_history(
-    conn: &mut PgConnection,
+    read: &mut TenantRead,
     client_id: ClientId,
     filter: &HistoryFilter,
     hidden_services: &[ServiceId],
     after: Option<(NaiveDate, Uuid)>,
     limit: i64,
 ) -> Result<Vec<RecordRow>> {
-    sqlx::query("SELECT set_config('plan_cache_mode', 'force_custom_plan', true)")
-        .execute(&mut *conn)
-        .await?;
+    let tenant = read.tenant_id();
     let (after_date, after_id) = after.unzip();
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM records.service_records WHERE client_id = $1 AND deleted_at IS NULL \
-         AND ($2::date IS NULL OR service_date >= $2) AND ($3::date IS NULL OR service_date <= $3) \
-         AND ($4::uuid IS NULL OR service_id = $4) AND ($5::uuid IS NULL OR service_group_id = $5) \
-         AND ($6::uuid IS NULL OR grant_id = $6) AND ($7::uuid IS NULL OR program_id = $7) \
-         AND ($8::uuid IS NULL OR enrollment_id = $8) AND ($9::smallint IS NULL OR kind = $9) \
-         AND ($10::date IS NULL OR (service_date, id) < ($10, $11)) \
-         AND NOT (service_id = ANY($13)) \
-         ORDER BY service_date DESC, id DESC LIMIT $12"
+        "SELECT {COLUMNS} FROM records.read_client_records(\
+         $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
     )))
+    .bind(tenant.as_uuid())
     .bind(client_id)
     .bind(filter.start_date)
     .bind(filter.end_date)
@@ -280,7 +274,7 @@ pub async fn client_history(
     .bind(after_id)
     .bind(limit)
     .bind(hidden_services)
-    .fetch_all(conn)
+    .fetch_all(read.conn())
     .await?)
 }
 
