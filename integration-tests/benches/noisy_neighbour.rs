@@ -5,10 +5,11 @@
 //! 1. B alone.
 //! 2. A calls GetClient at its rate limit, then at 10 times its rate limit. Target: B's p99 within 1.2 times its p99
 //!    alone, and every call of A's past its limit refused RESOURCE_EXHAUSTED with RetryInfo.
-//! 3. A, with no rate limit, keeps 32 calls of a year of service totals (a scan of its
-//!    100,000 service records) running at once: once with the cap on one tenant's database
-//!    connections (8 of the pool's 16), once without. Without it A holds the whole pool and
-//!    B waits for a connection; with it B finds one, and shares only the CPU.
+//! 3. A, with no rate limit, keeps 32 calls of a year of service totals (read from the day
+//!    totals of its 100,000 service records) running at once: once with the cap on one
+//!    tenant's database connections (8 of the pool's 16), once without. A call holding a
+//!    connection for long would leave B waiting for one without the cap; with it B finds one,
+//!    and shares only the CPU.
 //!
 //!     cargo bench -p caseway-integration-tests --bench noisy_neighbour
 //!
