@@ -1004,12 +1004,20 @@ impl Eligibility {
         let ids: Vec<Uuid> = facts.iter().map(|(id, _)| *id).collect();
         let mut first = inbox::first_deliveries(&mut tx, events::CONSUMER, &ids).await?;
         let mut changed = BTreeSet::new();
+        // Deliveries, the most numerous (one for each service recorded), in one statement.
+        let mut deliveries = Vec::new();
         for (event_id, fact) in &facts {
             // Each event once, also when it came twice in this batch.
             if first.remove(event_id) {
-                store::apply(tx.conn(), tenant, fact, &mut changed).await?;
+                match fact {
+                    Fact::Delivery { .. } => deliveries.push(fact),
+                    _ => {
+                        store::apply(tx.conn(), tenant, fact, &mut changed).await?;
+                    }
+                }
             }
         }
+        store::apply_deliveries(tx.conn(), tenant, &deliveries, &mut changed).await?;
         let today = Utc::now().date_naive();
         for scope in &changed {
             if *scope != tenant.as_uuid() {

@@ -893,6 +893,101 @@ pub async fn apply(
     Ok(written)
 }
 
+/// Keeps many deliveries (records' events) in one statement, each only when newer than what is
+/// kept, as [`apply`] keeps one; the clients whose facts changed (a delivery's client, and the
+/// client it was delivered to before, if another) go into `changed`. Returns how many were
+/// written. Rows are written in client order, as the batch's other facts are.
+pub async fn apply_deliveries(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    deliveries: &[&Fact],
+    changed: &mut BTreeSet<Uuid>,
+) -> Result<usize> {
+    // The newest of each record's events in the batch: a row is written once per statement.
+    let mut newest: BTreeMap<Uuid, (Uuid, &Fact)> = BTreeMap::new();
+    for fact in deliveries {
+        if let Fact::Delivery {
+            id,
+            client_id,
+            version,
+            ..
+        } = fact
+        {
+            let newer = newest.get(id).is_none_or(|(_, kept)| match kept {
+                Fact::Delivery { version: kept, .. } => version > kept,
+                _ => true,
+            });
+            if newer {
+                newest.insert(*id, (client_id.0, fact));
+            }
+        }
+    }
+    if newest.is_empty() {
+        return Ok(0);
+    }
+    let mut rows: Vec<(Uuid, Uuid, &Fact)> = newest
+        .into_iter()
+        .map(|(id, (client, fact))| (client, id, fact))
+        .collect();
+    rows.sort_by_key(|(client, id, _)| (*client, *id));
+    let n = rows.len();
+    let (mut ids, mut clients, mut services, mut dates) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut units, mut values, mut deleted, mut versions) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for (_, _, fact) in &rows {
+        if let Fact::Delivery {
+            client_id,
+            id,
+            service_id,
+            service_date,
+            units: u,
+            value,
+            deleted: d,
+            version,
+        } = fact
+        {
+            ids.push(*id);
+            clients.push(client_id.0);
+            services.push(service_id.0);
+            dates.push(*service_date);
+            units.push(*u);
+            values.push(*value);
+            deleted.push(*d);
+            versions.push(*version);
+        }
+    }
+    let written: Vec<(Uuid, Option<Uuid>)> = sqlx::query_as(
+        "WITH new AS (            SELECT * FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::date[], $6::numeric[],              $7::numeric[], $8::bool[], $9::int8[]) WITH ORDINALITY              AS n(id, client_id, service_id, service_date, units, value, deleted, version, at)          ), before AS (            SELECT d.id, d.client_id FROM eligibility.deliveries d            WHERE d.tenant_id = $1 AND d.id = ANY($2::uuid[])          )          INSERT INTO eligibility.deliveries AS d (tenant_id, id, client_id, service_id,            service_date, units, value, deleted, version)          SELECT $1, id, client_id, service_id, service_date, units, value, deleted, version          FROM new ORDER BY at          ON CONFLICT (tenant_id, id) DO UPDATE SET client_id = EXCLUDED.client_id,            service_id = EXCLUDED.service_id, service_date = EXCLUDED.service_date,            units = EXCLUDED.units, value = EXCLUDED.value, deleted = EXCLUDED.deleted,            version = EXCLUDED.version WHERE EXCLUDED.version > d.version          RETURNING d.client_id, (SELECT b.client_id FROM before b WHERE b.id = d.id)",
+    )
+    .bind(tenant.as_uuid())
+    .bind(&ids)
+    .bind(&clients)
+    .bind(&services)
+    .bind(&dates)
+    .bind(&units)
+    .bind(&values)
+    .bind(&deleted)
+    .bind(&versions)
+    .fetch_all(&mut *conn)
+    .await?;
+    for (client, before) in &written {
+        changed.insert(*client);
+        if let Some(before) = before {
+            changed.insert(*before);
+        }
+    }
+    Ok(written.len())
+}
+
 /// The channel on which a written fact is announced, at its commit, as `<tenant> <scope>`: the
 /// scope is the client's id, or the tenant's own for the facts every client's decisions read
 /// (services, programs, assessment types).

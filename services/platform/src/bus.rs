@@ -1,7 +1,8 @@
 //! RabbitMQ: one topic exchange, protobuf payloads, CloudEvents in the AMQP binding's binary
-//! mode (attributes as `cloudEvents_` application properties) with the W3C `traceparent`;
+//! mode (attributes as `cloudEvents_` application properties) with the W3C `traceparent`, or
+//! several events of one tenant and type in one message as a CloudEvents protobuf batch;
 //! publishing with confirms; consumers that reconnect, retry with backoff and park what keeps
-//! failing in a dead-letter queue.
+//! failing in their own dead-letter queue.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -14,12 +15,12 @@ use anyhow::{Context, anyhow};
 use chrono::{DateTime, TimeZone, Utc};
 use futures::{StreamExt, TryStreamExt};
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions,
-    BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
-    QueueDeclareOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use prost::Message as _;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -122,8 +123,29 @@ impl Envelope {
             .with_headers(FieldTable::from(headers))
     }
 
-    /// Reads an envelope from a delivery's headers.
-    pub fn from_delivery(delivery: &lapin::message::Delivery) -> anyhow::Result<Envelope> {
+    /// The events of a delivery: one in the AMQP binding's binary mode, or several in the
+    /// CloudEvents protobuf format's batch ([`BATCH_CONTENT_TYPE`]).
+    pub fn from_delivery(delivery: &lapin::message::Delivery) -> anyhow::Result<Vec<Envelope>> {
+        if delivery
+            .properties
+            .content_type()
+            .as_ref()
+            .map(|t| t.as_str())
+            == Some(BATCH_CONTENT_TYPE)
+        {
+            let batch = batch::CloudEventBatch::decode(delivery.data.as_slice())
+                .context("a batch of events that is not a CloudEventBatch")?;
+            return batch
+                .events
+                .into_iter()
+                .map(batch::from_cloud_event)
+                .collect();
+        }
+        Ok(vec![Envelope::from_binary(delivery)?])
+    }
+
+    /// Reads an envelope from a delivery's headers (binary mode).
+    fn from_binary(delivery: &lapin::message::Delivery) -> anyhow::Result<Envelope> {
         let headers = delivery
             .properties
             .headers()
@@ -162,6 +184,11 @@ impl Envelope {
         })
     }
 }
+
+mod batch;
+
+pub use batch::BATCH_CONTENT_TYPE;
+use batch::{encode, messages};
 
 /// A handle on the broker. Cloning is cheap; publishers share one confirmed channel.
 #[derive(Clone)]
@@ -290,7 +317,9 @@ impl Bus {
         &self.inner.url
     }
 
-    /// Where events that failed every retry are parked: `<exchange>.dead-letter`.
+    /// The exchange the broker dead-letters to: `<exchange>.dead-letter`. Consumers park what
+    /// they cannot handle in their own queue directly; a queue's dead-letter exchange is for
+    /// messages the broker itself dead-letters (an operator's length or time-to-live policy).
     pub fn dead_letter_exchange(&self) -> String {
         format!("{}.dead-letter", self.inner.exchange)
     }
@@ -342,6 +371,7 @@ impl Bus {
     }
 
     /// Publishes every envelope and waits for the broker to confirm all of them.
+    /// Each tenant's events keep their order; see [`messages`] for which travel together.
     pub async fn publish_confirmed(&self, envelopes: &[Envelope]) -> anyhow::Result<()> {
         let mut publisher = self.inner.publisher.lock().await;
         if publisher
@@ -360,13 +390,19 @@ impl Bus {
         // in line at its first poll (in order: its delivery tag and its frames are taken
         // then, and the futures are first polled in the order given), and the thread writes
         // them all in one go.
-        let publishes = envelopes.iter().map(|envelope| {
+        // Several events of one tenant and type go as one message: the broker's work, and each
+        // consumer's, is per message.
+        let messages: Vec<_> = messages(envelopes)
+            .into_iter()
+            .map(|events| (events[0].event_type.as_str(), encode(&events)))
+            .collect();
+        let publishes = messages.iter().map(|(event_type, (body, properties))| {
             channel.basic_publish(
                 self.inner.exchange.as_str().into(),
-                envelope.event_type.as_str().into(),
+                (*event_type).into(),
                 BasicPublishOptions::default(),
-                &envelope.payload,
-                envelope.properties(),
+                body,
+                properties.clone(),
             )
         });
         let confirms = futures::future::try_join_all(publishes).await?;
@@ -418,7 +454,17 @@ pub struct Parked {
     pub count: i64,
 }
 
+/// Why and how often a message was parked: by a consumer ([`PARKED_REASON`], once), or by the
+/// broker's dead-lettering (its `x-death` header), as consumers before this release parked.
 fn death_of(delivery: &lapin::message::Delivery) -> (String, i64) {
+    if let Some(AMQPValue::LongString(reason)) = delivery
+        .properties
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get(PARKED_REASON))
+    {
+        return (String::from_utf8_lossy(reason.as_bytes()).into_owned(), 1);
+    }
     let first =
         delivery
             .properties
@@ -526,8 +572,11 @@ impl Bus {
                 .await?
             {
                 let (reason, count) = death_of(&message.delivery);
+                let envelope = Envelope::from_delivery(&message.delivery)
+                    .ok()
+                    .and_then(|mut events| (events.len() == 1).then(|| events.remove(0)));
                 parked.push(Parked {
-                    envelope: Envelope::from_delivery(&message.delivery).ok(),
+                    envelope,
                     reason,
                     count,
                 });
@@ -568,7 +617,9 @@ impl Bus {
                 .await?
             {
                 let delivery = message.delivery;
-                if Envelope::from_delivery(&delivery).is_ok_and(|e| e.tenant_id == tenant) {
+                let of_tenant = Envelope::from_delivery(&delivery)
+                    .is_ok_and(|events| events.iter().all(|e| e.tenant_id == tenant));
+                if of_tenant {
                     delivery.acker.ack(BasicAckOptions::default()).await?;
                     dropped += 1;
                 }
@@ -597,12 +648,15 @@ impl Bus {
                 .await?
             {
                 let delivery = message.delivery;
-                let Ok(envelope) = Envelope::from_delivery(&delivery) else {
+                let Ok(events) = Envelope::from_delivery(&delivery) else {
                     continue;
                 };
-                if !ids.is_empty() && !ids.contains(&envelope.id) {
+                if events.is_empty()
+                    || !ids.is_empty() && !events.iter().any(|e| ids.contains(&e.id))
+                {
                     continue;
                 }
+                let (body, properties) = encode(&events.iter().collect::<Vec<_>>());
                 // Straight to the consumer's queue (the default exchange routes by queue
                 // name), so other subscribers of the event do not see it twice.
                 let confirm = channel
@@ -610,8 +664,8 @@ impl Bus {
                         "".into(),
                         target.as_str().into(),
                         BasicPublishOptions::default(),
-                        &envelope.payload,
-                        envelope.properties(),
+                        &body,
+                        properties,
                     )
                     .await?
                     .await?;
@@ -660,8 +714,9 @@ pub struct Subscription {
     pub concurrency: usize,
 }
 
-/// Consumes until `shutdown`: each delivery goes to `handler`; it is acked after the handler
-/// succeeds, retried with backoff when it fails, and dead-lettered after the last attempt.
+/// Consumes until `shutdown`: each event goes to `handler`, retried with backoff when it fails
+/// and parked after the last attempt; a delivery is acked once each of its events is handled
+/// or parked.
 pub async fn consume<F, Fut>(
     bus: Bus,
     subscription: Subscription,
@@ -675,11 +730,12 @@ pub async fn consume<F, Fut>(
     consume_batches(bus, subscription, shutdown, 1, one).await
 }
 
-/// Consumes until `shutdown` as [`consume`] does, handing `handler` the deliveries that are
-/// waiting, up to `max_batch` at a time (never waiting for more), so a handler can apply many
-/// events in one transaction. A batch is acked once the handler succeeds with it; when it
-/// fails, its events go to the handler one at a time, each acked, retried or dead-lettered on
-/// its own, so one event that cannot be applied holds up no other.
+/// Consumes until `shutdown` as [`consume`] does, handing `handler` the events of the deliveries
+/// that are waiting, up to `max_batch` deliveries at a time (never waiting for more; a delivery
+/// may hold several events), so a handler can apply many events in one transaction. A batch is
+/// acked once the handler succeeds with it; when it fails, its events go to the handler one at
+/// a time, each retried or parked on its own, so one event that cannot be applied holds up no
+/// other.
 pub async fn consume_batches<F, Fut>(
     bus: Bus,
     subscription: Subscription,
@@ -748,6 +804,10 @@ where
         .queue_declare(queue_name.as_str().into(), options, arguments)
         .await?;
     let queue_name = queue.name().to_string();
+    let mut parking = Parking {
+        channel: None,
+        queue: String::new(),
+    };
     if subscription.queue.is_some() {
         // Parked messages of this consumer, for `caseway` to list and replay.
         let parked = format!("{queue_name}.dead-letter");
@@ -778,6 +838,14 @@ where
                 )
                 .await?;
         }
+        let parker = connection.create_channel().await?;
+        parker
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        parking = Parking {
+            channel: Some(parker),
+            queue: parked,
+        };
     }
     for binding in &subscription.bindings {
         channel
@@ -818,25 +886,76 @@ where
         }
     }
     tracing::debug!(queue = %queue_name, "consumer started");
-    // Up to `concurrency` batches are handled at once; the first broken delivery stream ends
-    // this connection (the caller reconnects).
+    // Up to `concurrency` handler calls at once, whether of batches or of the events of one
+    // message; the first broken delivery stream ends this connection (the caller reconnects).
+    let concurrency = subscription.concurrency.max(1);
+    let calls = tokio::sync::Semaphore::new(concurrency);
+    let consuming = Consuming {
+        together: max_batch > 1,
+        concurrency,
+        calls: &calls,
+        parking: &parking,
+    };
     let result = consumer
         .take_until(shutdown.cancelled())
         .ready_chunks(max_batch.max(1))
         .map(|batch| batch.into_iter().collect::<Result<Vec<_>, _>>())
         .map_err(anyhow::Error::from)
-        .try_for_each_concurrent(subscription.concurrency.max(1), |batch| {
-            handle_batch(batch, handler)
+        .try_for_each_concurrent(concurrency, |batch| {
+            handle_batch(batch, handler, &consuming)
         })
         .await;
     let _ = connection.close(200, "consumer stopped".into()).await;
     result
 }
 
-fn dead_letter() -> BasicNackOptions {
-    BasicNackOptions {
-        requeue: false,
-        ..Default::default()
+/// The header naming why a message was parked: [`REJECTED`] or [`MALFORMED`].
+pub const PARKED_REASON: &str = "caseway_parked_reason";
+/// Parked after the handler's last attempt.
+pub const REJECTED: &str = "rejected";
+/// Parked because it is not an event.
+pub const MALFORMED: &str = "malformed";
+
+/// Where a consumer parks what it cannot handle: its own dead-letter queue, published to
+/// directly (the default exchange routes by queue name) and confirmed before the delivery is
+/// acked. One event of a batch message is parked alone, and only for the consumer that failed
+/// it. A private queue parks nothing: a follower's events only drop caches.
+struct Parking {
+    channel: Option<Channel>,
+    queue: String,
+}
+
+impl Parking {
+    async fn park(
+        &self,
+        body: &[u8],
+        properties: BasicProperties,
+        reason: &str,
+    ) -> anyhow::Result<()> {
+        let Some(channel) = &self.channel else {
+            return Ok(());
+        };
+        let mut headers = properties.headers().clone().unwrap_or_default();
+        headers.insert(
+            PARKED_REASON.into(),
+            AMQPValue::LongString(LongString::from(reason)),
+        );
+        let confirm = channel
+            .basic_publish(
+                "".into(),
+                self.queue.as_str().into(),
+                BasicPublishOptions::default(),
+                body,
+                properties.with_headers(headers),
+            )
+            .await?;
+        let confirmation = tokio::time::timeout(Duration::from_secs(10), confirm)
+            .await
+            .context("the broker did not confirm a parked event")??;
+        if confirmation.is_nack() {
+            return Err(anyhow!("the broker refused a parked event"));
+        }
+        Ok(())
     }
 }
 
@@ -857,31 +976,52 @@ fn consumer_span(first: &Envelope, batch: usize) -> tracing::Span {
     span
 }
 
-/// Hands a batch of deliveries to `handler` at once (acked together after it succeeds), or,
-/// when there is one or the batch fails, each to [`handle_delivery`]. What is not an event is
-/// dead-lettered at once.
+/// How a consumer hands its events over.
+struct Consuming<'a> {
+    /// Whether the handler takes batches.
+    together: bool,
+    /// Handler calls at once (the subscription's concurrency), also for the events of one
+    /// message; one keeps them in order.
+    concurrency: usize,
+    calls: &'a tokio::sync::Semaphore,
+    parking: &'a Parking,
+}
+
+/// Hands the events of some deliveries (one message may hold several) to `handler`: all at once
+/// when the handler takes batches (acked together after it succeeds), else, or when that fails,
+/// each to [`handle_event`], a delivery acked once all its events are handled or parked. What
+/// is not an event is parked at once.
 async fn handle_batch<F, Fut>(
     deliveries: Vec<lapin::message::Delivery>,
     handler: &F,
+    consuming: &Consuming<'_>,
 ) -> anyhow::Result<()>
 where
     F: Fn(Vec<Envelope>) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
-    let mut events = Vec::with_capacity(deliveries.len());
+    let mut messages = Vec::with_capacity(deliveries.len());
     for delivery in deliveries {
         match Envelope::from_delivery(&delivery) {
-            Ok(envelope) => events.push((delivery, envelope)),
-            Err(error) => {
-                tracing::warn!(error = %error, "malformed event dead-lettered");
-                delivery.acker.nack(dead_letter()).await?;
+            Ok(events) if !events.is_empty() => messages.push((delivery, events)),
+            read => {
+                let error = read
+                    .err()
+                    .unwrap_or_else(|| anyhow!("a batch of no events"));
+                tracing::warn!(error = %error, "malformed event parked");
+                consuming
+                    .parking
+                    .park(&delivery.data, delivery.properties.clone(), MALFORMED)
+                    .await?;
+                delivery.acker.ack(BasicAckOptions::default()).await?;
             }
         }
     }
-    if events.len() > 1 {
-        let batch: Vec<Envelope> = events
+    let count: usize = messages.iter().map(|(_, events)| events.len()).sum();
+    if consuming.together && count > 1 {
+        let batch: Vec<Envelope> = messages
             .iter()
-            .map(|(_, envelope)| envelope.clone())
+            .flat_map(|(_, events)| events.iter().cloned())
             .collect();
         // One span for the batch: the first event's producer its parent, the others' linked.
         let span = consumer_span(&batch[0], batch.len());
@@ -889,30 +1029,42 @@ where
             &span,
             batch[1..].iter().filter_map(|e| e.traceparent.as_deref()),
         );
-        match handler(batch).instrument(span).await {
+        let handled = {
+            let _call = consuming.calls.acquire().await?;
+            handler(batch).instrument(span).await
+        };
+        match handled {
             Ok(()) => {
-                for (delivery, _) in &events {
+                for (delivery, _) in &messages {
                     delivery.acker.ack(BasicAckOptions::default()).await?;
                 }
                 return Ok(());
             }
             Err(error) => {
-                tracing::debug!(error = %error, events = events.len(), "a batch failed; handling its events one at a time");
+                tracing::debug!(error = %error, events = count, "a batch failed; handling its events one at a time");
             }
         }
     }
-    for (delivery, envelope) in events {
-        handle_delivery(delivery, envelope, handler).await?;
+    for (delivery, events) in messages {
+        futures::stream::iter(events)
+            .map(|envelope| async {
+                let _call = consuming.calls.acquire().await?;
+                handle_event(envelope, handler, consuming.parking).await
+            })
+            .buffer_unordered(consuming.concurrency)
+            .try_collect::<()>()
+            .await?;
+        delivery.acker.ack(BasicAckOptions::default()).await?;
     }
     Ok(())
 }
 
-/// Hands one event to `handler`: acked after it succeeds, retried with backoff when it fails,
-/// dead-lettered after the last attempt.
-async fn handle_delivery<F, Fut>(
-    delivery: lapin::message::Delivery,
+/// Hands one event to `handler`: done when it succeeds, retried with backoff when it fails,
+/// parked after the last attempt.
+async fn handle_event<F, Fut>(
     envelope: Envelope,
     handler: &F,
+    parking: &Parking,
 ) -> anyhow::Result<()>
 where
     F: Fn(Vec<Envelope>) -> Fut,
@@ -924,10 +1076,7 @@ where
     loop {
         let span = consumer_span(&envelope, 1);
         match handler(vec![envelope.clone()]).instrument(span).await {
-            Ok(()) => {
-                delivery.acker.ack(BasicAckOptions::default()).await?;
-                return Ok(());
-            }
+            Ok(()) => return Ok(()),
             Err(error) if transient(&error) => {
                 tracing::warn!(error = %error, event_id = %envelope.id, "event handler could not reach a dependency; retrying");
                 tokio::time::sleep(transient_delay).await;
@@ -940,8 +1089,10 @@ where
                 delay *= 4;
             }
             Err(error) => {
-                tracing::error!(error = %error, event_id = %envelope.id, "event handler failed; dead-lettered");
-                delivery.acker.nack(dead_letter()).await?;
+                tracing::error!(error = %error, event_id = %envelope.id, "event handler failed; parked");
+                parking
+                    .park(&envelope.payload, envelope.properties(), REJECTED)
+                    .await?;
                 return Ok(());
             }
         }

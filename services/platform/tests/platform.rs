@@ -421,6 +421,132 @@ async fn a_batch_consumer_takes_waiting_events_together_and_a_failing_batch_one_
 }
 
 #[tokio::test]
+async fn a_tenants_events_travel_together_and_a_failing_one_is_parked_alone_for_its_consumer() {
+    use caseway_platform::bus::{BATCH_CONTENT_TYPE, Envelope, consume_batches};
+    use std::sync::{Arc, Mutex};
+    let bus = TestBus::new();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let subscription = |consumer: &str| Subscription {
+        queue: Some(bus.bus.queue_name(consumer)),
+        bindings: vec!["test.grouped.v1".into()],
+        concurrency: 1,
+    };
+    // One consumer applies batches and cannot apply "bad"; another takes every event alone and
+    // can apply them all.
+    let (together, alone) = (
+        Arc::new(Mutex::new(Vec::<String>::new())),
+        Arc::new(Mutex::new(Vec::<String>::new())),
+    );
+    let batching = tokio::spawn(consume_batches(
+        bus.bus.clone(),
+        subscription("together"),
+        shutdown.clone(),
+        8,
+        {
+            let together = together.clone();
+            move |batch: Vec<Envelope>| {
+                let together = together.clone();
+                async move {
+                    if batch.iter().any(|e| e.subject == "bad") {
+                        anyhow::bail!("cannot handle this one");
+                    }
+                    together
+                        .lock()
+                        .unwrap()
+                        .extend(batch.into_iter().map(|e| e.subject));
+                    Ok(())
+                }
+            }
+        },
+    ));
+    let single = tokio::spawn(consume(
+        bus.bus.clone(),
+        subscription("alone"),
+        shutdown.clone(),
+        {
+            let alone = alone.clone();
+            move |envelope: Envelope| {
+                let alone = alone.clone();
+                async move {
+                    alone.lock().unwrap().push(envelope.subject);
+                    Ok(())
+                }
+            }
+        },
+    ));
+    for _ in 0..50 {
+        if bus.bus.is_bound("together") && bus.bus.is_bound("alone") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let tenant = TenantId::new();
+    let event = |subject: String| Envelope {
+        id: Uuid::now_v7(),
+        tenant_id: tenant,
+        event_type: "test.grouped.v1".into(),
+        source: "caseway/test".into(),
+        subject,
+        time: chrono::Utc::now(),
+        traceparent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()),
+        payload: vec![7, 7],
+    };
+    let mut subjects: Vec<String> = (0..20).map(|n| format!("event-{n:02}")).collect();
+    subjects.insert(10, "bad".into());
+    let events: Vec<Envelope> = subjects.iter().cloned().map(event).collect();
+
+    // The 21 events of one tenant and type go as one message, a CloudEvents protobuf batch that
+    // reads back as the same events in their order.
+    let delivery = bus
+        .next_delivery("test.grouped.v1", Duration::from_secs(5), async {
+            bus.bus.publish_confirmed(&events).await.unwrap();
+        })
+        .await
+        .expect("the batch was delivered");
+    assert_eq!(
+        delivery
+            .properties
+            .content_type()
+            .as_ref()
+            .map(|t| t.as_str()),
+        Some(BATCH_CONTENT_TYPE)
+    );
+    assert_eq!(Envelope::from_delivery(&delivery).unwrap(), events);
+
+    let parked_of = |consumer: &'static str| {
+        let bus = bus.bus.clone();
+        async move { bus.parked(consumer).await.unwrap() }
+    };
+    let mut parked = Vec::new();
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        parked = parked_of("together").await;
+        if !parked.is_empty() && together.lock().unwrap().len() == 20 {
+            break;
+        }
+    }
+    // The batching consumer applied every other event once, and parked "bad" alone.
+    let good: Vec<String> = subjects.iter().filter(|s| *s != "bad").cloned().collect();
+    assert_eq!(*together.lock().unwrap(), good);
+    assert_eq!(parked.len(), 1);
+    assert_eq!(parked[0].envelope.as_ref(), Some(&events[10]));
+    assert_eq!(parked[0].reason, "rejected");
+    // The other consumer took each event alone, in order, and has parked nothing: an event is
+    // parked only for the consumer that failed it.
+    for _ in 0..50 {
+        if alone.lock().unwrap().len() == subjects.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(*alone.lock().unwrap(), subjects);
+    assert!(parked_of("alone").await.is_empty());
+    shutdown.cancel();
+    batching.await.unwrap();
+    single.await.unwrap();
+}
+
+#[tokio::test]
 async fn replicas_share_one_rate_budget_per_tenant() {
     use caseway_platform::rate_limit::RateLimiter;
     let (first, second) = (

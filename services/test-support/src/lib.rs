@@ -223,15 +223,17 @@ impl TestBus {
             use futures::StreamExt;
             let _connection = connection;
             while let Some(Ok(delivery)) = consumer.next().await {
-                if let Ok(envelope) = Envelope::from_delivery(&delivery) {
-                    let headers = delivery
-                        .properties
-                        .headers()
-                        .as_ref()
-                        .map(|h| h.inner().keys().map(|k| k.to_string()).collect::<Vec<_>>())
-                        .unwrap_or_default();
-                    if sender.send((envelope, headers)).is_err() {
-                        break;
+                // A message may hold several events (a batch): each is received on its own,
+                // with the message's headers.
+                let headers = delivery
+                    .properties
+                    .headers()
+                    .as_ref()
+                    .map(|h| h.inner().keys().map(|k| k.to_string()).collect::<Vec<_>>())
+                    .unwrap_or_default();
+                for envelope in Envelope::from_delivery(&delivery).unwrap_or_default() {
+                    if sender.send((envelope, headers.clone())).is_err() {
+                        return;
                     }
                 }
             }
