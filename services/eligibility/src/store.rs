@@ -784,43 +784,10 @@ pub async fn apply(
             .rows_affected()
                 > 0
         }
-        Fact::Delivery {
-            client_id,
-            id,
-            service_id,
-            service_date,
-            units,
-            value,
-            deleted,
-            version,
-        } => {
-            // The client it was delivered to before, if another: its facts change too.
-            let before: Option<(Option<Uuid>,)> = sqlx::query_as(
-                "WITH before AS (SELECT client_id FROM eligibility.deliveries WHERE id = $2) \
-                 INSERT INTO eligibility.deliveries AS d (tenant_id, id, client_id, service_id, \
-                 service_date, units, value, deleted, version) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-                 ON CONFLICT (tenant_id, id) DO UPDATE SET client_id = EXCLUDED.client_id, \
-                 service_id = EXCLUDED.service_id, service_date = EXCLUDED.service_date, \
-                 units = EXCLUDED.units, value = EXCLUDED.value, deleted = EXCLUDED.deleted, \
-                 version = EXCLUDED.version WHERE EXCLUDED.version > d.version \
-                 RETURNING (SELECT client_id FROM before)",
-            )
-            .bind(t)
-            .bind(id)
-            .bind(client_id)
-            .bind(service_id)
-            .bind(service_date)
-            .bind(units)
-            .bind(value)
-            .bind(deleted)
-            .bind(version)
-            .fetch_optional(&mut *conn)
-            .await?;
-            if let Some((Some(was),)) = before {
-                changed.insert(was);
-            }
-            before.is_some()
+        // One delivery as many are kept, which also marks its clients changed.
+        Fact::Delivery { .. } => {
+            let written = apply_deliveries(conn, tenant, &[fact], changed).await?;
+            return Ok(written > 0);
         }
         Fact::Service {
             id,
@@ -903,68 +870,48 @@ pub async fn apply_deliveries(
     deliveries: &[&Fact],
     changed: &mut BTreeSet<Uuid>,
 ) -> Result<usize> {
-    // The newest of each record's events in the batch: a row is written once per statement.
-    let mut newest: BTreeMap<Uuid, (Uuid, &Fact)> = BTreeMap::new();
-    for fact in deliveries {
-        if let Fact::Delivery {
-            id,
-            client_id,
-            version,
-            ..
-        } = fact
-        {
-            let newer = newest.get(id).is_none_or(|(_, kept)| match kept {
-                Fact::Delivery { version: kept, .. } => version > kept,
-                _ => true,
-            });
-            if newer {
-                newest.insert(*id, (client_id.0, fact));
-            }
-        }
-    }
-    if newest.is_empty() {
+    // (client, id, service, date, units, value, deleted, version) of each delivery.
+    let mut rows: Vec<_> = deliveries
+        .iter()
+        .filter_map(|fact| match fact {
+            Fact::Delivery {
+                client_id,
+                id,
+                service_id,
+                service_date,
+                units,
+                value,
+                deleted,
+                version,
+            } => Some((
+                client_id.0,
+                *id,
+                service_id.0,
+                *service_date,
+                *units,
+                *value,
+                *deleted,
+                *version,
+            )),
+            _ => None,
+        })
+        .collect();
+    if rows.is_empty() {
         return Ok(0);
     }
-    let mut rows: Vec<(Uuid, Uuid, &Fact)> = newest
-        .into_iter()
-        .map(|(id, (client, fact))| (client, id, fact))
-        .collect();
-    rows.sort_by_key(|(client, id, _)| (*client, *id));
-    let n = rows.len();
-    let (mut ids, mut clients, mut services, mut dates) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    let (mut units, mut values, mut deleted, mut versions) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    for (_, _, fact) in &rows {
-        if let Fact::Delivery {
-            client_id,
-            id,
-            service_id,
-            service_date,
-            units: u,
-            value,
-            deleted: d,
-            version,
-        } = fact
-        {
-            ids.push(*id);
-            clients.push(client_id.0);
-            services.push(service_id.0);
-            dates.push(*service_date);
-            units.push(*u);
-            values.push(*value);
-            deleted.push(*d);
-            versions.push(*version);
-        }
-    }
+    // The newest of each record's events in the batch (a statement writes a row once), then in
+    // client order.
+    rows.sort_by_key(|r| (r.1, std::cmp::Reverse(r.7)));
+    rows.dedup_by_key(|r| r.1);
+    rows.sort_by_key(|r| (r.0, r.1));
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.1).collect();
+    let clients: Vec<Uuid> = rows.iter().map(|r| r.0).collect();
+    let services: Vec<Uuid> = rows.iter().map(|r| r.2).collect();
+    let dates: Vec<NaiveDate> = rows.iter().map(|r| r.3).collect();
+    let units: Vec<Decimal> = rows.iter().map(|r| r.4).collect();
+    let values: Vec<Decimal> = rows.iter().map(|r| r.5).collect();
+    let deleted: Vec<bool> = rows.iter().map(|r| r.6).collect();
+    let versions: Vec<i64> = rows.iter().map(|r| r.7).collect();
     let written: Vec<(Uuid, Option<Uuid>)> = sqlx::query_as(
         "WITH new AS (            SELECT * FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::date[], $6::numeric[],              $7::numeric[], $8::bool[], $9::int8[]) WITH ORDINALITY              AS n(id, client_id, service_id, service_date, units, value, deleted, version, at)          ), before AS (            SELECT d.id, d.client_id FROM eligibility.deliveries d            WHERE d.tenant_id = $1 AND d.id = ANY($2::uuid[])          )          INSERT INTO eligibility.deliveries AS d (tenant_id, id, client_id, service_id,            service_date, units, value, deleted, version)          SELECT $1, id, client_id, service_id, service_date, units, value, deleted, version          FROM new ORDER BY at          ON CONFLICT (tenant_id, id) DO UPDATE SET client_id = EXCLUDED.client_id,            service_id = EXCLUDED.service_id, service_date = EXCLUDED.service_date,            units = EXCLUDED.units, value = EXCLUDED.value, deleted = EXCLUDED.deleted,            version = EXCLUDED.version WHERE EXCLUDED.version > d.version          RETURNING d.client_id, (SELECT b.client_id FROM before b WHERE b.id = d.id)",
     )

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tracing::Instrument;
 
 use anyhow::{Context, anyhow};
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, BasicQosOptions,
@@ -73,6 +73,9 @@ pub struct Envelope {
     pub payload: Vec<u8>,
 }
 
+/// The content type of an event's data: a protobuf message of `proto/caseway/events/v1`.
+pub const DATA_CONTENT_TYPE: &str = "application/protobuf";
+
 /// CloudEvents attributes as AMQP application properties (the AMQP protocol binding).
 pub const CE_SPECVERSION: &str = "cloudEvents_specversion";
 pub const CE_ID: &str = "cloudEvents_id";
@@ -113,14 +116,20 @@ impl Envelope {
             put(CE_TRACEPARENT, traceparent.clone());
             put("traceparent", traceparent.clone());
         }
+        self.message_properties(DATA_CONTENT_TYPE)
+            .with_headers(FieldTable::from(headers))
+    }
+
+    /// The AMQP properties of a persistent message about this event (or a batch it begins),
+    /// whose body is of `content_type`.
+    fn message_properties(&self, content_type: &str) -> BasicProperties {
         BasicProperties::default()
             .with_message_id(self.id.to_string().into())
             .with_type(self.event_type.clone().into())
             .with_app_id(self.source.clone().into())
-            .with_content_type("application/protobuf".into())
+            .with_content_type(content_type.into())
             .with_timestamp(self.time.timestamp().max(0) as u64)
             .with_delivery_mode(2)
-            .with_headers(FieldTable::from(headers))
     }
 
     /// The events of a delivery: one in the AMQP binding's binary mode, or several in the
@@ -167,7 +176,7 @@ impl Envelope {
         };
         let time = DateTime::parse_from_rfc3339(&required(CE_TIME, "time")?)
             .map(|t| t.with_timezone(&Utc))
-            .unwrap_or_else(|_| Utc.timestamp_opt(0, 0).single().expect("epoch"));
+            .unwrap_or(DateTime::UNIX_EPOCH);
         Ok(Envelope {
             id: required(CE_ID, "id")?
                 .parse()

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use anyhow::Context;
-use chrono::{TimeZone, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 use lapin::BasicProperties;
 use prost::Message as _;
 
@@ -19,9 +19,10 @@ pub const BATCH_CONTENT_TYPE: &str = "application/cloudevents-batch+protobuf";
 /// events travel together, and a consumer's batch stays a few hundred events.
 pub(super) const EVENTS_PER_MESSAGE: usize = 32;
 
-/// The CloudEvents protobuf format (`io.cloudevents.v1`, the spec's `cloudevents.proto`): the
-/// messages and fields a batch of Caseway's events uses, with the spec's field numbers.
+// The CloudEvents protobuf format (`io.cloudevents.v1`, the spec's `cloudevents.proto`): the
+// messages and fields a batch of Caseway's events uses, with the spec's field numbers.
 
+/// `CloudEventBatch`: the events of one message.
 #[derive(Clone, PartialEq, prost::Message)]
 pub(super) struct CloudEventBatch {
     #[prost(message, repeated, tag = "1")]
@@ -94,7 +95,7 @@ fn to_cloud_event(event: &Envelope) -> CloudEvent {
     );
     put(
         "datacontenttype",
-        Attr::String("application/protobuf".into()),
+        Attr::String(super::DATA_CONTENT_TYPE.into()),
     );
     if let Some(schema) = caseway_api::event_dataschema(&event.event_type) {
         put("dataschema", Attr::Uri(schema));
@@ -126,7 +127,7 @@ pub(super) fn from_cloud_event(mut event: CloudEvent) -> anyhow::Result<Envelope
         Some(Attr::Timestamp(t)) => Utc.timestamp_opt(t.seconds, t.nanos.max(0) as u32).single(),
         _ => None,
     }
-    .unwrap_or_else(|| Utc.timestamp_opt(0, 0).single().expect("epoch"));
+    .unwrap_or(DateTime::UNIX_EPOCH);
     Ok(Envelope {
         id: event
             .id
@@ -180,17 +181,11 @@ pub(super) fn encode<'a>(events: &[&'a Envelope]) -> (std::borrow::Cow<'a, [u8]>
     if let [event] = events {
         return (event.payload.as_slice().into(), event.properties());
     }
-    let first = events[0];
     let batch = CloudEventBatch {
         events: events.iter().map(|e| to_cloud_event(e)).collect(),
     };
-    let properties = BasicProperties::default()
-        .with_message_id(first.id.to_string().into())
-        .with_type(first.event_type.clone().into())
-        .with_app_id(first.source.clone().into())
-        .with_content_type(BATCH_CONTENT_TYPE.into())
-        .with_timestamp(first.time.timestamp().max(0) as u64)
-        .with_delivery_mode(2);
+    // The first event's id, type and time stand for the message; each event carries its own.
+    let properties = events[0].message_properties(BATCH_CONTENT_TYPE);
     (batch.encode_to_vec().into(), properties)
 }
 
