@@ -590,9 +590,9 @@ impl CpuPerCall {
 
 /// Transactions per second of pgbench running, as the services' role under row-level
 /// security, the write transaction RecordService (`lines` 1) or Quick Services (`lines` 10)
-/// commits, statement for statement: the tenant, the idempotency claim, the records with their
-/// audit rows in one statement, their outbox events with the relay's notification in another,
-/// and the stored response (Quick Services' rows come from `generate_series` where the service
+/// commits, statement for statement: the tenant, the records with their audit rows in one
+/// statement, then the idempotency key with its stored response, the outbox events and the
+/// relay's notification in another (Quick Services' rows come from `generate_series` where the service
 /// binds arrays of its lines).
 fn pgbench(
     env: &TestEnv,
@@ -620,29 +620,24 @@ fn pgbench(
     };
     let event = if single {
         format!(
-            "WITH event AS (INSERT INTO platform.outbox (id, tenant_id, event_type, source, \
+            "INSERT INTO platform.outbox (id, tenant_id, event_type, source, \
              subject, occurred_at, payload, traceparent) VALUES ({V7}, :tenant::uuid, \
              'records.service_recorded.v1', 'caseway/records', {V7}::text, now(), \
-             decode(repeat('ab', 400), 'hex'), NULL) RETURNING id) \
-             SELECT pg_notify('caseway_outbox', '') FROM event;\n"
+             decode(repeat('ab', 400), 'hex'), NULL) RETURNING id"
         )
     } else {
         format!(
-            "WITH events AS (INSERT INTO platform.outbox (id, tenant_id, event_type, source, \
+            "INSERT INTO platform.outbox (id, tenant_id, event_type, source, \
              subject, occurred_at, payload, traceparent) SELECT {V7}, :tenant::uuid, \
              'records.service_recorded.v1', 'caseway/records', {V7}::text, now(), \
              decode(repeat('ab', 400), 'hex'), NULL FROM generate_series(1, {lines}) \
-             ORDER BY 1 RETURNING id) \
-             SELECT pg_notify('caseway_outbox', '') FROM (SELECT 1 FROM events LIMIT 1) AS any_event;\n"
+             ORDER BY 1 RETURNING id"
         )
     };
     let script = format!(
         "\\set rid random(1, 9000000000000000)\n\
          BEGIN;\n\
          SELECT set_config('app.tenant_id', :tenant, true);\n\
-         INSERT INTO platform.idempotency_keys (tenant_id, method, request_id, request_hash) \
-         VALUES (:tenant::uuid, '{method}', 'bench-' || :rid, \
-         sha256(random()::text::bytea)) ON CONFLICT DO NOTHING;\n\
          WITH record AS (INSERT INTO records.service_records (tenant_id, id, kind, client_id, \
          service_id, service_group_id, service_date, grant_id, enrollment_id, program_id, \
          provider_id, units, unit_value, value, comments, recorded_by) {rows}:tenant::uuid, \
@@ -653,10 +648,12 @@ fn pgbench(
          resource_id, changed_fields) SELECT :tenant::uuid, 'user-1', \
          '{method}', 'service_record', id, '{{}}' FROM record) \
          SELECT * FROM record;\n\
-         {event}\
-         UPDATE platform.idempotency_keys SET response = decode(repeat('cd', {reply}), 'hex') \
-         WHERE tenant_id = :tenant::uuid AND method = '{method}' \
-         AND request_id = 'bench-' || :rid;\n\
+         WITH claim AS (INSERT INTO platform.idempotency_keys (tenant_id, method, request_id, \
+         request_hash, response) SELECT :tenant::uuid, '{method}', 'bench-' || :rid, \
+         sha256(random()::text::bytea), decode(repeat('cd', {reply}), 'hex') \
+         WHERE 'bench-' || :rid <> '' ON CONFLICT DO NOTHING RETURNING 1), events AS ({event}) \
+         SELECT EXISTS (SELECT FROM claim), \
+         (SELECT pg_notify('caseway_outbox', '') FROM (SELECT 1 FROM events LIMIT 1) AS any_event);\n\
          COMMIT;\n",
         client = f.client,
         service = f.services[0],

@@ -211,6 +211,108 @@ async fn a_delivery_is_checked_against_catalog_and_client_and_valued_exactly() {
     let _ = (&f.admin, &f.john, &f.supervisor);
 }
 
+/// A use case that records claims its request id after writing, in the statement that stores
+/// its reply and events: retries that race each other record once and all answer the first
+/// reply, and a reused id with a different request is refused without writing.
+#[tokio::test]
+async fn racing_retries_record_once_and_a_reused_request_id_writes_nothing() {
+    let env = TestEnv::new().await;
+    let node = env.start(&caseway::Target::ALL).await;
+    let f = records_tenant(&env, &node, "racing-retries").await;
+    let mut events = env.bus.listen("records.service_recorded.v1").await;
+
+    let request = pb::RecordServiceRequest {
+        request_id: "visit-racing".into(),
+        record: Some(f.delivery(&f.counseling, "1", (2026, 3, 2))),
+    };
+    let calls = (0..8).map(|_| {
+        let mut records = node.records.clone();
+        let request = authed(&f.worker, request.clone());
+        async move { records.record_service(request).await }
+    });
+    let replies: Vec<pb::ServiceRecord> = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(|reply| reply.unwrap().into_inner().record.unwrap())
+        .collect();
+    assert!(
+        replies.iter().all(|r| r == &replies[0]),
+        "every racing retry answers the first reply"
+    );
+
+    let quick = pb::RecordQuickServicesRequest {
+        request_id: "quick-racing".into(),
+        client_id: f.maria.clone(),
+        enrollment_id: f.maria_enrollment.clone(),
+        service_date: Some(date(2026, 3, 3)),
+        grant_id: f.grant.clone(),
+        provider_id: f.provider.clone(),
+        lines: vec![
+            pb::QuickServiceLine {
+                service_id: f.counseling.clone(),
+                units: "1".into(),
+                ..Default::default()
+            },
+            pb::QuickServiceLine {
+                service_id: f.assistance.clone(),
+                units: "20".into(),
+                ..Default::default()
+            },
+        ],
+        ..Default::default()
+    };
+    let calls = (0..4).map(|_| {
+        let mut records = node.records.clone();
+        let request = authed(&f.worker, quick.clone());
+        async move { records.record_quick_services(request).await }
+    });
+    let quick_replies: Vec<Vec<pb::ServiceRecord>> = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(|reply| reply.unwrap().into_inner().records)
+        .collect();
+    assert_eq!(quick_replies[0].len(), 2);
+    assert!(quick_replies.iter().all(|r| r == &quick_replies[0]));
+
+    // The same id with another request: refused, naming the field, and nothing written.
+    let mut other = request.clone();
+    other.record = Some(f.delivery(&f.counseling, "2", (2026, 3, 2)));
+    let status = node
+        .records
+        .clone()
+        .record_service(authed(&f.worker, other))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(reason(&status), "REQUEST_ID_REUSED");
+    assert_eq!(violated_fields(&status), ["request_id"]);
+
+    let history = node
+        .records
+        .clone()
+        .list_client_service_records(authed(
+            &f.worker,
+            pb::ListClientServiceRecordsRequest {
+                client_id: f.maria.clone(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .records;
+    assert_eq!(history.len(), 3, "one visit and two Quick Services lines");
+    // One event per stored record, none for the retries rolled back.
+    let mut recorded = Vec::new();
+    while let Some((envelope, _)) = events.next(Duration::from_secs(3)).await {
+        recorded.push(envelope.subject);
+    }
+    recorded.sort();
+    let mut stored: Vec<String> = history.into_iter().map(|r| r.id).collect();
+    stored.sort();
+    assert_eq!(recorded, stored);
+}
+
 #[tokio::test]
 async fn quick_services_are_all_or_nothing_and_bulk_reports_each_row() {
     let env = TestEnv::new().await;

@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::db::Scoped;
 use crate::error::{Error, Reason, Result};
+use crate::outbox::{self, Event};
 
 /// What a request asked, hashed: two requests under one id are the same when their
 /// fingerprints are.
@@ -85,16 +86,24 @@ pub async fn claim<Resp: Message + Default>(
     if inserted == 1 {
         return Ok(Claim::New);
     }
+    replay(tx, key).await
+}
+
+/// The first reply under `key`, which another transaction has taken.
+async fn replay<Resp: Message + Default>(
+    tx: &mut impl Scoped,
+    key: &Key<'_>,
+) -> Result<Claim<Resp>> {
     let (stored_hash, response): (Vec<u8>, Option<Vec<u8>>) = sqlx::query_as(
         "SELECT request_hash, response FROM platform.idempotency_keys \
          WHERE tenant_id = $1 AND method = $2 AND request_id = $3",
     )
-    .bind(tenant)
-    .bind(method)
-    .bind(request_id)
+    .bind(tx.tenant_id().as_uuid())
+    .bind(key.method)
+    .bind(key.request_id)
     .fetch_one(tx.conn())
     .await?;
-    if stored_hash != fingerprint {
+    if stored_hash != key.fingerprint.0 {
         return Err(Error::RequestIdReused);
     }
     let response = response.ok_or_else(|| {
@@ -165,4 +174,68 @@ pub async fn complete<Resp: Message>(
     .execute(tx.conn())
     .await?;
     Ok(())
+}
+
+/// The last write of a use case that does its work first and claims after: stores `reply`
+/// under `key` and enqueues `events`, in one statement (one round trip where [`claim`] and
+/// [`complete`] with [`outbox::enqueue_all`] take three).
+///
+/// [`Claim::New`]: the reply and the events are written; commit. [`Claim::Replay`]: the key
+/// was already taken (the same request done before, or done concurrently: the statement waits
+/// for that transaction and sees its commit), and this is the first reply. The caller then
+/// drops its transaction, which rolls back the work done twice. An empty request id claims
+/// nothing and answers `New`.
+pub async fn settle<Resp: Message + Default, M: Message>(
+    tx: &mut impl Scoped,
+    key: &Key<'_>,
+    reply: &Resp,
+    events: &[Event<'_, M>],
+) -> Result<Claim<Resp>> {
+    let tenant = tx.tenant_id();
+    let columns = outbox::Columns::of(tenant, events);
+    // One event as a plain row (cheaper to plan than arrays of one), several through arrays.
+    let events_sql = match events {
+        [_] => {
+            "INSERT INTO platform.outbox \
+             (id, tenant_id, event_type, source, subject, occurred_at, payload, traceparent) \
+             VALUES ($6[1], $1, $7[1], $8[1], $9[1], now(), $10[1], $11) RETURNING id"
+        }
+        _ => {
+            "INSERT INTO platform.outbox \
+             (id, tenant_id, event_type, source, subject, occurred_at, payload, traceparent) \
+             SELECT id, $1, event_type, source, subject, now(), payload, $11 \
+             FROM UNNEST($6::uuid[], $7::text[], $8::text[], $9::text[], $10::bytea[]) \
+             AS e(id, event_type, source, subject, payload) ORDER BY id RETURNING id"
+        }
+    };
+    // The notification is delivered at commit, once however many rows; sent with the rows, it
+    // costs no round trip of its own.
+    let claimed: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "WITH claim AS ( \
+           INSERT INTO platform.idempotency_keys \
+           (tenant_id, method, request_id, request_hash, response) \
+           SELECT $1, $2, $3, $4, $5 WHERE $3 <> '' ON CONFLICT DO NOTHING RETURNING 1 \
+         ), events AS ({events_sql}) \
+         SELECT $3 = '' OR EXISTS (SELECT FROM claim), \
+           (SELECT pg_notify($12, '') FROM (SELECT 1 FROM events LIMIT 1) AS any_event)"
+    )))
+    .bind(tenant.as_uuid())
+    .bind(key.method)
+    .bind(key.request_id)
+    .bind(&key.fingerprint.0[..])
+    .bind(reply.encode_to_vec())
+    .bind(&columns.ids)
+    .bind(&columns.types)
+    .bind(&columns.sources)
+    .bind(&columns.subjects)
+    .bind(&columns.payloads)
+    .bind(columns.traceparent)
+    .bind(outbox::CHANNEL)
+    .fetch_one(tx.conn())
+    .await?;
+    if claimed {
+        Ok(Claim::New)
+    } else {
+        replay(tx, key).await
+    }
 }

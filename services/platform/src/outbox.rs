@@ -59,12 +59,7 @@ pub async fn enqueue_all<M: Message>(
         [event] => return Ok(vec![insert(tx.conn(), tenant, event).await?]),
         _ => {}
     }
-    debug_assert!(tenant != crate::db::PLATFORM_TENANT);
-    let ids: Vec<Uuid> = events.iter().map(|_| Uuid::now_v7()).collect();
-    let types: Vec<&str> = events.iter().map(|e| e.event_type).collect();
-    let sources: Vec<&str> = events.iter().map(|e| e.source).collect();
-    let subjects: Vec<&str> = events.iter().map(|e| e.subject.as_str()).collect();
-    let payloads: Vec<Vec<u8>> = events.iter().map(|e| e.payload.encode_to_vec()).collect();
+    let columns = Columns::of(tenant, events);
     sqlx::query(
         "WITH events AS ( \
            INSERT INTO platform.outbox \
@@ -74,17 +69,43 @@ pub async fn enqueue_all<M: Message>(
            AS e(id, event_type, source, subject, payload) ORDER BY id RETURNING id \
          ) SELECT pg_notify($8, '') FROM (SELECT 1 FROM events LIMIT 1) AS any_event",
     )
-    .bind(&ids)
+    .bind(&columns.ids)
     .bind(tenant.as_uuid())
-    .bind(&types)
-    .bind(&sources)
-    .bind(&subjects)
-    .bind(&payloads)
-    .bind(telemetry::current_traceparent())
+    .bind(&columns.types)
+    .bind(&columns.sources)
+    .bind(&columns.subjects)
+    .bind(&columns.payloads)
+    .bind(&columns.traceparent)
     .bind(CHANNEL)
     .execute(tx.conn())
     .await?;
-    Ok(ids)
+    Ok(columns.ids)
+}
+
+/// Events as the columns of their outbox rows, to bind as arrays: each gets its id (time
+/// ordered, so the relay publishes them in the order given), and all the current trace.
+pub(crate) struct Columns<'a> {
+    pub ids: Vec<Uuid>,
+    pub types: Vec<&'a str>,
+    pub sources: Vec<&'a str>,
+    pub subjects: Vec<&'a str>,
+    pub payloads: Vec<Vec<u8>>,
+    pub traceparent: Option<String>,
+}
+
+impl<'a> Columns<'a> {
+    pub fn of<M: Message>(tenant: TenantId, events: &'a [Event<'_, M>]) -> Columns<'a> {
+        // Events of the platform itself must name the tenant they are about.
+        debug_assert!(tenant != crate::db::PLATFORM_TENANT);
+        Columns {
+            ids: events.iter().map(|_| Uuid::now_v7()).collect(),
+            types: events.iter().map(|e| e.event_type).collect(),
+            sources: events.iter().map(|e| e.source).collect(),
+            subjects: events.iter().map(|e| e.subject.as_str()).collect(),
+            payloads: events.iter().map(|e| e.payload.encode_to_vec()).collect(),
+            traceparent: telemetry::current_traceparent(),
+        }
+    }
 }
 
 async fn insert<M: Message>(

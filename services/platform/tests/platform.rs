@@ -82,6 +82,96 @@ async fn concurrent_claims_of_one_request_id_do_the_work_once() {
     assert!(matches!(refused, Err(Error::RequestIdReused)));
 }
 
+/// `settle` claims a key after the work, with the reply and the events in one statement: a
+/// duplicate racing the first waits for it, answers its reply, and keeps none of its own writes.
+#[tokio::test]
+async fn a_settled_reply_answers_a_racing_duplicate_whose_events_roll_back() {
+    let test = db().await;
+    let tenant = TenantId::new();
+    let request = prost_types::Duration {
+        seconds: 7,
+        nanos: 0,
+    };
+    let reply = |seconds| prost_types::Timestamp { seconds, nanos: 0 };
+    let payload = prost_types::Duration::default();
+    let event = |subject: &str| Event {
+        event_type: "test.settled.v1",
+        source: "caseway/test",
+        subject: subject.into(),
+        payload: &payload,
+    };
+    let key = idempotency::Key::of("m", "key-1", &request);
+    let outbox_subjects = || async {
+        let mut owner = test.owner().await;
+        sqlx::query_scalar::<_, String>("SELECT subject FROM platform.outbox ORDER BY id")
+            .fetch_all(&mut owner)
+            .await
+            .unwrap()
+    };
+
+    let mut first = test.db.tenant_tx(tenant).await.unwrap();
+    let settled = idempotency::settle(&mut first, &key, &reply(1), &[event("a"), event("b")])
+        .await
+        .unwrap();
+    assert!(matches!(settled, Claim::New));
+    let second = {
+        let db = test.db.clone();
+        let payload = payload.clone();
+        tokio::spawn(async move {
+            let mut tx = db.tenant_tx(tenant).await.unwrap();
+            let lost = Event {
+                event_type: "test.settled.v1",
+                source: "caseway/test",
+                subject: "c".into(),
+                payload: &payload,
+            };
+            let key = idempotency::Key::of("m", "key-1", &request);
+            let settled = idempotency::settle(&mut tx, &key, &reply(2), &[lost])
+                .await
+                .unwrap();
+            // Dropped without commit: its event goes with it.
+            settled
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !second.is_finished(),
+        "the duplicate waits for the first to finish"
+    );
+    first.commit().await.unwrap();
+    match second.await.unwrap() {
+        Claim::Replay(replayed) => assert_eq!(replayed, reply(1)),
+        Claim::New => panic!("the duplicate settled again"),
+    }
+    assert_eq!(outbox_subjects().await, ["a", "b"]);
+
+    // Another request under the id is refused; no request id claims nothing.
+    let mut tx = test.db.tenant_tx(tenant).await.unwrap();
+    let other = prost_types::Duration {
+        seconds: 8,
+        nanos: 0,
+    };
+    let refused = idempotency::settle(
+        &mut tx,
+        &idempotency::Key::of("m", "key-1", &other),
+        &reply(3),
+        &[event("d")],
+    )
+    .await;
+    assert!(matches!(refused, Err(Error::RequestIdReused)));
+    drop(tx);
+    let mut tx = test.db.tenant_tx(tenant).await.unwrap();
+    let unkeyed = idempotency::Key::of("m", "", &other);
+    for subject in ["e", "f"] {
+        let settled = idempotency::settle(&mut tx, &unkeyed, &reply(4), &[event(subject)])
+            .await
+            .unwrap();
+        assert!(matches!(settled, Claim::New));
+    }
+    tx.commit().await.unwrap();
+    assert_eq!(outbox_subjects().await, ["a", "b", "e", "f"]);
+}
+
 #[tokio::test]
 async fn inbox_records_each_event_once_per_consumer() {
     let test = db().await;

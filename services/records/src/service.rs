@@ -26,7 +26,7 @@ use caseway_platform::outbox::{self, Event};
 use caseway_platform::paging::Page;
 use caseway_platform::server::Platform;
 use caseway_platform::validate::Violations;
-use caseway_platform::{AuthorizationId, Db, RecordId, Scoped, ServiceId, TenantId};
+use caseway_platform::{AuthorizationId, Db, RecordId, ServiceId, TenantId};
 
 use crate::convert::{self, Deletion, HistoryQuery, Update};
 use crate::domain::*;
@@ -296,14 +296,20 @@ impl Records {
         }))
     }
 
-    /// Stores new records with their audit rows and `service_recorded` events; returns them as
-    /// the API shows them (each converted once, for its event and the reply alike).
-    async fn store_new(
-        tx: &mut impl Scoped,
+    /// Stores new records with their audit rows, then the reply `answer` makes of them (as the
+    /// API shows them, each converted once for its event and the reply alike) under `key` with
+    /// their `service_recorded` events, and commits: one transaction of two statements. The
+    /// records are written before the key is claimed, so a retry that finds the key taken rolls
+    /// them back and answers the first reply (`true`: replayed).
+    async fn store_new<Resp: prost::Message + Default>(
+        &self,
         caller: &Caller,
+        key: &Key<'_>,
         rows: &[RecordRow],
-    ) -> Result<Vec<pb::ServiceRecord>> {
-        // Every row and its audit row in one statement, the events in another.
+        answer: impl FnOnce(Vec<pb::ServiceRecord>) -> Resp,
+    ) -> Result<(Resp, bool)> {
+        let mut tx = self.db.tenant_tx(caller.tenant).await?;
+        // Every row and its audit row in one statement; the reply and the events in another.
         let stored = store::insert(
             tx.conn(),
             caller.tenant,
@@ -320,9 +326,15 @@ impl Records {
             .zip(&payloads)
             .map(|(row, payload)| events::event(events::RECORDED, row, payload))
             .collect();
-        outbox::enqueue_all(tx, &events).await?;
-        drop(events);
-        Ok(payloads.into_iter().filter_map(|p| p.record).collect())
+        let records = payloads.iter().filter_map(|p| p.record.clone()).collect();
+        let reply = answer(records);
+        match idempotency::settle(&mut tx, key, &reply, &events).await? {
+            Claim::New => {
+                tx.commit().await?;
+                Ok((reply, false))
+            }
+            Claim::Replay(previous) => Ok((previous, true)),
+        }
     }
 
     /// One record (a delivery, turn-away or indirect service) from a form whose own checks
@@ -349,24 +361,15 @@ impl Records {
         let holds = self
             .hold_all(caller, std::slice::from_ref(&row), |_| "record.".into())
             .await?;
-        let stored = async {
-            let mut tx = self.db.tenant_tx(caller.tenant).await?;
-            if let Claim::Replay(previous) =
-                idempotency::claim::<pb::RecordServiceResponse>(&mut tx, key).await?
-            {
-                return Ok((previous.record.unwrap_or_default(), true));
-            }
-            let stored = Self::store_new(&mut tx, caller, std::slice::from_ref(&row)).await?;
-            let reply = pb::RecordServiceResponse {
-                record: stored.into_iter().next(),
-            };
-            idempotency::complete(&mut tx, key, &reply).await?;
-            tx.commit().await?;
-            Ok((reply.record.unwrap_or_default(), false))
-        }
-        .await;
+        let stored = self
+            .store_new(caller, key, std::slice::from_ref(&row), |records| {
+                pb::RecordServiceResponse {
+                    record: records.into_iter().next(),
+                }
+            })
+            .await;
         self.settle_holds(caller, holds, &stored).await;
-        stored.map(|(record, _)| record)
+        stored.map(|(reply, _)| reply.record.unwrap_or_default())
     }
 
     /// Gives back the holds of records that were not stored: the write failed, or a retry
@@ -425,18 +428,11 @@ impl Records {
         let holds = self
             .hold_all(caller, &rows, |index| format!("lines[{index}]."))
             .await?;
-        let outcome = async {
-            let mut tx = self.db.tenant_tx(caller.tenant).await?;
-            if let Claim::Replay(previous) = idempotency::claim(&mut tx, key).await? {
-                return Ok((previous, true));
-            }
-            let records = Self::store_new(&mut tx, caller, &rows).await?;
-            let reply = pb::RecordQuickServicesResponse { records };
-            idempotency::complete(&mut tx, key, &reply).await?;
-            tx.commit().await?;
-            Ok((reply, false))
-        }
-        .await;
+        let outcome = self
+            .store_new(caller, key, &rows, |records| {
+                pb::RecordQuickServicesResponse { records }
+            })
+            .await;
         self.settle_holds(caller, holds, &outcome).await;
         Ok(outcome?.0)
     }
@@ -493,32 +489,25 @@ impl Records {
                 }),
             }
         }
-        let outcome = async {
-            let mut tx = self.db.tenant_tx(caller.tenant).await?;
-            if let Claim::Replay(previous) = idempotency::claim(&mut tx, key).await? {
-                return Ok((previous, true));
-            }
-            let to_store: Vec<RecordRow> = rows.iter().map(|(_, r)| r.clone()).collect();
-            let stored = Self::store_new(&mut tx, caller, &to_store).await?;
-            let (recorded, refused) = (stored.len(), results.len());
-            for ((index, _), record) in rows.iter().zip(stored) {
-                results.push(pb::BulkResult {
-                    index: *index as i32,
-                    record: Some(record),
-                    error: None,
-                });
-            }
-            results.sort_by_key(|r| r.index);
-            let reply = pb::RecordBulkServiceResponse {
-                recorded: recorded as i32,
-                refused: refused as i32,
-                results,
-            };
-            idempotency::complete(&mut tx, key, &reply).await?;
-            tx.commit().await?;
-            Ok((reply, false))
-        }
-        .await;
+        let to_store: Vec<RecordRow> = rows.iter().map(|(_, r)| r.clone()).collect();
+        let outcome = self
+            .store_new(caller, key, &to_store, |stored| {
+                let (recorded, refused) = (stored.len(), results.len());
+                for ((index, _), record) in rows.iter().zip(stored) {
+                    results.push(pb::BulkResult {
+                        index: *index as i32,
+                        record: Some(record),
+                        error: None,
+                    });
+                }
+                results.sort_by_key(|r| r.index);
+                pb::RecordBulkServiceResponse {
+                    recorded: recorded as i32,
+                    refused: refused as i32,
+                    results,
+                }
+            })
+            .await;
         self.settle_holds(caller, holds, &outcome).await;
         Ok(outcome?.0)
     }
