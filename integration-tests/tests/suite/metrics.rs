@@ -24,6 +24,8 @@ const FAMILIES: &[&str] = &[
     "caseway_rate_limited",
     "caseway_redis_errors",
     "caseway_redis_up",
+    "caseway_tenant_busy",
+    "caseway_tenant_cap_waits",
     "caseway_tenant_status_lookups",
     "grpc_client_handled",
     "grpc_client_handling_seconds",

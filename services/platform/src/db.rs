@@ -135,8 +135,10 @@ impl Db {
         Ok(conn)
     }
 
-    /// Counts waits for a connection in `metrics` from now on.
+    /// Counts waits for a connection, and waits and refusals at the tenant cap, in `metrics`
+    /// from now on (call it after [`Db::with_tenant_cap`], which starts a new cap).
     pub fn observe_with(&self, metrics: Arc<crate::metrics::Metrics>) {
+        self.cap.observe_with(metrics.clone());
         self.pool.observe_with(metrics);
     }
 

@@ -93,6 +93,12 @@ pub struct Metrics {
     pub db_acquire_seconds: Histogram,
     /// Callers that gave up waiting for a database connection.
     pub db_acquire_timeouts: Counter,
+    /// Calls that waited for one of their tenant's own connections: the tenant held as many
+    /// as one tenant may on a node.
+    pub tenant_cap_waits: Counter,
+    /// Calls refused `TENANT_BUSY`: they waited for one of their tenant's connections as long
+    /// as any caller waits for the pool.
+    pub tenant_busy: Counter,
 }
 
 impl Default for Metrics {
@@ -225,6 +231,20 @@ impl Metrics {
             "Callers that gave up waiting for a database connection",
             db_acquire_timeouts.clone(),
         );
+        let tenant_cap_waits = Counter::default();
+        caseway.register(
+            "tenant_cap_waits",
+            "Calls that waited for one of their tenant's own database connections (the tenant \
+             held its cap on the node)",
+            tenant_cap_waits.clone(),
+        );
+        let tenant_busy = Counter::default();
+        caseway.register(
+            "tenant_busy",
+            "Calls refused TENANT_BUSY: their tenant held its cap of connections on the node \
+             for as long as a caller waits for the pool",
+            tenant_busy.clone(),
+        );
         // Series that start at 0, so rate() over them works before the first event (and the
         // families show before anything failed).
         for tenant_class in ["default", "own"] {
@@ -256,6 +276,8 @@ impl Metrics {
             db_connections,
             db_acquire_seconds,
             db_acquire_timeouts,
+            tenant_cap_waits,
+            tenant_busy,
         }
     }
 

@@ -10,13 +10,14 @@
 //! cap in PostgreSQL.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::{Error, Reason, Result};
 use crate::ids::TenantId;
+use crate::metrics::Metrics;
 
 /// Tenants kept past this many are dropped when idle (none of their connections held).
 const KEEP: usize = 10_000;
@@ -27,6 +28,8 @@ pub(crate) struct TenantCap {
     /// How long a tenant's call waits for one of its connections.
     wait: Duration,
     tenants: Mutex<HashMap<TenantId, Arc<Semaphore>>>,
+    /// Where waits at the cap and refusals are counted, once the node has its metrics.
+    metrics: OnceLock<Arc<Metrics>>,
 }
 
 /// A tenant's share of the pool, held with its connection.
@@ -38,7 +41,13 @@ impl TenantCap {
             cap: cap as usize,
             wait,
             tenants: Mutex::new(HashMap::new()),
+            metrics: OnceLock::new(),
         }
+    }
+
+    /// Counts waits at the cap and refusals in `metrics` from now on.
+    pub(crate) fn observe_with(&self, metrics: Arc<Metrics>) {
+        let _ = self.metrics.set(metrics);
     }
 
     /// A share of the pool for one connection of `tenant`: at once while it holds fewer than
@@ -63,18 +72,27 @@ impl TenantCap {
             Err(tokio::sync::TryAcquireError::Closed) => return Ok(None),
             Err(tokio::sync::TryAcquireError::NoPermits) => {}
         }
+        let metrics = self.metrics.get();
+        if let Some(metrics) = metrics {
+            metrics.tenant_cap_waits.inc();
+        }
         match tokio::time::timeout(self.wait, semaphore.acquire_owned()).await {
             Ok(Ok(permit)) => Ok(Some(permit)),
             Ok(Err(_)) => Ok(None),
-            Err(_) => Err(Error::exhausted(
-                Reason::TenantBusy,
-                format!(
-                    "the tenant's calls hold {} database connections at once, as many as one \
+            Err(_) => {
+                if let Some(metrics) = metrics {
+                    metrics.tenant_busy.inc();
+                }
+                Err(Error::exhausted(
+                    Reason::TenantBusy,
+                    format!(
+                        "the tenant's calls hold {} database connections at once, as many as one \
                      tenant may on a node; retry in a second",
-                    self.cap
-                ),
-                Duration::from_secs(1),
-            )),
+                        self.cap
+                    ),
+                    Duration::from_secs(1),
+                ))
+            }
         }
     }
 

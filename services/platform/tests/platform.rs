@@ -749,6 +749,8 @@ async fn a_tenant_at_its_cap_of_connections_waits_while_another_tenant_is_served
     let db = Db::connect_lazy_with(&test.app_url, 4, Duration::from_millis(300))
         .unwrap()
         .with_tenant_cap(2);
+    let metrics = std::sync::Arc::new(caseway_platform::metrics::Metrics::new());
+    db.observe_with(metrics.clone());
     let (busy, other) = (TenantId::new(), TenantId::new());
     let mut held = vec![
         db.tenant_tx(busy).await.unwrap(),
@@ -771,10 +773,20 @@ async fn a_tenant_at_its_cap_of_connections_waits_while_another_tenant_is_served
     let mut served = db.tenant_tx(other).await.unwrap();
     assert_eq!(keys_seen(&mut served).await, 0);
     served.commit().await.unwrap();
-    // One of its own connections back, and the tenant is served again.
+    // One of its own connections back while a call waits for it, and the tenant is served.
+    let waiting = {
+        let db = db.clone();
+        tokio::spawn(async move { db.tenant_tx(busy).await.map(|_| ()) })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
     held.pop().unwrap().commit().await.unwrap();
+    waiting.await.unwrap().unwrap();
     let mut again = db.tenant_tx(busy).await.unwrap();
     assert_eq!(keys_seen(&mut again).await, 0);
+    // Ops see both: three waits at the cap, two of them refused.
+    let text = metrics.encode();
+    assert!(text.contains("caseway_tenant_cap_waits_total 3"), "{text}");
+    assert!(text.contains("caseway_tenant_busy_total 2"), "{text}");
 }
 
 #[tokio::test]
