@@ -259,7 +259,6 @@ async fn racing_retries_record_once_and_a_reused_request_id_writes_nothing() {
                 ..Default::default()
             },
         ],
-        ..Default::default()
     };
     let calls = (0..4).map(|_| {
         let mut records = node.records.clone();

@@ -116,7 +116,6 @@ async fn a_settled_reply_answers_a_racing_duplicate_whose_events_roll_back() {
     assert!(matches!(settled, Claim::New));
     let second = {
         let db = test.db.clone();
-        let payload = payload.clone();
         tokio::spawn(async move {
             let mut tx = db.tenant_tx(tenant).await.unwrap();
             let lost = Event {
