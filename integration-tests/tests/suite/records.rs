@@ -25,6 +25,21 @@ async fn record(
     node.fixtures(token).record(record).await
 }
 
+/// The first page of a client's service records, newest first.
+async fn client_history(node: &TestNode, token: &str, client: &str) -> Vec<pb::ServiceRecord> {
+    let request = pb::ListClientServiceRecordsRequest {
+        client_id: client.into(),
+        ..Default::default()
+    };
+    node.records
+        .clone()
+        .list_client_service_records(authed(token, request))
+        .await
+        .unwrap()
+        .into_inner()
+        .records
+}
+
 #[tokio::test]
 async fn a_delivery_is_checked_against_catalog_and_client_and_valued_exactly() {
     let env = TestEnv::new().await;
@@ -191,18 +206,7 @@ async fn a_delivery_is_checked_against_catalog_and_client_and_valued_exactly() {
         .unwrap()
         .into_inner();
     assert_eq!(first, again);
-    let history = records
-        .list_client_service_records(authed(
-            &f.worker,
-            pb::ListClientServiceRecordsRequest {
-                client_id: f.maria.clone(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .records;
+    let history = client_history(&node, &f.worker, &f.maria).await;
     assert_eq!(
         history.len(),
         4,
@@ -286,20 +290,7 @@ async fn racing_retries_record_once_and_a_reused_request_id_writes_nothing() {
     assert_eq!(reason(&status), "REQUEST_ID_REUSED");
     assert_eq!(violated_fields(&status), ["request_id"]);
 
-    let history = node
-        .records
-        .clone()
-        .list_client_service_records(authed(
-            &f.worker,
-            pb::ListClientServiceRecordsRequest {
-                client_id: f.maria.clone(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .records;
+    let history = client_history(&node, &f.worker, &f.maria).await;
     assert_eq!(history.len(), 3, "one visit and two Quick Services lines");
     // One event per stored record, none for the retries rolled back.
     let mut recorded = Vec::new();
