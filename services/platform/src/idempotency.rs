@@ -89,20 +89,30 @@ pub async fn claim<Resp: Message + Default>(
     replay(tx, key).await
 }
 
-/// The first reply under `key`, which another transaction has taken.
-async fn replay<Resp: Message + Default>(
-    tx: &mut impl Scoped,
-    key: &Key<'_>,
-) -> Result<Claim<Resp>> {
-    let (stored_hash, response): (Vec<u8>, Option<Vec<u8>>) = sqlx::query_as(
+/// What is stored under `key`: the request's fingerprint and its reply (None while the
+/// request is in progress).
+async fn stored(tx: &mut impl Scoped, key: &Key<'_>) -> Result<Option<(Vec<u8>, Option<Vec<u8>>)>> {
+    Ok(sqlx::query_as(
         "SELECT request_hash, response FROM platform.idempotency_keys \
          WHERE tenant_id = $1 AND method = $2 AND request_id = $3",
     )
     .bind(tx.tenant_id().as_uuid())
     .bind(key.method)
     .bind(key.request_id)
-    .fetch_one(tx.conn())
-    .await?;
+    .fetch_optional(tx.conn())
+    .await?)
+}
+
+/// The first reply under `key`, which another transaction has taken.
+async fn replay<Resp: Message + Default>(
+    tx: &mut impl Scoped,
+    key: &Key<'_>,
+) -> Result<Claim<Resp>> {
+    let (stored_hash, response) = stored(tx, key).await?.ok_or_else(|| {
+        Error::internal(anyhow::anyhow!(
+            "an idempotency key taken by another call is gone"
+        ))
+    })?;
     if stored_hash != key.fingerprint.0 {
         return Err(Error::RequestIdReused);
     }
@@ -123,27 +133,13 @@ pub async fn previous<Resp: Message + Default>(
     tx: &mut impl Scoped,
     key: &Key<'_>,
 ) -> Result<Option<Resp>> {
-    let Key {
-        method,
-        request_id,
-        fingerprint: Fingerprint(fingerprint),
-    } = *key;
-    if request_id.is_empty() {
+    if key.request_id.is_empty() {
         return Ok(None);
     }
-    let tenant = tx.tenant_id().as_uuid();
-    let stored: Option<(Vec<u8>, Option<Vec<u8>>)> = sqlx::query_as(
-        "SELECT request_hash, response FROM platform.idempotency_keys \
-         WHERE tenant_id = $1 AND method = $2 AND request_id = $3",
-    )
-    .bind(tenant)
-    .bind(method)
-    .bind(request_id)
-    .fetch_optional(tx.conn())
-    .await?;
+    let stored = stored(tx, key).await?;
     match stored {
         None | Some((_, None)) => Ok(None),
-        Some((hash, _)) if hash != fingerprint => Err(Error::RequestIdReused),
+        Some((hash, _)) if hash != key.fingerprint.0 => Err(Error::RequestIdReused),
         Some((_, Some(response))) => {
             Ok(Some(Resp::decode(&response[..]).map_err(Error::internal)?))
         }
@@ -176,6 +172,28 @@ pub async fn complete<Resp: Message>(
     Ok(())
 }
 
+/// The claim of [`settle`]: the key of tenant $1 with its reply, over the parameters named
+/// for the method, the request id, the fingerprint and the reply; no row when the key is
+/// taken or the request id empty.
+macro_rules! claim {
+    ($method:literal, $request_id:literal, $hash:literal, $reply:literal) => {
+        concat!(
+            "INSERT INTO platform.idempotency_keys \
+             (tenant_id, method, request_id, request_hash, response) SELECT $1, ",
+            $method,
+            ", ",
+            $request_id,
+            ", ",
+            $hash,
+            ", ",
+            $reply,
+            " WHERE ",
+            $request_id,
+            " <> '' ON CONFLICT DO NOTHING RETURNING 1"
+        )
+    };
+}
+
 /// The last write of a use case that does its work first and claims after: stores `reply`
 /// under `key` and enqueues `events`, in one statement (one round trip where [`claim`] and
 /// [`complete`] with [`outbox::enqueue_all`] take three).
@@ -191,48 +209,54 @@ pub async fn settle<Resp: Message + Default, M: Message>(
     reply: &Resp,
     events: &[Event<'_, M>],
 ) -> Result<Claim<Resp>> {
-    let tenant = tx.tenant_id();
-    let columns = outbox::Columns::of(tenant, events);
-    // One event as a plain row (cheaper to plan than arrays of one), several through arrays.
-    let events_sql = match events {
-        [_] => {
-            "INSERT INTO platform.outbox \
-             (id, tenant_id, event_type, source, subject, occurred_at, payload, traceparent) \
-             VALUES ($6[1], $1, $7[1], $8[1], $9[1], now(), $10[1], $11) RETURNING id"
+    let reply = reply.encode_to_vec();
+    let claimed: bool = match outbox::Columns::of(tx.tenant_id(), events) {
+        // The key with its reply, the events and the relay's notification (delivered at commit,
+        // once however many rows). The claim's parameters follow the outbox's.
+        Some(columns) => {
+            let sql = match events.len() {
+                1 => concat!(
+                    "WITH claim AS (",
+                    claim!("$9", "$10", "$11", "$12"),
+                    "), events AS (",
+                    outbox::insert_one!(),
+                    ") SELECT $10 = '' OR EXISTS (SELECT FROM claim), \
+                     (SELECT pg_notify($8, '') FROM events)"
+                ),
+                _ => concat!(
+                    "WITH claim AS (",
+                    claim!("$9", "$10", "$11", "$12"),
+                    "), events AS (",
+                    outbox::insert_many!(),
+                    ") SELECT $10 = '' OR EXISTS (SELECT FROM claim), \
+                     (SELECT pg_notify($8, '') FROM (SELECT 1 FROM events LIMIT 1) AS any_event)"
+                ),
+            };
+            let row = columns
+                .bind(sqlx::query(sql))
+                .bind(key.method)
+                .bind(key.request_id)
+                .bind(&key.fingerprint.0[..])
+                .bind(reply)
+                .fetch_one(tx.conn())
+                .await?;
+            sqlx::Row::try_get(&row, 0)?
         }
-        _ => {
-            "INSERT INTO platform.outbox \
-             (id, tenant_id, event_type, source, subject, occurred_at, payload, traceparent) \
-             SELECT id, $1, event_type, source, subject, now(), payload, $11 \
-             FROM UNNEST($6::uuid[], $7::text[], $8::text[], $9::text[], $10::bytea[]) \
-             AS e(id, event_type, source, subject, payload) ORDER BY id RETURNING id"
+        None => {
+            sqlx::query_scalar(concat!(
+                "WITH claim AS (",
+                claim!("$2", "$3", "$4", "$5"),
+                ") SELECT $3 = '' OR EXISTS (SELECT FROM claim)"
+            ))
+            .bind(tx.tenant_id().as_uuid())
+            .bind(key.method)
+            .bind(key.request_id)
+            .bind(&key.fingerprint.0[..])
+            .bind(reply)
+            .fetch_one(tx.conn())
+            .await?
         }
     };
-    // The notification is delivered at commit, once however many rows; sent with the rows, it
-    // costs no round trip of its own.
-    let claimed: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "WITH claim AS ( \
-           INSERT INTO platform.idempotency_keys \
-           (tenant_id, method, request_id, request_hash, response) \
-           SELECT $1, $2, $3, $4, $5 WHERE $3 <> '' ON CONFLICT DO NOTHING RETURNING 1 \
-         ), events AS ({events_sql}) \
-         SELECT $3 = '' OR EXISTS (SELECT FROM claim), \
-           (SELECT pg_notify($12, '') FROM (SELECT 1 FROM events LIMIT 1) AS any_event)"
-    )))
-    .bind(tenant.as_uuid())
-    .bind(key.method)
-    .bind(key.request_id)
-    .bind(&key.fingerprint.0[..])
-    .bind(reply.encode_to_vec())
-    .bind(&columns.ids)
-    .bind(&columns.types)
-    .bind(&columns.sources)
-    .bind(&columns.subjects)
-    .bind(&columns.payloads)
-    .bind(columns.traceparent)
-    .bind(outbox::CHANNEL)
-    .fetch_one(tx.conn())
-    .await?;
     if claimed {
         Ok(Claim::New)
     } else {

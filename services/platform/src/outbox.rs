@@ -41,101 +41,113 @@ pub struct Event<'a, M: Message> {
     pub payload: &'a M,
 }
 
-/// Adds an event to the outbox in the tenant's transaction.
-pub async fn enqueue<M: Message>(tx: &mut impl Scoped, event: Event<'_, M>) -> Result<Uuid> {
-    let tenant = tx.tenant_id();
-    insert(tx.conn(), tenant, &event).await
+/// The outbox's INSERT of one event, a plain row (cheaper to plan than arrays of one), over
+/// the parameters [`Columns::bind`] binds ($1 to $8, the channel unused here).
+macro_rules! insert_one {
+    () => {
+        "INSERT INTO platform.outbox \
+         (id, tenant_id, event_type, source, subject, occurred_at, payload, traceparent) \
+         VALUES ($2[1], $1, $3[1], $4[1], $5[1], now(), $6[1], $7) RETURNING id"
+    };
 }
 
-/// Adds several events in one statement (a Quick Services form, a bulk recording); one event
-/// goes as a plain row, which is cheaper to plan than arrays of one.
+/// The outbox's INSERT of several events, through arrays, over the parameters
+/// [`Columns::bind`] binds.
+macro_rules! insert_many {
+    () => {
+        "INSERT INTO platform.outbox \
+         (id, tenant_id, event_type, source, subject, occurred_at, payload, traceparent) \
+         SELECT id, $1, event_type, source, subject, now(), payload, $7 \
+         FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::text[], $6::bytea[]) \
+         AS e(id, event_type, source, subject, payload) ORDER BY id RETURNING id"
+    };
+}
+pub(crate) use {insert_many, insert_one};
+
+/// Adds an event to the outbox in the tenant's transaction.
+pub async fn enqueue<M: Message>(tx: &mut impl Scoped, event: Event<'_, M>) -> Result<Uuid> {
+    let mut ids = enqueue_all(tx, std::slice::from_ref(&event)).await?;
+    Ok(ids.remove(0))
+}
+
+/// Adds several events in one statement (a Quick Services form, a bulk recording).
 pub async fn enqueue_all<M: Message>(
     tx: &mut impl Scoped,
     events: &[Event<'_, M>],
 ) -> Result<Vec<Uuid>> {
-    let tenant = tx.tenant_id();
-    match events {
-        [] => return Ok(Vec::new()),
-        [event] => return Ok(vec![insert(tx.conn(), tenant, event).await?]),
-        _ => {}
-    }
-    let columns = Columns::of(tenant, events);
-    sqlx::query(
-        "WITH events AS ( \
-           INSERT INTO platform.outbox \
-           (id, tenant_id, event_type, source, subject, occurred_at, payload, traceparent) \
-           SELECT id, $2, event_type, source, subject, now(), payload, $7 \
-           FROM UNNEST($1::uuid[], $3::text[], $4::text[], $5::text[], $6::bytea[]) \
-           AS e(id, event_type, source, subject, payload) ORDER BY id RETURNING id \
-         ) SELECT pg_notify($8, '') FROM (SELECT 1 FROM events LIMIT 1) AS any_event",
-    )
-    .bind(&columns.ids)
-    .bind(tenant.as_uuid())
-    .bind(&columns.types)
-    .bind(&columns.sources)
-    .bind(&columns.subjects)
-    .bind(&columns.payloads)
-    .bind(&columns.traceparent)
-    .bind(CHANNEL)
-    .execute(tx.conn())
-    .await?;
-    Ok(columns.ids)
+    let Some(columns) = Columns::of(tx.tenant_id(), events) else {
+        return Ok(Vec::new());
+    };
+    // The notification is delivered at commit (PostgreSQL folds repeats within one
+    // transaction); sent with the rows, it costs no round trip of its own.
+    let sql = match events.len() {
+        1 => concat!(
+            "WITH events AS (",
+            insert_one!(),
+            ") SELECT pg_notify($8, '') FROM events"
+        ),
+        _ => concat!(
+            "WITH events AS (",
+            insert_many!(),
+            ") SELECT pg_notify($8, '') FROM (SELECT 1 FROM events LIMIT 1) AS any_event"
+        ),
+    };
+    let ids = columns.ids.clone();
+    columns.bind(sqlx::query(sql)).execute(tx.conn()).await?;
+    Ok(ids)
 }
 
 /// Events as the columns of their outbox rows, to bind as arrays: each gets its id (time
 /// ordered, so the relay publishes them in the order given), and all the current trace.
 pub(crate) struct Columns<'a> {
+    tenant: TenantId,
     pub ids: Vec<Uuid>,
-    pub types: Vec<&'a str>,
-    pub sources: Vec<&'a str>,
-    pub subjects: Vec<&'a str>,
-    pub payloads: Vec<Vec<u8>>,
-    pub traceparent: Option<String>,
+    types: Vec<&'a str>,
+    sources: Vec<&'a str>,
+    subjects: Vec<&'a str>,
+    payloads: Vec<Vec<u8>>,
+    traceparent: Option<String>,
 }
 
 impl<'a> Columns<'a> {
-    pub fn of<M: Message>(tenant: TenantId, events: &'a [Event<'_, M>]) -> Columns<'a> {
+    /// The columns of `events`; None when there are none.
+    pub fn of<M: Message>(tenant: TenantId, events: &'a [Event<'_, M>]) -> Option<Columns<'a>> {
         // Events of the platform itself must name the tenant they are about.
         debug_assert!(tenant != crate::db::PLATFORM_TENANT);
-        Columns {
+        if events.is_empty() {
+            return None;
+        }
+        Some(Columns {
+            tenant,
             ids: events.iter().map(|_| Uuid::now_v7()).collect(),
             types: events.iter().map(|e| e.event_type).collect(),
             sources: events.iter().map(|e| e.source).collect(),
             subjects: events.iter().map(|e| e.subject.as_str()).collect(),
             payloads: events.iter().map(|e| e.payload.encode_to_vec()).collect(),
             traceparent: telemetry::current_traceparent(),
-        }
+        })
     }
-}
 
-async fn insert<M: Message>(
-    conn: &mut sqlx::PgConnection,
-    tenant: TenantId,
-    event: &Event<'_, M>,
-) -> Result<Uuid> {
-    // Events of the platform itself must name the tenant they are about.
-    debug_assert!(tenant != crate::db::PLATFORM_TENANT);
-    let id = Uuid::now_v7();
-    // The notification is delivered at commit (PostgreSQL folds repeats within one
-    // transaction); sent with the row, it costs no round trip of its own.
-    sqlx::query(
-        "WITH event AS ( \
-           INSERT INTO platform.outbox \
-           (id, tenant_id, event_type, source, subject, occurred_at, payload, traceparent) \
-           VALUES ($1, $2, $3, $4, $5, now(), $6, $7) RETURNING id \
-         ) SELECT pg_notify($8, '') FROM event",
-    )
-    .bind(id)
-    .bind(tenant.as_uuid())
-    .bind(event.event_type)
-    .bind(event.source)
-    .bind(&event.subject)
-    .bind(event.payload.encode_to_vec())
-    .bind(telemetry::current_traceparent())
-    .bind(CHANNEL)
-    .execute(conn)
-    .await?;
-    Ok(id)
+    /// Binds the parameters [`insert_one`] and [`insert_many`] read: $1 the tenant, $2 to $6
+    /// the events' ids, types, sources, subjects and payloads, $7 the trace, $8 the channel
+    /// to notify. A statement's own parameters follow from $9.
+    pub fn bind<'q>(
+        self,
+        query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>
+    where
+        'a: 'q,
+    {
+        query
+            .bind(self.tenant.as_uuid())
+            .bind(self.ids)
+            .bind(self.types)
+            .bind(self.sources)
+            .bind(self.subjects)
+            .bind(self.payloads)
+            .bind(self.traceparent)
+            .bind(CHANNEL)
+    }
 }
 
 #[derive(sqlx::FromRow)]
