@@ -1,6 +1,7 @@
 //! Client search at scale: loads one tenant with a million clients (names, dates of birth and
 //! sealed SSNs, as the service stores them), then times typical searches through SearchClients
-//! over real gRPC and prints p50/p99 against the target (p99 under 50 ms).
+//! over real gRPC and prints p50/p99 against the target: the worst kind's p99 under 25 ms
+//! (the clients work asked for 50 ms; the hot-paths work halved it).
 //!
 //!     cargo bench -p caseway-integration-tests --bench client_search
 //!
@@ -38,9 +39,9 @@ async fn run() {
 
     let started = Instant::now();
     let mut owner = env.db.owner().await;
-    population::drop_search_indexes(&mut owner).await;
+    let indexes = population::drop_search_indexes(&mut owner).await;
     let (_, samples) = population::insert_clients(&mut owner, tenant, &cipher, total, 10_000).await;
-    population::build_search_indexes(&mut owner).await;
+    population::build_search_indexes(&mut owner, indexes).await;
     drop(owner);
     println!(
         "loaded {total} clients in {:.0} s",
@@ -140,9 +141,9 @@ async fn run() {
         );
     }
     println!(
-        "worst p99 {:.2} ms (target < 50 ms: {})",
+        "worst p99 {:.2} ms (target < 25 ms: {})",
         ms(worst_p99),
-        if worst_p99 < Duration::from_millis(50) {
+        if worst_p99 < Duration::from_millis(25) {
             "met"
         } else {
             "NOT met"

@@ -241,7 +241,7 @@ async fn grow(
     people: &mut Vec<Person>,
 ) {
     let tenants = deployment.len();
-    population::drop_search_indexes(owner).await;
+    let indexes = population::drop_search_indexes(owner).await;
     for statement in [
         // The day totals are built once after the load, not change by change.
         "ALTER TABLE records.service_records DISABLE TRIGGER keep_totals",
@@ -294,7 +294,7 @@ async fn grow(
         .await
         .unwrap();
     }
-    population::build_search_indexes(owner).await;
+    population::build_search_indexes(owner, indexes).await;
     for statement in [
         "SET maintenance_work_mem = '512MB'",
         "ALTER TABLE records.service_records ADD PRIMARY KEY (tenant_id, id)",

@@ -184,54 +184,41 @@ pub struct Person {
     pub birth_date: NaiveDate,
 }
 
-/// The search indexes and the name-vocabulary trigger of `clients.clients`, dropped before a
-/// bulk load ([`drop_search_indexes`]) and built after it ([`build_search_indexes`]).
-const SEARCH_INDEXES: &[(&str, &str)] = &[
-    (
-        "clients_last_first",
-        "ON clients.clients (tenant_id, last_key, first_key, id) WHERE deleted_at IS NULL",
-    ),
-    (
-        "clients_first",
-        "ON clients.clients (tenant_id, first_key, id) WHERE deleted_at IS NULL",
-    ),
-    (
-        "clients_preferred_last",
-        "ON clients.clients (tenant_id, preferred_key, last_key, id) \
-         WHERE deleted_at IS NULL AND preferred_key <> ''",
-    ),
-    (
-        "clients_ssn_hash",
-        "ON clients.clients (tenant_id, ssn_hash) WHERE ssn_hash IS NOT NULL",
-    ),
-    (
-        "clients_ssn_last4_birth_date",
-        "ON clients.clients (tenant_id, ssn_last4, birth_date) WHERE ssn_last4 IS NOT NULL",
-    ),
-    (
-        "clients_birth_date",
-        "ON clients.clients (tenant_id, birth_date)",
-    ),
-];
+/// The search indexes of `clients.clients` as the migrations define them (every index but its
+/// primary key and unique ones), dropped before a bulk load and built after it.
+pub struct SearchIndexes(Vec<String>);
 
-/// Drops the search indexes and stops the name-vocabulary trigger, as the table's owner.
-pub async fn drop_search_indexes(owner: &mut PgConnection) {
+/// Drops the search indexes and stops the name-vocabulary trigger, as the table's owner; gives
+/// the indexes' definitions to build them again ([`build_search_indexes`]).
+pub async fn drop_search_indexes(owner: &mut PgConnection) -> SearchIndexes {
+    let indexes: Vec<(String, String)> = sqlx::query_as(
+        "SELECT i.relname::text, pg_get_indexdef(x.indexrelid) FROM pg_index x \
+         JOIN pg_class i ON i.oid = x.indexrelid \
+         WHERE x.indrelid = 'clients.clients'::regclass AND NOT x.indisunique ORDER BY 1",
+    )
+    .fetch_all(&mut *owner)
+    .await
+    .unwrap();
     sqlx::query("ALTER TABLE clients.clients DISABLE TRIGGER keep_name_terms")
         .execute(&mut *owner)
         .await
         .unwrap();
-    for (name, _) in SEARCH_INDEXES {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP INDEX IF EXISTS clients.{name}"
-        )))
-        .execute(&mut *owner)
-        .await
-        .unwrap();
+    for (name, _) in &indexes {
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP INDEX clients.{name}")))
+            .execute(&mut *owner)
+            .await
+            .unwrap();
     }
+    SearchIndexes(
+        indexes
+            .into_iter()
+            .map(|(_, definition)| definition)
+            .collect(),
+    )
 }
 
 /// Builds the name vocabulary of every client and the search indexes again, and analyzes.
-pub async fn build_search_indexes(owner: &mut PgConnection) {
+pub async fn build_search_indexes(owner: &mut PgConnection, indexes: SearchIndexes) {
     let mut statements = vec![
         "SET maintenance_work_mem = '512MB'".to_string(),
         "ALTER TABLE clients.clients ENABLE TRIGGER keep_name_terms".to_string(),
@@ -240,11 +227,7 @@ pub async fn build_search_indexes(owner: &mut PgConnection) {
          GROUP BY tenant_id"
             .to_string(),
     ];
-    statements.extend(
-        SEARCH_INDEXES
-            .iter()
-            .map(|(name, on)| format!("CREATE INDEX IF NOT EXISTS {name} {on}")),
-    );
+    statements.extend(indexes.0);
     statements.extend(
         [
             "VACUUM ANALYZE clients.clients",

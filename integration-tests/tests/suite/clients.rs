@@ -407,6 +407,94 @@ async fn name_search_reads_slips_orders_and_renames() {
     );
 }
 
+/// A one-word search reads each matched term's clients a page at a time: pages of any size
+/// give the order of one long page, each client once, at the score of its best reading, also
+/// when one name matched a lesser term and another the best (a Smith whose other name is a
+/// Smyth is found through "smith" at 1.0, not at the slip's score), and with more clients of
+/// each term than a page holds.
+#[tokio::test]
+async fn name_search_pages_across_terms_give_each_client_once_at_its_best_score() {
+    let env = TestEnv::new().await;
+    let node = env.start(&caseway::Target::ALL).await;
+    let (_, worker) = clients_tenant(&env, &node, "name-pages").await;
+    let mut expected = std::collections::HashMap::new();
+    for (first, last, best) in [
+        ("Anna", "Smith", 1.0),
+        ("Beth", "Smith", 1.0),
+        ("Carl", "Smith", 1.0),
+        ("Smyth", "Smith", 1.0),
+        ("Smith", "Smyth", 1.0),
+        ("Dora", "Smyth", 0.8),
+        ("Emil", "Smyth", 0.8),
+        ("Smyth", "Jones", 0.8),
+        ("Smyth", "Smyth", 0.8),
+        ("Fred", "Smiths", 0.0),
+        ("Gina", "Jones", -1.0),
+    ] {
+        let id = create(&node, &worker, client(first, last, "", (1980, 1, 1)))
+            .await
+            .unwrap()
+            .id;
+        expected.insert(id, best);
+    }
+    let pages_of = |size: i32| {
+        let (mut clients, worker) = (node.clients.clone(), worker.clone());
+        async move {
+            let (mut seen, mut token) = (Vec::new(), String::new());
+            loop {
+                let page = clients
+                    .search_clients(authed(
+                        &worker,
+                        pb::SearchClientsRequest {
+                            name: "smith".into(),
+                            page_size: size,
+                            page_token: token.clone(),
+                            ..Default::default()
+                        },
+                    ))
+                    .await
+                    .unwrap()
+                    .into_inner();
+                seen.extend(
+                    page.matches
+                        .into_iter()
+                        .map(|m| (m.client.unwrap().id, m.score)),
+                );
+                if page.next_page_token.is_empty() {
+                    return seen;
+                }
+                token = page.next_page_token;
+            }
+        }
+    };
+    let whole = pages_of(50).await;
+    // Best first, ties by id (latest first), each client once.
+    for pair in whole.windows(2) {
+        let ((a, a_score), (b, b_score)) = (&pair[0], &pair[1]);
+        assert!(
+            a_score > b_score || (a_score == b_score && a > b),
+            "{whole:?}"
+        );
+    }
+    for (id, score) in &whole {
+        let best = expected[id];
+        assert!(best >= 0.0, "{id} does not bear the name: {whole:?}");
+        if best > 0.0 {
+            assert!(
+                (score - best).abs() < 1e-9,
+                "{id} scored {score}, not {best}"
+            );
+        }
+    }
+    let found = |least: f64| expected.values().filter(|b| **b >= least).count();
+    assert!(whole.len() >= found(0.8), "{whole:?}");
+    let distinct: std::collections::HashSet<_> = whole.iter().map(|(id, _)| id).collect();
+    assert_eq!(whole.len(), distinct.len(), "{whole:?}");
+    for size in [1, 2, 3] {
+        assert_eq!(pages_of(size).await, whole, "pages of {size}");
+    }
+}
+
 #[tokio::test]
 async fn invalid_clients_are_refused_naming_the_field_and_nothing_is_written() {
     let env = TestEnv::new().await;

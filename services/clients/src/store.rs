@@ -301,9 +301,11 @@ pub async fn search(
     }
     let rows: Vec<Scored> = match &search.name {
         Some(name) => {
-            // The optional filters (`$5 IS NULL OR ...`) would make a cached generic plan scan
-            // every client; planned for the actual values, the indexes do the work.
-            sqlx::query("SELECT set_config('plan_cache_mode', 'force_custom_plan', true)")
+            // Every arm of the search is driven by a name key's index whatever the values, so
+            // the plan made once for the connection serves every search; planned afresh for
+            // each, the statement spent about 3 ms planning (PostgreSQL would plan it five
+            // times before it judged a generic plan good enough).
+            sqlx::query("SELECT set_config('plan_cache_mode', 'force_generic_plan', true)")
                 .execute(&mut *conn)
                 .await?;
             sqlx::query_as(NAME_SEARCH)
@@ -342,14 +344,20 @@ pub async fn search(
         .collect()
 }
 
-/// Name search in two steps (see the name search migration): each phrase of the query finds up
-/// to ten similar terms of the tenant's vocabulary, by trigram similarity (shared trigrams over
-/// all trigrams, as pg_trgm counts them; not for a whole phrase that must nearly equal a name)
-/// or by one edit (shared deletion variants, scored 1 - 1/length); then clients are found by
-/// exact name keys. A client scores the best of its
-/// readings: the mean of first and last name similarity for a pair, the similarity of a
-/// single name otherwise. Only equality reaches the tables, so every step is an index scan
-/// under row-level security.
+/// Name search in two steps (see the name search migrations): each phrase of the query finds
+/// up to ten similar terms of the tenant's vocabulary, by trigram similarity (shared trigrams
+/// over all trigrams, as pg_trgm counts them; not for a whole phrase that must nearly equal a
+/// name) or by one edit (shared deletion variants, scored 1 - 1/length); then clients are found
+/// by exact name keys. A client scores the best of its readings: the mean of first and last
+/// name similarity for a pair, the similarity of a single name otherwise. Only equality reaches
+/// the tables, so every step is an index scan under row-level security.
+///
+/// A term matched as any one name can name tens of thousands of clients (a common first name),
+/// so each is read in id order, keeping only the clients whose best reading it is
+/// (`clients.name_score`), at most a page of them after the page token: the page, ordered by
+/// score and id, can use no more. Pairs name few clients, and are read whole (a pair's client
+/// is read at its best pair when it is on the page; the check that no single name beats the
+/// pair is skipped when no single name matched, as for most two-word searches).
 const NAME_SEARCH: &str = "\
 WITH phrase AS MATERIALIZED ( \
     SELECT DISTINCT clients.name_key(p) AS p FROM unnest($1::text[] || $2::text[] || $3::text[]) AS p \
@@ -378,32 +386,57 @@ WITH phrase AS MATERIALIZED ( \
 ), reading AS ( \
     SELECT clients.name_key(first) AS first, clients.name_key(last) AS last \
       FROM unnest($1::text[], $2::text[]) AS r(first, last) \
-), single AS ( \
-    SELECT m.term, m.score FROM unnest($3::text[], $4::float8[]) AS s(p, least) \
-      JOIN matched m ON m.p = clients.name_key(s.p) AND m.score >= s.least \
+), single AS MATERIALIZED ( \
+    SELECT m.term, max(m.score) AS score FROM unnest($3::text[], $4::float8[]) AS s(p, least) \
+      JOIN matched m ON m.p = clients.name_key(s.p) AND m.score >= s.least GROUP BY m.term \
+), pair AS MATERIALIZED ( \
+    SELECT f.term AS first, l.term AS last, max((f.score + l.score) / 2) AS score \
+      FROM reading r JOIN matched f ON f.p = r.first JOIN matched l ON l.p = r.last GROUP BY 1, 2 \
+), best AS MATERIALIZED ( \
+    SELECT (SELECT coalesce(jsonb_object_agg(term, score), '{}') FROM single) AS singles, \
+           (SELECT coalesce(jsonb_object_agg(first || '|' || last, score), '{}') FROM pair) AS pairs \
 ), hit AS ( \
-    SELECT c.id, (f.score + l.score) / 2 AS score \
-      FROM reading r JOIN matched f ON f.p = r.first JOIN matched l ON l.p = r.last \
-      JOIN clients.clients c ON c.last_key = l.term AND c.first_key = f.term AND c.deleted_at IS NULL AND ($5::date IS NULL OR c.birth_date = $5) \
+    SELECT c.id, p.score FROM pair p CROSS JOIN best b \
+      JOIN clients.clients c ON c.last_key = p.last AND c.first_key = p.first AND c.deleted_at IS NULL \
+       AND ($5::date IS NULL OR c.birth_date = $5) AND ($6::bytea IS NULL OR c.ssn_hash = $6) \
+       AND ($7::text IS NULL OR c.ssn_last4 = $7) \
+     WHERE b.singles = '{}' OR clients.name_score(c.first_key, c.last_key, c.preferred_key, b.singles, b.pairs) <= p.score + 1e-9 \
+    UNION ALL \
+    SELECT c.id, p.score FROM pair p CROSS JOIN best b \
+      JOIN clients.clients c ON c.preferred_key = p.first AND c.last_key = p.last AND c.deleted_at IS NULL \
+       AND c.preferred_key <> '' AND ($5::date IS NULL OR c.birth_date = $5) \
        AND ($6::bytea IS NULL OR c.ssn_hash = $6) AND ($7::text IS NULL OR c.ssn_last4 = $7) \
+     WHERE b.singles = '{}' OR clients.name_score(c.first_key, c.last_key, c.preferred_key, b.singles, b.pairs) <= p.score + 1e-9 \
     UNION ALL \
-    SELECT c.id, (f.score + l.score) / 2 \
-      FROM reading r JOIN matched f ON f.p = r.first JOIN matched l ON l.p = r.last \
-      JOIN clients.clients c ON c.preferred_key = f.term AND c.last_key = l.term \
-       AND c.deleted_at IS NULL AND ($5::date IS NULL OR c.birth_date = $5) \
-       AND ($6::bytea IS NULL OR c.ssn_hash = $6) AND ($7::text IS NULL OR c.ssn_last4 = $7) AND c.preferred_key <> '' \
+    SELECT c.id, s.score FROM single s CROSS JOIN best b CROSS JOIN LATERAL ( \
+        SELECT c.id FROM clients.clients c \
+         WHERE c.last_key = s.term AND c.deleted_at IS NULL \
+           AND ($5::date IS NULL OR c.birth_date = $5) AND ($6::bytea IS NULL OR c.ssn_hash = $6) \
+           AND ($7::text IS NULL OR c.ssn_last4 = $7) \
+           AND c.id < CASE WHEN s.score = $8 THEN $9 ELSE 'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid END \
+           AND clients.name_score(c.first_key, c.last_key, c.preferred_key, b.singles, b.pairs) <= s.score + 1e-9 \
+         ORDER BY c.id DESC LIMIT $10) c \
+     WHERE $8::float8 IS NULL OR s.score <= $8 \
     UNION ALL \
-    SELECT c.id, s.score FROM single s \
-      JOIN clients.clients c ON c.last_key = s.term AND c.deleted_at IS NULL AND ($5::date IS NULL OR c.birth_date = $5) \
-       AND ($6::bytea IS NULL OR c.ssn_hash = $6) AND ($7::text IS NULL OR c.ssn_last4 = $7) \
+    SELECT c.id, s.score FROM single s CROSS JOIN best b CROSS JOIN LATERAL ( \
+        SELECT c.id FROM clients.clients c \
+         WHERE c.first_key = s.term AND c.deleted_at IS NULL \
+           AND ($5::date IS NULL OR c.birth_date = $5) AND ($6::bytea IS NULL OR c.ssn_hash = $6) \
+           AND ($7::text IS NULL OR c.ssn_last4 = $7) \
+           AND c.id < CASE WHEN s.score = $8 THEN $9 ELSE 'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid END \
+           AND clients.name_score(c.first_key, c.last_key, c.preferred_key, b.singles, b.pairs) <= s.score + 1e-9 \
+         ORDER BY c.id DESC LIMIT $10) c \
+     WHERE $8::float8 IS NULL OR s.score <= $8 \
     UNION ALL \
-    SELECT c.id, s.score FROM single s \
-      JOIN clients.clients c ON c.first_key = s.term AND c.deleted_at IS NULL AND ($5::date IS NULL OR c.birth_date = $5) \
-       AND ($6::bytea IS NULL OR c.ssn_hash = $6) AND ($7::text IS NULL OR c.ssn_last4 = $7) \
-    UNION ALL \
-    SELECT c.id, s.score FROM single s \
-      JOIN clients.clients c ON c.preferred_key = s.term AND c.deleted_at IS NULL AND ($5::date IS NULL OR c.birth_date = $5) \
-       AND ($6::bytea IS NULL OR c.ssn_hash = $6) AND ($7::text IS NULL OR c.ssn_last4 = $7) AND c.preferred_key <> '' \
+    SELECT c.id, s.score FROM single s CROSS JOIN best b CROSS JOIN LATERAL ( \
+        SELECT c.id FROM clients.clients c \
+         WHERE c.preferred_key = s.term AND c.deleted_at IS NULL AND c.preferred_key <> '' \
+           AND ($5::date IS NULL OR c.birth_date = $5) AND ($6::bytea IS NULL OR c.ssn_hash = $6) \
+           AND ($7::text IS NULL OR c.ssn_last4 = $7) \
+           AND c.id < CASE WHEN s.score = $8 THEN $9 ELSE 'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid END \
+           AND clients.name_score(c.first_key, c.last_key, c.preferred_key, b.singles, b.pairs) <= s.score + 1e-9 \
+         ORDER BY c.id DESC LIMIT $10) c \
+     WHERE $8::float8 IS NULL OR s.score <= $8 \
 ), page AS ( \
     SELECT id, max(score)::float8 AS score FROM hit GROUP BY id \
     HAVING ($8::float8 IS NULL OR (max(score)::float8, id) < ($8, $9)) \
