@@ -344,6 +344,55 @@ pub async fn search(
         .collect()
 }
 
+/// What every arm of the name search asks of a client besides its name: not deleted, and the
+/// birth date and SSN when the search names them.
+macro_rules! client_filters {
+    () => {
+        "c.deleted_at IS NULL AND ($5::date IS NULL OR c.birth_date = $5) \
+         AND ($6::bytea IS NULL OR c.ssn_hash = $6) AND ($7::text IS NULL OR c.ssn_last4 = $7)"
+    };
+}
+
+/// The clients of each matched pair with `$first` (a first or preferred name's key) and the
+/// last name: all of them, at the pair's score, unless a single name of theirs scores better.
+macro_rules! pair_arm {
+    ($first:literal) => {
+        concat!(
+            "SELECT c.id, p.score FROM pair p CROSS JOIN best b JOIN clients.clients c \
+               ON c.",
+            $first,
+            " = p.first AND c.last_key = p.last AND c.",
+            $first,
+            " <> '' AND ",
+            client_filters!(),
+            " WHERE b.singles = '{}' OR clients.name_score(c.first_key, c.last_key, \
+               c.preferred_key, b.singles, b.pairs) <= p.score + 1e-9"
+        )
+    };
+}
+
+/// The clients of each term matched as the name `$key`: in id order, those whose best reading
+/// it is, after the page token, a page at most.
+macro_rules! single_arm {
+    ($key:literal) => {
+        concat!(
+            "SELECT c.id, s.score FROM single s CROSS JOIN best b CROSS JOIN LATERAL ( \
+               SELECT c.id FROM clients.clients c WHERE c.",
+            $key,
+            " = s.term AND c.",
+            $key,
+            " <> '' AND ",
+            client_filters!(),
+            " AND c.id < CASE WHEN s.score = $8 THEN $9 \
+                 ELSE 'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid END \
+               AND clients.name_score(c.first_key, c.last_key, c.preferred_key, b.singles, \
+                 b.pairs) <= s.score + 1e-9 \
+               ORDER BY c.id DESC LIMIT $10) c \
+             WHERE $8::float8 IS NULL OR s.score <= $8"
+        )
+    };
+}
+
 /// Name search in two steps (see the name search migrations): each phrase of the query finds
 /// up to ten similar terms of the tenant's vocabulary, by trigram similarity (shared trigrams
 /// over all trigrams, as pg_trgm counts them; not for a whole phrase that must nearly equal a
@@ -358,7 +407,8 @@ pub async fn search(
 /// score and id, can use no more. Pairs name few clients, and are read whole (a pair's client
 /// is read at its best pair when it is on the page; the check that no single name beats the
 /// pair is skipped when no single name matched, as for most two-word searches).
-const NAME_SEARCH: &str = "\
+const NAME_SEARCH: &str = concat!(
+    "\
 WITH phrase AS MATERIALIZED ( \
     SELECT DISTINCT clients.name_key(p) AS p FROM unnest($1::text[] || $2::text[] || $3::text[]) AS p \
 ), gram AS MATERIALIZED ( \
@@ -395,48 +445,17 @@ WITH phrase AS MATERIALIZED ( \
 ), best AS MATERIALIZED ( \
     SELECT (SELECT coalesce(jsonb_object_agg(term, score), '{}') FROM single) AS singles, \
            (SELECT coalesce(jsonb_object_agg(first || '|' || last, score), '{}') FROM pair) AS pairs \
-), hit AS ( \
-    SELECT c.id, p.score FROM pair p CROSS JOIN best b \
-      JOIN clients.clients c ON c.last_key = p.last AND c.first_key = p.first AND c.deleted_at IS NULL \
-       AND ($5::date IS NULL OR c.birth_date = $5) AND ($6::bytea IS NULL OR c.ssn_hash = $6) \
-       AND ($7::text IS NULL OR c.ssn_last4 = $7) \
-     WHERE b.singles = '{}' OR clients.name_score(c.first_key, c.last_key, c.preferred_key, b.singles, b.pairs) <= p.score + 1e-9 \
-    UNION ALL \
-    SELECT c.id, p.score FROM pair p CROSS JOIN best b \
-      JOIN clients.clients c ON c.preferred_key = p.first AND c.last_key = p.last AND c.deleted_at IS NULL \
-       AND c.preferred_key <> '' AND ($5::date IS NULL OR c.birth_date = $5) \
-       AND ($6::bytea IS NULL OR c.ssn_hash = $6) AND ($7::text IS NULL OR c.ssn_last4 = $7) \
-     WHERE b.singles = '{}' OR clients.name_score(c.first_key, c.last_key, c.preferred_key, b.singles, b.pairs) <= p.score + 1e-9 \
-    UNION ALL \
-    SELECT c.id, s.score FROM single s CROSS JOIN best b CROSS JOIN LATERAL ( \
-        SELECT c.id FROM clients.clients c \
-         WHERE c.last_key = s.term AND c.deleted_at IS NULL \
-           AND ($5::date IS NULL OR c.birth_date = $5) AND ($6::bytea IS NULL OR c.ssn_hash = $6) \
-           AND ($7::text IS NULL OR c.ssn_last4 = $7) \
-           AND c.id < CASE WHEN s.score = $8 THEN $9 ELSE 'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid END \
-           AND clients.name_score(c.first_key, c.last_key, c.preferred_key, b.singles, b.pairs) <= s.score + 1e-9 \
-         ORDER BY c.id DESC LIMIT $10) c \
-     WHERE $8::float8 IS NULL OR s.score <= $8 \
-    UNION ALL \
-    SELECT c.id, s.score FROM single s CROSS JOIN best b CROSS JOIN LATERAL ( \
-        SELECT c.id FROM clients.clients c \
-         WHERE c.first_key = s.term AND c.deleted_at IS NULL \
-           AND ($5::date IS NULL OR c.birth_date = $5) AND ($6::bytea IS NULL OR c.ssn_hash = $6) \
-           AND ($7::text IS NULL OR c.ssn_last4 = $7) \
-           AND c.id < CASE WHEN s.score = $8 THEN $9 ELSE 'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid END \
-           AND clients.name_score(c.first_key, c.last_key, c.preferred_key, b.singles, b.pairs) <= s.score + 1e-9 \
-         ORDER BY c.id DESC LIMIT $10) c \
-     WHERE $8::float8 IS NULL OR s.score <= $8 \
-    UNION ALL \
-    SELECT c.id, s.score FROM single s CROSS JOIN best b CROSS JOIN LATERAL ( \
-        SELECT c.id FROM clients.clients c \
-         WHERE c.preferred_key = s.term AND c.deleted_at IS NULL AND c.preferred_key <> '' \
-           AND ($5::date IS NULL OR c.birth_date = $5) AND ($6::bytea IS NULL OR c.ssn_hash = $6) \
-           AND ($7::text IS NULL OR c.ssn_last4 = $7) \
-           AND c.id < CASE WHEN s.score = $8 THEN $9 ELSE 'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid END \
-           AND clients.name_score(c.first_key, c.last_key, c.preferred_key, b.singles, b.pairs) <= s.score + 1e-9 \
-         ORDER BY c.id DESC LIMIT $10) c \
-     WHERE $8::float8 IS NULL OR s.score <= $8 \
+), hit AS (",
+    pair_arm!("first_key"),
+    " UNION ALL ",
+    pair_arm!("preferred_key"),
+    " UNION ALL ",
+    single_arm!("last_key"),
+    " UNION ALL ",
+    single_arm!("first_key"),
+    " UNION ALL ",
+    single_arm!("preferred_key"),
+    " \
 ), page AS ( \
     SELECT id, max(score)::float8 AS score FROM hit GROUP BY id \
     HAVING ($8::float8 IS NULL OR (max(score)::float8, id) < ($8, $9)) \
@@ -447,7 +466,8 @@ SELECT c.id, c.first_name, c.middle_name, c.last_name, c.suffix, c.preferred_nam
        c.veteran_status, c.demographics, c.contact, c.organization_id, c.version, c.created_at, \
        c.updated_at, p.score \
   FROM page p JOIN clients.clients c ON c.id = p.id \
- ORDER BY p.score DESC, p.id DESC";
+ ORDER BY p.score DESC, p.id DESC"
+);
 
 #[derive(sqlx::FromRow)]
 struct EnrollmentRow {
