@@ -668,12 +668,6 @@ fn pgbench(
              ORDER BY 1 RETURNING id"
         )
     };
-    // As the service notifies the relay: from its one event, or once for several.
-    let notify = if single {
-        "FROM events"
-    } else {
-        "FROM (SELECT 1 FROM events LIMIT 1) AS any_event"
-    };
     let script = format!(
         "\\set rid random(1, 9000000000000000)\n\
          BEGIN;\n\
@@ -692,7 +686,8 @@ fn pgbench(
          request_hash, response) SELECT :tenant::uuid, '{method}', 'bench-' || :rid, \
          sha256(random()::text::bytea), decode(repeat('cd', {reply}), 'hex') \
          WHERE 'bench-' || :rid <> '' ON CONFLICT DO NOTHING RETURNING 1), events AS ({event}) \
-         SELECT EXISTS (SELECT FROM claim), (SELECT pg_notify('caseway_outbox', '') {notify});\n\
+         SELECT EXISTS (SELECT FROM claim), \
+         (SELECT pg_notify('caseway_outbox', '') FROM (SELECT 1 FROM events LIMIT 1) AS any_event);\n\
          COMMIT;\n",
         client = f.client,
         service = f.services[0],

@@ -29,6 +29,28 @@ async fn create(
         .map(|r| r.into_inner().client.unwrap())
 }
 
+/// Every match of a search, following its page tokens to the last page.
+async fn every_page(
+    node: &TestNode,
+    token: &str,
+    mut request: pb::SearchClientsRequest,
+) -> Vec<pb::ClientMatch> {
+    let mut clients = node.clients.clone();
+    let mut matches = Vec::new();
+    loop {
+        let page = clients
+            .search_clients(authed(token, request.clone()))
+            .await
+            .unwrap()
+            .into_inner();
+        matches.extend(page.matches);
+        if page.next_page_token.is_empty() {
+            return matches;
+        }
+        request.page_token = page.next_page_token;
+    }
+}
+
 #[tokio::test]
 async fn ssn_is_stored_sealed_shown_masked_and_whole_reads_are_audited() {
     let env = TestEnv::new().await;
@@ -152,7 +174,7 @@ async fn search_tolerates_typos_and_matches_ssn_and_birth_date() {
     )
     .await
     .unwrap();
-    let mut clients = node.clients.clone();
+    let clients = node.clients.clone();
     let search = |request: pb::SearchClientsRequest| {
         let token = worker.clone();
         let mut clients = clients.clone();
@@ -225,28 +247,19 @@ async fn search_tolerates_typos_and_matches_ssn_and_birth_date() {
     assert_eq!(violated_fields(&status), vec!["ssn"]);
 
     // Pages: one match a page, every match once.
-    let mut seen = Vec::new();
-    let mut token = String::new();
-    loop {
-        let page = clients
-            .search_clients(authed(
-                &worker,
-                pb::SearchClientsRequest {
-                    ssn: "6789".into(),
-                    page_size: 1,
-                    page_token: token.clone(),
-                    ..Default::default()
-                },
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        seen.extend(page.matches.into_iter().map(|m| m.client.unwrap().id));
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        token = page.next_page_token;
-    }
+    let mut seen: Vec<_> = every_page(
+        &node,
+        &worker,
+        pb::SearchClientsRequest {
+            ssn: "6789".into(),
+            page_size: 1,
+            ..Default::default()
+        },
+    )
+    .await
+    .into_iter()
+    .map(|m| m.client.unwrap().id)
+    .collect();
     seen.dedup();
     assert_eq!(seen.len(), 2);
 }
@@ -342,28 +355,19 @@ async fn name_search_reads_slips_orders_and_renames() {
     assert!(search("Zebulon Quartermain").await.is_empty());
 
     // Pages over equal scores: every Smith once.
-    let mut seen = Vec::new();
-    let mut token = String::new();
-    loop {
-        let page = clients
-            .search_clients(authed(
-                &worker,
-                pb::SearchClientsRequest {
-                    name: "Smith".into(),
-                    page_size: 4,
-                    page_token: token.clone(),
-                    ..Default::default()
-                },
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        seen.extend(page.matches.into_iter().map(|m| m.client.unwrap().id));
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        token = page.next_page_token;
-    }
+    let mut seen: Vec<_> = every_page(
+        &node,
+        &worker,
+        pb::SearchClientsRequest {
+            name: "Smith".into(),
+            page_size: 4,
+            ..Default::default()
+        },
+    )
+    .await
+    .into_iter()
+    .map(|m| m.client.unwrap().id)
+    .collect();
     seen.sort();
     let mut expected = smiths.clone();
     expected.push(john.id.clone());
@@ -437,35 +441,17 @@ async fn name_search_pages_across_terms_give_each_client_once_at_its_best_score(
             .id;
         expected.insert(id, best);
     }
-    let pages_of = |size: i32| {
-        let (mut clients, worker) = (node.clients.clone(), worker.clone());
-        async move {
-            let (mut seen, mut token) = (Vec::new(), String::new());
-            loop {
-                let page = clients
-                    .search_clients(authed(
-                        &worker,
-                        pb::SearchClientsRequest {
-                            name: "smith".into(),
-                            page_size: size,
-                            page_token: token.clone(),
-                            ..Default::default()
-                        },
-                    ))
-                    .await
-                    .unwrap()
-                    .into_inner();
-                seen.extend(
-                    page.matches
-                        .into_iter()
-                        .map(|m| (m.client.unwrap().id, m.score)),
-                );
-                if page.next_page_token.is_empty() {
-                    return seen;
-                }
-                token = page.next_page_token;
-            }
-        }
+    let pages_of = async |size: i32| -> Vec<(String, f64)> {
+        let request = pb::SearchClientsRequest {
+            name: "smith".into(),
+            page_size: size,
+            ..Default::default()
+        };
+        every_page(&node, &worker, request)
+            .await
+            .into_iter()
+            .map(|m| (m.client.unwrap().id, m.score))
+            .collect()
     };
     let whole = pages_of(50).await;
     // Best first, ties by id (latest first), each client once.

@@ -211,26 +211,25 @@ pub async fn settle<Resp: Message + Default, M: Message>(
 ) -> Result<Claim<Resp>> {
     let reply = reply.encode_to_vec();
     let claimed: bool = match outbox::Columns::of(tx.tenant_id(), events) {
-        // The key with its reply, the events and the relay's notification (delivered at commit,
-        // once however many rows). The claim's parameters follow the outbox's.
+        // The key with its reply, the events and the relay's notification.
         Some(columns) => {
+            // The claim's parameters follow the outbox's.
+            macro_rules! with_events {
+                ($insert:expr) => {
+                    concat!(
+                        "WITH claim AS (",
+                        claim!("$9", "$10", "$11", "$12"),
+                        "), events AS (",
+                        $insert,
+                        ") SELECT $10 = '' OR EXISTS (SELECT FROM claim), (",
+                        outbox::notify!(),
+                        ")"
+                    )
+                };
+            }
             let sql = match events.len() {
-                1 => concat!(
-                    "WITH claim AS (",
-                    claim!("$9", "$10", "$11", "$12"),
-                    "), events AS (",
-                    outbox::insert_one!(),
-                    ") SELECT $10 = '' OR EXISTS (SELECT FROM claim), \
-                     (SELECT pg_notify($8, '') FROM events)"
-                ),
-                _ => concat!(
-                    "WITH claim AS (",
-                    claim!("$9", "$10", "$11", "$12"),
-                    "), events AS (",
-                    outbox::insert_many!(),
-                    ") SELECT $10 = '' OR EXISTS (SELECT FROM claim), \
-                     (SELECT pg_notify($8, '') FROM (SELECT 1 FROM events LIMIT 1) AS any_event)"
-                ),
+                1 => with_events!(outbox::insert_one!()),
+                _ => with_events!(outbox::insert_many!()),
             };
             let row = columns
                 .bind(sqlx::query(sql))

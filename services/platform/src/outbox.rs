@@ -62,7 +62,15 @@ macro_rules! insert_many {
          AS e(id, event_type, source, subject, payload) ORDER BY id RETURNING id"
     };
 }
-pub(crate) use {insert_many, insert_one};
+/// The relay's notification, once however many rows the `events` CTE inserted (PostgreSQL
+/// delivers it at commit and folds repeats within one transaction; sent with the rows, it
+/// costs no round trip of its own).
+macro_rules! notify {
+    () => {
+        "SELECT pg_notify($8, '') FROM (SELECT 1 FROM events LIMIT 1) AS any_event"
+    };
+}
+pub(crate) use {insert_many, insert_one, notify};
 
 /// Adds an event to the outbox in the tenant's transaction.
 pub async fn enqueue<M: Message>(tx: &mut impl Scoped, event: Event<'_, M>) -> Result<Uuid> {
@@ -78,19 +86,9 @@ pub async fn enqueue_all<M: Message>(
     let Some(columns) = Columns::of(tx.tenant_id(), events) else {
         return Ok(Vec::new());
     };
-    // The notification is delivered at commit (PostgreSQL folds repeats within one
-    // transaction); sent with the rows, it costs no round trip of its own.
     let sql = match events.len() {
-        1 => concat!(
-            "WITH events AS (",
-            insert_one!(),
-            ") SELECT pg_notify($8, '') FROM events"
-        ),
-        _ => concat!(
-            "WITH events AS (",
-            insert_many!(),
-            ") SELECT pg_notify($8, '') FROM (SELECT 1 FROM events LIMIT 1) AS any_event"
-        ),
+        1 => concat!("WITH events AS (", insert_one!(), ") ", notify!()),
+        _ => concat!("WITH events AS (", insert_many!(), ") ", notify!()),
     };
     let ids = columns.ids.clone();
     columns.bind(sqlx::query(sql)).execute(tx.conn()).await?;
