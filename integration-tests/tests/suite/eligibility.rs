@@ -873,6 +873,65 @@ async fn a_check_asked_again_answers_the_same_until_a_fact_of_the_client_or_the_
 }
 
 #[tokio::test]
+async fn racing_checks_of_the_same_facts_store_one_check_and_answer_its_decisions() {
+    let env = TestEnv::new().await;
+    let node = env.start(&caseway::Target::ALL).await;
+    let t = eligibility_tenant(&env, &node, "elig-race").await;
+    for service in [&t.assistance, &t.counseling] {
+        t.publish(
+            &node,
+            service,
+            EnforcementMode::Advisory,
+            vec![criterion("adult", "age >= 18", "")],
+        )
+        .await;
+    }
+    // Eight checks at once of a date none has asked: each decides and stores (one statement
+    // each, committed by itself); the first stored is the one every caller gets.
+    let on = (2026, 4, 2);
+    let racing =
+        futures::future::join_all((0..8).map(|_| check(&node, &t.worker, &t.maria, on))).await;
+    let first = racing[0].as_ref().unwrap().clone();
+    assert_eq!(first.len(), 2, "{first:?}");
+    for answer in &racing {
+        assert_eq!(answer.as_ref().unwrap(), &first);
+    }
+    let mut owner = env.db.owner().await;
+    let (checks, snapshots): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM eligibility.checks WHERE tenant_id = $1 AND as_of = $2), \
+         (SELECT count(DISTINCT facts_digest) FROM eligibility.checks \
+          WHERE tenant_id = $1 AND as_of = $2)",
+    )
+    .bind(t.tenant.as_uuid())
+    .bind(chrono::NaiveDate::from_ymd_opt(2026, 4, 2).unwrap())
+    .fetch_one(&mut owner)
+    .await
+    .unwrap();
+    assert_eq!((checks, snapshots), (1, 1));
+    // Each decision reads back as answered.
+    for decision in &first {
+        let stored = node
+            .eligibility
+            .clone()
+            .get_decision(authed(
+                &t.worker,
+                pb::GetDecisionRequest {
+                    id: decision.id.clone(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .decision
+            .unwrap();
+        assert_eq!(
+            (&stored.id, stored.outcome, &stored.decide_time),
+            (&decision.id, decision.outcome, &decision.decide_time)
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_fact_that_comes_while_the_memo_is_not_listening_is_never_missed() {
     let env = TestEnv::new().await;
     let node = env.start(&caseway::Target::ALL).await;

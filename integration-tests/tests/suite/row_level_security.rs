@@ -725,8 +725,8 @@ async fn every_table_is_isolated_by_forced_row_level_security() {
         );
     }
 
-    // The reads of one statement (`TenantRead`): each sees the tenant it enters and no other,
-    // and leaves no tenant behind on the connection.
+    // The statements that enter their tenant (`TenantStatements`): each sees the tenant it
+    // enters and no other, and leaves no tenant behind on the connection.
     let (tenant_id, client, records): (uuid::Uuid, uuid::Uuid, i64) = sqlx::query_as(
         "SELECT tenant_id, client_id, count(*) FROM records.service_records \
          WHERE client_id IS NOT NULL AND deleted_at IS NULL \
@@ -766,6 +766,11 @@ async fn every_table_is_isolated_by_forced_row_level_security() {
             authorization,
             delivered,
         ),
+        (
+            "SELECT count(client_facts) FROM eligibility.read_facts($1, $2, NULL, NULL, NULL)",
+            client,
+            1,
+        ),
     ];
     for (read, id, expected) in reads {
         for (tenant, expected) in [(tenant_id, expected), (uuid::Uuid::new_v4(), 0)] {
@@ -787,4 +792,28 @@ async fn every_table_is_isolated_by_forced_row_level_security() {
             assert_eq!(left, 0, "{read} left a tenant on the connection");
         }
     }
+    // A check stored for a tenant is that tenant's, and the connection keeps no tenant.
+    let other = uuid::Uuid::new_v4();
+    let stored: uuid::Uuid = sqlx::query_scalar(
+        "SELECT stored_id FROM eligibility.store_check($1, '\\x01', $2, '{}', $3, \
+         '2026-01-01', ARRAY[$3], ARRAY[$3], '{1}', '{1}', '[[]]', 'rls', now(), '\\x02')",
+    )
+    .bind(other)
+    .bind(client)
+    .bind(uuid::Uuid::now_v7())
+    .fetch_one(&mut app)
+    .await
+    .unwrap();
+    let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM eligibility.checks")
+        .fetch_one(&mut app)
+        .await
+        .unwrap();
+    assert_eq!(seen, 0, "store_check left a tenant on the connection");
+    let owner_of: uuid::Uuid =
+        sqlx::query_scalar("SELECT tenant_id FROM eligibility.checks WHERE id = $1")
+            .bind(stored)
+            .fetch_one(&mut owner)
+            .await
+            .unwrap();
+    assert_eq!(owner_of, other);
 }

@@ -607,7 +607,7 @@ impl Authorizations {
     ) -> Result<(AuthorizationRow, Vec<(NaiveDate, Decimal)>, i64)> {
         let hidden = self.hidden_services(caller).await?;
         // The totals and the per-occurrence deliveries from one snapshot, in one statement.
-        let mut read = self.db.tenant_read(caller.tenant).await?;
+        let mut read = self.db.tenant_statements(caller.tenant).await?;
         let found = store::utilization(&mut read, id).await?;
         read.done();
         let (row, deliveries, records) = match found {

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use caseway_platform::error::Result;
 use caseway_platform::{
-    AuthorizationId, ClientId, HoldId, RecordId, ServiceId, TenantId, TenantRead,
+    AuthorizationId, ClientId, HoldId, RecordId, ServiceId, TenantId, TenantStatements,
 };
 
 use crate::domain::{AuthorizationRow, Draw, ListFilter};
@@ -262,7 +262,7 @@ pub async fn save_draw(
 /// many records, read in one statement: one snapshot, so a drawdown committed meanwhile shows
 /// in both or in neither (`authorizations.read_authorization`, `read_deliveries`).
 pub async fn utilization(
-    read: &mut TenantRead,
+    read: &mut TenantStatements,
     id: AuthorizationId,
 ) -> Result<Option<(AuthorizationRow, Vec<(NaiveDate, Decimal)>, i64)>> {
     #[derive(sqlx::FromRow)]

@@ -289,7 +289,7 @@ impl Clients {
         let (tenant, id) = (caller.tenant, input.id);
         if !input.whole_ssn {
             // Nothing to audit: one statement, no transaction.
-            let mut read = self.platform.db.tenant_read(tenant).await?;
+            let mut read = self.platform.db.tenant_statements(tenant).await?;
             let record = store::read(&mut read, id).await?;
             read.done();
             let record = record.ok_or_else(|| Error::not_found("client", id))?;
@@ -435,7 +435,7 @@ impl Clients {
         }
         if !whole_ssn && search.name.is_none() {
             // Nothing to audit and no name to score: one statement, no transaction.
-            let mut read = self.platform.db.tenant_read(tenant).await?;
+            let mut read = self.platform.db.tenant_statements(tenant).await?;
             let mut matches =
                 store::search(read.conn(), tenant, &search, page.after, page.limit + 1).await?;
             read.done();

@@ -8,7 +8,7 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use caseway_platform::error::{Error, Result};
-use caseway_platform::{TenantId, TenantRead};
+use caseway_platform::{TenantId, TenantStatements};
 
 use crate::domain::{Client, Contact, DataQuality, Demographic, Enrollment, Search, VeteranStatus};
 use crate::pii::Sealed;
@@ -163,7 +163,7 @@ pub async fn load(
 }
 
 /// A live client by id, read in one statement (`clients.read_client`).
-pub async fn read(read: &mut TenantRead, id: Uuid) -> Result<Option<ClientRecord>> {
+pub async fn read(read: &mut TenantStatements, id: Uuid) -> Result<Option<ClientRecord>> {
     let tenant = read.tenant_id();
     let row: Option<Row> = sqlx::query_as(concat!(
         "SELECT ",
@@ -284,7 +284,7 @@ pub async fn delete(conn: &mut PgConnection, id: Uuid, reason: &str) -> Result<(
 
 /// Matches, best first, after `(score, id)` of the previous page. A search by name runs in a
 /// transaction of the tenant; one without a name is one statement that enters the tenant
-/// itself (`clients.read_clients_by`), in a transaction or on a [`TenantRead`].
+/// itself (`clients.read_clients_by`), in a transaction or on a [`TenantStatements`].
 pub async fn search(
     conn: &mut PgConnection,
     tenant: TenantId,

@@ -9,7 +9,7 @@
 
 use std::any::Any;
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use cel_core::{
@@ -656,7 +656,13 @@ pub struct FactsOn<'a> {
     as_of: NaiveDate,
     activation: MapActivation,
     deliveries: Deliveries,
+    /// The facts each set of reads read, worked out once for the check: criteria of many
+    /// rules read the same facts (an age, an income).
+    explained: RefCell<Explained>,
 }
+
+/// The facts read, by what was read.
+type Explained = HashMap<Arc<Reads>, Arc<[FactUse]>>;
 
 impl ClientFacts {
     /// These facts as of `as_of`, ready to evaluate rules on.
@@ -669,6 +675,7 @@ impl ClientFacts {
                 as_of,
                 records: Arc::from(self.deliveries.clone()),
             },
+            explained: RefCell::default(),
         }
     }
 }
@@ -856,7 +863,8 @@ pub struct RuleVersionRow {
 pub struct CriterionResult {
     pub outcome: Outcome,
     pub reason: Option<String>,
-    pub facts: Vec<FactUse>,
+    /// Shared by the criteria of a check that read the same facts.
+    pub facts: Arc<[FactUse]>,
 }
 
 /// A decision: a rule version's outcome for a client as of a date, explained.
@@ -873,7 +881,8 @@ pub struct DecisionRow {
     pub mode: Mode,
     pub as_of: NaiveDate,
     pub outcome: Outcome,
-    pub criteria: Vec<Criterion>,
+    /// The rule version's criteria, shared with its compiled form by every decision of it.
+    pub criteria: Arc<[Criterion]>,
     pub results: Vec<CriterionResult>,
     /// What of the client's facts the decision was taken on as of `as_of`: at least all that
     /// its rule read (the snapshot of the check that took it, shared by its decisions).
@@ -952,7 +961,9 @@ pub fn decide(
     on: &FactsOn<'_>,
 ) -> (Outcome, Vec<CriterionResult>) {
     let (outcome, each) = evaluate(criteria, compiled, on);
-    (outcome, explain(compiled, each, on.facts, on.as_of))
+    let mut explained = on.explained.borrow_mut();
+    let results = explain_with(compiled, each, on.facts, on.as_of, &mut explained);
+    (outcome, results)
 }
 
 /// Criteria outcomes with the facts each criterion read of `facts` as of `as_of`: how a
@@ -963,13 +974,33 @@ pub fn explain(
     facts: &ClientFacts,
     as_of: NaiveDate,
 ) -> Vec<CriterionResult> {
+    explain_with(compiled, outcomes, facts, as_of, &mut Explained::new())
+}
+
+fn explain_with(
+    compiled: &[Compiled],
+    outcomes: Vec<CriterionOutcome>,
+    facts: &ClientFacts,
+    as_of: NaiveDate,
+    explained: &mut Explained,
+) -> Vec<CriterionResult> {
     outcomes
         .into_iter()
         .zip(compiled)
-        .map(|(result, c)| CriterionResult {
-            outcome: result.outcome,
-            reason: result.reason,
-            facts: facts.uses(as_of, &c.reads),
+        .map(|(result, c)| {
+            let read = match explained.get(&c.reads) {
+                Some(read) => read.clone(),
+                None => {
+                    let read: Arc<[FactUse]> = facts.uses(as_of, &c.reads).into();
+                    explained.insert(c.reads.clone(), read.clone());
+                    read
+                }
+            };
+            CriterionResult {
+                outcome: result.outcome,
+                reason: result.reason,
+                facts: read,
+            }
         })
         .collect()
 }

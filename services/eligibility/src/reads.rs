@@ -16,7 +16,7 @@ use crate::domain::{
 };
 
 /// The facts one expression (or a rule, once joined) reads.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Reads {
     pub age: bool,
     pub veteran: bool,

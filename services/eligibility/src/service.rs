@@ -48,7 +48,7 @@ const COMPILED_CAPACITY: usize = 20_000;
 /// A rule version's criteria, compiled against the schema it was published with, and what
 /// they read.
 struct CompiledVersion {
-    criteria: Vec<Criterion>,
+    criteria: Arc<[Criterion]>,
     compiled: Vec<Compiled>,
     reads: Reads,
 }
@@ -335,7 +335,7 @@ impl Eligibility {
                 ))
             })?;
         let entry = Arc::new(CompiledVersion {
-            criteria: version.criteria.clone(),
+            criteria: version.criteria.clone().into(),
             reads: Reads::union(compiled.iter().map(|c| c.reads.as_ref())),
             compiled,
         });
@@ -365,6 +365,17 @@ impl Eligibility {
             }
             cache.insert(tenant, (versions.clone(), Instant::now()));
         }
+        Ok(versions)
+    }
+
+    /// The tenant's published versions, from the cache or read in a transaction of their own.
+    async fn published_for(&self, tenant: TenantId) -> Result<Arc<Vec<RuleVersionRow>>> {
+        if let Some(versions) = self.published_cached(tenant) {
+            return Ok(versions);
+        }
+        let mut tx = self.db.tenant_tx(tenant).await?;
+        let versions = self.published(&mut tx).await?;
+        tx.commit().await?;
         Ok(versions)
     }
 
@@ -425,12 +436,15 @@ impl Eligibility {
         Ok(Reads::union(compiled.iter().map(|c| &c.reads)))
     }
 
-    /// Stores the decisions of a check, with the snapshot they were taken on, unless the same
-    /// check is stored already, and gives each its id and the check's decider and time; the
-    /// caller remembers the check once its transaction commits.
+    /// Stores the decisions of a check of `tenant`, with the snapshot they were taken on, unless
+    /// the same check is stored already, and gives each its id and the check's decider and
+    /// time. Stored by one statement (in a transaction, or committed by itself on a
+    /// [`TenantStatements`](caseway_platform::TenantStatements)); the caller remembers the
+    /// check once it is committed.
     async fn store_decisions(
         &self,
-        tx: &mut caseway_platform::TenantTx,
+        conn: &mut sqlx::PgConnection,
+        tenant: TenantId,
         snapshot: &Snapshot,
         decisions: &mut [DecisionRow],
     ) -> Result<Option<(Digest, store::Stored)>> {
@@ -443,7 +457,6 @@ impl Eligibility {
                 decisions.len()
             )));
         }
-        let tenant = tx.tenant_id();
         let digest = digest(decisions, &snapshot.digest);
         let known = self
             .stored
@@ -455,7 +468,7 @@ impl Eligibility {
             Some(stored) => (stored, false),
             None => {
                 let stored =
-                    store::insert_check(tx.conn(), tenant, snapshot, &digest, decisions).await?;
+                    store::insert_check(conn, tenant, snapshot, &digest, decisions).await?;
                 (stored, true)
             }
         };
@@ -706,7 +719,7 @@ impl Eligibility {
     ) -> Result<DecisionRow> {
         let mut tx = self.db.tenant_tx(caller.tenant).await?;
         let rule = visible_rule(tx.conn(), caller, id, false).await?;
-        let facts = store::client_facts(tx.conn(), client)
+        let facts = store::client_facts(tx.conn(), caller.tenant, client)
             .await?
             .ok_or_else(|| Error::not_found("client", client))?;
         let (mode, c) = if version == 0 {
@@ -721,7 +734,7 @@ impl Eligibility {
                     )
                 })?;
             let c = CompiledVersion {
-                criteria: rule.criteria.clone(),
+                criteria: rule.criteria.clone().into(),
                 reads: Reads::union(compiled.iter().map(|c| c.reads.as_ref())),
                 compiled,
             };
@@ -792,16 +805,15 @@ impl Eligibility {
         let key = (caller.tenant, client, as_of, Viewer::of(caller));
         let generation = self.memo_generation.load(Ordering::Acquire);
         let heard = self.memo_heard.load(Ordering::Acquire);
-        let (memo, read) = if heard {
+        let (memo, kept_facts, kept_services) = if heard {
             let kept = self.memo.lock().expect("cache lock");
-            let read = kept
-                .facts
-                .get(&(caller.tenant, client))
-                .zip(kept.services.get(&caller.tenant))
-                .map(|((facts, took), services)| (facts.clone(), took.clone(), services.clone()));
-            (kept.checks.get(&key).cloned(), read)
+            (
+                kept.checks.get(&key).cloned(),
+                kept.facts.get(&(caller.tenant, client)).cloned(),
+                kept.services.get(&caller.tenant).cloned(),
+            )
         } else {
-            (None, None)
+            (None, None, None)
         };
         if let Some(memo) = memo
             && let Some(versions) = self.published_cached(caller.tenant)
@@ -809,19 +821,32 @@ impl Eligibility {
         {
             return Ok(memo);
         }
-        let mut tx = self.db.tenant_tx(caller.tenant).await?;
-        let versions = self.published(&mut tx).await?;
+        let versions = self.published_for(caller.tenant).await?;
         // Of the client's deliveries, those in the windows the rules ask `delivered` for.
         let reads = self.reads(caller.tenant, &versions)?;
         let needed = reads.deliveries_on(as_of);
-        let (facts, services) = match read.filter(|(_, took, _)| took.covers(&needed)) {
-            Some((facts, _, services)) => (facts, services),
-            None => {
-                let read = store::facts_and_services(tx.conn(), client, None, &needed).await?;
+        // The read (when the replica does not hold the client's facts) and the store are a
+        // statement each, each entering the tenant and committing by itself.
+        let mut statements = self.db.tenant_statements(caller.tenant).await?;
+        let kept_facts = kept_facts.filter(|(_, took)| took.covers(&needed));
+        let (facts, services) = match (kept_facts, kept_services) {
+            (Some((facts, _)), Some(services)) => (facts, services),
+            (_, kept_services) => {
+                // The services too, unless the replica holds them.
+                let only = kept_services.is_some().then_some(&[][..]);
+                let read = store::facts_and_services(
+                    statements.conn(),
+                    caller.tenant,
+                    client,
+                    only,
+                    &needed,
+                )
+                .await?;
                 let facts = read
                     .facts
                     .ok_or_else(|| Error::not_found("client", client))?;
-                let read = (Arc::new(facts), Arc::new(read.services));
+                let services = kept_services.unwrap_or_else(|| Arc::new(read.services));
+                let read = (Arc::new(facts), services);
                 if heard {
                     self.keep_facts_read(caller.tenant, client, &read, needed, generation);
                 }
@@ -847,9 +872,9 @@ impl Eligibility {
             decisions.push(take_decision(version, &c, &on, &snapshot, code, &decider));
         }
         let fresh = self
-            .store_decisions(&mut tx, &snapshot, &mut decisions)
+            .store_decisions(statements.conn(), caller.tenant, &snapshot, &mut decisions)
             .await?;
-        tx.commit().await?;
+        statements.done();
         self.remember(caller.tenant, fresh);
         decisions.sort_by(|a, b| a.service_code.cmp(&b.service_code));
         let checked = Arc::new(Memo {
@@ -901,19 +926,25 @@ impl Eligibility {
         service: ServiceId,
         as_of: NaiveDate,
     ) -> Result<Option<DecisionRow>> {
-        let mut tx = self.db.tenant_tx(caller.tenant).await?;
-        let published = self.published(&mut tx).await?;
+        let published = self.published_for(caller.tenant).await?;
         let Some(version) = published
             .iter()
             .find(|v| v.service_id == service && v.mode == Mode::Required)
         else {
-            tx.commit().await?;
             return Ok(None);
         };
         let reads = self.reads(caller.tenant, &published)?;
         let needed = reads.deliveries_on(as_of);
-        let read =
-            store::facts_and_services(tx.conn(), client, Some(&[service.0]), &needed).await?;
+        // The read and the store are a statement each, as in a check.
+        let mut statements = self.db.tenant_statements(caller.tenant).await?;
+        let read = store::facts_and_services(
+            statements.conn(),
+            caller.tenant,
+            client,
+            Some(&[service.0]),
+            &needed,
+        )
+        .await?;
         let services = read.services;
         let facts = read.facts.unwrap_or_else(|| ClientFacts {
             client_id: client.0,
@@ -932,9 +963,9 @@ impl Eligibility {
         let snapshot = Snapshot::of(&on, &reads);
         let mut decision = [take_decision(version, &c, &on, &snapshot, code, &decider)];
         let fresh = self
-            .store_decisions(&mut tx, &snapshot, &mut decision)
+            .store_decisions(statements.conn(), caller.tenant, &snapshot, &mut decision)
             .await?;
-        tx.commit().await?;
+        statements.done();
         self.remember(caller.tenant, fresh);
         let [decision] = decision;
         Ok(Some(decision))
@@ -1063,7 +1094,7 @@ impl Eligibility {
         store::lock_client(tx.conn(), client).await?;
         let reads = self.reads(tenant, &versions)?;
         let needed = reads.deliveries_on(on);
-        let read = store::facts_and_services(tx.conn(), client, None, &needed).await?;
+        let read = store::facts_and_services(tx.conn(), tenant, client, None, &needed).await?;
         let (Some(facts), services) = (read.facts, read.services) else {
             return Ok(());
         };
@@ -1086,7 +1117,8 @@ impl Eligibility {
                 decisions.push(decision);
             }
         }
-        self.store_decisions(tx, &snapshot, &mut decisions).await?;
+        self.store_decisions(tx.conn(), tenant, &snapshot, &mut decisions)
+            .await?;
         let mut changed = BTreeSet::new();
         for decision in &decisions {
             let id = decision.id.unwrap_or_default();

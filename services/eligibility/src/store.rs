@@ -300,9 +300,12 @@ pub struct FactsAndServices {
 }
 
 /// What is known of a client (of its deliveries, those `deliveries` takes) and the live
-/// services of `services` (all when None), in one statement: a check's one read.
+/// services of `services` (all when None), in one statement that enters `tenant` itself
+/// (`eligibility.read_facts`): a check's one read, in a transaction or on a
+/// [`TenantStatements`](caseway_platform::TenantStatements).
 pub async fn facts_and_services(
     conn: &mut PgConnection,
+    tenant: TenantId,
     id: ClientId,
     services: Option<&[Uuid]>,
     deliveries: &DeliveriesRead,
@@ -312,29 +315,10 @@ pub async fn facts_and_services(
         .as_ref()
         .map(|codes| codes.iter().map(String::as_str).collect());
     let row: FactsSql = sqlx::query_as(
-        "SELECT \
-           (SELECT jsonb_build_object('birth_date', c.birth_date, 'veteran', c.veteran, \
-              'deleted', c.deleted) FROM eligibility.clients c WHERE c.id = $1) AS client, \
-           coalesce((SELECT jsonb_agg(jsonb_build_array(a.id, a.type_code, a.assessment_date, \
-              a.answers)) FROM eligibility.assessments a WHERE a.client_id = $1), '[]') \
-              AS assessments, \
-           coalesce((SELECT jsonb_agg(jsonb_build_array(b.id, b.type_code, b.status, \
-              b.identified_date, b.resolved_date)) FROM eligibility.barriers b \
-              WHERE b.client_id = $1), '[]') AS barriers, \
-           coalesce((SELECT jsonb_agg(jsonb_build_array(e.id, coalesce(p.code, ''), e.entry_date, \
-              e.exit_date)) FROM eligibility.enrollments e LEFT JOIN eligibility.programs p \
-              ON p.tenant_id = e.tenant_id AND p.id = e.program_id WHERE e.client_id = $1), '[]') \
-              AS enrollments, \
-           coalesce((SELECT jsonb_agg(jsonb_build_array(d.id, coalesce(s.code, ''), \
-              d.service_date, d.units::text, d.value::text)) FROM eligibility.deliveries d \
-              LEFT JOIN eligibility.services s ON s.tenant_id = d.tenant_id AND s.id = d.service_id \
-              WHERE d.client_id = $1 AND NOT d.deleted \
-                AND ($3::text[] IS NULL OR s.code = ANY($3)) \
-                AND ($4::date IS NULL OR d.service_date >= $4)), '[]') AS deliveries, \
-           coalesce((SELECT jsonb_agg(jsonb_build_array(s.id, s.code, s.organization_ids)) \
-              FROM eligibility.services s WHERE NOT s.deleted \
-              AND ($2::uuid[] IS NULL OR s.id = ANY($2))), '[]') AS services",
+        "SELECT client_facts AS client, assessments, barriers, enrollments, deliveries, \
+         services FROM eligibility.read_facts($1, $2, $3, $4, $5)",
     )
+    .bind(tenant.as_uuid())
     .bind(id)
     .bind(services)
     .bind(codes)
@@ -429,9 +413,13 @@ pub async fn facts_and_services(
 }
 
 /// Everything known of a client, or None when the client is unknown or deleted.
-pub async fn client_facts(conn: &mut PgConnection, id: ClientId) -> Result<Option<ClientFacts>> {
+pub async fn client_facts(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    id: ClientId,
+) -> Result<Option<ClientFacts>> {
     Ok(
-        facts_and_services(conn, id, Some(&[]), &DeliveriesRead::ALL)
+        facts_and_services(conn, tenant, id, Some(&[]), &DeliveriesRead::ALL)
             .await?
             .facts,
     )
@@ -517,20 +505,9 @@ pub async fn insert_check(
         results.push(found);
     }
     let results = serde_json::to_string(&results).map_err(Error::internal)?;
-    let stored: Option<(Uuid, String, DateTime<Utc>)> = sqlx::query_as(
-        "WITH snapshot AS ( \
-           INSERT INTO eligibility.fact_snapshots (tenant_id, digest, client_id, facts) \
-           VALUES ($1, $2, $3, $4::jsonb) ON CONFLICT (tenant_id, digest) DO NOTHING \
-         ), checked AS ( \
-           INSERT INTO eligibility.checks (tenant_id, id, client_id, as_of, facts_digest, \
-             service_ids, rule_ids, rule_versions, outcomes, results, decided_by, decided_at, \
-             digest) \
-           VALUES ($1, $5, $3, $6, $2, $7, $8, $9, $10, $11::jsonb, $12, $13, $14) \
-           ON CONFLICT (tenant_id, digest) DO NOTHING \
-           RETURNING id, decided_by, decided_at \
-         ) SELECT id, decided_by, decided_at FROM checked \
-         UNION ALL SELECT id, decided_by, decided_at FROM eligibility.checks \
-           WHERE tenant_id = $1 AND digest = $14 AND NOT EXISTS (SELECT FROM checked)",
+    let (check_id, decided_by, decided_at): (Uuid, String, DateTime<Utc>) = sqlx::query_as(
+        "SELECT stored_id, stored_by, stored_at FROM eligibility.store_check($1, $2, $3, $4::jsonb, \
+         $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13, $14)",
     )
     .bind(tenant.as_uuid())
     .bind(&snapshot.digest[..])
@@ -546,24 +523,8 @@ pub async fn insert_check(
     .bind(&first.decided_by)
     .bind(first.decided_at)
     .bind(&digest[..])
-    .fetch_optional(&mut *conn)
+    .fetch_one(conn)
     .await?;
-    // Taken at the same moment by another transaction, which committed after this statement
-    // began: a new statement sees it.
-    let stored = match stored {
-        Some(stored) => stored,
-        None => {
-            sqlx::query_as(
-                "SELECT id, decided_by, decided_at FROM eligibility.checks \
-                 WHERE tenant_id = $1 AND digest = $2",
-            )
-            .bind(tenant.as_uuid())
-            .bind(&digest[..])
-            .fetch_one(conn)
-            .await?
-        }
-    };
-    let (check_id, decided_by, decided_at) = stored;
     Ok(Stored {
         check_id,
         decided_by,
@@ -627,7 +588,7 @@ pub async fn decision(
             mode: Mode::from_i16(d.mode),
             as_of: d.as_of,
             outcome: Outcome::from_i16(d.outcome),
-            criteria: d.criteria.0,
+            criteria: d.criteria.0.into(),
             results: Vec::new(),
             facts: Arc::new(d.facts.0),
             decided_by: d.decided_by,

@@ -88,12 +88,12 @@ impl Db {
         })
     }
 
-    /// A connection for reads of one tenant that are each one statement, outside any
-    /// transaction (see [`TenantRead`]).
-    pub async fn tenant_read(&self, tenant: TenantId) -> Result<TenantRead> {
+    /// A connection for statements of one tenant that each enter the tenant themselves,
+    /// outside any transaction (see [`TenantStatements`]).
+    pub async fn tenant_statements(&self, tenant: TenantId) -> Result<TenantStatements> {
         let share = self.cap.share(tenant).await?;
         let conn = self.pool.acquire().await?;
-        Ok(TenantRead {
+        Ok(TenantStatements {
             conn,
             tenant,
             _share: share,
@@ -229,26 +229,29 @@ impl TenantTx {
     }
 }
 
-/// Reads of one tenant, each one statement that enters the tenant itself: it calls a function
-/// of the owning schema (`clients.read_client`, for example) that sets `app.tenant_id`
-/// transaction-local and then reads under the tables' policies, all in the statement's own
-/// transaction. One round trip per read, where a [`TenantTx`] takes three (BEGIN with the
-/// tenant, the query, COMMIT). Several reads on one `TenantRead` each see their own snapshot;
-/// an answer that must be consistent across queries reads through one function (the function
-/// is STABLE, so its queries share the statement's snapshot) or a [`Db::tenant_snapshot`].
+/// Statements of one tenant, each of which enters the tenant itself: it calls a function of
+/// the owning schema (`clients.read_client`, `eligibility.store_check`, for example) that sets
+/// `app.tenant_id` transaction-local and then reads or writes under the tables' policies, all
+/// in the statement's own transaction, which commits when it answers. One round trip each,
+/// where a [`TenantTx`] takes three (BEGIN with the tenant, the statement, COMMIT). Several
+/// statements on one `TenantStatements` each see their own snapshot and commit on their own;
+/// an answer that must be consistent across queries reads through one function (a STABLE
+/// function's queries share the statement's snapshot) or a [`Db::tenant_snapshot`], and
+/// writes that must commit together are one function or a [`TenantTx`].
 ///
 /// The connection carries no tenant between statements: a query that does not enter one sees
-/// nothing, as in a transaction with none set. Call [`TenantRead::done`] once the reads have
-/// answered, so the connection goes straight back to the pool.
-pub struct TenantRead {
+/// nothing, as in a transaction with none set. Call [`TenantStatements::done`] once the
+/// statements have answered, so the connection goes straight back to the pool. (The read
+/// functions' migrations call this `TenantRead`, its name when it served reads alone.)
+pub struct TenantStatements {
     conn: Pooled,
     tenant: TenantId,
     /// The tenant's share of the pool, given back after the connection (fields drop in order).
     _share: Share,
 }
 
-impl TenantRead {
-    /// The tenant the functions read for: bind it as their first argument.
+impl TenantStatements {
+    /// The tenant the functions enter: bind it as their first argument.
     pub fn tenant_id(&self) -> TenantId {
         self.tenant
     }
@@ -258,7 +261,7 @@ impl TenantRead {
         &mut self.conn
     }
 
-    /// The reads have answered: the connection is idle and goes back as it is.
+    /// The statements have answered: the connection is idle and goes back as it is.
     pub fn done(mut self) {
         self.conn.settle();
     }

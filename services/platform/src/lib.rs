@@ -35,7 +35,7 @@ pub mod tls;
 pub mod validate;
 
 pub use config::Config;
-pub use db::{Db, PLATFORM_TENANT, Scoped, SupportTx, SystemTx, TenantRead, TenantTx};
+pub use db::{Db, PLATFORM_TENANT, Scoped, SupportTx, SystemTx, TenantStatements, TenantTx};
 pub use error::{Error, FieldViolation, Result};
 pub use ids::{
     AuthorizationId, ClientId, DecisionId, GrantId, HoldId, RecordId, RuleId, ServiceId, TenantId,

@@ -706,7 +706,7 @@ impl Records {
         let hidden = self
             .hidden_services(caller.tenant, &caller.principal)
             .await?;
-        let mut read = self.db.tenant_read(caller.tenant).await?;
+        let mut read = self.db.tenant_statements(caller.tenant).await?;
         let mut rows = store::client_history(
             &mut read,
             query.client_id,

@@ -8,7 +8,9 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use caseway_platform::error::{Error, Result};
-use caseway_platform::{AuthorizationId, ClientId, RecordId, ServiceId, TenantId, TenantRead};
+use caseway_platform::{
+    AuthorizationId, ClientId, RecordId, ServiceId, TenantId, TenantStatements,
+};
 
 use crate::domain::{DailyTotals, HistoryFilter, RecordRow};
 
@@ -247,7 +249,7 @@ pub async fn delete(conn: &mut PgConnection, id: RecordId, reason: &str) -> Resu
 /// A client's records, newest first, after `(service_date, id)` of the previous page, read in
 /// one statement (`records.read_client_records`, planned for the filters given).
 pub async fn client_history(
-    read: &mut TenantRead,
+    read: &mut TenantStatements,
     client_id: ClientId,
     filter: &HistoryFilter,
     hidden_services: &[ServiceId],
