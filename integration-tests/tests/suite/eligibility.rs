@@ -64,6 +64,18 @@ async fn check(
         .map(|r| r.into_inner().decisions)
 }
 
+/// A stored decision, as GetDecision answers it.
+async fn decision(node: &TestNode, token: &str, id: &str) -> pb::Decision {
+    node.eligibility
+        .clone()
+        .get_decision(authed(token, pb::GetDecisionRequest { id: id.into() }))
+        .await
+        .unwrap()
+        .into_inner()
+        .decision
+        .unwrap()
+}
+
 /// Checks until the decision for `service` has `outcome` (the facts' events have come).
 async fn wait_for(
     node: &TestNode,
@@ -437,20 +449,7 @@ async fn decisions_read_each_kind_of_fact_as_of_their_date_and_say_where_it_came
     assert_eq!(form.needs_information[0].service_code, "FIN_ASSIST");
 
     // A stored decision reads back as it was taken.
-    let stored = node
-        .eligibility
-        .clone()
-        .get_decision(authed(
-            &t.worker,
-            pb::GetDecisionRequest {
-                id: assistance.id.clone(),
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .decision
-        .unwrap();
+    let stored = decision(&node, &t.worker, &assistance.id).await;
     assert_eq!(stored.criteria, assistance.criteria);
     assert_eq!(stored.outcome, assistance.outcome);
     // The same decision taken again on the same facts is the stored one; another date is
@@ -711,20 +710,7 @@ async fn new_facts_that_flip_a_client_publish_eligibility_changed() {
         (change.before, change.after),
         (Outcome::Eligible as i32, Outcome::NotEligible as i32)
     );
-    let decision = node
-        .eligibility
-        .clone()
-        .get_decision(authed(
-            &t.worker,
-            pb::GetDecisionRequest {
-                id: change.decision_id,
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .decision
-        .unwrap();
+    let decision = decision(&node, &t.worker, &change.decision_id).await;
     assert_eq!(decision.outcome, Outcome::NotEligible as i32);
     assert_eq!(
         fact(&decision, "assessments.INCOME.monthly_income").value,
@@ -753,12 +739,12 @@ async fn born_in_2010(node: &TestNode, t: &EligibilityTenant) {
         .unwrap();
 }
 
-#[tokio::test]
-async fn a_check_asked_again_answers_the_same_until_a_fact_of_the_client_or_the_tenant_changes() {
-    use caseway_api::catalog::v1 as catalog_pb;
+/// A node with an eligibility tenant whose Financial Assistance and counseling have an
+/// advisory rule published: adults only.
+async fn adults_only(slug: &str) -> (TestEnv, TestNode, EligibilityTenant) {
     let env = TestEnv::new().await;
     let node = env.start(&caseway::Target::ALL).await;
-    let t = eligibility_tenant(&env, &node, "elig-memo").await;
+    let t = eligibility_tenant(&env, &node, slug).await;
     for service in [&t.assistance, &t.counseling] {
         t.publish(
             &node,
@@ -768,6 +754,13 @@ async fn a_check_asked_again_answers_the_same_until_a_fact_of_the_client_or_the_
         )
         .await;
     }
+    (env, node, t)
+}
+
+#[tokio::test]
+async fn a_check_asked_again_answers_the_same_until_a_fact_of_the_client_or_the_tenant_changes() {
+    use caseway_api::catalog::v1 as catalog_pb;
+    let (_env, node, t) = adults_only("elig-memo").await;
     let on = (2026, 3, 15);
     let first = check(&node, &t.worker, &t.maria, on).await.unwrap();
     assert_eq!(first.len(), 2, "{first:?}");
@@ -874,18 +867,7 @@ async fn a_check_asked_again_answers_the_same_until_a_fact_of_the_client_or_the_
 
 #[tokio::test]
 async fn racing_checks_of_the_same_facts_store_one_check_and_answer_its_decisions() {
-    let env = TestEnv::new().await;
-    let node = env.start(&caseway::Target::ALL).await;
-    let t = eligibility_tenant(&env, &node, "elig-race").await;
-    for service in [&t.assistance, &t.counseling] {
-        t.publish(
-            &node,
-            service,
-            EnforcementMode::Advisory,
-            vec![criterion("adult", "age >= 18", "")],
-        )
-        .await;
-    }
+    let (env, node, t) = adults_only("elig-race").await;
     // Eight checks at once of a date none has asked: each decides and stores (one statement
     // each, committed by itself); the first stored is the one every caller gets.
     let on = (2026, 4, 2);
@@ -909,24 +891,11 @@ async fn racing_checks_of_the_same_facts_store_one_check_and_answer_its_decision
     .unwrap();
     assert_eq!((checks, snapshots), (1, 1));
     // Each decision reads back as answered.
-    for decision in &first {
-        let stored = node
-            .eligibility
-            .clone()
-            .get_decision(authed(
-                &t.worker,
-                pb::GetDecisionRequest {
-                    id: decision.id.clone(),
-                },
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-            .decision
-            .unwrap();
+    for answered in &first {
+        let stored = decision(&node, &t.worker, &answered.id).await;
         assert_eq!(
             (&stored.id, stored.outcome, &stored.decide_time),
-            (&decision.id, decision.outcome, &decision.decide_time)
+            (&answered.id, answered.outcome, &answered.decide_time)
         );
     }
 }
