@@ -7,6 +7,7 @@
 //! the idempotent reply.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -42,7 +43,7 @@ pub const FACTS_CHANNEL: &str = store::FACTS_CHANNEL;
 /// Who decisions taken after new facts name as their decider.
 pub const WORKER: &str = "caseway/eligibility-worker";
 
-/// Compiled rule versions kept, at most; past it the cache starts again.
+/// Compiled rule versions kept, at most; past it one goes for each that comes.
 const COMPILED_CAPACITY: usize = 20_000;
 
 /// A rule version's criteria, compiled against the schema it was published with, and what
@@ -79,12 +80,12 @@ pub struct Eligibility {
 /// A tenant's published versions and when they were read.
 type Published = (Arc<Vec<RuleVersionRow>>, Instant);
 
-/// Checks remembered, at most; past it the memo starts again. An entry holds up to a decision
-/// per service of the tenant, each with its criteria and facts.
+/// Checks remembered, at most; past it one goes for each that comes. An entry holds up to a
+/// decision per service of the tenant, each with its criteria and facts.
 const MEMO_CAPACITY: usize = 256;
 
 /// Clients whose facts are remembered, at most (a client with a few years of history takes
-/// kilobytes); past it they are read again.
+/// kilobytes); past it one client's go for each that comes, and are read again when asked.
 const FACTS_CAPACITY: usize = 1024;
 
 /// A tenant's live services by id.
@@ -150,6 +151,18 @@ struct Memo {
     published: Arc<Vec<RuleVersionRow>>,
     services: Arc<Services>,
     decisions: Arc<Vec<DecisionRow>>,
+}
+
+/// Makes room for one more entry in a cache of at most `capacity`: past it, one entry goes
+/// (which one matters little to a cache). Starting a full cache again would make one call pay
+/// for dropping all it held (a memo of 256 checks is about 13,000 decisions).
+fn make_room<K: Clone + Eq + Hash, V>(cache: &mut HashMap<K, V>, capacity: usize) {
+    if cache.len() < capacity {
+        return;
+    }
+    if let Some(key) = cache.keys().next().cloned() {
+        cache.remove(&key);
+    }
 }
 
 type MemoKey = (TenantId, ClientId, NaiveDate, Viewer);
@@ -340,9 +353,7 @@ impl Eligibility {
             compiled,
         });
         let mut cache = self.compiled.lock().expect("cache lock");
-        if cache.len() >= COMPILED_CAPACITY {
-            cache.clear();
-        }
+        make_room(&mut cache, COMPILED_CAPACITY);
         cache.insert(key, entry.clone());
         Ok(entry)
     }
@@ -360,9 +371,7 @@ impl Eligibility {
         let versions = Arc::new(store::published(tx.conn()).await?);
         let mut cache = self.published.lock().expect("cache lock");
         if self.published_generation.load(Ordering::Acquire) == generation {
-            if cache.len() >= COMPILED_CAPACITY {
-                cache.clear();
-            }
+            make_room(&mut cache, COMPILED_CAPACITY);
             cache.insert(tenant, (versions.clone(), Instant::now()));
         }
         Ok(versions)
@@ -486,9 +495,7 @@ impl Eligibility {
             return;
         };
         let mut stored = self.stored.lock().expect("cache lock");
-        if stored.len() >= COMPILED_CAPACITY * 5 {
-            stored.clear();
-        }
+        make_room(&mut stored, COMPILED_CAPACITY * 5);
         stored.insert((tenant, digest), found);
     }
 
@@ -885,9 +892,7 @@ impl Eligibility {
         if heard {
             let mut kept = self.memo.lock().expect("cache lock");
             if self.memo_generation.load(Ordering::Acquire) == generation {
-                if kept.checks.len() >= MEMO_CAPACITY {
-                    kept.checks.clear();
-                }
+                make_room(&mut kept.checks, MEMO_CAPACITY);
                 kept.checks.insert(key, checked.clone());
             }
         }
@@ -908,9 +913,7 @@ impl Eligibility {
         if self.memo_generation.load(Ordering::Acquire) != generation {
             return;
         }
-        if kept.facts.len() >= FACTS_CAPACITY {
-            kept.facts.clear();
-        }
+        make_room(&mut kept.facts, FACTS_CAPACITY);
         kept.facts.insert((tenant, client), (facts.clone(), took));
         kept.services.insert(tenant, services.clone());
     }
