@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::bus::{Bus, Envelope};
 use crate::db::{Db, Scoped};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ids::TenantId;
 use crate::metrics::Metrics;
 use crate::telemetry;
@@ -74,8 +74,11 @@ pub(crate) use {insert_many, insert_one, notify};
 
 /// Adds an event to the outbox in the tenant's transaction.
 pub async fn enqueue<M: Message>(tx: &mut impl Scoped, event: Event<'_, M>) -> Result<Uuid> {
-    let mut ids = enqueue_all(tx, std::slice::from_ref(&event)).await?;
-    Ok(ids.remove(0))
+    let ids = enqueue_all(tx, std::slice::from_ref(&event)).await?;
+    // One event gives one id; an empty answer would be a broken statement, not a panic.
+    ids.into_iter()
+        .next()
+        .ok_or_else(|| Error::internal(anyhow::anyhow!("an event enqueued without an id")))
 }
 
 /// Adds several events in one statement (a Quick Services form, a bulk recording).
