@@ -387,8 +387,7 @@ async fn run() {
     // (and PostgreSQL planned the functions' queries), which a running node has done long
     // before: the steady state is what the target is about.
     let first = chrono::NaiveDate::from_ymd_opt(AS_OF.0, AS_OF.1 as u32, AS_OF.2 as u32).unwrap();
-    for i in 0..WARM_UP {
-        let on = first + chrono::Days::new(i as u64 + 1);
+    let full_on = |on: chrono::NaiveDate| {
         let on = (on.year(), on.month() as i32, on.day() as i32);
         check_on(
             channels[0].clone(),
@@ -397,24 +396,19 @@ async fn run() {
             pb::DecisionView::Full,
             on,
         )
-        .await
-        .unwrap();
+    };
+    for i in 0..WARM_UP {
+        full_on(first + chrono::Days::new(i as u64 + 1))
+            .await
+            .unwrap();
     }
     let mut timings = Vec::with_capacity(checks);
     let mut size = 0;
     for i in 0..checks {
-        let on = first - chrono::Days::new(i as u64 + 1);
-        let on = (on.year(), on.month() as i32, on.day() as i32);
         let started = Instant::now();
-        let decisions = check_on(
-            channels[0].clone(),
-            &token,
-            &client,
-            pb::DecisionView::Full,
-            on,
-        )
-        .await
-        .unwrap();
+        let decisions = full_on(first - chrono::Days::new(i as u64 + 1))
+            .await
+            .unwrap();
         timings.push(started.elapsed());
         assert_eq!(decisions.len(), SERVICES);
         size = pb::CheckEligibilityResponse { decisions }.encoded_len();
