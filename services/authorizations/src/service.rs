@@ -776,13 +776,28 @@ impl Authorizations {
             draw.previous.into_iter().chain(draw.current).collect();
         locked.sort();
         locked.dedup();
+        // The ones that are there: the records service checked the authorization when it held
+        // the units, so one that is not is not this tenant's, and there is nothing to count.
+        let mut found = Vec::with_capacity(locked.len());
         for authorization_id in locked {
-            store::load(tx.conn(), authorization_id, true).await?;
+            if store::load(tx.conn(), authorization_id, true)
+                .await?
+                .is_some()
+            {
+                found.push(authorization_id);
+            } else {
+                tracing::warn!(
+                    %authorization_id,
+                    record_id = %draw.record_id,
+                    "a service record names an unknown authorization"
+                );
+            }
         }
         // The record moved to another authorization (or to none): the old one gets its units
         // back.
         if let Some(previous) = draw.previous
             && Some(previous) != draw.current
+            && found.contains(&previous)
         {
             confirm(
                 &mut tx,
@@ -797,7 +812,9 @@ impl Authorizations {
             )
             .await?;
         }
-        if let Some(current) = draw.current {
+        if let Some(current) = draw.current
+            && found.contains(&current)
+        {
             confirm(&mut tx, tenant, current, &draw).await?;
         }
         tx.commit().await?;
@@ -816,26 +833,14 @@ impl Authorizations {
     }
 }
 
-/// Counts what a record draws on one authorization (`draw`'s units and value).
+/// Counts what a record draws on one authorization (`draw`'s units and value), whose row the
+/// transaction has locked.
 async fn confirm(
     tx: &mut impl Scoped,
     tenant: TenantId,
     authorization_id: AuthorizationId,
     draw: &RecordDraw,
 ) -> anyhow::Result<()> {
-    if store::load(tx.conn(), authorization_id, true)
-        .await?
-        .is_none()
-    {
-        // The records service checked the authorization when it held the units; one that is
-        // not there is not this tenant's, and there is nothing to count.
-        tracing::warn!(
-            %authorization_id,
-            record_id = %draw.record_id,
-            "a service record names an unknown authorization"
-        );
-        return Ok(());
-    }
     let before = store::draw(tx.conn(), authorization_id, draw.record_id).await?;
     if let Some(after) = settle(&before, draw.units, draw.value, draw.version) {
         store::save_draw(
