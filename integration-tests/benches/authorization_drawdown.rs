@@ -22,6 +22,7 @@ use caseway_api::catalog::v1 as catalog_pb;
 use caseway_api::clients::v1 as clients_pb;
 use caseway_api::records::v1 as records_pb;
 use caseway_api::records::v1::records_service_client::RecordsServiceClient;
+use caseway_integration_tests::stalls::StallWatch;
 use caseway_integration_tests::{TestEnv, TestNode, authed, date};
 use caseway_platform::auth::Role;
 use caseway_test_support::env_or;
@@ -74,6 +75,7 @@ async fn run() {
     )
     .await;
     let started = Instant::now();
+    let watch = StallWatch::start();
     let mut latencies = drive(
         &env,
         &channel,
@@ -85,6 +87,7 @@ async fn run() {
     )
     .await;
     let elapsed = started.elapsed().as_secs_f64();
+    let stalls = watch.finish();
     latencies.sort();
     let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
@@ -105,6 +108,7 @@ async fn run() {
             "NOT met"
         }
     );
+    println!("  {stalls}");
     node.shutdown().await;
 }
 

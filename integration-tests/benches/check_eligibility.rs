@@ -25,6 +25,7 @@ use caseway_api::clients::v1 as clients_pb;
 use caseway_api::eligibility::v1 as pb;
 use caseway_api::eligibility::v1::eligibility_service_client::EligibilityServiceClient;
 use caseway_api::records::v1 as records_pb;
+use caseway_integration_tests::stalls::StallWatch;
 use caseway_integration_tests::tenants::{answer, client, code_value, define, income_type};
 use caseway_integration_tests::{TestEnv, TestNode, authed, criterion, date};
 use caseway_platform::auth::Role;
@@ -404,6 +405,7 @@ async fn run() {
     }
     let mut timings = Vec::with_capacity(checks);
     let mut size = 0;
+    let watch = StallWatch::start();
     for i in 0..checks {
         let started = Instant::now();
         let decisions = full_on(first - chrono::Days::new(i as u64 + 1))
@@ -413,7 +415,9 @@ async fn run() {
         assert_eq!(decisions.len(), SERVICES);
         size = pb::CheckEligibilityResponse { decisions }.encoded_len();
     }
+    let stalls = watch.finish();
     report("FULL view, each as of another date", size, timings);
+    println!("  {stalls}");
     for (name, view) in views {
         let mut timings = Vec::with_capacity(checks);
         for _ in 0..checks {

@@ -3,6 +3,7 @@
 //! gRPC as a gateway would.
 
 pub mod population;
+pub mod stalls;
 pub mod tenants;
 
 use std::path::PathBuf;
