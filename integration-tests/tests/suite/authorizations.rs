@@ -779,6 +779,74 @@ async fn deletes_give_units_back_and_redelivered_events_change_nothing() {
     node.shutdown().await;
 }
 
+/// A record moved to another authorization draws on the new one and gives the old one its
+/// units back; moved to none, it draws on nothing.
+#[tokio::test]
+async fn a_record_moved_between_authorizations_draws_on_the_one_it_names() {
+    let env = TestEnv::new().await;
+    let node = env.start(&caseway::Target::ALL).await;
+    let f = authorizations_tenant(&env, &node, "auth-move").await;
+    // Weekly on Monday in March 2026: 5 Mondays x 2 = 10 units each.
+    let first = f.approved(&node, "FREQ=WEEKLY;BYDAY=MO", "2").await;
+    let second = f.approved(&node, "FREQ=WEEKLY;BYDAY=MO", "2").await;
+    let drawn = |id: &str, delivered: &'static str, remaining: &'static str| {
+        let node = &node;
+        let worker = f.worker.clone();
+        let id = id.to_string();
+        async move {
+            utilization_when(node, &worker, &id, |u| {
+                u.delivered_units == delivered && u.remaining_units == remaining
+            })
+            .await
+        }
+    };
+
+    let recorded = record(&node, &f.worker, "", f.session(&first.id, "4", 2))
+        .await
+        .unwrap();
+    drawn(&first.id, "4", "6").await;
+
+    let moved_to = async |authorization_id: &str, etag: &str| {
+        node.records
+            .clone()
+            .update_service_record(authed(
+                &f.worker,
+                records_pb::UpdateServiceRecordRequest {
+                    record: Some(records_pb::ServiceRecord {
+                        id: recorded.id.clone(),
+                        etag: etag.into(),
+                        authorization_id: authorization_id.into(),
+                        ..Default::default()
+                    }),
+                    update_mask: Some(prost_types::FieldMask {
+                        paths: vec!["authorization_id".into()],
+                    }),
+                },
+            ))
+            .await
+    };
+    let moved = moved_to(&second.id, &recorded.etag)
+        .await
+        .unwrap()
+        .into_inner()
+        .record
+        .unwrap();
+    assert_eq!(moved.authorization_id, second.id);
+    drawn(&second.id, "4", "6").await;
+    let u = drawn(&first.id, "0", "10").await;
+    assert_eq!(u.service_record_count, 0);
+
+    // Moved to none: neither counts it.
+    moved_to("", &moved.etag).await.unwrap();
+    drawn(&second.id, "0", "10").await;
+    assert_eq!(
+        utilization(&node, &f.worker, &first.id)
+            .await
+            .delivered_units,
+        "0"
+    );
+}
+
 #[tokio::test]
 async fn a_record_draws_only_on_an_authorization_that_covers_it() {
     let env = TestEnv::new().await;
