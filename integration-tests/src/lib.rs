@@ -375,6 +375,20 @@ impl Drop for TestNode {
     }
 }
 
+/// An UpdateServiceRecord request that changes `record`'s fields named in `paths` (its id
+/// says which record, its etag, when set, which version).
+pub fn record_update(
+    record: caseway_api::records::v1::ServiceRecord,
+    paths: &[&str],
+) -> caseway_api::records::v1::UpdateServiceRecordRequest {
+    caseway_api::records::v1::UpdateServiceRecordRequest {
+        record: Some(record),
+        update_mask: Some(prost_types::FieldMask {
+            paths: paths.iter().map(|p| p.to_string()).collect(),
+        }),
+    }
+}
+
 /// The rule a FAILED_PRECONDITION names (its `google.rpc.PreconditionFailure`'s type).
 pub fn rule_of(status: &tonic::Status) -> String {
     use tonic_types::StatusExt;

@@ -13,7 +13,7 @@ use caseway_api::catalog::v1 as catalog_pb;
 use caseway_api::records::v1 as records_pb;
 use caseway_integration_tests::tenants::{authorizations_tenant, utilization};
 use caseway_integration_tests::{
-    TestEnv, TestNode, authed, date, reason, row_status, rule_of, violated_fields,
+    TestEnv, TestNode, authed, date, reason, record_update, row_status, rule_of, violated_fields,
 };
 use caseway_platform::access::HOLD_UNITS;
 use caseway_test_support::eventually;
@@ -644,16 +644,16 @@ async fn deletes_give_units_back_and_redelivered_events_change_nothing() {
 
     // A change of units moves the drawdown; more than remains is refused.
     let mut records_api = node.records.clone();
-    let update = |units: &str, etag: &str| records_pb::UpdateServiceRecordRequest {
-        record: Some(records_pb::ServiceRecord {
-            id: first.id.clone(),
-            etag: etag.into(),
-            units: units.into(),
-            ..Default::default()
-        }),
-        update_mask: Some(prost_types::FieldMask {
-            paths: vec!["units".into()],
-        }),
+    let update = |units: &str, etag: &str| {
+        record_update(
+            records_pb::ServiceRecord {
+                id: first.id.clone(),
+                etag: etag.into(),
+                units: units.into(),
+                ..Default::default()
+            },
+            &["units"],
+        )
     };
     let status = records_api
         .update_service_record(authed(&f.worker, update("10", "")))
@@ -811,17 +811,15 @@ async fn a_record_moved_between_authorizations_draws_on_the_one_it_names() {
             .clone()
             .update_service_record(authed(
                 &f.worker,
-                records_pb::UpdateServiceRecordRequest {
-                    record: Some(records_pb::ServiceRecord {
+                record_update(
+                    records_pb::ServiceRecord {
                         id: recorded.id.clone(),
                         etag: etag.into(),
                         authorization_id: authorization_id.into(),
                         ..Default::default()
-                    }),
-                    update_mask: Some(prost_types::FieldMask {
-                        paths: vec!["authorization_id".into()],
-                    }),
-                },
+                    },
+                    &["authorization_id"],
+                ),
             ))
             .await
     };
@@ -1065,15 +1063,15 @@ async fn expired_authorizations_are_closed_once_by_one_replica() {
         .await
         .unwrap_err();
     assert_eq!(rule_of(&status), "authorization_approved");
-    let update = |units: &str| records_pb::UpdateServiceRecordRequest {
-        record: Some(records_pb::ServiceRecord {
-            id: drawn.id.clone(),
-            units: units.into(),
-            ..Default::default()
-        }),
-        update_mask: Some(prost_types::FieldMask {
-            paths: vec!["units".into()],
-        }),
+    let update = |units: &str| {
+        record_update(
+            records_pb::ServiceRecord {
+                id: drawn.id.clone(),
+                units: units.into(),
+                ..Default::default()
+            },
+            &["units"],
+        )
     };
     let mut records_api = node.records.clone();
     let status = records_api
@@ -1386,16 +1384,14 @@ async fn records_and_authorizations_of_a_restricted_service_are_hidden_from_outs
             records
                 .update_service_record(authed(
                     outsider,
-                    records_pb::UpdateServiceRecordRequest {
-                        record: Some(records_pb::ServiceRecord {
+                    record_update(
+                        records_pb::ServiceRecord {
                             id: hidden.id.clone(),
                             comments: "seen".into(),
                             ..Default::default()
-                        }),
-                        update_mask: Some(prost_types::FieldMask {
-                            paths: vec!["comments".into()],
-                        }),
-                    },
+                        },
+                        &["comments"],
+                    ),
                 ))
                 .await
                 .map(|_| ()),

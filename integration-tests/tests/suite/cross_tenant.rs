@@ -7,7 +7,7 @@ use tonic::Code;
 
 use caseway_api::catalog::v1 as pb;
 use caseway_api::tenancy::v1 as tpb;
-use caseway_integration_tests::{TestEnv, authed, date, violated_fields};
+use caseway_integration_tests::{TestEnv, authed, date, record_update, violated_fields};
 use caseway_platform::auth::Role;
 
 /// The call `what` was refused as NOT_FOUND: tenant B reached nothing of tenant A's.
@@ -1166,16 +1166,14 @@ mod records {
             records
                 .update_service_record(authed(
                     &b_admin,
-                    pb::UpdateServiceRecordRequest {
-                        record: Some(pb::ServiceRecord {
+                    record_update(
+                        pb::ServiceRecord {
                             id: theirs.id.clone(),
                             comments: "mine".into(),
                             ..Default::default()
-                        }),
-                        update_mask: Some(prost_types::FieldMask {
-                            paths: vec!["comments".into()],
-                        }),
-                    },
+                        },
+                        &["comments"],
+                    ),
                 ))
                 .await
                 .map(|_| ()),

@@ -13,7 +13,7 @@ use caseway_api::clients::v1 as clients_pb;
 use caseway_api::records::v1 as pb;
 use caseway_integration_tests::tenants::{enrolled_client, records_tenant};
 use caseway_integration_tests::{
-    TestEnv, TestNode, authed, date, reason, row_status, violated_fields,
+    TestEnv, TestNode, authed, date, reason, record_update, row_status, violated_fields,
 };
 use caseway_test_support::eventually;
 
@@ -623,17 +623,15 @@ async fn turn_aways_indirect_services_history_and_totals_match_a_hand_computed_f
     let edited = records
         .update_service_record(authed(
             &f.worker,
-            pb::UpdateServiceRecordRequest {
-                record: Some(pb::ServiceRecord {
+            record_update(
+                pb::ServiceRecord {
                     id: maria_fa.id.clone(),
                     etag: maria_fa.etag.clone(),
                     units: "120".into(),
                     ..Default::default()
-                }),
-                update_mask: Some(prost_types::FieldMask {
-                    paths: vec!["units".into()],
-                }),
-            },
+                },
+                &["units"],
+            ),
         ))
         .await
         .unwrap()
@@ -647,17 +645,15 @@ async fn turn_aways_indirect_services_history_and_totals_match_a_hand_computed_f
     let status = records
         .update_service_record(authed(
             &f.worker,
-            pb::UpdateServiceRecordRequest {
-                record: Some(pb::ServiceRecord {
+            record_update(
+                pb::ServiceRecord {
                     id: maria_fa.id.clone(),
                     etag: maria_fa.etag.clone(),
                     units: "130".into(),
                     ..Default::default()
-                }),
-                update_mask: Some(prost_types::FieldMask {
-                    paths: vec!["units".into()],
-                }),
-            },
+                },
+                &["units"],
+            ),
         ))
         .await
         .unwrap_err();
@@ -665,16 +661,14 @@ async fn turn_aways_indirect_services_history_and_totals_match_a_hand_computed_f
     let status = records
         .update_service_record(authed(
             &f.worker,
-            pb::UpdateServiceRecordRequest {
-                record: Some(pb::ServiceRecord {
+            record_update(
+                pb::ServiceRecord {
                     id: maria_fa.id.clone(),
                     units: "1.001".into(),
                     ..Default::default()
-                }),
-                update_mask: Some(prost_types::FieldMask {
-                    paths: vec!["units".into()],
-                }),
-            },
+                },
+                &["units"],
+            ),
         ))
         .await
         .unwrap_err();
@@ -1071,12 +1065,7 @@ async fn totals_from_the_day_totals_equal_a_scan_of_the_records_after_every_kind
                 ..Default::default()
             };
             set(&mut changed);
-            pb::UpdateServiceRecordRequest {
-                record: Some(changed),
-                update_mask: Some(prost_types::FieldMask {
-                    paths: paths.iter().map(|p| p.to_string()).collect(),
-                }),
-            }
+            record_update(changed, paths)
         };
     let updates = [
         change(&stored[0], &["service_date"], &|r| {
@@ -1213,16 +1202,14 @@ async fn catalog_changes_reach_the_cache_and_every_change_is_published() {
     records
         .update_service_record(authed(
             &f.worker,
-            pb::UpdateServiceRecordRequest {
-                record: Some(pb::ServiceRecord {
+            record_update(
+                pb::ServiceRecord {
                     id: first.id.clone(),
                     comments: "met at the shelter".into(),
                     ..Default::default()
-                }),
-                update_mask: Some(prost_types::FieldMask {
-                    paths: vec!["comments".into()],
-                }),
-            },
+                },
+                &["comments"],
+            ),
         ))
         .await
         .unwrap_err()
@@ -1240,16 +1227,14 @@ async fn catalog_changes_reach_the_cache_and_every_change_is_published() {
     records
         .update_service_record(authed(
             &f.worker,
-            pb::UpdateServiceRecordRequest {
-                record: Some(pb::ServiceRecord {
+            record_update(
+                pb::ServiceRecord {
                     id: other.id.clone(),
                     units: "12".into(),
                     ..Default::default()
-                }),
-                update_mask: Some(prost_types::FieldMask {
-                    paths: vec!["units".into()],
-                }),
-            },
+                },
+                &["units"],
+            ),
         ))
         .await
         .unwrap();
