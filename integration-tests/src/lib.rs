@@ -99,6 +99,8 @@ impl TestEnv {
     }
 
     pub async fn start_with(&self, config: Config, targets: &[Target]) -> TestNode {
+        // As the binary runs its node: without transparent huge pages.
+        caseway::no_transparent_huge_pages();
         let grpc = TcpListener::bind("127.0.0.1:0").await.expect("grpc port");
         let metrics = TcpListener::bind("127.0.0.1:0")
             .await

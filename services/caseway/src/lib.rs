@@ -152,6 +152,24 @@ impl Peers {
     }
 }
 
+/// Turns transparent huge pages off for this process; the binary does it before its runtime's
+/// threads allocate, and the integration tests and benchmarks before they start a node, so they
+/// measure the node the binary runs. The allocator (mimalloc) asks for them where the kernel
+/// gives them on request (`madvise`, as most distributions ship), and a 2 MiB page is resident
+/// once any byte of it is touched, and zeroed whole by the call that first touches it:
+/// - memory: they more than doubled a node's resident set (every target: 161 MB at peak with
+///   them, 91 MB without) for no throughput the benchmarks could measure;
+/// - latency: a call that grew the heap waited 5-8 ms while the kernel zeroed a fresh one
+///   (docs/benchmarks.md, CheckEligibility).
+pub fn no_transparent_huge_pages() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_THP_DISABLE takes integers only and touches no memory of this process; on
+    // a kernel without it the call fails and nothing changes.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
 /// Starts a node serving `targets` on the given listeners. Calls between services go over
 /// gRPC to the configured endpoint, or to this process when it serves the peer too; a peer
 /// neither configured nor served here is an error before anything serves.
