@@ -224,11 +224,11 @@ async fn tenant(env: &TestEnv, node: &TestNode) -> Bench {
     let token = env.token(t.id, &[Role::Caseworker], &[]);
     // Every delivery has reached the facts.
     eventually("the client's facts", Duration::from_secs(30), || async {
-        let decisions = check(node.channel.clone(), &token, &maria, pb::DecisionView::Full).await?;
-        let deliveries: usize = decisions
+        let reply = check(node.channel.clone(), &token, &maria, pb::DecisionView::Full).await?;
+        let decisions = reply.decisions;
+        let deliveries: usize = reply
+            .facts
             .iter()
-            .flat_map(|d| &d.criteria)
-            .flat_map(|c| &c.facts)
             .filter(|f| f.path.starts_with("delivered"))
             .map(|f| f.sources.len())
             .sum();
@@ -281,7 +281,7 @@ async fn fact_lag(
         let committed = Instant::now();
         loop {
             let started = Instant::now();
-            let decisions = check(
+            let reply = check(
                 channel.clone(),
                 &bench.token,
                 &bench.client,
@@ -290,10 +290,9 @@ async fn fact_lag(
             .await
             .unwrap();
             let took = started.elapsed();
-            let seen = decisions
+            let seen = reply
+                .facts
                 .iter()
-                .flat_map(|d| &d.criteria)
-                .flat_map(|c| &c.facts)
                 .any(|f| f.path == "assessments.INCOME.monthly_income" && f.value == amount);
             if seen {
                 cold.push(took);
@@ -316,7 +315,7 @@ async fn check(
     token: &str,
     client: &str,
     view: pb::DecisionView,
-) -> Result<Vec<pb::Decision>, String> {
+) -> Result<pb::CheckEligibilityResponse, String> {
     check_on(channel, token, client, view, AS_OF).await
 }
 
@@ -326,7 +325,7 @@ async fn check_on(
     client: &str,
     view: pb::DecisionView,
     on: (i32, i32, i32),
-) -> Result<Vec<pb::Decision>, String> {
+) -> Result<pb::CheckEligibilityResponse, String> {
     EligibilityServiceClient::new(channel)
         .check_eligibility(authed(
             token,
@@ -338,7 +337,7 @@ async fn check_on(
             },
         ))
         .await
-        .map(|r| r.into_inner().decisions)
+        .map(|r| r.into_inner())
         .map_err(|s| s.message().to_string())
 }
 
@@ -414,12 +413,12 @@ async fn run() {
     let watch = StallWatch::start();
     for i in 0..checks {
         let started = Instant::now();
-        let decisions = full_on(first - chrono::Days::new(i as u64 + 1))
+        let reply = full_on(first - chrono::Days::new(i as u64 + 1))
             .await
             .unwrap();
         timings.push(started.elapsed());
-        assert_eq!(decisions.len(), SERVICES);
-        size = pb::CheckEligibilityResponse { decisions }.encoded_len();
+        assert_eq!(reply.decisions.len(), SERVICES);
+        size = reply.encoded_len();
     }
     let stalls = watch.finish();
     report("FULL view, each as of another date", size, timings);
@@ -428,12 +427,12 @@ async fn run() {
         let mut timings = Vec::with_capacity(checks);
         for _ in 0..checks {
             let started = Instant::now();
-            let decisions = check(channels[0].clone(), &token, &client, view)
+            let reply = check(channels[0].clone(), &token, &client, view)
                 .await
                 .unwrap();
             timings.push(started.elapsed());
-            assert_eq!(decisions.len(), SERVICES);
-            size = pb::CheckEligibilityResponse { decisions }.encoded_len();
+            assert_eq!(reply.decisions.len(), SERVICES);
+            size = reply.encoded_len();
         }
         report(&format!("{name} view, asked again"), size, timings);
     }

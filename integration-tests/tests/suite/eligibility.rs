@@ -43,12 +43,64 @@ fn income(
     }
 }
 
+/// A decision with the facts its reply listed, which its criteria's `fact_indexes` point at.
+/// Two are equal when the decisions are and each criterion read the same facts, wherever its
+/// reply listed them.
+#[derive(Clone, Debug)]
+struct Explained {
+    decision: pb::Decision,
+    facts: Vec<pb::FactUse>,
+}
+
+impl Explained {
+    /// The decisions of a reply, each with the reply's facts.
+    fn all(decisions: Vec<pb::Decision>, facts: Vec<pb::FactUse>) -> Vec<Explained> {
+        decisions
+            .into_iter()
+            .map(|decision| Explained {
+                decision,
+                facts: facts.clone(),
+            })
+            .collect()
+    }
+
+    /// Each criterion's name and outcome, with the facts it read.
+    fn criteria_read(&self) -> Vec<(String, i32, Vec<pb::FactUse>)> {
+        self.criteria
+            .iter()
+            .map(|c| {
+                let read = c.fact_indexes.iter();
+                let read = read.map(|i| self.facts[*i as usize].clone()).collect();
+                (c.name.clone(), c.outcome, read)
+            })
+            .collect()
+    }
+}
+
+impl PartialEq for Explained {
+    fn eq(&self, other: &Explained) -> bool {
+        let bare = |e: &Explained| pb::Decision {
+            criteria: vec![],
+            ..e.decision.clone()
+        };
+        bare(self) == bare(other) && self.criteria_read() == other.criteria_read()
+    }
+}
+
+impl std::ops::Deref for Explained {
+    type Target = pb::Decision;
+
+    fn deref(&self) -> &pb::Decision {
+        &self.decision
+    }
+}
+
 async fn check(
     node: &TestNode,
     token: &str,
     client: &str,
     on: (i32, i32, i32),
-) -> Result<Vec<pb::Decision>, tonic::Status> {
+) -> Result<Vec<Explained>, tonic::Status> {
     node.eligibility
         .clone()
         .check_eligibility(authed(
@@ -61,19 +113,25 @@ async fn check(
             },
         ))
         .await
-        .map(|r| r.into_inner().decisions)
+        .map(|r| {
+            let reply = r.into_inner();
+            Explained::all(reply.decisions, reply.facts)
+        })
 }
 
 /// A stored decision, as GetDecision answers it.
-async fn decision(node: &TestNode, token: &str, id: &str) -> pb::Decision {
-    node.eligibility
+async fn decision(node: &TestNode, token: &str, id: &str) -> Explained {
+    let reply = node
+        .eligibility
         .clone()
         .get_decision(authed(token, pb::GetDecisionRequest { id: id.into() }))
         .await
         .unwrap()
-        .into_inner()
-        .decision
-        .unwrap()
+        .into_inner();
+    Explained {
+        decision: reply.decision.unwrap(),
+        facts: reply.facts,
+    }
 }
 
 /// Checks until the decision for `service` has `outcome` (the facts' events have come).
@@ -83,7 +141,7 @@ async fn wait_for(
     service: &str,
     on: (i32, i32, i32),
     outcome: Outcome,
-) -> pb::Decision {
+) -> Explained {
     wait_until(node, t, service, on, |d| d.outcome == outcome as i32).await
 }
 
@@ -93,8 +151,8 @@ async fn wait_until(
     t: &EligibilityTenant,
     service: &str,
     on: (i32, i32, i32),
-    expected: impl Fn(&pb::Decision) -> bool,
-) -> pb::Decision {
+    expected: impl Fn(&Explained) -> bool,
+) -> Explained {
     eventually("the decision expected", WAIT, || async {
         let decisions = check(node, &t.worker, &t.maria, on)
             .await
@@ -117,13 +175,15 @@ fn outcome_of(decision: &pb::Decision, criterion: &str) -> Outcome {
     Outcome::try_from(found.outcome).unwrap()
 }
 
-fn fact<'a>(decision: &'a pb::Decision, path: &str) -> &'a pb::FactUse {
-    decision
+/// The fact at `path` that a criterion of the decision read.
+fn fact<'a>(explained: &'a Explained, path: &str) -> &'a pb::FactUse {
+    explained
         .criteria
         .iter()
-        .flat_map(|c| &c.facts)
+        .flat_map(|c| &c.fact_indexes)
+        .map(|i| &explained.facts[*i as usize])
         .find(|f| f.path == path)
-        .unwrap_or_else(|| panic!("no fact {path} in {decision:?}"))
+        .unwrap_or_else(|| panic!("no fact {path} in {explained:?}"))
 }
 
 #[tokio::test]
@@ -450,12 +510,12 @@ async fn decisions_read_each_kind_of_fact_as_of_their_date_and_say_where_it_came
 
     // A stored decision reads back as it was taken.
     let stored = decision(&node, &t.worker, &assistance.id).await;
-    assert_eq!(stored.criteria, assistance.criteria);
+    assert_eq!(stored.criteria_read(), assistance.criteria_read());
     assert_eq!(stored.outcome, assistance.outcome);
     // The same decision taken again on the same facts is the stored one; another date is
     // another decision. (Taken twice now that every fact is in: `assistance` may have been
     // decided before the enrollment's event came, which the counseling wait made sure of.)
-    let fin_assist = |decisions: Vec<pb::Decision>| {
+    let fin_assist = |decisions: Vec<Explained>| {
         decisions
             .into_iter()
             .find(|d| d.service_code == "FIN_ASSIST")
@@ -641,7 +701,7 @@ async fn a_decision_stored_one_to_a_row_before_checks_were_reads_and_replays_the
         }
     };
     let (from_row, from_check) = (get(row).await, get(named).await);
-    assert!(!from_row.criteria.is_empty() && !from_row.criteria[0].facts.is_empty());
+    assert!(!from_row.criteria.is_empty() && !from_row.criteria[0].fact_indexes.is_empty());
     assert_eq!(
         from_row,
         pb::Decision {
@@ -766,6 +826,17 @@ async fn a_check_asked_again_answers_the_same_until_a_fact_of_the_client_or_the_
     assert_eq!(first.len(), 2, "{first:?}");
     let again = check(&node, &t.worker, &t.maria, on).await.unwrap();
     assert_eq!(again, first);
+    // The age both rules read is listed once in the reply, and both criteria point at it.
+    let listed = &first[0].facts;
+    assert_eq!(listed.iter().filter(|f| f.path == "age").count(), 1);
+    let ages: Vec<i32> = first
+        .iter()
+        .flat_map(|d| &d.criteria)
+        .flat_map(|c| c.fact_indexes.iter().copied())
+        .filter(|i| listed[*i as usize].path == "age")
+        .collect();
+    assert_eq!(ages.len(), 2, "{first:?}");
+    assert_eq!(ages[0], ages[1]);
 
     // Naming services answers from the same decisions, and still refuses what is not one.
     let mut eligibility = node.eligibility.clone();
@@ -785,8 +856,8 @@ async fn a_check_asked_again_answers_the_same_until_a_fact_of_the_client_or_the_
         .check_eligibility(named(vec![t.counseling.clone()], full))
         .await
         .unwrap()
-        .into_inner()
-        .decisions;
+        .into_inner();
+    let one = Explained::all(one.decisions, one.facts);
     let counseling = first.iter().find(|d| d.service_id == t.counseling).unwrap();
     assert_eq!(one, vec![counseling.clone()]);
     let status = eligibility
@@ -805,16 +876,16 @@ async fn a_check_asked_again_answers_the_same_until_a_fact_of_the_client_or_the_
         .check_eligibility(named(vec![], pb::DecisionView::Basic as i32))
         .await
         .unwrap()
-        .into_inner()
-        .decisions;
+        .into_inner();
     let without_criteria: Vec<pb::Decision> = first
         .iter()
         .map(|d| pb::Decision {
             criteria: vec![],
-            ..d.clone()
+            ..d.decision.clone()
         })
         .collect();
-    assert_eq!(basic, without_criteria);
+    assert_eq!(basic.decisions, without_criteria);
+    assert!(basic.facts.is_empty(), "no facts without criteria");
     let status = eligibility
         .check_eligibility(named(vec![], 99))
         .await

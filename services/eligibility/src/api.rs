@@ -18,7 +18,8 @@ use caseway_platform::validate::{Violations, parse_id};
 use caseway_platform::{RuleId, ServiceId};
 
 use crate::convert::{
-    self, decision_in_view, decision_to_proto, rule_to_proto, schema_to_proto, version_to_proto,
+    self, FactList, decision_in_view, decision_to_proto, rule_to_proto, schema_to_proto,
+    version_to_proto,
 };
 use crate::domain::Outcome;
 use crate::service::Eligibility;
@@ -154,8 +155,10 @@ impl EligibilityService for EligibilityApi {
             .eligibility
             .test_rule(&caller, id, message.version, client, as_of)
             .await?;
+        let mut facts = FactList::default();
         Ok(Response::new(pb::TestRuleResponse {
-            decision: Some(decision_to_proto(&decision)),
+            decision: Some(decision_to_proto(&decision, &mut facts)),
+            facts: facts.into_proto(),
         }))
     }
 
@@ -194,11 +197,14 @@ impl EligibilityService for EligibilityApi {
             .eligibility
             .check(&caller, client, services, as_of)
             .await?;
+        let mut facts = FactList::default();
+        let decisions = decisions
+            .iter()
+            .map(|d| decision_in_view(d, view, &mut facts))
+            .collect();
         Ok(Response::new(pb::CheckEligibilityResponse {
-            decisions: decisions
-                .iter()
-                .map(|d| decision_in_view(d, view))
-                .collect(),
+            decisions,
+            facts: facts.into_proto(),
         }))
     }
 
@@ -211,16 +217,20 @@ impl EligibilityService for EligibilityApi {
         let (client, as_of, view) =
             convert::check_of(&message.client_id, message.as_of.as_ref(), message.view)?;
         let decisions = self.eligibility.check(&caller, client, None, as_of).await?;
-        let of = |outcome: Outcome| {
+        let mut facts = FactList::default();
+        let mut of = |outcome: Outcome| {
             decisions
                 .iter()
                 .filter(|d| d.outcome == outcome)
-                .map(|d| decision_in_view(d, view))
+                .map(|d| decision_in_view(d, view, &mut facts))
                 .collect()
         };
+        let eligible = of(Outcome::Eligible);
+        let needs_information = of(Outcome::Undetermined);
         Ok(Response::new(pb::ListEligibleServicesResponse {
-            eligible: of(Outcome::Eligible),
-            needs_information: of(Outcome::Undetermined),
+            eligible,
+            needs_information,
+            facts: facts.into_proto(),
         }))
     }
 
@@ -231,8 +241,10 @@ impl EligibilityService for EligibilityApi {
         let caller = Caller::of(&request)?;
         let id = parse_id("id", &request.get_ref().id)?;
         let decision = self.eligibility.decision(&caller, id).await?;
+        let mut facts = FactList::default();
         Ok(Response::new(pb::GetDecisionResponse {
-            decision: Some(decision_to_proto(&decision)),
+            decision: Some(decision_to_proto(&decision, &mut facts)),
+            facts: facts.into_proto(),
         }))
     }
 
@@ -249,10 +261,12 @@ impl EligibilityService for EligibilityApi {
                 .iter()
                 .map(|r| r.outcome)
                 .eq(replayed.results.iter().map(|r| r.outcome));
+        let mut facts = FactList::default();
         Ok(Response::new(pb::ReplayDecisionResponse {
-            decision: Some(decision_to_proto(&decision)),
-            replayed: Some(decision_to_proto(&replayed)),
+            decision: Some(decision_to_proto(&decision, &mut facts)),
+            replayed: Some(decision_to_proto(&replayed, &mut facts)),
             same,
+            facts: facts.into_proto(),
         }))
     }
 }
@@ -287,9 +301,11 @@ impl EligibilityInternalService for EligibilityInternalApi {
             .eligibility
             .enforce(&caller, client, service, as_of)
             .await?;
+        let mut facts = FactList::default();
         Ok(Response::new(pb::EnforceEligibilityResponse {
             required: decision.is_some(),
-            decision: decision.as_ref().map(decision_to_proto),
+            decision: decision.as_ref().map(|d| decision_to_proto(d, &mut facts)),
+            facts: facts.into_proto(),
         }))
     }
 }

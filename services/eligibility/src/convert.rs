@@ -2,6 +2,9 @@
 //! use cases take (every field checked, each violation named), rows and decisions written back
 //! as messages.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use chrono::{NaiveDate, Utc};
 
 use caseway_api::eligibility::v1 as pb;
@@ -114,11 +117,55 @@ fn view(v: &mut Violations, view: i32) -> View {
     }
 }
 
-pub fn decision_to_proto(d: &DecisionRow) -> pb::Decision {
-    decision_in_view(d, View::Full)
+/// The facts a response's decisions read, each listed once: a criterion's result names the
+/// facts it read by their index here (`CriterionResult.fact_indexes`). The criteria of one check
+/// that read the same facts share them (`CriterionResult::facts`), so those are looked up once.
+#[derive(Default)]
+pub struct FactList<'a> {
+    /// The indexes of a shared slice of facts, by its address.
+    slices: HashMap<usize, Vec<i32>>,
+    indexes: HashMap<&'a FactUse, i32>,
+    facts: Vec<pb::FactUse>,
 }
 
-pub fn decision_in_view(d: &DecisionRow, view: View) -> pb::Decision {
+impl<'a> FactList<'a> {
+    /// The indexes of `facts`, each listed the first time it comes.
+    fn indexes(&mut self, facts: &'a Arc<[FactUse]>) -> Vec<i32> {
+        let slice = Arc::as_ptr(facts) as *const FactUse as usize;
+        if let Some(known) = self.slices.get(&slice) {
+            return known.clone();
+        }
+        let indexes: Vec<i32> = facts
+            .iter()
+            .map(|fact| {
+                *self.indexes.entry(fact).or_insert_with(|| {
+                    self.facts.push(use_to_proto(fact));
+                    // At most a few thousand facts a response (500 decisions of 50 criteria).
+                    i32::try_from(self.facts.len() - 1).unwrap_or(i32::MAX)
+                })
+            })
+            .collect();
+        self.slices.insert(slice, indexes.clone());
+        indexes
+    }
+
+    /// The facts, in the order of their indexes.
+    pub fn into_proto(self) -> Vec<pb::FactUse> {
+        self.facts
+    }
+}
+
+/// A decision in the FULL view, its facts listed in `facts`.
+pub fn decision_to_proto<'a>(d: &'a DecisionRow, facts: &mut FactList<'a>) -> pb::Decision {
+    decision_in_view(d, View::Full, facts)
+}
+
+/// A decision in `view`; in the FULL view, the facts its criteria read are listed in `facts`.
+pub fn decision_in_view<'a>(
+    d: &'a DecisionRow,
+    view: View,
+    facts: &mut FactList<'a>,
+) -> pb::Decision {
     let criteria = match view {
         View::Basic => Vec::new(),
         View::Full => d
@@ -127,10 +174,9 @@ pub fn decision_in_view(d: &DecisionRow, view: View) -> pb::Decision {
             .zip(&d.results)
             .map(|(c, r)| pb::CriterionResult {
                 name: c.name.clone(),
-                expression: c.expression.clone(),
                 any_of_group: c.any_of_group.clone().unwrap_or_default(),
                 outcome: outcome_to_proto(r.outcome) as i32,
-                facts: r.facts.iter().map(use_to_proto).collect(),
+                fact_indexes: facts.indexes(&r.facts),
             })
             .collect(),
     };

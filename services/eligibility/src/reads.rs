@@ -166,7 +166,7 @@ fn first_day(days: i64, on: NaiveDate) -> Option<NaiveDate> {
 }
 
 /// Where a fact came from.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct FactSource {
     /// "client", "assessment", "barrier", "enrollment" or "service_record".
     pub kind: String,
@@ -175,7 +175,7 @@ pub struct FactSource {
 }
 
 /// One fact an expression read, with its value as of the decision's date.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct FactUse {
     pub path: String,
     /// None when the client's record has no such fact.
