@@ -94,6 +94,19 @@ impl TestEnv {
         }
     }
 
+    /// Gathers the planner's statistics of every table of the test database, as autovacuum's
+    /// analyze keeps them on a running deployment. A benchmark calls it once its data is in
+    /// place: without statistics (a table never analyzed, as every table of a database a few
+    /// seconds old is) the planner guesses a row or two a table, and a join over a few dozen
+    /// rows can run as a nested loop scanning one side again for every row of the other.
+    pub async fn analyze(&self) {
+        let mut owner = self.db.owner().await;
+        sqlx::query("ANALYZE")
+            .execute(&mut owner)
+            .await
+            .expect("ANALYZE");
+    }
+
     pub async fn start(&self, targets: &[Target]) -> TestNode {
         self.start_with(self.config(), targets).await
     }
