@@ -1,6 +1,7 @@
 //! The gRPC wire types of every Caseway service, generated from `proto/`. One crate, so the
 //! generated code compiles once and a client never depends on a server crate.
 
+pub mod encoded;
 pub mod limits;
 
 /// The `domain` of every `google.rpc.ErrorInfo` Caseway sends (its reasons:

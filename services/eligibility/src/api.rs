@@ -5,11 +5,14 @@
 
 use std::sync::Arc;
 
+use tonic::codegen::BoxFuture;
+use tonic::server::UnaryService;
 use tonic::{Request, Response, Status};
 
 use caseway_api::eligibility::v1 as pb;
 use caseway_api::eligibility::v1::eligibility_internal_service_server::EligibilityInternalService;
 use caseway_api::eligibility::v1::eligibility_service_server::EligibilityService;
+use caseway_api::encoded::Encoded;
 use caseway_platform::caller::Caller;
 use caseway_platform::etag;
 use caseway_platform::idempotency::Key;
@@ -18,8 +21,8 @@ use caseway_platform::validate::{Violations, parse_id};
 use caseway_platform::{RuleId, ServiceId};
 
 use crate::convert::{
-    self, FactList, decision_in_view, decision_to_proto, rule_to_proto, schema_to_proto,
-    version_to_proto,
+    self, FactList, check_response, decision_in_view, decision_to_proto, rule_to_proto,
+    schema_to_proto, version_to_proto,
 };
 use crate::domain::Outcome;
 use crate::service::Eligibility;
@@ -35,6 +38,60 @@ impl EligibilityApi {
             platform,
             eligibility,
         }
+    }
+
+    /// CheckEligibility: a check of every service is answered with its reply kept with the
+    /// check (encoded once per view); naming services narrows the reply, built for the call.
+    pub async fn check_reply(
+        &self,
+        request: Request<pb::CheckEligibilityRequest>,
+    ) -> Result<Response<Encoded<pb::CheckEligibilityResponse>>, Status> {
+        let caller = Caller::of(&request)?;
+        let message = request.get_ref();
+        let (client, as_of, view) =
+            convert::check_of(&message.client_id, message.as_of.as_ref(), message.view)?;
+        if message.service_ids.is_empty() {
+            let reply = self
+                .eligibility
+                .check_reply(&caller, client, as_of, view)
+                .await?;
+            return Ok(Response::new(Encoded::Bytes(reply)));
+        }
+        let mut v = Violations::new();
+        let ids: Vec<ServiceId> = v
+            .ids("service_ids", &message.service_ids, 500)
+            .into_iter()
+            .map(ServiceId)
+            .collect();
+        v.finish()?;
+        let decisions = self
+            .eligibility
+            .check(&caller, client, Some(ids), as_of)
+            .await?;
+        Ok(Response::new(Encoded::Message(check_response(
+            decisions.iter(),
+            view,
+        ))))
+    }
+}
+
+/// CheckEligibility's handler, whose replies may be sent as encoded before
+/// (`caseway_api::encoded::EncodedReplies`).
+#[derive(Clone)]
+pub struct CheckReplies(pub Arc<EligibilityApi>);
+
+impl CheckReplies {
+    /// The method it serves.
+    pub const PATH: &'static str = "/caseway.eligibility.v1.EligibilityService/CheckEligibility";
+}
+
+impl UnaryService<pb::CheckEligibilityRequest> for CheckReplies {
+    type Response = Encoded<pb::CheckEligibilityResponse>;
+    type Future = BoxFuture<Response<Self::Response>, Status>;
+
+    fn call(&mut self, request: Request<pb::CheckEligibilityRequest>) -> Self::Future {
+        let api = self.0.clone();
+        Box::pin(async move { api.check_reply(request).await })
     }
 }
 
@@ -173,39 +230,19 @@ impl EligibilityService for EligibilityApi {
         }))
     }
 
+    /// Served by [`CheckReplies`] (lib.rs), which sends a reply kept from before as it was
+    /// encoded; this answers the same reply as a message.
     async fn check_eligibility(
         &self,
         request: Request<pb::CheckEligibilityRequest>,
     ) -> Result<Response<pb::CheckEligibilityResponse>, Status> {
-        let caller = Caller::of(&request)?;
-        let message = request.get_ref();
-        let (client, as_of, view) =
-            convert::check_of(&message.client_id, message.as_of.as_ref(), message.view)?;
-        let services = if message.service_ids.is_empty() {
-            None
-        } else {
-            let mut v = Violations::new();
-            let ids: Vec<ServiceId> = v
-                .ids("service_ids", &message.service_ids, 500)
-                .into_iter()
-                .map(ServiceId)
-                .collect();
-            v.finish()?;
-            Some(ids)
-        };
-        let decisions = self
-            .eligibility
-            .check(&caller, client, services, as_of)
-            .await?;
-        let mut facts = FactList::default();
-        let decisions = decisions
-            .iter()
-            .map(|d| decision_in_view(d, view, &mut facts))
-            .collect();
-        Ok(Response::new(pb::CheckEligibilityResponse {
-            decisions,
-            facts: facts.into_proto(),
-        }))
+        let reply = self.check_reply(request).await?;
+        let (metadata, reply, extensions) = reply.into_parts();
+        Ok(Response::from_parts(
+            metadata,
+            reply.into_message()?,
+            extensions,
+        ))
     }
 
     async fn list_eligible_services(
@@ -307,5 +344,20 @@ impl EligibilityInternalService for EligibilityInternalApi {
             decision: decision.as_ref().map(|d| decision_to_proto(d, &mut facts)),
             facts: facts.into_proto(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use caseway_api::eligibility::v1::eligibility_service_server::SERVICE_NAME;
+
+    use super::CheckReplies;
+
+    #[test]
+    fn check_replies_serve_the_check_eligibility_method() {
+        assert_eq!(
+            CheckReplies::PATH,
+            format!("/{SERVICE_NAME}/CheckEligibility")
+        );
     }
 }

@@ -155,6 +155,22 @@ impl<'a> FactList<'a> {
     }
 }
 
+/// The reply of a check with `decisions` in `view`: in the FULL view, every fact their criteria
+/// read listed once.
+pub fn check_response<'a>(
+    decisions: impl Iterator<Item = &'a DecisionRow>,
+    view: View,
+) -> pb::CheckEligibilityResponse {
+    let mut facts = FactList::default();
+    let decisions = decisions
+        .map(|d| decision_in_view(d, view, &mut facts))
+        .collect();
+    pb::CheckEligibilityResponse {
+        decisions,
+        facts: facts.into_proto(),
+    }
+}
+
 /// A decision in the FULL view, its facts listed in `facts`.
 pub fn decision_to_proto<'a>(d: &'a DecisionRow, facts: &mut FactList<'a>) -> pb::Decision {
     decision_in_view(d, View::Full, facts)

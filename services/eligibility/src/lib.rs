@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use caseway_api::eligibility::v1::eligibility_internal_service_server::EligibilityInternalServiceServer;
 use caseway_api::eligibility::v1::eligibility_service_server::EligibilityServiceServer;
+use caseway_api::encoded::EncodedReplies;
 use caseway_platform::server::{NodeBuilder, Platform};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/eligibility");
@@ -28,13 +29,17 @@ pub use events::SOURCE;
 /// records and authorizations services, and the consumer of the facts its rules read.
 pub fn register(platform: &Arc<Platform>, node: &mut NodeBuilder) {
     let eligibility = Arc::new(service::Eligibility::new(platform.db.clone()));
-    node.add_service(
-        EligibilityServiceServer::from_arc(Arc::new(api::EligibilityApi::new(
-            platform.clone(),
-            eligibility.clone(),
-        )))
-        .max_decoding_message_size(platform.config.grpc_max_message_bytes),
-    );
+    let api = Arc::new(api::EligibilityApi::new(
+        platform.clone(),
+        eligibility.clone(),
+    ));
+    let max = platform.config.grpc_max_message_bytes;
+    node.add_service(EncodedReplies::new(
+        EligibilityServiceServer::from_arc(api.clone()).max_decoding_message_size(max),
+        api::CheckReplies::PATH,
+        api::CheckReplies(api),
+        max,
+    ));
     node.add_service(
         EligibilityInternalServiceServer::from_arc(Arc::new(api::EligibilityInternalApi::new(
             eligibility.clone(),

@@ -9,15 +9,17 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use sha2::{Digest as _, Sha256};
 
 use chrono::{DateTime, Datelike, NaiveDate, SubsecRound, Utc};
 use uuid::Uuid;
 
 use caseway_api::eligibility::v1 as pb;
+use caseway_api::encoded::Encoded;
 use caseway_peers::rules::visible;
 use caseway_platform::audit::{self, AuditEntry};
 use caseway_platform::auth::{Principal, Role};
@@ -31,7 +33,7 @@ use caseway_platform::paging::Page;
 use caseway_platform::validate::Violations;
 use caseway_platform::{ClientId, Db, DecisionId, RuleId, Scoped, ServiceId, TenantId};
 
-use crate::convert::{Change, Creation, rule_to_proto, version_to_proto};
+use crate::convert::{Change, Creation, View, check_response, rule_to_proto, version_to_proto};
 use crate::domain::*;
 use crate::events;
 use crate::reads::{DeliveriesRead, Reads};
@@ -81,7 +83,8 @@ pub struct Eligibility {
 type Published = (Arc<Vec<RuleVersionRow>>, Instant);
 
 /// Checks remembered, at most; past it one goes for each that comes. An entry holds up to a
-/// decision per service of the tenant, each with its criteria and facts.
+/// decision per service of the tenant, each with its criteria and facts, and its reply in each
+/// view once asked for (about 26 KB for 50 services: up to 7 MB for the memo's replies).
 const MEMO_CAPACITY: usize = 256;
 
 /// Clients whose facts are remembered, at most (a client with a few years of history takes
@@ -151,6 +154,9 @@ struct Memo {
     published: Arc<Vec<RuleVersionRow>>,
     services: Arc<Services>,
     decisions: Arc<Vec<DecisionRow>>,
+    /// The reply of the check in each view, encoded the first time it is asked for.
+    full_reply: OnceLock<Bytes>,
+    basic_reply: OnceLock<Bytes>,
 }
 
 /// Makes room for one more entry in a cache of at most `capacity`: past it, one entry goes
@@ -802,6 +808,27 @@ impl Eligibility {
         ))
     }
 
+    /// The reply, encoded, to a check of every service the caller sees in `view` (`check` with
+    /// no services named). It is kept with the check, so a check answered again from the memo
+    /// sends the bytes encoded the first time: building and encoding a reply of 50 decisions
+    /// and their criteria cost more than the rest of such a call.
+    pub async fn check_reply(
+        &self,
+        caller: &Caller,
+        client: ClientId,
+        as_of: NaiveDate,
+        view: View,
+    ) -> Result<Bytes> {
+        let checked = self.check_all(caller, client, as_of).await?;
+        let kept = match view {
+            View::Full => &checked.full_reply,
+            View::Basic => &checked.basic_reply,
+        };
+        let reply =
+            kept.get_or_init(|| Encoded::encode(&check_response(checked.decisions.iter(), view)));
+        Ok(reply.clone())
+    }
+
     /// The check of every service the caller sees: from the memo, or decided and stored.
     async fn check_all(
         &self,
@@ -888,6 +915,8 @@ impl Eligibility {
             published: versions,
             services,
             decisions: Arc::new(decisions),
+            full_reply: OnceLock::new(),
+            basic_reply: OnceLock::new(),
         });
         if heard {
             let mut kept = self.memo.lock().expect("cache lock");
