@@ -15,7 +15,7 @@ use std::task::{Context, Poll};
 use bytes::{BufMut, Bytes};
 use tonic::Status;
 use tonic::body::Body;
-use tonic::codec::{BufferSettings, Codec, EncodeBuf, Encoder};
+use tonic::codec::{Codec, EncodeBuf, Encoder};
 use tonic::codegen::{BoxFuture, Service, http};
 use tonic::server::{Grpc, NamedService, UnaryService};
 
@@ -64,10 +64,6 @@ impl<M: prost::Message> Encoder for EncodedEncoder<M> {
                 Ok(())
             }
         }
-    }
-
-    fn buffer_settings(&self) -> BufferSettings {
-        BufferSettings::default()
     }
 }
 

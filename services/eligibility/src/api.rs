@@ -69,8 +69,7 @@ impl EligibilityApi {
             .check(&caller, client, Some(ids), as_of)
             .await?;
         Ok(Response::new(Encoded::Message(check_response(
-            decisions.iter(),
-            view,
+            &decisions, view,
         ))))
     }
 }

@@ -157,12 +157,10 @@ impl<'a> FactList<'a> {
 
 /// The reply of a check with `decisions` in `view`: in the FULL view, every fact their criteria
 /// read listed once.
-pub fn check_response<'a>(
-    decisions: impl Iterator<Item = &'a DecisionRow>,
-    view: View,
-) -> pb::CheckEligibilityResponse {
+pub fn check_response(decisions: &[DecisionRow], view: View) -> pb::CheckEligibilityResponse {
     let mut facts = FactList::default();
     let decisions = decisions
+        .iter()
         .map(|d| decision_in_view(d, view, &mut facts))
         .collect();
     pb::CheckEligibilityResponse {

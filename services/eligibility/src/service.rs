@@ -824,8 +824,7 @@ impl Eligibility {
             View::Full => &checked.full_reply,
             View::Basic => &checked.basic_reply,
         };
-        let reply =
-            kept.get_or_init(|| Encoded::encode(&check_response(checked.decisions.iter(), view)));
+        let reply = kept.get_or_init(|| Encoded::encode(&check_response(&checked.decisions, view)));
         Ok(reply.clone())
     }
 
