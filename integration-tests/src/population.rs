@@ -231,7 +231,7 @@ pub async fn build_search_indexes(owner: &mut PgConnection, indexes: SearchIndex
     statements.extend(
         [
             "VACUUM ANALYZE clients.clients",
-            "VACUUM ANALYZE clients.name_term_grams",
+            "VACUUM ANALYZE clients.name_terms",
             "VACUUM ANALYZE clients.name_term_variants",
         ]
         .map(String::from),

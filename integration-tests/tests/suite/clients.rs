@@ -2,11 +2,13 @@
 
 use std::time::Duration;
 
+use sqlx::Connection;
 use tonic::Code;
 use uuid::Uuid;
 
 use caseway_api::catalog::v1 as catalog_pb;
 use caseway_api::clients::v1 as pb;
+use caseway_integration_tests::population;
 use caseway_integration_tests::tenants::{client, clients_tenant, code_value};
 use caseway_integration_tests::{TestEnv, TestNode, authed, date, violated_fields};
 use caseway_platform::auth::Role;
@@ -486,6 +488,81 @@ async fn name_search_pages_across_terms_give_each_client_once_at_its_best_score(
     for size in [1, 2, 3] {
         assert_eq!(pages_of(size).await, whole, "pages of {size}");
     }
+}
+
+/// The similar terms a name search starts from, found through the vocabulary's trigram index,
+/// are those counting every term's shared trigrams finds: the same ten best of each phrase (a
+/// name, a slip of one, a part of one, a coined name), at exactly the same scores.
+#[tokio::test]
+async fn similar_name_terms_are_those_counting_shared_trigrams_finds() {
+    let env = TestEnv::new().await;
+    let node = env.start(&caseway::Target::ALL).await;
+    let (tenant, worker) = clients_tenant(&env, &node, "name-terms").await;
+    let mut rng = rand::rng();
+    let mut names = Vec::new();
+    for _ in 0..80 {
+        let (first, last) = (
+            population::first_name(&mut rng),
+            population::last_name(&mut rng),
+        );
+        create(&node, &worker, client(&first, &last, "", (1980, 1, 1)))
+            .await
+            .unwrap();
+        names.push(first);
+        names.push(last);
+    }
+    let mut phrases: Vec<String> = names.iter().take(20).cloned().collect();
+    phrases.extend(
+        names
+            .iter()
+            .skip(20)
+            .filter(|n| n.len() >= 4)
+            .take(20)
+            .map(|n| population::typo(n, &mut rng)),
+    );
+    phrases.extend(["smi", "jo", "kalo", "sten", "garcia lopez"].map(String::from));
+
+    let mut app = sqlx::PgConnection::connect(&env.db.app_url).await.unwrap();
+    let mut tx = app.begin().await.unwrap();
+    sqlx::query("SELECT set_config('app.tenant_id', $1::text, true)")
+        .bind(tenant.as_uuid())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let found: Vec<(String, String, f64)> = sqlx::query_as(
+        "SELECT phrase, term, score FROM clients.similar_name_terms($1, 10) ORDER BY 1, 3 DESC, 2",
+    )
+    .bind(&phrases)
+    .fetch_all(&mut *tx)
+    .await
+    .unwrap();
+    let counted: Vec<(String, String, f64)> = sqlx::query_as(
+        "SELECT p, term, score FROM ( \
+             SELECT p, term, score, \
+                    row_number() OVER (PARTITION BY p ORDER BY score DESC, term) AS rank \
+               FROM (SELECT q.p, t.term, c.shared / (q.n + c.m - c.shared) AS score \
+                       FROM (SELECT DISTINCT p, show_trgm(p) AS grams, \
+                                    cardinality(show_trgm(p))::float8 AS n \
+                               FROM unnest($1::text[]) AS p) AS q \
+                      CROSS JOIN clients.name_terms t \
+                      CROSS JOIN LATERAL ( \
+                          SELECT cardinality(ARRAY(SELECT unnest(q.grams) \
+                                                   INTERSECT SELECT unnest(show_trgm(t.term)) \
+                                                  ))::float8 AS shared, \
+                                 cardinality(show_trgm(t.term))::float8 AS m) AS c) AS s \
+              WHERE score >= 0.3) AS ranked \
+          WHERE rank <= 10 ORDER BY 1, 3 DESC, 2",
+    )
+    .bind(&phrases)
+    .fetch_all(&mut *tx)
+    .await
+    .unwrap();
+    tx.rollback().await.unwrap();
+    assert!(
+        counted.len() > phrases.len(),
+        "the phrases should find terms: {counted:?}"
+    );
+    assert_eq!(found, counted);
 }
 
 #[tokio::test]

@@ -792,6 +792,38 @@ async fn every_table_is_isolated_by_forced_row_level_security() {
             assert_eq!(left, 0, "{read} left a tenant on the connection");
         }
     }
+    // The name vocabulary's trigram index is read as the platform's role (the only one it
+    // serves), and only for the tenant the transaction set: its own terms, and none of
+    // another's or with no tenant.
+    let term: String = sqlx::query_scalar("SELECT first_key FROM clients.clients WHERE id = $1")
+        .bind(client)
+        .fetch_one(&mut owner)
+        .await
+        .unwrap();
+    for (tenant, expected) in [
+        (Some(tenant_id), 1),
+        (Some(uuid::Uuid::new_v4()), 0),
+        (None, 0),
+    ] {
+        let mut tx = app.begin().await.unwrap();
+        if let Some(tenant) = tenant {
+            sqlx::query("SELECT set_config('app.tenant_id', $1::text, true)")
+                .bind(tenant)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+        }
+        let found: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM clients.similar_name_terms(ARRAY[$1], 10) \
+             WHERE term = $1 AND score = 1",
+        )
+        .bind(&term)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+        assert_eq!(found, expected, "similar_name_terms({term}) for {tenant:?}");
+        tx.rollback().await.unwrap();
+    }
     // A check stored for a tenant is that tenant's, and the connection keeps no tenant.
     let other = uuid::Uuid::new_v4();
     let stored: uuid::Uuid = sqlx::query_scalar(

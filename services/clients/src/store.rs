@@ -394,12 +394,13 @@ macro_rules! single_arm {
 }
 
 /// Name search in two steps (see the name search migrations): each phrase of the query finds
-/// up to ten similar terms of the tenant's vocabulary, by trigram similarity (shared trigrams
-/// over all trigrams, as pg_trgm counts them; not for a whole phrase that must nearly equal a
-/// name) or by one edit (shared deletion variants, scored 1 - 1/length); then clients are found
-/// by exact name keys. A client scores the best of its readings: the mean of first and last
-/// name similarity for a pair, the similarity of a single name otherwise. Only equality reaches
-/// the tables, so every step is an index scan under row-level security.
+/// up to ten similar terms of the tenant's vocabulary, by trigram similarity (pg_trgm's, through
+/// the vocabulary's trigram index in `clients.similar_name_terms`; not for a whole phrase that
+/// must nearly equal a name) or by one edit (shared deletion variants, scored 1 - 1/length);
+/// then clients are found by exact name keys. A client scores the best of its readings: the
+/// mean of first and last name similarity for a pair, the similarity of a single name
+/// otherwise. Only equality reaches the clients, so every step is an index scan under
+/// row-level security.
 ///
 /// A term matched as any one name can name tens of thousands of clients (a common first name),
 /// so each is read in id order, keeping only the clients whose best reading it is
@@ -411,18 +412,16 @@ const NAME_SEARCH: &str = concat!(
     "\
 WITH phrase AS MATERIALIZED ( \
     SELECT DISTINCT clients.name_key(p) AS p FROM unnest($1::text[] || $2::text[] || $3::text[]) AS p \
-), gram AS MATERIALIZED ( \
-    SELECT p, g, cardinality(show_trgm(p)) AS n FROM phrase, unnest(show_trgm(p)) AS g \
-     WHERE p IN (SELECT clients.name_key(x) FROM unnest($1::text[] || $2::text[]) AS x \
-                 UNION ALL \
-                 SELECT clients.name_key(x) FROM unnest($3::text[], $4::float8[]) AS s(x, least) \
-                  WHERE least < 0.8) \
+), similar_term AS MATERIALIZED ( \
+    SELECT phrase AS p, term, score FROM clients.similar_name_terms(ARRAY( \
+        SELECT clients.name_key(x) FROM unnest($1::text[] || $2::text[]) AS x \
+        UNION \
+        SELECT clients.name_key(x) FROM unnest($3::text[], $4::float8[]) AS s(x, least) \
+         WHERE least < 0.8), 10) \
 ), variant AS MATERIALIZED ( \
     SELECT p, x FROM phrase, unnest(clients.name_variants(p)) AS x \
 ), scored_term AS ( \
-    SELECT q.p, t.term, count(*)::float8 / (min(q.n) + min(t.grams) - count(*)) AS score \
-      FROM gram q JOIN clients.name_term_grams t ON t.gram = q.g \
-     GROUP BY q.p, t.term \
+    SELECT p, term, score FROM similar_term \
     UNION ALL \
     SELECT DISTINCT q.p, v.term, CASE WHEN v.term = q.p THEN 1.0::float8 \
                              ELSE 1.0 - 1.0 / greatest(length(v.term), length(q.p)) END \
