@@ -9,11 +9,17 @@
 //!   a type, make a column NOT NULL or add a constraint the old version's writes may break.
 //!   What contracts waits for the release after the one that stopped using it.
 //!
+//! And every migration applies as the schema owner a managed PostgreSQL gives, not only as a
+//! superuser.
+//!
 //! `CASEWAY_RELEASE_MIGRATIONS=1 cargo nextest run -p caseway-integration-tests --test
 //! migrations` writes `migrations/released` for a release.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection};
 
 const RELEASED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations/released");
 
@@ -179,5 +185,66 @@ fn released_migrations_never_change_and_new_ones_only_expand() {
              still serves during an upgrade:\n{}",
             broken.join("\n")
         );
+    }
+}
+
+/// Every migration applies as the owner of the database who is not a superuser, as a managed
+/// PostgreSQL gives it: a role that may create roles, and a member of `caseway_system` with
+/// the admin option (which it has when it created that role itself; the role exists already on
+/// this server). Handing a function to `caseway_system` takes that role's right to create in
+/// the function's schema, and a superuser never shows that it lacks one.
+#[tokio::test]
+async fn migrations_apply_as_an_owner_that_is_not_a_superuser() {
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let role = format!("caseway_test_owner_{suffix}");
+    let database = format!("caseway_test_{suffix}");
+    let base = caseway_test_support::postgres_url();
+    let mut admin = sqlx::PgConnection::connect(&format!("{base}/postgres"))
+        .await
+        .unwrap();
+    let run = async |admin: &mut sqlx::PgConnection, statement: String| {
+        sqlx::query(sqlx::AssertSqlSafe(statement))
+            .execute(admin)
+            .await
+            .unwrap();
+    };
+    // The roles the first migration creates, for a server where no test has run yet.
+    caseway_platform::db::migrate(
+        &format!("{base}/{database}"),
+        &[&caseway_platform::MIGRATOR],
+    )
+    .await
+    .unwrap();
+    run(
+        &mut admin,
+        format!("DROP DATABASE \"{database}\" WITH (FORCE)"),
+    )
+    .await;
+    run(
+        &mut admin,
+        format!("CREATE ROLE \"{role}\" LOGIN CREATEROLE"),
+    )
+    .await;
+    run(
+        &mut admin,
+        format!("GRANT caseway_system TO \"{role}\" WITH ADMIN OPTION"),
+    )
+    .await;
+    run(
+        &mut admin,
+        format!("CREATE DATABASE \"{database}\" OWNER \"{role}\""),
+    )
+    .await;
+    let options: PgConnectOptions = format!("{base}/{database}").parse().unwrap();
+    let url = options.username(&role).to_url_lossy().to_string();
+    let migrated = caseway_platform::db::migrate(&url, &caseway::migrators()).await;
+    run(
+        &mut admin,
+        format!("DROP DATABASE \"{database}\" WITH (FORCE)"),
+    )
+    .await;
+    run(&mut admin, format!("DROP ROLE \"{role}\"")).await;
+    if let Err(error) = migrated {
+        panic!("migrating as {role}: {error:#}");
     }
 }
