@@ -202,11 +202,13 @@ async fn migrations_apply_as_an_owner_that_is_not_a_superuser() {
     let mut admin = sqlx::PgConnection::connect(&format!("{base}/postgres"))
         .await
         .unwrap();
-    let run = async |admin: &mut sqlx::PgConnection, statement: String| {
-        sqlx::query(sqlx::AssertSqlSafe(statement))
-            .execute(admin)
-            .await
-            .unwrap();
+    let run = async |admin: &mut sqlx::PgConnection, statements: &[String]| {
+        for statement in statements {
+            sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))
+                .execute(&mut *admin)
+                .await
+                .unwrap();
+        }
     };
     // The roles the first migration creates, for a server where no test has run yet.
     caseway_platform::db::migrate(
@@ -215,24 +217,15 @@ async fn migrations_apply_as_an_owner_that_is_not_a_superuser() {
     )
     .await
     .unwrap();
+    let drop_database = format!("DROP DATABASE \"{database}\" WITH (FORCE)");
     run(
         &mut admin,
-        format!("DROP DATABASE \"{database}\" WITH (FORCE)"),
-    )
-    .await;
-    run(
-        &mut admin,
-        format!("CREATE ROLE \"{role}\" LOGIN CREATEROLE"),
-    )
-    .await;
-    run(
-        &mut admin,
-        format!("GRANT caseway_system TO \"{role}\" WITH ADMIN OPTION"),
-    )
-    .await;
-    run(
-        &mut admin,
-        format!("CREATE DATABASE \"{database}\" OWNER \"{role}\""),
+        &[
+            drop_database.clone(),
+            format!("CREATE ROLE \"{role}\" LOGIN CREATEROLE"),
+            format!("GRANT caseway_system TO \"{role}\" WITH ADMIN OPTION"),
+            format!("CREATE DATABASE \"{database}\" OWNER \"{role}\""),
+        ],
     )
     .await;
     let options: PgConnectOptions = format!("{base}/{database}").parse().unwrap();
@@ -240,10 +233,9 @@ async fn migrations_apply_as_an_owner_that_is_not_a_superuser() {
     let migrated = caseway_platform::db::migrate(&url, &caseway::migrators()).await;
     run(
         &mut admin,
-        format!("DROP DATABASE \"{database}\" WITH (FORCE)"),
+        &[drop_database, format!("DROP ROLE \"{role}\"")],
     )
     .await;
-    run(&mut admin, format!("DROP ROLE \"{role}\"")).await;
     if let Err(error) = migrated {
         panic!("migrating as {role}: {error:#}");
     }

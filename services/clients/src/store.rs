@@ -408,6 +408,10 @@ macro_rules! single_arm {
 /// score and id, can use no more. Pairs name few clients, and are read whole (a pair's client
 /// is read at its best pair when it is on the page; the check that no single name beats the
 /// pair is skipped when no single name matched, as for most two-word searches).
+///
+/// Ten, the terms kept of each phrase, is written twice: asked of `similar_name_terms` (its best
+/// ten suffice, since the best ten of both ways of matching are among each way's best ten) and
+/// as the cut of `matched`.
 const NAME_SEARCH: &str = concat!(
     "\
 WITH phrase AS MATERIALIZED ( \
