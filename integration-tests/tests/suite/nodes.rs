@@ -536,3 +536,165 @@ async fn one_tenant_spending_its_rate_limit_does_not_slow_another() {
         .await
         .expect("another tenant is not limited by the noisy one");
 }
+
+/// GetClient answers from a replica's cache of clients: its own changes are seen at once,
+/// another replica's once their event arrives, and while the replica cannot hear those events
+/// (its broker connection cut) it reads PostgreSQL instead, so a change made meanwhile is
+/// never hidden behind what it had cached. The cache is per tenant.
+#[tokio::test]
+async fn a_replica_answers_get_client_from_its_cache_only_while_it_hears_client_events() {
+    use caseway_api::clients::v1 as cpb;
+    use caseway_integration_tests::tenants::{client, clients_tenant};
+
+    let env = TestEnv::new().await;
+    let writer = env.start(&Target::ALL).await;
+    let proxy = Proxy::start(5672).await;
+    let mut config = env.config();
+    config.amqp_url = proxy.amqp_url();
+    let reader = env.start_with(config, &Target::ALL).await;
+    let (tenant, worker) = clients_tenant(&env, &writer, "client-cache").await;
+    let (_, other_worker) = clients_tenant(&env, &writer, "client-cache-other").await;
+
+    let created = writer
+        .clients
+        .clone()
+        .create_client(authed(
+            &worker,
+            cpb::CreateClientRequest {
+                request_id: String::new(),
+                client: Some(client("Ana", "Reyes", "", (1980, 1, 2))),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .client
+        .unwrap();
+    let get = |node: &caseway_integration_tests::TestNode, token: &str| {
+        let (mut clients, token, id) =
+            (node.clients.clone(), token.to_string(), created.id.clone());
+        async move {
+            clients
+                .get_client(authed(&token, cpb::GetClientRequest { id, ssn_view: 0 }))
+                .await
+                .map(|reply| reply.into_inner().client.unwrap())
+        }
+    };
+    let rename = |last: &'static str| {
+        let (mut clients, worker, id) =
+            (writer.clients.clone(), worker.clone(), created.id.clone());
+        async move {
+            clients
+                .update_client(authed(
+                    &worker,
+                    cpb::UpdateClientRequest {
+                        client: Some(cpb::Client {
+                            id,
+                            last_name: last.into(),
+                            ..Default::default()
+                        }),
+                        update_mask: Some(prost_types::FieldMask {
+                            paths: vec!["last_name".into()],
+                        }),
+                    },
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+                .client
+                .unwrap()
+        }
+    };
+    let reads = |node: &caseway_integration_tests::TestNode, last: &'static str| {
+        let get = get(node, &worker);
+        async move {
+            let found = get.await.unwrap();
+            if found.last_name == last {
+                Ok(())
+            } else {
+                Err(found.last_name)
+            }
+        }
+    };
+
+    // Both replicas hold the client; another tenant asking for the same id finds nothing.
+    assert_eq!(get(&writer, &worker).await.unwrap().last_name, "Reyes");
+    eventually(
+        "the reader reading the client",
+        Duration::from_secs(10),
+        || reads(&reader, "Reyes"),
+    )
+    .await;
+    for node in [&writer, &reader] {
+        let status = get(node, &other_worker).await.unwrap_err();
+        assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    }
+
+    // The replica that changes a client reads its change at once; the other once the event
+    // arrives.
+    rename("Reyes-Ortiz").await;
+    assert_eq!(
+        get(&writer, &worker).await.unwrap().last_name,
+        "Reyes-Ortiz"
+    );
+    eventually(
+        "the reader hearing the update",
+        Duration::from_secs(10),
+        || reads(&reader, "Reyes-Ortiz"),
+    )
+    .await;
+
+    // Cut off from the broker, the reader cannot hear the next change: it must read it from
+    // PostgreSQL, not answer what it cached before.
+    proxy.cut();
+    rename("Ortiz").await;
+    eventually(
+        "the cut-off reader reading the change",
+        Duration::from_secs(10),
+        || reads(&reader, "Ortiz"),
+    )
+    .await;
+
+    // Back on the broker, it follows changes again, deletions included.
+    proxy.restore();
+    rename("Ortiz-Reyes").await;
+    eventually(
+        "the reader hearing the update again",
+        Duration::from_secs(20),
+        || reads(&reader, "Ortiz-Reyes"),
+    )
+    .await;
+    let current = get(&writer, &worker).await.unwrap();
+    let supervisor = env.token(tenant, &[Role::Supervisor], &[]);
+    writer
+        .clients
+        .clone()
+        .delete_client(authed(
+            &supervisor,
+            cpb::DeleteClientRequest {
+                id: current.id.clone(),
+                etag: current.etag.clone(),
+                reason: "duplicate record".into(),
+            },
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        get(&writer, &worker).await.unwrap_err().code(),
+        Code::NotFound
+    );
+    eventually(
+        "the reader hearing the deletion",
+        Duration::from_secs(10),
+        || {
+            let get = get(&reader, &worker);
+            async move {
+                match get.await {
+                    Err(status) if status.code() == Code::NotFound => Ok(()),
+                    other => Err(format!("{other:?}")),
+                }
+            }
+        },
+    )
+    .await;
+}

@@ -62,6 +62,15 @@ pub fn client_deleted(client: &Client) -> Outgoing<ClientChanged> {
     client_event("clients.client_deleted.v1", client, vec![])
 }
 
+/// The events after which a cached client is stale (a create needs none: a client that was
+/// not found is not cached).
+pub fn client_changes() -> Vec<String> {
+    ["clients.client_updated.v1", "clients.client_deleted.v1"]
+        .into_iter()
+        .map(String::from)
+        .collect()
+}
+
 fn enrollment_event(
     event_type: &'static str,
     enrollment: &Enrollment,

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod assessments;
 pub mod barriers;
+pub mod cache;
 pub mod convert;
 pub mod domain;
 pub mod events;
@@ -44,7 +45,13 @@ pub fn register(
         &platform.config.data_dir,
     )
     .context("the tenants' PII keys (CASEWAY_PII_TENANT_KEYS)")?;
-    let clients = service::Clients::new(platform.clone(), Arc::new(keys), catalog.clone());
+    let cache = Arc::new(cache::ClientCache::new());
+    let clients = service::Clients::new(
+        platform.clone(),
+        Arc::new(keys),
+        catalog.clone(),
+        cache.clone(),
+    );
     node.add_service(
         ClientsServiceServer::new(api::ClientsApi::new(Arc::new(clients)))
             .max_decoding_message_size(platform.config.grpc_max_message_bytes),
@@ -59,5 +66,9 @@ pub fn register(
         BarriersServiceServer::new(barriers::api::BarriersApi::new(Arc::new(barriers)))
             .max_decoding_message_size(platform.config.grpc_max_message_bytes),
     );
+    let bus = platform.bus.clone();
+    node.add_worker("client-cache", move |token| {
+        cache.follow_events(bus, events::client_changes(), token)
+    });
     Ok(())
 }

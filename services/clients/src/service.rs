@@ -25,6 +25,7 @@ use caseway_platform::server::Platform;
 use caseway_platform::validate::Violations;
 use caseway_platform::{Scoped, TenantId};
 
+use crate::cache::ClientCache;
 use crate::convert;
 use crate::domain::*;
 use crate::events;
@@ -136,12 +137,19 @@ pub struct Clients {
     platform: Arc<Platform>,
     keys: Arc<TenantKeys>,
     catalog: Arc<Catalog>,
+    /// Clients as GetClient shows them with the SSN masked.
+    cache: Arc<ClientCache>,
     /// Whole-SSN searches that found no one, per user and hour.
     ssn_misses: FailureLimit,
 }
 
 impl Clients {
-    pub fn new(platform: Arc<Platform>, keys: Arc<TenantKeys>, catalog: Arc<Catalog>) -> Self {
+    pub fn new(
+        platform: Arc<Platform>,
+        keys: Arc<TenantKeys>,
+        catalog: Arc<Catalog>,
+        cache: Arc<ClientCache>,
+    ) -> Self {
         let ssn_misses = FailureLimit::new(
             platform.redis.clone(),
             "ssn-search-misses",
@@ -152,6 +160,7 @@ impl Clients {
             platform,
             keys,
             catalog,
+            cache,
             ssn_misses,
         }
     }
@@ -281,19 +290,30 @@ impl Clients {
     }
 
     /// The client, with its SSN whole when asked for (which takes the permission to see it,
-    /// and is audited when there is one to show).
-    pub async fn get(&self, caller: &Caller, input: ClientRead) -> Result<(Client, Option<Ssn>)> {
+    /// and is audited when there is one to show). With the SSN masked, from the cache of
+    /// clients when it holds it (the hot read path; docs/api.md says how fresh it is).
+    pub async fn get(
+        &self,
+        caller: &Caller,
+        input: ClientRead,
+    ) -> Result<(Arc<Client>, Option<Ssn>)> {
         if input.whole_ssn {
             may_see_whole_ssn(&caller.principal, "seeing")?;
         }
         let (tenant, id) = (caller.tenant, input.id);
         if !input.whole_ssn {
-            // Nothing to audit: one statement, no transaction.
-            let mut read = self.platform.db.tenant_statements(tenant).await?;
-            let record = store::read(&mut read, id).await?;
-            read.done();
-            let record = record.ok_or_else(|| Error::not_found("client", id))?;
-            return Ok((record.client, None));
+            let client = self
+                .cache
+                .get_or_load(tenant, id, || async {
+                    // Nothing to audit: one statement, no transaction.
+                    let mut read = self.platform.db.tenant_statements(tenant).await?;
+                    let record = store::read(&mut read, id).await?;
+                    read.done();
+                    Ok::<_, Error>(record.map(|record| record.client))
+                })
+                .await?
+                .ok_or_else(|| Error::not_found("client", id))?;
+            return Ok((client, None));
         }
         let mut tx = self.platform.db.tenant_tx(tenant).await?;
         let record = store::load(tx.conn(), id, false)
@@ -311,7 +331,7 @@ impl Clients {
             .await?;
         }
         tx.commit().await?;
-        Ok((record.client, ssn))
+        Ok((Arc::new(record.client), ssn))
     }
 
     /// Changes the masked fields of a client; the stored client when nothing changes.
@@ -353,6 +373,7 @@ impl Clients {
         .await?;
         outbox::enqueue(&mut tx, events::client_updated(&stored, changed).event()).await?;
         tx.commit().await?;
+        self.cache.invalidate(tenant, id);
         Ok(stored)
     }
 
@@ -367,6 +388,7 @@ impl Clients {
         audit_client(&mut tx, &caller.principal, "clients.client.delete", id, &[]).await?;
         outbox::enqueue(&mut tx, events::client_deleted(&record.client).event()).await?;
         tx.commit().await?;
+        self.cache.invalidate(caller.tenant, id);
         Ok(())
     }
 

@@ -44,8 +44,6 @@ pub struct Catalog {
     pub restrictions: Arc<Restrictions>,
     /// The service asking (`records`), naming its workers.
     caller: &'static str,
-    /// Whether workers drop entries as events arrive: without them nothing is cached.
-    following: std::sync::atomic::AtomicBool,
 }
 
 fn state_active(state: i32) -> Result<bool> {
@@ -122,7 +120,6 @@ impl Catalog {
             providers: Arc::new(KeyedCache::new()),
             code_values: Arc::new(KeyedCache::new()),
             caller,
-            following: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -134,7 +131,6 @@ impl Catalog {
                 .map(|verb| format!("catalog.{kind}_{verb}.v1"))
                 .collect()
         }
-        self.following.store(true, Ordering::Release);
         let caller = self.caller;
         follow(
             node,
@@ -174,10 +170,6 @@ impl Catalog {
         });
     }
 
-    fn following(&self) -> bool {
-        self.following.load(Ordering::Acquire)
-    }
-
     /// The service as the catalog shows it to some caller of the tenant; visibility to this
     /// caller is the domain's check, so it may be cached whoever asked.
     pub async fn service(
@@ -185,12 +177,8 @@ impl Catalog {
         caller: &Caller,
         id: ServiceId,
     ) -> Result<Option<Arc<ServiceFacts>>> {
-        cached(
-            self.following(),
-            &self.services,
-            caller.tenant,
-            id.0,
-            || async {
+        self.services
+            .get_or_load(caller.tenant, id.0, || async {
                 let reply = call::get(
                     PEER,
                     || Ok(caller.forward(pb::GetServiceRequest { id: id.to_string() })),
@@ -204,18 +192,13 @@ impl Catalog {
                     Some(service) => service_facts(id, service).map(Some),
                     None => Ok(None),
                 }
-            },
-        )
-        .await
+            })
+            .await
     }
 
     pub async fn grant(&self, caller: &Caller, id: GrantId) -> Result<Option<Arc<GrantFacts>>> {
-        cached(
-            self.following(),
-            &self.grants,
-            caller.tenant,
-            id.0,
-            || async {
+        self.grants
+            .get_or_load(caller.tenant, id.0, || async {
                 let reply = call::get(
                     PEER,
                     || Ok(caller.forward(pb::GetGrantRequest { id: id.to_string() })),
@@ -237,18 +220,14 @@ impl Catalog {
                         })?,
                     end_date: call::date(PEER, "grant end date", grant.end_date.as_ref())?,
                 }))
-            },
-        )
-        .await
+            })
+            .await
     }
 
     pub async fn provider_exists(&self, caller: &Caller, id: Uuid) -> Result<bool> {
-        let found_one = cached(
-            self.following(),
-            &self.providers,
-            caller.tenant,
-            id,
-            || async {
+        let found_one = self
+            .providers
+            .get_or_load(caller.tenant, id, || async {
                 call::get(
                     PEER,
                     || Ok(caller.forward(pb::GetProviderRequest { id: id.to_string() })),
@@ -259,9 +238,8 @@ impl Catalog {
                 )
                 .await
                 .map(|reply| reply.map(|_| ()))
-            },
-        )
-        .await?;
+            })
+            .await?;
         Ok(found_one.is_some())
     }
 
@@ -270,12 +248,8 @@ impl Catalog {
         caller: &Caller,
         id: Uuid,
     ) -> Result<Option<Arc<CodeValueFacts>>> {
-        cached(
-            self.following(),
-            &self.code_values,
-            caller.tenant,
-            id,
-            || async {
+        self.code_values
+            .get_or_load(caller.tenant, id, || async {
                 let reply = call::get(
                     PEER,
                     || Ok(caller.forward(pb::GetCodeValueRequest { id: id.to_string() })),
@@ -301,9 +275,8 @@ impl Catalog {
                     active: state_active(value.state)?,
                     code: value.code,
                 }))
-            },
-        )
-        .await
+            })
+            .await
     }
 
     /// Whether `id` names a program of the caller's tenant.
@@ -349,26 +322,6 @@ impl Catalog {
             }
             page_token = page.next_page_token;
         }
-    }
-}
-
-/// `cache`'s entry, or what `load` finds; only cached while workers follow the catalog's events.
-async fn cached<V, F, Fut>(
-    following: bool,
-    cache: &KeyedCache<V>,
-    tenant: TenantId,
-    id: Uuid,
-    load: F,
-) -> Result<Option<Arc<V>>>
-where
-    V: Send + Sync + 'static,
-    F: FnOnce() -> Fut,
-    Fut: std::future::Future<Output = Result<Option<V>>>,
-{
-    if following {
-        cache.get_or_load(tenant, id, load).await
-    } else {
-        Ok(load().await?.map(Arc::new))
     }
 }
 

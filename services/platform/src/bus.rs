@@ -755,12 +755,33 @@ pub async fn consume_batches<F, Fut>(
     F: Fn(Vec<Envelope>) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
+    consume_watched(bus, subscription, shutdown, max_batch, |_| {}, handler).await
+}
+
+/// Consumes as [`consume_batches`] does, telling `bound` when the queue is bound and taking
+/// deliveries (`true`) and when that ends (`false`: a lost connection, or shutdown). A private
+/// queue is deleted with its connection, so what was published between a `false` and the next
+/// `true` never arrives: a cache that follows events must not trust what it held across that
+/// gap.
+pub async fn consume_watched<B, F, Fut>(
+    bus: Bus,
+    subscription: Subscription,
+    shutdown: CancellationToken,
+    max_batch: usize,
+    bound: B,
+    handler: F,
+) where
+    B: Fn(bool),
+    F: Fn(Vec<Envelope>) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
     let mut backoff = Duration::from_millis(200);
     while !shutdown.is_cancelled() {
         let result = tokio::select! {
-            result = consume_once(&bus, &subscription, &shutdown, max_batch, &handler) => result,
+            result = consume_once(&bus, &subscription, &shutdown, max_batch, &bound, &handler) => result,
             _ = shutdown.cancelled() => Ok(()),
         };
+        bound(false);
         match result {
             Ok(()) => backoff = Duration::from_millis(200),
             Err(error) => {
@@ -775,14 +796,16 @@ pub async fn consume_batches<F, Fut>(
     }
 }
 
-async fn consume_once<F, Fut>(
+async fn consume_once<B, F, Fut>(
     bus: &Bus,
     subscription: &Subscription,
     shutdown: &CancellationToken,
     max_batch: usize,
+    bound: &B,
     handler: &F,
 ) -> anyhow::Result<()>
 where
+    B: Fn(bool),
     F: Fn(Vec<Envelope>) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
@@ -895,6 +918,7 @@ where
         }
     }
     tracing::debug!(queue = %queue_name, "consumer started");
+    bound(true);
     // Up to `concurrency` handler calls at once, whether of batches or of the events of one
     // message; the first broken delivery stream ends this connection (the caller reconnects).
     let concurrency = subscription.concurrency.max(1);

@@ -1,22 +1,29 @@
 //! An in-process cache of tenant-owned entries for hot read paths, dropped when this process
 //! changes an entry and when an event says another process did. A generation counter keeps a
 //! read that raced with an invalidation from caching what it read.
+//!
+//! The cache serves only while it hears every change: while its private queue of events is
+//! bound. Before that, and from a lost connection to the next binding (a private queue dies
+//! with its connection, and the events published meanwhile with it), every read loads and
+//! nothing is kept; each binding starts from an empty cache.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::TenantId;
-use crate::bus::{Bus, Subscription, consume};
+use crate::bus::{Bus, Subscription, consume_watched};
 
 type Key = (TenantId, Uuid);
 
 pub struct KeyedCache<V> {
     entries: Mutex<HashMap<Key, Arc<V>>>,
     generation: AtomicU64,
+    /// Whether the events that drop entries are heard (see the module's comment).
+    live: AtomicBool,
     capacity: usize,
 }
 
@@ -25,6 +32,7 @@ impl<V> Default for KeyedCache<V> {
         KeyedCache {
             entries: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
+            live: AtomicBool::new(false),
             capacity: 50_000,
         }
     }
@@ -36,6 +44,9 @@ impl<V: Send + Sync + 'static> KeyedCache<V> {
     }
 
     pub fn get(&self, tenant: TenantId, id: Uuid) -> Option<Arc<V>> {
+        if !self.live.load(Ordering::Acquire) {
+            return None;
+        }
         self.lock().get(&(tenant, id)).cloned()
     }
 
@@ -48,7 +59,9 @@ impl<V: Send + Sync + 'static> KeyedCache<V> {
     /// full, the cache starts over.
     pub fn insert(&self, tenant: TenantId, id: Uuid, value: Arc<V>, generation: u64) {
         let mut entries = self.lock();
-        if self.generation.load(Ordering::Acquire) != generation {
+        if self.generation.load(Ordering::Acquire) != generation
+            || !self.live.load(Ordering::Acquire)
+        {
             return;
         }
         if entries.len() >= self.capacity {
@@ -87,6 +100,15 @@ impl<V: Send + Sync + 'static> KeyedCache<V> {
         entries.remove(&(tenant, id));
     }
 
+    /// Whether the events that drop entries are heard: either way the cache starts over, since
+    /// what it held may have changed unheard.
+    pub fn set_live(&self, live: bool) {
+        let mut entries = self.lock();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        entries.clear();
+        self.live.store(live, Ordering::Release);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Arc<V>>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -105,11 +127,15 @@ impl<V: Send + Sync + 'static> KeyedCache<V> {
             bindings: event_types,
             concurrency: 1,
         };
-        consume(bus, subscription, shutdown, |envelope| {
+        let watched = self.clone();
+        let bound = move |live| watched.set_live(live);
+        consume_watched(bus, subscription, shutdown, 1, bound, |events| {
             let cache = self.clone();
             async move {
-                if let Ok(id) = envelope.subject.parse() {
-                    cache.invalidate(envelope.tenant_id, id);
+                for envelope in events {
+                    if let Ok(id) = envelope.subject.parse() {
+                        cache.invalidate(envelope.tenant_id, id);
+                    }
                 }
                 Ok(())
             }
