@@ -21,7 +21,7 @@ use crate::domain::{AuthorizationRow, RecordDraw};
 /// The `source` of every event the authorizations service publishes.
 pub const SOURCE: &str = "caseway/authorizations";
 
-/// The inbox name of the drawdown consumer, and its queue's.
+/// The name of the drawdown consumer (its queue is named after it).
 pub const CONSUMER: &str = "authorizations.drawdown";
 
 pub const RECORD_DELETED: &str = "records.service_deleted.v1";

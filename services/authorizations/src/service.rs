@@ -24,7 +24,6 @@ use caseway_platform::caller::Caller;
 use caseway_platform::error::{Error, Result};
 use caseway_platform::etag::check_version;
 use caseway_platform::idempotency::{self, Claim, Key};
-use caseway_platform::inbox;
 use caseway_platform::outbox;
 use caseway_platform::paging::Page;
 use caseway_platform::validate::{self, Violations};
@@ -118,13 +117,9 @@ async fn give_back(
     held: Held,
 ) -> Result<bool> {
     let mut tx = db.tenant_tx(tenant).await?;
-    if store::load(tx.conn(), authorization_id, true)
-        .await?
-        .is_none()
-    {
+    let Some(before) = store::lock_draw(tx.conn(), authorization_id, record_id).await? else {
         return Err(Error::not_found("authorization", authorization_id));
-    }
-    let before = store::draw(tx.conn(), authorization_id, record_id).await?;
+    };
     let after = match held {
         Held::Current { version, attempt } => release(&before, version, attempt),
         Held::Earlier { version } => release_earlier(&before, version),
@@ -757,18 +752,16 @@ impl Authorizations {
         Ok(())
     }
 
-    /// Applies one records event to the draws it concerns, once (the inbox); an event older
-    /// than what is known changes nothing (record versions).
+    /// Applies one records event to the draws it concerns. It keeps no inbox row: applying an
+    /// event again changes nothing, since a draw keeps the record version it counts and an
+    /// event of that version or an older one settles nothing more (`domain::settle`), whether
+    /// it is the same delivery again or the same change under another event id.
     pub async fn apply_record_event(
         &self,
         tenant: TenantId,
-        event_id: Uuid,
         draw: RecordDraw,
     ) -> anyhow::Result<()> {
         let mut tx = self.db.tenant_tx(tenant).await?;
-        if !inbox::first_delivery(&mut tx, events::CONSUMER, event_id).await? {
-            return Ok(());
-        }
         // A record moving from one authorization to another locks both, always in the order
         // of their ids: another record moving the other way at the same moment waits instead
         // of deadlocking.
@@ -776,46 +769,39 @@ impl Authorizations {
             draw.previous.into_iter().chain(draw.current).collect();
         locked.sort();
         locked.dedup();
-        // The ones that are there: the records service checked the authorization when it held
-        // the units, so one that is not is not this tenant's, and there is nothing to count.
+        // The ones that are there, each with the record's draw on it: the records service
+        // checked the authorization when it held the units, so one that is not is not this
+        // tenant's, and there is nothing to count.
         let mut found = Vec::with_capacity(locked.len());
         for authorization_id in locked {
-            if store::load(tx.conn(), authorization_id, true)
-                .await?
-                .is_some()
-            {
-                found.push(authorization_id);
-            } else {
-                tracing::warn!(
+            match store::lock_draw(tx.conn(), authorization_id, draw.record_id).await? {
+                Some(before) => found.push((authorization_id, before)),
+                None => tracing::warn!(
                     %authorization_id,
                     record_id = %draw.record_id,
                     "a service record names an unknown authorization"
-                );
+                ),
             }
         }
+        let before = |id: AuthorizationId| found.iter().find(|(f, _)| *f == id).map(|(_, d)| *d);
         // The record moved to another authorization (or to none): the old one gets its units
         // back.
         if let Some(previous) = draw.previous
             && Some(previous) != draw.current
-            && found.contains(&previous)
+            && let Some(drawn) = before(previous)
         {
-            confirm(
-                &mut tx,
-                tenant,
-                previous,
-                &RecordDraw {
-                    units: Decimal::ZERO,
-                    value: Decimal::ZERO,
-                    service_date: None,
-                    ..draw
-                },
-            )
-            .await?;
+            let back = RecordDraw {
+                units: Decimal::ZERO,
+                value: Decimal::ZERO,
+                service_date: None,
+                ..draw
+            };
+            confirm(&mut tx, tenant, previous, &drawn, &back).await?;
         }
         if let Some(current) = draw.current
-            && found.contains(&current)
+            && let Some(drawn) = before(current)
         {
-            confirm(&mut tx, tenant, current, &draw).await?;
+            confirm(&mut tx, tenant, current, &drawn, &draw).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -834,22 +820,22 @@ impl Authorizations {
 }
 
 /// Counts what a record draws on one authorization (`draw`'s units and value), whose row the
-/// transaction has locked.
+/// transaction has locked and read the record's draw on (`before`).
 async fn confirm(
     tx: &mut impl Scoped,
     tenant: TenantId,
     authorization_id: AuthorizationId,
+    before: &Draw,
     draw: &RecordDraw,
 ) -> anyhow::Result<()> {
-    let before = store::draw(tx.conn(), authorization_id, draw.record_id).await?;
-    if let Some(after) = settle(&before, draw.units, draw.value, draw.version) {
+    if let Some(after) = settle(before, draw.units, draw.value, draw.version) {
         store::save_draw(
             tx.conn(),
             tenant,
             authorization_id,
             draw.record_id,
             draw.service_date,
-            &before,
+            before,
             &after,
         )
         .await?;

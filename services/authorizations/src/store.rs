@@ -163,6 +163,34 @@ struct DrawRow {
     record_version: i64,
 }
 
+/// Locks an authorization's row and reads a record's draw on it, in one statement: None when
+/// the authorization is not there (not the tenant's). Every change to an authorization's draws
+/// takes that lock first, so the draw read under it stands until the transaction ends.
+pub async fn lock_draw(
+    conn: &mut PgConnection,
+    authorization_id: AuthorizationId,
+    record_id: RecordId,
+) -> Result<Option<Draw>> {
+    let row: Option<DrawRow> = sqlx::query_as(
+        "SELECT coalesce(d.held_units, 0) AS held_units, \
+         coalesce(d.held_version, 0) AS held_version, d.held_by, d.held_at, \
+         coalesce(d.earlier_units, 0) AS earlier_units, \
+         coalesce(d.earlier_version, 0) AS earlier_version, \
+         coalesce(d.delivered_units, 0) AS delivered_units, \
+         coalesce(d.delivered_value, 0) AS delivered_value, \
+         coalesce(d.record_version, 0) AS record_version \
+         FROM authorizations.authorizations a LEFT JOIN authorizations.draws d \
+         ON d.tenant_id = a.tenant_id AND d.authorization_id = a.id \
+         AND d.service_record_id = $2 \
+         WHERE a.id = $1 FOR UPDATE OF a",
+    )
+    .bind(authorization_id)
+    .bind(record_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(Draw::from))
+}
+
 /// The draw of a record on an authorization, locked (the authorization's row must be locked
 /// first: every change to its draws goes through that lock).
 pub async fn draw(
@@ -197,8 +225,12 @@ async fn read_draw(
     .bind(record_id)
     .fetch_optional(conn)
     .await?;
-    Ok(row
-        .map(|r| Draw {
+    Ok(row.map(Draw::from).unwrap_or_default())
+}
+
+impl From<DrawRow> for Draw {
+    fn from(r: DrawRow) -> Self {
+        Draw {
             held_units: r.held_units,
             held_version: r.held_version,
             held_by: r.held_by,
@@ -208,8 +240,8 @@ async fn read_draw(
             delivered_units: r.delivered_units,
             delivered_value: r.delivered_value,
             record_version: r.record_version,
-        })
-        .unwrap_or_default())
+        }
+    }
 }
 
 /// Writes a record's draw, and the authorization's sums moved by the difference from

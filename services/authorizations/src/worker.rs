@@ -16,8 +16,8 @@ use crate::events;
 use crate::service::{Authorizations, close_expired};
 
 /// Events applied at once by one replica: the order of a record's events does not matter
-/// (record versions order them, the authorization's row lock serialises its draws, the inbox
-/// drops repeats), so waiting on one transaction does not hold up the others.
+/// (record versions order them and make a repeat change nothing, the authorization's row lock
+/// serialises its draws), so waiting on one transaction does not hold up the others.
 const CONCURRENCY: usize = 8;
 
 /// Adds the drawdown consumer to a node: one durable queue shared by every replica.
@@ -42,7 +42,7 @@ pub fn follow_records(
                 match events::record_draw(&envelope.event_type, &envelope.payload)? {
                     Some(draw) => {
                         authorizations
-                            .apply_record_event(envelope.tenant_id, envelope.id, draw)
+                            .apply_record_event(envelope.tenant_id, draw)
                             .await
                     }
                     None => Ok(()),
