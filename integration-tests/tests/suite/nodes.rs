@@ -644,6 +644,53 @@ async fn a_replica_answers_get_client_from_its_cache_only_while_it_hears_client_
     )
     .await;
 
+    // The reader answers from its cache: a change written past the service (no event) is not
+    // seen, until a caller asks for a fresh read. (Until the reader's queue is bound it reads
+    // PostgreSQL each time, so the change is undone and tried again until the cache holds.)
+    let id = uuid::Uuid::parse_str(&created.id).unwrap();
+    let mut owner = env.db.owner().await;
+    let set_last_name = |last: &'static str| {
+        sqlx::query("UPDATE clients.clients SET last_name = $2 WHERE id = $1")
+            .bind(id)
+            .bind(last)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert_eq!(
+            get(&reader, &worker).await.unwrap().last_name,
+            "Reyes-Ortiz"
+        );
+        set_last_name("Unheard").execute(&mut owner).await.unwrap();
+        if get(&reader, &worker).await.unwrap().last_name == "Reyes-Ortiz" {
+            break;
+        }
+        set_last_name("Reyes-Ortiz")
+            .execute(&mut owner)
+            .await
+            .unwrap();
+        assert!(
+            Instant::now() < deadline,
+            "the reader never cached the client"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut fresh = authed(
+        &worker,
+        cpb::GetClientRequest {
+            id: created.id.clone(),
+            ssn_view: 0,
+        },
+    );
+    fresh
+        .metadata_mut()
+        .insert("cache-control", "no-cache".parse().unwrap());
+    let read = reader.clients.clone().get_client(fresh).await.unwrap();
+    assert_eq!(read.into_inner().client.unwrap().last_name, "Unheard");
+    assert_eq!(
+        get(&reader, &worker).await.unwrap().last_name,
+        "Reyes-Ortiz"
+    );
+
     // Cut off from the broker, the reader cannot hear the next change: it must read it from
     // PostgreSQL, not answer what it cached before.
     proxy.cut();

@@ -1,6 +1,6 @@
 //! The events room of the clients service: what it publishes, each event built as the outbox
-//! takes it (its type, subject and payload; the client in an event is masked as in a reply).
-//! It consumes none.
+//! takes it (its type, subject and payload; the client in an event is masked as in a reply);
+//! and the events after which its own cache of clients is stale (`client_changes`).
 
 use prost::Message;
 

@@ -291,7 +291,8 @@ impl Clients {
 
     /// The client, with its SSN whole when asked for (which takes the permission to see it,
     /// and is audited when there is one to show). With the SSN masked, from the cache of
-    /// clients when it holds it (the hot read path; docs/api.md says how fresh it is).
+    /// clients when it holds it (the hot read path; docs/api.md says how fresh it is), unless
+    /// the caller asks for a fresh read.
     pub async fn get(
         &self,
         caller: &Caller,
@@ -302,17 +303,19 @@ impl Clients {
         }
         let (tenant, id) = (caller.tenant, input.id);
         if !input.whole_ssn {
-            let client = self
-                .cache
-                .get_or_load(tenant, id, || async {
-                    // Nothing to audit: one statement, no transaction.
-                    let mut read = self.platform.db.tenant_statements(tenant).await?;
-                    let record = store::read(&mut read, id).await?;
-                    read.done();
-                    Ok::<_, Error>(record.map(|record| record.client))
-                })
-                .await?
-                .ok_or_else(|| Error::not_found("client", id))?;
+            // Nothing to audit: one statement, no transaction.
+            let load = || async {
+                let mut read = self.platform.db.tenant_statements(tenant).await?;
+                let record = store::read(&mut read, id).await?;
+                read.done();
+                Ok::<_, Error>(record.map(|record| record.client))
+            };
+            let client = if caller.fresh {
+                load().await?.map(Arc::new)
+            } else {
+                self.cache.get_or_load(tenant, id, load).await?
+            };
+            let client = client.ok_or_else(|| Error::not_found("client", id))?;
             return Ok((client, None));
         }
         let mut tx = self.platform.db.tenant_tx(tenant).await?;

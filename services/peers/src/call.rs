@@ -66,18 +66,27 @@ impl Failure {
     }
 }
 
-/// An idempotent lookup of `peer`: the reply, or `None` when the peer has no such thing for
-/// this caller (NOT_FOUND); any other failure is this service's dependency failing.
+/// An idempotent lookup of `peer`, asked for a fresh read: the reply, or `None` when the peer
+/// has no such thing for this caller (NOT_FOUND); any other failure is this service's
+/// dependency failing.
 pub async fn get<Req, Resp, Fut>(
     peer: &'static str,
-    request: impl FnMut() -> Result<tonic::Request<Req>>,
+    mut request: impl FnMut() -> Result<tonic::Request<Req>>,
     send: impl FnMut(tonic::Request<Req>) -> Fut,
 ) -> Result<Option<Resp>>
 where
     Req: caseway_api::Rpc,
     Fut: Future<Output = std::result::Result<tonic::Response<Resp>, tonic::Status>>,
 {
-    match call(peer, Retry::Idempotent, request, send).await {
+    // What a lookup finds is cached here, dropped by the owner's events: it must be what is
+    // stored, not what the owner's own cache (which hears those events apart) still holds.
+    let fresh = || {
+        request().map(|mut message| {
+            caseway_platform::caller::ask_fresh(&mut message);
+            message
+        })
+    };
+    match call(peer, Retry::Idempotent, fresh, send).await {
         Ok(reply) => Ok(Some(reply)),
         Err(Failure::NotFound) => Ok(None),
         Err(failure) => Err(failure.into_error(peer)),

@@ -43,7 +43,8 @@ impl Clients {
             barriers: BarriersServiceClient::new(channel),
             found: Arc::new(KeyedCache::new()),
             enrollments: Arc::new(KeyedCache::new()),
-            barrier_clients: Arc::new(KeyedCache::new()),
+            // A barrier's client never changes.
+            barrier_clients: Arc::new(KeyedCache::unfollowed()),
             caller,
         })
     }

@@ -16,7 +16,7 @@ use caseway_api::eligibility::v1::eligibility_internal_service_client::Eligibili
 use caseway_api::events::v1::RuleChanged;
 use caseway_platform::access::ENFORCE_ELIGIBILITY;
 use caseway_platform::auth::ServiceIdentity;
-use caseway_platform::bus::{self, Bus, Subscription};
+use caseway_platform::bus::Bus;
 use caseway_platform::cache::KeyedCache;
 use caseway_platform::convert::date;
 use caseway_platform::error::{Error, Result, Rule};
@@ -66,26 +66,13 @@ impl Eligibility {
         let (cache, bus) = (self.unbound.clone(), bus.clone());
         let name: &'static str =
             Box::leak(format!("{}-eligibility-cache", self.caller).into_boxed_str());
-        node.add_worker(name, move |shutdown| async move {
-            let subscription = Subscription {
-                queue: None,
-                bindings: vec![RULE_PUBLISHED.into()],
-                concurrency: 1,
-            };
-            bus::consume(bus, subscription, shutdown, |envelope| {
-                let cache = cache.clone();
-                async move {
-                    let change = RuleChanged::decode(envelope.payload.as_slice())?;
-                    if let Some(service) = change
-                        .rule
-                        .and_then(|r| Uuid::parse_str(&r.service_id).ok())
-                    {
-                        cache.invalidate(envelope.tenant_id, service);
-                    }
-                    Ok(())
-                }
+        node.add_worker(name, move |shutdown| {
+            cache.follow_with(bus, vec![RULE_PUBLISHED.into()], shutdown, |envelope| {
+                let change = RuleChanged::decode(envelope.payload.as_slice())?;
+                Ok(change
+                    .rule
+                    .and_then(|r| Uuid::parse_str(&r.service_id).ok()))
             })
-            .await;
         });
     }
 

@@ -938,6 +938,8 @@ where
             handle_batch(batch, handler, &consuming)
         })
         .await;
+    // Said before the close, which can wait on a connection that is already gone.
+    bound(false);
     let _ = connection.close(200, "consumer stopped".into()).await;
     result
 }

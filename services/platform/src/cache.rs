@@ -5,22 +5,31 @@
 //! The cache serves only while it hears every change: while its private queue of events is
 //! bound. Before that, and from a lost connection to the next binding (a private queue dies
 //! with its connection, and the events published meanwhile with it), every read loads and
-//! nothing is kept; each binding starts from an empty cache.
+//! nothing is kept; each binding starts from an empty cache. An entry also lives no longer
+//! than [`MAX_AGE`], whatever the events say: a connection lost without a word is noticed only
+//! by its heartbeat, and events can wait behind a relay that cannot publish.
+//!
+//! A cache of facts that never change once made (the client a barrier belongs to) follows no
+//! events: [`KeyedCache::unfollowed`].
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::TenantId;
-use crate::bus::{Bus, Subscription, consume_watched};
+use crate::bus::{Bus, Envelope, Subscription, consume_watched};
 
 type Key = (TenantId, Uuid);
 
+/// How long an entry is trusted without a read of its own.
+pub const MAX_AGE: Duration = Duration::from_secs(60);
+
 pub struct KeyedCache<V> {
-    entries: Mutex<HashMap<Key, Arc<V>>>,
+    entries: Mutex<HashMap<Key, (Arc<V>, Instant)>>,
     generation: AtomicU64,
     /// Whether the events that drop entries are heard (see the module's comment).
     live: AtomicBool,
@@ -39,15 +48,27 @@ impl<V> Default for KeyedCache<V> {
 }
 
 impl<V: Send + Sync + 'static> KeyedCache<V> {
+    /// A cache that serves once [`follow_events`](Self::follow_events) (or
+    /// [`follow_with`](Self::follow_with)) hears its events.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A cache of facts that no event changes: it serves from the start, each entry for
+    /// [`MAX_AGE`].
+    pub fn unfollowed() -> Self {
+        let cache = Self::default();
+        cache.live.store(true, Ordering::Release);
+        cache
     }
 
     pub fn get(&self, tenant: TenantId, id: Uuid) -> Option<Arc<V>> {
         if !self.live.load(Ordering::Acquire) {
             return None;
         }
-        self.lock().get(&(tenant, id)).cloned()
+        let entries = self.lock();
+        let (value, at) = entries.get(&(tenant, id))?;
+        (at.elapsed() < MAX_AGE).then(|| value.clone())
     }
 
     /// Read before loading; pass to [`insert`](Self::insert).
@@ -56,7 +77,7 @@ impl<V: Send + Sync + 'static> KeyedCache<V> {
     }
 
     /// Caches what a read loaded, unless an invalidation happened since `generation`. When
-    /// full, the cache starts over.
+    /// full, it drops what is too old, and starts over if that is not enough.
     pub fn insert(&self, tenant: TenantId, id: Uuid, value: Arc<V>, generation: u64) {
         let mut entries = self.lock();
         if self.generation.load(Ordering::Acquire) != generation
@@ -65,9 +86,12 @@ impl<V: Send + Sync + 'static> KeyedCache<V> {
             return;
         }
         if entries.len() >= self.capacity {
-            entries.clear();
+            entries.retain(|_, (_, at)| at.elapsed() < MAX_AGE);
+            if entries.len() >= self.capacity {
+                entries.clear();
+            }
         }
-        entries.insert((tenant, id), value);
+        entries.insert((tenant, id), (value, Instant::now()));
     }
 
     /// The cached entry, or what `load` finds (cached unless an invalidation raced with it).
@@ -109,7 +133,7 @@ impl<V: Send + Sync + 'static> KeyedCache<V> {
         self.live.store(live, Ordering::Release);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Arc<V>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, (Arc<V>, Instant)>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -122,6 +146,23 @@ impl<V: Send + Sync + 'static> KeyedCache<V> {
         event_types: Vec<String>,
         shutdown: CancellationToken,
     ) {
+        self.follow_with(bus, event_types, shutdown, |envelope| {
+            Ok(envelope.subject.parse().ok())
+        })
+        .await
+    }
+
+    /// As [`follow_events`](Self::follow_events), for events that name the entry otherwise:
+    /// `entry_of` reads the id of the entry an event changes (None: none of this cache's).
+    pub async fn follow_with<F>(
+        self: Arc<Self>,
+        bus: Bus,
+        event_types: Vec<String>,
+        shutdown: CancellationToken,
+        entry_of: F,
+    ) where
+        F: Fn(&Envelope) -> anyhow::Result<Option<Uuid>>,
+    {
         let subscription = Subscription {
             queue: None,
             bindings: event_types,
@@ -129,11 +170,12 @@ impl<V: Send + Sync + 'static> KeyedCache<V> {
         };
         let watched = self.clone();
         let bound = move |live| watched.set_live(live);
+        let entry_of = &entry_of;
         consume_watched(bus, subscription, shutdown, 1, bound, |events| {
             let cache = self.clone();
             async move {
                 for envelope in events {
-                    if let Ok(id) = envelope.subject.parse() {
+                    if let Some(id) = entry_of(&envelope)? {
                         cache.invalidate(envelope.tenant_id, id);
                     }
                 }

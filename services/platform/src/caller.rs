@@ -15,6 +15,36 @@ pub struct Caller {
     pub tenant: TenantId,
     /// The caller's `authorization` metadata, forwarded on calls made on its behalf.
     pub authorization: Option<Authorization>,
+    /// The caller asked for a read of PostgreSQL, not of a replica's cache (`cache-control:
+    /// no-cache` metadata; see [`ask_fresh`]).
+    pub fresh: bool,
+}
+
+/// The metadata by which a caller asks for what is stored now rather than what a replica's
+/// cache holds (docs/api.md).
+pub const CACHE_CONTROL: &str = "cache-control";
+
+/// Whether `request` asks for a fresh read (`cache-control: no-cache`).
+fn wants_fresh<T>(request: &tonic::Request<T>) -> bool {
+    request
+        .metadata()
+        .get(CACHE_CONTROL)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| {
+            value
+                .split(',')
+                .any(|directive| directive.trim().eq_ignore_ascii_case("no-cache"))
+        })
+}
+
+/// Asks the service `request` goes to for a fresh read: a peer filling a cache of its own must
+/// not fill it from another replica's cache, which may not yet have heard the change the
+/// peer's own cache just dropped.
+pub fn ask_fresh<T>(request: &mut tonic::Request<T>) {
+    request.metadata_mut().insert(
+        CACHE_CONTROL,
+        tonic::metadata::MetadataValue::from_static("no-cache"),
+    );
 }
 
 impl Caller {
@@ -27,6 +57,7 @@ impl Caller {
             authorization: authorization_of(request),
             principal,
             tenant,
+            fresh: wants_fresh(request),
         })
     }
 
@@ -50,6 +81,7 @@ impl Caller {
             authorization: authorization_of(request),
             principal,
             tenant,
+            fresh: wants_fresh(request),
         })
     }
 
