@@ -2,7 +2,8 @@
 //! against their clients' approved authorizations over real gRPC; each, once RecordService
 //! answers (the record is committed), waits until the authorization counts it as delivered.
 //! That path is the outbox relay, RabbitMQ, the drawdown consumer and its transaction. Prints p50, p99 and max
-//! (target p99 under 50 ms) and the recordings per second it held.
+//! (target p99 at most 20 ms and max at most 50 ms; the authorizations work first asked p99
+//! under 50 ms) and the recordings per second it held.
 //!
 //!     cargo bench -p caseway-integration-tests --bench authorization_drawdown
 //!
@@ -97,12 +98,13 @@ async fn run() {
         latencies.len(),
         latencies.len() as f64 / elapsed
     );
+    let max = *latencies.last().unwrap();
     println!(
-        "commit -> utilization: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (target p99 < 50 ms: {})",
+        "commit -> utilization: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (target p99 <= 20 ms and max <= 50 ms: {})",
         ms(at(0.5)),
         ms(p99),
-        ms(*latencies.last().unwrap()),
-        if p99 < Duration::from_millis(50) {
+        ms(max),
+        if p99 <= Duration::from_millis(20) && max <= Duration::from_millis(50) {
             "met"
         } else {
             "NOT met"
