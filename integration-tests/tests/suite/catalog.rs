@@ -788,3 +788,63 @@ async fn providers_are_found_by_name_with_typos() {
         .into_inner();
     assert_eq!(names(vendors), ["Brightside Legal Aid"]);
 }
+
+/// GetService answers from the replica's cache of services; `cache-control: no-cache` asks for
+/// what is stored now (docs/api.md). A change written past the service (no event) shows the
+/// difference: the cached read keeps the name it had, the fresh read finds the new one.
+#[tokio::test]
+async fn get_service_asked_with_no_cache_reads_what_is_stored() {
+    let env = TestEnv::new().await;
+    let node = env.start(&caseway::Target::ALL).await;
+    let tenant = node.create_tenant(&env, "fresh-read").await;
+    let admin = env.token(tenant, &[Role::TenantAdmin], &[]);
+    let created = create_service(&node, &admin, service("FR")).await.unwrap();
+    let id = Uuid::parse_str(&created.id).unwrap();
+    let get = |fresh: bool| {
+        let (mut catalog, admin, id) = (node.catalog.clone(), admin.clone(), created.id.clone());
+        async move {
+            let mut request = authed(&admin, pb::GetServiceRequest { id });
+            if fresh {
+                request
+                    .metadata_mut()
+                    .insert("cache-control", "no-cache".parse().unwrap());
+            }
+            catalog
+                .get_service(request)
+                .await
+                .unwrap()
+                .into_inner()
+                .service
+                .unwrap()
+                .name
+        }
+    };
+    let mut owner = env.db.owner().await;
+    let rename = |name: &'static str| {
+        sqlx::query("UPDATE catalog.services SET name = $2 WHERE id = $1")
+            .bind(id)
+            .bind(name)
+    };
+    // Until the cache's queue is bound every read goes to PostgreSQL: undo and try again
+    // until a read is answered from the cache.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        assert_eq!(get(false).await, "Service FR");
+        rename("Renamed unheard").execute(&mut owner).await.unwrap();
+        if get(false).await == "Service FR" {
+            break;
+        }
+        rename("Service FR").execute(&mut owner).await.unwrap();
+        assert!(
+            std::time::Instant::now() < deadline,
+            "GetService never answered from its cache"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(get(true).await, "Renamed unheard");
+    assert_eq!(
+        get(false).await,
+        "Service FR",
+        "a fresh read leaves the cache as it was"
+    );
+}
