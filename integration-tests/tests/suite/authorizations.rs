@@ -776,6 +776,32 @@ async fn deletes_give_units_back_and_redelivered_events_change_nothing() {
     })
     .await;
     assert_eq!(u.delivered_units, "2", "an older version changes nothing");
+
+    // With no inbox, the drawdown itself leaves a purged tenant's late events alone: while
+    // the tenant is marked purged its authorizations count as not there.
+    let authorization_id =
+        caseway_platform::AuthorizationId(Uuid::parse_str(&authorization.id).unwrap());
+    let mut owner = env.db.owner().await;
+    let purged = |at: &'static str| {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE tenancy.tenants SET purged_at = {at} WHERE id = $1"
+        )))
+        .bind(f.tenant.as_uuid())
+    };
+    let lock = || async {
+        let mut tx = env.db.db.tenant_tx(f.tenant).await.unwrap();
+        caseway_authorizations::store::lock_draw(
+            tx.conn(),
+            authorization_id,
+            caseway_platform::RecordId::new(),
+        )
+        .await
+        .unwrap()
+    };
+    assert!(lock().await.is_some(), "an authorization of the tenant");
+    purged("now()").execute(&mut owner).await.unwrap();
+    assert!(lock().await.is_none(), "none while the tenant is purged");
+    purged("NULL").execute(&mut owner).await.unwrap();
     node.shutdown().await;
 }
 

@@ -771,7 +771,7 @@ impl Authorizations {
         locked.dedup();
         // The ones that are there, each with the record's draw on it: the records service
         // checked the authorization when it held the units, so one that is not is not this
-        // tenant's, and there is nothing to count.
+        // tenant's (or the tenant is purged), and there is nothing to count.
         let mut found = Vec::with_capacity(locked.len());
         for authorization_id in locked {
             match store::lock_draw(tx.conn(), authorization_id, draw.record_id).await? {
@@ -779,7 +779,8 @@ impl Authorizations {
                 None => tracing::warn!(
                     %authorization_id,
                     record_id = %draw.record_id,
-                    "a service record names an unknown authorization"
+                    "a service record's event names an authorization that is not there (another \
+                     tenant's, or of a purged tenant)"
                 ),
             }
         }

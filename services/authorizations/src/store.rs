@@ -163,32 +163,30 @@ struct DrawRow {
     record_version: i64,
 }
 
-/// Locks an authorization's row and reads a record's draw on it, in one statement: None when
-/// the authorization is not there (not the tenant's). Every change to an authorization's draws
-/// takes that lock first, so the draw read under it stands until the transaction ends.
+/// Locks an authorization's row, then reads a record's draw on it: None when the authorization
+/// is not there (not the tenant's), or its tenant is purged (an event that arrives while the
+/// purge deletes, or after, must bring no draw back, as a consumer's inbox counts such an event
+/// handled). Every change to an authorization's draws takes that lock first, so the draw read
+/// under it stands until the transaction ends. Two statements, not one: a statement that waited
+/// for the lock still reads other rows as they were when it began, so it would miss the draw
+/// the transaction it waited for wrote; the second statement reads after the lock is held.
 pub async fn lock_draw(
     conn: &mut PgConnection,
     authorization_id: AuthorizationId,
     record_id: RecordId,
 ) -> Result<Option<Draw>> {
-    let row: Option<DrawRow> = sqlx::query_as(
-        "SELECT coalesce(d.held_units, 0) AS held_units, \
-         coalesce(d.held_version, 0) AS held_version, d.held_by, d.held_at, \
-         coalesce(d.earlier_units, 0) AS earlier_units, \
-         coalesce(d.earlier_version, 0) AS earlier_version, \
-         coalesce(d.delivered_units, 0) AS delivered_units, \
-         coalesce(d.delivered_value, 0) AS delivered_value, \
-         coalesce(d.record_version, 0) AS record_version \
-         FROM authorizations.authorizations a LEFT JOIN authorizations.draws d \
-         ON d.tenant_id = a.tenant_id AND d.authorization_id = a.id \
-         AND d.service_record_id = $2 \
-         WHERE a.id = $1 FOR UPDATE OF a",
+    let locked: Option<i32> = sqlx::query_scalar(
+        "SELECT 1 FROM authorizations.authorizations a WHERE a.id = $1 AND NOT EXISTS \
+         (SELECT 1 FROM tenancy.tenants t WHERE t.id = a.tenant_id AND t.purged_at IS NOT NULL) \
+         FOR UPDATE OF a",
     )
     .bind(authorization_id)
-    .bind(record_id)
-    .fetch_optional(conn)
+    .fetch_optional(&mut *conn)
     .await?;
-    Ok(row.map(Draw::from))
+    match locked {
+        Some(_) => Ok(Some(draw(conn, authorization_id, record_id).await?)),
+        None => Ok(None),
+    }
 }
 
 /// The draw of a record on an authorization, locked (the authorization's row must be locked

@@ -1,8 +1,9 @@
 //! The purge of a tenant's rows, after its export and its suspension.
 //!
 //! One purge of a tenant runs at a time (a session advisory lock). It first marks the tenant
-//! purged: from then on the services refuse its calls and their inboxes count its late events
-//! as handled, so nothing brings rows back. After a grace period for transactions already
+//! purged: from then on the services refuse its calls and their consumers leave its late
+//! events alone (an inbox counts them as handled; the drawdown finds no authorization of a
+//! purged tenant), so nothing brings rows back. After a grace period for transactions already
 //! under way, it deletes the tenant's rows table by table, a table before those it references,
 //! in batches of their own transactions; each batch adds what it deleted to the ledger's report
 //! in the same transaction, so a purge cut short resumes where it stopped with an exact report.
@@ -364,8 +365,8 @@ pub async fn remaining(
 }
 
 /// Drops the tenant's events parked in the dead-letter queues of `consumers`; how many per
-/// consumer. (Events still waiting in the consumers' own queues need nothing: the inboxes
-/// count a purged tenant's events as handled.)
+/// consumer. (Events still waiting in the consumers' own queues need nothing: the consumers
+/// leave a purged tenant's events alone.)
 pub async fn drop_parked_events(
     bus: &caseway_platform::bus::Bus,
     consumers: &[&str],

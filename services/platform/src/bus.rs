@@ -719,7 +719,7 @@ pub struct Subscription {
     pub bindings: Vec<String>,
     /// Deliveries (or batches, see [`consume_batches`]) handled at once by this process. More
     /// than one only for a handler whose effect does not depend on the order of events (it
-    /// orders them itself, by versions and locks, and the inbox drops repeats).
+    /// orders them itself, by versions and locks, and a repeat changes nothing).
     pub concurrency: usize,
 }
 
