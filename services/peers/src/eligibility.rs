@@ -95,16 +95,23 @@ impl Eligibility {
             PEER,
             Retry::Idempotent,
             || {
-                self.identity.request(
-                    pb::EnforceEligibilityRequest {
-                        client_id: client.to_string(),
-                        service_id: service.to_string(),
-                        as_of: Some(date(as_of)),
-                    },
-                    self.caller,
-                    tenant,
-                    ENFORCE_ELIGIBILITY,
-                )
+                // An answer of no REQUIRED rule is cached here: it must come from the rules
+                // as stored, not from the eligibility replica's own cache of them.
+                self.identity
+                    .request(
+                        pb::EnforceEligibilityRequest {
+                            client_id: client.to_string(),
+                            service_id: service.to_string(),
+                            as_of: Some(date(as_of)),
+                        },
+                        self.caller,
+                        tenant,
+                        ENFORCE_ELIGIBILITY,
+                    )
+                    .map(|mut request| {
+                        caseway_platform::caller::ask_fresh(&mut request);
+                        request
+                    })
             },
             |request| {
                 let mut client = self.client.clone();
