@@ -805,6 +805,67 @@ async fn deletes_give_units_back_and_redelivered_events_change_nothing() {
     node.shutdown().await;
 }
 
+/// Copies of one change of a record that arrive together (a redelivery overlapping the first
+/// delivery, on the same replica or another) count once: each applies under the
+/// authorization's lock and reads the record's draw only once it holds it, so the copies that
+/// waited see what the first wrote and settle nothing more.
+#[tokio::test]
+async fn copies_of_one_record_event_applied_at_once_count_once() {
+    use prost::Message;
+
+    let env = TestEnv::new().await;
+    let mut record_events = env.bus.listen("records.#").await;
+    let node = env.start(&caseway::Target::ALL).await;
+    let f = authorizations_tenant(&env, &node, "auth-copies").await;
+    let authorization = f.approved(&node, "FREQ=WEEKLY;BYDAY=MO", "2").await;
+    record(&node, &f.worker, "", f.session(&authorization.id, "4", 2))
+        .await
+        .unwrap();
+    let (recorded, _) = record_events
+        .expect("records.service_recorded.v1", Duration::from_secs(10))
+        .await;
+    utilization_when(&node, &f.worker, &authorization.id, |u| {
+        u.delivered_units == "4"
+    })
+    .await;
+
+    // The record's next version, 3 units where it had 4, as eight copies at once (the
+    // consumer takes up to eight deliveries together).
+    let mut change =
+        caseway_api::events::v1::ServiceRecordChanged::decode(recorded.payload.as_slice()).unwrap();
+    let next = change.record.as_mut().unwrap();
+    next.etag = caseway_platform::etag::format(2);
+    next.units = "3".into();
+    let payload = change.encode_to_vec();
+    let copies: Vec<_> = (0..8)
+        .map(|_| {
+            let mut copy = recorded.clone();
+            copy.id = Uuid::now_v7();
+            copy.payload = payload.clone();
+            copy
+        })
+        .collect();
+    env.bus.bus.publish_confirmed(&copies).await.unwrap();
+    // A later recording's event comes after them on the queue: once it shows, they were all
+    // applied.
+    record(&node, &f.worker, "", f.session(&authorization.id, "1", 9))
+        .await
+        .unwrap();
+    utilization_when(&node, &f.worker, &authorization.id, |u| {
+        u.service_record_count == 2 && u.delivered_units == "4"
+    })
+    .await;
+    // And it stays so once every copy has had time to land.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let u = utilization(&node, &f.worker, &authorization.id).await;
+    assert_eq!(
+        u.delivered_units, "4",
+        "3 for the changed record, 1 for the other"
+    );
+    assert_eq!(u.held_units, "0");
+    node.shutdown().await;
+}
+
 /// A record moved to another authorization draws on the new one and gives the old one its
 /// units back; moved to none, it draws on nothing.
 #[tokio::test]
