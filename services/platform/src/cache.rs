@@ -124,6 +124,13 @@ impl<V: Send + Sync + 'static> KeyedCache<V> {
         entries.remove(&(tenant, id));
     }
 
+    /// Drops every entry (and any read under way from being kept).
+    pub fn clear(&self) {
+        let mut entries = self.lock();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        entries.clear();
+    }
+
     /// Whether the events that drop entries are heard: either way the cache starts over, since
     /// what it held may have changed unheard.
     pub fn set_live(&self, live: bool) {
@@ -153,7 +160,9 @@ impl<V: Send + Sync + 'static> KeyedCache<V> {
     }
 
     /// As [`follow_events`](Self::follow_events), for events that name the entry otherwise:
-    /// `entry_of` reads the id of the entry an event changes (None: none of this cache's).
+    /// `entry_of` reads the id of the entry an event changes (None: none of this cache's). An
+    /// event it cannot read says something changed without saying what: the whole cache is
+    /// dropped.
     pub async fn follow_with<F>(
         self: Arc<Self>,
         bus: Bus,
@@ -175,13 +184,68 @@ impl<V: Send + Sync + 'static> KeyedCache<V> {
             let cache = self.clone();
             async move {
                 for envelope in events {
-                    if let Some(id) = entry_of(&envelope)? {
-                        cache.invalidate(envelope.tenant_id, id);
+                    match entry_of(&envelope) {
+                        Ok(Some(id)) => cache.invalidate(envelope.tenant_id, id),
+                        Ok(None) => {}
+                        Err(error) => {
+                            tracing::warn!(error = %error, event_id = %envelope.id, event = %envelope.event_type, "an event the cache cannot read; dropping every entry");
+                            cache.clear();
+                        }
                     }
                 }
                 Ok(())
             }
         })
         .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tenant() -> TenantId {
+        TenantId(Uuid::now_v7())
+    }
+
+    #[test]
+    fn serves_only_while_live_and_starts_over_at_each_change_of_hearing() {
+        let (cache, t, id) = (KeyedCache::<u32>::new(), tenant(), Uuid::now_v7());
+        cache.insert(t, id, Arc::new(1), cache.generation());
+        assert!(
+            cache.get(t, id).is_none(),
+            "nothing kept before it hears events"
+        );
+        cache.set_live(true);
+        cache.insert(t, id, Arc::new(1), cache.generation());
+        assert_eq!(cache.get(t, id).as_deref(), Some(&1));
+        assert!(cache.get(tenant(), id).is_none(), "keyed by tenant");
+        cache.set_live(false);
+        assert!(cache.get(t, id).is_none(), "deaf: nothing served");
+        cache.set_live(true);
+        assert!(cache.get(t, id).is_none(), "heard again: it starts empty");
+    }
+
+    #[test]
+    fn a_read_that_raced_with_a_drop_is_not_kept() {
+        let (cache, t, id) = (KeyedCache::<u32>::unfollowed(), tenant(), Uuid::now_v7());
+        let before = cache.generation();
+        cache.invalidate(t, Uuid::now_v7());
+        cache.insert(t, id, Arc::new(1), before);
+        assert!(cache.get(t, id).is_none());
+        cache.insert(t, id, Arc::new(2), cache.generation());
+        assert_eq!(
+            cache.get(t, id).as_deref(),
+            Some(&2),
+            "unfollowed serves at once"
+        );
+        let before = cache.generation();
+        cache.clear();
+        assert!(cache.get(t, id).is_none());
+        cache.insert(t, id, Arc::new(3), before);
+        assert!(
+            cache.get(t, id).is_none(),
+            "a read begun before the clear is not kept"
+        );
     }
 }
