@@ -150,16 +150,13 @@ impl Catalog {
         caller: &Caller,
         id: Uuid,
     ) -> Result<Arc<Record<ServiceFields>>> {
-        let record = if caller.fresh {
-            Arc::new(self.get::<ServiceFields>(caller, id).await?)
-        } else {
-            self.cache
-                .get_or_load(caller.tenant, id, || async {
-                    self.get::<ServiceFields>(caller, id).await.map(Some)
-                })
-                .await?
-                .ok_or_else(|| Error::not_found("service", id))?
-        };
+        let record = self
+            .cache
+            .read(caller, id, || async {
+                self.get::<ServiceFields>(caller, id).await.map(Some)
+            })
+            .await?
+            .ok_or_else(|| Error::not_found("service", id))?;
         // A restricted service is invisible outside its organizations: the same answer as
         // for a service that does not exist.
         if !record.fields.visible_to(&caller.principal) {

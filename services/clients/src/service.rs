@@ -310,12 +310,11 @@ impl Clients {
                 read.done();
                 Ok::<_, Error>(record.map(|record| record.client))
             };
-            let client = if caller.fresh {
-                load().await?.map(Arc::new)
-            } else {
-                self.cache.get_or_load(tenant, id, load).await?
-            };
-            let client = client.ok_or_else(|| Error::not_found("client", id))?;
+            let client = self
+                .cache
+                .read(caller, id, load)
+                .await?
+                .ok_or_else(|| Error::not_found("client", id))?;
             return Ok((client, None));
         }
         let mut tx = self.platform.db.tenant_tx(tenant).await?;

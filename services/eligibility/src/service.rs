@@ -957,23 +957,16 @@ impl Eligibility {
         service: ServiceId,
         as_of: NaiveDate,
     ) -> Result<Option<DecisionRow>> {
-        let required = |published: &[RuleVersionRow]| {
-            published
-                .iter()
-                .any(|v| v.service_id == service && v.mode == Mode::Required)
-        };
+        let required = |v: &&RuleVersionRow| v.service_id == service && v.mode == Mode::Required;
         let mut published = self.published_for(caller.tenant).await?;
-        if caller.fresh && !required(&published) {
+        if caller.fresh && !published.iter().any(|v| required(&v)) {
             // The caller caches an answer of no REQUIRED rule: it must not come from a cache
             // of the rules that has not yet heard of one just published.
             let mut tx = self.db.tenant_tx(caller.tenant).await?;
             published = Arc::new(store::published(tx.conn()).await?);
             tx.commit().await?;
         }
-        let Some(version) = published
-            .iter()
-            .find(|v| v.service_id == service && v.mode == Mode::Required)
-        else {
+        let Some(version) = published.iter().find(required) else {
             return Ok(None);
         };
         let reads = self.reads(caller.tenant, &published)?;

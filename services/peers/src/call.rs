@@ -80,12 +80,7 @@ where
 {
     // What a lookup finds is cached here, dropped by the owner's events: it must be what is
     // stored, not what the owner's own cache (which hears those events apart) still holds.
-    let fresh = || {
-        request().map(|mut message| {
-            caseway_platform::caller::ask_fresh(&mut message);
-            message
-        })
-    };
+    let fresh = || request().map(caseway_platform::caller::ask_fresh);
     match call(peer, Retry::Idempotent, fresh, send).await {
         Ok(reply) => Ok(Some(reply)),
         Err(Failure::NotFound) => Ok(None),

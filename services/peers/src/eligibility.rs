@@ -108,10 +108,7 @@ impl Eligibility {
                         tenant,
                         ENFORCE_ELIGIBILITY,
                     )
-                    .map(|mut request| {
-                        caseway_platform::caller::ask_fresh(&mut request);
-                        request
-                    })
+                    .map(caseway_platform::caller::ask_fresh)
             },
             |request| {
                 let mut client = self.client.clone();

@@ -22,6 +22,7 @@ use uuid::Uuid;
 
 use crate::TenantId;
 use crate::bus::{Bus, Envelope, Subscription, consume_watched};
+use crate::caller::Caller;
 
 type Key = (TenantId, Uuid);
 
@@ -116,6 +117,26 @@ impl<V: Send + Sync + 'static> KeyedCache<V> {
         let value = Arc::new(value);
         self.insert(tenant, id, value.clone(), generation);
         Ok(Some(value))
+    }
+
+    /// As [`get_or_load`](Self::get_or_load) for `caller`'s tenant, except that a caller who
+    /// asked for a fresh read ([`Caller::fresh`]) gets what `load` finds, and the cache is
+    /// left as it was.
+    pub async fn read<E, F, Fut>(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        load: F,
+    ) -> Result<Option<Arc<V>>, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<V>, E>>,
+    {
+        if caller.fresh {
+            Ok(load().await?.map(Arc::new))
+        } else {
+            self.get_or_load(caller.tenant, id, load).await
+        }
     }
 
     pub fn invalidate(&self, tenant: TenantId, id: Uuid) {

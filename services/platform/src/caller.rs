@@ -40,11 +40,12 @@ fn wants_fresh<T>(request: &tonic::Request<T>) -> bool {
 /// Asks the service `request` goes to for a fresh read: a peer filling a cache of its own must
 /// not fill it from another replica's cache, which may not yet have heard the change the
 /// peer's own cache just dropped.
-pub fn ask_fresh<T>(request: &mut tonic::Request<T>) {
+pub fn ask_fresh<T>(mut request: tonic::Request<T>) -> tonic::Request<T> {
     request.metadata_mut().insert(
         CACHE_CONTROL,
         tonic::metadata::MetadataValue::from_static("no-cache"),
     );
+    request
 }
 
 impl Caller {
